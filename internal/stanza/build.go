@@ -1,0 +1,156 @@
+package stanza
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strconv"
+)
+
+// esc XML-escapes s for text or a quoted attribute value.
+func esc(b *bytes.Buffer, s string) { _ = xml.EscapeText(b, []byte(s)) }
+
+func attr(b *bytes.Buffer, name, value string) {
+	b.WriteByte(' ')
+	b.WriteString(name)
+	b.WriteString(`="`)
+	esc(b, value)
+	b.WriteByte('"')
+}
+
+// JoinPresence asks to join room as nick, without history: the runtime catches up
+// from the archive, never from the room's history.
+func JoinPresence(room, nick, id string) []byte {
+	var b bytes.Buffer
+	b.WriteString("<presence")
+	attr(&b, "to", Occupant(room, nick))
+	attr(&b, "id", id)
+	b.WriteString(`><x xmlns="` + NSMUC + `"><history maxstanzas="0"/></x></presence>`)
+	return b.Bytes()
+}
+
+// NickChangePresence changes this occupant's nick in room (no MUC payload, so the
+// server treats it as a change, not a join).
+func NickChangePresence(room, nick, id string) []byte {
+	var b bytes.Buffer
+	b.WriteString("<presence")
+	attr(&b, "to", Occupant(room, nick))
+	attr(&b, "id", id)
+	b.WriteString("/>")
+	return b.Bytes()
+}
+
+// LeavePresence leaves room.
+func LeavePresence(room, nick string) []byte {
+	var b bytes.Buffer
+	b.WriteString("<presence")
+	attr(&b, "to", Occupant(room, nick))
+	b.WriteString(` type="unavailable"/>`)
+	return b.Bytes()
+}
+
+// GroupchatMessage is a post to room. The stanza id and the XEP-0359 origin-id are
+// both originID, so the reflection and any error bounce can be matched to the post.
+// inReplyTo, when set, is carried as an XEP-0461 reply reference.
+func GroupchatMessage(room, originID, body, inReplyTo string) []byte {
+	var b bytes.Buffer
+	b.Grow(len(body) + 256)
+	b.WriteString("<message")
+	attr(&b, "to", room)
+	attr(&b, "type", "groupchat")
+	attr(&b, "id", originID)
+	b.WriteString("><body>")
+	esc(&b, body)
+	b.WriteString(`</body><origin-id xmlns="` + NSSID + `"`)
+	attr(&b, "id", originID)
+	b.WriteString("/>")
+	if inReplyTo != "" {
+		b.WriteString(`<reply xmlns="` + NSReply + `"`)
+		attr(&b, "id", inReplyTo)
+		b.WriteString("/>")
+	}
+	b.WriteString("</message>")
+	return b.Bytes()
+}
+
+func iqOpen(b *bytes.Buffer, typ, to, id string) {
+	b.WriteString("<iq")
+	attr(b, "type", typ)
+	if to != "" {
+		attr(b, "to", to)
+	}
+	attr(b, "id", id)
+	b.WriteByte('>')
+}
+
+// InstantRoomIQ submits an empty room configuration form: it unlocks a room this
+// connection just created (XEP-0045 instant room) and changes nothing on a room
+// that already exists, so it is safe to send after every join.
+func InstantRoomIQ(room, id string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "set", room, id)
+	b.WriteString(`<query xmlns="` + NSMUCOwner + `"><x xmlns="` + NSDataForm + `" type="submit"/></query></iq>`)
+	return b.Bytes()
+}
+
+// PingIQ is an XEP-0199 ping.
+func PingIQ(to, id string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "get", to, id)
+	b.WriteString(`<ping xmlns="` + NSPing + `"/></iq>`)
+	return b.Bytes()
+}
+
+// DiscoInfoIQ asks for to's service discovery information.
+func DiscoInfoIQ(to, id string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "get", to, id)
+	b.WriteString(`<query xmlns="` + NSDiscoInfo + `"/></iq>`)
+	return b.Bytes()
+}
+
+// Page selects a page of a MAM query (XEP-0059 result set management).
+type Page struct {
+	Max int
+	// After pages forward, strictly after an archive id.
+	After string
+	// Before pages backward, strictly before an archive id; with Last set and
+	// Before empty the page is the archive's newest ("<before/>").
+	Before string
+	Last   bool
+}
+
+// MAMQueryIQ is an XEP-0313 query of archive (a room's bare JID).
+func MAMQueryIQ(archive, id, queryID string, p Page) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "set", archive, id)
+	b.WriteString(`<query xmlns="` + NSMAM + `"`)
+	attr(&b, "queryid", queryID)
+	b.WriteString(`><set xmlns="` + NSRSM + `"><max>`)
+	b.WriteString(strconv.Itoa(p.Max))
+	b.WriteString("</max>")
+	switch {
+	case p.After != "":
+		b.WriteString("<after>")
+		esc(&b, p.After)
+		b.WriteString("</after>")
+	case p.Before != "":
+		b.WriteString("<before>")
+		esc(&b, p.Before)
+		b.WriteString("</before>")
+	case p.Last:
+		b.WriteString("<before/>")
+	}
+	b.WriteString("</set></query></iq>")
+	return b.Bytes()
+}
+
+// ErrorReplyIQ answers an IQ get/set the runtime doesn't serve.
+func ErrorReplyIQ(to, id, condition string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "error", to, id)
+	b.WriteString(`<error type="cancel"><` + condition + ` xmlns="` + NSStanzas + `"/></error></iq>`)
+	return b.Bytes()
+}
+
+// StreamEnd closes the XML stream.
+func StreamEnd() []byte { return []byte("</stream:stream>") }

@@ -1,0 +1,151 @@
+// Package stanza holds parley-xmpp's own view of the XMPP stanzas it exchanges:
+// plain types for what arrives, builders for what it sends, and parsers for the
+// payloads go-xmpp hands over raw (MAM results and <fin/>). Nothing here does I/O,
+// so every parser and builder is unit-tested against literal XML.
+package stanza
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Namespaces used by the runtime.
+const (
+	NSMUC       = "http://jabber.org/protocol/muc"
+	NSMUCUser   = "http://jabber.org/protocol/muc#user"
+	NSMUCOwner  = "http://jabber.org/protocol/muc#owner"
+	NSMAM       = "urn:xmpp:mam:2"
+	NSRSM       = "http://jabber.org/protocol/rsm"
+	NSSID       = "urn:xmpp:sid:0"
+	NSForward   = "urn:xmpp:forward:0"
+	NSDelay     = "urn:xmpp:delay"
+	NSPing      = "urn:xmpp:ping"
+	NSDataForm  = "jabber:x:data"
+	NSStanzas   = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	NSReply     = "urn:xmpp:reply:0"
+	NSDiscoInfo = "http://jabber.org/protocol/disco#info"
+)
+
+// StanzaID is an XEP-0359 <stanza-id/>: the id an entity (By) assigned.
+type StanzaID struct {
+	ID string
+	By string
+}
+
+// Error is a stanza-level <error/>.
+type Error struct {
+	Type      string // cancel, modify, auth, wait, continue
+	Condition string // e.g. item-not-found
+	Text      string
+}
+
+func (e *Error) Error() string {
+	s := e.Condition
+	if s == "" {
+		s = "undefined-condition"
+	}
+	if e.Type != "" {
+		s = e.Type + "/" + s
+	}
+	if e.Text != "" {
+		s += ": " + e.Text
+	}
+	return s
+}
+
+// Message is a <message/> as the runtime sees it.
+type Message struct {
+	From     string
+	ID       string
+	Type     string // groupchat, error, ...
+	Body     string // empty when the message has no body (XMPP can't carry an empty one)
+	Subject  string
+	OriginID string
+	// StanzaID is the <stanza-id/> the message carries. go-xmpp keeps only the last
+	// one, so a room's id can be hidden behind another entity's; callers must check
+	// By and fall back to the archive when it isn't the room.
+	StanzaID StanzaID
+	Stamp    time.Time // <delay stamp/>, zero when absent
+	Error    *Error    // for Type == "error"
+	// MAM is set when the message is an XEP-0313 archive result.
+	MAM *MAMResult
+}
+
+// MAMResult is one <result/> of a MAM query.
+type MAMResult struct {
+	Archive string // the JID the result came from (the archive owner)
+	QueryID string
+	ID      string // the archive id, equal to the room's stanza-id
+	Message Forwarded
+}
+
+// Forwarded is the archived message inside a MAM result.
+type Forwarded struct {
+	From     string
+	Type     string
+	Body     string
+	HasBody  bool
+	OriginID string
+	Stamp    time.Time
+}
+
+// Presence is a <presence/>. MUC status codes are not available (go-xmpp drops
+// them), so the runtime never relies on them.
+type Presence struct {
+	From        string
+	ID          string
+	Type        string // "", unavailable, error, ...
+	Status      string
+	Affiliation string
+	Role        string
+	JID         string // the last <item jid/> of the MUC user payload
+	Error       *Error
+}
+
+// IQ is an <iq/>.
+type IQ struct {
+	ID      string
+	From    string
+	To      string
+	Type    string // get, set, result, error
+	Payload []byte // the first child element, re-serialised
+	Error   *Error
+	// Features of a disco#info result (go-xmpp decodes those itself).
+	Features []string
+}
+
+// Bare returns jid without its resource.
+func Bare(jid string) string {
+	if i := strings.IndexByte(jid, '/'); i >= 0 {
+		return jid[:i]
+	}
+	return jid
+}
+
+// Resource returns jid's resource ("" when none). For an occupant JID it is the nick.
+func Resource(jid string) string {
+	if i := strings.IndexByte(jid, '/'); i >= 0 {
+		return jid[i+1:]
+	}
+	return ""
+}
+
+// SameBare reports whether two JIDs have the same bare JID. Local and domain parts
+// compare case-insensitively: servers case-fold both (nodeprep, nameprep).
+func SameBare(a, b string) bool { return strings.EqualFold(Bare(a), Bare(b)) }
+
+// Occupant returns room/nick.
+func Occupant(room, nick string) string { return room + "/" + nick }
+
+// ParseStamp reads an XEP-0082 timestamp (with or without fractional seconds).
+func ParseStamp(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stanza: bad timestamp %q: %w", s, err)
+	}
+	return t, nil
+}

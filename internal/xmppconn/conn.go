@@ -1,0 +1,288 @@
+// Package xmppconn is the one place parley-xmpp touches github.com/xmppo/go-xmpp.
+// It dials and logs in, runs the single reader goroutine and the single writer
+// goroutine of a connection, and converts what go-xmpp returns into package
+// stanza's types, so the rest of the runtime never sees the library.
+//
+// The library's gaps handled here:
+//   - go-xmpp has no context, deadlines or way to abort a read, and its Close can
+//     hang for 10 s after a stream broken mid-stanza (and races with Recv). The
+//     adapter reaches the underlying net.Conn (see rawConn) and closes that
+//     instead; go-xmpp's Close is never called.
+//   - Writes are unsynchronised single Write calls: all of ours go through one
+//     writer goroutine fed by a bounded queue, so a slow or blackholed link never
+//     blocks the session actor, and every write has a deadline.
+//   - Recv reports an unknown top-level element as an error that is not fatal; the
+//     reader skips those and treats every other error as the end of the link.
+//   - Login is not cancellable: Dial runs it on its own goroutine and, when ctx
+//     ends first, closes the client as soon as the login returns.
+package xmppconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	xmpp "github.com/xmppo/go-xmpp"
+)
+
+// Options configure a connection.
+type Options struct {
+	Addr     string // host:port
+	User     string // bare JID to log in as
+	Password string
+	Resource string
+	// DirectTLS: TLS from the first byte (xmpps://). Otherwise the stream starts in
+	// the clear and STARTTLS is used when RequireTLS or the server requires it.
+	DirectTLS  bool
+	RequireTLS bool
+	// AllowPlaintext permits password authentication on an unencrypted stream.
+	AllowPlaintext bool
+	TLSConfig      *tls.Config
+	DialTimeout    time.Duration
+	WriteTimeout   time.Duration // per write; 0: 10 s
+	SendQueue      int           // stanzas queued for the writer; 0: 4096
+}
+
+// Errors the adapter reports.
+var (
+	// ErrClosed: the connection was closed (by Close or Abort, or after a failure).
+	ErrClosed = errors.New("xmppconn: connection closed")
+	// ErrSendQueueFull: the writer is this far behind: the link is unusable.
+	ErrSendQueueFull = errors.New("xmppconn: send queue full")
+)
+
+// Handler receives what a connection reads, on the reader goroutine. Stanza gets
+// a stanza.Message, stanza.Presence or stanza.IQ. Closed is called once, last,
+// with the reason the connection ended.
+type Handler struct {
+	Stanza func(any)
+	Closed func(error)
+}
+
+// Conn is a logged-in XMPP client stream.
+type Conn struct {
+	client *xmpp.Client
+	raw    net.Conn // the TCP connection under any TLS
+	jid    string
+	wto    time.Duration
+
+	out       chan []byte
+	stop      chan struct{} // closed to stop the writer
+	stopOnce  sync.Once
+	readerEnd chan struct{}
+	writerEnd chan struct{}
+	startOnce sync.Once
+	closeErr  error
+	errOnce   sync.Once
+}
+
+// Dial connects and logs in. It returns when logged in, or when ctx ends (the
+// abandoned login is then closed as soon as go-xmpp returns from it).
+func Dial(ctx context.Context, o Options) (*Conn, error) {
+	opts := xmpp.Options{
+		Host:                         o.Addr,
+		User:                         o.User,
+		Password:                     o.Password,
+		Resource:                     o.Resource,
+		NoTLS:                        !o.DirectTLS,
+		StartTLS:                     !o.DirectTLS && o.RequireTLS,
+		InsecureAllowUnencryptedAuth: o.AllowPlaintext,
+		TLSConfig:                    o.TLSConfig,
+		DialTimeout:                  o.DialTimeout,
+		Session:                      false,
+		Status:                       "",
+		SoftwareName:                 "parley-xmpp",
+		SoftwareVersion:              "dev",
+	}
+	type result struct {
+		c   *xmpp.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := opts.NewClient()
+		done <- result{c, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.c != nil {
+				if raw := rawConn(r.c); raw != nil {
+					_ = raw.Close()
+				}
+			}
+		}()
+		return nil, ctx.Err()
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("xmppconn: login as %s at %s: %w", o.User, o.Addr, scrub(r.err, o.Password))
+	}
+	raw := rawConn(r.c)
+	if raw == nil {
+		return nil, errors.New("xmppconn: go-xmpp's client layout changed: can't reach its net.Conn (pin go-xmpp v0.3.7)")
+	}
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	wto := o.WriteTimeout
+	if wto <= 0 {
+		wto = 10 * time.Second
+	}
+	q := o.SendQueue
+	if q <= 0 {
+		q = 4096
+	}
+	return &Conn{
+		client:    r.c,
+		raw:       raw,
+		jid:       r.c.JID(),
+		wto:       wto,
+		out:       make(chan []byte, q),
+		stop:      make(chan struct{}),
+		readerEnd: make(chan struct{}),
+		writerEnd: make(chan struct{}),
+	}, nil
+}
+
+// scrub keeps a password out of an error that might quote it.
+func scrub(err error, password string) error {
+	if password == "" || !strings.Contains(err.Error(), password) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), password, "<password>"))
+}
+
+// rawConn reaches go-xmpp's unexported connection. go-xmpp offers no other way to
+// close a stream without its blocking, racy Close. The field's type is checked,
+// so a changed layout yields nil instead of memory corruption.
+func rawConn(c *xmpp.Client) net.Conn {
+	f := reflect.ValueOf(c).Elem().FieldByName("conn")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[net.Conn]() {
+		return nil
+	}
+	return *(*net.Conn)(unsafe.Pointer(f.UnsafeAddr()))
+}
+
+// JID is the full JID the server bound.
+func (c *Conn) JID() string { return c.jid }
+
+// Start runs the reader and writer goroutines. h is called from the reader.
+func (c *Conn) Start(h Handler) {
+	c.startOnce.Do(func() {
+		go c.readLoop(h)
+		go c.writeLoop()
+	})
+}
+
+// Send queues a stanza for the writer without blocking.
+func (c *Conn) Send(stanza []byte) error {
+	select {
+	case <-c.stop:
+		return ErrClosed
+	default:
+	}
+	select {
+	case c.out <- stanza:
+		return nil
+	default:
+		c.fail(ErrSendQueueFull)
+		return ErrSendQueueFull
+	}
+}
+
+func (c *Conn) writeLoop() {
+	defer close(c.writerEnd)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case b := <-c.out:
+			_ = c.raw.SetWriteDeadline(time.Now().Add(c.wto))
+			if _, err := c.client.SendOrg(string(b)); err != nil {
+				c.fail(fmt.Errorf("xmppconn: write: %w", err))
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) readLoop(h Handler) {
+	defer close(c.readerEnd)
+	for {
+		v, err := c.client.Recv()
+		if err != nil {
+			if isSkippable(err) {
+				continue
+			}
+			c.fail(err)
+			h.Closed(c.reason())
+			return
+		}
+		if s := convert(v); s != nil {
+			h.Stanza(s)
+		}
+	}
+}
+
+// isSkippable: go-xmpp's error for an element it has no type for (a stream
+// management <r/>, say); the stream itself is fine.
+func isSkippable(err error) bool {
+	return strings.HasPrefix(err.Error(), "unexpected XMPP message ")
+}
+
+// fail records the first reason the connection ends and tears the link down so
+// both goroutines finish.
+func (c *Conn) fail(err error) {
+	c.errOnce.Do(func() { c.closeErr = err })
+	c.stopOnce.Do(func() { close(c.stop) })
+	_ = c.raw.Close()
+}
+
+func (c *Conn) reason() error {
+	c.errOnce.Do(func() { c.closeErr = ErrClosed })
+	return c.closeErr
+}
+
+// Abort drops the link at once. It doesn't block.
+func (c *Conn) Abort() { c.fail(ErrClosed) }
+
+// Close ends the stream politely: it sends </stream:stream>, gives the server
+// until grace to close its side, then drops the link; it returns when both
+// goroutines have finished. It blocks: never call it from an actor's Receive.
+func (c *Conn) Close(grace time.Duration) {
+	if c.Send(StreamEndBytes) == nil {
+		select {
+		case <-c.readerEnd:
+		case <-time.After(grace):
+		}
+	}
+	c.fail(ErrClosed)
+	c.Wait()
+}
+
+// Wait returns when the reader and writer have finished (after a failure, Abort
+// or Close). Before Start it returns at once.
+func (c *Conn) Wait() {
+	started := true
+	c.startOnce.Do(func() {
+		started = false
+		close(c.readerEnd)
+		close(c.writerEnd)
+	})
+	if started {
+		<-c.readerEnd
+		<-c.writerEnd
+	}
+}
+
+// StreamEndBytes closes the XML stream.
+var StreamEndBytes = []byte("</stream:stream>")

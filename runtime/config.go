@@ -1,0 +1,179 @@
+package runtime
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults, from the Parley XMPP backend's documentation.
+const (
+	DefaultService    = "xmpp://127.0.0.1:5222"
+	DefaultDomain     = "parley.local"
+	DefaultMUCService = "muc.parley.local"
+	DefaultUsername   = "parley"
+	DefaultPassword   = "parleypass"
+)
+
+// Config configures a Runtime. Each of the first six fields, when left empty,
+// is taken from its environment variable, and failing that from its default:
+//
+//	Service     PARLEY_XMPP_SERVICE  xmpp://127.0.0.1:5222
+//	Domain      PARLEY_XMPP_DOMAIN   parley.local
+//	MUCService  PARLEY_XMPP_MUC      muc.parley.local
+//	Username    PARLEY_XMPP_USER     parley
+//	Password    PARLEY_XMPP_PASS     parleypass
+//	Nick        PARLEY_XMPP_NICK     a random nick, new for each Runtime
+//
+// A field set in code always wins over the environment.
+type Config struct {
+	// Service is where to connect: "xmpp://host[:port]" (port 5222; STARTTLS
+	// when the server offers or requires it, see AllowPlaintext) or
+	// "xmpps://host[:port]" (port 5223; TLS from the first byte).
+	Service string
+	// Domain is the account's server (the domain part of its JID).
+	Domain string
+	// MUCService is the MUC service the rooms live on.
+	MUCService string
+	Username   string
+	Password   string
+	// Nick is the occupant nick the runtime joins rooms and posts under. Leave it
+	// empty for a random nick per Runtime (distinct for every concurrent session
+	// sharing an account). Pinned, it must be unique per concurrent connection:
+	// a second connection using it fails with seam.ErrNickConflict.
+	Nick string
+
+	// AllowPlaintext permits sending the password over an unencrypted stream to
+	// a server that is not on a loopback address. Without it the runtime insists
+	// on TLS for every non-loopback server.
+	AllowPlaintext bool
+	// TLSConfig, when set, is used for TLS and STARTTLS.
+	TLSConfig *tls.Config
+
+	// Timeouts; zero picks the default in brackets.
+	DialTimeout    time.Duration // TCP connect and login [15s]
+	RequestTimeout time.Duration // one IQ round trip [30s]
+	JoinTimeout    time.Duration // joining a room, cold-creation retries included [30s]
+	PostTimeout    time.Duration // a post's reflection [30s]
+
+	// FetchLimit is the page size when FetchRecentArgs.Limit <= 0 [50];
+	// MaxFetchLimit caps any Limit [10000].
+	FetchLimit    int
+	MaxFetchLimit int
+	// MAMPageSize is how many rows one MAM query asks for [50, Prosody's cap].
+	MAMPageSize int
+	// MaxContentBytes caps a post's content; servers close streams that carry
+	// oversized stanzas [65536].
+	MaxContentBytes int
+
+	// Logger receives the runtime's logs (nil: none). Passwords never appear.
+	Logger *slog.Logger
+}
+
+// resolved is a Config with everything filled in and checked.
+type resolved struct {
+	Config
+	addr      string
+	directTLS bool
+	loopback  bool
+	pinned    bool
+}
+
+var errConfig = errors.New("parley-xmpp: bad config")
+
+func envOr(v, env, def string) string {
+	if v != "" {
+		return v
+	}
+	if e := os.Getenv(env); e != "" {
+		return e
+	}
+	return def
+}
+
+func resolve(c Config) (*resolved, error) {
+	c.Service = envOr(c.Service, "PARLEY_XMPP_SERVICE", DefaultService)
+	c.Domain = envOr(c.Domain, "PARLEY_XMPP_DOMAIN", DefaultDomain)
+	c.MUCService = envOr(c.MUCService, "PARLEY_XMPP_MUC", DefaultMUCService)
+	c.Username = envOr(c.Username, "PARLEY_XMPP_USER", DefaultUsername)
+	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", DefaultPassword)
+	c.Nick = envOr(c.Nick, "PARLEY_XMPP_NICK", "")
+	r := &resolved{Config: c, pinned: c.Nick != ""}
+	if !r.pinned {
+		r.Nick = "parley-" + strings.ToLower(rand.Text()[:8])
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	setDur(&r.DialTimeout, 15*time.Second)
+	setDur(&r.RequestTimeout, 30*time.Second)
+	setDur(&r.JoinTimeout, 30*time.Second)
+	setDur(&r.PostTimeout, 30*time.Second)
+	setInt := func(n *int, def int) {
+		if *n <= 0 {
+			*n = def
+		}
+	}
+	setInt(&r.FetchLimit, 50)
+	setInt(&r.MaxFetchLimit, 10000)
+	setInt(&r.MAMPageSize, 50)
+	setInt(&r.MaxContentBytes, 64*1024)
+	if r.FetchLimit > r.MaxFetchLimit {
+		return nil, fmt.Errorf("%w: FetchLimit %d exceeds MaxFetchLimit %d", errConfig, r.FetchLimit, r.MaxFetchLimit)
+	}
+	if err := r.parseService(); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, v string }{{"Domain", r.Domain}, {"MUCService", r.MUCService}, {"Username", r.Username}} {
+		if strings.ContainsAny(f.v, "@/ \t\n\"'<>&") {
+			return nil, fmt.Errorf("%w: %s %q holds a character a JID can't", errConfig, f.name, f.v)
+		}
+	}
+	if strings.ContainsAny(r.Nick, "/\t\n\"<>&") || strings.TrimSpace(r.Nick) != r.Nick {
+		return nil, fmt.Errorf("%w: Nick %q holds characters a nick can't", errConfig, r.Nick)
+	}
+	return r, nil
+}
+
+func (r *resolved) parseService() error {
+	s := r.Service
+	if !strings.Contains(s, "://") {
+		s = "xmpp://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
+		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, r.Service)
+	}
+	port := u.Port()
+	switch u.Scheme {
+	case "xmpp":
+		if port == "" {
+			port = "5222"
+		}
+	case "xmpps":
+		r.directTLS = true
+		if port == "" {
+			port = "5223"
+		}
+	default:
+		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, r.Service)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return fmt.Errorf("%w: Service %q: bad port", errConfig, r.Service)
+	}
+	host := u.Hostname()
+	r.addr = net.JoinHostPort(host, port)
+	ip := net.ParseIP(host)
+	r.loopback = host == "localhost" || ip != nil && ip.IsLoopback()
+	return nil
+}

@@ -1,0 +1,310 @@
+// Package runtime is the backend that bridges embed: a seam.Backend that serves
+// Parley topics as XMPP Multi-User Chat rooms.
+//
+// A topic is a MUC room (see RoomLocalpart). A message's id and cursor are the
+// room's XEP-0359 stanza-id, which is also its XEP-0313 (MAM) archive id, so a
+// message has the same id and cursor whether it arrives live or from the archive.
+// Catch-up (FetchRecent) is a MAM query; joining a room asks for no history. A
+// post resolves when the room reflects it.
+//
+// Inside, the runtime is a set of actors (github.com/asynkron/protoactor-go): a
+// session actor owns the connection, one room actor per room owns its join
+// state, pending posts and subscribers, and each room's archive actor reads its
+// archive. Public calls cross into the actors and honour their context.
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/actors/room"
+	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/ask"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/seam"
+	"github.com/parley-go/parley-xmpp/supervision"
+)
+
+// Runtime is a seam.Backend over one XMPP connection. Its methods are safe for
+// concurrent use. A Runtime is used once: after Disconnect every call fails with
+// seam.ErrDisconnected.
+type Runtime struct {
+	cfg *resolved
+	log *slog.Logger
+
+	mu      sync.Mutex // guards the lifecycle fields below, not the actors' state
+	system  *actor.ActorSystem
+	session *actor.PID
+	online  bool
+	closed  bool
+}
+
+var _ seam.Backend = (*Runtime)(nil)
+
+// New checks cfg and returns a Runtime that is not yet connected.
+func New(cfg Config) (*Runtime, error) {
+	r, err := resolve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := r.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{cfg: r, log: log}, nil
+}
+
+// Nick is the occupant nick this runtime posts under.
+func (rt *Runtime) Nick() string { return rt.cfg.Nick }
+
+// Connect dials the server and logs in; it returns once logged in. Rooms are
+// joined on first use. Calling Connect on a connected runtime does nothing.
+func (rt *Runtime) Connect(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		return seam.ErrDisconnected
+	}
+	if rt.system == nil {
+		rt.start()
+	}
+	system, pid := rt.system, rt.session
+	rt.mu.Unlock()
+
+	res, err := ask.Ask(ctx, system, pid, &session.Connect{})
+	if err != nil {
+		if ctx.Err() != nil {
+			system.Root.Send(pid, &session.AbortConnect{})
+		}
+		return rt.callErr("connect", err)
+	}
+	if c, ok := res.(*session.Connected); ok && c.Err != nil {
+		return fmt.Errorf("parley-xmpp: connect to %s as %s@%s: %w", rt.cfg.addr, rt.cfg.Username, rt.cfg.Domain, c.Err)
+	}
+	rt.mu.Lock()
+	rt.online = !rt.closed
+	rt.mu.Unlock()
+	return nil
+}
+
+// start builds the actor system and the session actor. Called with mu held.
+func (rt *Runtime) start() {
+	c := rt.cfg
+	rt.system = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet(rt.log) }),
+		actor.WithDeadLetterThrottleInterval(100*time.Millisecond),
+	)
+	resource := "parley-" + strings.ToLower(rand.Text()[:8])
+	props := session.Props(session.Config{
+		Conn: xmppconn.Options{
+			Addr:           c.addr,
+			User:           c.Username + "@" + c.Domain,
+			Password:       c.Password,
+			Resource:       resource,
+			DirectTLS:      c.directTLS,
+			RequireTLS:     !c.directTLS && !c.loopback && !c.AllowPlaintext,
+			AllowPlaintext: c.loopback || c.AllowPlaintext,
+			TLSConfig:      c.TLSConfig,
+			DialTimeout:    c.DialTimeout,
+		},
+		Logger:  rt.log,
+		NewRoom: rt.roomProps,
+	})
+	// A top-level actor ignores its own props' supervisor; the guardian decides.
+	rt.session = rt.system.Root.Spawn(props.Configure(actor.WithGuardian(supervision.Children(rt.log, 3, time.Minute))))
+}
+
+func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
+	c := rt.cfg
+	return room.Props(room.Config{
+		JID: spec.JID, Topic: spec.Topic, Nick: c.Nick, Pinned: c.pinned, Session: spec.Session,
+		Logger: rt.log, IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
+		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
+	}).Configure(actor.WithSupervisor(supervision.Children(rt.log, 10, time.Minute)))
+}
+
+// quiet keeps protoactor's own chatter (actor started, dead letters) out of the
+// embedder's logs unless they debug.
+func quiet(l *slog.Logger) *slog.Logger { return l.With(slog.String("lib", "protoactor")) }
+
+// Disconnect closes the connection and stops every room and subscription. It
+// returns when no handler is running and the runtime's goroutines have ended
+// (or ctx ends). Calling it again does nothing.
+func (rt *Runtime) Disconnect(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		return nil
+	}
+	rt.closed, rt.online = true, false
+	system, pid := rt.system, rt.session
+	rt.mu.Unlock()
+	if system == nil {
+		return nil
+	}
+	_, err := ask.Ask(ctx, system, pid, &session.Disconnect{})
+	if err := system.Root.StopFuture(pid).Wait(); err != nil {
+		rt.log.Warn("session did not stop in time", slog.Any("err", err))
+	}
+	system.Shutdown()
+	if err != nil && !errors.Is(err, ask.ErrNoActor) {
+		return fmt.Errorf("parley-xmpp: disconnect: %w", err)
+	}
+	return nil
+}
+
+// ready returns the actor system and session of a connected runtime.
+func (rt *Runtime) ready() (*actor.ActorSystem, *actor.PID, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	switch {
+	case rt.closed:
+		return nil, nil, seam.ErrDisconnected
+	case !rt.online:
+		return nil, nil, seam.ErrNotConnected
+	}
+	return rt.system, rt.session, nil
+}
+
+// toRoom asks topic's room actor msg.
+func (rt *Runtime) toRoom(ctx context.Context, topic seam.Topic, msg any) (any, error) {
+	local, err := RoomLocalpart(topic)
+	if err != nil {
+		return nil, err
+	}
+	system, pid, err := rt.ready()
+	if err != nil {
+		return nil, err
+	}
+	res, err := ask.Ask(ctx, system, pid, &session.ToRoom{Room: local + "@" + rt.cfg.MUCService, Topic: topic, Msg: msg})
+	if err != nil {
+		return nil, rt.callErr("", err)
+	}
+	if e, ok := res.(error); ok {
+		return nil, e
+	}
+	return res, nil
+}
+
+func (rt *Runtime) callErr(op string, err error) error {
+	if errors.Is(err, ask.ErrNoActor) {
+		return seam.ErrDisconnected
+	}
+	if op != "" {
+		return fmt.Errorf("parley-xmpp: %s: %w", op, err)
+	}
+	return err
+}
+
+// Post sends content to topic's room and returns the room's stanza-id for it once
+// the room reflects it. identity is not used: XMPP's sender is the runtime's
+// occupant nick (see ResolveIdentity). Content that XML can't carry (NUL and
+// other control characters, invalid UTF-8, U+FFFE, U+FFFF), empty content, and
+// content over MaxContentBytes fail with seam.ErrInvalidContent before anything
+// is sent. A carriage return arrives as a line feed (XML normalises line ends).
+func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Handle, content string, opts seam.PostOptions) (seam.BackendMsgID, error) {
+	switch {
+	case content == "":
+		return "", fmt.Errorf("%w: empty content (XMPP has no empty message)", seam.ErrInvalidContent)
+	case len(content) > rt.cfg.MaxContentBytes:
+		return "", fmt.Errorf("%w: %d bytes is over the %d-byte limit (Config.MaxContentBytes)", seam.ErrInvalidContent, len(content), rt.cfg.MaxContentBytes)
+	}
+	if err := stanza.CheckText(content); err != nil {
+		return "", fmt.Errorf("%w: %v", seam.ErrInvalidContent, err)
+	}
+	if err := stanza.CheckText(string(opts.InReplyTo)); err != nil {
+		return "", fmt.Errorf("%w: InReplyTo: %v", seam.ErrInvalidContent, err)
+	}
+	res, err := rt.toRoom(ctx, topic, &room.Post{Content: content, InReplyTo: opts.InReplyTo})
+	if err != nil {
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, err)
+	}
+	p := res.(*room.Posted)
+	if p.Err != nil {
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
+	}
+	return p.ID, nil
+}
+
+// FetchRecent reads topic's archive: with Since nil the newest Limit messages,
+// otherwise up to Limit messages strictly after *Since, oldest first. A topic
+// never posted to gives an empty page whose NextCursor replays from the start,
+// and reading does not create its room. A Since the archive doesn't know (never
+// issued, or expired) fails with seam.ErrUnknownCursor. With Block set and
+// nothing newer than Since, it waits up to Block for the next message (joining
+// the room, which creates it if need be).
+func (rt *Runtime) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (seam.FetchRecentResult, error) {
+	res, err := rt.toRoom(ctx, args.Topic, &room.Fetch{Since: args.Since, Limit: args.Limit, Block: args.Block})
+	if err != nil {
+		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, err)
+	}
+	a := res.(*archive.Result)
+	if a.Err != nil {
+		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, a.Err)
+	}
+	next := a.NextCursor
+	if len(a.Entries) == 0 && args.Since != nil && !a.Missing {
+		next = *args.Since
+	}
+	return seam.FetchRecentResult{Messages: a.Messages(), NextCursor: next}, nil
+}
+
+// Subscribe delivers every message of topic reflected after it returns, own
+// posts included, once each, in archive order, to h, on a goroutine of the
+// subscription's own: a slow handler delays only itself. A handler that panics
+// is logged and keeps its subscription.
+func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handler) (seam.Subscription, error) {
+	if h == nil {
+		return nil, errors.New("parley-xmpp: subscribe: nil handler")
+	}
+	res, err := rt.toRoom(ctx, topic, &room.Subscribe{Handler: h})
+	if err != nil {
+		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, err)
+	}
+	s := res.(*room.Subscribed)
+	if s.Err != nil {
+		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, s.Err)
+	}
+	return &subscription{system: rt.system, pid: s.PID, gate: s.Gate}, nil
+}
+
+type subscription struct {
+	system *actor.ActorSystem
+	pid    *actor.PID
+	gate   *subscriber.Gate
+	once   sync.Once
+}
+
+// Close stops delivery: once it returns, no message is handed to the handler
+// other than one whose delivery had already begun. It may be called from the
+// handler, and more than once.
+func (s *subscription) Close() error {
+	s.once.Do(func() {
+		s.gate.Close()
+		s.system.Root.Stop(s.pid)
+	})
+	return nil
+}
+
+// ResolveIdentity answers by the string convention: the handle is its own
+// identity, and BackendRef is the occupant nick this runtime posts under.
+func (rt *Runtime) ResolveIdentity(ctx context.Context, handle seam.Handle) (seam.BackendIdentity, error) {
+	if err := ctx.Err(); err != nil {
+		return seam.BackendIdentity{}, err
+	}
+	if handle == "" {
+		return seam.BackendIdentity{}, errors.New("parley-xmpp: resolve identity: empty handle")
+	}
+	return seam.BackendIdentity{Handle: handle, BackendRef: rt.cfg.Nick}, nil
+}

@@ -1,0 +1,37 @@
+package seam
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Backends wrap them with detail; callers test with errors.Is.
+var (
+	// ErrNotConnected: the call needs a connected backend and Connect has not
+	// succeeded (yet).
+	ErrNotConnected = errors.New("seam: not connected")
+	// ErrDisconnected: Disconnect was called; the backend accepts no more calls.
+	ErrDisconnected = errors.New("seam: disconnected")
+	// ErrInvalidContent: the content can't be carried by the backend (for XMPP:
+	// characters XML 1.0 forbids, empty, or too large). Nothing was sent.
+	ErrInvalidContent = errors.New("seam: invalid content")
+	// ErrInvalidTopic: the topic is empty or can't be mapped to the backend.
+	ErrInvalidTopic = errors.New("seam: invalid topic")
+	// ErrNoArchive: the topic's backend has no message archive, so catch-up and
+	// cursors can't work. For XMPP: the MUC service lacks MAM (XEP-0313).
+	ErrNoArchive = errors.New("seam: no message archive")
+	// ErrUnknownCursor: Since names a cursor the backend doesn't know (never
+	// issued, or expired from the archive). Nothing was returned in its place.
+	ErrUnknownCursor = errors.New("seam: unknown cursor")
+	// ErrNickConflict: the backend's pinned nickname is already in use by another
+	// live connection.
+	ErrNickConflict = errors.New("seam: nickname conflict")
+)
+
+// NoSuchTopicError is the answer of a backend that reports a never-posted topic as
+// an error rather than an empty page.
+type NoSuchTopicError struct{ Topic Topic }
+
+func (e *NoSuchTopicError) Error() string {
+	return fmt.Sprintf("seam: no such topic %q", string(e.Topic))
+}
