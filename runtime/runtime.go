@@ -134,10 +134,6 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 	}).Configure(actor.WithSupervisor(supervision.Children(rt.log, 10, time.Minute)))
 }
 
-// quiet keeps protoactor's own chatter (actor started, dead letters) out of the
-// embedder's logs unless they debug.
-func quiet(l *slog.Logger) *slog.Logger { return l.With(slog.String("lib", "protoactor")) }
-
 // Disconnect closes the connection and stops every room and subscription. It
 // returns when no handler is running and the runtime's goroutines have ended
 // (or ctx ends). Calling it again does nothing.

@@ -75,7 +75,7 @@ type joinState int
 const (
 	notJoined joinState = iota
 	joining             // join presence sent, waiting for our own presence
-	renaming            // pinned nick: joined under a temporary nick, moving to the pinned one
+	verifying           // pinned nick: checking that no other session shares it
 	settling            // in the room: unlocking it and reading the archive's tail
 	joined
 )
@@ -91,11 +91,14 @@ type Room struct {
 	joinNick  string
 	joinStart time.Time
 	retry     *backoff.ExponentialBackOff
-	occupants map[string]bool
-	settle    int    // settling steps outstanding
-	tail      string // archive tail at join time
-	seen      string // newest live id seen while settling
-	queued    []queuedReq
+	// the pinned-nick probe (see startVerifying)
+	probeID    string
+	probeToken string
+	probeSeen  bool
+	settle     int    // settling steps outstanding
+	tail       string // archive tail at join time
+	seen       string // newest live id seen while settling
+	queued     []queuedReq
 
 	posts   map[string]*pendingPost // by origin-id
 	subs    []*actor.PID
@@ -189,8 +192,12 @@ func (r *Room) Receive(ctx actor.Context) {
 		r.onPresence(ctx, m)
 	case stanza.Message:
 		r.onMessage(ctx, m)
+	case stanza.IQ:
+		r.onIQ(ctx, m)
+	case *session.IQResult:
+		r.onProbeAnswer(ctx, m)
 	case *joinTimedOut:
-		if m.epoch == r.epoch && (r.state == joining || r.state == renaming || r.state == settling) {
+		if m.epoch == r.epoch && (r.state == joining || r.state == verifying || r.state == settling) {
 			r.failJoin(ctx, fmt.Errorf("%w: %s did not let %q in within %s", ErrJoinTimeout, r.cfg.JID, r.cfg.Nick, r.cfg.JoinTimeout))
 		}
 	case *retryJoin:
@@ -204,8 +211,6 @@ func (r *Room) Receive(ctx actor.Context) {
 		}
 	case *waiterExpired:
 		r.onWaiterExpired(ctx, m.id)
-	case *catchUpDone:
-		r.onCatchUp(ctx, m)
 	case *session.LinkDown:
 		r.leftRoom(ctx, fmt.Errorf("%w: connection lost: %v", ErrLeft, m.Err))
 	case *actor.Terminated:
@@ -270,13 +275,6 @@ func (r *Room) startJoin(ctx actor.Context) {
 
 func (r *Room) sendJoin(ctx actor.Context) {
 	r.joinNick = r.cfg.Nick
-	if r.cfg.Pinned {
-		// Join under a throwaway nick first and look at who is there: a server that
-		// merges two sessions of one account under one nick (Prosody) gives no
-		// error, so the runtime has to see the conflict itself.
-		r.joinNick = "parley-probe-" + rand.Text()[:10]
-	}
-	r.occupants = map[string]bool{}
 	r.send(ctx, stanza.JoinPresence(r.cfg.JID, r.joinNick, rand.Text()))
 }
 
@@ -287,46 +285,59 @@ func (r *Room) onPresence(ctx actor.Context, p stanza.Presence) {
 		switch {
 		case p.Type == "error":
 			r.onJoinError(ctx, p)
-		case p.Type == "unavailable":
-			delete(r.occupants, nick)
-		case nick == r.joinNick:
-			if !r.cfg.Pinned {
-				r.startSettling(ctx)
-				return
-			}
-			if r.occupants[r.cfg.Nick] {
-				r.send(ctx, stanza.LeavePresence(r.cfg.JID, r.joinNick))
-				r.failJoin(ctx, &NickConflictError{Nick: r.cfg.Nick, Room: r.cfg.JID})
-				return
-			}
-			r.state = renaming
-			r.send(ctx, stanza.NickChangePresence(r.cfg.JID, r.cfg.Nick, rand.Text()))
-		default:
-			r.occupants[nick] = true
-		}
-	case renaming:
-		switch {
-		case p.Type == "error":
-			r.send(ctx, stanza.LeavePresence(r.cfg.JID, r.joinNick))
-			if p.Error != nil && p.Error.Condition == "conflict" {
-				r.failJoin(ctx, &NickConflictError{Nick: r.cfg.Nick, Room: r.cfg.JID})
+		case nick == r.joinNick && p.Type == "":
+			if r.cfg.Pinned {
+				r.startVerifying(ctx)
 			} else {
-				r.failJoin(ctx, fmt.Errorf("%w: %s refused the nick %q: %v", ErrJoin, r.cfg.JID, r.cfg.Nick, p.Error))
+				r.startSettling(ctx)
 			}
-		case nick == r.cfg.Nick && p.Type == "unavailable":
-			// The server is folding us into an existing occupant of that nick (a
-			// session of the same account): that is the conflict, seen late.
-			r.send(ctx, stanza.LeavePresence(r.cfg.JID, r.cfg.Nick))
-			r.failJoin(ctx, &NickConflictError{Nick: r.cfg.Nick, Room: r.cfg.JID})
-		case nick == r.cfg.Nick && p.Type == "":
-			r.joinNick = r.cfg.Nick
-			r.startSettling(ctx)
 		}
-	case settling, joined:
+	case verifying, settling, joined:
 		if nick == r.joinNick && p.Type == "unavailable" {
 			r.leftRoom(ctx, fmt.Errorf("%w: %s removed %q (kicked, banned, or the room was destroyed)", ErrLeft, r.cfg.JID, r.joinNick))
 		}
 	}
+}
+
+// startVerifying checks a pinned nick after joining. A server that folds two
+// sessions of one account into one occupant (Prosody's multi-session nicks)
+// answers the second join like any other, so the runtime asks the room itself:
+// an IQ addressed to our own occupant JID is routed to the occupant's primary
+// session. If it comes back to this connection we hold the nick alone (or
+// first); if another session answers it, the nick was already taken.
+func (r *Room) startVerifying(ctx actor.Context) {
+	r.state = verifying
+	r.probeToken = rand.Text()
+	r.probeSeen = false
+	r.probeID = rand.Text()
+	ctx.Request(r.cfg.Session, &session.IQ{
+		ID: r.probeID, To: stanza.Occupant(r.cfg.JID, r.joinNick), Timeout: r.cfg.IQTimeout,
+		Stanza: stanza.NickProbeIQ(stanza.Occupant(r.cfg.JID, r.joinNick), r.probeID, r.probeToken),
+	})
+}
+
+// onIQ handles IQs the session routed here: the answer to the nick probe, and
+// requests addressed to this occupant (our own probe among them).
+func (r *Room) onIQ(ctx actor.Context, iq stanza.IQ) {
+	if iq.Type != "get" && iq.Type != "set" {
+		return
+	}
+	if r.state == verifying && stanza.Resource(iq.From) == r.joinNick && stanza.IsNickProbe(iq.Payload, r.probeToken) {
+		r.probeSeen = true
+	}
+	r.send(ctx, stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
+}
+
+func (r *Room) onProbeAnswer(ctx actor.Context, res *session.IQResult) {
+	if r.state != verifying || res.ID != r.probeID {
+		return
+	}
+	if r.probeSeen {
+		r.startSettling(ctx)
+		return
+	}
+	r.send(ctx, stanza.LeavePresence(r.cfg.JID, r.joinNick))
+	r.failJoin(ctx, &NickConflictError{Nick: r.cfg.Nick, Room: r.cfg.JID})
 }
 
 func (r *Room) onJoinError(ctx actor.Context, p stanza.Presence) {
@@ -433,7 +444,7 @@ func (r *Room) answerErr(ctx actor.Context, m any, to *actor.PID, err error) {
 // occupancy fails; subscribers stay, and the next request rejoins.
 func (r *Room) leftRoom(ctx actor.Context, err error) {
 	r.log.Warn("left the room", slog.Any("err", err))
-	if r.state == joining || r.state == renaming || r.state == settling {
+	if r.state == joining || r.state == verifying || r.state == settling {
 		r.failJoin(ctx, err)
 	}
 	r.state = notJoined

@@ -53,6 +53,7 @@ type (
 	// IQResult answers IQ. Err is set on timeout or a lost link; a stanza-level
 	// error is in IQ.Error.
 	IQResult struct {
+		ID  string // the request's ID
 		IQ  stanza.IQ
 		MAM []stanza.MAMResult
 		Err error

@@ -151,7 +151,7 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *iqTimedOut:
 		if p, ok := s.iqs[m.id]; ok {
 			delete(s.iqs, m.id)
-			ctx.Send(p.replyTo, &IQResult{Err: fmt.Errorf("%w: IQ to %q after %s", ErrIQTimeout, p.req.To, p.req.Timeout)})
+			ctx.Send(p.replyTo, &IQResult{ID: m.id, Err: fmt.Errorf("%w: IQ to %q after %s", ErrIQTimeout, p.req.To, p.req.Timeout)})
 		}
 	case *ToRoom:
 		s.toRoom(ctx, m)
@@ -242,7 +242,7 @@ func (s *Session) onLinkClosed(ctx actor.Context, err error) {
 func (s *Session) failIQs(ctx actor.Context, err error) {
 	for id, p := range s.iqs {
 		p.timer.Stop()
-		ctx.Send(p.replyTo, &IQResult{Err: err})
+		ctx.Send(p.replyTo, &IQResult{ID: id, Err: err})
 		delete(s.iqs, id)
 	}
 }
@@ -263,11 +263,11 @@ func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
 		if s.state >= closing {
 			err = seam.ErrDisconnected
 		}
-		ctx.Respond(&IQResult{Err: err})
+		ctx.Respond(&IQResult{ID: m.ID, Err: err})
 		return
 	}
 	if _, dup := s.iqs[m.ID]; dup {
-		ctx.Respond(&IQResult{Err: fmt.Errorf("%w: %q", ErrDuplicateIQ, m.ID)})
+		ctx.Respond(&IQResult{ID: m.ID, Err: fmt.Errorf("%w: %q", ErrDuplicateIQ, m.ID)})
 		return
 	}
 	if m.Timeout <= 0 {
@@ -327,12 +327,18 @@ func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
 		}
 		p.timer.Stop()
 		delete(s.iqs, iq.ID)
-		res := &IQResult{IQ: iq, MAM: p.mam}
+		res := &IQResult{ID: iq.ID, IQ: iq, MAM: p.mam}
 		if p.tooMany {
 			res.Err = fmt.Errorf("session: %s sent more than %d results for one query", p.req.To, s.cfg.MaxMAMResults)
 		}
 		ctx.Send(p.replyTo, res)
 	case "get", "set":
+		// A request from a room occupant is the room's business (its nick probe
+		// among them); anything else the runtime doesn't serve.
+		if pid, ok := s.rooms[strings.ToLower(stanza.Bare(iq.From))]; ok {
+			ctx.Send(pid, iq)
+			return
+		}
 		s.write(ctx, stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
 	}
 }

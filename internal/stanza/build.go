@@ -28,17 +28,6 @@ func JoinPresence(room, nick, id string) []byte {
 	return b.Bytes()
 }
 
-// NickChangePresence changes this occupant's nick in room (no MUC payload, so the
-// server treats it as a change, not a join).
-func NickChangePresence(room, nick, id string) []byte {
-	var b bytes.Buffer
-	b.WriteString("<presence")
-	attr(&b, "to", Occupant(room, nick))
-	attr(&b, "id", id)
-	b.WriteString("/>")
-	return b.Bytes()
-}
-
 // LeavePresence leaves room.
 func LeavePresence(room, nick string) []byte {
 	var b bytes.Buffer
@@ -98,6 +87,28 @@ func PingIQ(to, id string) []byte {
 	iqOpen(&b, "get", to, id)
 	b.WriteString(`<ping xmlns="` + NSPing + `"/></iq>`)
 	return b.Bytes()
+}
+
+// NickProbeIQ is a disco#info request to an occupant JID whose node carries
+// token, so the connection that receives it can tell it is the probe it sent.
+func NickProbeIQ(occupant, id, token string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "get", occupant, id)
+	b.WriteString(`<query xmlns="` + NSDiscoInfo + `"`)
+	attr(&b, "node", nickProbeNode+token)
+	b.WriteString("/></iq>")
+	return b.Bytes()
+}
+
+const nickProbeNode = "urn:parley-xmpp:nick-probe:"
+
+// IsNickProbe reports whether an IQ payload is the nick probe carrying token.
+func IsNickProbe(payload []byte, token string) bool {
+	var v struct {
+		XMLName xml.Name
+		Node    string `xml:"node,attr"`
+	}
+	return token != "" && xml.Unmarshal(payload, &v) == nil && v.XMLName.Space == NSDiscoInfo && v.Node == nickProbeNode+token
 }
 
 // DiscoInfoIQ asks for to's service discovery information.

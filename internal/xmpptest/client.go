@@ -1,0 +1,202 @@
+// Package xmpptest holds test helpers that talk XMPP without the runtime: an
+// independent client (plain go-xmpp, none of the runtime's code) for writing to
+// rooms from "another connection", and the settings of the local test servers.
+package xmpptest
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	xmpp "github.com/xmppo/go-xmpp"
+)
+
+// Server describes the XMPP server the integration tests use, from the same
+// PARLEY_XMPP_* variables the runtime reads, with the dev server's defaults.
+type Server struct {
+	Addr     string // host:port
+	Domain   string
+	MUC      string
+	NoMAMMUC string // a MUC service without MAM
+	Accounts [][2]string
+}
+
+// Env returns the server under test.
+func Env() Server {
+	get := func(k, def string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	addr := strings.TrimPrefix(get("PARLEY_XMPP_SERVICE", "xmpp://127.0.0.1:5222"), "xmpp://")
+	return Server{
+		Addr:     addr,
+		Domain:   get("PARLEY_XMPP_DOMAIN", "parley.local"),
+		MUC:      get("PARLEY_XMPP_MUC", "muc.parley.local"),
+		NoMAMMUC: get("PARLEY_XMPP_NOMAM_MUC", "nomam.parley.local"),
+		Accounts: [][2]string{
+			{get("PARLEY_XMPP_USER", "parley"), get("PARLEY_XMPP_PASS", "parleypass")},
+			{"parley2", "parleypass2"},
+			{"parley3", "parleypass3"},
+			{"observer", "observerpass"},
+		},
+	}
+}
+
+// Require fails the test (CI=true) or skips it (otherwise) when the server isn't
+// reachable. In CI an unreachable server is a failure, never a skip.
+func Require(t testing.TB) Server {
+	t.Helper()
+	s := Env()
+	c, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
+	if err == nil {
+		_ = c.Close()
+		return s
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("XMPP server %s unreachable (%v): CI must run it (scripts/devserver.sh start)", s.Addr, err)
+	}
+	t.Skipf("XMPP server %s unreachable (%v); start one with scripts/devserver.sh start (with CI=true this fails)", s.Addr, err)
+	return s
+}
+
+// Client is an independent XMPP client: bare go-xmpp with its own reader.
+type Client struct {
+	c   *xmpp.Client
+	nl  sync.Mutex
+	sub []chan any
+	end chan struct{}
+}
+
+// Dial logs in as account i of s (0 is the runtime's account).
+func Dial(s Server, i int) (*Client, error) {
+	o := xmpp.Options{
+		Host: s.Addr, User: s.Accounts[i][0] + "@" + s.Domain, Password: s.Accounts[i][1],
+		NoTLS: true, InsecureAllowUnencryptedAuth: true, Resource: "xmpptest-" + rand.Text()[:8],
+		DialTimeout: 5 * time.Second,
+	}
+	c, err := o.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	cl := &Client{c: c, end: make(chan struct{})}
+	go cl.read()
+	return cl, nil
+}
+
+func (cl *Client) read() {
+	defer close(cl.end)
+	for {
+		v, err := cl.c.Recv()
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "unexpected XMPP message") {
+				continue
+			}
+			return
+		}
+		cl.nl.Lock()
+		for _, ch := range cl.sub {
+			select {
+			case ch <- v:
+			default:
+			}
+		}
+		cl.nl.Unlock()
+	}
+}
+
+// wait returns the first stanza satisfying ok within d.
+func (cl *Client) wait(d time.Duration, send func() error, ok func(any) bool) (any, error) {
+	ch := make(chan any, 1024)
+	cl.nl.Lock()
+	cl.sub = append(cl.sub, ch)
+	cl.nl.Unlock()
+	defer func() {
+		cl.nl.Lock()
+		for i, c := range cl.sub {
+			if c == ch {
+				cl.sub = append(cl.sub[:i], cl.sub[i+1:]...)
+				break
+			}
+		}
+		cl.nl.Unlock()
+	}()
+	if err := send(); err != nil {
+		return nil, err
+	}
+	deadline := time.After(d)
+	for {
+		select {
+		case v := <-ch:
+			if ok(v) {
+				return v, nil
+			}
+		case <-cl.end:
+			return nil, errors.New("xmpptest: connection ended")
+		case <-deadline:
+			return nil, errors.New("xmpptest: timed out")
+		}
+	}
+}
+
+// Join enters room as nick, asking for no history, and unlocks the room if this
+// join created it. Joining a room another connection is creating is retried.
+func (cl *Client) Join(room, nick string) error {
+	for attempt := 0; ; attempt++ {
+		v, err := cl.wait(10*time.Second, func() error {
+			_, err := cl.c.SendOrg(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>`, room, nick))
+			return err
+		}, func(v any) bool {
+			p, ok := v.(xmpp.Presence)
+			return ok && strings.EqualFold(p.From, room+"/"+nick)
+		})
+		if err != nil {
+			return err
+		}
+		p := v.(xmpp.Presence)
+		if p.Type == "error" {
+			if p.Error == "item-not-found" && attempt < 50 {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("xmpptest: join %s: %s", room, p.Error)
+		}
+		_, err = cl.c.SendOrg(fmt.Sprintf(`<iq type='set' to='%s' id='%s'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`, room, rand.Text()))
+		return err
+	}
+}
+
+// Post sends body to room with extra raw XML inside the <message/> and returns
+// the stanza-id of its reflection.
+func (cl *Client) Post(room, body, extra string) (string, error) {
+	origin := rand.Text()
+	var esc strings.Builder
+	_ = xmlEscape(&esc, body)
+	v, err := cl.wait(10*time.Second, func() error {
+		_, err := cl.c.SendOrg(fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>%s</message>`, room, origin, esc.String(), origin, extra))
+		return err
+	}, func(v any) bool {
+		m, ok := v.(xmpp.Chat)
+		return ok && m.OriginID == origin
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(xmpp.Chat).StanzaID.ID, nil
+}
+
+// Close drops the connection.
+func (cl *Client) Close() {
+	_, _ = cl.c.SendOrg("</stream:stream>")
+	select {
+	case <-cl.end:
+	case <-time.After(2 * time.Second):
+	}
+}

@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func clearEnv(t *testing.T) {
+	for _, k := range []string{"PARLEY_XMPP_SERVICE", "PARLEY_XMPP_DOMAIN", "PARLEY_XMPP_MUC", "PARLEY_XMPP_USER", "PARLEY_XMPP_PASS", "PARLEY_XMPP_NICK"} {
+		t.Setenv(k, "")
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	clearEnv(t)
+	r, err := resolve(Config{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:5222", r.addr)
+	assert.True(t, r.loopback)
+	assert.False(t, r.directTLS)
+	assert.Equal(t, DefaultDomain, r.Domain)
+	assert.Equal(t, DefaultMUCService, r.MUCService)
+	assert.Equal(t, DefaultUsername, r.Username)
+	assert.Equal(t, DefaultPassword, r.Password)
+	assert.False(t, r.pinned)
+	assert.True(t, strings.HasPrefix(r.Nick, "parley-"))
+	r2, err := resolve(Config{})
+	require.NoError(t, err)
+	assert.NotEqual(t, r.Nick, r2.Nick, "an unset nick is random per runtime")
+}
+
+func TestConfigEnvFillsOnlyEmptyFields(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("PARLEY_XMPP_SERVICE", "xmpps://chat.example.org")
+	t.Setenv("PARLEY_XMPP_DOMAIN", "example.org")
+	t.Setenv("PARLEY_XMPP_MUC", "rooms.example.org")
+	t.Setenv("PARLEY_XMPP_USER", "envuser")
+	t.Setenv("PARLEY_XMPP_PASS", "envpass")
+	t.Setenv("PARLEY_XMPP_NICK", "envnick")
+	r, err := resolve(Config{Username: "codeuser"})
+	require.NoError(t, err)
+	assert.Equal(t, "chat.example.org:5223", r.addr)
+	assert.True(t, r.directTLS)
+	assert.False(t, r.loopback)
+	assert.Equal(t, "example.org", r.Domain)
+	assert.Equal(t, "rooms.example.org", r.MUCService)
+	assert.Equal(t, "codeuser", r.Username, "a field set in code wins")
+	assert.Equal(t, "envpass", r.Password)
+	assert.Equal(t, "envnick", r.Nick)
+	assert.True(t, r.pinned)
+}
+
+func TestConfigRejects(t *testing.T) {
+	clearEnv(t)
+	for name, c := range map[string]Config{
+		"scheme":       {Service: "http://x"},
+		"port":         {Service: "xmpp://x:99999"},
+		"path":         {Service: "xmpp://x:5222/path"},
+		"domain":       {Domain: "a b"},
+		"muc":          {MUCService: "muc/x"},
+		"user":         {Username: "u@x"},
+		"nick":         {Nick: "a/b"},
+		"nick spaces":  {Nick: " padded "},
+		"fetch limits": {FetchLimit: 100, MaxFetchLimit: 10},
+	} {
+		_, err := resolve(c)
+		assert.Error(t, err, name)
+	}
+}
+
+func TestConfigErrorsNeverHoldThePassword(t *testing.T) {
+	clearEnv(t)
+	_, err := resolve(Config{Service: "bogus://x", Password: "hunter2-secret"})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "hunter2-secret")
+}
