@@ -101,6 +101,7 @@ type Room struct {
 	queued     []queuedReq
 
 	posts   map[string]*pendingPost // by origin-id
+	sent    []string                // origin-ids in the order posted (entries may be resolved already)
 	subs    []*actor.PID
 	gates   map[string]*subscriber.Gate // by subscriber PID id
 	waiters map[int]*waiter
@@ -123,6 +124,7 @@ type pendingPost struct {
 	// awaitingArchive: the reflection came without the room's stanza-id; the
 	// catch-up in progress must find the post in the archive.
 	awaitingArchive bool
+	answered        bool // the room reflected it (an id may still be coming)
 }
 
 type waiter struct {
@@ -206,7 +208,7 @@ func (r *Room) Receive(ctx actor.Context) {
 		}
 	case *postTimedOut:
 		if p, ok := r.posts[m.origin]; ok {
-			delete(r.posts, m.origin)
+			r.forget(m.origin)
 			ctx.Send(p.replyTo, &Posted{Err: fmt.Errorf("%w: waited %s in %s", ErrPostTimeout, r.cfg.PostTimeout, r.cfg.JID)})
 		}
 	case *waiterExpired:
@@ -449,17 +451,23 @@ func (r *Room) leftRoom(ctx actor.Context, err error) {
 	}
 	r.state = notJoined
 	r.epoch++
-	for origin, p := range r.posts {
+	r.failPending(ctx, err)
+	r.catchingUp, r.buffered = false, nil
+}
+
+// failPending answers every pending post and long-poll waiter with err.
+func (r *Room) failPending(ctx actor.Context, err error) {
+	for _, p := range r.posts {
 		p.timer.Stop()
 		ctx.Send(p.replyTo, &Posted{Err: err})
-		delete(r.posts, origin)
 	}
-	for id, w := range r.waiters {
+	clear(r.posts)
+	r.sent = nil
+	for _, w := range r.waiters {
 		w.timer.Stop()
 		ctx.Send(w.replyTo, &archive.Result{Err: err})
-		delete(r.waiters, id)
 	}
-	r.catchingUp, r.buffered = false, nil
+	clear(r.waiters)
 }
 
 func (r *Room) stopAll(ctx actor.Context) {
@@ -470,16 +478,7 @@ func (r *Room) stopAll(ctx actor.Context) {
 		r.answerErr(ctx, q.msg, q.sender, seam.ErrDisconnected)
 	}
 	r.queued = nil
-	for origin, p := range r.posts {
-		p.timer.Stop()
-		ctx.Send(p.replyTo, &Posted{Err: fmt.Errorf("%w (the post may still have landed)", seam.ErrDisconnected)})
-		delete(r.posts, origin)
-	}
-	for id, w := range r.waiters {
-		w.timer.Stop()
-		ctx.Send(w.replyTo, &archive.Result{Err: seam.ErrDisconnected})
-		delete(r.waiters, id)
-	}
+	r.failPending(ctx, fmt.Errorf("%w (a post in flight may still have landed)", seam.ErrDisconnected))
 }
 
 // ---- posting ----
@@ -489,13 +488,37 @@ func (r *Room) post(ctx actor.Context, m *Post, sender *actor.PID) {
 	p := &pendingPost{replyTo: sender}
 	p.timer = r.afterTimer(ctx, r.cfg.PostTimeout, &postTimedOut{origin: origin})
 	r.posts[origin] = p
+	r.sent = append(r.sent, origin)
 	r.send(ctx, stanza.GroupchatMessage(r.cfg.JID, origin, m.Content, string(m.InReplyTo)))
+}
+
+// oldestUnanswered returns the first post, in sending order, that the room
+// hasn't answered.
+func (r *Room) oldestUnanswered() (string, bool) {
+	for _, o := range r.sent {
+		if p, ok := r.posts[o]; ok && !p.answered {
+			return o, true
+		}
+	}
+	return "", false
+}
+
+// forget removes a settled post and trims settled posts off the front of the
+// sending order, which stays as short as the posts in flight.
+func (r *Room) forget(origin string) {
+	delete(r.posts, origin)
+	for len(r.sent) > 0 {
+		if _, pending := r.posts[r.sent[0]]; pending {
+			return
+		}
+		r.sent = r.sent[1:]
+	}
 }
 
 func (r *Room) resolve(ctx actor.Context, origin string, id seam.BackendMsgID) {
 	if p, ok := r.posts[origin]; ok {
 		p.timer.Stop()
-		delete(r.posts, origin)
+		r.forget(origin)
 		ctx.Send(p.replyTo, &Posted{ID: id})
 	}
 }
@@ -504,9 +527,14 @@ func (r *Room) resolve(ctx actor.Context, origin string, id seam.BackendMsgID) {
 
 func (r *Room) onMessage(ctx actor.Context, m stanza.Message) {
 	if m.Type == "error" {
-		if p, ok := r.posts[m.ID]; ok {
+		// go-xmpp drops a message's id, so a bounce can't be matched by it. The
+		// room answers our posts in the order they were sent, each with either a
+		// reflection or an error, so a bounce belongs to the oldest post not yet
+		// answered.
+		if origin, ok := r.oldestUnanswered(); ok {
+			p := r.posts[origin]
 			p.timer.Stop()
-			delete(r.posts, m.ID)
+			r.forget(origin)
 			ctx.Send(p.replyTo, &Posted{Err: fmt.Errorf("%w: %s answered %v", ErrPostRefused, r.cfg.JID, m.Error)})
 		}
 		return
@@ -531,6 +559,7 @@ func (r *Room) onMessage(ctx actor.Context, m stanza.Message) {
 		// everything after the last message fanned out, in order.
 		if p, ok := r.posts[m.OriginID]; ok && stanza.Resource(m.From) == r.joinNick {
 			p.awaitingArchive = true
+			p.answered = true
 		}
 		r.startCatchUp(ctx)
 		return
@@ -624,7 +653,7 @@ func (r *Room) onCatchUp(ctx actor.Context, m *catchUpDone) {
 		for origin, p := range r.posts {
 			if p.awaitingArchive {
 				p.timer.Stop()
-				delete(r.posts, origin)
+				r.forget(origin)
 				ctx.Send(p.replyTo, &Posted{Err: fmt.Errorf("%w: %s", ErrNoStanzaID, r.cfg.JID)})
 			}
 		}

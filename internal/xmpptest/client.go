@@ -177,10 +177,8 @@ func (cl *Client) Join(room, nick string) error {
 // the stanza-id of its reflection.
 func (cl *Client) Post(room, body, extra string) (string, error) {
 	origin := rand.Text()
-	var esc strings.Builder
-	_ = xmlEscape(&esc, body)
 	v, err := cl.wait(10*time.Second, func() error {
-		_, err := cl.c.SendOrg(fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>%s</message>`, room, origin, esc.String(), origin, extra))
+		_, err := cl.c.SendOrg(fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>%s</message>`, room, origin, Escape(body), origin, extra))
 		return err
 	}, func(v any) bool {
 		m, ok := v.(xmpp.Chat)
