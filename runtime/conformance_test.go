@@ -99,13 +99,13 @@ func xmppFixture(t *testing.T) conformance.Fixture {
 		Backend:    backend,
 		FreshTopic: freshTopic,
 		NewBackend: func(t testing.TB) seam.Backend { return connected(t, newRuntime(t, s, 0, nil)) },
-		ConcurrentPost: func(ctx context.Context, topic seam.Topic, writers, perWriter int) error {
+		ConcurrentPost: func(ctx context.Context, topic seam.Topic, contents [][]string) error {
 			g, ctx := errgroup.WithContext(ctx)
-			for w := range writers {
+			for w := range contents {
 				rt := connected(t, newRuntime(t, s, w%3, nil))
 				g.Go(func() error {
-					for i := range perWriter {
-						if _, err := rt.Post(ctx, topic, "writer", fmt.Sprintf("w%d-%d", w, i), seam.PostOptions{}); err != nil {
+					for _, c := range contents[w] {
+						if _, err := rt.Post(ctx, topic, "writer", c, seam.PostOptions{}); err != nil {
 							return err
 						}
 					}

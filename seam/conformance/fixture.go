@@ -42,10 +42,11 @@ type Fixture struct {
 	// of Backend (its own connection), connected. The suite disconnects it. Used by
 	// clause 17 and as the writers of clauses 15 and 23 when the hooks below are nil.
 	NewBackend func(t testing.TB) seam.Backend
-	// ConcurrentPost posts perWriter messages from each of writers independent
-	// connections at once and returns when all are acknowledged; nil when the
-	// backend can't (clauses 23-24 then use NewBackend writers).
-	ConcurrentPost func(ctx context.Context, topic seam.Topic, writers, perWriter int) error
+	// ConcurrentPost posts from len(contents) independent connections at once:
+	// writer i posts contents[i], in order. It returns when every post is
+	// acknowledged. Nil when the backend can't (clauses 23-24 then use NewBackend
+	// writers).
+	ConcurrentPost func(ctx context.Context, topic seam.Topic, contents [][]string) error
 	// IndependentPost writes content to topic through a client independent of the
 	// backend (another connection, ideally another library). Nil: a NewBackend
 	// connection writes instead (clause 15).
@@ -54,7 +55,7 @@ type Fixture struct {
 	Cleanup func()
 	// Capabilities of the backend.
 	Capabilities Capabilities
-	// XMPP holds the hooks of the XMPP clauses (25-29); nil for other backends,
+	// XMPP holds the hooks of the XMPP clauses (25, 26, 27, 29); nil for other backends,
 	// whose run then reports those clauses as not applicable.
 	XMPP *XMPPFixture
 }
