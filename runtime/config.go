@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 )
 
 // Defaults, from the Parley XMPP backend's documentation.
@@ -143,6 +145,24 @@ func resolve(c Config) (*resolved, error) {
 		return nil, fmt.Errorf("%w: Nick %q holds characters a nick can't", errConfig, r.Nick)
 	}
 	return r, nil
+}
+
+// connOptions is how the runtime connects. The password goes over an
+// unencrypted stream only to a loopback address, or when AllowPlaintext says so;
+// anywhere else TLS is required (STARTTLS, or xmpps:// from the first byte).
+func (r *resolved) connOptions() xmppconn.Options {
+	plaintextOK := r.loopback || r.AllowPlaintext
+	return xmppconn.Options{
+		Addr:           r.addr,
+		User:           r.Username + "@" + r.Domain,
+		Password:       r.Password,
+		Resource:       "parley-" + strings.ToLower(rand.Text()[:8]),
+		DirectTLS:      r.directTLS,
+		RequireTLS:     !r.directTLS && !plaintextOK,
+		AllowPlaintext: plaintextOK,
+		TLSConfig:      r.TLSConfig,
+		DialTimeout:    r.DialTimeout,
+	}
 }
 
 func (r *resolved) parseService() error {

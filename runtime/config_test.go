@@ -77,3 +77,29 @@ func TestConfigErrorsNeverHoldThePassword(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "hunter2-secret")
 }
+
+func TestPlaintextOnlyToLoopbackUnlessAllowed(t *testing.T) {
+	clearEnv(t)
+	for _, c := range []struct {
+		service        string
+		allow          bool
+		wantPlain      bool
+		wantRequireTLS bool
+		wantDirect     bool
+	}{
+		{"xmpp://127.0.0.1:5222", false, true, false, false},
+		{"xmpp://[::1]:5222", false, true, false, false},
+		{"xmpp://localhost", false, true, false, false},
+		{"xmpp://chat.example.org", false, false, true, false},
+		{"xmpp://10.0.0.7:5222", false, false, true, false},
+		{"xmpp://chat.example.org", true, true, false, false},
+		{"xmpps://chat.example.org", false, false, false, true},
+	} {
+		r, err := resolve(Config{Service: c.service, AllowPlaintext: c.allow})
+		require.NoError(t, err, c.service)
+		o := r.connOptions()
+		assert.Equal(t, c.wantPlain, o.AllowPlaintext, "%s allow=%v: plaintext", c.service, c.allow)
+		assert.Equal(t, c.wantRequireTLS, o.RequireTLS, "%s allow=%v: STARTTLS required", c.service, c.allow)
+		assert.Equal(t, c.wantDirect, o.DirectTLS, "%s: direct TLS", c.service)
+	}
+}

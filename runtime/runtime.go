@@ -15,11 +15,9 @@ package runtime
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +29,6 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/ask"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
-	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/supervision"
 )
@@ -105,19 +102,8 @@ func (rt *Runtime) start() {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet(rt.log) }),
 		actor.WithDeadLetterThrottleInterval(100*time.Millisecond),
 	)
-	resource := "parley-" + strings.ToLower(rand.Text()[:8])
 	props := session.Props(session.Config{
-		Conn: xmppconn.Options{
-			Addr:           c.addr,
-			User:           c.Username + "@" + c.Domain,
-			Password:       c.Password,
-			Resource:       resource,
-			DirectTLS:      c.directTLS,
-			RequireTLS:     !c.directTLS && !c.loopback && !c.AllowPlaintext,
-			AllowPlaintext: c.loopback || c.AllowPlaintext,
-			TLSConfig:      c.TLSConfig,
-			DialTimeout:    c.DialTimeout,
-		},
+		Conn:    c.connOptions(),
 		Logger:  rt.log,
 		NewRoom: rt.roomProps,
 	})

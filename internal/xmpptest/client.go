@@ -50,8 +50,9 @@ func Env() Server {
 	}
 }
 
-// Require fails the test (CI=true) or skips it (otherwise) when the server isn't
-// reachable. In CI an unreachable server is a failure, never a skip.
+// Require fails the test when the server isn't reachable and CI=true or
+// PARLEY_XMPP_REQUIRE_SERVER=1 (set by `make test`); otherwise it skips it. In
+// CI an unreachable server is a failure, never a skip.
 func Require(t testing.TB) Server {
 	t.Helper()
 	s := Env()
@@ -60,7 +61,7 @@ func Require(t testing.TB) Server {
 		_ = c.Close()
 		return s
 	}
-	if os.Getenv("CI") == "true" {
+	if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
 		t.Fatalf("XMPP server %s unreachable (%v): CI must run it (scripts/devserver.sh start)", s.Addr, err)
 	}
 	t.Skipf("XMPP server %s unreachable (%v); start one with scripts/devserver.sh start (with CI=true this fails)", s.Addr, err)
@@ -197,4 +198,32 @@ func (cl *Client) Close() {
 	case <-cl.end:
 	case <-time.After(2 * time.Second):
 	}
+}
+
+// RoomExists asks the MUC service whether room exists (disco#info: an answer,
+// or item-not-found).
+func (cl *Client) RoomExists(room string) (bool, error) {
+	id := rand.Text()
+	v, err := cl.wait(10*time.Second, func() error {
+		_, err := cl.c.SendOrg(fmt.Sprintf(`<iq type='get' to='%s' id='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, room, id))
+		return err
+	}, func(v any) bool {
+		switch r := v.(type) {
+		case xmpp.IQ:
+			return r.ID == id
+		case xmpp.DiscoResult:
+			return r.ID == id
+		}
+		return false
+	})
+	if err != nil {
+		return false, err
+	}
+	if iq, ok := v.(xmpp.IQ); ok && iq.Type == "error" {
+		if iq.Error.Condition == "item-not-found" {
+			return false, nil
+		}
+		return false, fmt.Errorf("xmpptest: disco#info %s: %s", room, iq.Error.Condition)
+	}
+	return true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,7 +25,11 @@ type Scripted struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  []net.Conn
+	auths  atomic.Int32
 }
+
+// Auths is how many SASL <auth/> elements (passwords) clients sent.
+func (s *Scripted) Auths() int { return int(s.auths.Load()) }
 
 // Element is a stanza the client sent, with its raw XML.
 type Element struct {
@@ -124,6 +129,7 @@ func (s *Scripted) login(t testing.TB, c net.Conn) (*Stream, error) {
 	if _, err := nextElement(dec); err != nil { // <auth/>
 		return nil, err
 	}
+	s.auths.Add(1)
 	fmt.Fprint(c, `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
 	dec = xml.NewDecoder(c) // the client restarts the stream
 	if err := awaitStreamStart(dec); err != nil {

@@ -1,0 +1,19 @@
+# parley-xmpp. `make demo` and `make test` bring up a local Prosody (installed from
+# apt if missing) on 127.0.0.1:5222 and stop it afterwards if they started it.
+
+.PHONY: demo test check build server-start server-stop
+
+demo: ## a short live demo against the local server
+	scripts/with-devserver.sh go run ./cmd/parley-xmpp demo
+
+test: ## gofmt, vet, staticcheck and every test (with -race) against the local server
+	scripts/with-devserver.sh scripts/check.sh
+
+build:
+	go build -o bin/parley-xmpp ./cmd/parley-xmpp
+
+server-start: ## start the local dev server and leave it running
+	scripts/devserver.sh start
+
+server-stop:
+	scripts/devserver.sh stop

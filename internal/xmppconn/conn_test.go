@@ -1,0 +1,125 @@
+package xmppconn
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+)
+
+func opts(addr string) Options {
+	return Options{Addr: addr, User: "user@parley.local", Password: "s3cret-pw", Resource: "r", AllowPlaintext: true, DialTimeout: 2 * time.Second}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Without permission for plain text, the password is never sent over a stream
+// that didn't become TLS.
+func TestRequireTLSNeverSendsThePasswordInTheClear(t *testing.T) {
+	srv := xmpptest.NewScripted(t, "parley.local", func(*xmpptest.Stream) {})
+	o := opts(srv.Addr)
+	o.AllowPlaintext, o.RequireTLS = false, true
+	_, err := Dial(context.Background(), o)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "s3cret-pw")
+	assert.Zero(t, srv.Auths(), "no <auth/> reached the server")
+}
+
+func TestDialReadsAndWritesStanzas(t *testing.T) {
+	got := make(chan xmpptest.Element, 1)
+	srv := xmpptest.NewScripted(t, "parley.local", func(st *xmpptest.Stream) {
+		st.Send(`<message from='room@muc/alice' type='groupchat'><body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc' id='s1'/></message>`)
+		st.Send(`<iq type='result' id='q1' from='room@muc'><fin xmlns='urn:xmpp:mam:2' complete='true'/></iq>`)
+		if e, err := st.Next(5 * time.Second); err == nil {
+			got <- e
+		}
+		for { // hold the stream until the client goes
+			if _, err := st.Next(5 * time.Second); err != nil {
+				return
+			}
+		}
+	})
+	c, err := Dial(context.Background(), opts(srv.Addr))
+	require.NoError(t, err)
+	assert.Equal(t, "user@parley.local/r", c.JID())
+	var mu sync.Mutex
+	var in []any
+	closed := make(chan error, 1)
+	c.Start(Handler{
+		Stanza: func(v any) { mu.Lock(); in = append(in, v); mu.Unlock() },
+		Closed: func(err error) { closed <- err },
+	})
+	require.NoError(t, c.Send(stanza.PingIQ("parley.local", "p1")))
+	select {
+	case e := <-got:
+		// go-xmpp's initial presence may come first; the ping is what we sent.
+		if e.XMLName.Local == "presence" {
+			t.Log("initial presence seen first")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server saw nothing")
+	}
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(in) >= 2 }, 5*time.Second, 5*time.Millisecond)
+	mu.Lock()
+	m, ok := in[0].(stanza.Message)
+	require.True(t, ok, "%T", in[0])
+	assert.Equal(t, stanza.StanzaID{ID: "s1", By: "room@muc"}, m.StanzaID)
+	iq, ok := in[1].(stanza.IQ)
+	require.True(t, ok, "%T", in[1])
+	assert.Equal(t, "q1", iq.ID)
+	f, err := stanza.ParseFin(iq.Payload)
+	mu.Unlock()
+	require.NoError(t, err)
+	assert.True(t, f.Complete)
+
+	c.Close(time.Second)
+	select {
+	case err := <-closed:
+		assert.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Closed was not reported")
+	}
+	assert.ErrorIs(t, c.Send([]byte("<presence/>")), ErrClosed)
+}
+
+// Abort returns at once and the goroutines end even when the server never
+// answers the closing of the stream.
+func TestAbortEndsAHungStream(t *testing.T) {
+	srv := xmpptest.NewScripted(t, "parley.local", func(st *xmpptest.Stream) {
+		time.Sleep(3 * time.Second) // read nothing, answer nothing
+	})
+	c, err := Dial(context.Background(), opts(srv.Addr))
+	require.NoError(t, err)
+	c.Start(Handler{Stanza: func(any) {}, Closed: func(error) {}})
+	start := time.Now()
+	c.Abort()
+	c.Wait()
+	assert.Less(t, time.Since(start), time.Second)
+}
+
+func TestDialHonoursContext(t *testing.T) {
+	addr := xmpptest.NewSilent(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Dial(ctx, opts(addr))
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), time.Second)
+}
+
+func TestScrubKeepsPasswordsOut(t *testing.T) {
+	err := scrub(errors.New("auth failed for hunter2 at host"), "hunter2")
+	assert.NotContains(t, err.Error(), "hunter2")
+	assert.True(t, strings.Contains(err.Error(), "<password>"))
+	plain := errors.New("nothing secret")
+	assert.Same(t, plain, scrub(plain, "hunter2"))
+}
