@@ -61,6 +61,17 @@ type fakeMUC struct {
 	nick      string // the runtime's nick, from its join
 	// onPresence, when set, is told of every join presence.
 	onPresence func()
+	// onIQ, when set, may answer an IQ first; it returns false to let the default
+	// answer (an empty result).
+	onIQ func(st *xmpptest.Stream, iq xmpptest.Element) bool
+	// onJoin, when set, answers a join presence instead of the default welcome;
+	// it returns false to let the default answer.
+	onJoin func(st *xmpptest.Stream, p xmpptest.Element) bool
+}
+
+// welcome answers a join with the occupant's own presence.
+func welcome(st *xmpptest.Stream, p xmpptest.Element) {
+	st.Send(`<presence from='%s' to='%s' id='%s'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator'/><status code='110'/></x></presence>`, p.Get("to"), st.JID, p.Get("id"))
 }
 
 // stream returns the client's stream, for a test that pushes stanzas itself.
@@ -84,7 +95,9 @@ func (f *fakeMUC) run(st *xmpptest.Stream) {
 				if f.onPresence != nil {
 					f.onPresence()
 				}
-				st.Send(`<presence from='%s' to='%s' id='%s'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator'/><status code='110'/></x></presence>`, to, st.JID, e.Get("id"))
+				if f.onJoin == nil || !f.onJoin(st, e) {
+					welcome(st, e)
+				}
 			}
 		case "iq":
 			if q, ok := parseMAM(e); ok {
@@ -95,7 +108,12 @@ func (f *fakeMUC) run(st *xmpptest.Stream) {
 				}
 				continue
 			}
-			st.Send(`<iq type='result' id='%s' from='%s' to='%s'/>`, e.Get("id"), e.Get("to"), st.JID)
+			if f.onIQ != nil && f.onIQ(st, e) {
+				continue
+			}
+			if t := e.Get("type"); t == "get" || t == "set" {
+				st.Send(`<iq type='result' id='%s' from='%s' to='%s'/>`, e.Get("id"), e.Get("to"), st.JID)
+			}
 		case "message":
 			if f.onMessage != nil {
 				f.onMessage(st, e)

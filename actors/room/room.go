@@ -148,14 +148,6 @@ type (
 	retryJoin     struct{ epoch int }
 	postTimedOut  struct{ origin string }
 	waiterExpired struct{ id int }
-	catchUpDone   struct {
-		epoch int
-		res   *archive.Result
-	}
-	settleStepDone struct {
-		epoch int
-		tail  *archive.TailResult // nil for the unlock step
-	}
 )
 
 // Props returns a room actor's props.
@@ -378,28 +370,30 @@ func (r *Room) startSettling(ctx actor.Context) {
 	id := rand.Text()
 	f := ctx.RequestFuture(r.cfg.Session, &session.IQ{ID: id, To: r.cfg.JID, Stanza: stanza.InstantRoomIQ(r.cfg.JID, id), Timeout: r.cfg.IQTimeout}, r.cfg.IQTimeout+5*time.Second)
 	// Refusal is normal (the room existed and we don't own it): only completion matters.
-	ctx.ReenterAfter(f, func(any, error) { r.onSettleStep(ctx, &settleStepDone{epoch: epoch}) })
+	ctx.ReenterAfter(f, func(any, error) { r.onSettleStep(ctx, epoch, nil) })
 	tf := ctx.RequestFuture(r.archive, &archive.Tail{}, r.cfg.IQTimeout+5*time.Second)
 	ctx.ReenterAfter(tf, func(res any, err error) {
 		t, ok := res.(*archive.TailResult)
 		if !ok {
 			t = &archive.TailResult{Err: fmt.Errorf("room: archive tail of %s: %v", r.cfg.JID, err)}
 		}
-		r.onSettleStep(ctx, &settleStepDone{epoch: epoch, tail: t})
+		r.onSettleStep(ctx, epoch, t)
 	})
 }
 
-func (r *Room) onSettleStep(ctx actor.Context, m *settleStepDone) {
-	if m.epoch != r.epoch || r.state != settling {
+// onSettleStep counts one settling step done: the unlock (tail nil) or the
+// archive's tail.
+func (r *Room) onSettleStep(ctx actor.Context, epoch int, tail *archive.TailResult) {
+	if epoch != r.epoch || r.state != settling {
 		return
 	}
-	if m.tail != nil {
-		if m.tail.Err != nil {
+	if tail != nil {
+		if tail.Err != nil {
 			r.send(ctx, stanza.LeavePresence(r.cfg.JID, r.joinNick))
-			r.failJoin(ctx, m.tail.Err)
+			r.failJoin(ctx, tail.Err)
 			return
 		}
-		r.tail = m.tail.ID
+		r.tail = tail.ID
 	}
 	if r.settle--; r.settle > 0 {
 		return
@@ -613,31 +607,39 @@ func (r *Room) startCatchUp(ctx actor.Context) {
 
 func (r *Room) readGap(ctx actor.Context) {
 	since, epoch := seam.Cursor(r.last), r.epoch
-	f := ctx.RequestFuture(r.archive, &archive.Query{Since: &since, Limit: r.cfg.MaxLimit}, 2*time.Minute)
-	ctx.ReenterAfter(f, func(res any, err error) {
-		a, ok := res.(*archive.Result)
-		if !ok {
-			a = &archive.Result{Err: fmt.Errorf("room: catch-up of %s: %v", r.cfg.JID, err)}
-		}
-		r.onCatchUp(ctx, &catchUpDone{epoch: epoch, res: a})
+	r.readArchive(ctx, &archive.Query{Since: &since, Limit: r.cfg.MaxLimit}, func(res *archive.Result) {
+		r.onCatchUp(ctx, epoch, res)
 	})
 }
 
-func (r *Room) onCatchUp(ctx actor.Context, m *catchUpDone) {
-	if m.epoch != r.epoch || !r.catchingUp {
+// readArchive asks the archive actor q and continues with its answer inside this
+// actor, without blocking it.
+func (r *Room) readArchive(ctx actor.Context, q *archive.Query, then func(*archive.Result)) {
+	f := ctx.RequestFuture(r.archive, q, 2*time.Minute)
+	ctx.ReenterAfter(f, func(res any, err error) {
+		a, ok := res.(*archive.Result)
+		if !ok {
+			a = &archive.Result{Err: fmt.Errorf("room: reading the archive of %s: %v", r.cfg.JID, err)}
+		}
+		then(a)
+	})
+}
+
+func (r *Room) onCatchUp(ctx actor.Context, epoch int, res *archive.Result) {
+	if epoch != r.epoch || !r.catchingUp {
 		return
 	}
-	if m.res.Err != nil {
-		r.log.Error("catching up from the archive failed; live messages continue", slog.Any("err", m.res.Err))
+	if res.Err != nil {
+		r.log.Error("catching up from the archive failed; live messages continue", slog.Any("err", res.Err))
 	}
-	for _, e := range m.res.Entries {
+	for _, e := range res.Entries {
 		l := live{msg: e.Message}
 		if e.Message.SenderHandle == seam.Handle(r.joinNick) {
 			l.origin = e.OriginID
 		}
 		r.fanOut(ctx, l)
 	}
-	if m.res.Err == nil && len(m.res.Entries) == r.cfg.MaxLimit {
+	if res.Err == nil && len(res.Entries) == r.cfg.MaxLimit {
 		r.readGap(ctx) // more behind this page; the live ones wait in the buffer
 		return
 	}
@@ -649,7 +651,7 @@ func (r *Room) onCatchUp(ctx actor.Context, m *catchUpDone) {
 	}
 	// A post whose reflection carried no usable id and that the archive didn't
 	// have either can't be resolved with an id: say so rather than time out.
-	if m.res.Err == nil {
+	if res.Err == nil {
 		for origin, p := range r.posts {
 			if p.awaitingArchive {
 				p.timer.Stop()
@@ -685,15 +687,10 @@ func (r *Room) startWaiter(ctx actor.Context, m *Fetch, sender *actor.PID) {
 	w := &waiter{replyTo: sender, limit: m.Limit}
 	w.timer = r.afterTimer(ctx, m.Block, &waiterExpired{id: id})
 	r.waiters[id] = w
-	f := ctx.RequestFuture(r.archive, &archive.Query{Since: m.Since, Limit: m.Limit}, 2*time.Minute)
-	ctx.ReenterAfter(f, func(res any, err error) {
+	r.readArchive(ctx, &archive.Query{Since: m.Since, Limit: m.Limit}, func(a *archive.Result) {
 		w, ok := r.waiters[id]
 		if !ok {
 			return
-		}
-		a, ok := res.(*archive.Result)
-		if !ok {
-			a = &archive.Result{Err: fmt.Errorf("room: read of %s: %v", r.cfg.JID, err)}
 		}
 		switch {
 		case a.Err != nil || len(a.Entries) > 0:

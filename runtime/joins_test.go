@@ -1,0 +1,141 @@
+package runtime_test
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/actors/room"
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// The room's join state machine, against a scripted MUC.
+
+func joinError(st *xmpptest.Stream, p xmpptest.Element, condition string) {
+	st.Send(`<presence type='error' from='%s' to='%s' id='%s'><error type='cancel'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`, p.Get("to"), st.JID, p.Get("id"), condition)
+}
+
+// A room another connection is creating answers item-not-found until it is
+// unlocked: the join retries and succeeds.
+func TestJoinRetriesWhileTheRoomIsLocked(t *testing.T) {
+	var attempts atomic.Int32
+	rt := hostileRuntime(t, &fakeMUC{onJoin: func(st *xmpptest.Stream, p xmpptest.Element) bool {
+		if attempts.Add(1) <= 3 {
+			joinError(st, p, "item-not-found")
+			return true
+		}
+		return false
+	}}, nil)
+	_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+	require.NoError(t, err)
+	assert.Equal(t, int32(4), attempts.Load())
+}
+
+// A room that stays locked ends the join at the join timeout with a clear error.
+func TestJoinGivesUpAtTheJoinTimeout(t *testing.T) {
+	rt := hostileRuntime(t, &fakeMUC{onJoin: func(st *xmpptest.Stream, p xmpptest.Element) bool {
+		joinError(st, p, "item-not-found")
+		return true
+	}}, func(c *runtime.Config) { c.JoinTimeout = 500 * time.Millisecond })
+	start := time.Now()
+	_, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
+	assert.ErrorIs(t, err, room.ErrJoinTimeout)
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
+// A refusal that retrying can't fix fails the join at once.
+func TestJoinRefusedFailsAtOnce(t *testing.T) {
+	rt := hostileRuntime(t, &fakeMUC{onJoin: func(st *xmpptest.Stream, p xmpptest.Element) bool {
+		joinError(st, p, "forbidden")
+		return true
+	}}, nil)
+	_, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
+	assert.ErrorIs(t, err, room.ErrJoin)
+	assert.ErrorContains(t, err, "forbidden")
+}
+
+// A server-reported conflict: a pinned nick fails loudly naming the nick; a
+// random nick draws another and gets in.
+func TestJoinConflict(t *testing.T) {
+	conflictOnce := func() *fakeMUC {
+		var n atomic.Int32
+		return &fakeMUC{onJoin: func(st *xmpptest.Stream, p xmpptest.Element) bool {
+			if n.Add(1) == 1 {
+				joinError(st, p, "conflict")
+				return true
+			}
+			return false
+		}}
+	}
+	pinned := hostileRuntime(t, conflictOnce(), func(c *runtime.Config) { c.Nick = "taken-nick" })
+	_, err := pinned.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+	assert.ErrorIs(t, err, seam.ErrNickConflict)
+	assert.ErrorContains(t, err, "taken-nick")
+
+	f := conflictOnce()
+	random := hostileRuntime(t, f, nil)
+	_, err = random.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+	require.NoError(t, err)
+	assert.NotEqual(t, random.Nick(), f.nick, "a fresh nick was drawn")
+}
+
+// A pinned nick whose probe is answered by someone else (another session holds
+// the nick) fails with the nick conflict; the control, a probe that comes back to
+// us, succeeds.
+func TestPinnedNickProbe(t *testing.T) {
+	for _, routedToUs := range []bool{true, false} {
+		t.Run(fmt.Sprintf("routed_to_us=%v", routedToUs), func(t *testing.T) {
+			f := &fakeMUC{}
+			f.onIQ = func(st *xmpptest.Stream, iq xmpptest.Element) bool {
+				if !strings.Contains(iq.Inner, "nick-probe") {
+					return false
+				}
+				if routedToUs { // the room routes the probe to the nick's session: us
+					st.Send(`<iq type='get' id='routed' from='%s' to='%s'>%s</iq>`, iq.Get("to"), st.JID, iq.Inner)
+				}
+				st.Send(`<iq type='result' id='%s' from='%s' to='%s'/>`, iq.Get("id"), iq.Get("to"), st.JID)
+				return true
+			}
+			rt := hostileRuntime(t, f, func(c *runtime.Config) { c.Nick = "pinned" })
+			_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+			if routedToUs {
+				require.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, seam.ErrNickConflict)
+			}
+		})
+	}
+}
+
+// Removal from the room (kick, ban, destruction) fails what waits on the
+// occupancy; the next call joins again.
+func TestRemovedFromTheRoom(t *testing.T) {
+	var joins atomic.Int32
+	f := &fakeMUC{onPresence: func() { joins.Add(1) }}
+	f.onMessage = func(st *xmpptest.Stream, m xmpptest.Element) {
+		// Instead of reflecting the post: kick the poster.
+		st.Send(`<presence type='unavailable' from='%s/%s' to='%s'><x xmlns='http://jabber.org/protocol/muc#user'><item role='none'/><status code='307'/><status code='110'/></x></presence>`, hostileRoom, f.nick, st.JID)
+	}
+	rt := hostileRuntime(t, f, nil)
+	_, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
+	assert.ErrorIs(t, err, room.ErrLeft)
+	_, err = rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), joins.Load(), "rejoined on the next call")
+}
+
+// A room whose archive refuses queries fails the join with seam.ErrNoArchive.
+func TestJoinWithoutArchive(t *testing.T) {
+	rt := hostileRuntime(t, &fakeMUC{onMAM: func(st *xmpptest.Stream, q mamQuery) {
+		st.Send(`<iq type='error' id='%s' from='%s' to='%s'><error type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, q.iq.Get("id"), hostileRoom, st.JID)
+	}}, nil)
+	_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+	assert.ErrorIs(t, err, seam.ErrNoArchive)
+}
