@@ -28,6 +28,8 @@ type (
 		Since *seam.Cursor
 		Limit int
 		Block time.Duration
+
+		until time.Time // when the Block budget ends, counted from arrival
 	}
 
 	// Subscribe adds a subscriber. Answer: *Subscribed.

@@ -669,6 +669,7 @@ func (r *Room) fetch(ctx actor.Context, m *Fetch) {
 		m.Limit = r.cfg.DefaultLimit
 	}
 	m.Limit = min(m.Limit, r.cfg.MaxLimit)
+	m.until = time.Now().Add(m.Block)
 	if m.Block <= 0 {
 		// A plain read needs no occupancy: reading a never-posted topic must not
 		// create its room.
@@ -685,7 +686,7 @@ func (r *Room) startWaiter(ctx actor.Context, m *Fetch, sender *actor.PID) {
 	id := r.nextW
 	r.nextW++
 	w := &waiter{replyTo: sender, limit: m.Limit}
-	w.timer = r.afterTimer(ctx, m.Block, &waiterExpired{id: id})
+	w.timer = r.afterTimer(ctx, max(time.Until(m.until), 0), &waiterExpired{id: id})
 	r.waiters[id] = w
 	r.readArchive(ctx, &archive.Query{Since: m.Since, Limit: m.Limit}, func(a *archive.Result) {
 		w, ok := r.waiters[id]
