@@ -86,9 +86,12 @@ limits = { c2s = { rate = "100mb/s" } }
 
 VirtualHost "$DOMAIN"
 
+-- Rooms persist by default, as a Parley deployment wants: a non-persistent room
+-- is destroyed with its archive when its last occupant leaves.
 Component "$MUC" "muc"
 	modules_enabled = { "muc_mam" }
 	restrict_room_creation = false
+	muc_room_default_persistent = true
 	muc_log_by_default = true
 	muc_log_all_rooms = true
 	muc_log_expires_after = "never"
