@@ -66,6 +66,40 @@ type Config struct {
 	JoinTimeout    time.Duration // joining a room, cold-creation retries included [30s]
 	PostTimeout    time.Duration // a post's reflection [30s]
 
+	// Reconnecting. After a lost link the runtime dials again at once, then after
+	// ReconnectWait, doubling (with jitter) up to MaxReconnectWait; a link that
+	// stays up for StableAfter resets the wait. MaxReconnects > 0 gives up after
+	// that many failed attempts (state Closed with the reason); 0 retries forever.
+	ReconnectWait    time.Duration // [100ms]
+	MaxReconnectWait time.Duration // [10s]
+	MaxReconnects    int           // [0: forever]
+	StableAfter      time.Duration // [30s]
+	// KeepAlive is the interval of the XEP-0199 pings that find a half-open
+	// link; a ping unanswered for KeepAliveTimeout drops the link and reconnects.
+	// A negative KeepAlive turns them off.
+	KeepAlive        time.Duration // [30s]
+	KeepAliveTimeout time.Duration // [10s]
+	// SelfPing is the interval of the XEP-0410 self-pings that find a silent
+	// removal from a room (then the room is rejoined and replayed). Negative:
+	// off.
+	SelfPing time.Duration // [5m]
+	// FailFast: while the link is down, calls fail at once with
+	// seam.ErrNotConnected. By default they wait for the link within their ctx.
+	FailFast bool
+	// SubscriberBuffer bounds the messages queued for one subscriber. A handler
+	// that falls that far behind is fed from the archive instead, from where it
+	// is, so memory stays bounded and it still gets every message once [1024].
+	SubscriberBuffer int
+
+	// OnStateChange is told of every change of the connection's state
+	// (connecting, online, reconnecting, closed), in order, on a goroutine of
+	// the runtime's own.
+	OnStateChange func(StateChange)
+	// OnRoomEvent is told of what happens to rooms: rejoined after a lost link,
+	// removed (kick, destruction), banned, history gaps, lagging or panicking
+	// subscribers. Same goroutine as OnStateChange.
+	OnRoomEvent func(RoomEvent)
+
 	// FetchLimit is the page size when FetchRecentArgs.Limit <= 0 [50];
 	// MaxFetchLimit caps any Limit [10000].
 	FetchLimit    int
@@ -121,6 +155,16 @@ func resolve(c Config) (*resolved, error) {
 	setDur(&r.RequestTimeout, 30*time.Second)
 	setDur(&r.JoinTimeout, 30*time.Second)
 	setDur(&r.PostTimeout, 30*time.Second)
+	setDur(&r.ReconnectWait, 100*time.Millisecond)
+	setDur(&r.MaxReconnectWait, 10*time.Second)
+	setDur(&r.StableAfter, 30*time.Second)
+	if r.KeepAlive == 0 {
+		r.KeepAlive = 30 * time.Second
+	}
+	setDur(&r.KeepAliveTimeout, 10*time.Second)
+	if r.SelfPing == 0 {
+		r.SelfPing = 5 * time.Minute
+	}
 	setInt := func(n *int, def int) {
 		if *n <= 0 {
 			*n = def
@@ -130,6 +174,10 @@ func resolve(c Config) (*resolved, error) {
 	setInt(&r.MaxFetchLimit, 10000)
 	setInt(&r.MAMPageSize, 50)
 	setInt(&r.MaxContentBytes, 64*1024)
+	setInt(&r.SubscriberBuffer, 1024)
+	if r.MaxReconnects < 0 {
+		return nil, fmt.Errorf("%w: MaxReconnects %d is negative", errConfig, r.MaxReconnects)
+	}
 	if r.FetchLimit > r.MaxFetchLimit {
 		return nil, fmt.Errorf("%w: FetchLimit %d exceeds MaxFetchLimit %d", errConfig, r.FetchLimit, r.MaxFetchLimit)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ type fakeMUC struct {
 	nick      string // the runtime's nick, from its join
 	// onPresence, when set, is told of every join presence.
 	onPresence func()
+	// onStream, when set, is told of every new client stream.
+	onStream func()
 	// onIQ, when set, may answer an IQ first; it returns false to let the default
 	// answer (an empty result).
 	onIQ func(st *xmpptest.Stream, iq xmpptest.Element) bool
@@ -78,6 +81,9 @@ func welcome(st *xmpptest.Stream, p xmpptest.Element) {
 func (f *fakeMUC) stream() *xmpptest.Stream { return <-f.streams }
 
 func (f *fakeMUC) run(st *xmpptest.Stream) {
+	if f.onStream != nil {
+		f.onStream()
+	}
 	select {
 	case f.streams <- st:
 	default:
@@ -329,20 +335,40 @@ func TestHostileUnknownTopLevelElementIsSkipped(t *testing.T) {
 	assert.Equal(t, []string{"still here"}, contents(res.Messages))
 }
 
-// A stream that turns to garbage ends the link: calls in flight fail promptly
-// with an error instead of hanging, and later calls fail too.
-func TestHostileGarbageEndsTheLink(t *testing.T) {
-	f := &fakeMUC{onMAM: func(st *xmpptest.Stream, q mamQuery) {
-		st.Send(`<message from='%s'><result xmlns='urn:xmpp:mam:2' queryid='%s' id='x'><forwarded`, hostileRoom, q.queryID) // cut mid-stanza
-		st.Send(`<<<&&&`)
-	}}
-	rt := hostileRuntime(t, f, nil)
-	start := time.Now()
-	_, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic})
-	require.Error(t, err)
-	assert.Less(t, time.Since(start), 4*time.Second, "failed at once, not after the request timeout")
-	_, err = rt.Post(ctx5(t), hostileTopic, "me", "after the break", seam.PostOptions{})
-	assert.Error(t, err)
+// A stream that turns to garbage mid-stanza is abandoned: the runtime dials
+// again, and the read in flight completes on the new link.
+func TestHostileGarbageEndsTheLinkAndTheRuntimeReconnects(t *testing.T) {
+	var conns atomic.Int32
+	f := &fakeMUC{}
+	f.onMAM = func(st *xmpptest.Stream, q mamQuery) {
+		if conns.Load() == 1 {
+			st.Send(`<message from='%s'><result xmlns='urn:xmpp:mam:2' queryid='%s' id='x'><forwarded`, hostileRoom, q.queryID) // cut mid-stanza
+			st.Send(`<<<&&&`)
+			return
+		}
+		row(st, hostileRoom, q.queryID, "g1", "alice", "<body>after the break</body>")
+		fin(st, q, true, "g1", "g1")
+	}
+	f.onStream = func() { conns.Add(1) }
+	states := make(chan runtime.State, 20)
+	rt := hostileRuntime(t, f, func(c *runtime.Config) {
+		c.OnStateChange = func(sc runtime.StateChange) { states <- sc.To }
+	})
+	res, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"after the break"}, contents(res.Messages))
+	assert.Equal(t, int32(2), conns.Load())
+	var seen []runtime.State
+	for len(seen) < 4 {
+		select {
+		case s := <-states:
+			seen = append(seen, s)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("states so far: %v", seen)
+		}
+	}
+	assert.Equal(t, []runtime.State{runtime.Connecting, runtime.Online, runtime.Reconnecting, runtime.Online}, seen)
+	assert.Equal(t, runtime.Online, rt.State())
 }
 
 // A server that sends more results than any page asked for can't grow the

@@ -114,21 +114,63 @@ func TestPinnedNickProbe(t *testing.T) {
 	}
 }
 
-// Removal from the room (kick, ban, destruction) fails what waits on the
-// occupancy; the next call joins again.
-func TestRemovedFromTheRoom(t *testing.T) {
+// Removal from the room (a kick, the room's destruction): the runtime rejoins
+// by itself, replays, and the post that was in flight resolves exactly once.
+func TestRemovedFromTheRoomRejoins(t *testing.T) {
+	var joins, posts atomic.Int32
+	events := make(chan runtime.RoomEvent, 10)
+	f := &fakeMUC{onPresence: func() { joins.Add(1) }}
+	f.onMessage = func(st *xmpptest.Stream, m xmpptest.Element) {
+		if posts.Add(1) == 1 { // instead of reflecting the first post: kick the poster
+			st.Send(`<presence type='unavailable' from='%s/%s' to='%s'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='none'/><status code='307'/><status code='110'/></x></presence>`, hostileRoom, f.nick, st.JID)
+			return
+		}
+		reflect(st, f, m, "after-kick")
+	}
+	rt := hostileRuntime(t, f, func(c *runtime.Config) {
+		c.OnRoomEvent = func(e runtime.RoomEvent) { events <- e }
+	})
+	id, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, seam.BackendMsgID("after-kick"), id, "resolved once, by the resend")
+	assert.Equal(t, int32(2), joins.Load(), "rejoined by itself")
+	assert.Equal(t, int32(2), posts.Load(), "sent again once: the replay didn't find it")
+	var kinds []runtime.RoomEventKind
+	for len(kinds) < 2 {
+		select {
+		case e := <-events:
+			kinds = append(kinds, e.Kind)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("events so far: %v", kinds)
+		}
+	}
+	assert.Equal(t, []runtime.RoomEventKind{runtime.RoomRemoved, runtime.RoomRejoined}, kinds)
+}
+
+// A ban ends the occupancy: what waited fails with ErrBanned, no rejoin.
+func TestBannedFromTheRoom(t *testing.T) {
 	var joins atomic.Int32
 	f := &fakeMUC{onPresence: func() { joins.Add(1) }}
 	f.onMessage = func(st *xmpptest.Stream, m xmpptest.Element) {
-		// Instead of reflecting the post: kick the poster.
-		st.Send(`<presence type='unavailable' from='%s/%s' to='%s'><x xmlns='http://jabber.org/protocol/muc#user'><item role='none'/><status code='307'/><status code='110'/></x></presence>`, hostileRoom, f.nick, st.JID)
+		st.Send(`<presence type='unavailable' from='%s/%s' to='%s'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='outcast' role='none'/><status code='301'/><status code='110'/></x></presence>`, hostileRoom, f.nick, st.JID)
 	}
 	rt := hostileRuntime(t, f, nil)
 	_, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
-	assert.ErrorIs(t, err, room.ErrLeft)
-	_, err = rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
-	require.NoError(t, err)
-	assert.Equal(t, int32(2), joins.Load(), "rejoined on the next call")
+	assert.ErrorIs(t, err, room.ErrBanned)
+	time.Sleep(700 * time.Millisecond) // longer than the first rejoin wait
+	assert.Equal(t, int32(1), joins.Load(), "no rejoin after a ban")
+}
+
+// reflect echoes a post back from the runtime's nick with the given stanza-id.
+func reflect(st *xmpptest.Stream, f *fakeMUC, m xmpptest.Element, id string) {
+	var body string
+	m.Child("body", &body)
+	var origin struct {
+		ID string `xml:"id,attr"`
+	}
+	m.Child("origin-id", &origin)
+	st.Send(`<message type='groupchat' from='%s/%s' to='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/><stanza-id xmlns='urn:xmpp:sid:0' by='%s' id='%s'/></message>`,
+		hostileRoom, f.nick, st.JID, xmpptest.Escape(body), origin.ID, hostileRoom, id)
 }
 
 // A room whose archive refuses queries fails the join with seam.ErrNoArchive.

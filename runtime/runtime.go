@@ -15,15 +15,18 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/actors/notifier"
 	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
@@ -40,11 +43,14 @@ type Runtime struct {
 	cfg *resolved
 	log *slog.Logger
 
-	mu      sync.Mutex // guards the lifecycle fields below, not the actors' state
-	system  *actor.ActorSystem
-	session *actor.PID
-	online  bool
-	closed  bool
+	mu       sync.Mutex // guards the lifecycle fields below, not the actors' state
+	system   *actor.ActorSystem
+	session  *actor.PID
+	notifier *actor.PID
+	online   bool // Connect succeeded once
+	closed   bool
+
+	state atomic.Int32 // the connection's State, kept by the notifier
 }
 
 var _ seam.Backend = (*Runtime)(nil)
@@ -64,6 +70,10 @@ func New(cfg Config) (*Runtime, error) {
 
 // Nick is the occupant nick this runtime posts under.
 func (rt *Runtime) Nick() string { return rt.cfg.Nick }
+
+// State is the connection's state now. Before the first Connect it is
+// Connecting.
+func (rt *Runtime) State() State { return State(rt.state.Load()) }
 
 // Connect dials the server and logs in; it returns once logged in. Rooms are
 // joined on first use. Calling Connect on a connected runtime does nothing.
@@ -95,29 +105,62 @@ func (rt *Runtime) Connect(ctx context.Context) error {
 	return nil
 }
 
-// start builds the actor system and the session actor. Called with mu held.
+// start builds the actor system, the notifier and the session actor. Called
+// with mu held.
 func (rt *Runtime) start() {
 	c := rt.cfg
 	rt.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet(rt.log) }),
 		actor.WithDeadLetterThrottleInterval(100*time.Millisecond),
 	)
+	root := rt.system.Root
+	rt.notifier = root.Spawn(notifier.Props(notifier.Config{
+		OnStateChange: c.OnStateChange, OnRoomEvent: c.OnRoomEvent, State: &rt.state, Logger: rt.log,
+	}))
+	keepAlive := c.KeepAlive
+	if keepAlive < 0 {
+		keepAlive = 0
+	}
 	props := session.Props(session.Config{
 		Conn:    c.connOptions(),
 		Logger:  rt.log,
 		NewRoom: rt.roomProps,
+		Notify:  rt.notifier,
+		Rooms: supervision.Policy{
+			MaxFailures: 5, Window: time.Minute, InitialDelay: 10 * time.Millisecond, MaxDelay: 5 * time.Second,
+			Report: func(f supervision.Failure) { rt.log.Error("room actor failed", slog.String("failure", f.String())) },
+		}.Strategy(),
+		FailFast: c.FailFast,
+		Reconnect: session.Reconnect{
+			InitialInterval: c.ReconnectWait, MaxInterval: c.MaxReconnectWait,
+			MaxAttempts: c.MaxReconnects, StableAfter: c.StableAfter,
+		},
+		KeepAlive:        keepAlive,
+		KeepAliveTimeout: c.KeepAliveTimeout,
 	})
 	// A top-level actor ignores its own props' supervisor; the guardian decides.
-	rt.session = rt.system.Root.Spawn(props.Configure(actor.WithGuardian(supervision.Children(rt.log, 3, time.Minute))))
+	// The session holds the connection: a failure of its own stops it (the
+	// runtime reports Closed) rather than restarting it without its rooms.
+	guardian := supervision.Policy{MaxFailures: 0, Report: func(f supervision.Failure) {
+		rt.log.Error("session actor failed; the runtime is closed", slog.String("failure", f.String()))
+		root.Send(rt.notifier, &session.StateChange{To: session.Closed, Err: fmt.Errorf("%w: %v", supervision.ErrActorFailed, f.Reason), At: time.Now()})
+	}}.Strategy()
+	rt.session = root.Spawn(props.Configure(actor.WithGuardian(guardian)))
 }
 
 func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 	c := rt.cfg
+	selfPing := c.SelfPing
+	if selfPing < 0 {
+		selfPing = 0
+	}
 	return room.Props(room.Config{
 		JID: spec.JID, Topic: spec.Topic, Nick: c.Nick, Pinned: c.pinned, Session: spec.Session,
-		Logger: rt.log, IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
+		Online: spec.Online, Notify: rt.notifier, Logger: rt.log,
+		IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
-	}).Configure(actor.WithSupervisor(supervision.Children(rt.log, 10, time.Minute)))
+		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing,
+	})
 }
 
 // Disconnect closes the connection and stops every room and subscription. It
@@ -138,6 +181,10 @@ func (rt *Runtime) Disconnect(ctx context.Context) error {
 	_, err := ask.Ask(ctx, system, pid, &session.Disconnect{})
 	if err := system.Root.StopFuture(pid).Wait(); err != nil {
 		rt.log.Warn("session did not stop in time", slog.Any("err", err))
+	}
+	// The notifier drains the events still queued (Closed among them) first.
+	if err := system.Root.PoisonFuture(rt.notifier).Wait(); err != nil {
+		rt.log.Warn("notifier did not stop in time", slog.Any("err", err))
 	}
 	system.Shutdown()
 	if err != nil && !errors.Is(err, ask.ErrNoActor) {
@@ -189,12 +236,27 @@ func (rt *Runtime) callErr(op string, err error) error {
 	return err
 }
 
+// Errors a Post's caller gets when its ctx ends first, joined with ctx.Err():
+// they say whether the message may still land.
+var (
+	// ErrPostNotSent: the message was never sent and never will be.
+	ErrPostNotSent = errors.New("parley-xmpp: the message was not sent")
+	// ErrPostInDoubt: the message was sent; it may have landed or still land. It
+	// is not sent again.
+	ErrPostInDoubt = errors.New("parley-xmpp: the message was sent and may still land")
+)
+
 // Post sends content to topic's room and returns the room's stanza-id for it once
 // the room reflects it. identity is not used: XMPP's sender is the runtime's
 // occupant nick (see ResolveIdentity). Content that XML can't carry (NUL and
 // other control characters, invalid UTF-8, U+FFFE, U+FFFF), empty content, and
 // content over MaxContentBytes fail with seam.ErrInvalidContent before anything
 // is sent. A carriage return arrives as a line feed (XML normalises line ends).
+//
+// While the link is down Post waits for it (unless FailFast). A post in flight
+// when the link drops resolves exactly once: with the id the archive holds for
+// it, or, when the archive doesn't hold it, it is sent again. When ctx ends
+// first, the error wraps ctx.Err() and ErrPostNotSent or ErrPostInDoubt.
 func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Handle, content string, opts seam.PostOptions) (seam.BackendMsgID, error) {
 	switch {
 	case content == "":
@@ -208,8 +270,12 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 	if err := stanza.CheckText(string(opts.InReplyTo)); err != nil {
 		return "", fmt.Errorf("%w: InReplyTo: %v", seam.ErrInvalidContent, err)
 	}
-	res, err := rt.toRoom(ctx, topic, &room.Post{Content: content, InReplyTo: opts.InReplyTo})
+	origin := rand.Text()
+	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: origin, Content: content, InReplyTo: opts.InReplyTo})
 	if err != nil {
+		if ctx.Err() != nil {
+			return rt.abandonPost(topic, origin, err)
+		}
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, err)
 	}
 	p := res.(*room.Posted)
@@ -217,6 +283,25 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
 	}
 	return p.ID, nil
+}
+
+// abandonPost settles a post whose caller's ctx ended: the room withdraws it if
+// it wasn't sent, and stops resending it if it was; the caller learns which.
+func (rt *Runtime) abandonPost(topic seam.Topic, origin string, cause error) (seam.BackendMsgID, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res, err := rt.toRoom(ctx, topic, &room.CancelPost{Origin: origin})
+	fate, ok := res.(*room.PostFate)
+	switch {
+	case err != nil || !ok:
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w (%w)", topic, cause, ErrPostInDoubt)
+	case fate.ID != "":
+		return fate.ID, nil // it landed as the caller gave up
+	case fate.Sent:
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w (%w)", topic, cause, ErrPostInDoubt)
+	default:
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w (%w)", topic, cause, ErrPostNotSent)
+	}
 }
 
 // FetchRecent reads topic's archive: with Since nil the newest Limit messages,
@@ -250,7 +335,18 @@ func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handl
 	if h == nil {
 		return nil, errors.New("parley-xmpp: subscribe: nil handler")
 	}
-	res, err := rt.toRoom(ctx, topic, &room.Subscribe{Handler: h})
+	if _, err := RoomLocalpart(topic); err != nil {
+		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, err)
+	}
+	system, _, err := rt.ready()
+	if err != nil {
+		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, err)
+	}
+	notify, root := rt.notifier, system.Root
+	onPanic := func(m seam.Message, r any) {
+		root.Send(notify, &room.Event{Topic: topic, Kind: room.SubscriberPanicked, Err: fmt.Errorf("handler panicked on %s: %v", m.BackendMsgID, r), At: time.Now()})
+	}
+	res, err := rt.toRoom(ctx, topic, &room.Subscribe{Handler: h, OnPanic: onPanic})
 	if err != nil {
 		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, err)
 	}
@@ -258,12 +354,13 @@ func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handl
 	if s.Err != nil {
 		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, s.Err)
 	}
-	return &subscription{system: rt.system, pid: s.PID, gate: s.Gate}, nil
+	return &subscription{system: rt.system, pid: s.PID, room: s.Room, gate: s.Gate}, nil
 }
 
 type subscription struct {
 	system *actor.ActorSystem
 	pid    *actor.PID
+	room   *actor.PID
 	gate   *subscriber.Gate
 	once   sync.Once
 }
@@ -274,6 +371,7 @@ type subscription struct {
 func (s *subscription) Close() error {
 	s.once.Do(func() {
 		s.gate.Close()
+		s.system.Root.Send(s.room, &room.Unsubscribe{PID: s.pid})
 		s.system.Root.Stop(s.pid)
 	})
 	return nil

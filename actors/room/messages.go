@@ -1,6 +1,7 @@
 package room
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,15 +12,27 @@ import (
 
 // Requests the runtime sends a room (through the session's ToRoom).
 type (
-	// Post sends a message and answers *Posted when the room reflects it.
+	// Post sends a message and answers *Posted when the room reflects it (or
+	// when a replay after a lost link finds it in the archive).
 	Post struct {
+		Origin    string // the XEP-0359 origin-id, chosen by the caller
 		Content   string
 		InReplyTo seam.BackendMsgID
 	}
-	// Posted answers Post with the reflection's stanza-id.
+	// Posted answers Post with the message's stanza-id.
 	Posted struct {
 		ID  seam.BackendMsgID
 		Err error
+	}
+
+	// CancelPost withdraws the Post with Origin whose caller gave up. Answer:
+	// *PostFate: a post not yet sent never will be; one sent is no longer
+	// resent after a lost link.
+	CancelPost struct{ Origin string }
+	// PostFate answers CancelPost.
+	PostFate struct {
+		Sent bool              // it was sent: it may land (or has)
+		ID   seam.BackendMsgID // it has landed with this id
 	}
 
 	// Fetch reads the topic (seam.FetchRecentArgs without the topic). Answer:
@@ -33,11 +46,78 @@ type (
 	}
 
 	// Subscribe adds a subscriber. Answer: *Subscribed.
-	Subscribe struct{ Handler seam.Handler }
-	// Subscribed answers Subscribe: the subscriber actor and its gate.
+	Subscribe struct {
+		Handler seam.Handler
+		OnPanic func(seam.Message, any)
+	}
+	// Subscribed answers Subscribe: the subscriber actor, its gate, and the room
+	// to tell when it is closed.
 	Subscribed struct {
 		PID  *actor.PID
 		Gate *subscriber.Gate
+		Room *actor.PID
 		Err  error
 	}
+	// Unsubscribe drops a subscriber (its gate is already closed).
+	Unsubscribe struct{ PID *actor.PID }
 )
+
+// EventKind says what happened to a room.
+type EventKind int
+
+const (
+	// Rejoined: the room was joined again after a lost link or a removal, and
+	// what was missed meanwhile was replayed from the archive.
+	Rejoined EventKind = iota
+	// Removed: the room removed this connection (a kick, the room's destruction,
+	// a silent removal found by self-ping); the runtime rejoins with backoff.
+	Removed
+	// Banned: the room banned this connection; the runtime does not rejoin, and
+	// what waited on the room failed with Event.Err.
+	Banned
+	// HistoryGap: the archive no longer knows the room's replay cursor (expired,
+	// or the room was destroyed and created anew); the replay restarted from the
+	// archive's start, and messages in between may be lost.
+	HistoryGap
+	// ReplayFailed: reading what was missed failed; the runtime retries.
+	ReplayFailed
+	// SubscriberLagging: a subscriber's queue filled up; it catches up from the
+	// archive, without loss or duplicates.
+	SubscriberLagging
+	// SubscriberPanicked: a handler panicked; its subscription continues.
+	SubscriberPanicked
+	// Failed: the room actor failed too often and was stopped; what waited on
+	// it failed, and its subscriptions ended.
+	Failed
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Rejoined:
+		return "rejoined"
+	case Removed:
+		return "removed"
+	case Banned:
+		return "banned"
+	case HistoryGap:
+		return "history-gap"
+	case ReplayFailed:
+		return "replay-failed"
+	case SubscriberLagging:
+		return "subscriber-lagging"
+	case SubscriberPanicked:
+		return "subscriber-panicked"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event reports something that happened to a room, for embedders.
+type Event struct {
+	Topic seam.Topic
+	Room  string
+	Kind  EventKind
+	Err   error
+	At    time.Time
+}

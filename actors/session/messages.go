@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,15 +12,15 @@ import (
 
 // Requests the runtime sends the session.
 type (
-	// Connect dials and logs in. Answer: *Connected.
+	// Connect dials and logs in. Answer: *Connected, once online.
 	Connect struct{}
 	// Connected answers Connect.
 	Connected struct{ Err error }
 	// AbortConnect gives up a login in progress (its callers' contexts ended).
 	AbortConnect struct{}
 
-	// Disconnect stops every room, closes the stream and answers *Disconnected once
-	// the connection's goroutines have ended.
+	// Disconnect stops every room and subscriber, closes the stream, and answers
+	// *Disconnected once the connection's goroutines have ended.
 	Disconnect struct{}
 	// Disconnected answers Disconnect.
 	Disconnected struct{}
@@ -45,30 +46,80 @@ type (
 	// the final answer.
 	IQ struct {
 		ID      string
-		To      string // bare JID the answer must come from; "" for the user's own server
+		To      string // the JID the answer must come from; "" for the user's own server
 		Stanza  []byte
 		QueryID string
 		Timeout time.Duration
 	}
-	// IQResult answers IQ. Err is set on timeout or a lost link; a stanza-level
-	// error is in IQ.Error.
+	// IQResult answers IQ. Err is set on a timeout or a lost link (errors.Is
+	// ErrLinkLost); a stanza-level error is in IQ.Error.
 	IQResult struct {
 		ID  string // the request's ID
 		IQ  stanza.IQ
 		MAM []stanza.MAMResult
 		Err error
 	}
+
+	// SpawnSubscriber spawns a subscriber actor as the session's child, so it
+	// outlives a restart of the room that asked. Answer: *actor.PID.
+	SpawnSubscriber struct{ Props *actor.Props }
 )
 
 // Notices the session sends its rooms.
 type (
 	// LinkDown: the connection is gone; occupancy and pending answers with it.
 	LinkDown struct{ Err error }
+	// LinkUp: a new connection is logged in; rooms rejoin and replay.
+	LinkUp struct{}
+	// Closing: the runtime is disconnecting; the room stops next.
+	Closing struct{}
 )
+
+// State is the connection's state, as embedders observe it.
+type State int
+
+const (
+	// Connecting: the first login is in progress.
+	Connecting State = iota
+	// Online: logged in.
+	Online
+	// Reconnecting: the link was lost; the session is dialing again with backoff.
+	Reconnecting
+	// Closed: Disconnect was called, or reconnecting gave up (StateChange.Err).
+	Closed
+)
+
+func (s State) String() string {
+	switch s {
+	case Connecting:
+		return "connecting"
+	case Online:
+		return "online"
+	case Reconnecting:
+		return "reconnecting"
+	case Closed:
+		return "closed"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// StateChange is sent to Config.Notify on every change of State.
+type StateChange struct {
+	From, To State
+	// Err: why the link was lost (to Reconnecting), why a login attempt failed
+	// (Reconnecting to Reconnecting), or why reconnecting gave up (to Closed).
+	Err error
+	// Attempt counts the login attempts of this outage (1 is the first).
+	Attempt int
+	At      time.Time
+}
 
 // RoomSpec is what the session passes to the room factory.
 type RoomSpec struct {
 	JID     string
 	Topic   seam.Topic
 	Session *actor.PID
+	// Online: whether the link is up as the room starts; afterwards the room
+	// follows LinkDown and LinkUp.
+	Online bool
 }

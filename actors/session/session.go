@@ -1,8 +1,10 @@
 // Package session is the session actor: the owner of the one XMPP connection of a
 // runtime. It dials through package xmppconn, turns everything the connection's
 // reader delivers into messages for itself, writes every stanza, correlates IQs
-// with their answers (with timeouts), spawns one room actor per room, supervises
-// them, and routes each room's traffic to it.
+// with their answers (with timeouts), keeps the link alive with XEP-0199 pings,
+// reconnects with exponential backoff when the link is lost, spawns one room
+// actor per room (and the subscribers the rooms ask for), supervises them, and
+// routes each room's traffic to it.
 package session
 
 import (
@@ -14,22 +16,40 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/seam"
-	"github.com/parley-go/parley-xmpp/supervision"
 )
 
 // Errors the session answers with.
 var (
-	// ErrLinkLost: the connection ended while the request was in flight.
+	// ErrLinkLost: the connection ended while the request was in flight, or is
+	// down now.
 	ErrLinkLost = errors.New("session: connection lost")
 	// ErrIQTimeout: no answer within the IQ's timeout.
 	ErrIQTimeout = errors.New("session: no answer in time")
 	// ErrDuplicateIQ: an IQ id already in flight.
 	ErrDuplicateIQ = errors.New("session: duplicate IQ id")
+	// ErrKeepAlive: the server didn't answer a keepalive ping in time: the link
+	// is taken for dead (a half-open connection).
+	ErrKeepAlive = errors.New("session: keepalive ping unanswered")
+	// ErrGaveUp: reconnecting stopped after the configured number of attempts.
+	ErrGaveUp = errors.New("session: gave up reconnecting")
 )
+
+// Reconnect is the reconnection policy.
+type Reconnect struct {
+	// InitialInterval is the wait before the second attempt (the first is
+	// immediate); it doubles per attempt, with ±50% jitter, up to MaxInterval.
+	InitialInterval time.Duration
+	MaxInterval     time.Duration
+	// MaxAttempts ends reconnecting after that many failed logins (0: never).
+	MaxAttempts int
+	// StableAfter: a link that stayed up this long resets the backoff.
+	StableAfter time.Duration
+}
 
 // Config configures a session.
 type Config struct {
@@ -38,6 +58,18 @@ type Config struct {
 	// NewRoom builds the props of a room actor. The session spawns it as a child
 	// on the room's first use.
 	NewRoom func(RoomSpec) *actor.Props
+	// Rooms supervises the rooms and subscribers.
+	Rooms actor.SupervisorStrategy
+	// Notify, when set, receives a *StateChange on every change of state.
+	Notify *actor.PID
+	// FailFast: while the link is down, requests fail at once with
+	// seam.ErrNotConnected instead of waiting for it.
+	FailFast  bool
+	Reconnect Reconnect
+	// KeepAlive is the interval of the XEP-0199 pings that find a half-open link;
+	// KeepAliveTimeout is how long a ping may go unanswered. 0 turns pings off.
+	KeepAlive        time.Duration
+	KeepAliveTimeout time.Duration
 	// CloseGrace bounds how long Disconnect waits for the server to close the
 	// stream before dropping the link.
 	CloseGrace time.Duration
@@ -48,12 +80,14 @@ type Config struct {
 	Dial func(context.Context, xmppconn.Options) (*xmppconn.Conn, error)
 }
 
-type state int
+// phase is the session's own state; State is what embedders see of it.
+type phase int
 
 const (
-	idle state = iota
+	idle phase = iota
 	dialing
 	online
+	reconnecting
 	closing
 	closed
 )
@@ -62,18 +96,27 @@ const (
 type Session struct {
 	cfg   Config
 	log   *slog.Logger
-	state state
+	phase phase
+	state State // last state announced
 
 	gen        int // connection generation: events of older connections are ignored
 	conn       *xmppconn.Conn
 	cancelDial context.CancelFunc
 	connectors []*actor.PID // Connect requests waiting for the login
+	lastErr    error        // why the link is down / why reconnecting gave up
+
+	backoff     *backoff.ExponentialBackOff
+	attempt     int // login attempts in this outage
+	onlineSince time.Time
+	pingID      string
+	retryTimer  *time.Timer
+	pingTimer   *time.Timer
 
 	rooms map[string]*actor.PID // by lower-case bare JID
 	iqs   map[string]*pendingIQ
 
 	disconnectors []*actor.PID
-	connClosed    bool
+	openConns     int // connections whose goroutines haven't ended yet
 }
 
 type pendingIQ struct {
@@ -99,8 +142,10 @@ type (
 		gen int
 		err error
 	}
-	iqTimedOut   struct{ id string }
-	connFinished struct{}
+	iqTimedOut struct{ id string }
+	connEnded  struct{}
+	retryNow   struct{ gen int }
+	pingNow    struct{ gen int }
 )
 
 // Props returns the session's props.
@@ -117,9 +162,26 @@ func Props(cfg Config) *actor.Props {
 	if cfg.MaxMAMResults <= 0 {
 		cfg.MaxMAMResults = 1000
 	}
+	if cfg.KeepAliveTimeout <= 0 {
+		cfg.KeepAliveTimeout = 10 * time.Second
+	}
+	r := &cfg.Reconnect
+	if r.InitialInterval <= 0 {
+		r.InitialInterval = 100 * time.Millisecond
+	}
+	if r.MaxInterval <= 0 {
+		r.MaxInterval = 10 * time.Second
+	}
+	if r.StableAfter <= 0 {
+		r.StableAfter = 30 * time.Second
+	}
+	opts := []actor.PropsOption{}
+	if cfg.Rooms != nil {
+		opts = append(opts, actor.WithSupervisor(cfg.Rooms))
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, iqs: map[string]*pendingIQ{}}
-	}, actor.WithSupervisor(supervision.Children(cfg.Logger, 10, time.Minute)))
+	}, opts...)
 }
 
 // Receive handles one message.
@@ -128,24 +190,41 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *Connect:
 		s.connect(ctx)
 	case *AbortConnect:
-		if s.state == dialing {
+		if s.phase == dialing {
 			s.cancelDial()
 			s.gen++ // the login's result, when it comes, is stale
-			s.state = idle
+			s.phase = idle
 			s.answerConnectors(ctx, context.Canceled)
 		}
 	case *dialed:
 		s.onDialed(ctx, m)
+	case *retryNow:
+		if m.gen == s.gen && s.phase == reconnecting {
+			s.dial(ctx)
+		}
 	case *inbound:
-		if m.gen == s.gen && s.state == online {
+		if m.gen == s.gen && s.phase == online {
 			s.onStanza(ctx, m.s)
 		}
 	case *linkClosed:
-		if m.gen == s.gen && s.state == online {
-			s.onLinkClosed(ctx, m.err)
+		if m.gen == s.gen && s.phase == online {
+			s.linkLost(ctx, m.err)
+		}
+	case *pingNow:
+		if m.gen == s.gen && s.phase == online {
+			s.ping(ctx)
+		}
+	case *IQResult: // the answer to our own keepalive ping
+		if m.ID == s.pingID && s.phase == online {
+			s.pingID = ""
+			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) {
+				s.linkLost(ctx, fmt.Errorf("%w after %s", ErrKeepAlive, s.cfg.KeepAliveTimeout))
+				return
+			}
+			s.schedulePing(ctx)
 		}
 	case *Send:
-		s.write(ctx, m.Stanza)
+		s.write(m.Stanza)
 	case *IQ:
 		s.sendIQ(ctx, m)
 	case *iqTimedOut:
@@ -155,10 +234,12 @@ func (s *Session) Receive(ctx actor.Context) {
 		}
 	case *ToRoom:
 		s.toRoom(ctx, m)
+	case *SpawnSubscriber:
+		ctx.Respond(ctx.Spawn(m.Props))
 	case *Disconnect:
 		s.disconnect(ctx)
-	case *connFinished:
-		s.connClosed = true
+	case *connEnded:
+		s.openConns--
 		s.maybeDone(ctx)
 	case *actor.Terminated:
 		for k, pid := range s.rooms {
@@ -169,24 +250,32 @@ func (s *Session) Receive(ctx actor.Context) {
 		s.maybeDone(ctx)
 	case *actor.Stopping:
 		s.failIQs(ctx, seam.ErrDisconnected)
+		s.stopTimers()
 	}
 }
 
+// ---- the link ----
+
 func (s *Session) connect(ctx actor.Context) {
-	switch s.state {
+	switch s.phase {
 	case online:
 		ctx.Respond(&Connected{})
-		return
 	case closing, closed:
 		ctx.Respond(&Connected{Err: seam.ErrDisconnected})
-		return
-	case dialing:
+	case dialing, reconnecting:
 		s.connectors = append(s.connectors, ctx.Sender())
-		return
+	case idle:
+		s.connectors = append(s.connectors, ctx.Sender())
+		s.phase = dialing
+		s.announce(ctx, Connecting, nil)
+		s.dial(ctx)
 	}
-	s.state = dialing
+}
+
+// dial starts a login on its own goroutine; its result comes back as *dialed.
+func (s *Session) dial(ctx actor.Context) {
 	s.gen++
-	s.connectors = append(s.connectors, ctx.Sender())
+	s.attempt++
 	dctx, cancel := context.WithCancel(context.Background())
 	s.cancelDial = cancel
 	gen, self, root, dial, opts := s.gen, ctx.Self(), ctx.ActorSystem().Root, s.cfg.Dial, s.cfg.Conn
@@ -197,27 +286,143 @@ func (s *Session) connect(ctx actor.Context) {
 }
 
 func (s *Session) onDialed(ctx actor.Context, m *dialed) {
-	if m.gen != s.gen || s.state != dialing {
-		// A login that finished after Disconnect: nobody wants it.
+	if m.gen != s.gen || (s.phase != dialing && s.phase != reconnecting) {
+		// A login that finished after Disconnect, or after it was abandoned.
 		if m.conn != nil {
-			go m.conn.Close(0)
+			s.reap(ctx, m.conn, 0)
 		}
 		return
 	}
 	s.cancelDial()
 	if m.err != nil {
-		s.state = idle
-		s.answerConnectors(ctx, m.err)
+		if s.phase == dialing { // the first Connect reports its failure
+			s.phase = idle
+			s.announce(ctx, Closed, m.err)
+			s.answerConnectors(ctx, m.err)
+			return
+		}
+		s.lastErr = m.err
+		s.retryLater(ctx, m.err)
 		return
 	}
-	s.conn, s.state = m.conn, online
+	s.conn, s.phase, s.lastErr = m.conn, online, nil
+	s.onlineSince = time.Now()
 	gen, self, root := s.gen, ctx.Self(), ctx.ActorSystem().Root
 	m.conn.Start(xmppconn.Handler{
 		Stanza: func(v any) { root.Send(self, &inbound{gen: gen, s: v}) },
 		Closed: func(err error) { root.Send(self, &linkClosed{gen: gen, err: err}) },
 	})
-	s.log.Debug("session online", slog.String("jid", m.conn.JID()))
+	s.openConns++
+	s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
+	s.attempt = 0
+	s.announce(ctx, Online, nil)
 	s.answerConnectors(ctx, nil)
+	for _, pid := range s.rooms {
+		ctx.Send(pid, &LinkUp{})
+	}
+	s.schedulePing(ctx)
+}
+
+// linkLost abandons the connection (closed off the actor's path: go-xmpp can
+// hang on a stream broken mid-stanza), tells every room, and starts
+// reconnecting.
+func (s *Session) linkLost(ctx actor.Context, err error) {
+	s.log.Warn("connection lost; reconnecting", slog.Any("err", err))
+	conn := s.conn
+	s.conn, s.lastErr = nil, err
+	s.gen++ // whatever the old connection still reports is stale
+	conn.Abort()
+	s.reapWhenDone(ctx, conn)
+	s.stopTimers()
+	s.failIQs(ctx, fmt.Errorf("%w: %v", ErrLinkLost, err))
+	for _, pid := range s.rooms {
+		ctx.Send(pid, &LinkDown{Err: err})
+	}
+	if time.Since(s.onlineSince) >= s.cfg.Reconnect.StableAfter || s.backoff == nil {
+		s.backoff = backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(s.cfg.Reconnect.InitialInterval),
+			backoff.WithMaxInterval(s.cfg.Reconnect.MaxInterval),
+			backoff.WithRandomizationFactor(0.5),
+			backoff.WithMaxElapsedTime(0),
+		)
+	}
+	s.phase = reconnecting
+	s.attempt = 0
+	s.announce(ctx, Reconnecting, err)
+	s.dial(ctx) // the first attempt at once: most losses are a single dropped link
+}
+
+// retryLater schedules the next login attempt, or gives up.
+func (s *Session) retryLater(ctx actor.Context, err error) {
+	if max := s.cfg.Reconnect.MaxAttempts; max > 0 && s.attempt >= max {
+		s.phase = idle
+		s.lastErr = fmt.Errorf("%w after %d attempts: %v", ErrGaveUp, s.attempt, err)
+		s.log.Error("reconnecting gave up", slog.Any("err", s.lastErr))
+		s.announce(ctx, Closed, s.lastErr)
+		s.answerConnectors(ctx, s.lastErr)
+		return
+	}
+	wait := s.backoff.NextBackOff()
+	s.log.Debug("login failed; retrying", slog.Any("err", err), slog.Duration("in", wait), slog.Int("attempt", s.attempt))
+	s.announceAttempt(ctx, err)
+	gen := s.gen
+	s.retryTimer = s.after(ctx, wait, &retryNow{gen: gen})
+}
+
+func (s *Session) schedulePing(ctx actor.Context) {
+	if s.cfg.KeepAlive <= 0 {
+		return
+	}
+	s.pingTimer = s.after(ctx, s.cfg.KeepAlive, &pingNow{gen: s.gen})
+}
+
+func (s *Session) ping(ctx actor.Context) {
+	s.pingID = "ping-" + randID()
+	domain := s.cfg.Conn.User[strings.IndexByte(s.cfg.Conn.User, '@')+1:]
+	s.sendIQ(ctx, &IQ{ID: s.pingID, To: "", Stanza: stanza.PingIQ(domain, s.pingID), Timeout: s.cfg.KeepAliveTimeout})
+}
+
+func (s *Session) stopTimers() {
+	for _, t := range []*time.Timer{s.retryTimer, s.pingTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	s.pingID = ""
+}
+
+// reapWhenDone counts conn until its goroutines have ended, so Disconnect can
+// wait for them.
+func (s *Session) reapWhenDone(ctx actor.Context, conn *xmppconn.Conn) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		conn.Wait()
+		root.Send(self, &connEnded{})
+	}()
+}
+
+// reap closes a connection nobody uses, off the actor's path.
+func (s *Session) reap(ctx actor.Context, conn *xmppconn.Conn, grace time.Duration) {
+	s.openConns++
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		conn.Close(grace)
+		root.Send(self, &connEnded{})
+	}()
+}
+
+func (s *Session) announce(ctx actor.Context, to State, err error) {
+	from := s.state
+	s.state = to
+	if s.cfg.Notify != nil {
+		ctx.Send(s.cfg.Notify, &StateChange{From: from, To: to, Err: err, Attempt: s.attempt, At: time.Now()})
+	}
+}
+
+func (s *Session) announceAttempt(ctx actor.Context, err error) {
+	if s.cfg.Notify != nil {
+		ctx.Send(s.cfg.Notify, &StateChange{From: Reconnecting, To: Reconnecting, Err: err, Attempt: s.attempt, At: time.Now()})
+	}
 }
 
 func (s *Session) answerConnectors(ctx actor.Context, err error) {
@@ -225,18 +430,6 @@ func (s *Session) answerConnectors(ctx actor.Context, err error) {
 		ctx.Send(pid, &Connected{Err: err})
 	}
 	s.connectors = nil
-}
-
-func (s *Session) onLinkClosed(ctx actor.Context, err error) {
-	s.log.Warn("connection lost", slog.Any("err", err))
-	s.state = idle
-	conn := s.conn
-	s.conn = nil
-	go conn.Close(0)
-	s.failIQs(ctx, fmt.Errorf("%w: %v", ErrLinkLost, err))
-	for _, pid := range s.rooms {
-		ctx.Send(pid, &LinkDown{Err: err})
-	}
 }
 
 func (s *Session) failIQs(ctx actor.Context, err error) {
@@ -247,8 +440,10 @@ func (s *Session) failIQs(ctx actor.Context, err error) {
 	}
 }
 
-func (s *Session) write(ctx actor.Context, b []byte) {
-	if s.state != online {
+// ---- traffic ----
+
+func (s *Session) write(b []byte) {
+	if s.phase != online {
 		return
 	}
 	if err := s.conn.Send(b); err != nil {
@@ -258,26 +453,33 @@ func (s *Session) write(ctx actor.Context, b []byte) {
 }
 
 func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
-	if s.state != online {
-		err := seam.ErrNotConnected
-		if s.state >= closing {
+	if s.phase != online {
+		err := fmt.Errorf("%w: %w", ErrLinkLost, seam.ErrNotConnected)
+		if s.phase >= closing {
 			err = seam.ErrDisconnected
 		}
-		ctx.Respond(&IQResult{ID: m.ID, Err: err})
+		ctx.Send(replyTo(ctx), &IQResult{ID: m.ID, Err: err})
 		return
 	}
 	if _, dup := s.iqs[m.ID]; dup {
-		ctx.Respond(&IQResult{ID: m.ID, Err: fmt.Errorf("%w: %q", ErrDuplicateIQ, m.ID)})
+		ctx.Send(replyTo(ctx), &IQResult{ID: m.ID, Err: fmt.Errorf("%w: %q", ErrDuplicateIQ, m.ID)})
 		return
 	}
 	if m.Timeout <= 0 {
 		m.Timeout = 30 * time.Second
 	}
-	p := &pendingIQ{req: *m, replyTo: ctx.Sender()}
-	self, root, id := ctx.Self(), ctx.ActorSystem().Root, m.ID
-	p.timer = time.AfterFunc(m.Timeout, func() { root.Send(self, &iqTimedOut{id: id}) })
+	p := &pendingIQ{req: *m, replyTo: replyTo(ctx)}
+	p.timer = s.after(ctx, m.Timeout, &iqTimedOut{id: m.ID})
 	s.iqs[m.ID] = p
-	s.write(ctx, m.Stanza)
+	s.write(m.Stanza)
+}
+
+// replyTo is who asked: the sender, or the session itself for its own pings.
+func replyTo(ctx actor.Context) *actor.PID {
+	if p := ctx.Sender(); p != nil {
+		return p
+	}
+	return ctx.Self()
 }
 
 func (s *Session) onStanza(ctx actor.Context, v any) {
@@ -339,7 +541,7 @@ func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
 			ctx.Send(pid, iq)
 			return
 		}
-		s.write(ctx, stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
+		s.write(stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
 	}
 }
 
@@ -361,17 +563,24 @@ func (s *Session) route(ctx actor.Context, from string, v any) {
 
 func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
 	switch {
-	case s.state >= closing:
+	case s.phase >= closing:
 		ctx.Respond(seam.ErrDisconnected)
 		return
-	case s.state != online:
-		ctx.Respond(seam.ErrNotConnected)
+	case s.phase == idle || s.phase == dialing:
+		err := seam.ErrNotConnected
+		if s.lastErr != nil {
+			err = fmt.Errorf("%w: %v", seam.ErrNotConnected, s.lastErr)
+		}
+		ctx.Respond(err)
+		return
+	case s.phase == reconnecting && s.cfg.FailFast:
+		ctx.Respond(fmt.Errorf("%w: reconnecting (%v)", seam.ErrNotConnected, s.lastErr))
 		return
 	}
 	key := strings.ToLower(m.Room)
 	pid, ok := s.rooms[key]
 	if !ok {
-		pid = ctx.Spawn(s.cfg.NewRoom(RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self()}))
+		pid = ctx.Spawn(s.cfg.NewRoom(RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.phase == online}))
 		s.rooms[key] = pid
 	}
 	ctx.RequestWithCustomSender(pid, m.Msg, ctx.Sender())
@@ -379,44 +588,60 @@ func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
 
 func (s *Session) disconnect(ctx actor.Context) {
 	s.disconnectors = append(s.disconnectors, ctx.Sender())
-	if s.state == closing || s.state == closed {
+	if s.phase == closing || s.phase == closed {
 		s.maybeDone(ctx)
 		return
 	}
-	prev := s.state
-	s.state = closing
-	if prev == dialing {
+	if s.phase == dialing || s.phase == reconnecting {
 		s.cancelDial()
 	}
+	s.phase = closing
+	s.gen++
+	s.stopTimers()
 	s.answerConnectors(ctx, seam.ErrDisconnected)
 	s.failIQs(ctx, seam.ErrDisconnected)
+	rooms := map[string]bool{}
 	for _, pid := range s.rooms {
-		ctx.Stop(pid)
+		rooms[pid.Id] = true
+		// Closing first, then a poison pill behind it: the room tells what it
+		// answers that the runtime is closing, not failing.
+		ctx.Send(pid, &Closing{})
+		ctx.Poison(pid)
+	}
+	for _, pid := range ctx.Children() {
+		if !rooms[pid.Id] {
+			ctx.Stop(pid) // subscribers
+		}
 	}
 	if s.conn != nil {
-		conn, grace, self, root := s.conn, s.cfg.CloseGrace, ctx.Self(), ctx.ActorSystem().Root
-		go func() {
-			conn.Close(grace)
-			root.Send(self, &connFinished{})
-		}()
-	} else {
-		s.connClosed = true
+		s.openConns-- // counted since it came up; reap counts it again
+		s.reap(ctx, s.conn, s.cfg.CloseGrace)
+		s.conn = nil
 	}
 	s.maybeDone(ctx)
 }
 
-// maybeDone answers Disconnect once every room has stopped and the connection's
-// goroutines have ended.
+// maybeDone answers Disconnect once every room and subscriber has stopped and
+// every connection's goroutines have ended.
 func (s *Session) maybeDone(ctx actor.Context) {
-	if s.state != closing && s.state != closed {
+	if s.phase != closing && s.phase != closed {
 		return
 	}
-	if len(s.rooms) > 0 || !s.connClosed {
+	if len(ctx.Children()) > 0 || s.openConns > 0 {
 		return
 	}
-	s.state = closed
+	if s.phase == closing {
+		s.phase = closed
+		s.announce(ctx, Closed, nil)
+	}
 	for _, pid := range s.disconnectors {
 		ctx.Send(pid, &Disconnected{})
 	}
 	s.disconnectors = nil
+}
+
+// after delivers msg to this actor after d.
+func (s *Session) after(ctx actor.Context, d time.Duration, msg any) *time.Timer {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	return time.AfterFunc(d, func() { root.Send(self, msg) })
 }

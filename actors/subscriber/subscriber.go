@@ -1,7 +1,11 @@
-// Package subscriber is the subscriber actor: one per subscription, a child of its
-// room. It calls the subscription's handler, one message at a time, in the order
-// the room hands them over, so a slow handler delays only itself, never the room
-// or the other subscribers.
+// Package subscriber is the subscriber actor: one per subscription. It calls the
+// subscription's handler, one message at a time, in the order the room hands
+// them over, so a slow handler delays only itself, never the room or the other
+// subscribers. It acknowledges what it handled, so the room can bound what waits
+// in its mailbox (see the room's flow control).
+//
+// Subscribers are children of the session, not of their room: a room restarted
+// after a failure finds its subscribers, and what is queued for them, intact.
 package subscriber
 
 import (
@@ -18,6 +22,12 @@ import (
 // to every subscriber: handlers receive a copy of Msg but share its Mentions.
 type Deliver struct{ Msg seam.Message }
 
+// Ack tells the room that N more messages were handled by subscriber Sub.
+type Ack struct {
+	Sub *actor.PID
+	N   int
+}
+
 // Gate is shared by a subscription and its actor: Close shuts it before the actor
 // is stopped, so no delivery starts after Close has returned other than one that
 // had already begun.
@@ -29,33 +39,59 @@ func (g *Gate) Close() { g.closed.Store(true) }
 // Closed reports whether Close was called.
 func (g *Gate) Closed() bool { return g.closed.Load() }
 
-type subscriber struct {
-	handler seam.Handler
-	gate    *Gate
-	log     *slog.Logger
+// Config configures a subscriber.
+type Config struct {
+	Handler seam.Handler
+	Gate    *Gate
+	Room    *actor.PID // where Acks go
+	// AckEvery: an Ack is sent after this many handled messages.
+	AckEvery int
+	// OnPanic, when set, is told of a handler's panic (after it is logged).
+	OnPanic func(seam.Message, any)
+	Logger  *slog.Logger
 }
 
-// Props returns the props of a subscriber calling h.
-func Props(h seam.Handler, gate *Gate, log *slog.Logger) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &subscriber{handler: h, gate: gate, log: log}
-	})
+type subscriber struct {
+	cfg     Config
+	handled int
+}
+
+// Props returns the props of a subscriber.
+func Props(cfg Config) *actor.Props {
+	if cfg.AckEvery <= 0 {
+		cfg.AckEvery = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &subscriber{cfg: cfg} })
 }
 
 func (s *subscriber) Receive(ctx actor.Context) {
-	if d, ok := ctx.Message().(*Deliver); ok && !s.gate.Closed() {
+	d, ok := ctx.Message().(*Deliver)
+	if !ok {
+		return
+	}
+	if !s.cfg.Gate.Closed() {
 		s.call(d.Msg)
+	}
+	if s.handled++; s.handled == s.cfg.AckEvery {
+		ctx.Send(s.cfg.Room, &Ack{Sub: ctx.Self(), N: s.handled})
+		s.handled = 0
 	}
 }
 
 // call runs the handler and contains its panic: the subscriber stays, the
-// message counts as delivered, and the panic is logged.
+// message counts as delivered, and the panic is reported.
 func (s *subscriber) call(m seam.Message) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("subscription handler panicked; continuing with the next message",
+			s.cfg.Logger.Error("subscription handler panicked; continuing with the next message",
 				slog.String("topic", string(m.Topic)), slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r)))
+			if s.cfg.OnPanic != nil {
+				s.cfg.OnPanic(m, r)
+			}
 		}
 	}()
-	s.handler(m)
+	s.cfg.Handler(m)
 }

@@ -1,0 +1,143 @@
+package room
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// Posts. A post is sent once the room is joined and resolves exactly once: with
+// the stanza-id of its reflection; or, when the link was lost after sending it,
+// with the id the replay finds for its origin-id, and if the replay doesn't find
+// it, it is sent again (the archive can't hold it twice: it isn't there); or with
+// an error.
+
+func (s *state) onPost(ctx actor.Context, m *Post, sender *actor.PID) {
+	if _, dup := s.posts[m.Origin]; dup {
+		ctx.Send(sender, &Posted{Err: fmt.Errorf("room: origin-id %q already in flight", m.Origin)})
+		return
+	}
+	s.whenJoined(ctx, m, sender)
+}
+
+func (s *state) post(ctx actor.Context, m *Post, sender *actor.PID) {
+	p := &pendingPost{post: m, replyTo: sender}
+	s.posts[m.Origin] = p
+	s.order = append(s.order, m.Origin)
+	s.transmit(ctx, p)
+}
+
+func (s *state) transmit(ctx actor.Context, p *pendingPost) {
+	p.inDoubt, p.answered = false, false
+	stopTimer(p.timer)
+	p.timer = s.after(ctx, s.cfg.PostTimeout, &timer{kind: postTimeout, origin: p.post.Origin})
+	s.send(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, string(p.post.InReplyTo)))
+}
+
+// resendInDoubt runs after a replay: a post sent on a lost link that the replay
+// didn't find never landed, and is sent again, in the original order. One whose
+// caller gave up is dropped instead (its caller was told it may land).
+func (s *state) resendInDoubt(ctx actor.Context) {
+	for _, origin := range slices.Clone(s.order) {
+		p, ok := s.posts[origin]
+		if !ok || !p.inDoubt {
+			continue
+		}
+		if p.cancelled {
+			s.forget(origin)
+			continue
+		}
+		s.log.Debug("resending a post the replay didn't find", "origin", origin)
+		s.transmit(ctx, p)
+	}
+}
+
+func (s *state) resolve(ctx actor.Context, origin string, id seam.BackendMsgID) {
+	p, ok := s.posts[origin]
+	if !ok {
+		return
+	}
+	stopTimer(p.timer)
+	s.forget(origin)
+	s.settled.add(origin, id)
+	if !p.cancelled {
+		ctx.Send(p.replyTo, &Posted{ID: id})
+	}
+}
+
+func (s *state) fail(ctx actor.Context, origin string, err error) {
+	p, ok := s.posts[origin]
+	if !ok {
+		return
+	}
+	stopTimer(p.timer)
+	s.forget(origin)
+	if !p.cancelled {
+		ctx.Send(p.replyTo, &Posted{Err: err})
+	}
+}
+
+func (s *state) onPostTimeout(ctx actor.Context, origin string) {
+	if p, ok := s.posts[origin]; ok && !p.inDoubt && s.phase == joined {
+		s.fail(ctx, origin, fmt.Errorf("%w: waited %s in %s", ErrPostTimeout, s.cfg.PostTimeout, s.cfg.JID))
+	}
+}
+
+// cancelPost withdraws a post whose caller gave up.
+func (s *state) cancelPost(origin string) *PostFate {
+	for i, q := range s.queued {
+		if p, ok := q.msg.(*Post); ok && p.Origin == origin {
+			s.queued = slices.Delete(s.queued, i, i+1)
+			return &PostFate{}
+		}
+	}
+	if p, ok := s.posts[origin]; ok {
+		p.cancelled = true
+		return &PostFate{Sent: true}
+	}
+	if id, ok := s.settled.ids[origin]; ok {
+		return &PostFate{Sent: true, ID: id}
+	}
+	return &PostFate{}
+}
+
+// oldestUnanswered returns the first post, in sending order, that the room
+// hasn't answered.
+func (s *state) oldestUnanswered() (string, bool) {
+	for _, o := range s.order {
+		if p, ok := s.posts[o]; ok && !p.answered && !p.inDoubt {
+			return o, true
+		}
+	}
+	return "", false
+}
+
+// forget removes a settled post and trims settled posts off the front of the
+// sending order, which stays as short as the posts in flight.
+func (s *state) forget(origin string) {
+	delete(s.posts, origin)
+	for len(s.order) > 0 {
+		if _, pending := s.posts[s.order[0]]; pending {
+			return
+		}
+		s.order = s.order[1:]
+	}
+}
+
+// failPending answers every pending post and long-poll waiter with err.
+func (s *state) failPending(ctx actor.Context, err error) {
+	for origin := range s.posts {
+		s.fail(ctx, origin, err)
+	}
+	s.order = nil
+	for id, w := range s.waiters {
+		stopTimer(w.timer)
+		ctx.Send(w.replyTo, &archive.Result{Err: err})
+		delete(s.waiters, id)
+	}
+}

@@ -1,0 +1,269 @@
+package room
+
+import (
+	"crypto/rand"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+type phase int
+
+const (
+	idle      phase = iota // not in the room
+	joining                // join presence sent, waiting for our own presence
+	verifying              // pinned nick: checking that no other session shares it
+	settling               // in the room: unlocking it and reading the archive
+	joined
+)
+
+// state is everything a room keeps; it outlives an incarnation of the actor.
+type state struct {
+	cfg     Config
+	log     *slog.Logger
+	started bool // an incarnation ran: the next Started is a restart
+	closing bool // the runtime is disconnecting (not a failure)
+	self    *actor.PID
+	archive *actor.PID
+
+	// epoch bumps whenever work in flight becomes stale (a lost link, a new
+	// join, a restart); answers carry the epoch they were asked in.
+	epoch int
+
+	// occupancy
+	online    bool
+	phase     phase
+	nick      string // the nick we join as
+	joinID    string
+	joinStart time.Time
+	retry     *backoff.ExponentialBackOff // cold-creation retries of one join
+	rejoin    *backoff.ExponentialBackOff // waits before rejoining after removals
+	probeID   string                      // the pinned-nick probe (see startVerifying)
+	probeTok  string
+	probeSeen bool
+	pingID    string // the self-ping in flight
+	timers    map[timerKind]*time.Timer
+
+	// the archive position: the cursor of the last message fanned out, and
+	// whether it is known yet (it is from the first join on)
+	last       string
+	haveLast   bool
+	replaying  bool   // this settle replays from last (a rejoin with someone to replay to)
+	recent     *idRing
+	catchingUp bool
+	buffered   []live
+	overflowed bool // live messages were dropped from buffered: read the archive again
+
+	queued       []queuedReq // need the room joined
+	awaitingLink []queuedReq // plain reads waiting for the link
+
+	posts   map[string]*pendingPost // by origin-id
+	order   []string                // origin-ids in sending order (entries may be settled)
+	settled *originRing             // recently settled posts, for CancelPost
+
+	subs    []*sub
+	waiters map[int]*waiter
+	nextW   int
+}
+
+type queuedReq struct {
+	msg    any
+	sender *actor.PID
+}
+
+type pendingPost struct {
+	post    *Post
+	replyTo *actor.PID
+	timer   *time.Timer
+	// inDoubt: sent on a link that then died (or before a removal): the replay
+	// decides whether it landed.
+	inDoubt bool
+	// cancelled: its caller gave up; it is resolved if seen, never resent.
+	cancelled bool
+	// answered: the room reflected it without an id of its own; the catch-up in
+	// progress must find it in the archive.
+	answered bool
+}
+
+type sub struct {
+	pid     *actor.PID
+	gate    *subscriber.Gate
+	unacked int
+	// lagging: its queue filled; live messages wait in the archive for it and it
+	// is fed from there, after cursor.
+	lagging bool
+	cursor  string // the last message sent to it
+	reading bool   // a read of the archive for it is in flight
+}
+
+type waiter struct {
+	id          int
+	replyTo     *actor.PID
+	since       *seam.Cursor
+	limit       int
+	timer       *time.Timer
+	reading     bool
+	archiveDone bool // the archive had nothing: waiting for a live message
+	expired     bool
+	next        seam.Cursor
+	captured    []seam.Message
+}
+
+type live struct {
+	msg    seam.Message
+	origin string // origin-id when the message is one of ours
+}
+
+func newState(cfg Config) *state {
+	return &state{
+		cfg:     cfg,
+		log:     cfg.Logger.With(slog.String("room", cfg.JID)),
+		online:  cfg.Online,
+		nick:    cfg.Nick,
+		timers:  map[timerKind]*time.Timer{},
+		recent:  newIDRing(cfg.DedupWindow),
+		posts:   map[string]*pendingPost{},
+		settled: newOriginRing(256),
+		waiters: map[int]*waiter{},
+		rejoin: backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(cfg.RejoinMin),
+			backoff.WithMaxInterval(cfg.RejoinMax),
+			backoff.WithMaxElapsedTime(0),
+		),
+	}
+}
+
+// ---- timers ----
+
+type timerKind int
+
+const (
+	joinTimeout timerKind = iota
+	retryJoin
+	rejoinNow
+	selfPing
+	gapRetry
+	postTimeout
+	waiterExpired
+)
+
+// timer is the message a timer delivers to the room.
+type timer struct {
+	kind   timerKind
+	epoch  int
+	origin string // postTimeout
+	id     int    // waiterExpired
+}
+
+// after delivers t to the room after d.
+func (s *state) after(ctx actor.Context, d time.Duration, t *timer) *time.Timer {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	return time.AfterFunc(d, func() { root.Send(self, t) })
+}
+
+// arm sets the room-wide timer of t's kind, replacing one already set.
+func (s *state) arm(ctx actor.Context, d time.Duration, kind timerKind) {
+	if old := s.timers[kind]; old != nil {
+		old.Stop()
+	}
+	s.timers[kind] = s.after(ctx, d, &timer{kind: kind, epoch: s.epoch})
+}
+
+func (s *state) disarm(kind timerKind) {
+	if t := s.timers[kind]; t != nil {
+		t.Stop()
+		delete(s.timers, kind)
+	}
+}
+
+func (s *state) stopTimers() {
+	for k := range s.timers {
+		s.disarm(k)
+	}
+	for _, p := range s.posts {
+		stopTimer(p.timer)
+	}
+	for _, w := range s.waiters {
+		stopTimer(w.timer)
+	}
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+func (s *state) onTimer(ctx actor.Context, t *timer) {
+	switch t.kind {
+	case postTimeout:
+		s.onPostTimeout(ctx, t.origin)
+		return
+	case waiterExpired:
+		s.onWaiterExpired(ctx, t.id)
+		return
+	}
+	if t.epoch != s.epoch {
+		return
+	}
+	switch t.kind {
+	case joinTimeout:
+		s.onJoinTimeout(ctx)
+	case retryJoin:
+		if s.phase == joining {
+			s.sendJoin(ctx)
+		}
+	case rejoinNow:
+		if s.phase == idle && s.online && s.needsRoom() {
+			s.startJoin(ctx)
+		}
+	case selfPing:
+		s.sendSelfPing(ctx)
+	case gapRetry:
+		if s.catchingUp && s.phase == joined {
+			s.readGap(ctx)
+		}
+	}
+}
+
+// ---- plumbing ----
+
+func (s *state) send(ctx actor.Context, b []byte) {
+	ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
+}
+
+// iq sends an IQ through the session; the answer comes back to the room as a
+// *session.IQResult (an ordinary message, so it keeps its place behind the
+// stanzas the session routed here before it).
+func (s *state) iq(ctx actor.Context, to string, build func(id string) []byte) string {
+	id := rand.Text()
+	ctx.Request(s.cfg.Session, &session.IQ{ID: id, To: to, Stanza: build(id), Timeout: s.cfg.IQTimeout})
+	return id
+}
+
+// originRing remembers the ids of the last n settled posts.
+type originRing struct {
+	n     int
+	order []string
+	ids   map[string]seam.BackendMsgID
+}
+
+func newOriginRing(n int) *originRing { return &originRing{n: n, ids: map[string]seam.BackendMsgID{}} }
+
+func (r *originRing) add(origin string, id seam.BackendMsgID) {
+	if _, ok := r.ids[origin]; ok {
+		return
+	}
+	if len(r.order) == r.n {
+		delete(r.ids, r.order[0])
+		r.order = r.order[1:]
+	}
+	r.order = append(r.order, origin)
+	r.ids[origin] = id
+}

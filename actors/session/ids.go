@@ -1,0 +1,5 @@
+package session
+
+import "crypto/rand"
+
+func randID() string { return rand.Text() }
