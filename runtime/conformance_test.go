@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parley-go/parley-xmpp/internal/rawclient"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -65,7 +66,7 @@ func roomOf(t testing.TB, s xmpptest.Server, topic seam.Topic) string {
 type independentPoster struct {
 	s      xmpptest.Server
 	mu     sync.Mutex
-	c      *xmpptest.Client
+	c      *rawclient.Client
 	joined map[string]bool
 }
 

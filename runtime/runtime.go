@@ -137,6 +137,7 @@ func (rt *Runtime) start() {
 		},
 		KeepAlive:        keepAlive,
 		KeepAliveTimeout: c.KeepAliveTimeout,
+		LoginTimeout:     c.DialTimeout,
 	})
 	// A top-level actor ignores its own props' supervisor; the guardian decides.
 	// The session holds the connection: a failure of its own stops it (the

@@ -4,6 +4,7 @@
 #   scripts/devserver.sh start    install Prosody 0.12 from apt if missing, start it on
 #                                 127.0.0.1 with MUC + MAM and the test accounts
 #   scripts/devserver.sh stop     stop the server this script started (by its pid file)
+#   scripts/devserver.sh restart  stop and start again, keeping its data (rooms, archives)
 #   scripts/devserver.sh status   exit 0 when the server is up
 #
 # Idempotent: start on a running server and stop on a stopped one are no-ops. No systemd,
@@ -140,6 +141,7 @@ stop_prosody() {
 case "${1:-}" in
 start) start_prosody ;;
 stop) stop_prosody ;;
+restart) stop_prosody && start_prosody ;;
 status) [ -n "$(prosody_pid || true)" ] ;;
-*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac

@@ -70,6 +70,9 @@ type Config struct {
 	// KeepAliveTimeout is how long a ping may go unanswered. 0 turns pings off.
 	KeepAlive        time.Duration
 	KeepAliveTimeout time.Duration
+	// LoginTimeout bounds one login attempt, TCP connect included: a link that
+	// hangs mid-login (a blackhole) fails the attempt and the next one follows.
+	LoginTimeout time.Duration
 	// CloseGrace bounds how long Disconnect waits for the server to close the
 	// stream before dropping the link.
 	CloseGrace time.Duration
@@ -158,6 +161,9 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.CloseGrace <= 0 {
 		cfg.CloseGrace = 2 * time.Second
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 30 * time.Second
 	}
 	if cfg.MaxMAMResults <= 0 {
 		cfg.MaxMAMResults = 1000
@@ -276,7 +282,7 @@ func (s *Session) connect(ctx actor.Context) {
 func (s *Session) dial(ctx actor.Context) {
 	s.gen++
 	s.attempt++
-	dctx, cancel := context.WithCancel(context.Background())
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoginTimeout)
 	s.cancelDial = cancel
 	gen, self, root, dial, opts := s.gen, ctx.Self(), ctx.ActorSystem().Root, s.cfg.Dial, s.cfg.Conn
 	go func() {

@@ -1,72 +1,20 @@
-// Package xmpptest holds test helpers that talk XMPP without the runtime: an
-// independent client (plain go-xmpp, none of the runtime's code) for writing to
-// rooms from "another connection", and the settings of the local test servers.
-package xmpptest
+// Package rawclient is an XMPP client independent of the runtime: bare go-xmpp
+// with none of the runtime's code above it. Tests and the chaos suite use it to
+// write to rooms from "another connection" and to read a room's archive without
+// trusting the runtime's own MAM code.
+package rawclient
 
 import (
 	"crypto/rand"
+	"encoding/xml"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	xmpp "github.com/xmppo/go-xmpp"
 )
-
-// Server describes the XMPP server the integration tests use, from the same
-// PARLEY_XMPP_* variables the runtime reads, with the dev server's defaults.
-type Server struct {
-	Addr     string // host:port
-	Domain   string
-	MUC      string
-	NoMAMMUC string // a MUC service without MAM
-	Accounts [][2]string
-}
-
-// Env returns the server under test.
-func Env() Server {
-	get := func(k, def string) string {
-		if v := os.Getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
-	addr := strings.TrimPrefix(get("PARLEY_XMPP_SERVICE", "xmpp://127.0.0.1:5222"), "xmpp://")
-	return Server{
-		Addr:     addr,
-		Domain:   get("PARLEY_XMPP_DOMAIN", "parley.local"),
-		MUC:      get("PARLEY_XMPP_MUC", "muc.parley.local"),
-		NoMAMMUC: get("PARLEY_XMPP_NOMAM_MUC", "nomam.parley.local"),
-		Accounts: [][2]string{
-			{get("PARLEY_XMPP_USER", "parley"), get("PARLEY_XMPP_PASS", "parleypass")},
-			{"parley2", "parleypass2"},
-			{"parley3", "parleypass3"},
-			{"observer", "observerpass"},
-		},
-	}
-}
-
-// Require fails the test when the server isn't reachable and CI=true or
-// PARLEY_XMPP_REQUIRE_SERVER=1 (set by `make test`); otherwise it skips it. In
-// CI an unreachable server is a failure, never a skip.
-func Require(t testing.TB) Server {
-	t.Helper()
-	s := Env()
-	c, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
-	if err == nil {
-		_ = c.Close()
-		return s
-	}
-	if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
-		t.Fatalf("XMPP server %s unreachable (%v): CI must run it (scripts/devserver.sh start)", s.Addr, err)
-	}
-	t.Skipf("XMPP server %s unreachable (%v); start one with scripts/devserver.sh start (with CI=true this fails)", s.Addr, err)
-	return s
-}
 
 // Client is an independent XMPP client: bare go-xmpp with its own reader.
 type Client struct {
@@ -76,11 +24,12 @@ type Client struct {
 	end chan struct{}
 }
 
-// Dial logs in as account i of s (0 is the runtime's account).
-func Dial(s Server, i int) (*Client, error) {
+// Dial logs in to addr (host:port, plain text: loopback test servers only) as
+// user@domain.
+func Dial(addr, domain, user, password string) (*Client, error) {
 	o := xmpp.Options{
-		Host: s.Addr, User: s.Accounts[i][0] + "@" + s.Domain, Password: s.Accounts[i][1],
-		NoTLS: true, InsecureAllowUnencryptedAuth: true, Resource: "xmpptest-" + rand.Text()[:8],
+		Host: addr, User: user + "@" + domain, Password: password,
+		NoTLS: true, InsecureAllowUnencryptedAuth: true, Resource: "rawclient-" + rand.Text()[:8],
 		DialTimeout: 5 * time.Second,
 	}
 	c, err := o.NewClient()
@@ -140,9 +89,9 @@ func (cl *Client) wait(d time.Duration, send func() error, ok func(any) bool) (a
 				return v, nil
 			}
 		case <-cl.end:
-			return nil, errors.New("xmpptest: connection ended")
+			return nil, errors.New("rawclient: connection ended")
 		case <-deadline:
-			return nil, errors.New("xmpptest: timed out")
+			return nil, errors.New("rawclient: timed out")
 		}
 	}
 }
@@ -167,7 +116,7 @@ func (cl *Client) Join(room, nick string) error {
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
-			return fmt.Errorf("xmpptest: join %s: %s", room, p.Error)
+			return fmt.Errorf("rawclient: join %s: %s", room, p.Error)
 		}
 		_, err = cl.c.SendOrg(fmt.Sprintf(`<iq type='set' to='%s' id='%s'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`, room, rand.Text()))
 		return err
@@ -179,7 +128,7 @@ func (cl *Client) Join(room, nick string) error {
 func (cl *Client) Post(room, body, extra string) (string, error) {
 	origin := rand.Text()
 	v, err := cl.wait(10*time.Second, func() error {
-		_, err := cl.c.SendOrg(fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>%s</message>`, room, origin, Escape(body), origin, extra))
+		_, err := cl.c.SendOrg(fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>%s</message>`, room, origin, escape(body), origin, extra))
 		return err
 	}, func(v any) bool {
 		m, ok := v.(xmpp.Chat)
@@ -223,7 +172,13 @@ func (cl *Client) RoomExists(room string) (bool, error) {
 		if iq.Error.Condition == "item-not-found" {
 			return false, nil
 		}
-		return false, fmt.Errorf("xmpptest: disco#info %s: %s", room, iq.Error.Condition)
+		return false, fmt.Errorf("rawclient: disco#info %s: %s", room, iq.Error.Condition)
 	}
 	return true, nil
+}
+
+func escape(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
 }
