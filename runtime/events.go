@@ -33,6 +33,7 @@ const (
 	RoomBanned             = room.Banned
 	RoomHistoryGap         = room.HistoryGap
 	RoomReplayFailed       = room.ReplayFailed
+	RoomRejoinFailed       = room.RejoinFailed
 	RoomSubscriberLagging  = room.SubscriberLagging
 	RoomSubscriberPanicked = room.SubscriberPanicked
 	RoomFailed             = room.Failed

@@ -44,7 +44,14 @@ func (s *state) serve(ctx actor.Context, m any, sender *actor.PID) {
 	}
 }
 
+// startRejoin joins to regain an occupancy that was lost.
+func (s *state) startRejoin(ctx actor.Context) {
+	s.startJoin(ctx)
+	s.rejoining = true
+}
+
 func (s *state) startJoin(ctx actor.Context) {
+	s.rejoining = false
 	s.phase = joining
 	s.epoch++
 	s.joinStart = time.Now()
@@ -246,7 +253,7 @@ func (s *state) onTail(ctx actor.Context, epoch int, t *archive.TailResult) {
 func (s *state) joinDone(ctx actor.Context) {
 	rejoin := s.replaying
 	s.phase = joined
-	s.replaying = false
+	s.replaying, s.rejoining = false, false
 	s.disarm(joinTimeout)
 	s.rejoin.Reset()
 	s.log.Debug("joined", slog.String("nick", s.nick), slog.Duration("took", time.Since(s.joinStart)), slog.Bool("replayed", rejoin))
@@ -276,6 +283,11 @@ func (s *state) joinDone(ctx actor.Context) {
 // request tries again.
 func (s *state) failJoin(ctx actor.Context, err error) {
 	s.log.Debug("join failed", slog.Any("err", err))
+	if s.rejoining && !errors.Is(err, ErrBanned) {
+		s.notify(ctx, RejoinFailed, err)
+		s.arm(ctx, s.rejoin.NextBackOff(), rejoinNow)
+	}
+	s.rejoining = false
 	s.phase = idle
 	s.epoch++
 	s.catchingUp, s.buffered = false, nil
@@ -357,7 +369,7 @@ func (s *state) linkUp(ctx actor.Context) {
 		s.fetch(ctx, q.msg.(*Fetch), q.sender)
 	}
 	if s.phase == idle && s.needsRoom() {
-		s.startJoin(ctx)
+		s.startRejoin(ctx)
 	}
 }
 
@@ -389,7 +401,7 @@ func (s *state) onSelfPingAnswer(ctx actor.Context, res *session.IQResult) {
 			err := fmt.Errorf("%w: self-ping of %s answered %v", ErrLeft, s.cfg.JID, e)
 			s.log.Warn("silently removed from the room; rejoining", slog.Any("err", err))
 			s.notify(ctx, Removed, err)
-			s.startJoin(ctx)
+			s.startRejoin(ctx)
 			return
 		}
 	}

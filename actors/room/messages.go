@@ -60,6 +60,11 @@ type (
 	}
 	// Unsubscribe drops a subscriber (its gate is already closed).
 	Unsubscribe struct{ PID *actor.PID }
+
+	// Fail makes the room actor fail as if it had a bug, to test supervision:
+	// the room restarts with what it knows, and the failing message is answered
+	// with an error, never retried.
+	Fail struct{ Reason string }
 )
 
 // EventKind says what happened to a room.
@@ -81,6 +86,10 @@ const (
 	HistoryGap
 	// ReplayFailed: reading what was missed failed; the runtime retries.
 	ReplayFailed
+	// RejoinFailed: joining again after a lost link or a removal failed (a
+	// destroyed room, say); the runtime retries with backoff while something
+	// waits on the room.
+	RejoinFailed
 	// SubscriberLagging: a subscriber's queue filled up; it catches up from the
 	// archive, without loss or duplicates.
 	SubscriberLagging
@@ -103,6 +112,8 @@ func (k EventKind) String() string {
 		return "history-gap"
 	case ReplayFailed:
 		return "replay-failed"
+	case RejoinFailed:
+		return "rejoin-failed"
 	case SubscriberLagging:
 		return "subscriber-lagging"
 	case SubscriberPanicked:

@@ -151,6 +151,8 @@ func (r *Room) Receive(ctx actor.Context) {
 		s.linkUp(ctx)
 	case *session.Closing:
 		s.closing = true
+	case *Fail:
+		panic(m.Reason)
 	case *timer:
 		s.onTimer(ctx, m)
 	case *actor.Stopping:
@@ -174,7 +176,9 @@ func (s *state) start(ctx actor.Context) {
 	s.epoch++ // answers to the previous incarnation's requests are stale
 	switch s.phase {
 	case joining, verifying, settling:
+		rejoining := s.rejoining
 		s.startJoin(ctx)
+		s.rejoining = rejoining
 	case joined:
 		if s.catchingUp {
 			s.readGap(ctx)

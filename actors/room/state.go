@@ -39,6 +39,7 @@ type state struct {
 	// occupancy
 	online    bool
 	phase     phase
+	rejoining bool   // this join regains a lost occupancy (not a request's first)
 	nick      string // the nick we join as
 	joinID    string
 	joinStart time.Time
@@ -54,7 +55,7 @@ type state struct {
 	// whether it is known yet (it is from the first join on)
 	last       string
 	haveLast   bool
-	replaying  bool   // this settle replays from last (a rejoin with someone to replay to)
+	replaying  bool // this settle replays from last (a rejoin with someone to replay to)
 	recent     *idRing
 	catchingUp bool
 	buffered   []live
@@ -221,7 +222,7 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 		}
 	case rejoinNow:
 		if s.phase == idle && s.online && s.needsRoom() {
-			s.startJoin(ctx)
+			s.startRejoin(ctx)
 		}
 	case selfPing:
 		s.sendSelfPing(ctx)

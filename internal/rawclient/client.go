@@ -182,3 +182,23 @@ func escape(s string) string {
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
 }
+
+// Admin sends a MUC admin or owner IQ (the inner XML of its <query/>, with its
+// namespace) to room and waits for the answer.
+func (cl *Client) Admin(room, xmlns, inner string) error {
+	id := rand.Text()
+	v, err := cl.wait(10*time.Second, func() error {
+		_, err := cl.c.SendOrg(fmt.Sprintf(`<iq type='set' to='%s' id='%s'><query xmlns='%s'>%s</query></iq>`, room, id, xmlns, inner))
+		return err
+	}, func(v any) bool {
+		iq, ok := v.(xmpp.IQ)
+		return ok && iq.ID == id
+	})
+	if err != nil {
+		return err
+	}
+	if iq := v.(xmpp.IQ); iq.Type == "error" {
+		return fmt.Errorf("rawclient: %s refused: %s", room, iq.Error.Condition)
+	}
+	return nil
+}

@@ -48,7 +48,7 @@ func convert(v any) any {
 			Affiliation: s.Affiliation, Role: s.Role, JID: s.JID,
 		}
 		if s.Type == "error" {
-			p.Error = &stanza.Error{Condition: s.Error}
+			p.Error = &stanza.Error{Condition: condition(s.Error)}
 		}
 		return p
 	case xmpp.IQ:
@@ -57,7 +57,7 @@ func convert(v any) any {
 			iq.Payload = s.Query
 		}
 		if s.Type == "error" {
-			iq.Error = &stanza.Error{Type: s.Error.Type, Condition: s.Error.Condition, Text: s.Error.Text}
+			iq.Error = &stanza.Error{Type: s.Error.Type, Condition: condition(s.Error.Condition), Text: s.Error.Text}
 		}
 		return iq
 	case xmpp.DiscoResult:
@@ -74,4 +74,14 @@ func attrOf(e xmpp.XMLElement, name string) string {
 		}
 	}
 	return ""
+}
+
+// condition mends go-xmpp's reading of an <error/>: it takes the last child
+// element as the condition, so an error that carries a <text/> reports "text".
+// The real condition is then unknown; say so rather than guess.
+func condition(c string) string {
+	if c == "text" {
+		return "undefined-condition"
+	}
+	return c
 }
