@@ -181,3 +181,19 @@ func TestJoinWithoutArchive(t *testing.T) {
 	_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
 	assert.ErrorIs(t, err, seam.ErrNoArchive)
 }
+
+// A room that renames us on join (status 210, which go-xmpp hides) still echoes
+// the join's id: the runtime takes the nick it was given and works on.
+func TestJoinWithANickTheRoomChose(t *testing.T) {
+	f := &fakeMUC{}
+	f.onJoin = func(st *xmpptest.Stream, p xmpptest.Element) bool {
+		f.nick = "renamed-by-room"
+		st.Send(`<presence from='%s/%s' to='%s' id='%s'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/><status code='110'/><status code='210'/></x></presence>`, hostileRoom, f.nick, st.JID, p.Get("id"))
+		return true
+	}
+	f.onMessage = func(st *xmpptest.Stream, m xmpptest.Element) { reflect(st, f, m, "s-1") }
+	rt := hostileRuntime(t, f, nil)
+	id, err := rt.Post(ctx5(t), hostileTopic, "me", "under my new name", seam.PostOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, seam.BackendMsgID("s-1"), id)
+}
