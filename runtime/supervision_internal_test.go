@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"fmt"
 	"strings"
 	"sync"
@@ -103,6 +105,9 @@ func TestRoomFailureRestartsWithStateIntact(t *testing.T) {
 func TestRoomCrashLoopStopsTheRoom(t *testing.T) {
 	failed := make(chan RoomEvent, 10)
 	rt := liveRuntime(t, func(c *Config) {
+		if os.Getenv("DEBUG_ROOM") != "" {
+			c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 		c.OnRoomEvent = func(e RoomEvent) {
 			if e.Kind == RoomFailed {
 				failed <- e
@@ -124,7 +129,9 @@ func TestRoomCrashLoopStopsTheRoom(t *testing.T) {
 	}
 	// A new room actor serves the topic; the old subscription is gone.
 	var again received
-	_, err = rt.Subscribe(context.Background(), topic, again.add)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = rt.Subscribe(ctx, topic, again.add)
 	require.NoError(t, err)
 	ids := post(t, rt, topic, 3, "after the loop")
 	require.Eventually(t, func() bool { return len(again.all()) == 3 }, 5*time.Second, 5*time.Millisecond)

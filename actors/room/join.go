@@ -182,6 +182,9 @@ func (s *state) onIQResult(ctx actor.Context, res *session.IQResult) {
 // fanned out when rejoining with someone to replay to. Live messages wait in
 // the buffer meanwhile.
 func (s *state) startSettling(ctx actor.Context) {
+	// In the room: what remains is reading the archive, which may be long after
+	// a long outage and has its own timeouts and retries.
+	s.disarm(joinTimeout)
 	s.phase = settling
 	s.catchingUp, s.buffered, s.overflowed = true, nil, false
 	s.replaying = s.haveLast && s.hasReplayAudience()

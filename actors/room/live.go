@@ -256,11 +256,19 @@ func (s *state) feedLagging(ctx actor.Context, sub *sub) {
 			return
 		}
 		sub.reading = false
-		if res.Err != nil {
-			if !errors.Is(res.Err, session.ErrLinkLost) {
-				s.log.Error("feeding a lagging subscriber from the archive failed; retrying", slog.Any("err", res.Err))
-			}
-			return // the next acknowledgement or join tries again
+		switch {
+		case res.Err != nil && errors.Is(res.Err, session.ErrLinkLost):
+			return // the rejoin feeds it again
+		case res.Err != nil && errors.Is(res.Err, seam.ErrUnknownCursor):
+			// Its place is gone from the archive (expiry): it goes on from the
+			// room's, and the gap is reported.
+			s.notify(ctx, HistoryGap, res.Err)
+			sub.cursor, sub.lagging = s.last, false
+			return
+		case res.Err != nil:
+			s.log.Error("feeding a lagging subscriber from the archive failed; retrying", slog.Any("err", res.Err))
+			s.arm(ctx, time.Second, feedRetry)
+			return
 		}
 		for _, e := range res.Entries {
 			ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})

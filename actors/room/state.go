@@ -150,6 +150,7 @@ const (
 	rejoinNow
 	selfPing
 	gapRetry
+	feedRetry
 	postTimeout
 	waiterExpired
 )
@@ -227,8 +228,16 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 	case selfPing:
 		s.sendSelfPing(ctx)
 	case gapRetry:
-		if s.catchingUp && s.phase == joined {
+		if s.catchingUp && (s.phase == joined || s.phase == settling) {
 			s.readGap(ctx)
+		}
+	case feedRetry:
+		if s.phase == joined {
+			for _, sub := range s.subs {
+				if sub.lagging && !sub.reading {
+					s.feedLagging(ctx, sub)
+				}
+			}
 		}
 	}
 }

@@ -181,13 +181,40 @@ func Props(cfg Config) *actor.Props {
 	if r.StableAfter <= 0 {
 		r.StableAfter = 30 * time.Second
 	}
-	opts := []actor.PropsOption{}
-	if cfg.Rooms != nil {
-		opts = append(opts, actor.WithSupervisor(cfg.Rooms))
+	if cfg.Rooms == nil {
+		cfg.Rooms = actor.DefaultSupervisorStrategy()
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, iqs: map[string]*pendingIQ{}}
-	}, opts...)
+	})
+}
+
+// HandleFailure supervises the session's children (rooms and subscribers) with
+// Config.Rooms. It runs on the session's own goroutine, so when the policy stops
+// a room the session forgets it at once: the next request for that room gets a
+// fresh room actor instead of going down with the stopping one.
+func (s *Session) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
+	s.cfg.Rooms.HandleFailure(system, forgetting{Supervisor: sup, s: s}, child, rs, reason, message)
+}
+
+type forgetting struct {
+	actor.Supervisor
+	s *Session
+}
+
+func (f forgetting) StopChildren(pids ...*actor.PID) {
+	for _, p := range pids {
+		f.s.forgetRoom(p)
+	}
+	f.Supervisor.StopChildren(pids...)
+}
+
+func (s *Session) forgetRoom(pid *actor.PID) {
+	for k, p := range s.rooms {
+		if p.Equal(pid) {
+			delete(s.rooms, k)
+		}
+	}
 }
 
 // Receive handles one message.
@@ -248,11 +275,7 @@ func (s *Session) Receive(ctx actor.Context) {
 		s.openConns--
 		s.maybeDone(ctx)
 	case *actor.Terminated:
-		for k, pid := range s.rooms {
-			if pid.Equal(m.Who) {
-				delete(s.rooms, k)
-			}
-		}
+		s.forgetRoom(m.Who)
 		s.maybeDone(ctx)
 	case *actor.Stopping:
 		s.failIQs(ctx, seam.ErrDisconnected)
