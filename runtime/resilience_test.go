@@ -211,7 +211,21 @@ func TestGivesUpAfterMaxReconnects(t *testing.T) {
 			}
 		}
 	})
+	// A long-poll waiting through the outage fails when the runtime gives up.
+	waiting := make(chan error, 1)
+	go func() {
+		since := seam.Cursor("")
+		_, err := rt.FetchRecent(context.Background(), seam.FetchRecentArgs{Topic: hostileTopic, Since: &since, Block: time.Minute})
+		waiting <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
 	srv.Close()
+	select {
+	case err := <-waiting:
+		assert.ErrorIs(t, err, seam.ErrNotConnected)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a call waiting for the link outlived giving up")
+	}
 	select {
 	case err := <-closed:
 		assert.ErrorContains(t, err, "gave up reconnecting after 2 attempts")

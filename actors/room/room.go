@@ -147,6 +147,9 @@ func (r *Room) Receive(ctx actor.Context) {
 		s.onIQResult(ctx, m)
 	case *session.LinkDown:
 		s.linkDown(ctx, m.Err)
+		if m.GaveUp {
+			s.failWaiting(ctx, fmt.Errorf("%w: %v", seam.ErrNotConnected, m.Err))
+		}
 	case *session.LinkUp:
 		s.linkUp(ctx)
 	case *session.Closing:
@@ -211,12 +214,18 @@ func (s *state) stop(ctx actor.Context) {
 		ctx.Stop(sub.pid)
 	}
 	s.subs = nil
+	s.failWaiting(ctx, err)
+	s.stopTimers()
+}
+
+// failWaiting answers every request that waits on the room or the link with err
+// (a post in flight: it may still have landed).
+func (s *state) failWaiting(ctx actor.Context, err error) {
 	for _, q := range append(s.queued, s.awaitingLink...) {
 		answerErr(ctx, q.msg, q.sender, err)
 	}
 	s.queued, s.awaitingLink = nil, nil
 	s.failPending(ctx, fmt.Errorf("%w (a post in flight may still have landed)", err))
-	s.stopTimers()
 }
 
 func (s *state) notify(ctx actor.Context, kind EventKind, err error) {

@@ -68,7 +68,11 @@ type (
 // Notices the session sends its rooms.
 type (
 	// LinkDown: the connection is gone; occupancy and pending answers with it.
-	LinkDown struct{ Err error }
+	// GaveUp: reconnecting stopped; what waits on the link fails with Err.
+	LinkDown struct {
+		Err    error
+		GaveUp bool
+	}
 	// LinkUp: a new connection is logged in; rooms rejoin and replay.
 	LinkUp struct{}
 	// Closing: the runtime is disconnecting; the room stops next.

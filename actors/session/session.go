@@ -389,6 +389,9 @@ func (s *Session) retryLater(ctx actor.Context, err error) {
 		s.log.Error("reconnecting gave up", slog.Any("err", s.lastErr))
 		s.announce(ctx, Closed, s.lastErr)
 		s.answerConnectors(ctx, s.lastErr)
+		for _, pid := range s.rooms {
+			ctx.Send(pid, &LinkDown{Err: s.lastErr, GaveUp: true})
+		}
 		return
 	}
 	wait := s.backoff.NextBackOff()
