@@ -383,3 +383,31 @@ func TestHostileFloodOfResultsIsBounded(t *testing.T) {
 	_, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic})
 	assert.ErrorContains(t, err, "more than")
 }
+
+// The server ending the stream, or sending a stream error, is a lost link like
+// any other: the runtime reconnects and the read in flight completes.
+func TestHostileStreamEndAndStreamErrorReconnect(t *testing.T) {
+	for name, farewell := range map[string]string{
+		"stream end":   `</stream:stream>`,
+		"stream error": `<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			var conns atomic.Int32
+			f := &fakeMUC{}
+			f.onStream = func() { conns.Add(1) }
+			f.onMAM = func(st *xmpptest.Stream, q mamQuery) {
+				if conns.Load() == 1 {
+					st.Send("%s", farewell)
+					return
+				}
+				row(st, hostileRoom, q.queryID, "g1", "alice", "<body>on the new link</body>")
+				fin(st, q, true, "g1", "g1")
+			}
+			rt := hostileRuntime(t, f, nil)
+			res, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic})
+			require.NoError(t, err)
+			assert.Equal(t, []string{"on the new link"}, contents(res.Messages))
+			assert.Equal(t, int32(2), conns.Load())
+		})
+	}
+}
