@@ -47,20 +47,8 @@ func (cl *Client) archivePage(room, after string, max int) (rows []Row, last str
 	if after != "" {
 		set += "<after>" + escape(after) + "</after>"
 	}
-	ch := make(chan any, 4096)
-	cl.nl.Lock()
-	cl.sub = append(cl.sub, ch)
-	cl.nl.Unlock()
-	defer func() {
-		cl.nl.Lock()
-		for i, c := range cl.sub {
-			if c == ch {
-				cl.sub = append(cl.sub[:i], cl.sub[i+1:]...)
-				break
-			}
-		}
-		cl.nl.Unlock()
-	}()
+	ch, stop := cl.listen(4096)
+	defer stop()
 	if _, err := cl.c.SendOrg(fmt.Sprintf(`<iq type='set' to='%s' id='%s'><query xmlns='urn:xmpp:mam:2' queryid='%s'><set xmlns='http://jabber.org/protocol/rsm'>%s</set></query></iq>`, room, id, qid, set)); err != nil {
 		return nil, "", false, err
 	}

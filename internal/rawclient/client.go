@@ -62,22 +62,29 @@ func (cl *Client) read() {
 	}
 }
 
-// wait returns the first stanza satisfying ok within d.
-func (cl *Client) wait(d time.Duration, send func() error, ok func(any) bool) (any, error) {
-	ch := make(chan any, 1024)
+// listen returns a channel of every stanza the client receives from now on,
+// and the function that stops it.
+func (cl *Client) listen(size int) (<-chan any, func()) {
+	ch := make(chan any, size)
 	cl.nl.Lock()
 	cl.sub = append(cl.sub, ch)
 	cl.nl.Unlock()
-	defer func() {
+	return ch, func() {
 		cl.nl.Lock()
+		defer cl.nl.Unlock()
 		for i, c := range cl.sub {
 			if c == ch {
 				cl.sub = append(cl.sub[:i], cl.sub[i+1:]...)
-				break
+				return
 			}
 		}
-		cl.nl.Unlock()
-	}()
+	}
+}
+
+// wait returns the first stanza satisfying ok within d.
+func (cl *Client) wait(d time.Duration, send func() error, ok func(any) bool) (any, error) {
+	ch, stop := cl.listen(1024)
+	defer stop()
 	if err := send(); err != nil {
 		return nil, err
 	}
