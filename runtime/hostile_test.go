@@ -117,6 +117,11 @@ func (f *fakeMUC) run(st *xmpptest.Stream) {
 			if f.onIQ != nil && f.onIQ(st, e) {
 				continue
 			}
+			if strings.Contains(e.Inner, "disco#info") && e.Get("type") == "get" {
+				// The room and its service archive (the runtime checks before reading).
+				st.Send(`<iq type='result' id='%s' from='%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='http://jabber.org/protocol/muc'/><feature var='urn:xmpp:mam:2'/><feature var='urn:xmpp:sid:0'/></query></iq>`, e.Get("id"), e.Get("to"), st.JID)
+				continue
+			}
 			if t := e.Get("type"); t == "get" || t == "set" {
 				st.Send(`<iq type='result' id='%s' from='%s' to='%s'/>`, e.Get("id"), e.Get("to"), st.JID)
 			}
@@ -204,6 +209,7 @@ func TestHostileIQAnswerFromStrangerIsIgnored(t *testing.T) {
 
 // A page that doesn't advance is an error, not a loop: forward and backward.
 func TestHostileStalledPagingIsAnError(t *testing.T) {
+	var stalledForward atomic.Bool
 	var mu sync.Mutex
 	pages := 0
 	rt := hostileRuntime(t, &fakeMUC{onMAM: func(st *xmpptest.Stream, q mamQuery) {
@@ -213,6 +219,10 @@ func TestHostileStalledPagingIsAnError(t *testing.T) {
 		switch {
 		case q.after != "":
 			fin(st, q, false, q.after, q.after) // "more to come", from where we already are
+		case q.last && q.max == 1 && stalledForward.Load():
+			// The runtime checks that c0, its cursor, is the newest row.
+			row(st, hostileRoom, q.queryID, "c0", "alice", "<body>zero</body>")
+			fin(st, q, true, "c0", "c0")
 		case q.last:
 			row(st, hostileRoom, q.queryID, "r1", "alice", "<active xmlns='http://jabber.org/protocol/chatstates'/>")
 			fin(st, q, false, "r1", "r1")
@@ -222,8 +232,10 @@ func TestHostileStalledPagingIsAnError(t *testing.T) {
 		}
 	}}, nil)
 	since := seam.Cursor("c0")
+	stalledForward.Store(true)
 	_, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic, Since: &since})
 	assert.ErrorIs(t, err, archive.ErrStalled)
+	stalledForward.Store(false)
 	_, err = rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic})
 	assert.ErrorIs(t, err, archive.ErrStalled)
 	mu.Lock()
@@ -235,6 +247,11 @@ func TestHostileStalledPagingIsAnError(t *testing.T) {
 // cursor moves past them.
 func TestHostileBodylessRowsAreSkipped(t *testing.T) {
 	rt := hostileRuntime(t, &fakeMUC{onMAM: func(st *xmpptest.Stream, q mamQuery) {
+		if q.before == "r1" { // the runtime checks that r0, its cursor, is there
+			row(st, hostileRoom, q.queryID, "r0", "alice", "<body>zero</body>")
+			fin(st, q, false, "r0", "r0")
+			return
+		}
 		row(st, hostileRoom, q.queryID, "r1", "alice", "<body>one</body>")
 		row(st, hostileRoom, q.queryID, "r2", "alice", "<active xmlns='http://jabber.org/protocol/chatstates'/>")
 		row(st, hostileRoom, q.queryID, "r3", "alice", "<subject>new subject</subject>")

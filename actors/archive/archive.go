@@ -3,6 +3,17 @@
 // archive (MAM), paging with XEP-0059 result set management through the session,
 // and turns archive rows into seam messages exactly as the room turns live
 // reflections into them.
+//
+// Servers differ, and the archive actor makes them agree at the seam:
+//   - Before its first read it checks (disco#info) that the room, or for a room
+//     that doesn't exist yet its MUC service, archives at all: a room without an
+//     archive answers MAM queries with an empty history on some servers
+//     (ejabberd), which must never pass for one.
+//   - A cursor to read after is verified unless the archive itself showed it
+//     recently: some servers (ejabberd) answer an unknown RSM <after> id with a
+//     page from elsewhere instead of an error, and may reflect a message live a
+//     moment before its archive has it. A cursor not found is looked for again
+//     a few times over about a second before it is declared unknown.
 package archive
 
 import (
@@ -10,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -78,7 +91,18 @@ type TailResult struct {
 }
 
 // Archive is the archive actor.
-type Archive struct{ cfg Config }
+type Archive struct {
+	cfg Config
+	// archived: the room is known to keep an archive (checked once).
+	archived bool
+	checking bool
+	waiting  []func(error) // reads waiting for the check
+	known    map[string]time.Time
+}
+
+// knownFor is how long an id seen in the archive counts as known without being
+// verified again (archives expire old messages).
+const knownFor = 10 * time.Minute
 
 // Props returns an archive actor's props.
 func Props(cfg Config) *actor.Props {
@@ -91,37 +115,166 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Archive{cfg: cfg} })
+	return actor.PropsFromProducer(func() actor.Actor { return &Archive{cfg: cfg, known: map[string]time.Time{}} })
 }
 
 // Receive handles one message.
 func (a *Archive) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *Query:
-		q := &query{a: a, replyTo: ctx.Sender(), limit: m.Limit}
-		if m.Since == nil {
-			q.backward = true
-		} else {
-			q.after = string(*m.Since)
-			q.next = seam.Cursor(q.after)
-		}
-		q.page(ctx)
+		sender := ctx.Sender()
+		a.whenChecked(ctx, func(err error) {
+			switch {
+			case errors.Is(err, errMissing):
+				res := &Result{Missing: true}
+				if m.Since != nil && *m.Since != "" {
+					res = &Result{Err: fmt.Errorf("%w: %q: %s has no archive (it doesn't exist)", seam.ErrUnknownCursor, *m.Since, a.cfg.Room)}
+				}
+				ctx.Send(sender, res)
+			case err != nil:
+				ctx.Send(sender, &Result{Err: err})
+			default:
+				a.query(ctx, m, sender)
+			}
+		})
+	case *retry:
+		m.q.page(ctx)
 	case *Tail:
 		sender := ctx.Sender()
-		a.ask(ctx, stanza.Page{Max: 1, Last: true}, func(res *session.IQResult) {
-			rows, fin, err := a.check(res, stanza.Page{Last: true})
+		a.whenChecked(ctx, func(err error) {
 			switch {
 			case errors.Is(err, errMissing):
 				ctx.Send(sender, &TailResult{})
 			case err != nil:
 				ctx.Send(sender, &TailResult{Err: err})
-			case len(rows) > 0:
-				ctx.Send(sender, &TailResult{ID: rows[len(rows)-1].ID})
 			default:
-				ctx.Send(sender, &TailResult{ID: fin.Last})
+				a.newest(ctx, func(id string, err error) { ctx.Send(sender, &TailResult{ID: id, Err: err}) })
 			}
 		})
 	}
+}
+
+// ---- does the room keep an archive? ----
+
+// whenChecked runs then once the room is known to keep an archive (err nil), to
+// be missing (errMissing) or not to archive (seam.ErrNoArchive).
+func (a *Archive) whenChecked(ctx actor.Context, then func(error)) {
+	if a.archived {
+		then(nil)
+		return
+	}
+	a.waiting = append(a.waiting, then)
+	if a.checking {
+		return
+	}
+	a.checking = true
+	a.disco(ctx, a.cfg.Room, func(features []string, err error) {
+		switch {
+		case errors.Is(err, errMissing):
+			// No room yet: whether one would archive is the service's to say.
+			service := a.cfg.Room[strings.IndexByte(a.cfg.Room, '@')+1:]
+			a.disco(ctx, service, func(features []string, err error) {
+				if err == nil && !has(features, stanza.NSMAM) {
+					err = a.noArchive(service)
+				} else if err == nil {
+					err = errMissing
+				}
+				a.checked(err)
+			})
+			return
+		case err == nil && !has(features, stanza.NSMAM):
+			err = a.noArchive(a.cfg.Room)
+		case err == nil:
+			a.archived = true
+		}
+		a.checked(err)
+	})
+}
+
+func (a *Archive) checked(err error) {
+	a.checking = false
+	waiting := a.waiting
+	a.waiting = nil
+	for _, then := range waiting {
+		then(err)
+	}
+}
+
+func (a *Archive) noArchive(jid string) error {
+	return fmt.Errorf("%w: %s does not advertise %s; enable MAM for the MUC service (Prosody: muc_mam; ejabberd: mod_mam and the room option mam)", seam.ErrNoArchive, jid, stanza.NSMAM)
+}
+
+func (a *Archive) disco(ctx actor.Context, to string, then func([]string, error)) {
+	id := rand.Text()
+	req := &session.IQ{ID: id, To: to, Timeout: a.cfg.IQTimeout, Stanza: stanza.DiscoInfoIQ(to, id)}
+	a.request(ctx, req, func(res *session.IQResult) {
+		switch {
+		case res.Err != nil:
+			then(nil, res.Err)
+		case res.IQ.Error != nil && res.IQ.Error.Condition == "item-not-found":
+			then(nil, errMissing)
+		case res.IQ.Error != nil || res.IQ.Type == "error":
+			then(nil, fmt.Errorf("archive: disco#info of %s: %v", to, res.IQ.Error))
+		default:
+			then(res.IQ.Features, nil)
+		}
+	})
+}
+
+func has(list []string, s string) bool { return slices.Contains(list, s) }
+
+// ---- reading ----
+
+func (a *Archive) query(ctx actor.Context, m *Query, replyTo *actor.PID) {
+	q := &query{a: a, replyTo: replyTo, limit: m.Limit}
+	if m.Since == nil {
+		q.backward = true
+	} else {
+		q.after = string(*m.Since)
+		q.next = seam.Cursor(q.after)
+		q.verify = q.after != "" && !a.isKnown(q.after)
+		q.since = q.after
+	}
+	q.page(ctx)
+}
+
+func (a *Archive) isKnown(id string) bool {
+	t, ok := a.known[id]
+	return ok && time.Since(t) < knownFor
+}
+
+// remember records ids the archive just showed; the map is pruned as it grows.
+func (a *Archive) remember(rows []stanza.MAMResult) {
+	now := time.Now()
+	for _, r := range rows {
+		a.known[r.ID] = now
+	}
+	if len(a.known) > 8192 {
+		for id, t := range a.known {
+			if now.Sub(t) >= knownFor || len(a.known) > 4096 {
+				delete(a.known, id)
+			}
+		}
+	}
+}
+
+// newest answers the id of the archive's newest row.
+func (a *Archive) newest(ctx actor.Context, then func(string, error)) {
+	p := stanza.Page{Max: 1, Last: true}
+	a.ask(ctx, p, func(res *session.IQResult) {
+		rows, fin, err := a.check(res)
+		switch {
+		case errors.Is(err, errMissing):
+			then("", nil)
+		case err != nil:
+			then("", err)
+		case len(rows) > 0:
+			a.remember(rows)
+			then(rows[len(rows)-1].ID, nil)
+		default:
+			then(fin.Last, nil)
+		}
+	})
 }
 
 // query is one Query in progress: a chain of pages.
@@ -132,6 +285,9 @@ type query struct {
 	backward bool
 	after    string // forward: the next page starts strictly after this id
 	before   string // backward: the next page ends strictly before this id
+	since    string // forward: the cursor asked for
+	verify   bool   // forward: since must be shown to exist before answering
+	tries    int    // verifications that didn't find since
 	entries  []Entry
 	newest   string      // backward: the newest row seen
 	next     seam.Cursor // forward: the cursor to answer with
@@ -148,18 +304,79 @@ func (q *query) page(ctx actor.Context) {
 		p.After = q.after
 	}
 	q.a.ask(ctx, p, func(res *session.IQResult) {
-		rows, fin, err := q.a.check(res, p)
+		rows, fin, err := q.a.check(res)
 		if err != nil {
 			q.fail(ctx, p, err)
 			return
 		}
-		if q.backward {
-			q.onBackward(ctx, p, rows, fin)
-		} else {
-			q.onForward(ctx, p, rows, fin)
+		if q.verify {
+			q.verify = false
+			q.verifySince(ctx, rows, func() { q.onPage(ctx, p, rows, fin) })
+			return
+		}
+		q.a.remember(rows)
+		q.onPage(ctx, p, rows, fin)
+	})
+}
+
+func (q *query) onPage(ctx actor.Context, p stanza.Page, rows []stanza.MAMResult, fin stanza.Fin) {
+	if q.backward {
+		q.onBackward(ctx, p, rows, fin)
+	} else {
+		q.onForward(ctx, p, rows, fin)
+	}
+}
+
+// verifySince shows that the cursor read after exists, from the first page's
+// answer: the row just before that page's first row must be it (or, when the
+// page is empty, the archive's newest row must be). A server that ignored an
+// unknown cursor fails this.
+func (q *query) verifySince(ctx actor.Context, rows []stanza.MAMResult, then func()) {
+	unknown := func() {
+		if q.tries++; q.tries < len(verifyWaits) {
+			// Perhaps reflected live but not archived yet: look again shortly.
+			q.after, q.next, q.verify, q.entries = q.since, seam.Cursor(q.since), true, nil
+			self, root := ctx.Self(), ctx.ActorSystem().Root
+			time.AfterFunc(verifyWaits[q.tries], func() { root.Send(self, &retry{q}) })
+			return
+		}
+		ctx.Send(q.replyTo, &Result{Err: fmt.Errorf("%w: %q is not in the archive of %s (never issued, or expired)", seam.ErrUnknownCursor, q.since, q.a.cfg.Room)})
+	}
+	check := func(id string, err error) {
+		switch {
+		case err != nil:
+			ctx.Send(q.replyTo, &Result{Err: err})
+		case id != q.since:
+			unknown()
+		default:
+			q.a.remember(rows)
+			q.a.known[q.since] = time.Now()
+			then()
+		}
+	}
+	if len(rows) == 0 {
+		q.a.newest(ctx, check)
+		return
+	}
+	p := stanza.Page{Max: 1, Before: rows[0].ID}
+	q.a.ask(ctx, p, func(res *session.IQResult) {
+		prev, _, err := q.a.check(res)
+		switch {
+		case err != nil && !errors.Is(err, errMissing):
+			check("", err)
+		case len(prev) == 0:
+			check("", nil)
+		default:
+			check(prev[len(prev)-1].ID, nil)
 		}
 	})
 }
+
+// verifyWaits are the waits before looking for an unverified cursor again.
+var verifyWaits = []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond}
+
+// retry runs a query again (after a cursor wasn't found).
+type retry struct{ q *query }
 
 func (q *query) fail(ctx actor.Context, p stanza.Page, err error) {
 	switch {
@@ -239,20 +456,25 @@ func (q *query) done(ctx actor.Context) {
 	ctx.Send(q.replyTo, &Result{Entries: q.entries, NextCursor: q.next})
 }
 
+// ---- the session ----
+
 // ask sends one MAM page query through the session and continues with its answer
 // inside this actor, without blocking it.
 func (a *Archive) ask(ctx actor.Context, p stanza.Page, then func(*session.IQResult)) {
 	id, qid := rand.Text(), rand.Text()
-	req := &session.IQ{ID: id, To: a.cfg.Room, QueryID: qid, Timeout: a.cfg.IQTimeout,
-		Stanza: stanza.MAMQueryIQ(a.cfg.Room, id, qid, p)}
+	a.request(ctx, &session.IQ{ID: id, To: a.cfg.Room, QueryID: qid, Timeout: a.cfg.IQTimeout,
+		Stanza: stanza.MAMQueryIQ(a.cfg.Room, id, qid, p)}, then)
+}
+
+func (a *Archive) request(ctx actor.Context, req *session.IQ, then func(*session.IQResult)) {
 	f := ctx.RequestFuture(a.cfg.Session, req, a.cfg.IQTimeout+5*time.Second)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		r, ok := res.(*session.IQResult)
 		switch {
 		case err != nil:
-			then(&session.IQResult{Err: fmt.Errorf("archive: query of %s: %w", a.cfg.Room, err)})
+			then(&session.IQResult{Err: fmt.Errorf("archive: request to %s: %w", req.To, err)})
 		case !ok:
-			then(&session.IQResult{Err: fmt.Errorf("archive: query of %s: unexpected answer %T", a.cfg.Room, res)})
+			then(&session.IQResult{Err: fmt.Errorf("archive: request to %s: unexpected answer %T", req.To, res)})
 		default:
 			then(r)
 		}
@@ -262,7 +484,7 @@ func (a *Archive) ask(ctx actor.Context, p stanza.Page, then func(*session.IQRes
 var errMissing = errors.New("archive: item-not-found")
 
 // check turns an IQ answer into the page's rows and <fin/>, or an error.
-func (a *Archive) check(res *session.IQResult, p stanza.Page) ([]stanza.MAMResult, stanza.Fin, error) {
+func (a *Archive) check(res *session.IQResult) ([]stanza.MAMResult, stanza.Fin, error) {
 	if res.Err != nil {
 		return nil, stanza.Fin{}, res.Err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -61,6 +62,36 @@ func (s *state) startJoin(ctx actor.Context) {
 		backoff.WithMaxElapsedTime(0), // the join timeout bounds the retries
 	)
 	s.arm(ctx, s.cfg.JoinTimeout, joinTimeout)
+	if s.cfg.Pinned && !s.nickHeld {
+		s.checkNick(ctx)
+		return
+	}
+	s.sendJoin(ctx)
+}
+
+// checkNick looks, before joining with a pinned nick, at the occupants a room
+// lists (ejabberd lists them; Prosody's rooms usually don't). ejabberd lets a
+// second session of the same account take over an occupied nick, so this is its
+// check; Prosody's is the probe after joining (startVerifying).
+func (s *state) checkNick(ctx actor.Context) {
+	s.phase = checking
+	s.itemsID = s.iq(ctx, s.cfg.JID, func(id string) []byte { return stanza.DiscoItemsIQ(s.cfg.JID, id) })
+}
+
+func (s *state) onItems(ctx actor.Context, res *session.IQResult) {
+	if s.phase != checking {
+		return
+	}
+	if res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
+		return // LinkDown follows
+	}
+	for _, item := range res.IQ.Items {
+		if strings.EqualFold(stanza.Bare(item), s.cfg.JID) && stanza.Resource(item) == s.nick {
+			s.failJoin(ctx, &NickConflictError{Nick: s.nick, Room: s.cfg.JID})
+			return
+		}
+	}
+	s.phase = joining
 	s.sendJoin(ctx)
 }
 
@@ -70,7 +101,7 @@ func (s *state) sendJoin(ctx actor.Context) {
 }
 
 func (s *state) onJoinTimeout(ctx actor.Context) {
-	if s.phase == joining || s.phase == verifying || s.phase == settling {
+	if s.phase == checking || s.phase == joining || s.phase == verifying || s.phase == settling {
 		s.failJoin(ctx, fmt.Errorf("%w: %s did not let %q in within %s", ErrJoinTimeout, s.cfg.JID, s.nick, s.cfg.JoinTimeout))
 	}
 }
@@ -89,7 +120,7 @@ func (s *state) onPresence(ctx actor.Context, p stanza.Presence) {
 				s.log.Warn("the room assigned another nick", slog.String("asked", s.nick), slog.String("got", nick))
 				s.nick = nick
 			}
-			if s.cfg.Pinned {
+			if s.cfg.Pinned && !s.nickHeld {
 				s.startVerifying(ctx)
 			} else {
 				s.startSettling(ctx)
@@ -125,6 +156,12 @@ func (s *state) onJoinError(ctx actor.Context, p stanza.Presence) {
 	case "forbidden":
 		s.failJoin(ctx, fmt.Errorf("%w: %w: %s answered the join with %v", ErrJoin, ErrBanned, s.cfg.JID, p.Error))
 	default:
+		if s.banned != nil && cond == "undefined-condition" {
+			// go-xmpp hides the condition of an error with a text (ejabberd's
+			// forbidden): after a ban, that refusal is the ban.
+			s.failJoin(ctx, fmt.Errorf("%w: %w", ErrJoin, s.banned))
+			return
+		}
 		s.failJoin(ctx, fmt.Errorf("%w: %s answered the join with %v", ErrJoin, s.cfg.JID, p.Error))
 	}
 }
@@ -156,12 +193,16 @@ func (s *state) onIQ(ctx actor.Context, iq stanza.IQ) {
 
 func (s *state) onIQResult(ctx actor.Context, res *session.IQResult) {
 	switch res.ID {
+	case s.itemsID:
+		s.itemsID = ""
+		s.onItems(ctx, res)
 	case s.probeID:
 		s.probeID = ""
 		if s.phase != verifying {
 			return
 		}
 		if s.probeSeen {
+			s.nickHeld = true
 			s.startSettling(ctx)
 			return
 		}
@@ -256,7 +297,7 @@ func (s *state) onTail(ctx actor.Context, epoch int, t *archive.TailResult) {
 func (s *state) joinDone(ctx actor.Context) {
 	rejoin := s.replaying
 	s.phase = joined
-	s.replaying, s.rejoining = false, false
+	s.replaying, s.rejoining, s.banned = false, false, nil
 	s.disarm(joinTimeout)
 	s.rejoin.Reset()
 	s.log.Debug("joined", slog.String("nick", s.nick), slog.Duration("took", time.Since(s.joinStart)), slog.Bool("replayed", rejoin))
@@ -312,6 +353,7 @@ func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 	s.leave(ctx)
 	if p.Affiliation == "outcast" {
 		err := fmt.Errorf("%w: %s", ErrBanned, s.cfg.JID)
+		s.banned = err
 		s.log.Warn("banned from the room", slog.Any("err", err))
 		s.notify(ctx, Banned, err)
 		s.failPending(ctx, err)
@@ -355,7 +397,7 @@ func (s *state) leave(ctx actor.Context) {
 
 func (s *state) linkDown(ctx actor.Context, err error) {
 	s.online = false
-	if s.phase == joining || s.phase == verifying || s.phase == settling {
+	if s.phase == checking || s.phase == joining || s.phase == verifying || s.phase == settling {
 		// The requests queued for the join keep waiting for the next link.
 		s.disarm(joinTimeout)
 	}

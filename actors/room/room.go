@@ -178,7 +178,7 @@ func (s *state) start(ctx actor.Context) {
 	s.log.Warn("room restarted after a failure; resuming")
 	s.epoch++ // answers to the previous incarnation's requests are stale
 	switch s.phase {
-	case joining, verifying, settling:
+	case checking, joining, verifying, settling:
 		rejoining := s.rejoining
 		s.startJoin(ctx)
 		s.rejoining = rejoining

@@ -17,6 +17,7 @@ type phase int
 
 const (
 	idle      phase = iota // not in the room
+	checking               // pinned nick: asking the room who is in before joining
 	joining                // join presence sent, waiting for our own presence
 	verifying              // pinned nick: checking that no other session shares it
 	settling               // in the room: unlocking it and reading the archive
@@ -48,8 +49,13 @@ type state struct {
 	probeID   string                      // the pinned-nick probe (see startVerifying)
 	probeTok  string
 	probeSeen bool
-	pingID    string // the self-ping in flight
-	timers    map[timerKind]*time.Timer
+	itemsID   string // the pinned-nick check before joining (see checkNick)
+	banned    error  // the room banned us; a later join refused without a readable reason is that
+	// nickHeld: the pinned nick was verified as ours on a first join; rejoins
+	// reclaim it without checking (a ghost of our own lost link may hold it).
+	nickHeld bool
+	pingID   string // the self-ping in flight
+	timers   map[timerKind]*time.Timer
 
 	// the archive position: the cursor of the last message fanned out, and
 	// whether it is known yet (it is from the first join on)

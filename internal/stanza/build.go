@@ -119,6 +119,15 @@ func DiscoInfoIQ(to, id string) []byte {
 	return b.Bytes()
 }
 
+// DiscoItemsIQ asks for to's service discovery items (a room's occupants, on
+// servers that list them).
+func DiscoItemsIQ(to, id string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "get", to, id)
+	b.WriteString(`<query xmlns="` + NSDiscoItems + `"/></iq>`)
+	return b.Bytes()
+}
+
 // Page selects a page of a MAM query (XEP-0059 result set management).
 type Page struct {
 	Max int

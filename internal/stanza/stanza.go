@@ -12,19 +12,20 @@ import (
 
 // Namespaces used by the runtime.
 const (
-	NSMUC       = "http://jabber.org/protocol/muc"
-	NSMUCUser   = "http://jabber.org/protocol/muc#user"
-	NSMUCOwner  = "http://jabber.org/protocol/muc#owner"
-	NSMAM       = "urn:xmpp:mam:2"
-	NSRSM       = "http://jabber.org/protocol/rsm"
-	NSSID       = "urn:xmpp:sid:0"
-	NSForward   = "urn:xmpp:forward:0"
-	NSDelay     = "urn:xmpp:delay"
-	NSPing      = "urn:xmpp:ping"
-	NSDataForm  = "jabber:x:data"
-	NSStanzas   = "urn:ietf:params:xml:ns:xmpp-stanzas"
-	NSReply     = "urn:xmpp:reply:0"
-	NSDiscoInfo = "http://jabber.org/protocol/disco#info"
+	NSMUC        = "http://jabber.org/protocol/muc"
+	NSMUCUser    = "http://jabber.org/protocol/muc#user"
+	NSMUCOwner   = "http://jabber.org/protocol/muc#owner"
+	NSMAM        = "urn:xmpp:mam:2"
+	NSRSM        = "http://jabber.org/protocol/rsm"
+	NSSID        = "urn:xmpp:sid:0"
+	NSForward    = "urn:xmpp:forward:0"
+	NSDelay      = "urn:xmpp:delay"
+	NSPing       = "urn:xmpp:ping"
+	NSDataForm   = "jabber:x:data"
+	NSStanzas    = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	NSReply      = "urn:xmpp:reply:0"
+	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	NSDiscoItems = "http://jabber.org/protocol/disco#items"
 )
 
 // StanzaID is an XEP-0359 <stanza-id/>: the id an entity (By) assigned.
@@ -111,8 +112,10 @@ type IQ struct {
 	Type    string // get, set, result, error
 	Payload []byte // the first child element, re-serialised
 	Error   *Error
-	// Features of a disco#info result (go-xmpp decodes those itself).
+	// Features of a disco#info result, Items of a disco#items result (go-xmpp
+	// decodes those itself).
 	Features []string
+	Items    []string
 }
 
 // Bare returns jid without its resource.

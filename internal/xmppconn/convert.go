@@ -60,6 +60,13 @@ func convert(v any) any {
 			iq.Error = &stanza.Error{Type: s.Error.Type, Condition: condition(s.Error.Condition), Text: s.Error.Text}
 		}
 		return iq
+	case xmpp.DiscoItems:
+		// go-xmpp decodes disco#items answers itself; keep the item JIDs.
+		iq := stanza.IQ{ID: s.ID, From: s.Jid, Type: "result"}
+		for _, it := range s.Items {
+			iq.Items = append(iq.Items, it.Jid)
+		}
+		return iq
 	case xmpp.DiscoResult:
 		// go-xmpp decodes disco#info answers itself; keep the features.
 		return stanza.IQ{ID: s.ID, From: s.From, To: s.To, Type: "result", Features: s.Features}
