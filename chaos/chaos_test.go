@@ -31,16 +31,16 @@ func server(s xmpptest.Server) Server {
 	}
 }
 
-// devServerRestart restarts the local dev server when it is the server under
-// test (scripts/devserver.sh manages it); otherwise there is no restart fault.
-func devServerRestart(t *testing.T) func(context.Context) error {
+// devServerRestart restarts the local dev server under test (when
+// scripts/devserver.sh manages it); otherwise there is no restart fault.
+func devServerRestart(t *testing.T, s xmpptest.Server) func(context.Context) error {
 	script := "../scripts/devserver.sh"
-	if err := exec.Command(script, "status").Run(); err != nil {
+	if err := exec.Command(script, "status", s.Name).Run(); err != nil {
 		t.Log("the server under test is not the dev server: no restart faults")
 		return nil
 	}
 	return func(ctx context.Context) error {
-		out, err := exec.CommandContext(ctx, script, "restart").CombinedOutput()
+		out, err := exec.CommandContext(ctx, script, "restart", s.Name).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -84,7 +84,7 @@ func TestChaos(t *testing.T) {
 // persistent, so history survives, and the runtimes rejoin and replay.
 func TestChaosServerRestart(t *testing.T) {
 	s := xmpptest.Require(t)
-	restart := devServerRestart(t)
+	restart := devServerRestart(t, s)
 	if restart == nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("CI runs the dev server: the restart test must run")

@@ -86,6 +86,11 @@ type Config struct {
 	// FailFast: while the link is down, calls fail at once with
 	// seam.ErrNotConnected. By default they wait for the link within their ctx.
 	FailFast bool
+	// PersistentRooms configures every room this runtime creates as persistent,
+	// with archiving on where the server offers the choice, so its history
+	// survives every occupant leaving. A server that refuses persistence gets an
+	// instant room (logged). See the README for the server settings involved.
+	PersistentRooms bool
 	// SubscriberBuffer bounds the messages queued for one subscriber. A handler
 	// that falls that far behind is fed from the archive instead, from where it
 	// is, so memory stays bounded and it still gets every message once [1024].

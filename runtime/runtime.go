@@ -160,7 +160,7 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 		Online: spec.Online, Notify: rt.notifier, Logger: rt.log,
 		IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
-		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing,
+		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,
 	})
 }
 

@@ -12,8 +12,18 @@ echo "== go vet"
 go vet ./...
 echo "== staticcheck"
 go tool staticcheck ./...
-echo "== go test -race"
-# The chaos suite restarts the server: it runs alone, after the others.
-go test -race -count=1 -timeout 15m $(go list ./... | grep -v '/chaos$')
-echo "== chaos"
-go test -race -count=1 -timeout 15m ./chaos
+# The packages that talk to a real server run once per server; the chaos suite,
+# which restarts its server, runs alone after the others.
+live='/runtime$|/cmd/parley-xmpp$|/chaos$'
+echo "== go test -race (unit)"
+go test -race -count=1 -timeout 15m $(go list ./... | grep -Ev "$live")
+for server in ${PARLEY_TEST_SERVERS:-prosody ejabberd}; do
+	case $server in
+	prosody) service=xmpp://127.0.0.1:5222 ;;
+	ejabberd) service=xmpp://127.0.0.1:15222 ;;
+	esac
+	echo "== go test -race against $server"
+	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./runtime ./cmd/parley-xmpp
+	echo "== chaos against $server"
+	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./chaos
+done

@@ -22,6 +22,8 @@ DOMAIN=parley.local
 MUC=muc.parley.local
 NOMAM_MUC=nomam.parley.local # a MUC service without an archive, for the no-archive tests
 NOMAM_HOST=nomam.local       # ejabberd: a host without mod_mam, whose MUC is muc.nomam.local
+TRANSIENT_MUC=transient.parley.local # rooms not persistent by default, for the persistent-rooms tests
+TRANSIENT_HOST=transient.local       # ejabberd: the same, as muc.transient.local
 
 # Test accounts: user:password. These exist only on this throwaway loopback server.
 ACCOUNTS="parley:parleypass parley2:parleypass2 parley3:parleypass3 observer:observerpass"
@@ -107,6 +109,15 @@ Component "$MUC" "muc"
 
 Component "$NOMAM_MUC" "muc"
 	restrict_room_creation = false
+
+-- Rooms that die with their last occupant, unless made persistent.
+Component "$TRANSIENT_MUC" "muc"
+	modules_enabled = { "muc_mam" }
+	restrict_room_creation = false
+	muc_room_default_persistent = false
+	muc_log_by_default = true
+	muc_log_all_rooms = true
+	muc_log_expires_after = "never"
 CFG
 }
 
@@ -178,6 +189,7 @@ CFG
 hosts:
   - $DOMAIN
   - $NOMAM_HOST
+  - $TRANSIENT_HOST
 loglevel: warning
 log_rotate_count: 0
 certfiles: []
@@ -232,6 +244,23 @@ host_config:
         access_create: all
         default_room_options:
           mam: false
+  $TRANSIENT_HOST:
+    modules:
+      mod_disco: {}
+      mod_mam:
+        db_type: mnesia
+        assume_mam_usage: true
+        default: always
+      mod_muc:
+        host: muc.@HOST@
+        db_type: mnesia
+        access: all
+        access_create: all
+        access_persistent: all
+        access_mam: all
+        default_room_options:
+          mam: true
+          persistent: false
 CFG
 	chown -R ejabberd:ejabberd "$d"
 }

@@ -62,37 +62,88 @@ func (s *state) startJoin(ctx actor.Context) {
 		backoff.WithMaxElapsedTime(0), // the join timeout bounds the retries
 	)
 	s.arm(ctx, s.cfg.JoinTimeout, joinTimeout)
+	s.creating, s.itemsID, s.existsID = false, "", ""
 	if s.cfg.Pinned && !s.nickHeld {
-		s.checkNick(ctx)
-		return
+		// Look, before joining with a pinned nick, at the occupants the room lists
+		// (ejabberd lists them; Prosody's rooms usually don't). ejabberd lets a
+		// second session of one account take over an occupied nick, so this is
+		// its check; Prosody's is the probe after joining (startVerifying).
+		s.phase = checking
+		s.itemsID = s.iq(ctx, s.cfg.JID, func(id string) []byte { return stanza.DiscoItemsIQ(s.cfg.JID, id) })
 	}
-	s.sendJoin(ctx)
+	if s.cfg.PersistentRooms {
+		// Whether this join creates the room decides how to configure it.
+		s.phase = checking
+		s.existsID = s.iq(ctx, s.cfg.JID, func(id string) []byte { return stanza.DiscoInfoIQ(s.cfg.JID, id) })
+	}
+	if s.phase == joining {
+		s.sendJoin(ctx)
+	}
 }
 
-// checkNick looks, before joining with a pinned nick, at the occupants a room
-// lists (ejabberd lists them; Prosody's rooms usually don't). ejabberd lets a
-// second session of the same account take over an occupied nick, so this is its
-// check; Prosody's is the probe after joining (startVerifying).
-func (s *state) checkNick(ctx actor.Context) {
-	s.phase = checking
-	s.itemsID = s.iq(ctx, s.cfg.JID, func(id string) []byte { return stanza.DiscoItemsIQ(s.cfg.JID, id) })
-}
-
-func (s *state) onItems(ctx actor.Context, res *session.IQResult) {
-	if s.phase != checking {
-		return
-	}
-	if res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
+// onCheck takes the answer of a check before joining; the join follows the last
+// one.
+func (s *state) onCheck(ctx actor.Context, res *session.IQResult) {
+	if s.phase != checking || res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
 		return // LinkDown follows
 	}
-	for _, item := range res.IQ.Items {
-		if strings.EqualFold(stanza.Bare(item), s.cfg.JID) && stanza.Resource(item) == s.nick {
-			s.failJoin(ctx, &NickConflictError{Nick: s.nick, Room: s.cfg.JID})
+	switch res.ID {
+	case s.itemsID:
+		s.itemsID = ""
+		for _, item := range res.IQ.Items {
+			if strings.EqualFold(stanza.Bare(item), s.cfg.JID) && stanza.Resource(item) == s.nick {
+				s.failJoin(ctx, &NickConflictError{Nick: s.nick, Room: s.cfg.JID})
+				return
+			}
+		}
+	case s.existsID:
+		s.existsID = ""
+		s.creating = res.IQ.Error != nil && res.IQ.Error.Condition == "item-not-found"
+	}
+	if s.itemsID == "" && s.existsID == "" {
+		s.phase = joining
+		s.sendJoin(ctx)
+	}
+}
+
+// configure makes a room this join created persistent, with archiving on: it
+// asks for the configuration form and submits the fields the server offers. A
+// refusal falls back to the instant room.
+func (s *state) configure(ctx actor.Context) {
+	s.formID = s.iq(ctx, s.cfg.JID, func(id string) []byte { return stanza.RoomConfigFormIQ(s.cfg.JID, id) })
+}
+
+func (s *state) onConfigStep(ctx actor.Context, res *session.IQResult) {
+	if res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
+		return
+	}
+	switch res.ID {
+	case s.formID:
+		s.formID = ""
+		want := map[string]string{
+			"muc#roomconfig_persistentroom":  "1",
+			"muc#roomconfig_enablearchiving": "1", // Prosody, when archiving is optional
+			"mam":                            "1", // ejabberd
+		}
+		var vars []string
+		for _, v := range stanza.FormFields(res.IQ.Payload) {
+			if _, ok := want[v]; ok {
+				vars = append(vars, v)
+			}
+		}
+		if res.IQ.Error != nil || len(vars) == 0 {
+			s.log.Warn("the room offers no persistence setting; it stays an instant room", slog.Any("err", res.IQ.Error))
+			s.send(ctx, stanza.InstantRoomIQ(s.cfg.JID, rand.Text()))
 			return
 		}
+		s.configID = s.iq(ctx, s.cfg.JID, func(id string) []byte { return stanza.RoomConfigSubmitIQ(s.cfg.JID, id, vars, want) })
+	case s.configID:
+		s.configID = ""
+		if res.Err != nil || res.IQ.Error != nil {
+			s.log.Warn("the room refused a persistent configuration; it stays an instant room", slog.Any("err", res.IQ.Error), slog.Any("failure", res.Err))
+			s.send(ctx, stanza.InstantRoomIQ(s.cfg.JID, rand.Text()))
+		}
 	}
-	s.phase = joining
-	s.sendJoin(ctx)
 }
 
 func (s *state) sendJoin(ctx actor.Context) {
@@ -193,9 +244,10 @@ func (s *state) onIQ(ctx actor.Context, iq stanza.IQ) {
 
 func (s *state) onIQResult(ctx actor.Context, res *session.IQResult) {
 	switch res.ID {
-	case s.itemsID:
-		s.itemsID = ""
-		s.onItems(ctx, res)
+	case s.itemsID, s.existsID:
+		s.onCheck(ctx, res)
+	case s.formID, s.configID:
+		s.onConfigStep(ctx, res)
 	case s.probeID:
 		s.probeID = ""
 		if s.phase != verifying {
@@ -230,10 +282,14 @@ func (s *state) startSettling(ctx actor.Context) {
 	s.catchingUp, s.buffered, s.overflowed = true, nil, false
 	s.replaying = s.haveLast && s.hasReplayAudience()
 	epoch := s.epoch
-	// Refusal is normal (the room existed and we don't own it), and nothing waits
-	// on the answer: the server handles one stream's stanzas in order, so the room
-	// is unlocked before it answers the read below.
-	s.send(ctx, stanza.InstantRoomIQ(s.cfg.JID, rand.Text()))
+	if s.creating && s.cfg.PersistentRooms {
+		s.configure(ctx)
+	} else {
+		// Refusal is normal (the room existed and we don't own it), and nothing
+		// waits on the answer: the server handles one stream's stanzas in order,
+		// so the room is unlocked before it answers the read below.
+		s.send(ctx, stanza.InstantRoomIQ(s.cfg.JID, rand.Text()))
+	}
 	if s.replaying {
 		s.readGap(ctx)
 		return

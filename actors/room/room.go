@@ -89,6 +89,10 @@ type Config struct {
 	RejoinMin, RejoinMax time.Duration
 	// MaxBuffered bounds the live messages held while the room catches up.
 	MaxBuffered int
+	// PersistentRooms: a room this runtime creates is configured persistent, with
+	// archiving on where the server offers the choice, so its history outlives
+	// its occupants. A server that refuses gets an instant room instead.
+	PersistentRooms bool
 }
 
 // Room is the room actor. Its fields other than st are per incarnation.

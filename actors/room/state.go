@@ -50,6 +50,10 @@ type state struct {
 	probeTok  string
 	probeSeen bool
 	itemsID   string // the pinned-nick check before joining (see checkNick)
+	existsID  string // does the room exist yet? (PersistentRooms)
+	creating  bool   // it didn't: this join creates it
+	formID    string // the room configuration form asked for (PersistentRooms)
+	configID  string // the persistent configuration submitted
 	banned    error  // the room banned us; a later join refused without a readable reason is that
 	// nickHeld: the pinned nick was verified as ours on a first join; rejoins
 	// reclaim it without checking (a ghost of our own lost link may hold it).

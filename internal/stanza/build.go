@@ -81,6 +81,32 @@ func InstantRoomIQ(room, id string) []byte {
 	return b.Bytes()
 }
 
+// RoomConfigFormIQ asks an owner's room configuration form.
+func RoomConfigFormIQ(room, id string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "get", room, id)
+	b.WriteString(`<query xmlns="` + NSMUCOwner + `"/></iq>`)
+	return b.Bytes()
+}
+
+// RoomConfigSubmitIQ submits a room configuration with the given field values
+// (var → value), in the order of vars.
+func RoomConfigSubmitIQ(room, id string, vars []string, values map[string]string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "set", room, id)
+	b.WriteString(`<query xmlns="` + NSMUCOwner + `"><x xmlns="` + NSDataForm + `" type="submit">`)
+	b.WriteString(`<field var="FORM_TYPE"><value>http://jabber.org/protocol/muc#roomconfig</value></field>`)
+	for _, v := range vars {
+		b.WriteString("<field")
+		attr(&b, "var", v)
+		b.WriteString("><value>")
+		esc(&b, values[v])
+		b.WriteString("</value></field>")
+	}
+	b.WriteString("</x></query></iq>")
+	return b.Bytes()
+}
+
 // PingIQ is an XEP-0199 ping.
 func PingIQ(to, id string) []byte {
 	var b bytes.Buffer

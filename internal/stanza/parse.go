@@ -132,3 +132,25 @@ func HasFeature(payload []byte, feature string) bool {
 	}
 	return false
 }
+
+// FormFields lists the field vars of the data form inside payload (a muc#owner
+// query answering a configuration form request).
+func FormFields(payload []byte) []string {
+	var v struct {
+		X struct {
+			Fields []struct {
+				Var string `xml:"var,attr"`
+			} `xml:"field"`
+		} `xml:"x"`
+	}
+	if xml.Unmarshal(payload, &v) != nil {
+		return nil
+	}
+	var out []string
+	for _, f := range v.X.Fields {
+		if f.Var != "" {
+			out = append(out, f.Var)
+		}
+	}
+	return out
+}

@@ -13,14 +13,23 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/rawclient"
 )
 
-// Server describes the XMPP server the integration tests use, from the same
-// PARLEY_XMPP_* variables the runtime reads, with the dev server's defaults.
+// Server describes the XMPP server the integration tests use: one of the dev
+// servers (PARLEY_TEST_SERVER: prosody, the default, or ejabberd), with any
+// setting overridden by the same PARLEY_XMPP_* variables the runtime reads.
 type Server struct {
-	Addr     string // host:port
-	Domain   string
-	MUC      string
-	NoMAMMUC string // a MUC service without MAM
-	Accounts [][2]string
+	Name      string // prosody or ejabberd: what scripts/devserver.sh calls it
+	Addr      string // host:port
+	Domain    string
+	MUC       string
+	NoMAMMUC  string // a MUC service without MAM
+	Transient string // a MUC service whose rooms are not persistent by default
+	Accounts  [][2]string
+}
+
+// devServers are scripts/devserver.sh's servers.
+var devServers = map[string]Server{
+	"prosody":  {Name: "prosody", Addr: "127.0.0.1:5222", NoMAMMUC: "nomam.parley.local", Transient: "transient.parley.local"},
+	"ejabberd": {Name: "ejabberd", Addr: "127.0.0.1:15222", NoMAMMUC: "muc.nomam.local", Transient: "muc.transient.local"},
 }
 
 // Env returns the server under test.
@@ -31,12 +40,18 @@ func Env() Server {
 		}
 		return def
 	}
-	addr := strings.TrimPrefix(get("PARLEY_XMPP_SERVICE", "xmpp://127.0.0.1:5222"), "xmpp://")
+	dev, ok := devServers[get("PARLEY_TEST_SERVER", "prosody")]
+	if !ok {
+		dev = devServers["prosody"]
+	}
+	addr := strings.TrimPrefix(get("PARLEY_XMPP_SERVICE", "xmpp://"+dev.Addr), "xmpp://")
 	return Server{
-		Addr:     addr,
-		Domain:   get("PARLEY_XMPP_DOMAIN", "parley.local"),
-		MUC:      get("PARLEY_XMPP_MUC", "muc.parley.local"),
-		NoMAMMUC: get("PARLEY_XMPP_NOMAM_MUC", "nomam.parley.local"),
+		Name:      dev.Name,
+		Addr:      addr,
+		Domain:    get("PARLEY_XMPP_DOMAIN", "parley.local"),
+		MUC:       get("PARLEY_XMPP_MUC", "muc.parley.local"),
+		NoMAMMUC:  get("PARLEY_XMPP_NOMAM_MUC", dev.NoMAMMUC),
+		Transient: get("PARLEY_XMPP_TRANSIENT_MUC", dev.Transient),
 		Accounts: [][2]string{
 			{get("PARLEY_XMPP_USER", "parley"), get("PARLEY_XMPP_PASS", "parleypass")},
 			{"parley2", "parleypass2"},
@@ -58,9 +73,9 @@ func Require(t testing.TB) Server {
 		return s
 	}
 	if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
-		t.Fatalf("XMPP server %s unreachable (%v): CI must run it (scripts/devserver.sh start)", s.Addr, err)
+		t.Fatalf("XMPP server %s (%s) unreachable (%v): CI must run it (scripts/devserver.sh start)", s.Addr, s.Name, err)
 	}
-	t.Skipf("XMPP server %s unreachable (%v); start one with scripts/devserver.sh start (with CI=true this fails)", s.Addr, err)
+	t.Skipf("XMPP server %s (%s) unreachable (%v); start one with scripts/devserver.sh start (with CI=true this fails)", s.Addr, s.Name, err)
 	return s
 }
 
