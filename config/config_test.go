@@ -58,7 +58,7 @@ func TestUnknownKeysAreErrorsNamingTheKey(t *testing.T) {
 	for body, key := range map[string]string{
 		"backend_config:\n  sevrice: x\n": "sevrice",
 		"backend_confg:\n  service: x\n":  "backend_confg",
-		"backend_config:\n  nick: [a]\n":   "nick",
+		"backend_config:\n  nick: [a]\n":  "nick",
 	} {
 		_, err := Parse([]byte(body))
 		require.Error(t, err, body)
