@@ -145,6 +145,6 @@ func xmppFixture(t *testing.T) conformance.Fixture {
 	}
 }
 
-func TestConformanceProsody(t *testing.T) {
+func TestConformance(t *testing.T) {
 	conformance.Run(t, xmppFixture(t))
 }
