@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/observe"
 )
 
 // Defaults, from the Parley XMPP backend's documentation.
@@ -114,6 +115,10 @@ type Config struct {
 	// MaxContentBytes caps a post's content; servers close streams that carry
 	// oversized stanzas [65536].
 	MaxContentBytes int
+
+	// Metrics receives the runtime's measurements (nil: none); package metrics
+	// has a Prometheus implementation.
+	Metrics observe.Metrics
 
 	// Logger receives the runtime's logs (nil: none). Passwords never appear.
 	Logger *slog.Logger

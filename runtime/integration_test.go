@@ -84,3 +84,32 @@ func TestColdCreationTwentyAtOnce(t *testing.T) {
 	defer outsider.Close()
 	require.NoError(t, outsider.Join(roomOf(t, s, topic), "outsider"), "the room is unlocked for another account")
 }
+
+// PostOnce posts a key once: a second call with the same key finds the first
+// in the archive and returns its id, even from another runtime (a restart).
+func TestPostOnceIsIdempotentAcrossRuntimes(t *testing.T) {
+	s := xmpptest.Require(t)
+	topic := freshTopic()
+	first := connected(t, newRuntime(t, s, 0, nil))
+	beforeID, err := first.Post(ctx5(t), topic, "me", "an earlier message", seam.PostOptions{})
+	require.NoError(t, err)
+	before := seam.Cursor(beforeID) // an id is its cursor
+	id, err := first.PostOnce(ctx5(t), topic, "relay-key-1", "relayed once", &before)
+	require.NoError(t, err)
+
+	again := connected(t, newRuntime(t, s, 1, nil)) // another process, after a crash
+	id2, err := again.PostOnce(ctx5(t), topic, "relay-key-1", "relayed once", &before)
+	require.NoError(t, err)
+	assert.Equal(t, id, id2, "found, not posted again")
+	id3, err := again.PostOnce(ctx5(t), topic, "relay-key-2", "another", nil)
+	require.NoError(t, err)
+	assert.NotEqual(t, id, id3, "a new key is posted")
+
+	res, err := again.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: topic})
+	require.NoError(t, err)
+	var contents []string
+	for _, m := range res.Messages {
+		contents = append(contents, m.Content)
+	}
+	assert.Equal(t, []string{"an earlier message", "relayed once", "another"}, contents)
+}

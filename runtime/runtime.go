@@ -32,6 +32,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/ask"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/supervision"
 )
@@ -138,6 +139,7 @@ func (rt *Runtime) start() {
 		KeepAlive:        keepAlive,
 		KeepAliveTimeout: c.KeepAliveTimeout,
 		LoginTimeout:     c.DialTimeout,
+		Metrics:          c.Metrics,
 	})
 	// A top-level actor ignores its own props' supervisor; the guardian decides.
 	// The session holds the connection: a failure of its own stops it (the
@@ -161,7 +163,15 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 		IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
 		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,
+		Metrics: rt.roomMetrics(spec.Topic),
 	})
+}
+
+func (rt *Runtime) roomMetrics(topic seam.Topic) observe.Room {
+	if rt.cfg.Metrics == nil {
+		return nil
+	}
+	return rt.cfg.Metrics.Room(string(topic))
 }
 
 // Disconnect closes the connection and stops every room and subscription. It
@@ -276,6 +286,46 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 	if err != nil {
 		if ctx.Err() != nil {
 			return rt.abandonPost(topic, origin, err)
+		}
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, err)
+	}
+	p := res.(*room.Posted)
+	if p.Err != nil {
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
+	}
+	return p.ID, nil
+}
+
+// PostOnce posts content to topic with key as its XEP-0359 origin-id, unless the
+// topic's archive already holds a message with that origin-id after *after (nil:
+// from the start): then it returns that message's id and sends nothing. With a
+// key derived from what is being posted (a relayed message's id, say), a
+// caller that retries after a crash posts it exactly once. The check reads the
+// archive after *after, so keep that range short: pass the id of the last
+// message you know you posted.
+func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error) {
+	switch {
+	case key == "" || len(key) > 128:
+		return "", fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes")
+	case content == "":
+		return "", fmt.Errorf("%w: empty content (XMPP has no empty message)", seam.ErrInvalidContent)
+	case len(content) > rt.cfg.MaxContentBytes:
+		return "", fmt.Errorf("%w: %d bytes is over the %d-byte limit (Config.MaxContentBytes)", seam.ErrInvalidContent, len(content), rt.cfg.MaxContentBytes)
+	}
+	if err := stanza.CheckText(key); err != nil {
+		return "", fmt.Errorf("parley-xmpp: post once: key: %v", err)
+	}
+	if err := stanza.CheckText(content); err != nil {
+		return "", fmt.Errorf("%w: %v", seam.ErrInvalidContent, err)
+	}
+	since := seam.Cursor("")
+	if after != nil {
+		since = *after
+	}
+	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since})
+	if err != nil {
+		if ctx.Err() != nil {
+			return rt.abandonPost(topic, key, err)
 		}
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, err)
 	}

@@ -354,6 +354,7 @@ func (s *state) joinDone(ctx actor.Context) {
 	rejoin := s.replaying
 	s.phase = joined
 	s.replaying, s.rejoining, s.banned = false, false, nil
+	s.cfg.Metrics.Joined(true)
 	s.disarm(joinTimeout)
 	s.rejoin.Reset()
 	s.log.Debug("joined", slog.String("nick", s.nick), slog.Duration("took", time.Since(s.joinStart)), slog.Bool("replayed", rejoin))
@@ -429,6 +430,9 @@ func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 // everything waiting on it: posts sent become in doubt, and the next join
 // replays.
 func (s *state) leave(ctx actor.Context) {
+	if s.phase == joined {
+		s.cfg.Metrics.Joined(false)
+	}
 	s.phase = idle
 	s.epoch++
 	s.catchingUp, s.buffered, s.replaying = false, nil, false

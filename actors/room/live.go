@@ -77,6 +77,7 @@ func (s *state) fanOut(ctx actor.Context, l live) {
 		return
 	}
 	s.last = string(l.msg.Cursor)
+	s.cfg.Metrics.MessageIn()
 	var d *subscriber.Deliver
 	for _, sub := range s.subs {
 		if sub.lagging {
@@ -94,7 +95,11 @@ func (s *state) fanOut(ctx actor.Context, l live) {
 		}
 		ctx.Send(sub.pid, d)
 		sub.unacked++
+		s.unacked++
 		sub.cursor = s.last
+	}
+	if d != nil {
+		s.cfg.Metrics.SubscriberQueue(s.unacked)
 	}
 	for _, w := range s.waiters {
 		if !w.archiveDone {
@@ -146,6 +151,7 @@ func (s *state) onGap(ctx actor.Context, epoch int, res *archive.Result) {
 		s.arm(ctx, time.Second, gapRetry)
 		return
 	}
+	s.cfg.Metrics.Replayed(len(res.Entries))
 	for _, e := range res.Entries {
 		s.fanOut(ctx, live{msg: e.Message, origin: e.OriginID})
 	}
@@ -220,6 +226,8 @@ func (s *state) unsubscribe(ctx actor.Context, pid *actor.PID) {
 			sub.gate.Close()
 			ctx.Stop(pid)
 			s.subs = append(s.subs[:i], s.subs[i+1:]...)
+			s.unacked -= sub.unacked
+			s.cfg.Metrics.SubscriberQueue(s.unacked)
 			return
 		}
 	}
@@ -228,7 +236,10 @@ func (s *state) unsubscribe(ctx actor.Context, pid *actor.PID) {
 func (s *state) onAck(ctx actor.Context, a *subscriber.Ack) {
 	for _, sub := range s.subs {
 		if sub.pid.Equal(a.Sub) {
-			sub.unacked = max(0, sub.unacked-a.N)
+			n := min(a.N, sub.unacked)
+			sub.unacked -= n
+			s.unacked -= n
+			s.cfg.Metrics.SubscriberQueue(s.unacked)
 			if sub.lagging && !sub.reading && s.phase == joined {
 				s.feedLagging(ctx, sub)
 			}
@@ -273,6 +284,7 @@ func (s *state) feedLagging(ctx actor.Context, sub *sub) {
 		for _, e := range res.Entries {
 			ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})
 			sub.unacked++
+			s.unacked++
 			sub.cursor = string(e.Message.Cursor)
 			if sub.cursor == s.last {
 				// Caught up: what comes after arrives live.

@@ -18,6 +18,10 @@ type (
 		Origin    string // the XEP-0359 origin-id, chosen by the caller
 		Content   string
 		InReplyTo seam.BackendMsgID
+		// OnceAfter, when set, makes the post idempotent: if the archive already
+		// holds a message with this origin-id after *OnceAfter ("" for the
+		// start), that message's id is the answer and nothing is sent.
+		OnceAfter *seam.Cursor
 	}
 	// Posted answers Post with the message's stanza-id.
 	Posted struct {

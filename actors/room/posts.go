@@ -29,7 +29,40 @@ func (s *state) post(ctx actor.Context, m *Post, sender *actor.PID) {
 	p := &pendingPost{post: m, replyTo: sender}
 	s.posts[m.Origin] = p
 	s.order = append(s.order, m.Origin)
+	s.cfg.Metrics.PendingPosts(len(s.posts))
+	if m.OnceAfter != nil {
+		s.lookFor(ctx, p, *m.OnceAfter)
+		return
+	}
 	s.transmit(ctx, p)
+}
+
+// lookFor reads the archive after since for an idempotent post's origin-id: found,
+// the post resolves with that message's id; not found, it is sent.
+func (s *state) lookFor(ctx actor.Context, p *pendingPost, since seam.Cursor) {
+	p.looking = true
+	epoch, origin := s.epoch, p.post.Origin
+	s.readArchive(ctx, &archive.Query{Since: &since, Limit: s.cfg.MaxLimit}, func(res *archive.Result) {
+		if q, ok := s.posts[origin]; !ok || q != p || epoch != s.epoch {
+			return // settled meanwhile, or the link went (the rejoin looks again)
+		}
+		if res.Err != nil {
+			s.fail(ctx, origin, fmt.Errorf("room: checking whether the post is already in %s: %w", s.cfg.JID, res.Err))
+			return
+		}
+		for _, e := range res.Entries {
+			if e.OriginID == origin {
+				s.resolve(ctx, origin, e.Message.BackendMsgID)
+				return
+			}
+		}
+		if len(res.Entries) == s.cfg.MaxLimit {
+			s.lookFor(ctx, p, res.NextCursor)
+			return
+		}
+		p.looking = false
+		s.transmit(ctx, p)
+	})
 }
 
 func (s *state) transmit(ctx actor.Context, p *pendingPost) {
@@ -45,6 +78,11 @@ func (s *state) transmit(ctx actor.Context, p *pendingPost) {
 func (s *state) resendInDoubt(ctx actor.Context) {
 	for _, origin := range slices.Clone(s.order) {
 		p, ok := s.posts[origin]
+		if ok && p.looking {
+			// Its check was cut short: look again from the start of its range.
+			s.lookFor(ctx, p, *p.post.OnceAfter)
+			continue
+		}
 		if !ok || !p.inDoubt {
 			continue
 		}
@@ -65,6 +103,7 @@ func (s *state) resolve(ctx actor.Context, origin string, id seam.BackendMsgID) 
 	stopTimer(p.timer)
 	s.forget(origin)
 	s.settled.add(origin, id)
+	s.cfg.Metrics.MessageOut()
 	if !p.cancelled {
 		ctx.Send(p.replyTo, &Posted{ID: id})
 	}
@@ -121,6 +160,7 @@ func (s *state) oldestUnanswered() (string, bool) {
 // sending order, which stays as short as the posts in flight.
 func (s *state) forget(origin string) {
 	delete(s.posts, origin)
+	s.cfg.Metrics.PendingPosts(len(s.posts))
 	for len(s.order) > 0 {
 		if _, pending := s.posts[s.order[0]]; pending {
 			return

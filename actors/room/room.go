@@ -23,6 +23,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -89,6 +90,8 @@ type Config struct {
 	RejoinMin, RejoinMax time.Duration
 	// MaxBuffered bounds the live messages held while the room catches up.
 	MaxBuffered int
+	// Metrics receives the room's measurements (nil: none).
+	Metrics observe.Room
 	// PersistentRooms: a room this runtime creates is configured persistent, with
 	// archiving on where the server offers the choice, so its history outlives
 	// its occupants. A server that refuses gets an instant room instead.
@@ -118,6 +121,9 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.MaxBuffered <= 0 {
 		cfg.MaxBuffered = 10000
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = observe.NopRoom{}
 	}
 	st := newState(cfg)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} })

@@ -79,6 +79,7 @@ type state struct {
 	settled *originRing             // recently settled posts, for CancelPost
 
 	subs    []*sub
+	unacked int // messages waiting in all the subscribers' queues
 	waiters map[int]*waiter
 	nextW   int
 }
@@ -100,6 +101,9 @@ type pendingPost struct {
 	// answered: the room reflected it without an id of its own; the catch-up in
 	// progress must find it in the archive.
 	answered bool
+	// looking: an idempotent post (OnceAfter) whose archive check is under way;
+	// it is sent only if the check doesn't find it.
+	looking bool
 }
 
 type sub struct {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -79,6 +80,8 @@ type Config struct {
 	// MaxMAMResults bounds the results one query may collect; a server sending more
 	// fails the query instead of growing memory without bound.
 	MaxMAMResults int
+	// Metrics receives the connection's measurements (nil: none).
+	Metrics observe.Metrics
 	// Dial is xmppconn.Dial unless a test replaces it.
 	Dial func(context.Context, xmppconn.Options) (*xmppconn.Conn, error)
 }
@@ -183,6 +186,9 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.Rooms == nil {
 		cfg.Rooms = actor.DefaultSupervisorStrategy()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = observe.Nop{}
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, iqs: map[string]*pendingIQ{}}
@@ -334,6 +340,9 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 		s.retryLater(ctx, m.err)
 		return
 	}
+	if s.phase == reconnecting {
+		s.cfg.Metrics.Reconnected()
+	}
 	s.conn, s.phase, s.lastErr = m.conn, online, nil
 	s.onlineSince = time.Now()
 	gen, self, root := s.gen, ctx.Self(), ctx.ActorSystem().Root
@@ -446,6 +455,7 @@ func (s *Session) reap(ctx actor.Context, conn *xmppconn.Conn, grace time.Durati
 func (s *Session) announce(ctx actor.Context, to State, err error) {
 	from := s.state
 	s.state = to
+	s.cfg.Metrics.ConnectionState(observe.State(to))
 	if s.cfg.Notify != nil {
 		ctx.Send(s.cfg.Notify, &StateChange{From: from, To: to, Err: err, Attempt: s.attempt, At: time.Now()})
 	}

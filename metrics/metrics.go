@@ -1,0 +1,136 @@
+// Package metrics exposes parley-xmpp's measurements to Prometheus: it
+// implements observe.Metrics for the runtime, counts what the fan-out engine
+// delivers, and serves /metrics, /healthz and /readyz.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parley-go/parley-xmpp/observe"
+)
+
+// Prometheus holds parley-xmpp's collectors, registered with one registry.
+type Prometheus struct {
+	reg         *prometheus.Registry
+	state       *prometheus.GaugeVec
+	reconnects  prometheus.Counter
+	joined      *prometheus.GaugeVec
+	in, out     *prometheus.CounterVec
+	replayed    *prometheus.CounterVec
+	pending     *prometheus.GaugeVec
+	queued      *prometheus.GaugeVec
+	delivered   *prometheus.CounterVec
+	sinkFailure *prometheus.CounterVec
+	backlog     *prometheus.GaugeVec
+}
+
+// New returns the collectors, registered with a registry of their own (with
+// the Go runtime and process collectors).
+func New() *Prometheus {
+	p := &Prometheus{
+		reg: prometheus.NewRegistry(),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
+			Help: "1 for the connection's current state (connecting, online, reconnecting, closed), 0 for the others."}, []string{"state"}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_reconnects_total",
+			Help: "Lost links re-established."}),
+		joined: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_room_joined",
+			Help: "1 while the topic's room is joined."}, []string{"topic"}),
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_messages_in_total",
+			Help: "Messages fanned out to a topic's subscribers and waiters."}, []string{"topic"}),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_messages_out_total",
+			Help: "Posts resolved with their id."}, []string{"topic"}),
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_replayed_messages_total",
+			Help: "Messages read back from the archive after a rejoin or a gap in the live stream."}, []string{"topic"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_pending_posts",
+			Help: "Posts waiting for their reflection."}, []string{"topic"}),
+		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_subscriber_queue",
+			Help: "Messages waiting in a topic's subscribers' queues."}, []string{"topic"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_sink_deliveries_total",
+			Help: "Messages a serve route delivered to its sink."}, []string{"route", "topic"}),
+		sinkFailure: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_sink_failures_total",
+			Help: "Failed attempts to deliver to a serve route's sink (each is retried)."}, []string{"route"}),
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_backlog",
+			Help: "Messages a serve route read from the archive and has yet to deliver."}, []string{"route", "topic"}),
+	}
+	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
+		p.delivered, p.sinkFailure, p.backlog,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return p
+}
+
+// Registry is where the collectors are registered.
+func (p *Prometheus) Registry() *prometheus.Registry { return p.reg }
+
+var stateNames = []string{"connecting", "online", "reconnecting", "closed"}
+
+// ConnectionState implements observe.Metrics.
+func (p *Prometheus) ConnectionState(s observe.State) {
+	for i, name := range stateNames {
+		v := 0.0
+		if observe.State(i) == s {
+			v = 1
+		}
+		p.state.WithLabelValues(name).Set(v)
+	}
+}
+
+// Reconnected implements observe.Metrics.
+func (p *Prometheus) Reconnected() { p.reconnects.Inc() }
+
+// Room implements observe.Metrics: the topic's collectors, bound once.
+func (p *Prometheus) Room(topic string) observe.Room {
+	return &room{
+		joined: p.joined.WithLabelValues(topic), in: p.in.WithLabelValues(topic), out: p.out.WithLabelValues(topic),
+		replayed: p.replayed.WithLabelValues(topic), pending: p.pending.WithLabelValues(topic), queued: p.queued.WithLabelValues(topic),
+	}
+}
+
+type room struct {
+	joined, pending, queued prometheus.Gauge
+	in, out, replayed       prometheus.Counter
+}
+
+func (r *room) Joined(b bool) {
+	if b {
+		r.joined.Set(1)
+	} else {
+		r.joined.Set(0)
+	}
+}
+func (r *room) MessageIn()            { r.in.Inc() }
+func (r *room) MessageOut()           { r.out.Inc() }
+func (r *room) Replayed(n int)        { r.replayed.Add(float64(n)) }
+func (r *room) PendingPosts(n int)    { r.pending.Set(float64(n)) }
+func (r *room) SubscriberQueue(n int) { r.queued.Set(float64(n)) }
+
+// Delivered counts a message a route delivered.
+func (p *Prometheus) Delivered(route, topic string) { p.delivered.WithLabelValues(route, topic).Inc() }
+
+// SinkFailure counts a failed delivery attempt of a route.
+func (p *Prometheus) SinkFailure(route string) { p.sinkFailure.WithLabelValues(route).Inc() }
+
+// Backlog sets how many messages a route has read and not yet delivered.
+func (p *Prometheus) Backlog(route, topic string, n int) {
+	p.backlog.WithLabelValues(route, topic).Set(float64(n))
+}
+
+// Handler serves /metrics; /healthz answers 200 while the process runs;
+// /readyz answers 200 when ready() says so, 503 otherwise.
+func (p *Prometheus) Handler(ready func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ready != nil && !ready() {
+			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+var _ observe.Metrics = (*Prometheus)(nil)

@@ -1,0 +1,71 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/observe"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	body, err := io.ReadAll(rec.Body)
+	require.NoError(t, err)
+	return rec.Code, string(body)
+}
+
+func TestMetricsAreExposed(t *testing.T) {
+	p := New()
+	p.ConnectionState(observe.State(1))
+	p.Reconnected()
+	r := p.Room("general")
+	r.Joined(true)
+	r.MessageIn()
+	r.MessageIn()
+	r.MessageOut()
+	r.Replayed(5)
+	r.PendingPosts(2)
+	r.SubscriberQueue(7)
+	p.Delivered("to-stdout", "general")
+	p.SinkFailure("to-webhook")
+	p.Backlog("to-stdout", "general", 3)
+
+	code, body := get(t, p.Handler(nil), "/metrics")
+	require.Equal(t, 200, code)
+	for _, want := range []string{
+		`parley_xmpp_connection_state{state="online"} 1`,
+		`parley_xmpp_connection_state{state="reconnecting"} 0`,
+		`parley_xmpp_reconnects_total 1`,
+		`parley_xmpp_room_joined{topic="general"} 1`,
+		`parley_xmpp_messages_in_total{topic="general"} 2`,
+		`parley_xmpp_messages_out_total{topic="general"} 1`,
+		`parley_xmpp_replayed_messages_total{topic="general"} 5`,
+		`parley_xmpp_pending_posts{topic="general"} 2`,
+		`parley_xmpp_subscriber_queue{topic="general"} 7`,
+		`parley_xmpp_sink_deliveries_total{route="to-stdout",topic="general"} 1`,
+		`parley_xmpp_sink_failures_total{route="to-webhook"} 1`,
+		`parley_xmpp_route_backlog{route="to-stdout",topic="general"} 3`,
+	} {
+		assert.True(t, strings.Contains(body, want), "missing %s", want)
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	ready := false
+	h := New().Handler(func() bool { return ready })
+	code, _ := get(t, h, "/healthz")
+	assert.Equal(t, 200, code)
+	code, _ = get(t, h, "/readyz")
+	assert.Equal(t, 503, code)
+	ready = true
+	code, _ = get(t, h, "/readyz")
+	assert.Equal(t, 200, code)
+}

@@ -1,0 +1,56 @@
+// Package observe is how the runtime reports what it does, for metrics: small
+// interfaces with no dependencies, so the runtime stays free of any metrics
+// library. Package metrics implements them with Prometheus.
+//
+// Implementations must be safe for concurrent use and quick: the actors call
+// them on their hot paths (a Room's MessageIn once per message fanned out).
+package observe
+
+// State mirrors the connection's states (runtime.State).
+type State int
+
+// Metrics receives a runtime's measurements.
+type Metrics interface {
+	// ConnectionState: the connection entered state s (Connecting, Online,
+	// Reconnecting, Closed, as runtime.State numbers them).
+	ConnectionState(s State)
+	// Reconnected: a lost link was re-established.
+	Reconnected()
+	// Room returns the measurements of one topic's room, bound once per room.
+	Room(topic string) Room
+}
+
+// Room receives one room's measurements.
+type Room interface {
+	// Joined: the room's occupancy was gained (true) or lost (false).
+	Joined(bool)
+	// MessageIn: a message was fanned out to the room's subscribers and waiters.
+	MessageIn()
+	// MessageOut: a post resolved with its id.
+	MessageOut()
+	// Replayed: n messages were read back from the archive after a rejoin or a
+	// gap in the live stream.
+	Replayed(n int)
+	// PendingPosts: n posts wait for their reflection.
+	PendingPosts(n int)
+	// SubscriberQueue: n messages wait, in all, in the room's subscribers'
+	// queues.
+	SubscriberQueue(n int)
+}
+
+// Nop discards everything.
+type Nop struct{}
+
+func (Nop) ConnectionState(State) {}
+func (Nop) Reconnected()          {}
+func (Nop) Room(string) Room      { return NopRoom{} }
+
+// NopRoom discards a room's measurements.
+type NopRoom struct{}
+
+func (NopRoom) Joined(bool)         {}
+func (NopRoom) MessageIn()          {}
+func (NopRoom) MessageOut()         {}
+func (NopRoom) Replayed(int)        {}
+func (NopRoom) PendingPosts(int)    {}
+func (NopRoom) SubscriberQueue(int) {}
