@@ -1,5 +1,6 @@
 // Package config reads parley-xmpp's configuration files: YAML with a
-// backend_config block, as the Parley bridge writes them:
+// backend_config block, as the Parley bridge writes them, plus the runtime's
+// options, other servers (for relays) and the routes of `parley-xmpp serve`:
 //
 //	backend_config:
 //	  service: "xmpp://127.0.0.1:5222"
@@ -9,9 +10,12 @@
 //	  # password: from PARLEY_XMPP_PASS or a .env file beside this file
 //	  # nick: leave unset for a random nick per connection
 //
-// Unknown keys are errors that name the key. PARLEY_XMPP_* variables override
-// the file, and a .env file beside it supplies those not set in the
-// environment, so the password never has to be in the YAML.
+// Unknown keys and bad values are errors that name the key. PARLEY_XMPP_*
+// variables override the default server's backend_config, and
+// PARLEY_XMPP_<NAME>_* a named server's (NAME in upper case, other characters
+// as _); a .env file beside the configuration supplies those not set in the
+// environment, so passwords never have to be in the YAML. The README's
+// configuration reference lists every key and its default.
 package config
 
 import (
@@ -25,6 +29,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -43,9 +48,115 @@ type Backend struct {
 
 // File is a configuration file.
 type File struct {
+	// Backend is the default server.
 	Backend Backend `yaml:"backend_config"`
+	// Servers are further servers, by name, for relays.
+	Servers map[string]Server `yaml:"servers"`
+	// Runtime holds the runtime's options, for every server.
+	Runtime Runtime `yaml:"runtime"`
+	// Serve configures `parley-xmpp serve`.
+	Serve Serve `yaml:"serve"`
 
 	path string
+}
+
+// Server is a named server.
+type Server struct {
+	Backend Backend `yaml:"backend_config"`
+}
+
+// Runtime holds the runtime's options; unset ones take runtime.Config's
+// defaults.
+type Runtime struct {
+	AllowPlaintext   bool     `yaml:"allow_plaintext"`
+	DialTimeout      Duration `yaml:"dial_timeout"`
+	RequestTimeout   Duration `yaml:"request_timeout"`
+	JoinTimeout      Duration `yaml:"join_timeout"`
+	PostTimeout      Duration `yaml:"post_timeout"`
+	ReconnectWait    Duration `yaml:"reconnect_wait"`
+	MaxReconnectWait Duration `yaml:"max_reconnect_wait"`
+	MaxReconnects    int      `yaml:"max_reconnects"`
+	StableAfter      Duration `yaml:"stable_after"`
+	KeepAlive        Duration `yaml:"keepalive"`
+	KeepAliveTimeout Duration `yaml:"keepalive_timeout"`
+	SelfPing         Duration `yaml:"self_ping"`
+	FailFast         bool     `yaml:"fail_fast"`
+	PersistentRooms  bool     `yaml:"persistent_rooms"`
+	SubscriberBuffer int      `yaml:"subscriber_buffer"`
+	FetchLimit       int      `yaml:"fetch_limit"`
+	MaxFetchLimit    int      `yaml:"max_fetch_limit"`
+	MAMPageSize      int      `yaml:"mam_page_size"`
+	MaxContentBytes  int      `yaml:"max_content_bytes"`
+}
+
+// Serve configures the fan-out engine.
+type Serve struct {
+	// StateDir holds each route's durable cursors [./parley-state].
+	StateDir string `yaml:"state_dir"`
+	// MetricsListen, when set, serves /metrics, /healthz and /readyz there.
+	MetricsListen string  `yaml:"metrics_listen"`
+	Routes        []Route `yaml:"routes"`
+}
+
+// Route forwards every message of its topics to its sink, in order, resuming
+// after the last message delivered.
+type Route struct {
+	Name   string   `yaml:"name"`
+	Server string   `yaml:"server"` // "" for the default server
+	Topics []string `yaml:"topics"`
+	// Start: where a topic without a saved cursor starts: "newest" (messages
+	// posted from now on, the default) or "start" (the whole archive).
+	Start string `yaml:"start"`
+	// Batch: messages read per archive query [100].
+	Batch int  `yaml:"batch"`
+	Sink  Sink `yaml:"sink"`
+	// Retry: waits between failed deliveries, doubling [500ms to 1m].
+	RetryWait    Duration `yaml:"retry_wait"`
+	MaxRetryWait Duration `yaml:"max_retry_wait"`
+}
+
+// Sink says where a route delivers: exactly one of its fields.
+type Sink struct {
+	Stdout  *StdoutSink  `yaml:"stdout"`
+	Exec    *ExecSink    `yaml:"exec"`
+	Webhook *WebhookSink `yaml:"webhook"`
+	Relay   *RelaySink   `yaml:"relay"`
+}
+
+// StdoutSink writes each message as a JSON line to standard output.
+type StdoutSink struct{}
+
+// ExecSink runs Command once per message, with the message as JSON on its
+// standard input; exit status 0 is delivered.
+type ExecSink struct {
+	Command []string `yaml:"command"`
+	Timeout Duration `yaml:"timeout"` // [30s]
+}
+
+// WebhookSink POSTs each message as JSON to URL; a 2xx answer is delivered.
+type WebhookSink struct {
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
+	Timeout Duration          `yaml:"timeout"` // [10s]
+}
+
+// RelaySink posts each message to Topic on Server, exactly once.
+type RelaySink struct {
+	Server string `yaml:"server"` // "" for the default server
+	Topic  string `yaml:"topic"`
+}
+
+// Duration is a time.Duration written as "1.5s", "100ms", "5m".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration like 1.5s, 100ms or 5m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // ErrConfig is what every configuration error wraps.
@@ -86,16 +197,23 @@ func Load(path string) (*File, error) {
 		}
 		return dotenv[name]
 	})
+	if err := f.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return f, nil
 }
 
-// Parse reads a configuration from YAML, without the environment.
+// Parse reads a configuration from YAML, without the environment, and checks
+// it.
 func Parse(data []byte) (*File, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, explain(data, err)
+	}
+	if err := f.validate(); err != nil {
+		return nil, err
 	}
 	return &f, nil
 }
@@ -107,31 +225,32 @@ var unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
 // names the key at fault ("backend_config.nick (line 3): ...").
 func explain(data []byte, err error) error {
 	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return fmt.Errorf("%w: %s", ErrConfig, strings.TrimPrefix(err.Error(), "yaml: "))
+	errs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	if errors.As(err, &te) {
+		errs = te.Errors
 	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
 	var msgs []string
-	for _, e := range te.Errors {
+	for _, e := range errs {
 		m := lineRE.FindStringSubmatch(e)
 		if m == nil {
 			msgs = append(msgs, e)
 			continue
 		}
 		line, _ := strconv.Atoi(m[1])
-		what := m[2]
+		what, name := m[2], ""
 		if u := unknownRE.FindStringSubmatch(what); u != nil {
-			what = "unknown key"
+			what, name = "unknown key", u[1]
 		}
-		msgs = append(msgs, fmt.Sprintf("%s (line %d): %s", keyAt(&root, line), line, what))
+		msgs = append(msgs, fmt.Sprintf("%s (line %d): %s", keyAt(&root, line, name), line, what))
 	}
 	return fmt.Errorf("%w: %s", ErrConfig, strings.Join(msgs, "; "))
 }
 
-// keyAt returns the dotted path of the mapping key on line, or of the key whose
-// value starts there.
-func keyAt(n *yaml.Node, line int) string {
+// keyAt returns the dotted path of the mapping key named name on line (any key
+// when name is ""), or of the key whose value starts there.
+func keyAt(n *yaml.Node, line int, name string) string {
 	var walk func(n *yaml.Node, path string) string
 	walk = func(n *yaml.Node, path string) string {
 		switch n.Kind {
@@ -152,7 +271,7 @@ func keyAt(n *yaml.Node, line int) string {
 				if path != "" {
 					p = path + "." + k.Value
 				}
-				if k.Line == line || v.Line == line && v.Kind != yaml.MappingNode {
+				if k.Line == line && (name == "" || k.Value == name) || name == "" && v.Line == line && v.Kind != yaml.MappingNode {
 					return p
 				}
 				if r := walk(v, p); r != "" {
@@ -174,16 +293,62 @@ func (f *File) applyEnv(get func(string) string) {
 			*e.field(&f.Backend) = v
 		}
 	}
+	for name, srv := range f.Servers {
+		prefix := "PARLEY_XMPP_" + envName(name) + "_"
+		for _, e := range env {
+			if v := get(prefix + strings.TrimPrefix(e.name, "PARLEY_XMPP_")); v != "" {
+				*e.field(&srv.Backend) = v
+			}
+		}
+		f.Servers[name] = srv
+	}
 }
 
-// RuntimeConfig is the runtime configuration the file describes (the runtime
-// fills in what is left unset).
+// envName is a server name as it appears in variable names.
+func envName(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// RuntimeConfig is the runtime configuration of the default server (the
+// runtime fills in what is left unset).
 func (f *File) RuntimeConfig() runtime.Config {
+	c, _ := f.ServerConfig("")
+	return c
+}
+
+// ServerConfig is the runtime configuration of the named server ("" for the
+// default one).
+func (f *File) ServerConfig(name string) (runtime.Config, error) {
 	b := f.Backend
+	if name != "" {
+		srv, ok := f.Servers[name]
+		if !ok {
+			return runtime.Config{}, fmt.Errorf("%w: servers.%s: no such server", ErrConfig, name)
+		}
+		b = srv.Backend
+	}
+	r := f.Runtime
 	return runtime.Config{
 		Service: b.Service, Domain: b.Domain, MUCService: b.MUCService,
 		Username: b.Username, Password: b.Password, Nick: b.Nick,
-	}
+		AllowPlaintext: r.AllowPlaintext,
+		DialTimeout:    time.Duration(r.DialTimeout), RequestTimeout: time.Duration(r.RequestTimeout),
+		JoinTimeout: time.Duration(r.JoinTimeout), PostTimeout: time.Duration(r.PostTimeout),
+		ReconnectWait: time.Duration(r.ReconnectWait), MaxReconnectWait: time.Duration(r.MaxReconnectWait),
+		MaxReconnects: r.MaxReconnects, StableAfter: time.Duration(r.StableAfter),
+		KeepAlive: time.Duration(r.KeepAlive), KeepAliveTimeout: time.Duration(r.KeepAliveTimeout),
+		SelfPing: time.Duration(r.SelfPing), FailFast: r.FailFast, PersistentRooms: r.PersistentRooms,
+		SubscriberBuffer: r.SubscriberBuffer, FetchLimit: r.FetchLimit, MaxFetchLimit: r.MaxFetchLimit,
+		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
+	}, nil
 }
 
 // readDotEnv reads KEY=VALUE lines (# comments, optional quotes) from path; a

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -74,4 +75,74 @@ func TestBadDotEnvIsAnError(t *testing.T) {
 	write(t, dir, ".env", "this is not a pair\n")
 	_, err := Load(p)
 	assert.ErrorContains(t, err, ".env:1")
+}
+
+func TestServeRoutesAndServers(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	p := write(t, dir, "serve.yaml", `
+backend_config:
+  username: parley
+servers:
+  other-side:
+    backend_config:
+      service: "xmpp://127.0.0.1:15222"
+      username: parley2
+runtime:
+  keepalive: 5s
+  reconnect_wait: 50ms
+  persistent_rooms: true
+serve:
+  state_dir: /tmp/state
+  metrics_listen: 127.0.0.1:9464
+  routes:
+    - name: to-stdout
+      topics: [general, alerts]
+      sink: {stdout: {}}
+    - name: to-hook
+      topics: [alerts]
+      start: start
+      sink:
+        webhook: {url: "http://127.0.0.1:8080/hook", timeout: 2s, headers: {X-Token: abc}}
+    - name: relay-out
+      topics: [general]
+      sink:
+        relay: {server: other-side, topic: general-copy}
+`)
+	write(t, dir, ".env", "PARLEY_XMPP_OTHER_SIDE_PASS=relay-secret\n")
+	f, err := Load(p)
+	require.NoError(t, err)
+	assert.Len(t, f.Serve.Routes, 3)
+	c, err := f.ServerConfig("other-side")
+	require.NoError(t, err)
+	assert.Equal(t, "xmpp://127.0.0.1:15222", c.Service)
+	assert.Equal(t, "relay-secret", c.Password, "a named server's password from PARLEY_XMPP_<NAME>_PASS")
+	assert.Equal(t, 5*time.Second, c.KeepAlive)
+	assert.True(t, c.PersistentRooms)
+	assert.Equal(t, 2*time.Second, time.Duration(f.Serve.Routes[1].Sink.Webhook.Timeout))
+	_, err = f.ServerConfig("nowhere")
+	assert.ErrorContains(t, err, "servers.nowhere")
+}
+
+func TestBadServeConfigNamesTheKey(t *testing.T) {
+	for body, key := range map[string]string{
+		"runtime:\n  keepalive: soon\n":                                                                                           "runtime.keepalive",
+		"runtime:\n  max_reconnects: -1\n":                                                                                        "runtime.max_reconnects",
+		"serve:\n  routes:\n    - topics: [a]\n      sink: {stdout: {}}\n":                                                        "serve.routes[0].name",
+		"serve:\n  routes:\n    - name: r\n      sink: {stdout: {}}\n":                                                            "serve.routes[0].topics",
+		"serve:\n  routes:\n    - name: r\n      topics: [a]\n      sink: {}\n":                                                   "serve.routes[0].sink",
+		"serve:\n  routes:\n    - name: r\n      topics: [a]\n      sink: {stdout: {}, webhook: {url: 'http://x'}}\n":             "serve.routes[0].sink",
+		"serve:\n  routes:\n    - name: r\n      topics: [a]\n      sink: {webhook: {url: 'ftp://x'}}\n":                          "serve.routes[0].sink.webhook.url",
+		"serve:\n  routes:\n    - name: r\n      topics: [a]\n      sink: {exec: {}}\n":                                           "serve.routes[0].sink.exec.command",
+		"serve:\n  routes:\n    - name: r\n      topics: [a]\n      sink: {relay: {server: nope, topic: b}}\n":                    "serve.routes[0].sink.relay.server",
+		"serve:\n  routes:\n    - name: r\n      topics: [a]\n      sink: {relay: {topic: a}}\n":                                  "serve.routes[0].sink.relay.topic",
+		"serve:\n  routes:\n    - name: r\n      topics: ['']\n      sink: {stdout: {}}\n":                                        "serve.routes[0].topics[0]",
+		"serve:\n  routes:\n    - name: r\n      topics: [a]\n      start: middle\n      sink: {stdout: {}}\n":                    "serve.routes[0].start",
+		"serve:\n  routes:\n    - {name: r, topics: [a], sink: {stdout: {}}}\n    - {name: r, topics: [b], sink: {stdout: {}}}\n": "serve.routes[1].name",
+		"serve:\n  routes:\n    - {name: r, topics: [a], sink: {stdout: {}}, colour: red}\n":                                      "serve.routes[0].colour",
+	} {
+		_, err := Parse([]byte(body))
+		require.Error(t, err, body)
+		assert.Contains(t, err.Error(), key, body)
+	}
 }
