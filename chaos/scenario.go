@@ -66,6 +66,8 @@ type Options struct {
 	Log func(string)
 	// Tune adjusts each runtime's configuration.
 	Tune func(*runtime.Config)
+	// TopicPrefix names the scenario's fresh topics [chaos].
+	TopicPrefix string
 }
 
 // Report holds a scenario's figures.
@@ -97,6 +99,15 @@ type Report struct {
 	Recoveries      []time.Duration
 	Samples         []string // the first few problems, for the log
 	Elapsed         time.Duration
+	// PerRoom breaks the figures down by room.
+	PerRoom []RoomReport
+}
+
+// RoomReport holds one room's figures.
+type RoomReport struct {
+	Topic                       seam.Topic
+	Messages, Posts, Deliveries int
+	Lost, Duplicated, Reordered int
 }
 
 // OK reports whether nothing was lost, duplicated, reordered or invented, and
@@ -229,6 +240,9 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = func(string) {}
 	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = "chaos"
+	}
 }
 
 // Run runs a scenario: runtimes behind a fault-injecting proxy subscribe to
@@ -252,7 +266,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	run := strings.ToLower(crand.Text()[:8])
 	topics := make([]seam.Topic, o.Rooms)
 	for i := range topics {
-		topics[i] = seam.Topic(fmt.Sprintf("chaos-%s-%d", run, i))
+		topics[i] = seam.Topic(fmt.Sprintf("%s-%s-%d", o.TopicPrefix, run, i))
 	}
 
 	// The runtimes, through the proxy.
@@ -434,7 +448,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	time.Sleep(200 * time.Millisecond) // room for duplicates to show
 
 	// Compare.
+	rep.PerRoom = make([]RoomReport, len(topics))
 	for k := range topics {
+		rr := &rep.PerRoom[k]
+		rr.Topic, rr.Messages = topics[k], len(archives[k])
+		before := *rep
 		index := map[seam.BackendMsgID]int{}
 		for i, row := range archives[k] {
 			index[seam.BackendMsgID(row.ID)] = i
@@ -470,6 +488,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				}
 			}
 		}
+		rr.Deliveries = rep.Deliveries - before.Deliveries
+		rr.Lost, rr.Duplicated = rep.Lost-before.Lost, rep.Duplicated-before.Duplicated
+		rr.Reordered = rep.Reordered - before.Reordered
 	}
 	byContent := make([]map[string][]string, o.Rooms)
 	for k, rows := range archives {
@@ -481,6 +502,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	mu.Lock()
 	rep.Posts, rep.IndependentPosts = len(results), indepN
 	for _, p := range results {
+		rep.PerRoom[p.room].Posts++
 		ids := byContent[p.room][p.content]
 		switch {
 		case p.err != nil:

@@ -2,274 +2,205 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/parley-go/parley-xmpp/chaos"
 	"github.com/parley-go/parley-xmpp/runtime"
-	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// runDemo shows the runtime's promise end to end on a live server: two sessions
-// sharing one account, topics joined on first use, posts resolved with the
-// room's stanza-id, live delivery in order, a late reader catching up from the
-// archive with the same ids, a long-poll, and a clean disconnect.
-func runDemo(ctx context.Context, args []string, _ io.Reader, out, errOut io.Writer) error {
-	fs := newFlags("demo", errOut)
-	nTopics := fs.Int("topics", 3, "topics to use")
-	nMsgs := fs.Int("messages", 5, "messages to post per topic")
-	if err := fs.Parse(args); err != nil {
-		return err
+func (a *app) demoCmd() *cobra.Command {
+	var topics int
+	var duration time.Duration
+	var seed uint64
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Show the promise live: posts and subscribers on several topics while connections are killed",
+		Long: `Two sessions subscribe to several topics through a proxy that kills their
+connections and cuts them mid-stanza, while they and a third client (around the
+proxy) post. Every subscriber's deliveries and every post are then checked
+against the rooms' archives, and a table says what was lost, duplicated or
+reordered (nothing, is the promise). It uses the configured server; when none is
+reachable and this is a clone of the repository, it starts the local dev server
+(scripts/devserver.sh) and stops it afterwards.`,
+		Args: argsBetween(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if topics < 1 || topics > 20 {
+				return fmt.Errorf("%w: --topics %d: want 1 to 20", errUsage, topics)
+			}
+			if duration < 2*time.Second || duration > 10*time.Minute {
+				return fmt.Errorf("%w: --duration %s: want 2s to 10m", errUsage, duration)
+			}
+			return a.demo(cmd.Context(), topics, duration, seed)
+		},
 	}
-	if fs.NArg() != 0 || *nTopics < 1 || *nMsgs < 1 {
-		return fmt.Errorf("%w: -topics and -messages must be at least 1", errUsage)
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	d := &demo{out: out}
-	return d.run(ctx, *nTopics, *nMsgs)
+	cmd.Flags().IntVar(&topics, "topics", 3, "topics to use")
+	cmd.Flags().DurationVar(&duration, "duration", 12*time.Second, "how long to write while faults happen")
+	cmd.Flags().Uint64Var(&seed, "seed", 0, "fault seed, to repeat a run (0: from the clock)")
+	return cmd
 }
 
-type demo struct {
-	out  io.Writer
-	step int
-}
-
-func (d *demo) say(what, detail string, took time.Duration) {
-	d.step++
-	t := ""
-	if took > 0 {
-		t = fmt.Sprintf("%8s", took.Round(100*time.Microsecond))
-	}
-	fmt.Fprintf(d.out, "%d. %-14s %-66s %s\n", d.step, what, detail, t)
-}
-
-func (d *demo) more(format string, a ...any) {
-	fmt.Fprintf(d.out, "   %-14s %s\n", "", fmt.Sprintf(format, a...))
-}
-
-func (d *demo) run(ctx context.Context, nTopics, nMsgs int) error {
-	fmt.Fprintf(d.out, "parley-xmpp demo: Parley topics as XMPP MUC rooms, on a live server\n\n")
-
-	start := time.Now()
-	a, err := connect(ctx)
-	if err != nil {
-		return fmt.Errorf("%w\n(is the server running? `make demo` starts a local one; or set PARLEY_XMPP_SERVICE)", err)
-	}
-	defer disconnect(a)
-	b, err := connect(ctx)
+func (a *app) demo(ctx context.Context, topics int, duration time.Duration, seed uint64) error {
+	c, err := a.runtimeConfig("")
 	if err != nil {
 		return err
 	}
-	defer disconnect(b)
-	d.say("connect", fmt.Sprintf("sessions A (%s) and B (%s) share one account", a.Nick(), b.Nick()), time.Since(start))
-
-	run := strings.ToLower(rand.Text()[:6])
-	topics := make([]seam.Topic, nTopics)
-	names := []string{"alpha", "Beta Team", "γάμμα", "delta", "echo", "foxtrot"}
-	for i := range topics {
-		topics[i] = seam.Topic(fmt.Sprintf("demo-%s/%s", run, names[i%len(names)]))
-		if i >= len(names) {
-			topics[i] += seam.Topic(fmt.Sprint(i))
-		}
+	c.Service = envOr("PARLEY_XMPP_SERVICE", or(c.Service, runtime.DefaultService))
+	c.Domain = envOr("PARLEY_XMPP_DOMAIN", or(c.Domain, runtime.DefaultDomain))
+	c.MUCService = envOr("PARLEY_XMPP_MUC", or(c.MUCService, runtime.DefaultMUCService))
+	c.Username = envOr("PARLEY_XMPP_USER", or(c.Username, runtime.DefaultUsername))
+	c.Password = envOr("PARLEY_XMPP_PASS", or(c.Password, runtime.DefaultPassword))
+	addr, err := plainAddr(c.Service)
+	if err != nil {
+		return err
 	}
-	d.say("topics", fmt.Sprintf("%d topics, each its own MUC room, joined on first use:", nTopics), 0)
-	for _, t := range topics {
-		local, err := runtime.RoomLocalpart(t)
+	if !reachable(addr) {
+		stop, err := a.startDevServer(addr)
 		if err != nil {
 			return err
 		}
-		d.more("%-22q → %s@…", string(t), local)
+		defer stop()
 	}
 
-	// B subscribes to every topic.
-	start = time.Now()
-	var mu sync.Mutex
-	got := map[seam.Topic][]seam.Message{}
-	all := make(chan struct{})
-	want := nTopics * nMsgs
-	count := 0
-	for _, t := range topics {
-		sub, err := b.Subscribe(ctx, t, func(m seam.Message) {
-			mu.Lock()
-			defer mu.Unlock()
-			got[m.Topic] = append(got[m.Topic], m)
-			if count++; count == want {
-				close(all)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		defer sub.Close()
-	}
-	d.say("subscribe", fmt.Sprintf("B subscribes to all %d topics (joins the rooms; no history replayed)", nTopics), time.Since(start))
-
-	// A posts to every topic, concurrently across topics.
-	start = time.Now()
-	posted := map[seam.Topic][]seam.BackendMsgID{}
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	var postErr error
-	for _, t := range topics {
-		wg.Go(func() {
-			for i := range nMsgs {
-				t0 := time.Now()
-				id, err := a.Post(ctx, t, "demo", fmt.Sprintf("message %d to %s, hi @%s", i+1, t, b.Nick()), seam.PostOptions{})
-				mu.Lock()
-				if err != nil {
-					postErr = errors.Join(postErr, err)
-				} else {
-					posted[t] = append(posted[t], id)
-					lat = append(lat, time.Since(t0))
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if postErr != nil {
-		return postErr
-	}
-	slices.Sort(lat)
-	d.say("post", fmt.Sprintf("A posts %d messages (%d per topic), each resolved by its reflection", want, nMsgs), time.Since(start))
-	d.more("post → stanza-id: p50 %s, max %s", lat[len(lat)/2].Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
-
-	start = time.Now()
-	select {
-	case <-all:
-	case <-ctx.Done():
-		return fmt.Errorf("live delivery: only %d of %d messages arrived", count, want)
-	}
-	mu.Lock()
-	lost, dup, reord := compare(topics, posted, got)
-	mu.Unlock()
-	d.say("live", fmt.Sprintf("B received %d/%d: %d lost, %d duplicated, %d out of order", count, want, lost, dup, reord), time.Since(start))
-	sample := got[topics[0]][0]
-	d.more("e.g. %q from %s, id %s, mentions %v", sample.Content, sample.SenderHandle, sample.BackendMsgID, sample.Mentions)
-
-	// A late third session catches up from the archive.
-	start = time.Now()
-	c, err := connect(ctx)
+	w := a.out
+	fmt.Fprintf(w, "parley-xmpp demo: %s, rooms at %s\n\n", c.Service, c.MUCService)
+	fmt.Fprintf(w, "Two sessions subscribe to %d topics through a proxy that kills their\n", topics)
+	fmt.Fprintf(w, "connections and cuts them mid-stanza; they and a third client (around the\n")
+	fmt.Fprintf(w, "proxy) post for %s. Then every delivery and every post is checked against\n", duration)
+	fmt.Fprintf(w, "the rooms' archives.\n\n")
+	prog := newProgress(a.errOut)
+	rep, err := chaos.Run(ctx, chaos.Options{
+		Server: chaos.Server{
+			Addr: addr, Domain: c.Domain, MUC: c.MUCService,
+			User: c.Username, Password: c.Password, WriterUser: c.Username, WriterPassword: c.Password,
+		},
+		Rooms: topics, Runtimes: 2, SubscribersPerRoom: 2,
+		Duration: duration, FaultEvery: 2500 * time.Millisecond, Faults: []chaos.Fault{chaos.Kill, chaos.Cut},
+		Seed: seed, TopicPrefix: "demo",
+		Log: func(l string) { prog.line(strings.TrimPrefix(l, "chaos: ")) },
+	})
+	prog.done()
 	if err != nil {
 		return err
 	}
-	defer disconnect(c)
-	caught := map[seam.Topic][]seam.Message{}
-	for _, t := range topics {
-		from := seam.Cursor("")
-		for {
-			res, err := c.FetchRecent(ctx, seam.FetchRecentArgs{Topic: t, Since: &from, Limit: 2})
-			if err != nil {
-				return err
-			}
-			caught[t] = append(caught[t], res.Messages...)
-			if len(res.Messages) == 0 {
-				break
-			}
-			from = res.NextCursor
-		}
+	printDemo(w, rep)
+	if !rep.OK() {
+		return fmt.Errorf("the demo found problems (rerun with --seed %d to repeat its faults)", rep.Seed)
 	}
-	cl, cd, cr := compare(topics, posted, caught)
-	same := 0
-	for _, t := range topics {
-		for i, m := range caught[t] {
-			if i < len(got[t]) && got[t][i].BackendMsgID == m.BackendMsgID && got[t][i].Cursor == m.Cursor {
-				same++
-			}
-		}
-	}
-	d.say("catch-up", "late session C pages every topic from the start (MAM, 2 per page)", time.Since(start))
-	d.more("%d/%d messages, %d lost, %d duplicated, %d out of order; %d/%d with the same id and cursor as live", len(flatten(caught)), want, cl, cd, cr, same, want)
+	return nil
+}
 
-	// A long-poll at the tail wakes on the next post.
-	start = time.Now()
-	tail, err := c.FetchRecent(ctx, seam.FetchRecentArgs{Topic: topics[0], Limit: 1})
+func printDemo(w io.Writer, rep *chaos.Report) {
+	fmt.Fprintf(w, "  faults: connections killed %s, cut mid-stanza %s (seed %d)\n\n", times(rep.Faults[chaos.Kill]), times(rep.Faults[chaos.Cut]), rep.Seed)
+	row := "  %-24s %9s %10s %6s %11s %10s\n"
+	fmt.Fprintf(w, row, "topic", "messages", "delivered", "lost", "duplicated", "reordered")
+	var tot chaos.RoomReport
+	for _, r := range rep.PerRoom {
+		fmt.Fprintf(w, row, r.Topic, fmt.Sprint(r.Messages), fmt.Sprint(r.Deliveries), fmt.Sprint(r.Lost), fmt.Sprint(r.Duplicated), fmt.Sprint(r.Reordered))
+		tot.Messages += r.Messages
+		tot.Deliveries += r.Deliveries
+		tot.Lost += r.Lost
+		tot.Duplicated += r.Duplicated
+		tot.Reordered += r.Reordered
+	}
+	fmt.Fprintf(w, row, "total", fmt.Sprint(tot.Messages), fmt.Sprint(tot.Deliveries), fmt.Sprint(tot.Lost), fmt.Sprint(tot.Duplicated), fmt.Sprint(tot.Reordered))
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  posts resolved once with the archive's id: %d of %d\n", rep.Resolved, rep.Posts)
+	rec := slices.Clone(rep.Recoveries)
+	slices.Sort(rec)
+	if len(rec) > 0 {
+		fmt.Fprintf(w, "  recovery over %d lost links (link lost → next message delivered): p50 %s, longest %s\n",
+			len(rec), rec[len(rec)/2].Round(time.Millisecond), rep.LongestRecovery.Round(time.Millisecond))
+	}
+	for _, s := range rep.Samples {
+		fmt.Fprintf(w, "  ! %s\n", s)
+	}
+	fmt.Fprintln(w)
+	if rep.OK() {
+		fmt.Fprintf(w, "ok: nothing lost, duplicated or reordered, in %s.\n", rep.Elapsed.Round(time.Second))
+	}
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+// plainAddr is the host:port of an xmpp:// service (the demo's proxy forwards
+// plain TCP; TLS would not match the proxy's address).
+func plainAddr(service string) (string, error) {
+	s := service
+	if !strings.Contains(s, "://") {
+		s = "xmpp://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "xmpp" || u.Host == "" {
+		return "", fmt.Errorf("%w: the demo needs an xmpp:// service, not %q", errUsage, service)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5222"
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+func reachable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return err
+		return false
 	}
-	woke := make(chan time.Duration, 1)
-	var wakeErr error
-	go func() {
-		t0 := time.Now()
-		res, err := c.FetchRecent(ctx, seam.FetchRecentArgs{Topic: topics[0], Since: &tail.NextCursor, Block: 10 * time.Second})
-		if err == nil && len(res.Messages) != 1 {
-			err = fmt.Errorf("long-poll woke with %d messages", len(res.Messages))
-		}
-		wakeErr = err
-		woke <- time.Since(t0)
-	}()
-	time.Sleep(50 * time.Millisecond)
-	if _, err := a.Post(ctx, topics[0], "demo", "wake up", seam.PostOptions{}); err != nil {
-		return err
-	}
-	w := <-woke
-	if wakeErr != nil {
-		return wakeErr
-	}
-	d.say("long-poll", fmt.Sprintf("C blocks at the tail of %q; A posts 50 ms later; C wakes after %s", topics[0], w.Round(100*time.Microsecond)), time.Since(start))
-
-	start = time.Now()
-	disconnect(a)
-	_, err = a.Post(ctx, topics[0], "demo", "too late", seam.PostOptions{})
-	d.say("disconnect", fmt.Sprintf("A disconnects; a post after it fails with %q", errText(err)), time.Since(start))
-
-	fmt.Fprintln(d.out)
-	if lost+dup+reord+cl+cd+cr == 0 && same == want && errors.Is(err, seam.ErrDisconnected) {
-		fmt.Fprintf(d.out, "ok: %d messages on %d topics, none lost, duplicated or reordered, live or caught up.\n", want, nTopics)
-		return nil
-	}
-	return errors.New("the demo found a problem (see above)")
+	_ = c.Close()
+	return true
 }
 
-func errText(err error) string {
-	if err == nil {
-		return "<nil>"
+// startDevServer starts the repository's local Prosody (when run from a clone)
+// for a demo that found no server, and returns how to stop it.
+func (a *app) startDevServer(addr string) (func(), error) {
+	script := findUp("scripts/devserver.sh")
+	if script == "" || !strings.HasSuffix(addr, ":5222") {
+		return nil, fmt.Errorf("no XMPP server at %s: start one (make server-start in a clone), or point --config / PARLEY_XMPP_SERVICE at yours", addr)
 	}
-	return err.Error()[strings.LastIndex(err.Error(), ": ")+2:]
+	fmt.Fprintf(a.errOut, "no server at %s: starting the local dev server (%s)\n", addr, script)
+	if out, err := exec.Command(script, "start", "prosody").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("starting the dev server: %v\n%s", err, out)
+	}
+	return func() { _ = exec.Command(script, "stop", "prosody").Run() }, nil
 }
 
-func flatten(m map[seam.Topic][]seam.Message) []seam.Message {
-	var out []seam.Message
-	for _, v := range m {
-		out = append(out, v...)
+// findUp looks for rel in the working directory and its parents.
+func findUp(rel string) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
 	}
-	return out
-}
-
-// compare counts, per topic, messages posted but not seen, seen more than once,
-// and seen out of posting order.
-func compare(topics []seam.Topic, posted map[seam.Topic][]seam.BackendMsgID, seen map[seam.Topic][]seam.Message) (lost, dup, reordered int) {
-	for _, t := range topics {
-		pos := map[seam.BackendMsgID]int{}
-		for i, id := range posted[t] {
-			pos[id] = i
+	for {
+		p := filepath.Join(dir, rel)
+		if _, err := os.Stat(p); err == nil {
+			return p
 		}
-		count := map[seam.BackendMsgID]int{}
-		last := -1
-		for _, m := range seen[t] {
-			count[m.BackendMsgID]++
-			if count[m.BackendMsgID] > 1 {
-				dup++
-				continue
-			}
-			if p, ok := pos[m.BackendMsgID]; ok {
-				if p < last {
-					reordered++
-				}
-				last = p
-			}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
 		}
-		for _, id := range posted[t] {
-			if count[id] == 0 {
-				lost++
-			}
-		}
+		dir = parent
 	}
-	return lost, dup, reordered
 }

@@ -1,83 +1,101 @@
-// Command parley-xmpp runs Parley topics over XMPP Multi-User Chat rooms.
+// Command parley-xmpp serves Parley topics as XMPP Multi-User Chat rooms: try it
+// against a server (post, fetch, tail), run it as a fan-out engine (serve), or
+// watch it keep its promise while its connections are killed (demo).
 //
-//	parley-xmpp demo                 a short live demo against the configured server
-//	parley-xmpp post TOPIC TEXT      post TEXT (or stdin with "-") and print its id
-//	parley-xmpp fetch TOPIC          print a page of TOPIC as JSON lines
-//	parley-xmpp tail TOPIC           print TOPIC's new messages as they arrive
-//
-// The server comes from PARLEY_XMPP_SERVICE, _DOMAIN, _MUC, _USER, _PASS and
-// _NICK (defaults: the local development server). Exit status: 0 on success, 1
-// when the operation failed, 2 for bad usage.
+// Exit status: 0 success; 1 the operation failed (the server, the network, a
+// sink); 2 bad usage or a bad configuration (the message names the flag or key).
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parley-go/parley-xmpp/config"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-type command struct {
-	name, usage, summary string
-	run                  func(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) error
-}
-
-var commands = []command{
-	{"demo", "demo [-topics N] [-messages N]", "a short live demo: topics joined, posts, subscribers, a catch-up, a long-poll", runDemo},
-	{"post", "post TOPIC TEXT|-", "post TEXT (\"-\": read stdin) and print the message id", runPost},
-	{"fetch", "fetch [-since C] [-limit N] [-block D] TOPIC", "print a page of TOPIC as JSON lines, then the next cursor", runFetch},
-	{"tail", "tail TOPIC", "print TOPIC's new messages as JSON lines until interrupted", runTail},
-}
-
-// errUsage marks a usage error (exit status 2).
+// errUsage marks an error of the command line (exit status 2).
 var errUsage = errors.New("usage")
 
-func run(args []string, in io.Reader, out, errOut io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(errOut)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	for _, c := range commands {
-		if c.name != args[0] {
-			continue
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		err := c.run(ctx, args[1:], in, out, errOut)
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.Is(err, errUsage):
-			fmt.Fprintf(errOut, "parley-xmpp %s: %v\nusage: parley-xmpp %s\n", c.name, err, c.usage)
-			return 2
-		default:
-			fmt.Fprintf(errOut, "parley-xmpp %s: %v\n", c.name, err)
-			return 1
-		}
-	}
-	fmt.Fprintf(errOut, "parley-xmpp: unknown command %q\n", args[0])
-	usage(errOut)
-	return 2
+// app is the state every command shares: its flags and where it writes.
+type app struct {
+	in          io.Reader
+	out, errOut io.Writer
+	configPath  string
+	server      string
+	verbose     bool
+	log         *slog.Logger
+	file        *config.File
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "parley-xmpp: Parley topics as XMPP Multi-User Chat rooms")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-46s %s\n", c.usage, c.summary)
+func run(args []string, in io.Reader, out, errOut io.Writer) int {
+	a := &app{in: in, out: out, errOut: errOut}
+	root := a.root()
+	root.SetArgs(args)
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig), strings.HasPrefix(err.Error(), "unknown command"):
+		fmt.Fprintf(errOut, "parley-xmpp: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(errOut, "parley-xmpp: %v\n", err)
+		return 1
 	}
-	fmt.Fprintln(w, "\nThe server: PARLEY_XMPP_SERVICE, _DOMAIN, _MUC, _USER, _PASS, _NICK (default: the local dev server).")
+}
+
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "parley-xmpp",
+		Short: "Parley topics as XMPP Multi-User Chat rooms",
+		Long: `parley-xmpp serves Parley topics as XMPP Multi-User Chat rooms.
+
+The server comes from --config (a YAML file with a backend_config block), then
+the PARLEY_XMPP_SERVICE, _DOMAIN, _MUC, _USER, _PASS and _NICK variables, then
+the defaults (the local development server). Exit status: 0 success, 1 the
+operation failed, 2 bad usage or configuration.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelWarn
+			if a.verbose {
+				level = slog.LevelDebug
+			}
+			a.log = slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: level}))
+			return a.loadConfig()
+		},
+	}
+	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "configuration file (YAML: backend_config, servers, runtime, serve)")
+	root.PersistentFlags().StringVar(&a.server, "server", "", "which configured server to use (a name under servers; default: backend_config)")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logs on standard error")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
+	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.demoCmd(), a.versionCmd())
+	return root
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  argsBetween(0, 0),
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(a.out, "parley-xmpp", version()) },
+	}
 }

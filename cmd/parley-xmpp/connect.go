@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/runtime"
+)
+
+// loadConfig reads --config, if given; without one the runtime's defaults and
+// the PARLEY_XMPP_* variables apply.
+func (a *app) loadConfig() error {
+	if a.configPath == "" {
+		a.file = &config.File{}
+		if a.server != "" {
+			return fmt.Errorf("%w: --server %q needs --config", errUsage, a.server)
+		}
+		return nil
+	}
+	f, err := config.Load(a.configPath)
+	if err != nil {
+		return err
+	}
+	a.file = f
+	return nil
+}
+
+// runtimeConfig is the configuration of server ("" for --server, then the
+// default one).
+func (a *app) runtimeConfig(server string) (runtime.Config, error) {
+	if server == "" {
+		server = a.server
+	}
+	c, err := a.file.ServerConfig(server)
+	if err != nil {
+		return c, err
+	}
+	c.Logger = a.log
+	return c, nil
+}
+
+// connect returns a connected runtime for server ("" for --server).
+func (a *app) connect(ctx context.Context, server string) (*runtime.Runtime, error) {
+	c, err := a.runtimeConfig(server)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := runtime.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", config.ErrConfig, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := rt.Connect(cctx); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+func disconnect(rt *runtime.Runtime) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = rt.Disconnect(ctx)
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/metrics"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/serve"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the fan-out engine: forward every message of the configured routes to their sinks",
+		Long: `Run the routes of the configuration's serve block until interrupted. Each route
+forwards every message of its topics, in order, to its sink (stdout, exec,
+webhook, or a relay to a topic on another server) and saves its cursor after
+each delivery, so a restart, even after kill -9, resumes after the last message
+delivered: at least once to sinks (each message carries its id), exactly once
+for relays.`,
+		Args: argsBetween(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.configPath == "" {
+				return fmt.Errorf("%w: serve needs --config FILE with serve.routes", errUsage)
+			}
+			sv := a.file.Serve
+			if len(sv.Routes) == 0 {
+				return fmt.Errorf("%w: serve.routes: no routes to serve", config.ErrConfig)
+			}
+			ctx := cmd.Context()
+			prog := newProgress(a.errOut)
+			var m *metrics.Prometheus
+			if sv.MetricsListen != "" {
+				m = metrics.New()
+			}
+			backends := map[string]serve.Backend{}
+			var rts []*runtime.Runtime
+			defer func() {
+				for _, rt := range rts {
+					disconnect(rt)
+				}
+			}()
+			for _, name := range serversOf(sv.Routes) {
+				c, err := a.runtimeConfig(name)
+				if err != nil {
+					return err
+				}
+				if m != nil {
+					c.Metrics = m
+				}
+				label := name
+				if label == "" {
+					label = "default"
+				}
+				c.OnStateChange = func(sc runtime.StateChange) {
+					if sc.To != runtime.Online || sc.From != runtime.Connecting {
+						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
+					}
+				}
+				rt, err := runtime.New(c)
+				if err != nil {
+					return fmt.Errorf("%w: %v", config.ErrConfig, err)
+				}
+				cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				err = rt.Connect(cctx)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("server %s: %w", label, err)
+				}
+				rts = append(rts, rt)
+				backends[name] = rt
+			}
+			if m != nil {
+				stop, err := serveMetrics(sv.MetricsListen, m, rts)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			prog.line(fmt.Sprintf("serving %d routes", len(sv.Routes)))
+			err := serve.Run(ctx, serve.Options{
+				Routes: sv.Routes, StateDir: sv.StateDir, Backends: backends,
+				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: prog.line,
+			})
+			prog.done()
+			return err
+		},
+	}
+}
+
+// recorder is m as a serve.Recorder, or nil (an untyped nil, not a nil pointer).
+func recorder(m *metrics.Prometheus) serve.Recorder {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
+// serversOf lists the servers the routes read from or relay to.
+func serversOf(routes []config.Route) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, r := range routes {
+		add(r.Server)
+		if r.Sink.Relay != nil {
+			add(r.Sink.Relay.Server)
+		}
+	}
+	return out
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz (ready: every server
+// online) on addr until stop is called.
+func serveMetrics(addr string, m *metrics.Prometheus, rts []*runtime.Runtime) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: serve.metrics_listen %q: %v", config.ErrConfig, addr, err)
+	}
+	ready := func() bool {
+		for _, rt := range rts {
+			if rt.State() != runtime.Online {
+				return false
+			}
+		}
+		return true
+	}
+	srv := &http.Server{Handler: m.Handler(ready), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the listener failed after starting: metrics are lost, serving goes on
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}

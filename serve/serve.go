@@ -1,0 +1,273 @@
+// Package serve is the fan-out engine of `parley-xmpp serve`: each route
+// forwards every message of its topics to a sink (stdout, a command, a webhook,
+// or a relay into another topic), in archive order, and resumes after the last
+// message it delivered when it starts again.
+//
+// Each (route, topic) has a worker and a state file holding its cursor: the
+// last message the sink acknowledged. The worker long-polls the archive after
+// that cursor, hands each message to the sink (retrying with exponential
+// backoff until the sink takes it, or the context ends), and saves the cursor
+// after every delivery, before the next one. A delivery is recorded only once
+// the sink acknowledged it, so nothing is skipped:
+//
+//   - stdout, exec and webhook sinks get every message at least once. A
+//     duplicate happens when the process dies (or the cursor can't be saved)
+//     after the sink acknowledged a message and before its cursor was saved:
+//     that message is delivered again on the next start. It also happens when
+//     a sink did the work but its acknowledgement was lost (a webhook that
+//     answered after the timeout, a command that failed after acting): the
+//     attempt counts as failed and is retried. Each delivery carries
+//     the message id (the JSON's "id", PARLEY_MESSAGE_ID for exec, the
+//     Idempotency-Key header for webhooks) so receivers can drop it.
+//   - relays get every message exactly once. A relayed message is posted with
+//     runtime.PostOnce under a key derived from the route, the source topic and
+//     the message id, and the state file also keeps the destination id of the
+//     last relayed message. After a crash between the post and the save,
+//     PostOnce finds the earlier post in the destination's archive (after that
+//     id) and answers its id instead of posting again.
+//
+// Order is per topic: a route's topics are forwarded independently, and a
+// failing sink holds up only the topic whose message it refuses (the message
+// is retried, never skipped). Relays count on the destination's archive:
+// a post that expired from it before the restart can't be found again.
+//
+// A saved cursor that the archive no longer knows (expired, or the room was
+// recreated) is reported as an error that says messages may have been lost,
+// and the worker continues from the archive's start.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// Backend is what a route needs of a server: the runtime satisfies it.
+type Backend interface {
+	seam.Backend
+	PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error)
+}
+
+var _ Backend = (*runtime.Runtime)(nil)
+
+// Recorder receives the engine's measurements; *metrics.Prometheus satisfies it.
+type Recorder interface {
+	Delivered(route, topic string)
+	SinkFailure(route string)
+	Backlog(route, topic string, n int)
+}
+
+// Options configure Run.
+type Options struct {
+	Routes   []config.Route
+	StateDir string             // "" → "./parley-state"
+	Backends map[string]Backend // connected, by server name ("" = the default server); the caller owns them
+	Stdout   io.Writer          // the stdout sink's writer (nil → os.Stdout)
+	Logger   *slog.Logger       // nil → discard
+	Metrics  Recorder           // nil → none; called from every worker at once
+	Progress func(line string)  // human progress lines; nil → none; called from every worker at once
+	Wait     time.Duration      // long-poll budget per archive read [30s]
+}
+
+// Defaults, for what Options and config.Route leave unset.
+const (
+	defaultStateDir       = "./parley-state"
+	defaultWait           = 30 * time.Second
+	defaultBatch          = 100
+	defaultRetryWait      = 500 * time.Millisecond
+	defaultMaxRetryWait   = time.Minute
+	defaultExecTimeout    = 30 * time.Second
+	defaultWebhookTimeout = 10 * time.Second
+)
+
+// Run runs every route until ctx ends, then returns nil once every worker has
+// stopped (a delivery in flight finishes or is abandoned without saving its
+// cursor). It returns an error at once for a setup problem: an unwritable state
+// dir, a corrupt state file, a server name missing from Backends, a route that
+// can't run.
+func Run(ctx context.Context, o Options) error {
+	o = withDefaults(o)
+	var (
+		workers []*worker
+		sinks   []sink
+	)
+	closeSinks := func() {
+		for _, s := range sinks {
+			s.close()
+		}
+	}
+	routeNames := map[string]bool{}
+	for i := range o.Routes {
+		r := withRouteDefaults(o.Routes[i])
+		if routeNames[r.Name] {
+			closeSinks()
+			return fmt.Errorf("serve: two routes are named %q (the name keys their saved cursors)", r.Name)
+		}
+		routeNames[r.Name] = true
+		s, ws, err := setUpRoute(o, r)
+		if err != nil {
+			closeSinks()
+			return err
+		}
+		sinks = append(sinks, s)
+		workers = append(workers, ws...)
+	}
+
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w.run(ctx) })
+	}
+	<-ctx.Done() // also with no routes: Run lasts as long as ctx
+	wg.Wait()
+	closeSinks()
+	return nil
+}
+
+func withDefaults(o Options) Options {
+	if o.StateDir == "" {
+		o.StateDir = defaultStateDir
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = noRecorder{}
+	}
+	if o.Progress == nil {
+		o.Progress = func(string) {}
+	}
+	if o.Wait <= 0 {
+		o.Wait = defaultWait
+	}
+	// Every stdout route shares one writer: one lock keeps their lines whole.
+	o.Stdout = &lockedWriter{w: o.Stdout}
+	return o
+}
+
+func withRouteDefaults(r config.Route) config.Route {
+	if r.Batch <= 0 {
+		r.Batch = defaultBatch
+	}
+	if r.RetryWait <= 0 {
+		r.RetryWait = config.Duration(defaultRetryWait)
+	}
+	if r.MaxRetryWait <= 0 {
+		r.MaxRetryWait = config.Duration(defaultMaxRetryWait)
+	}
+	r.MaxRetryWait = max(r.MaxRetryWait, r.RetryWait)
+	return r
+}
+
+// setUpRoute checks a route, prepares its state dir and loads its topics' saved
+// state: everything that can fail before a worker starts.
+func setUpRoute(o Options, r config.Route) (sink, []*worker, error) {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("serve: route %q: %s", r.Name, fmt.Sprintf(format, a...))
+	}
+	if !isDirName(r.Name) {
+		return nil, nil, fail("the name must be usable as a directory name under the state dir (no '/', not '.' or '..')")
+	}
+	switch r.Start {
+	case "", "newest", "start":
+	default:
+		return nil, nil, fail("start %q is neither newest nor start", r.Start)
+	}
+	source, err := backendNamed(o.Backends, r.Server)
+	if err != nil {
+		return nil, nil, fail("%v", err)
+	}
+	if len(r.Topics) == 0 {
+		return nil, nil, fail("no topics")
+	}
+
+	dir := filepath.Join(o.StateDir, r.Name)
+	if err := prepareStateDir(dir); err != nil {
+		return nil, nil, fail("%v", err)
+	}
+	var workers []*worker
+	seen := map[string]bool{}
+	for _, t := range r.Topics {
+		if seen[t] {
+			return nil, nil, fail("topic %q is listed twice", t)
+		}
+		seen[t] = true
+		local, err := runtime.RoomLocalpart(seam.Topic(t))
+		if err != nil {
+			return nil, nil, fail("%v", err)
+		}
+		file := stateFile{path: filepath.Join(dir, local+".json")}
+		saved, found, err := file.load()
+		if err != nil {
+			return nil, nil, fail("%v", err)
+		}
+		if found && saved.Topic != "" && saved.Topic != t {
+			return nil, nil, fail("%s holds the state of topic %q, not %q", file.path, saved.Topic, t)
+		}
+		saved.Topic = t
+		workers = append(workers, &worker{
+			route: r, topic: seam.Topic(t), source: source, file: file, state: saved, resumed: found,
+			wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
+			log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", t)),
+		})
+	}
+
+	s, err := newSink(o, r)
+	if err != nil {
+		return nil, nil, fail("%v", err)
+	}
+	for _, w := range workers {
+		w.sink = s
+	}
+	return s, workers, nil
+}
+
+func backendNamed(backends map[string]Backend, name string) (Backend, error) {
+	b, ok := backends[name]
+	switch {
+	case !ok && name == "":
+		return nil, errors.New("no backend for the default server")
+	case !ok:
+		return nil, fmt.Errorf("no backend for server %q", name)
+	case b == nil:
+		return nil, fmt.Errorf("the backend for server %q is nil", name)
+	}
+	return b, nil
+}
+
+// isDirName says whether a route name can name its state directory: one path
+// element, so that a name can't reach outside the state dir.
+func isDirName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`+"\x00")
+}
+
+type noRecorder struct{}
+
+func (noRecorder) Delivered(string, string)    {}
+func (noRecorder) SinkFailure(string)          {}
+func (noRecorder) Backlog(string, string, int) {}
+
+// lockedWriter serialises writes from every worker, so lines don't interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

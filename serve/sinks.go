@@ -1,0 +1,274 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// delivery is one message on its way to a sink.
+type delivery struct {
+	route string
+	msg   seam.Message
+	line  []byte // the message as a JSON line
+	// relayLast is the destination id of the route's last relayed message of
+	// this topic ("" before the first).
+	relayLast seam.BackendMsgID
+}
+
+// sink delivers messages. A nil error means the sink acknowledged the message;
+// a relay also answers the id its post has in the destination. A sink is shared
+// by its route's workers.
+type sink interface {
+	deliver(ctx context.Context, d delivery) (relayed seam.BackendMsgID, err error)
+	close()
+}
+
+func newSink(o Options, r config.Route) (sink, error) {
+	s := r.Sink
+	n := 0
+	for _, set := range []bool{s.Stdout != nil, s.Exec != nil, s.Webhook != nil, s.Relay != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("a route needs exactly one sink (stdout, exec, webhook or relay), got %d", n)
+	}
+	switch {
+	case s.Stdout != nil:
+		return stdoutSink{w: o.Stdout}, nil
+	case s.Exec != nil:
+		return newExecSink(*s.Exec)
+	case s.Webhook != nil:
+		return newWebhookSink(*s.Webhook)
+	default:
+		dest, err := backendNamed(o.Backends, s.Relay.Server)
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), log: o.Logger.With(slog.String("route", r.Name))}, nil
+	}
+}
+
+// stdoutSink writes JSON lines to a writer shared by every route (a
+// lockedWriter, so lines don't interleave).
+type stdoutSink struct{ w io.Writer }
+
+func (s stdoutSink) deliver(_ context.Context, d delivery) (seam.BackendMsgID, error) {
+	_, err := s.w.Write(d.line)
+	return "", err
+}
+
+func (stdoutSink) close() {}
+
+// execSink runs a command per message, the JSON on its stdin.
+type execSink struct {
+	argv    []string
+	timeout time.Duration
+}
+
+func newExecSink(c config.ExecSink) (*execSink, error) {
+	if len(c.Command) == 0 || c.Command[0] == "" {
+		return nil, errors.New("exec: the command to run is missing")
+	}
+	// A typo in the command would otherwise be retried forever, message after
+	// message never delivered.
+	if _, err := exec.LookPath(c.Command[0]); err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	timeout := time.Duration(c.Timeout)
+	if timeout <= 0 {
+		timeout = defaultExecTimeout
+	}
+	return &execSink{argv: c.Command, timeout: timeout}, nil
+}
+
+// waitDelay bounds how long a finished command's inherited pipes may stay open
+// (a daemon it started holding stderr): the exit status decides, not them.
+const waitDelay = 2 * time.Second
+
+func (s *execSink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.argv[0], s.argv[1:]...)
+	cmd.Stdin = bytes.NewReader(d.line)
+	cmd.Env = append(os.Environ(),
+		"PARLEY_ROUTE="+d.route,
+		"PARLEY_TOPIC="+string(d.msg.Topic),
+		"PARLEY_MESSAGE_ID="+string(d.msg.BackendMsgID),
+	)
+	stderr := &tailBuffer{max: 512}
+	cmd.Stderr = stderr // stdout is discarded: it may be the stdout sink's
+	cmd.WaitDelay = waitDelay
+	killGroupOnCancel(cmd)
+
+	// Only argv[0] is named in errors: arguments may hold secrets.
+	name := filepath.Base(s.argv[0])
+	err := cmd.Run()
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success():
+		return "", nil // it exited 0; something it left running kept its stderr open
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "", fmt.Errorf("exec %s: timed out after %s (killed)%s", name, s.timeout, stderr.suffix())
+	default:
+		return "", fmt.Errorf("exec %s: %w%s", name, err, stderr.suffix())
+	}
+}
+
+func (*execSink) close() {}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) suffix() string {
+	s := strings.TrimSpace(string(t.b))
+	if s == "" {
+		return ""
+	}
+	return "; stderr: " + s
+}
+
+// webhookSink POSTs the JSON to a URL.
+type webhookSink struct {
+	url       string
+	shownURL  string // the URL without credentials or query, for errors and logs
+	headers   map[string]string
+	timeout   time.Duration
+	client    *http.Client
+	transport *http.Transport
+}
+
+func newWebhookSink(c config.WebhookSink) (*webhookSink, error) {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("webhook: the url is not an http(s) URL")
+	}
+	timeout := time.Duration(c.Timeout)
+	if timeout <= 0 {
+		timeout = defaultWebhookTimeout
+	}
+	// A transport of its own, so that Run can close its idle connections on the
+	// way out.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	return &webhookSink{
+		url: c.URL, shownURL: redactURL(u), headers: c.Headers, timeout: timeout, transport: transport,
+		client: &http.Client{
+			Transport: transport,
+			// A redirect is not an acknowledgement, and following one would
+			// hand the configured headers (secrets, often) to another URL.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+func (s *webhookSink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(d.line))
+	if err != nil {
+		return "", fmt.Errorf("webhook %s: %w", s.shownURL, err)
+	}
+	req.Header.Set("User-Agent", "parley-xmpp")
+	for k, v := range s.headers {
+		req.Header.Set(k, v)
+	}
+	// Set last: the receiver's dedup relies on them.
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", string(d.msg.BackendMsgID))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		// url.Error repeats the full URL, which may carry a token: name the
+		// redacted one instead.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return "", fmt.Errorf("webhook %s: no answer within %s: %w", s.shownURL, s.timeout, err)
+		}
+		return "", fmt.Errorf("webhook %s: %w", s.shownURL, err)
+	}
+	// Drained, so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return "", fmt.Errorf("webhook %s answered %s", s.shownURL, resp.Status)
+	}
+	return "", nil
+}
+
+func (s *webhookSink) close() { s.transport.CloseIdleConnections() }
+
+// redactURL drops a URL's user info, query and fragment, where tokens live.
+func redactURL(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}
+
+// relaySink posts each message to a topic, exactly once (see relayKey).
+type relaySink struct {
+	dest  Backend
+	topic seam.Topic
+	log   *slog.Logger
+}
+
+func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
+	key := relayKey(d.route, d.msg.Topic, d.msg.BackendMsgID)
+	var after *seam.Cursor
+	if d.relayLast != "" {
+		// The runtime's ids are its cursors (the room's stanza-id).
+		c := seam.Cursor(d.relayLast)
+		after = &c
+	}
+	id, err := s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, after)
+	if err != nil && after != nil && errors.Is(err, seam.ErrUnknownCursor) {
+		// The last relayed message left the destination's archive (expired, or
+		// the room was recreated): look for this one in the whole archive.
+		s.log.Warn("the last relayed message is no longer in the destination's archive; checking all of it for this message",
+			slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
+		id, err = s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, nil)
+	}
+	if err != nil {
+		return "", fmt.Errorf("relay to %q: %w", s.topic, err)
+	}
+	return id, nil
+}
+
+func (*relaySink) close() {}
+
+// relayKey is the origin-id a relayed message is posted under: stable across
+// restarts (so PostOnce finds a post made before a crash) and distinct per
+// route, source topic and message (two routes relaying one message into one
+// topic post it twice, as configured).
+func relayKey(route string, topic seam.Topic, id seam.BackendMsgID) string {
+	sum := sha256.Sum256([]byte(route + "\x00" + string(topic) + "\x00" + string(id)))
+	return "relay-" + hex.EncodeToString(sum[:])[:32]
+}

@@ -1,0 +1,139 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// topicState is what a worker keeps across restarts: one JSON file per (route,
+// topic).
+type topicState struct {
+	// Topic is there for people reading the file: its name is the topic's room
+	// localpart.
+	Topic string `json:"topic"`
+	// Cursor is the last message the sink acknowledged ("" for the archive's
+	// start).
+	Cursor seam.Cursor `json:"cursor"`
+	// RelayLast is the destination id of the last message a relay posted: where
+	// PostOnce looks for a post that happened before a crash.
+	RelayLast seam.BackendMsgID `json:"relay_last"`
+}
+
+// stateFile is where a topicState lives.
+type stateFile struct{ path string }
+
+// tempMark is in the name of every temp file of an atomic write
+// (".<localpart>.json.tmp-<random>"), so leftovers of a crash can be found.
+const tempMark = ".json.tmp-"
+
+// load reads the saved state; found is false when there is none yet. A file
+// that doesn't hold a state is an error naming it: guessing a cursor would
+// skip or repeat messages.
+func (f stateFile) load() (st topicState, found bool, err error) {
+	data, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return topicState{}, false, nil
+	}
+	if err != nil {
+		return topicState{}, false, fmt.Errorf("reading state: %w", err)
+	}
+	var raw struct {
+		Topic     string             `json:"topic"`
+		Cursor    *seam.Cursor       `json:"cursor"`
+		RelayLast *seam.BackendMsgID `json:"relay_last"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&raw); err != nil {
+		return topicState{}, false, fmt.Errorf("state file %s is corrupt (%v): fix or remove it (removed, the topic starts over as configured by start)", f.path, err)
+	}
+	if raw.Cursor == nil {
+		return topicState{}, false, fmt.Errorf("state file %s is corrupt (no \"cursor\"): fix or remove it (removed, the topic starts over as configured by start)", f.path)
+	}
+	st = topicState{Topic: raw.Topic, Cursor: *raw.Cursor}
+	if raw.RelayLast != nil {
+		st.RelayLast = *raw.RelayLast
+	}
+	return st, true, nil
+}
+
+// save replaces the state file atomically: a crash leaves the old state or the
+// new one, never a torn file. The temp file is in the same directory so the
+// rename can't cross file systems, and both it and the directory are synced so
+// the new state survives a power loss once save returns.
+func (f stateFile) save(st topicState) (err error) {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(f.path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("saving state: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+			err = fmt.Errorf("saving state to %s: %w", f.path, err)
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), f.path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// prepareStateDir creates a route's state dir, removes temp files a crash left
+// behind, and proves the dir is writable, so that a route that could never save
+// its cursor fails at start rather than after its first delivery.
+func prepareStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	for _, e := range entries {
+		if name := e.Name(); strings.HasPrefix(name, ".") && strings.Contains(name, tempMark) {
+			_ = os.Remove(filepath.Join(dir, name))
+		}
+	}
+	probe, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("state dir %s is not writable: %w", dir, err)
+	}
+	_ = probe.Close()
+	if err := os.Remove(probe.Name()); err != nil {
+		return fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// worker forwards one topic of one route: it owns the topic's state file.
+type worker struct {
+	route   config.Route // with defaults applied
+	topic   seam.Topic
+	source  Backend
+	sink    sink
+	file    stateFile
+	state   topicState
+	resumed bool // state was read from the file
+
+	wait     time.Duration
+	metrics  Recorder
+	progress func(string)
+	log      *slog.Logger
+
+	started    bool // the first page since Run started was read
+	catchingUp bool // a progress line said the route is behind
+	caughtUp   int  // messages delivered since it said so
+}
+
+// run forwards messages until ctx ends.
+func (w *worker) run(ctx context.Context) {
+	if w.resumed {
+		w.say("resuming after %s", describeCursor(w.state.Cursor))
+	} else if !w.startFresh(ctx) {
+		return
+	}
+	retry := w.newBackOff()
+	for ctx.Err() == nil {
+		since := w.state.Cursor
+		page, err := w.source.FetchRecent(ctx, seam.FetchRecentArgs{
+			Topic: w.topic, Since: &since, Limit: w.route.Batch, Block: w.wait,
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if since != "" && errors.Is(err, seam.ErrUnknownCursor) {
+				w.log.Error("the saved cursor is no longer in the archive (expired, or the room was recreated): "+
+					"continuing from the archive's start; messages in between may have been lost",
+					slog.String("cursor", string(since)), slog.Any("err", err))
+				w.state.Cursor = ""
+				if !w.save(ctx) {
+					return
+				}
+				continue
+			}
+			wait := retry.NextBackOff()
+			w.log.Warn("reading the archive failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		retry.Reset()
+		if !w.forward(ctx, page) {
+			return
+		}
+	}
+}
+
+// startFresh sets the cursor of a topic without saved state, as route.Start
+// says, and saves it at once, so a restart doesn't move it.
+func (w *worker) startFresh(ctx context.Context) bool {
+	if w.route.Start == "start" {
+		w.state.Cursor = ""
+		w.say("starting from the archive's start")
+		return w.save(ctx)
+	}
+	retry := w.newBackOff()
+	for {
+		// The newest message's cursor: everything after it is new. A
+		// never-posted topic answers "", the start, which is as new.
+		page, err := w.source.FetchRecent(ctx, seam.FetchRecentArgs{Topic: w.topic, Limit: 1})
+		if ctx.Err() != nil {
+			return false
+		}
+		if err == nil {
+			w.state.Cursor = page.NextCursor
+			if page.NextCursor == "" {
+				w.say("starting from the archive's start (no messages yet)")
+			} else {
+				w.say("starting after the newest message (cursor %s)", page.NextCursor)
+			}
+			return w.save(ctx)
+		}
+		wait := retry.NextBackOff()
+		w.log.Warn("reading the newest message failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// forward delivers a page in order, saving the cursor after each message. It
+// returns false when ctx ended.
+func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool {
+	name, topic := w.route.Name, string(w.topic)
+	n := len(page.Messages)
+	w.metrics.Backlog(name, topic, n)
+	// Say how far behind the route is when it resumes with a backlog, or falls
+	// behind by a whole page; not for every message of a live topic.
+	full := n >= w.route.Batch
+	resuming := !w.started && (w.resumed || w.route.Start == "start")
+	w.started = true
+	switch {
+	case w.catchingUp:
+	case full:
+		w.catchingUp, w.caughtUp = true, 0
+		w.say("%d+ messages behind", n)
+	case resuming && n > 0:
+		w.catchingUp, w.caughtUp = true, 0
+		w.say("%s behind", messages(n))
+	}
+	for i, m := range page.Messages {
+		if ctx.Err() != nil {
+			return false
+		}
+		relayed, ok := w.deliver(ctx, m)
+		if !ok {
+			return false
+		}
+		w.state.Cursor = m.Cursor
+		if relayed != "" {
+			w.state.RelayLast = relayed
+		}
+		if !w.save(ctx) {
+			return false
+		}
+		w.metrics.Delivered(name, topic)
+		w.metrics.Backlog(name, topic, n-i-1)
+		w.caughtUp++
+		w.log.Debug("delivered", slog.String("id", string(m.BackendMsgID)))
+	}
+	// The archive may have skipped rows without a body after the last message:
+	// step past them too, or the next read would return them again.
+	if page.NextCursor != "" && page.NextCursor != w.state.Cursor {
+		w.state.Cursor = page.NextCursor
+		if !w.save(ctx) {
+			return false
+		}
+	}
+	if w.catchingUp && !full {
+		w.catchingUp = false
+		w.say("caught up (%s delivered)", messages(w.caughtUp))
+	}
+	return true
+}
+
+// deliver hands m to the sink until it takes it; ok is false when ctx ended
+// first (the message is then not recorded).
+func (w *worker) deliver(ctx context.Context, m seam.Message) (relayed seam.BackendMsgID, ok bool) {
+	// Encode keeps every field encodable; were it not, the message would count
+	// as undeliverable rather than be skipped.
+	line, encodeErr := marshalLine(m)
+	d := delivery{route: w.route.Name, msg: m, line: line, relayLast: w.state.RelayLast}
+	retry := w.newBackOff()
+	for attempt := 1; ; attempt++ {
+		relayed, err := seam.BackendMsgID(""), encodeErr
+		if err == nil {
+			relayed, err = w.sink.deliver(ctx, d)
+		}
+		if err == nil {
+			return relayed, true
+		}
+		if ctx.Err() != nil {
+			return "", false
+		}
+		w.metrics.SinkFailure(w.route.Name)
+		wait := retry.NextBackOff()
+		w.log.Warn("delivery failed; retrying", slog.String("id", string(m.BackendMsgID)),
+			slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.Any("err", err))
+		if !sleep(ctx, wait) {
+			return "", false
+		}
+	}
+}
+
+// save writes the state, retrying until it succeeds: the next delivery must
+// not start before this one is recorded. The first attempt is made even when
+// ctx has ended, so a delivery that just succeeded is not repeated needlessly.
+func (w *worker) save(ctx context.Context) bool {
+	retry := w.newBackOff()
+	for {
+		err := w.file.save(w.state)
+		if err == nil {
+			return true
+		}
+		wait := retry.NextBackOff()
+		w.log.Error("saving the cursor failed; retrying before the next delivery", slog.Any("err", err), slog.Duration("retry_in", wait))
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+func (w *worker) newBackOff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(time.Duration(w.route.RetryWait)),
+		backoff.WithMaxInterval(time.Duration(w.route.MaxRetryWait)),
+		backoff.WithMaxElapsedTime(0), // forever: only ctx stops a route
+	)
+}
+
+func (w *worker) say(format string, a ...any) {
+	w.progress(fmt.Sprintf("route %s: %s: ", w.route.Name, w.topic) + fmt.Sprintf(format, a...))
+}
+
+func messages(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return fmt.Sprintf("%d messages", n)
+}
+
+func describeCursor(c seam.Cursor) string {
+	if c == "" {
+		return "the archive's start"
+	}
+	return "cursor " + string(c)
+}
+
+// sleep waits d, or less if ctx ends first; it says whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
