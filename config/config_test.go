@@ -146,3 +146,22 @@ func TestBadServeConfigNamesTheKey(t *testing.T) {
 		assert.Contains(t, err.Error(), key, body)
 	}
 }
+
+func TestMoreServeChecks(t *testing.T) {
+	route := func(extra string) string {
+		return "serve:\n  routes:\n" + extra
+	}
+	for body, want := range map[string]string{
+		route("    - {name: ../x, topics: [a], sink: {stdout: {}}}\n"):                                                                "serve.routes[0].name",
+		route("    - {name: r, topics: [a, a], sink: {stdout: {}}}\n"):                                                                "serve.routes[0].topics[1]",
+		route("    - {name: r, topics: [a], retry_wait: 2m, max_retry_wait: 1m, sink: {stdout: {}}}\n"):                               "serve.routes[0].retry_wait",
+		route("    - {name: r, topics: [a], sink: {webhook: {url: 'http://x', headers: {'Bad Name': v}}}}\n"):                         "serve.routes[0].sink.webhook.headers.Bad Name",
+		route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: a}}}\n"): "relays go round in a loop",
+	} {
+		_, err := Parse([]byte(body))
+		require.Error(t, err, body)
+		assert.Contains(t, err.Error(), want, body)
+	}
+	_, err := Parse([]byte(route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: c}}}\n")))
+	assert.NoError(t, err, "a chain is no loop")
+}

@@ -3,6 +3,10 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -38,16 +42,27 @@ func (f *File) validate() error {
 		case rt.Batch < 0:
 			return bad(key+".batch", "must not be negative, got %d", rt.Batch)
 		}
+		if rt.Name == "." || rt.Name == ".." || strings.ContainsAny(rt.Name, `/\`+"\x00") {
+			return bad(key+".name", "%q can't name a directory (it names the route's saved cursors)", rt.Name)
+		}
+		if rt.RetryWait > 0 && rt.MaxRetryWait > 0 && rt.RetryWait > rt.MaxRetryWait {
+			return bad(key+".retry_wait", "%s is longer than max_retry_wait %s", time.Duration(rt.RetryWait), time.Duration(rt.MaxRetryWait))
+		}
 		names[rt.Name] = true
 		if rt.Server != "" {
 			if _, ok := f.Servers[rt.Server]; !ok {
 				return bad(key+".server", "no server %q under servers", rt.Server)
 			}
 		}
+		seen := map[string]bool{}
 		for j, t := range rt.Topics {
 			if _, err := runtime.RoomLocalpart(seam.Topic(t)); err != nil {
 				return bad(fmt.Sprintf("%s.topics[%d]", key, j), "%v", err)
 			}
+			if seen[t] {
+				return bad(fmt.Sprintf("%s.topics[%d]", key, j), "%q is listed twice", t)
+			}
+			seen[t] = true
 		}
 		s := rt.Sink
 		n := 0
@@ -67,6 +82,11 @@ func (f *File) validate() error {
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return bad(key+".sink.webhook.url", "%q is not an http(s) URL", s.Webhook.URL)
 			}
+			for name, value := range s.Webhook.Headers {
+				if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
+					return bad(key+".sink.webhook.headers."+name, "not a valid HTTP header")
+				}
+			}
 		case s.Relay != nil:
 			if s.Relay.Server != "" {
 				if _, ok := f.Servers[s.Relay.Server]; !ok {
@@ -83,6 +103,50 @@ func (f *File) validate() error {
 					}
 				}
 			}
+		}
+	}
+	return f.checkRelayLoops()
+}
+
+// checkRelayLoops refuses relays that lead back to where they started: a
+// message would go round forever. Servers are compared by name.
+func (f *File) checkRelayLoops() error {
+	type node struct{ server, topic string }
+	next := map[node][]node{}
+	for _, rt := range f.Serve.Routes {
+		if r := rt.Sink.Relay; r != nil {
+			for _, t := range rt.Topics {
+				from := node{rt.Server, t}
+				next[from] = append(next[from], node{r.Server, r.Topic})
+			}
+		}
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	mark := map[node]int{}
+	var visit func(n node, path []string) error
+	visit = func(n node, path []string) error {
+		switch mark[n] {
+		case onPath:
+			return fmt.Errorf("%w: serve.routes: relays go round in a loop: %s", ErrConfig, strings.Join(append(path, n.topic), " → "))
+		case done:
+			return nil
+		}
+		mark[n] = onPath
+		for _, m := range next[n] {
+			if err := visit(m, append(path, n.topic)); err != nil {
+				return err
+			}
+		}
+		mark[n] = done
+		return nil
+	}
+	for n := range next {
+		if err := visit(n, nil); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -98,6 +98,11 @@ const (
 // can't run.
 func Run(ctx context.Context, o Options) error {
 	o = withDefaults(o)
+	unlock, err := lockStateDir(o.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var (
 		workers []*worker
 		sinks   []sink

@@ -164,3 +164,16 @@ func TestEncode(t *testing.T) {
 	require.NoError(t, err, "a timestamp JSON can't hold doesn't make a message undeliverable")
 	assert.True(t, strings.HasSuffix(string(line), "}\n"))
 }
+
+// Two engines never share a state dir: the second is refused at once.
+func TestStateDirIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockStateDir(dir)
+	require.NoError(t, err)
+	_, err = lockStateDir(dir)
+	require.ErrorContains(t, err, "in use by another serve process")
+	unlock()
+	unlock2, err := lockStateDir(dir)
+	require.NoError(t, err, "free again once released")
+	unlock2()
+}
