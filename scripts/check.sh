@@ -23,7 +23,7 @@ for server in ${PARLEY_TEST_SERVERS:-prosody ejabberd}; do
 	ejabberd) service=xmpp://127.0.0.1:15222 ;;
 	esac
 	echo "== go test -race against $server"
-	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./runtime ./cmd/parley-xmpp ./examples/...
+	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./runtime ./serve ./cmd/parley-xmpp ./examples/...
 	echo "== chaos against $server"
 	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./chaos
 done
