@@ -14,7 +14,7 @@ echo "== staticcheck"
 go tool staticcheck ./...
 # The packages that talk to a real server run once per server; the chaos suite,
 # which restarts its server, runs alone after the others.
-live='/runtime$|/cmd/parley-xmpp$|/chaos$|/examples/'
+live='/runtime$|/serve$|/cmd/parley-xmpp$|/chaos$|/examples/'
 echo "== go test -race (unit)"
 go test -race -count=1 -timeout 15m $(go list ./... | grep -Ev "$live")
 for server in ${PARLEY_TEST_SERVERS:-prosody ejabberd}; do
