@@ -91,6 +91,9 @@ modules_enabled = { "roster", "saslauth", "disco", "ping", "mam", "register", "t
 modules_disabled = { "s2s" }
 archive_expires_after = "never"
 max_archive_query_results = 50
+-- The internal storage keeps at most 10,000 messages per archive (then muc_mam
+-- drops the oldest); the benchmarks replay 10,000 after a cursor.
+storage_archive_item_limit = 100000
 -- Tests connect many clients at once from one address.
 limits = { c2s = { rate = "100mb/s" } }
 
@@ -98,9 +101,14 @@ VirtualHost "$DOMAIN"
 
 -- Rooms persist by default, as a Parley deployment wants: a non-persistent room
 -- is destroyed with its archive when its last occupant leaves.
+-- muc_room_cache_size: Prosody keeps this many rooms live (default 100) and
+-- swaps the least recently used to disk to make room for another, occupied or
+-- not, rewriting its list of rooms each time. A connection in thousands of rooms
+-- needs them all live.
 Component "$MUC" "muc"
 	modules_enabled = { "muc_mam" }
 	restrict_room_creation = false
+	muc_room_cache_size = 20000
 	muc_room_default_persistent = true
 	muc_log_by_default = true
 	muc_log_all_rooms = true
@@ -114,6 +122,7 @@ Component "$NOMAM_MUC" "muc"
 Component "$TRANSIENT_MUC" "muc"
 	modules_enabled = { "muc_mam" }
 	restrict_room_creation = false
+	muc_room_cache_size = 20000
 	muc_room_default_persistent = false
 	muc_log_by_default = true
 	muc_log_all_rooms = true
@@ -258,6 +267,7 @@ host_config:
         access_create: all
         access_persistent: all
         access_mam: all
+        max_user_conferences: 100000
         default_room_options:
           mam: true
           persistent: false

@@ -28,6 +28,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -115,7 +116,7 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Archive{cfg: cfg, known: map[string]time.Time{}} })
+	return actor.PropsFromProducer(func() actor.Actor { return &Archive{cfg: cfg, known: map[string]time.Time{}} }, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 // Receive handles one message.

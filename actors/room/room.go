@@ -22,6 +22,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -126,7 +127,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.Metrics = observe.NopRoom{}
 	}
 	st := newState(cfg)
-	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} })
+	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 // Receive handles one message.

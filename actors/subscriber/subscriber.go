@@ -15,6 +15,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -64,7 +65,9 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &subscriber{cfg: cfg} })
+	// The room's fan-out sends to every subscriber: their mailboxes must not
+	// allocate per message.
+	return actor.PropsFromProducer(func() actor.Actor { return &subscriber{cfg: cfg} }, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 func (s *subscriber) Receive(ctx actor.Context) {

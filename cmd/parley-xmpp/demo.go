@@ -50,27 +50,37 @@ reachable and this is a clone of the repository, it starts the local dev server
 	return cmd
 }
 
-func (a *app) demo(ctx context.Context, topics int, duration time.Duration, seed uint64) error {
-	c, err := a.runtimeConfig("")
-	if err != nil {
-		return err
+// liveServer resolves the server the demo and the benchmarks use (--config and
+// --server, the PARLEY_XMPP_* variables, then the dev server's defaults) and,
+// when none is reachable and this is a clone of the repository, starts the
+// local dev server; stop stops what it started.
+func (a *app) liveServer() (c runtime.Config, addr string, stop func(), err error) {
+	if c, err = a.runtimeConfig(""); err != nil {
+		return c, "", nil, err
 	}
 	c.Service = envOr("PARLEY_XMPP_SERVICE", or(c.Service, runtime.DefaultService))
 	c.Domain = envOr("PARLEY_XMPP_DOMAIN", or(c.Domain, runtime.DefaultDomain))
 	c.MUCService = envOr("PARLEY_XMPP_MUC", or(c.MUCService, runtime.DefaultMUCService))
 	c.Username = envOr("PARLEY_XMPP_USER", or(c.Username, runtime.DefaultUsername))
 	c.Password = envOr("PARLEY_XMPP_PASS", or(c.Password, runtime.DefaultPassword))
-	addr, err := plainAddr(c.Service)
+	if addr, err = plainAddr(c.Service); err != nil {
+		return c, "", nil, err
+	}
+	stop = func() {}
+	if !reachable(addr) {
+		if stop, err = a.startDevServer(addr); err != nil {
+			return c, "", nil, err
+		}
+	}
+	return c, addr, stop, nil
+}
+
+func (a *app) demo(ctx context.Context, topics int, duration time.Duration, seed uint64) error {
+	c, addr, stop, err := a.liveServer()
 	if err != nil {
 		return err
 	}
-	if !reachable(addr) {
-		stop, err := a.startDevServer(addr)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	defer stop()
 
 	w := a.out
 	fmt.Fprintf(w, "parley-xmpp demo: %s, rooms at %s\n\n", c.Service, c.MUCService)
@@ -154,7 +164,7 @@ func plainAddr(service string) (string, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "xmpp" || u.Host == "" {
-		return "", fmt.Errorf("%w: the demo needs an xmpp:// service, not %q", errUsage, service)
+		return "", fmt.Errorf("%w: the demo and the benchmarks need an xmpp:// service, not %q", errUsage, service)
 	}
 	port := u.Port()
 	if port == "" {

@@ -41,6 +41,12 @@ func TestUsageAndExitCodes(t *testing.T) {
 	assert.Contains(t, errOut, "--limit", "the error names the flag")
 	code, _, _ = runCLI(t, "", "demo", "--topics", "0")
 	assert.Equal(t, 2, code)
+	code, _, errOut = runCLI(t, "", "bench", "--only", "nope")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--only nope")
+	code, _, errOut = runCLI(t, "", "bench", "--scale", "0")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--scale")
 	code, _, errOut = runCLI(t, "", "serve")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--config")
@@ -136,6 +142,18 @@ func TestDemoRunsClean(t *testing.T) {
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	assert.Contains(t, out, "ok: nothing lost, duplicated or reordered")
 	assert.Contains(t, out, "total")
+}
+
+// The bench command prints a table with both clients' figures (the bench
+// package's own tests cover the workloads; this one, the command around them).
+func TestBenchPrintsATable(t *testing.T) {
+	xmpptest.Require(t)
+	code, out, errOut := runCLI(t, "", "bench", "--scale", "0.01", "--only", "post-sequential,fan-out")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, out, "| workload | runtime | bare go-xmpp | ratio |")
+	assert.Contains(t, out, "(1) post → reflection, sequential")
+	assert.Contains(t, out, "(4) in-process fan-out")
+	assert.NotContains(t, out, "(5)")
 }
 
 type syncBuffer struct {

@@ -5,13 +5,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parley-go/parley-xmpp/internal/fakexmpp"
 )
 
 // Scripted is an XMPP server that logs a client in (plain text, SASL PLAIN,
@@ -32,42 +32,12 @@ type Scripted struct {
 func (s *Scripted) Auths() int { return int(s.auths.Load()) }
 
 // Element is a stanza the client sent, with its raw XML.
-type Element struct {
-	XMLName xml.Name
-	Attr    []xml.Attr `xml:",any,attr"`
-	Inner   string     `xml:",innerxml"`
-}
-
-// Get returns the value of the attribute name.
-func (e Element) Get(name string) string {
-	for _, a := range e.Attr {
-		if a.Name.Local == name {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-// Child decodes the first child element named local into v.
-func (e Element) Child(local string, v any) bool {
-	d := xml.NewDecoder(strings.NewReader(e.Inner))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return false
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == local {
-			return d.DecodeElement(v, &se) == nil
-		}
-	}
-}
+type Element = fakexmpp.Element
 
 // Stream is one client's stream, after login.
 type Stream struct {
-	t    testing.TB
-	conn net.Conn
-	dec  *xml.Decoder
-	JID  string // the client's full JID
+	t testing.TB
+	*fakexmpp.Stream
 }
 
 // NewScripted starts a server whose every connection runs script after login.
@@ -118,71 +88,18 @@ func (s *Scripted) Close() {
 }
 
 func (s *Scripted) login(t testing.TB, c net.Conn) (*Stream, error) {
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	defer func() { _ = c.SetDeadline(time.Time{}) }()
-	header := fmt.Sprintf(`<?xml version='1.0'?><stream:stream from='%s' id='%d' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`, s.Domain, time.Now().UnixNano())
-	dec := xml.NewDecoder(c)
-	if err := awaitStreamStart(dec); err != nil {
-		return nil, err
-	}
-	fmt.Fprint(c, header+`<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`)
-	if _, err := nextElement(dec); err != nil { // <auth/>
-		return nil, err
-	}
-	s.auths.Add(1)
-	fmt.Fprint(c, `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
-	dec = xml.NewDecoder(c) // the client restarts the stream
-	if err := awaitStreamStart(dec); err != nil {
-		return nil, err
-	}
-	fmt.Fprint(c, header+`<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`)
-	bind, err := nextElement(dec)
+	st, err := fakexmpp.Login(c, s.Domain, 10*time.Second, func() { s.auths.Add(1) })
 	if err != nil {
 		return nil, err
 	}
-	var res struct {
-		Resource string `xml:"resource"`
-	}
-	bind.Child("bind", &res)
-	jid := "user@" + s.Domain + "/" + res.Resource
-	fmt.Fprintf(c, `<iq type='result' id='%s'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>%s</jid></bind></iq>`, bind.Get("id"), jid)
-	return &Stream{t: t, conn: c, dec: dec, JID: jid}, nil
-}
-
-func awaitStreamStart(dec *xml.Decoder) error {
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "stream" {
-			return nil
-		}
-	}
-}
-
-func nextElement(dec *xml.Decoder) (Element, error) {
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return Element{}, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			var e Element
-			err := dec.DecodeElement(&e, &t)
-			return e, err
-		case xml.EndElement:
-			return Element{}, io.EOF // </stream:stream>
-		}
-	}
+	return &Stream{t: t, Stream: st}, nil
 }
 
 // Next returns the client's next stanza, or an error after timeout or when the
 // client is gone.
 func (st *Stream) Next(timeout time.Duration) (Element, error) {
-	_ = st.conn.SetReadDeadline(time.Now().Add(timeout))
-	return nextElement(st.dec)
+	_ = st.Conn.SetReadDeadline(time.Now().Add(timeout))
+	return st.Stream.Next()
 }
 
 // Await returns the first stanza named local (message, presence, iq) for which
@@ -203,7 +120,7 @@ func (st *Stream) Await(timeout time.Duration, local string, ok func(Element) bo
 
 // Send writes raw XML to the client.
 func (st *Stream) Send(format string, args ...any) {
-	if _, err := fmt.Fprintf(st.conn, format, args...); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := st.Stream.Send(fmt.Sprintf(format, args...)); err != nil && !errors.Is(err, net.ErrClosed) {
 		st.t.Logf("xmpptest: send: %v", err)
 	}
 }

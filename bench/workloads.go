@@ -1,0 +1,574 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/parley-go/parley-xmpp/chaos"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// (1) post → reflection, one at a time.
+func postSequential(ctx context.Context, w *run) (Result, error) {
+	n := w.n(2000, 20)
+	rt, stop, err := w.runtime(ctx, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	topic := w.topic("seq")
+	if _, err := rt.Post(ctx, topic, "bench", "warm-up", seam.PostOptions{}); err != nil {
+		return Result{}, err
+	}
+	rtLat := make([]time.Duration, 0, n)
+	t0 := time.Now()
+	for i := range n {
+		s := time.Now()
+		if _, err := rt.Post(ctx, topic, "bench", "message "+strconv.Itoa(i), seam.PostOptions{}); err != nil {
+			return Result{}, err
+		}
+		rtLat = append(rtLat, time.Since(s))
+	}
+	rtRate := float64(n) / time.Since(t0).Seconds()
+
+	b, err := dialBare(w.o.Server, "bench-bare")
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.close()
+	room := w.room(w.topic("seq-bare"))
+	if err := b.join(room, "bare"); err != nil {
+		return Result{}, err
+	}
+	if _, err := b.post(room, "warm-up"); err != nil {
+		return Result{}, err
+	}
+	bareLat := make([]time.Duration, 0, n)
+	t0 = time.Now()
+	for i := range n {
+		s := time.Now()
+		if _, err := b.post(room, "message "+strconv.Itoa(i)); err != nil {
+			return Result{}, err
+		}
+		bareLat = append(bareLat, time.Since(s))
+	}
+	bareRate := float64(n) / time.Since(t0).Seconds()
+	r50, r99 := latencies(rtLat)
+	b50, b99 := latencies(bareLat)
+	q := ratio(rtRate, bareRate)
+	return Result{Workload: "(1) post → reflection, sequential", Unit: "msg/s", Runtime: rtRate, Bare: bareRate, Ratio: q,
+		Goal: "≥ 0.95×", Met: q >= 0.95,
+		Notes: fmt.Sprintf("%d posts; p50 %s vs %s, p99 %s vs %s", n, us(r50), us(b50), us(r99), us(b99))}, nil
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }
+
+// (2) post → reflection, from many goroutines at once, in one room or spread
+// over 100.
+func postPipelined(ctx context.Context, w *run, rooms int) (Result, error) {
+	n := w.n(5000, 100)
+	goroutines := 50
+	if rooms > 1 {
+		goroutines = rooms
+	}
+	rt, stop, err := w.runtime(ctx, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	topics := make([]seam.Topic, rooms)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range topics {
+		topics[i] = w.topic("pipe")
+		g.Go(func() error { _, err := rt.Post(gctx, topics[i], "bench", "warm-up", seam.PostOptions{}); return err })
+	}
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	rtRate, err := pipelined(ctx, n, goroutines, func(ctx context.Context, g, i int) error {
+		_, err := rt.Post(ctx, topics[g%rooms], "bench", "message "+strconv.Itoa(i), seam.PostOptions{})
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+
+	b, err := dialBare(w.o.Server, "bench-bare")
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.close()
+	bareRooms := make([]string, rooms)
+	g, _ = errgroup.WithContext(ctx)
+	g.SetLimit(50)
+	for i := range bareRooms {
+		bareRooms[i] = w.room(w.topic("pipe-bare"))
+		g.Go(func() error { return b.join(bareRooms[i], "bare") })
+	}
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	bareRate, err := pipelined(ctx, n, goroutines, func(_ context.Context, g, i int) error {
+		_, err := b.post(bareRooms[g%rooms], "message "+strconv.Itoa(i))
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	q := ratio(rtRate, bareRate)
+	name := "(2) post → reflection, pipelined, one room"
+	if rooms > 1 {
+		name = fmt.Sprintf("(2) post → reflection, pipelined, %d rooms", rooms)
+	}
+	return Result{Workload: name, Unit: "msg/s", Runtime: rtRate, Bare: bareRate, Ratio: q, Goal: "≥ 0.95×", Met: q >= 0.95,
+		Notes: fmt.Sprintf("%d posts from %d goroutines", n, goroutines)}, nil
+}
+
+// pipelined runs n calls of f spread over goroutines and returns calls/s.
+func pipelined(ctx context.Context, n, goroutines int, f func(ctx context.Context, g, i int) error) (float64, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
+	t0 := time.Now()
+	for gi := range goroutines {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return nil
+				}
+				if err := f(gctx, gi, i); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// (3) delivery to a subscriber of messages another connection posts as fast as
+// it can.
+func delivery(ctx context.Context, w *run) (Result, error) {
+	n := w.n(5000, 100)
+	poster, err := dialBare(w.o.Server, "bench-poster")
+	if err != nil {
+		return Result{}, err
+	}
+	defer poster.close()
+	blast := func(room string) (time.Time, error) {
+		t0 := time.Now()
+		_, err := pipelined(ctx, n, 20, func(_ context.Context, _, i int) error {
+			_, err := poster.post(room, "message "+strconv.Itoa(i))
+			return err
+		})
+		return t0, err
+	}
+	wait := func(got *atomic.Int64) (time.Time, error) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for got.Load() < int64(n) {
+			if time.Now().After(deadline) {
+				return time.Time{}, fmt.Errorf("delivered %d of %d", got.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Now(), nil
+	}
+
+	rt, stop, err := w.runtime(ctx, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	topic := w.topic("delivery")
+	var rtGot atomic.Int64
+	if _, err := rt.Subscribe(ctx, topic, func(seam.Message) { rtGot.Add(1) }); err != nil {
+		return Result{}, err
+	}
+	if err := poster.join(w.room(topic), "poster"); err != nil {
+		return Result{}, err
+	}
+	t0, err := blast(w.room(topic))
+	if err != nil {
+		return Result{}, err
+	}
+	t1, err := wait(&rtGot)
+	if err != nil {
+		return Result{}, err
+	}
+	rtRate := float64(n) / t1.Sub(t0).Seconds()
+
+	receiver, err := dialBare(w.o.Server, "bench-receiver")
+	if err != nil {
+		return Result{}, err
+	}
+	defer receiver.close()
+	room := w.room(w.topic("delivery-bare"))
+	var bareGot atomic.Int64
+	receiver.mu.Lock()
+	receiver.onMessage = func(r, _, _ string) {
+		if r == room {
+			bareGot.Add(1)
+		}
+	}
+	receiver.mu.Unlock()
+	if err := receiver.join(room, "receiver"); err != nil {
+		return Result{}, err
+	}
+	if err := poster.join(room, "poster"); err != nil {
+		return Result{}, err
+	}
+	t0, err = blast(room)
+	if err != nil {
+		return Result{}, err
+	}
+	t1, err = wait(&bareGot)
+	if err != nil {
+		return Result{}, err
+	}
+	bareRate := float64(n) / t1.Sub(t0).Seconds()
+	q := ratio(rtRate, bareRate)
+	return Result{Workload: "(3) delivery of another connection's posts to a subscriber", Unit: "msg/s", Runtime: rtRate, Bare: bareRate,
+		Ratio: q, Goal: "≥ 0.95×", Met: q >= 0.95, Notes: fmt.Sprintf("%d messages, posted from 20 goroutines", n)}, nil
+}
+
+// (5) replay of a long history from a cursor: the runtime's FetchRecent against
+// a bare pager at the server's page cap.
+func replay(ctx context.Context, w *run) (Result, error) {
+	n := w.n(10000, 100)
+	poster, err := dialBare(w.o.Server, "bench-poster")
+	if err != nil {
+		return Result{}, err
+	}
+	defer poster.close()
+	topic := w.topic("replay")
+	room := w.room(topic)
+	if err := poster.join(room, "poster"); err != nil {
+		return Result{}, err
+	}
+	first, err := poster.post(room, "the cursor")
+	if err != nil {
+		return Result{}, err
+	}
+	w.log("replay: posting %d messages", n)
+	if _, err := pipelined(ctx, n, 20, func(_ context.Context, _, i int) error {
+		_, err := poster.post(room, "message "+strconv.Itoa(i))
+		return err
+	}); err != nil {
+		return Result{}, err
+	}
+	rt, stop, err := w.runtime(ctx, func(c *runtime.Config) { c.MaxFetchLimit = n })
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	reader, err := dialBare(w.o.Server, "bench-reader")
+	if err != nil {
+		return Result{}, err
+	}
+	defer reader.close()
+
+	runtimeRead := func() (time.Duration, error) {
+		since := seam.Cursor(first)
+		t0 := time.Now()
+		res, err := rt.FetchRecent(ctx, seam.FetchRecentArgs{Topic: topic, Since: &since, Limit: n})
+		if err != nil {
+			return 0, err
+		}
+		if len(res.Messages) != n {
+			return 0, fmt.Errorf("the runtime read %d of %d", len(res.Messages), n)
+		}
+		return time.Since(t0), nil
+	}
+	bareRead := func() (time.Duration, error) {
+		t0 := time.Now()
+		got, after := 0, first
+		for {
+			ids, last, complete, err := reader.page(room, after, 50)
+			if err != nil {
+				return 0, err
+			}
+			got += len(ids)
+			if complete || last == "" || last == after {
+				break
+			}
+			after = last
+		}
+		if got != n {
+			return 0, fmt.Errorf("the bare pager read %d of %d", got, n)
+		}
+		return time.Since(t0), nil
+	}
+	// Twice each, alternating, the best of each: the server's caches warm up.
+	var rtBest, bareBest time.Duration
+	for range 2 {
+		d, err := runtimeRead()
+		if err != nil {
+			return Result{}, err
+		}
+		if rtBest == 0 || d < rtBest {
+			rtBest = d
+		}
+		if d, err = bareRead(); err != nil {
+			return Result{}, err
+		}
+		if bareBest == 0 || d < bareBest {
+			bareBest = d
+		}
+	}
+	rtRate, bareRate := float64(n)/rtBest.Seconds(), float64(n)/bareBest.Seconds()
+	q := ratio(rtRate, bareRate)
+	return Result{Workload: "(5) archive replay from a cursor", Unit: "msg/s", Runtime: rtRate, Bare: bareRate, Ratio: q,
+		Goal: "≥ 0.9×", Met: q >= 0.9, Notes: fmt.Sprintf("%d messages, pages of 50 (the server's cap)", n)}, nil
+}
+
+// (6) joining many rooms on one connection: wall time, and memory per idle room.
+func joins(ctx context.Context, w *run) (Result, error) {
+	n := w.n(10000, 50)
+	muc := w.transient()
+	rt, stop, err := w.runtime(ctx, func(c *runtime.Config) { c.MUCService = muc })
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	if _, err := rt.Subscribe(ctx, w.topic("joins-warm"), func(seam.Message) {}); err != nil {
+		return Result{}, err
+	}
+	heap0, rss0 := memory()
+	topics := make([]seam.Topic, n)
+	for i := range topics {
+		topics[i] = w.topic("j")
+	}
+	t0 := time.Now()
+	var done atomic.Int64
+	rtRate, err := pipelined(ctx, n, 100, func(ctx context.Context, _, i int) error {
+		_, err := rt.Subscribe(ctx, topics[i], func(seam.Message) {})
+		if d := done.Add(1); d%1000 == 0 {
+			w.log("joins: %d of %d rooms", d, n)
+		}
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	rtWall := time.Since(t0)
+	heap1, rss1 := memory()
+	perRoomHeap := float64(heap1-heap0) / float64(n)
+	perRoomRSS := float64(rss1-rss0) / float64(n)
+
+	b, err := dialBare(w.o.Server, "bench-bare")
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.close()
+	bareRate, err := pipelined(ctx, n, 100, func(_ context.Context, _, i int) error {
+		return b.join(w.roomOn(w.topic("jb"), muc), "bare")
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	q := ratio(rtRate, bareRate)
+	return Result{Workload: fmt.Sprintf("(6) join %d rooms on one connection", n), Unit: "rooms/s", Runtime: rtRate, Bare: bareRate, Ratio: q,
+		Goal: "< 60 s and < 16 KiB per idle room", Met: rtWall < 60*time.Second && perRoomRSS < 16*1024,
+		Notes: fmt.Sprintf("%s in all; %.1f KiB heap and %.1f KiB resident per room (subscribed, idle)", rtWall.Round(100*time.Millisecond), perRoomHeap/1024, perRoomRSS/1024)}, nil
+}
+
+// memory returns the live heap after a collection, and the resident set once
+// the freed memory is handed back to the system.
+func memory() (heap, rss uint64) {
+	goruntime.GC()
+	debug.FreeOSMemory()
+	var m goruntime.MemStats
+	goruntime.ReadMemStats(&m)
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			pages, _ := strconv.ParseUint(f[1], 10, 64)
+			rss = pages * uint64(os.Getpagesize())
+		}
+	}
+	return m.HeapAlloc, rss
+}
+
+// (7) recovery: every connection killed, to the first message delivered after.
+func recovery(ctx context.Context, w *run) (Result, error) {
+	kills := w.n(50, 3)
+	proxy, err := chaos.NewProxy(w.o.Server.Addr)
+	if err != nil {
+		return Result{}, err
+	}
+	defer proxy.Close()
+	rt, stop, err := w.runtime(ctx, func(c *runtime.Config) { c.Service = "xmpp://" + proxy.Addr() }) // default backoff
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	topic := w.topic("recovery")
+	var mu sync.Mutex
+	var got []time.Time
+	if _, err := rt.Subscribe(ctx, topic, func(seam.Message) {
+		mu.Lock()
+		got = append(got, time.Now())
+		mu.Unlock()
+	}); err != nil {
+		return Result{}, err
+	}
+	poster, err := dialBare(w.o.Server, "bench-poster") // around the proxy
+	if err != nil {
+		return Result{}, err
+	}
+	defer poster.close()
+	if err := poster.join(w.room(topic), "poster"); err != nil {
+		return Result{}, err
+	}
+	postCtx, stopPosting := context.WithCancel(ctx)
+	posting := make(chan error, 1)
+	go func() {
+		for i := 0; postCtx.Err() == nil; i++ {
+			if _, err := poster.post(w.room(topic), "tick "+strconv.Itoa(i)); err != nil {
+				posting <- err
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		posting <- nil
+	}()
+	firstAfter := func(t time.Time) (time.Duration, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := len(got) - 1; i >= 0 && got[i].After(t); i-- {
+			if i == 0 || !got[i-1].After(t) {
+				return got[i].Sub(t), true
+			}
+		}
+		return 0, false
+	}
+	var recs []time.Duration
+	for k := range kills {
+		time.Sleep(300 * time.Millisecond)
+		t := time.Now()
+		if err := proxy.KillAll(); err != nil {
+			stopPosting()
+			return Result{}, err
+		}
+		// Wait until the link was found lost and the first message after it came.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if d, ok := firstAfter(t); ok && rt.State() == runtime.Online && d > 0 {
+				recs = append(recs, d)
+				break
+			}
+			if time.Now().After(deadline) {
+				stopPosting()
+				return Result{}, errors.New("no delivery 30 s after a kill")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if (k+1)%10 == 0 {
+			w.log("recovery: %d of %d kills", k+1, kills)
+		}
+	}
+	stopPosting()
+	if err := <-posting; err != nil {
+		return Result{}, err
+	}
+	p50, p99 := latencies(recs)
+	return Result{Workload: "(7) recovery: connection killed → first message delivered", Unit: "ms p99", Runtime: float64(p99.Milliseconds()),
+		Goal: "p99 < 1 s (default backoff)", Met: p99 < time.Second,
+		Notes: fmt.Sprintf("%d kills; p50 %s, p99 %s", kills, p50.Round(time.Millisecond), p99.Round(time.Millisecond))}, nil
+}
+
+// (4) in-process fan-out: one room, many subscribers, messages arriving as fast
+// as a socket carries them from a fake server (a real one delivers a few
+// thousand a second to one connection: that would measure the server). It runs
+// twice, with one subscriber and with all of them; the difference in
+// allocations is what each further subscriber costs per message.
+func fanOut(ctx context.Context, w *run) (Result, error) {
+	n := w.n(4000, 1000) // cheap: a smoke pass measures it at near full size
+	const subscribers = 1000
+	_, allocs1, err := fanOutOnce(ctx, w, n, 1)
+	if err != nil {
+		return Result{}, err
+	}
+	rate, allocsN, err := fanOutOnce(ctx, w, n, subscribers)
+	if err != nil {
+		return Result{}, err
+	}
+	perDelivery := float64(allocsN) / float64(n*subscribers)
+	perSubscriber := (float64(allocsN) - float64(allocs1)) / float64(n*(subscribers-1))
+	return Result{Workload: fmt.Sprintf("(4) in-process fan-out, 1 room → %d subscribers", subscribers), Unit: "deliveries/s", Runtime: rate,
+		Goal: "≥ 1M/s, no per-subscriber allocation", Met: rate >= 1e6 && perSubscriber < 0.01, // what remains is the queues growing
+		Notes: fmt.Sprintf("%d messages; %.3f allocations per delivery, %.3f per added subscriber and message", n, perDelivery, perSubscriber)}, nil
+}
+
+// fanOutOnce feeds n messages to subs subscribers of one room and returns the
+// deliveries per second and the allocations made meanwhile.
+func fanOutOnce(ctx context.Context, w *run, n, subs int) (float64, uint64, error) {
+	const domain, muc = "bench.local", "rooms.bench.local"
+	srv, err := newFakeMUC(domain, muc)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer srv.close()
+	rt, err := runtime.New(runtime.Config{Service: "xmpp://" + srv.addr(), Domain: domain, MUCService: muc, Username: "bench", Password: "bench",
+		SubscriberBuffer: n + 1, // the fake archive is empty: nobody may fall back on it
+		KeepAlive:        -1, SelfPing: -1})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := rt.Connect(ctx); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = rt.Disconnect(dctx)
+	}()
+	if err := srv.awaitClient(5 * time.Second); err != nil {
+		return 0, 0, err
+	}
+	topic := seam.Topic("fan-out")
+	var remaining atomic.Int64
+	remaining.Store(int64(subs))
+	all := make(chan struct{})
+	for range subs {
+		got := 0 // each handler is called one message at a time
+		if _, err := rt.Subscribe(ctx, topic, func(seam.Message) {
+			if got++; got == n && remaining.Add(-1) == 0 {
+				close(all)
+			}
+		}); err != nil {
+			return 0, 0, err
+		}
+	}
+	local, _ := runtime.RoomLocalpart(topic)
+	goruntime.GC()
+	var m0, m1 goruntime.MemStats
+	goruntime.ReadMemStats(&m0)
+	t0 := time.Now()
+	if err := srv.blast(local+"@"+muc, n); err != nil {
+		return 0, 0, err
+	}
+	select {
+	case <-all:
+	case <-time.After(2 * time.Minute):
+		return 0, 0, fmt.Errorf("fan-out: %d of %d subscribers got all %d messages", int64(subs)-remaining.Load(), subs, n)
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	d := time.Since(t0)
+	goruntime.ReadMemStats(&m1)
+	return float64(n*subs) / d.Seconds(), m1.Mallocs - m0.Mallocs, nil
+}
