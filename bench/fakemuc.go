@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -25,9 +26,11 @@ type fakeMUC struct {
 	mu     sync.Mutex
 	conn   net.Conn
 	jid    string
-	joined map[string]bool // rooms joined
-	ready  chan struct{}   // closed when the client is logged in
-	done   chan struct{}   // closed when the server has stopped
+	joined map[string]bool   // rooms joined
+	nicks  map[string]string // room → the client's nick in it
+	seq    int               // the last stanza-id issued
+	ready  chan struct{}     // closed when the client is logged in
+	done   chan struct{}     // closed when the server has stopped
 }
 
 func newFakeMUC(domain, muc string) (*fakeMUC, error) {
@@ -35,7 +38,7 @@ func newFakeMUC(domain, muc string) (*fakeMUC, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fakeMUC{ln: ln, domain: domain, muc: muc, joined: map[string]bool{}, ready: make(chan struct{}), done: make(chan struct{})}
+	f := &fakeMUC{ln: ln, domain: domain, muc: muc, joined: map[string]bool{}, nicks: map[string]string{}, ready: make(chan struct{}), done: make(chan struct{})}
 	go f.serve()
 	return f, nil
 }
@@ -100,9 +103,32 @@ func (f *fakeMUC) answer(e fakexmpp.Element) {
 		} else {
 			f.mu.Lock()
 			f.joined[room] = true
+			_, f.nicks[room], _ = strings.Cut(to, "/")
 			f.mu.Unlock()
 		}
 		f.send(fmt.Sprintf(`<presence from='%s' to='%s' id='%s'%s><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator'/><status code='110'/></x></presence>`, to, from, e.Get("id"), kind))
+	case "message":
+		if e.Get("type") != "groupchat" {
+			return
+		}
+		// Reflect a post with the room's id, as the poster's occupant. The body and
+		// origin-id are copied as they came (the fake doesn't unescape).
+		var post struct {
+			Body   string `xml:"body"`
+			Origin struct {
+				ID string `xml:"id,attr"`
+			} `xml:"origin-id"`
+		}
+		_ = xml.Unmarshal([]byte("<m>"+e.Inner+"</m>"), &post)
+		f.mu.Lock()
+		nick := f.nicks[to]
+		f.seq++
+		seq := f.seq
+		f.mu.Unlock()
+		var body strings.Builder
+		_ = xml.EscapeText(&body, []byte(post.Body))
+		f.send(fmt.Sprintf(`<message from='%s/%s' to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/><stanza-id xmlns='urn:xmpp:sid:0' by='%s' id='post-%d'/></message>`,
+			to, nick, from, e.Get("id"), body.String(), post.Origin.ID, to, seq))
 	case "iq":
 		id := e.Get("id")
 		if to == "" {

@@ -184,7 +184,13 @@ func (s *state) onGap(ctx actor.Context, epoch int, res *archive.Result) {
 // readArchive asks the archive actor q and continues with its answer inside this
 // actor, without blocking it.
 func (s *state) readArchive(ctx actor.Context, q *archive.Query, then func(*archive.Result)) {
-	f := ctx.RequestFuture(s.archive, q, 2*time.Minute)
+	// The archive answers every query, each page within the IQ timeout, in at
+	// most limit/page pages and its cursor's verification (a long read on a slow
+	// archive takes minutes: Prosody's file storage reads the whole archive for
+	// every page). The future's timeout only guards against an archive actor
+	// gone wrong.
+	pages := q.Limit/max(1, s.cfg.PageSize) + 8
+	f := ctx.RequestFuture(s.archive, q, time.Duration(pages)*s.cfg.IQTimeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
 		a, ok := res.(*archive.Result)
 		if !ok {

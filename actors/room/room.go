@@ -126,6 +126,12 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Metrics == nil {
 		cfg.Metrics = observe.NopRoom{}
 	}
+	if cfg.IQTimeout <= 0 {
+		cfg.IQTimeout = 30 * time.Second
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 50
+	}
 	st := newState(cfg)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))
 }
