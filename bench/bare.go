@@ -231,6 +231,27 @@ func (b *bare) page(room, after string, max int) (ids []string, last string, com
 	}
 }
 
+// ping makes a round trip to the server.
+func (b *bare) ping(domain string) (time.Duration, error) {
+	id := rand.Text()
+	answer := make(chan xmpp.IQ, 1)
+	b.mu.Lock()
+	b.iqs[id] = answer
+	b.mu.Unlock()
+	t0 := time.Now()
+	if _, err := b.c.SendOrg(fmt.Sprintf(`<iq type='get' to='%s' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>`, domain, id)); err != nil {
+		return 0, err
+	}
+	select {
+	case <-answer:
+		return time.Since(t0), nil
+	case <-b.end:
+		return 0, errEnded
+	case <-time.After(30 * time.Second):
+		return 0, errors.New("bench: ping timed out")
+	}
+}
+
 func (b *bare) close() {
 	_, _ = b.c.SendOrg("</stream:stream>")
 	select {

@@ -147,6 +147,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		if len(o.Only) > 0 && !slices.Contains(o.Only, name) {
 			continue
 		}
+		if err := w.settle(ctx); err != nil {
+			return out, fmt.Errorf("bench %s: %w", name, err)
+		}
 		w.log("%s…", name)
 		start := time.Now()
 		r, err := workloads[name](ctx, w)
@@ -157,6 +160,38 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// settle waits until the server answers pings promptly: the workload before may
+// have left it busy (ten thousand rooms to destroy, after the joins).
+func (w *run) settle(ctx context.Context) error {
+	b, err := dialBare(w.o.Server, "bench-settle")
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	start, quick := time.Now(), 0
+	for quick < 3 {
+		d, err := b.ping(w.o.Server.Domain)
+		if err != nil {
+			return err
+		}
+		if quick++; d > 20*time.Millisecond {
+			quick = 0
+		}
+		if time.Since(start) > 3*time.Minute {
+			return fmt.Errorf("the server at %s still takes %s to answer a ping after 3 minutes", w.o.Server.Addr, d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		w.log("waited %s for the server to settle", d.Round(time.Second))
+	}
+	return nil
 }
 
 func (r Result) summary() string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/mailbox"
 )
 
 // Config configures the notifier.
@@ -31,7 +32,7 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &notifier{cfg: cfg} })
+	return actor.PropsFromProducer(func() actor.Actor { return &notifier{cfg: cfg} }, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 func (n *notifier) Receive(ctx actor.Context) {

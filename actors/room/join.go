@@ -456,7 +456,7 @@ func (s *state) leave(ctx actor.Context) {
 }
 
 func (s *state) linkDown(ctx actor.Context, err error) {
-	s.online = false
+	s.online, s.link = false, nil
 	if s.phase == checking || s.phase == joining || s.phase == verifying || s.phase == settling {
 		// The requests queued for the join keep waiting for the next link.
 		s.disarm(joinTimeout)

@@ -69,6 +69,9 @@ type Config struct {
 	Session *actor.PID
 	// Online: whether the session's link is up as the room starts.
 	Online bool
+	// Link, when set, is the link's writer as the room starts (else stanzas go
+	// through the session).
+	Link session.Link
 	// Notify, when set, receives *Event.
 	Notify *actor.PID
 	Logger *slog.Logger
@@ -168,9 +171,11 @@ func (r *Room) Receive(ctx actor.Context) {
 			s.failWaiting(ctx, fmt.Errorf("%w: %v", seam.ErrNotConnected, m.Err))
 		}
 	case *session.LinkUp:
+		s.link = m.Link
 		s.linkUp(ctx)
 	case *session.Closing:
-		s.closing = true
+		// From here the session decides what still goes out.
+		s.closing, s.link = true, nil
 	case *Fail:
 		panic(m.Reason)
 	case *timer:

@@ -39,6 +39,7 @@ type state struct {
 
 	// occupancy
 	online    bool
+	link      session.Link // the link's writer, while it is up
 	phase     phase
 	rejoining bool   // this join regains a lost occupancy (not a request's first)
 	nick      string // the nick we join as
@@ -140,6 +141,7 @@ func newState(cfg Config) *state {
 		cfg:     cfg,
 		log:     cfg.Logger.With(slog.String("room", cfg.JID)),
 		online:  cfg.Online,
+		link:    cfg.Link,
 		nick:    cfg.Nick,
 		timers:  map[timerKind]*time.Timer{},
 		recent:  newIDRing(cfg.DedupWindow),
@@ -259,6 +261,12 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 // ---- plumbing ----
 
 func (s *state) send(ctx actor.Context, b []byte) {
+	if s.link != nil {
+		// An error means the link is gone: so is the stanza, as it would be in
+		// the session, and LinkDown follows.
+		_ = s.link.Send(b)
+		return
+	}
 	ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
 }
 

@@ -74,7 +74,7 @@ type (
 		GaveUp bool
 	}
 	// LinkUp: a new connection is logged in; rooms rejoin and replay.
-	LinkUp struct{}
+	LinkUp struct{ Link Link }
 	// Closing: the runtime is disconnecting; the room stops next.
 	Closing struct{}
 )
@@ -126,4 +126,15 @@ type RoomSpec struct {
 	// Online: whether the link is up as the room starts; afterwards the room
 	// follows LinkDown and LinkUp.
 	Online bool
+	// Link is the link's writer when Online.
+	Link Link
+}
+
+// Link writes stanzas to the connection: Send queues one for the connection's
+// writer without blocking (an error means the link is gone; LinkDown follows).
+// Rooms write their own stanzas through it, which spares every post a pass
+// through the session's mailbox; IQs, which the session correlates, still go
+// through the session.
+type Link interface {
+	Send(stanza []byte) error
 }

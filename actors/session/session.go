@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
@@ -192,7 +193,7 @@ func Props(cfg Config) *actor.Props {
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, iqs: map[string]*pendingIQ{}}
-	})
+	}, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 // HandleFailure supervises the session's children (rooms and subscribers) with
@@ -356,7 +357,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	s.announce(ctx, Online, nil)
 	s.answerConnectors(ctx, nil)
 	for _, pid := range s.rooms {
-		ctx.Send(pid, &LinkUp{})
+		ctx.Send(pid, &LinkUp{Link: m.conn})
 	}
 	s.schedulePing(ctx)
 }
@@ -622,7 +623,11 @@ func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
 	key := strings.ToLower(m.Room)
 	pid, ok := s.rooms[key]
 	if !ok {
-		pid = ctx.Spawn(s.cfg.NewRoom(RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.phase == online}))
+		spec := RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.phase == online}
+		if spec.Online {
+			spec.Link = s.conn
+		}
+		pid = ctx.Spawn(s.cfg.NewRoom(spec))
 		s.rooms[key] = pid
 	}
 	ctx.RequestWithCustomSender(pid, m.Msg, ctx.Sender())

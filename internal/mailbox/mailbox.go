@@ -4,7 +4,7 @@
 // message finds it idle: on the fan-out path, where a room hands each message to
 // a thousand subscribers that keep draining their mailboxes, that is an
 // allocation per subscriber for a good share of the messages. This one binds its
-// run function once.
+// run function once. Every actor of the runtime uses it.
 //
 // Semantics are protoactor's: system messages first, user messages in order,
 // suspension while a failure is handled, a yield to the scheduler after the
