@@ -1,7 +1,7 @@
 # parley-xmpp. `make demo` and `make test` bring up a local Prosody (installed from
 # apt if missing) on 127.0.0.1:5222 and stop it afterwards if they started it.
 
-.PHONY: demo test chaos soak check build server-start server-stop
+.PHONY: demo test chaos soak bench check build server-start server-stop
 
 demo: ## a short live demo against the local server
 	scripts/with-devserver.sh go run ./cmd/parley-xmpp demo
@@ -14,6 +14,10 @@ chaos: ## the chaos suite alone (SEED=n repeats a run's faults)
 
 soak: ## a long chaos run: make soak DURATION=30m SEED=n
 	scripts/with-devserver.sh go test -count=1 -v -timeout 0 -run 'TestChaos$$' ./chaos -chaos.duration=$(or $(DURATION),10m) -chaos.seed=$(or $(SEED),0)
+
+bench: ## the benchmarks against a freshly reset local Prosody, left running (docs/performance.md); ARGS="--only replay"
+	scripts/devserver.sh reset prosody
+	go run ./cmd/parley-xmpp bench --transient-muc transient.parley.local $(ARGS)
 
 build:
 	go build -o bin/parley-xmpp ./cmd/parley-xmpp

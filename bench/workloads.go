@@ -489,7 +489,10 @@ func recovery(ctx context.Context, w *run) (Result, error) {
 				posting <- err
 				return
 			}
-			time.Sleep(2 * time.Millisecond)
+			// 50 messages a second: the archive grows by about 2,000 over the run,
+			// and Prosody's file storage reads all of it for every page a replay
+			// asks for, so a faster poster measures the server's storage.
+			time.Sleep(20 * time.Millisecond)
 		}
 		posting <- nil
 	}()
@@ -535,7 +538,7 @@ func recovery(ctx context.Context, w *run) (Result, error) {
 	p50, p99 := latencies(recs)
 	return Result{Workload: "(7) recovery: connection killed → first message delivered", Unit: "ms p99", Runtime: float64(p99.Milliseconds()),
 		Goal: "p99 < 1 s (default backoff)", Met: p99 < time.Second,
-		Notes: fmt.Sprintf("%d kills; p50 %s, p99 %s", kills, p50.Round(time.Millisecond), p99.Round(time.Millisecond))}, nil
+		Notes: fmt.Sprintf("%d kills, another connection posting every 20 ms; p50 %s, p99 %s", kills, p50.Round(time.Millisecond), p99.Round(time.Millisecond))}, nil
 }
 
 // (4) in-process fan-out: one room, many subscribers, messages arriving as fast

@@ -11,6 +11,8 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -23,11 +25,27 @@ import (
 var quietOnce sync.Once
 
 // Proxy is a fault-injecting TCP proxy on 127.0.0.1 in front of a server.
+// Clients connect to a thin relay of its own, which forwards to Toxiproxy: the
+// relay is what KillAll cuts, so a kill drops the connections and nothing else
+// (stopping Toxiproxy's proxy also closes its listener for a moment, and a
+// client that redials at once is refused: a server outage, not a kill).
 type Proxy struct {
 	mu     sync.Mutex
 	server *toxiproxy.ApiServer
 	p      *toxiproxy.Proxy
 	n      int // names toxics uniquely
+
+	ln    net.Listener
+	links map[*link]struct{}
+	wg    sync.WaitGroup
+}
+
+// link is one client connection and its connection to Toxiproxy.
+type link struct{ client, upstream net.Conn }
+
+func (l *link) close() {
+	_ = l.client.Close()
+	_ = l.upstream.Close()
 }
 
 // NewProxy starts a proxy on a free loopback port that forwards to upstream
@@ -41,19 +59,61 @@ func NewProxy(upstream string) (*Proxy, error) {
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("chaos: start proxy: %w", err)
 	}
-	return &Proxy{server: server, p: p}, nil
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("chaos: start proxy: %w", err)
+	}
+	x := &Proxy{server: server, p: p, ln: ln, links: map[*link]struct{}{}}
+	x.wg.Add(1)
+	go x.accept()
+	return x, nil
+}
+
+func (x *Proxy) accept() {
+	defer x.wg.Done()
+	for {
+		c, err := x.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", x.p.Listen)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		l := &link{client: c, upstream: up}
+		x.mu.Lock()
+		x.links[l] = struct{}{}
+		x.mu.Unlock()
+		x.wg.Add(2)
+		go x.pipe(l, up, c)
+		go x.pipe(l, c, up)
+	}
+}
+
+// pipe copies one direction of l; when either ends, l ends.
+func (x *Proxy) pipe(l *link, dst, src net.Conn) {
+	defer x.wg.Done()
+	_, _ = io.Copy(dst, src)
+	l.close()
+	x.mu.Lock()
+	delete(x.links, l)
+	x.mu.Unlock()
 }
 
 // Addr is where clients connect (host:port).
-func (x *Proxy) Addr() string { return x.p.Listen }
+func (x *Proxy) Addr() string { return x.ln.Addr().String() }
 
 // KillAll drops every connection through the proxy at once (both sides see the
-// TCP connection close); new connections are accepted again right away.
+// TCP connection close); new connections are accepted as before.
 func (x *Proxy) KillAll() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.p.Stop()
-	return x.p.Start()
+	for l := range x.links {
+		l.close()
+	}
+	return nil
 }
 
 // toxic adds a toxic and returns its name.
@@ -124,6 +184,9 @@ func (x *Proxy) Heal() {
 
 // Close stops the proxy and drops its connections.
 func (x *Proxy) Close() {
+	_ = x.ln.Close()
+	_ = x.KillAll()
+	x.wg.Wait()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.p.Stop()

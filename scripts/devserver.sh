@@ -5,6 +5,9 @@
 #                                             127.0.0.1 with MUC + MAM and the test accounts
 #   scripts/devserver.sh stop [SERVER...]     stop what this script started (by pid file)
 #   scripts/devserver.sh restart [SERVER...]  stop and start again, keeping the data
+#   scripts/devserver.sh reset [SERVER...]    stop, delete the data (rooms, archives), start
+#                                             afresh: what the benchmarks want (both servers
+#                                             slow down as their archives and rooms pile up)
 #   scripts/devserver.sh status [SERVER...]   exit 0 when every one is up
 #
 # SERVER is prosody (Prosody 0.12, port 5222, the default service) or ejabberd
@@ -329,8 +332,9 @@ for srv in $servers; do
 	start) "start_$srv" || rc=1 ;;
 	stop) "stop_$srv" || rc=1 ;;
 	restart) { "stop_$srv" && "start_$srv"; } || rc=1 ;;
+	reset) { "stop_$srv" && rm -rf "$("${srv}_dir")" && "start_$srv"; } || rc=1 ;;
 	status) [ -n "$("${srv}_pid" || true)" ] || rc=1 ;;
-	*) echo "usage: $0 start|stop|restart|status [prosody|ejabberd]..." >&2; exit 2 ;;
+	*) echo "usage: $0 start|stop|restart|reset|status [prosody|ejabberd]..." >&2; exit 2 ;;
 	esac
 done
 exit $rc
