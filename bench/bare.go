@@ -165,6 +165,22 @@ func (b *bare) join(room, nick string) error {
 	}
 }
 
+// joinAndRead joins room as the runtime does: the join and the unlock, then
+// whether the room archives (disco#info) and where its archive ends (a MAM
+// query for the newest row). go-xmpp hands disco#info answers over without
+// their ids, so this sends it and waits for the archive's answer, which the
+// room sends after it.
+func (b *bare) joinAndRead(room, nick string) error {
+	if err := b.join(room, nick); err != nil {
+		return err
+	}
+	if _, err := b.c.SendOrg(fmt.Sprintf(`<iq type='get' to='%s' id='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, room, rand.Text())); err != nil {
+		return err
+	}
+	_, _, _, err := b.query(room, "<max>1</max><before/>")
+	return err
+}
+
 // post sends body to room and returns the stanza-id of its reflection.
 func (b *bare) post(room, body string) (string, error) {
 	origin := rand.Text()
@@ -183,8 +199,17 @@ func (b *bare) post(room, body string) (string, error) {
 // page reads one MAM page of room after after: the ids of its rows with a body,
 // the id to page on from, and whether it was the last page.
 func (b *bare) page(room, after string, max int) (ids []string, last string, complete bool, err error) {
+	set := fmt.Sprintf("<max>%d</max>", max)
+	if after != "" {
+		set += "<after>" + after + "</after>"
+	}
+	return b.query(room, set)
+}
+
+// query sends a MAM query with the RSM set given and collects its answer.
+func (b *bare) query(room, set string) (ids []string, last string, complete bool, err error) {
 	qid, id := rand.Text(), rand.Text()
-	rows := make(chan []string, max+16)
+	rows := make(chan []string, 256)
 	answer := make(chan xmpp.IQ, 1)
 	b.mu.Lock()
 	b.mam[qid], b.iqs[id] = rows, answer
@@ -194,10 +219,6 @@ func (b *bare) page(room, after string, max int) (ids []string, last string, com
 		delete(b.mam, qid)
 		close(rows)
 		b.mu.Unlock()
-	}
-	set := fmt.Sprintf("<max>%d</max>", max)
-	if after != "" {
-		set += "<after>" + after + "</after>"
 	}
 	if _, err := b.c.SendOrg(fmt.Sprintf(`<iq type='set' to='%s' id='%s'><query xmlns='urn:xmpp:mam:2' queryid='%s'><set xmlns='http://jabber.org/protocol/rsm'>%s</set></query></iq>`, room, id, qid, set)); err != nil {
 		done()

@@ -119,8 +119,9 @@ type Session struct {
 	retryTimer  *time.Timer
 	pingTimer   *time.Timer
 
-	rooms map[string]*actor.PID // by lower-case bare JID
-	iqs   map[string]*pendingIQ
+	rooms    map[string]*actor.PID // by lower-case bare JID
+	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
+	iqs      map[string]*pendingIQ
 
 	disconnectors []*actor.PID
 	openConns     int // connections whose goroutines haven't ended yet
@@ -192,7 +193,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.Metrics = observe.Nop{}
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, iqs: map[string]*pendingIQ{}}
+		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, roomKeys: map[string]string{}, iqs: map[string]*pendingIQ{}}
 	}, actor.WithMailbox(mailbox.Unbounded()))
 }
 
@@ -217,10 +218,9 @@ func (f forgetting) StopChildren(pids ...*actor.PID) {
 }
 
 func (s *Session) forgetRoom(pid *actor.PID) {
-	for k, p := range s.rooms {
-		if p.Equal(pid) {
-			delete(s.rooms, k)
-		}
+	if k, ok := s.roomKeys[pid.Id]; ok {
+		delete(s.roomKeys, pid.Id)
+		delete(s.rooms, k)
 	}
 }
 
@@ -629,6 +629,7 @@ func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
 		}
 		pid = ctx.Spawn(s.cfg.NewRoom(spec))
 		s.rooms[key] = pid
+		s.roomKeys[pid.Id] = key
 	}
 	ctx.RequestWithCustomSender(pid, m.Msg, ctx.Sender())
 }
@@ -647,16 +648,14 @@ func (s *Session) disconnect(ctx actor.Context) {
 	s.stopTimers()
 	s.answerConnectors(ctx, seam.ErrDisconnected)
 	s.failIQs(ctx, seam.ErrDisconnected)
-	rooms := map[string]bool{}
 	for _, pid := range s.rooms {
-		rooms[pid.Id] = true
 		// Closing first, then a poison pill behind it: the room tells what it
 		// answers that the runtime is closing, not failing.
 		ctx.Send(pid, &Closing{})
 		ctx.Poison(pid)
 	}
 	for _, pid := range ctx.Children() {
-		if !rooms[pid.Id] {
+		if _, room := s.roomKeys[pid.Id]; !room {
 			ctx.Stop(pid) // subscribers
 		}
 	}
