@@ -294,7 +294,10 @@ func (s *state) startSettling(ctx actor.Context) {
 		s.readGap(ctx)
 		return
 	}
-	tf := ctx.RequestFuture(s.archive, &archive.Tail{}, s.cfg.IQTimeout+5*time.Second)
+	// The archive answers after up to three requests in a row (the room's
+	// disco#info, the service's when the room is missing, the newest row), each
+	// bounded by IQTimeout; the future only guards against a lost answer.
+	tf := ctx.RequestFuture(s.archive, &archive.Tail{}, 3*s.cfg.IQTimeout+5*time.Second)
 	ctx.ReenterAfter(tf, func(res any, err error) {
 		t, ok := res.(*archive.TailResult)
 		if !ok {
