@@ -168,6 +168,7 @@ type delivery struct {
 // recorder is one subscriber's deliveries.
 type recorder struct {
 	runtime int
+	kind    int  // which of subscriberKind's handlers: 0 plain, 1 slow, 2 panicking
 	plain   bool // neither slow nor panicking: its queue is empty between messages
 	mu      sync.Mutex
 	got     []delivery
@@ -315,7 +316,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for r, rt := range rts {
 		for k, topic := range topics {
 			for j := range o.SubscribersPerRoom {
-				rec := &recorder{runtime: r, plain: j%3 == 0}
+				rec := &recorder{runtime: r, kind: j % 3, plain: j%3 == 0}
 				recs = append(recs, rec)
 				h := subscriberKind(j, rec)
 				sub, err := rt.Subscribe(ctx, topic, h)
@@ -484,7 +485,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			for _, row := range archives[k] {
 				if !seen[seam.BackendMsgID(row.ID)] {
 					rep.Lost++
-					rep.sample("room %d: %s (%q) never delivered", k, row.ID, row.Body)
+					rep.sample("room %d: %s (%q) never delivered to runtime %d's subscriber of kind %d", k, row.ID, row.Body, rec.runtime, rec.kind)
 				}
 			}
 		}

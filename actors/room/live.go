@@ -200,6 +200,10 @@ func (s *state) readArchive(ctx actor.Context, q *archive.Query, then func(*arch
 	})
 }
 
+// emptyReadWaits are the waits before reading again for a lagging subscriber
+// when the archive doesn't have the room's newest messages yet.
+var emptyReadWaits = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond}
+
 // ---- subscribers ----
 
 func (s *state) subscribe(ctx actor.Context, m *Subscribe, sender *actor.PID) {
@@ -263,7 +267,7 @@ func (s *state) feedLagging(ctx actor.Context, sub *sub) {
 		return // wait for more acknowledgements
 	}
 	if sub.cursor == s.last {
-		sub.lagging = false
+		sub.lagging, sub.empty = false, 0
 		return
 	}
 	sub.reading = true
@@ -300,8 +304,21 @@ func (s *state) feedLagging(ctx actor.Context, sub *sub) {
 		}
 		if len(res.Entries) == 0 {
 			// Nothing after its cursor in the archive, yet the room is past it:
-			// the room's last message is not readable yet. Go live from here.
-			sub.cursor, sub.lagging = s.last, false
+			// the room's last message is not readable yet (ejabberd reflects a
+			// message before it commits it). Look again shortly; if it never
+			// shows (a message the server doesn't archive), go live from here.
+			if sub.empty < len(emptyReadWaits) {
+				s.arm(ctx, emptyReadWaits[sub.empty], feedRetry)
+				sub.empty++
+				return
+			}
+			sub.cursor, sub.lagging, sub.empty = s.last, false, 0
+			return
 		}
+		sub.empty = 0
+		// The room moved on while the archive answered: read on now. Waiting
+		// for an acknowledgement could wait forever, as the subscriber
+		// acknowledges in batches and what it still holds may not fill one.
+		s.feedLagging(ctx, sub)
 	})
 }

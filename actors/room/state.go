@@ -116,6 +116,7 @@ type sub struct {
 	lagging bool
 	cursor  string // the last message sent to it
 	reading bool   // a read of the archive for it is in flight
+	empty   int    // reads in a row that found nothing after cursor
 }
 
 type waiter struct {
