@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -138,7 +140,11 @@ serve:
 	engine = start()
 	acked(8)
 
-	// Kill -9 while idle, restart, and one more.
+	// Kill -9 while idle (the last acknowledgement saved, else this would be a
+	// crash between a delivery and its save, which redelivers), restart, and
+	// one more.
+	require.Eventually(t, func() bool { return stateHolds(filepath.Join(dir, "state"), posted[len(posted)-1]) },
+		10*time.Second, 10*time.Millisecond, "the engine saved its cursor")
 	require.NoError(t, engine.Process.Signal(syscall.SIGKILL))
 	_, _ = engine.Process.Wait()
 	engine = start()
@@ -151,4 +157,19 @@ serve:
 	state, err := engine.Process.Wait()
 	require.NoError(t, err)
 	assert.True(t, state.Success(), "serve exits 0 on SIGTERM: %v", state)
+}
+
+// stateHolds reports whether a state file under dir (not a save's temp file,
+// which starts with a dot) holds cursor.
+func stateHolds(dir, cursor string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".json") && !strings.HasPrefix(d.Name(), ".") {
+			if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), `"cursor": "`+cursor+`"`) {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
 }
