@@ -20,7 +20,7 @@ bench: ## the benchmarks against a freshly reset local Prosody, left running (do
 	go run ./cmd/parley-xmpp bench --transient-muc transient.parley.local $(ARGS)
 
 build:
-	go build -o bin/parley-xmpp ./cmd/parley-xmpp
+	go build -buildvcs=true -o bin/parley-xmpp ./cmd/parley-xmpp
 
 server-start: ## start the local dev server and leave it running
 	scripts/devserver.sh start

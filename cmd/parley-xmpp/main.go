@@ -90,12 +90,3 @@ operation failed, 2 bad usage or configuration.`,
 	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.demoCmd(), a.benchCmd(), a.versionCmd())
 	return root
 }
-
-func (a *app) versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  argsBetween(0, 0),
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(a.out, "parley-xmpp", version()) },
-	}
-}
