@@ -76,7 +76,7 @@ type Options struct {
 	Stdout   io.Writer          // the stdout sink's writer (nil → os.Stdout)
 	Logger   *slog.Logger       // nil → discard
 	Metrics  Recorder           // nil → none; called from every worker at once
-	Progress func(line string)  // human progress lines; nil → none; called from every worker at once
+	Progress func(line string)  // human progress lines; nil → Info records through Logger (with route and topic); called from every worker at once
 	Wait     time.Duration      // long-poll budget per archive read [30s]
 }
 
@@ -151,9 +151,6 @@ func withDefaults(o Options) Options {
 	}
 	if o.Metrics == nil {
 		o.Metrics = noRecorder{}
-	}
-	if o.Progress == nil {
-		o.Progress = func(string) {}
 	}
 	if o.Wait <= 0 {
 		o.Wait = defaultWait

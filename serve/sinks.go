@@ -62,7 +62,7 @@ func newSink(o Options, r config.Route) (sink, error) {
 		if err != nil {
 			return nil, fmt.Errorf("relay: %w", err)
 		}
-		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), log: o.Logger.With(slog.String("route", r.Name))}, nil
+		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), log: o.Logger.With(slog.String("route", r.Name), slog.String("relay_server", s.Relay.Server))}, nil
 	}
 }
 
@@ -253,7 +253,7 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 		// The last relayed message left the destination's archive (expired, or
 		// the room was recreated): look for this one in the whole archive.
 		s.log.Warn("the last relayed message is no longer in the destination's archive; checking all of it for this message",
-			slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
+			slog.String("topic", string(d.msg.Topic)), slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
 		id, err = s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, nil)
 	}
 	if err != nil {

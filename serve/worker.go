@@ -218,6 +218,10 @@ func (w *worker) newBackOff() *backoff.ExponentialBackOff {
 }
 
 func (w *worker) say(format string, a ...any) {
+	if w.progress == nil {
+		w.log.Info(fmt.Sprintf(format, a...))
+		return
+	}
 	w.progress(fmt.Sprintf("route %s: %s: ", w.route.Name, w.topic) + fmt.Sprintf(format, a...))
 }
 

@@ -140,7 +140,7 @@ type live struct {
 func newState(cfg Config) *state {
 	return &state{
 		cfg:     cfg,
-		log:     cfg.Logger.With(slog.String("room", cfg.JID)),
+		log:     cfg.Logger.With(slog.String("topic", string(cfg.Topic)), slog.String("room", cfg.JID)),
 		online:  cfg.Online,
 		link:    cfg.Link,
 		nick:    cfg.Nick,

@@ -36,6 +36,8 @@ type app struct {
 	configPath  string
 	server      string
 	verbose     bool
+	logFormat   string // text or json
+	logLevel    string // debug, info, warn, error ("": warn, or debug with -v)
 	log         *slog.Logger
 	file        *config.File
 }
@@ -50,16 +52,19 @@ func run(args []string, in io.Reader, out, errOut io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
+	code := 1
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig), strings.HasPrefix(err.Error(), "unknown command"):
-		fmt.Fprintf(errOut, "parley-xmpp: %v\n", err)
-		return 2
-	default:
-		fmt.Fprintf(errOut, "parley-xmpp: %v\n", err)
-		return 1
+		code = 2
 	}
+	if a.log != nil && a.jsonLogs() {
+		a.log.Error(err.Error(), slog.Int("exit", code)) // standard error stays JSON lines
+	} else {
+		fmt.Fprintf(errOut, "parley-xmpp: %v\n", err)
+	}
+	return code
 }
 
 func (a *app) root() *cobra.Command {
@@ -75,17 +80,19 @@ operation failed, 2 bad usage or configuration.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelWarn
-			if a.verbose {
-				level = slog.LevelDebug
+			l, err := newLogger(a.errOut, a.logFormat, a.logLevel, a.verbose)
+			if err != nil {
+				return err
 			}
-			a.log = slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: level}))
+			a.log = l
 			return a.loadConfig()
 		},
 	}
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "configuration file (YAML: backend_config, servers, runtime, serve)")
 	root.PersistentFlags().StringVar(&a.server, "server", "", "which configured server to use (a name under servers; default: backend_config)")
-	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logs on standard error")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logs on standard error (--log-level debug)")
+	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on standard error: text or json (one JSON object per line)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "least severe log level shown: debug, info, warn or error (default warn)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.demoCmd(), a.benchCmd(), a.versionCmd())
 	return root
