@@ -26,6 +26,7 @@ type Prometheus struct {
 	delivered   *prometheus.CounterVec
 	sinkFailure *prometheus.CounterVec
 	backlog     *prometheus.GaugeVec
+	gaps        *prometheus.CounterVec
 }
 
 // New returns the collectors, registered with a registry of their own (with
@@ -55,9 +56,11 @@ func New() *Prometheus {
 			Help: "Failed attempts to deliver to a serve route's sink (each is retried)."}, []string{"route"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_backlog",
 			Help: "Messages a serve route read from the archive and has yet to deliver."}, []string{"route", "topic"}),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_history_gaps_total",
+			Help: "Replays that found the archive no longer holds the room's cursor: messages in between may be lost."}, []string{"topic"}),
 	}
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
-		p.delivered, p.sinkFailure, p.backlog,
+		p.delivered, p.sinkFailure, p.backlog, p.gaps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -86,12 +89,13 @@ func (p *Prometheus) Room(topic string) observe.Room {
 	return &room{
 		joined: p.joined.WithLabelValues(topic), in: p.in.WithLabelValues(topic), out: p.out.WithLabelValues(topic),
 		replayed: p.replayed.WithLabelValues(topic), pending: p.pending.WithLabelValues(topic), queued: p.queued.WithLabelValues(topic),
+		gaps: p.gaps.WithLabelValues(topic),
 	}
 }
 
 type room struct {
 	joined, pending, queued prometheus.Gauge
-	in, out, replayed       prometheus.Counter
+	in, out, replayed, gaps prometheus.Counter
 }
 
 func (r *room) Joined(b bool) {
@@ -106,6 +110,7 @@ func (r *room) MessageOut()           { r.out.Inc() }
 func (r *room) Replayed(n int)        { r.replayed.Add(float64(n)) }
 func (r *room) PendingPosts(n int)    { r.pending.Set(float64(n)) }
 func (r *room) SubscriberQueue(n int) { r.queued.Set(float64(n)) }
+func (r *room) HistoryGap()           { r.gaps.Inc() }
 
 // Delivered counts a message a route delivered.
 func (p *Prometheus) Delivered(route, topic string) { p.delivered.WithLabelValues(route, topic).Inc() }
@@ -134,4 +139,7 @@ func (p *Prometheus) Handler(ready func() bool) http.Handler {
 	return mux
 }
 
-var _ observe.Metrics = (*Prometheus)(nil)
+var (
+	_ observe.Metrics     = (*Prometheus)(nil)
+	_ observe.GapRecorder = (*room)(nil)
+)

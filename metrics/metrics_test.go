@@ -34,6 +34,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	r.Replayed(5)
 	r.PendingPosts(2)
 	r.SubscriberQueue(7)
+	r.(observe.GapRecorder).HistoryGap()
 	p.Delivered("to-stdout", "general")
 	p.SinkFailure("to-webhook")
 	p.Backlog("to-stdout", "general", 3)
@@ -53,6 +54,7 @@ func TestMetricsAreExposed(t *testing.T) {
 		`parley_xmpp_sink_deliveries_total{route="to-stdout",topic="general"} 1`,
 		`parley_xmpp_sink_failures_total{route="to-webhook"} 1`,
 		`parley_xmpp_route_backlog{route="to-stdout",topic="general"} 3`,
+		`parley_xmpp_history_gaps_total{topic="general"} 1`,
 	} {
 		assert.True(t, strings.Contains(body, want), "missing %s", want)
 	}

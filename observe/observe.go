@@ -38,6 +38,14 @@ type Room interface {
 	SubscriberQueue(n int)
 }
 
+// GapRecorder is an optional interface of a Room: HistoryGap is called when
+// the room's replay found that the archive no longer holds its cursor
+// (expired, or the room was recreated), so messages in between may be lost
+// (runtime.RoomHistoryGap). A Room without it is not told.
+type GapRecorder interface {
+	HistoryGap()
+}
+
 // Nop discards everything.
 type Nop struct{}
 
@@ -54,3 +62,4 @@ func (NopRoom) MessageOut()         {}
 func (NopRoom) Replayed(int)        {}
 func (NopRoom) PendingPosts(int)    {}
 func (NopRoom) SubscriberQueue(int) {}
+func (NopRoom) HistoryGap()         {}

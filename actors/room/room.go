@@ -251,6 +251,9 @@ func (s *state) failWaiting(ctx actor.Context, err error) {
 }
 
 func (s *state) notify(ctx actor.Context, kind EventKind, err error) {
+	if g, ok := s.cfg.Metrics.(observe.GapRecorder); ok && kind == HistoryGap {
+		g.HistoryGap()
+	}
 	if s.cfg.Notify != nil {
 		ctx.Send(s.cfg.Notify, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: kind, Err: err, At: time.Now()})
 	}
