@@ -1,0 +1,214 @@
+package monitoring
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+)
+
+// freePort is a loopback port nobody listens on (yet).
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// start runs a command until the test ends (SIGTERM, then kill).
+func start(t *testing.T, logf string, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+xmpptest.Env().Accounts[0][1])
+	log, err := os.Create(logf)
+	require.NoError(t, err)
+	cmd.Stdout, cmd.Stderr = log, log
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _, _ = cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		_ = log.Close()
+	})
+	return cmd
+}
+
+// query asks Prometheus's HTTP API for an instant vector.
+func query(ctx context.Context, base, q string) ([]struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?query="+url.QueryEscape(q), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query %q: %s", q, r.Error)
+	}
+	return r.Data.Result, nil
+}
+
+// rulesHealth is every rule's health and state, by alert name.
+func rulesHealth(ctx context.Context, base string) (map[string][2]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/rules", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Groups []struct {
+				Rules []struct {
+					Name      string `json:"name"`
+					Health    string `json:"health"`
+					State     string `json:"state"`
+					LastError string `json:"lastError"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	out := map[string][2]string{}
+	for _, g := range r.Data.Groups {
+		for _, rl := range g.Rules {
+			out[rl.Name] = [2]string{rl.Health + " " + rl.LastError, rl.State}
+		}
+	}
+	return out, nil
+}
+
+// A real Prometheus scrapes a real serve and evaluates alerts.yml: the
+// link-down rule's series says the link is up, every rule evaluates without
+// error, and when the engine stops, ParleyXMPPDown goes pending.
+func TestPrometheusScrapesServeAndEvaluatesTheRules(t *testing.T) {
+	s := xmpptest.Require(t)
+	prom := xmpptest.RequireTool(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "parley-xmpp")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/parley-xmpp")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+
+	metricsAddr, promAddr := freePort(t), freePort(t)
+	serveCfg := filepath.Join(dir, "serve.yaml")
+	require.NoError(t, os.WriteFile(serveCfg, []byte(fmt.Sprintf(`backend_config:
+  service: "xmpp://%s"
+  domain: %q
+  muc_service: %q
+  username: %q
+serve:
+  state_dir: %q
+  metrics_listen: %q
+  routes:
+    - name: to-stdout
+      topics: [prom-%d]
+      sink:
+        stdout: {}
+`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], filepath.Join(dir, "state"), metricsAddr, time.Now().UnixNano()%1000000)), 0o600))
+	rulesPath, err := filepath.Abs("alerts.yml")
+	require.NoError(t, err)
+	promCfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(promCfg, []byte(fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [%q]
+scrape_configs:
+  - job_name: parley-xmpp
+    static_configs:
+      - targets: [%q]
+`, rulesPath, metricsAddr)), 0o600))
+
+	engine := start(t, filepath.Join(dir, "serve.log"), bin, "--config", serveCfg, "serve")
+	start(t, filepath.Join(dir, "prometheus.log"), prom, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+promAddr, "--log.level=warn")
+	base := "http://" + promAddr
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	logs := func() string {
+		a, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+		b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
+		return "serve:\n" + string(a) + "\nprometheus:\n" + string(b)
+	}
+
+	// The link-down rule's expression, without its comparison: 1 while up.
+	linkUp := `max by (job, instance) (parley_xmpp_connection_state{state="online"})`
+	var last string
+	require.Eventually(t, func() bool {
+		res, err := query(ctx, base, linkUp)
+		last = fmt.Sprint(res, err)
+		return err == nil && len(res) == 1 && res[0].Metric["job"] == "parley-xmpp" &&
+			res[0].Metric["instance"] == metricsAddr && res[0].Value[1] == "1"
+	}, 30*time.Second, 250*time.Millisecond, "the link-up series: last %s\n%s", last, logs)
+
+	// Every rule evaluated, none failing, none firing on a healthy engine.
+	require.Eventually(t, func() bool {
+		h, err := rulesHealth(ctx, base)
+		last = fmt.Sprint(h, err)
+		if err != nil || len(h) == 0 {
+			return false
+		}
+		for _, v := range h {
+			if v[0] != "ok " || v[1] != "inactive" {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 250*time.Millisecond, "rules: %s", last)
+
+	// The engine stops: the scrape fails and ParleyXMPPDown goes pending
+	// (it fires after its 5 minutes).
+	require.NoError(t, engine.Process.Signal(syscall.SIGTERM))
+	require.Eventually(t, func() bool {
+		h, err := rulesHealth(ctx, base)
+		last = fmt.Sprint(h, err)
+		return err == nil && h["ParleyXMPPDown"][1] == "pending"
+	}, 15*time.Second, 250*time.Millisecond, "ParleyXMPPDown pending once serve stopped: %s\n%s", last, logs)
+	if strings.Contains(logs(), "panic") {
+		t.Errorf("a panic in the logs:\n%s", logs())
+	}
+}
