@@ -54,31 +54,35 @@ func start(t *testing.T, logf string, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// query asks Prometheus's HTTP API for an instant vector.
-func query(ctx context.Context, base, q string) ([]struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-}, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?query="+url.QueryEscape(q), nil)
+// getJSON decodes the JSON answer of a GET.
+func getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+type sample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+// query asks Prometheus's HTTP API for an instant vector.
+func query(ctx context.Context, base, q string) ([]sample, error) {
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
 		Data   struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
+			Result []sample `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+	if err := getJSON(ctx, base+"/api/v1/query?query="+url.QueryEscape(q), &r); err != nil {
 		return nil, err
 	}
 	if r.Status != "success" {
@@ -87,17 +91,8 @@ func query(ctx context.Context, base, q string) ([]struct {
 	return r.Data.Result, nil
 }
 
-// rulesHealth is every rule's health and state, by alert name.
+// rulesHealth is every rule's health (and last error) and state, by name.
 func rulesHealth(ctx context.Context, base string) (map[string][2]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/rules", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var r struct {
 		Data struct {
 			Groups []struct {
@@ -110,7 +105,7 @@ func rulesHealth(ctx context.Context, base string) (map[string][2]string, error)
 			} `json:"groups"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+	if err := getJSON(ctx, base+"/api/v1/rules", &r); err != nil {
 		return nil, err
 	}
 	out := map[string][2]string{}
