@@ -1,0 +1,512 @@
+// Package doctor checks that an XMPP server is set up the way parley-xmpp
+// needs it, connecting exactly as the runtime does, and says what to change on
+// the server when it isn't. It is `parley-xmpp doctor`.
+//
+// It works through internal/xmppconn (the only code touching go-xmpp) and
+// internal/stanza, one request at a time. It creates one room of its own
+// (parley-doctor-<random> at the MUC service), posts a few messages there and
+// destroys it at the end.
+package doctor
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// Status is a check's result.
+type Status int
+
+const (
+	Pass Status = iota
+	Warn        // works, but a setting deserves a look
+	Fail        // parley-xmpp will not work as promised
+	Skip        // not checked: an earlier check failed
+)
+
+func (s Status) String() string {
+	return [...]string{"ok", "warn", "FAIL", "skipped"}[s]
+}
+
+// Check is one line of the report.
+type Check struct {
+	Name   string
+	Status Status
+	Detail string // what the doctor found
+	Fix    string // what to change on the server (Warn, Fail)
+}
+
+// Options configure a diagnosis.
+type Options struct {
+	Probe runtime.ProbeConfig
+	// PersistentRooms: the runtime configures the rooms it creates persistent
+	// (runtime.persistent_rooms), so a server's non-persistent default is fine.
+	PersistentRooms bool
+	// Topics whose archives' retention to check (serve's topics, say).
+	Topics []seam.Topic
+	// MUCService overrides Probe.MUCService (tests point it at a MAM-less or
+	// non-persistent service).
+	MUCService string
+}
+
+// Thresholds.
+const (
+	certWarnDays = 14
+	clockWarn    = 5 * time.Second
+	clockFail    = 2 * time.Minute
+	envelope     = 1024 // bytes of a post's stanza besides its content
+)
+
+// Names of the checks, in report order.
+const (
+	CheckTLS         = "TLS"
+	CheckLogin       = "login"
+	CheckMUC         = "MUC service advertises MAM"
+	CheckRoom        = "room created, made persistent"
+	CheckMAM         = "MAM on for new rooms"
+	CheckStanzaSize  = "stanza size limit"
+	CheckPageCap     = "MAM page cap"
+	CheckRetention   = "retention"
+	CheckClockOffset = "clock offset"
+)
+
+type doctor struct {
+	o       Options
+	c       *client
+	muc     string
+	room    string
+	nick    string
+	report  []Check
+	created bool
+}
+
+func (d *doctor) add(name string, s Status, detail, fix string) {
+	d.report = append(d.report, Check{Name: name, Status: s, Detail: detail, Fix: fix})
+}
+
+// Run checks the server and returns the report. It never returns early: a
+// check that can't run is reported skipped.
+func Run(ctx context.Context, o Options) []Check {
+	d := &doctor{o: o, muc: o.Probe.MUCService, nick: "doctor"}
+	if o.MUCService != "" {
+		d.muc = o.MUCService
+	}
+	d.room = "parley-doctor-" + strings.ToLower(rand.Text()[:10]) + "@" + d.muc
+	timeout := o.Probe.RequestTimeout
+	if timeout <= 0 || timeout > 20*time.Second {
+		timeout = 20 * time.Second
+	}
+	c, err := dial(ctx, o.Probe.Dial, timeout)
+	if err != nil {
+		d.add(CheckTLS, Skip, "no connection", "")
+		d.add(CheckLogin, Fail, err.Error(), loginFix(err))
+		for _, n := range []string{CheckMUC, CheckRoom, CheckMAM, CheckStanzaSize, CheckPageCap, CheckRetention, CheckClockOffset} {
+			d.add(n, Skip, "needs a login", "")
+		}
+		return d.report
+	}
+	d.c = c
+	defer func() { d.c.close() }()
+	d.checkTLS()
+	d.add(CheckLogin, Pass, "logged in as "+c.conn.JID(), "")
+	mamAdvertised := d.checkMUC(ctx)
+	joined := d.checkRoom(ctx)
+	mamOn := d.checkMAM(ctx, joined, mamAdvertised)
+	d.checkPageCap(ctx, mamOn)
+	d.checkRetention(ctx)
+	d.checkClock(ctx)
+	d.checkStanzaSize(ctx, joined) // last: a server may end the stream over a stanza too large
+	d.cleanup(ctx)
+	return d.report
+}
+
+func loginFix(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "not-authorized"), strings.Contains(s, "auth failure"), strings.Contains(s, "authentication"):
+		return "check username and password (password_file, PARLEY_XMPP_PASS); register the account on the server (prosodyctl adduser, ejabberdctl register)"
+	case strings.Contains(s, "connection refused"), strings.Contains(s, "no such host"), strings.Contains(s, "i/o timeout"), strings.Contains(s, "deadline"):
+		return "check service (host and port) and that the server listens for clients there (Prosody c2s_ports, ejabberd listen: ejabberd_c2s)"
+	case strings.Contains(s, "TLS") || strings.Contains(s, "tls") || strings.Contains(s, "certificate"):
+		return "the server must offer TLS with a certificate for the domain (or use xmpps:// for direct TLS); see the TLS check"
+	}
+	return "see the error; the server's log says more"
+}
+
+func (d *doctor) checkTLS() {
+	st, ok := d.c.conn.TLSState()
+	if !ok {
+		d.add(CheckTLS, Fail, "the stream is not encrypted (plain text, allowed only because "+plainReason(d.o.Probe)+")",
+			"give the server a certificate for "+d.o.Probe.Domain+" and require encryption (Prosody: c2s_require_encryption = true; ejabberd: starttls_required: true), or connect with xmpps://")
+		return
+	}
+	if len(st.PeerCertificates) == 0 {
+		d.add(CheckTLS, Fail, "TLS without a server certificate", "configure a certificate for "+d.o.Probe.Domain)
+		return
+	}
+	cert := st.PeerCertificates[0]
+	detail := fmt.Sprintf("%s, certificate %s (issuer %s), expires %s", tlsVersion(st.Version), certName(cert), cert.Issuer.CommonName, cert.NotAfter.UTC().Format("2006-01-02"))
+	left := time.Until(cert.NotAfter)
+	switch {
+	case left <= 0:
+		d.add(CheckTLS, Fail, detail+": expired", "renew the certificate")
+	case left < certWarnDays*24*time.Hour:
+		d.add(CheckTLS, Warn, fmt.Sprintf("%s: %d days left", detail, int(left.Hours()/24)), "renew the certificate (certbot, or your CA) before it expires")
+	default:
+		d.add(CheckTLS, Pass, detail, "")
+	}
+}
+
+func plainReason(p runtime.ProbeConfig) string {
+	if p.Loopback {
+		return "the server is on loopback"
+	}
+	return "allow_plaintext is set"
+}
+
+func tlsVersion(v uint16) string {
+	switch v {
+	case 0x0304:
+		return "TLS 1.3"
+	case 0x0303:
+		return "TLS 1.2"
+	}
+	return fmt.Sprintf("TLS 0x%04x", v)
+}
+
+func certName(c *x509.Certificate) string {
+	names := append([]string(nil), c.DNSNames...)
+	if len(names) == 0 && c.Subject.CommonName != "" {
+		names = []string{c.Subject.CommonName}
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkMUC asks the MUC service's disco#info; it reports whether MAM is
+// advertised there.
+func (d *doctor) checkMUC(ctx context.Context) bool {
+	id := d.c.id("disco")
+	iq, err := d.c.iq(ctx, id, stanza.DiscoInfoIQ(d.muc, id), nil)
+	if err != nil {
+		d.add(CheckMUC, Fail, fmt.Sprintf("%s does not answer service discovery: %v", d.muc, err),
+			"check muc_service; the server needs a MUC component at that name (Prosody: Component \""+d.muc+"\" \"muc\"; ejabberd: mod_muc host)")
+		return false
+	}
+	has := func(f string) bool {
+		for _, x := range iq.Features {
+			if x == f {
+				return true
+			}
+		}
+		return stanza.HasFeature(iq.Payload, f)
+	}
+	switch {
+	case !has(stanza.NSMUC):
+		d.add(CheckMUC, Fail, d.muc+" is not a MUC service (no "+stanza.NSMUC+")", "point muc_service at the server's MUC component")
+	case !has(stanza.NSMAM):
+		d.add(CheckMUC, Fail, d.muc+" does not advertise "+stanza.NSMAM,
+			"enable MAM on the MUC service (Prosody: modules_enabled = { \"muc_mam\" } on the component; ejabberd: mod_mam, and mod_muc access_mam)")
+		return false
+	default:
+		d.add(CheckMUC, Pass, d.muc+" advertises "+stanza.NSMUC+" and "+stanza.NSMAM, "")
+		return true
+	}
+	return false
+}
+
+const persistentVar = "muc#roomconfig_persistentroom"
+
+func truthy(v string) bool { return v == "1" || v == "true" }
+
+// checkRoom creates the doctor's room and makes it persistent.
+func (d *doctor) checkRoom(ctx context.Context) bool {
+	if err := d.c.join(ctx, d.room, d.nick); err != nil {
+		d.add(CheckRoom, Fail, "creating "+d.room+": "+err.Error(),
+			"let the account create rooms (Prosody: restrict_room_creation = false or the account an admin; ejabberd: mod_muc access_create)")
+		return false
+	}
+	d.created = true
+	id := d.c.id("instant")
+	if _, err := d.c.iq(ctx, id, stanza.InstantRoomIQ(d.room, id), nil); err != nil {
+		d.add(CheckRoom, Fail, "the new room refused its configuration: "+err.Error(), "let room creators configure their rooms (they are its owners)")
+		return false
+	}
+	form, err := d.c.form(ctx, d.room)
+	if err != nil {
+		d.add(CheckRoom, Fail, "the room's configuration form: "+err.Error(), "let room owners configure their rooms")
+		return true
+	}
+	def, ok := form[persistentVar]
+	if !ok {
+		d.add(CheckRoom, Fail, "the room's configuration offers no "+persistentVar,
+			"let rooms be persistent (ejabberd: mod_muc access_persistent)")
+		return true
+	}
+	defaultPersistent := truthy(def)
+	if !defaultPersistent {
+		id := d.c.id("persist")
+		_, err := d.c.iq(ctx, id, stanza.RoomConfigSubmitIQ(d.room, id, []string{persistentVar}, map[string]string{persistentVar: "1"}), nil)
+		if err != nil {
+			d.add(CheckRoom, Fail, "making the room persistent was refused: "+err.Error(),
+				"let room owners make rooms persistent (ejabberd: mod_muc access_persistent; Prosody: allowed by default)")
+			return true
+		}
+		if form, err = d.c.form(ctx, d.room); err != nil || !truthy(form[persistentVar]) {
+			d.add(CheckRoom, Fail, fmt.Sprintf("the room accepted persistence but did not keep it (%v)", err), "let room owners make rooms persistent")
+			return true
+		}
+	}
+	switch {
+	case defaultPersistent:
+		d.add(CheckRoom, Pass, "created "+d.room+"; new rooms are persistent by default", "")
+	case d.o.PersistentRooms:
+		d.add(CheckRoom, Pass, "created "+d.room+" and made it persistent (runtime.persistent_rooms does that for every room it creates)", "")
+	default:
+		d.add(CheckRoom, Warn, "created "+d.room+" and made it persistent, but new rooms are NOT persistent by default: a room and its archive die with its last occupant",
+			"Prosody: muc_room_default_persistent = true; ejabberd: mod_muc default_room_options: {persistent: true}; or set runtime.persistent_rooms: true")
+	}
+	return true
+}
+
+// checkMAM posts to the new room and looks for the post in its archive.
+func (d *doctor) checkMAM(ctx context.Context, joined, advertised bool) bool {
+	if !joined {
+		d.add(CheckMAM, Skip, "needs the doctor's room", "")
+		return false
+	}
+	ids, err := d.c.post(ctx, d.room, []string{"parley-xmpp doctor: is this archived?"})
+	if err != nil {
+		d.add(CheckMAM, Fail, "posting to the room: "+err.Error(), "let occupants post to rooms")
+		return false
+	}
+	fix := "archive every room (Prosody: muc_mam on the component, muc_log_by_default = true or muc_log_all_rooms = true; ejabberd: mod_muc default_room_options: {mam: true})"
+	rows, _, err := d.c.mam(ctx, d.room, 10, true)
+	if err != nil {
+		d.add(CheckMAM, Fail, "the new room's archive refuses queries: "+err.Error(), fix)
+		return false
+	}
+	for _, r := range rows {
+		if ids[0] != "" && r.ID == ids[0] {
+			d.add(CheckMAM, Pass, "a post to a new room is in its archive, with the id of its reflection ("+ids[0]+")", "")
+			return true
+		}
+	}
+	why := "the post is not in the new room's archive"
+	if ids[0] == "" {
+		why += " (its reflection carried no stanza-id of the room)"
+	}
+	if !advertised {
+		why += "; the service doesn't advertise MAM"
+	}
+	d.add(CheckMAM, Fail, why, fix)
+	return false
+}
+
+// checkPageCap fills the room with one page and one more message, then asks
+// for far more rows than any server serves at once (max=10000): the rows
+// returned are the server's cap when fewer than the room holds.
+func (d *doctor) checkPageCap(ctx context.Context, mamOn bool) {
+	if !mamOn {
+		d.add(CheckPageCap, Skip, "needs an archived room", "")
+		return
+	}
+	page := d.o.Probe.MAMPageSize
+	bodies := make([]string, page+1)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf("parley-xmpp doctor: page cap probe %d", i)
+	}
+	if _, err := d.c.post(ctx, d.room, bodies); err != nil {
+		d.add(CheckPageCap, Fail, "posting the probe messages: "+err.Error(), "")
+		return
+	}
+	total := len(bodies) + 1 // and checkMAM's post
+	rows, fin, err := d.c.mam(ctx, d.room, 10000, false)
+	if err != nil {
+		d.add(CheckPageCap, Fail, "asking for 10000 rows: "+err.Error(), "the server should cap a query's rows, not refuse it")
+		return
+	}
+	fix := fmt.Sprintf("set runtime.mam_page_size to at most %d, or raise the server's cap (Prosody: max_archive_query_results)", len(rows))
+	switch {
+	case len(rows) >= total:
+		d.add(CheckPageCap, Pass, fmt.Sprintf("asked for 10000 rows of a room holding %d, got all %d: the cap is at least %d (mam_page_size %d)", total, len(rows), len(rows), page), "")
+	case len(rows) >= page:
+		d.add(CheckPageCap, Pass, fmt.Sprintf("asked for 10000 rows of a room holding %d, got %d (complete=%v): the server's cap is %d, mam_page_size %d fits", total, len(rows), fin.Complete, len(rows), page), "")
+	default:
+		d.add(CheckPageCap, Warn, fmt.Sprintf("asked for 10000 rows of a room holding %d, got %d: the server's cap %d is below mam_page_size %d (the runtime pages on, in smaller pages)", total, len(rows), len(rows), page), fix)
+	}
+}
+
+// oneWeek is Prosody's default archive expiry (muc_log_expires_after).
+const oneWeek = 7 * 24 * time.Hour
+
+// checkRetention reads the oldest message of each topic's room.
+func (d *doctor) checkRetention(ctx context.Context) {
+	if len(d.o.Topics) == 0 {
+		d.add(CheckRetention, Skip, "no topics to look at: name some (doctor TOPIC...) or configure serve routes", "")
+		return
+	}
+	var notes []string
+	status, fix := Pass, ""
+	for _, t := range d.o.Topics {
+		local, err := runtime.RoomLocalpart(t)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %v", t, err))
+			status = max(status, Warn)
+			continue
+		}
+		room := local + "@" + d.o.Probe.MUCService
+		rows, fin, err := d.c.mam(ctx, room, 1, false)
+		var se *stanza.Error
+		switch {
+		case errors.As(err, &se) && se.Condition == "item-not-found":
+			notes = append(notes, fmt.Sprintf("%s: no room yet", t))
+			continue
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("%s: %v", t, err))
+			status = max(status, Warn)
+			continue
+		case len(rows) == 0:
+			notes = append(notes, fmt.Sprintf("%s: empty archive", t))
+			continue
+		}
+		stamp := rows[0].Message.Stamp
+		if stamp.IsZero() {
+			notes = append(notes, fmt.Sprintf("%s: the oldest message has no timestamp", t))
+			continue
+		}
+		age := time.Since(stamp)
+		note := fmt.Sprintf("%s: oldest message %s old (%s)", t, days(age), stamp.UTC().Format("2006-01-02"))
+		if fin.Count > 0 {
+			note += fmt.Sprintf(", %d messages", fin.Count)
+		}
+		if age > oneWeek-12*time.Hour && age < oneWeek+12*time.Hour {
+			note += ": looks like a one-week expiry"
+			status = max(status, Warn)
+			fix = "keep the archive longer than your longest outage (Prosody's default is a week: muc_log_expires_after = \"never\" or a longer period; ejabberd keeps it until purged)"
+		}
+		notes = append(notes, note)
+	}
+	d.add(CheckRetention, status, strings.Join(notes, "; "), fix)
+}
+
+func days(d time.Duration) string {
+	if d < 48*time.Hour {
+		return d.Round(time.Minute).String()
+	}
+	return fmt.Sprintf("%.1f days", d.Hours()/24)
+}
+
+// checkClock compares the server's XEP-0202 clock with ours.
+func (d *doctor) checkClock(ctx context.Context) {
+	server, local, err := d.c.serverTime(ctx, d.o.Probe.Domain)
+	if err != nil {
+		d.add(CheckClockOffset, Warn, "the server doesn't tell its time (XEP-0202): "+err.Error(),
+			"enable entity time (Prosody: the \"time\" module; ejabberd: mod_time) to have the clocks compared")
+		return
+	}
+	off := server.Sub(local)
+	// XEP-0202's <utc> has a precision of the server's choosing (Prosody: seconds).
+	detail := fmt.Sprintf("server %s, here %s: offset %s", server.UTC().Format(time.RFC3339), local.UTC().Format(time.RFC3339), off.Round(time.Millisecond))
+	fix := "synchronise both clocks (NTP: systemd-timesyncd, chrony): message timestamps and archive ages come from the server's"
+	switch abs := time.Duration(math.Abs(float64(off))); {
+	case abs >= clockFail:
+		d.add(CheckClockOffset, Fail, detail, fix)
+	case abs >= clockWarn:
+		d.add(CheckClockOffset, Warn, detail, fix)
+	default:
+		d.add(CheckClockOffset, Pass, detail, "")
+	}
+}
+
+// checkStanzaSize compares the server's advertised limit with
+// max_content_bytes; without one, it posts a message of max_content_bytes.
+func (d *doctor) checkStanzaSize(ctx context.Context, joined bool) {
+	max := d.o.Probe.MaxContentBytes
+	need := max + envelope
+	fix := fmt.Sprintf("raise the server's stanza size limit to at least %d bytes (Prosody: c2s_stanza_size_limit; ejabberd: listen max_stanza_size), or lower runtime.max_content_bytes", need)
+	if lim := d.c.conn.AdvertisedMaxBytes(); lim > 0 {
+		detail := fmt.Sprintf("the server advertises max-bytes %d (XEP-0478); max_content_bytes %d needs about %d", lim, max, need)
+		if lim < need {
+			d.add(CheckStanzaSize, Fail, detail, fix)
+		} else {
+			d.add(CheckStanzaSize, Pass, detail, "")
+		}
+		return
+	}
+	if !joined {
+		d.add(CheckStanzaSize, Skip, "the server advertises no limit (XEP-0478), and probing needs the doctor's room", "")
+		return
+	}
+	_, err := d.c.post(ctx, d.room, []string{strings.Repeat("x", max)})
+	switch {
+	case errors.Is(err, errLinkLost):
+		d.add(CheckStanzaSize, Fail, fmt.Sprintf("the server advertises no limit (XEP-0478), and ended the stream over a post of max_content_bytes (%d bytes): %v", max, err), fix)
+		d.c.close()
+		if c, derr := dial(ctx, d.o.Probe.Dial, d.c.timeout); derr == nil { // to clean up
+			d.c = c
+			if d.c.join(ctx, d.room, d.nick) != nil {
+				d.created = false
+			}
+		} else {
+			d.created = false
+		}
+	case err != nil:
+		d.add(CheckStanzaSize, Fail, fmt.Sprintf("the server advertises no limit (XEP-0478), and refused a post of max_content_bytes (%d bytes): %v", max, err), fix)
+	default:
+		d.add(CheckStanzaSize, Pass, fmt.Sprintf("the server advertises no limit (XEP-0478); a post of max_content_bytes (%d bytes) went through", max), "")
+	}
+}
+
+// cleanup destroys the doctor's room (a tombstone may keep its name).
+func (d *doctor) cleanup(ctx context.Context) {
+	if !d.created {
+		return
+	}
+	_ = d.c.destroy(ctx, d.room)
+}
+
+// Failed reports whether any check failed.
+func Failed(report []Check) bool {
+	for _, c := range report {
+		if c.Status == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// Print writes the report as a table, then what to change for each check
+// that did not pass.
+func Print(w io.Writer, report []Check) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tRESULT\tDETAIL")
+	for _, c := range report {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.Status, c.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	first := true
+	for _, c := range report {
+		if c.Fix == "" || c.Status == Pass {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nTo change on the server:")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s (%s): %s\n", c.Name, c.Status, c.Fix)
+	}
+	return nil
+}
