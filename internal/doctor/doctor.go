@@ -11,6 +11,7 @@ package doctor
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -146,26 +147,35 @@ func loginFix(err error) string {
 
 func (d *doctor) checkTLS() {
 	st, ok := d.c.conn.TLSState()
-	if !ok {
-		d.add(CheckTLS, Fail, "the stream is not encrypted (plain text, allowed only because "+plainReason(d.o.Probe)+")",
-			"give the server a certificate for "+d.o.Probe.Domain+" and require encryption (Prosody: c2s_require_encryption = true; ejabberd: starttls_required: true), or connect with xmpps://")
-		return
+	d.report = append(d.report, tlsCheck(st, ok, d.o.Probe, time.Now()))
+}
+
+// tlsCheck judges a stream's TLS state at now.
+func tlsCheck(st tls.ConnectionState, encrypted bool, p runtime.ProbeConfig, now time.Time) Check {
+	c := Check{Name: CheckTLS, Status: Fail}
+	if !encrypted {
+		c.Detail = "the stream is not encrypted (plain text, allowed only because " + plainReason(p) + ")"
+		c.Fix = "give the server a certificate for " + p.Domain + " and require encryption (Prosody: c2s_require_encryption = true; ejabberd: starttls_required: true), or connect with xmpps://"
+		return c
 	}
 	if len(st.PeerCertificates) == 0 {
-		d.add(CheckTLS, Fail, "TLS without a server certificate", "configure a certificate for "+d.o.Probe.Domain)
-		return
+		c.Detail, c.Fix = "TLS without a server certificate", "configure a certificate for "+p.Domain
+		return c
 	}
 	cert := st.PeerCertificates[0]
-	detail := fmt.Sprintf("%s, certificate %s (issuer %s), expires %s", tlsVersion(st.Version), certName(cert), cert.Issuer.CommonName, cert.NotAfter.UTC().Format("2006-01-02"))
-	left := time.Until(cert.NotAfter)
-	switch {
+	c.Detail = fmt.Sprintf("%s, certificate for %s (issuer %s), expires %s", tlsVersion(st.Version), certName(cert), cert.Issuer.CommonName, cert.NotAfter.UTC().Format("2006-01-02"))
+	switch left := cert.NotAfter.Sub(now); {
 	case left <= 0:
-		d.add(CheckTLS, Fail, detail+": expired", "renew the certificate")
+		c.Detail += ": expired"
+		c.Fix = "renew the certificate"
 	case left < certWarnDays*24*time.Hour:
-		d.add(CheckTLS, Warn, fmt.Sprintf("%s: %d days left", detail, int(left.Hours()/24)), "renew the certificate (certbot, or your CA) before it expires")
+		c.Status = Warn
+		c.Detail += fmt.Sprintf(": %d days left", int(left.Hours()/24))
+		c.Fix = "renew the certificate (certbot, or your CA) before it expires"
 	default:
-		d.add(CheckTLS, Pass, detail, "")
+		c.Status = Pass
 	}
+	return c
 }
 
 func plainReason(p runtime.ProbeConfig) string {
@@ -390,7 +400,7 @@ func (d *doctor) checkRetention(ctx context.Context) {
 		if fin.Count > 0 {
 			note += fmt.Sprintf(", %d messages", fin.Count)
 		}
-		if age > oneWeek-12*time.Hour && age < oneWeek+12*time.Hour {
+		if looksLikeOneWeek(age) {
 			note += ": looks like a one-week expiry"
 			status = max(status, Warn)
 			fix = "keep the archive longer than your longest outage (Prosody's default is a week: muc_log_expires_after = \"never\" or a longer period; ejabberd keeps it until purged)"
@@ -398,6 +408,12 @@ func (d *doctor) checkRetention(ctx context.Context) {
 		notes = append(notes, note)
 	}
 	d.add(CheckRetention, status, strings.Join(notes, "; "), fix)
+}
+
+// looksLikeOneWeek: an archive whose oldest message is a week old, give or
+// take half a day, is most likely expiring after a week (Prosody's default).
+func looksLikeOneWeek(age time.Duration) bool {
+	return age > oneWeek-12*time.Hour && age < oneWeek+12*time.Hour
 }
 
 func days(d time.Duration) string {

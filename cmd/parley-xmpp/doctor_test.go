@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/internal/doctor"
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+)
+
+// doctorTable reads doctor's table: check name → result, detail.
+func doctorTable(t *testing.T, out string) map[string][2]string {
+	t.Helper()
+	rows := map[string][2]string{}
+	for _, line := range strings.Split(out, "\n") {
+		for _, name := range []string{doctor.CheckTLS, doctor.CheckLogin, doctor.CheckMUC, doctor.CheckRoom, doctor.CheckMAM,
+			doctor.CheckStanzaSize, doctor.CheckPageCap, doctor.CheckRetention, doctor.CheckClockOffset} {
+			if rest, ok := strings.CutPrefix(line, name+"  "); ok {
+				result, detail, _ := strings.Cut(strings.TrimSpace(rest), " ")
+				rows[name] = [2]string{result, strings.TrimSpace(detail)}
+			}
+		}
+	}
+	require.Len(t, rows, 9, "every check has a row:\n%s", out)
+	return rows
+}
+
+// On the dev servers every check passes but TLS: they speak plain text on
+// loopback, which doctor reports as a failure (exit 1). ejabberd's dev
+// configuration has no mod_time: the clock check warns, naming it.
+func TestDoctorOnTheDevServer(t *testing.T) {
+	s := xmpptest.Require(t)
+	topic := topicFor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	postAs(t, ctx, s, topic, 2)
+
+	code, out, errOut := runCLI(t, "", "doctor", topic)
+	assert.Equal(t, 1, code, "TLS fails on the plain-text dev server: %s%s", out, errOut)
+	rows := doctorTable(t, out)
+	assert.Equal(t, "FAIL", rows[doctor.CheckTLS][0])
+	assert.Contains(t, rows[doctor.CheckTLS][1], "not encrypted")
+	assert.Contains(t, out, "TLS (FAIL): give the server a certificate")
+	for _, name := range []string{doctor.CheckLogin, doctor.CheckMUC, doctor.CheckRoom, doctor.CheckMAM, doctor.CheckStanzaSize, doctor.CheckPageCap, doctor.CheckRetention} {
+		assert.Equal(t, "ok", rows[name][0], "%s: %s", name, rows[name][1])
+	}
+	assert.Contains(t, rows[doctor.CheckRetention][1], topic+": oldest message")
+	if s.Name == "ejabberd" {
+		assert.Equal(t, "warn", rows[doctor.CheckClockOffset][0], rows[doctor.CheckClockOffset][1])
+		assert.Contains(t, out, "mod_time")
+	} else {
+		assert.Equal(t, "ok", rows[doctor.CheckClockOffset][0], rows[doctor.CheckClockOffset][1])
+		assert.Contains(t, rows[doctor.CheckClockOffset][1], "offset")
+	}
+	if s.Name == "prosody" {
+		assert.Contains(t, rows[doctor.CheckPageCap][1], "the server's cap is 50", "max_archive_query_results = 50")
+	}
+}
+
+// A MUC service without MAM fails the MAM checks, and says what to enable.
+func TestDoctorFindsAServiceWithoutMAM(t *testing.T) {
+	s := xmpptest.Require(t)
+	code, out, _ := runCLI(t, "", "doctor", "--muc-service", s.NoMAMMUC)
+	assert.Equal(t, 1, code, out)
+	rows := doctorTable(t, out)
+	assert.Equal(t, "FAIL", rows[doctor.CheckMUC][0], out)
+	assert.Contains(t, rows[doctor.CheckMUC][1], "does not advertise urn:xmpp:mam:2")
+	assert.Equal(t, "FAIL", rows[doctor.CheckMAM][0], out)
+	assert.Equal(t, "skipped", rows[doctor.CheckPageCap][0], out)
+	assert.Contains(t, rows[doctor.CheckRoom][1], "created parley-doctor-", "rooms are still created there: %s", out)
+	assert.Contains(t, out, "muc_mam")
+}
+
+// A service whose rooms aren't persistent by default: a warning, unless the
+// runtime makes its rooms persistent itself.
+func TestDoctorFindsNonPersistentRooms(t *testing.T) {
+	s := xmpptest.Require(t)
+	code, out, _ := runCLI(t, "", "doctor", "--muc-service", s.Transient)
+	rows := doctorTable(t, out)
+	assert.Equal(t, "warn", rows[doctor.CheckRoom][0], out)
+	assert.Contains(t, rows[doctor.CheckRoom][1], "NOT persistent by default")
+	assert.Contains(t, out, "muc_room_default_persistent")
+	assert.Equal(t, 1, code, "TLS still fails: %s", out)
+
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("runtime:\n  persistent_rooms: true\n"), 0o600))
+	_, out, _ = runCLI(t, "", "--config", cfg, "doctor", "--muc-service", s.Transient)
+	rows = doctorTable(t, out)
+	assert.Equal(t, "ok", rows[doctor.CheckRoom][0], out)
+	assert.Contains(t, rows[doctor.CheckRoom][1], "runtime.persistent_rooms")
+}
+
+// A wrong password: login fails, the rest is skipped, and the fix names the
+// password.
+func TestDoctorReportsAFailedLogin(t *testing.T) {
+	xmpptest.Require(t)
+	t.Setenv("PARLEY_XMPP_PASS", "not-the-password")
+	code, out, _ := runCLI(t, "", "doctor")
+	assert.Equal(t, 1, code, out)
+	rows := doctorTable(t, out)
+	assert.Equal(t, "FAIL", rows[doctor.CheckLogin][0], out)
+	assert.NotContains(t, out, "not-the-password", "the password is never printed")
+	assert.Contains(t, out, "password")
+	for _, name := range []string{doctor.CheckMUC, doctor.CheckRoom, doctor.CheckMAM, doctor.CheckClockOffset} {
+		assert.Equal(t, "skipped", rows[name][0], "%s: %s", name, out)
+	}
+}
+
+func TestDoctorUsage(t *testing.T) {
+	code, _, errOut := runCLI(t, "", "doctor", "--muc-service")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--muc-service")
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("runtime:\n  mam_page_size: lots\n"), 0o600))
+	code, _, errOut = runCLI(t, "", "--config", p, "doctor")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, "mam_page_size")
+}
