@@ -15,6 +15,7 @@ import (
 
 // Prometheus holds parley-xmpp's collectors, registered with one registry.
 type Prometheus struct {
+	gaps        *prometheus.CounterVec
 	reg         *prometheus.Registry
 	state       *prometheus.GaugeVec
 	reconnects  prometheus.Counter
@@ -26,13 +27,14 @@ type Prometheus struct {
 	delivered   *prometheus.CounterVec
 	sinkFailure *prometheus.CounterVec
 	backlog     *prometheus.GaugeVec
-	gaps        *prometheus.CounterVec
 }
 
 // New returns the collectors, registered with a registry of their own (with
 // the Go runtime and process collectors).
 func New() *Prometheus {
 	p := &Prometheus{
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_history_gaps_total",
+			Help: "Replays that found the archive no longer holds the room's cursor: messages in between may be lost."}, []string{"topic"}),
 		reg: prometheus.NewRegistry(),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the connection's current state (connecting, online, reconnecting, closed), 0 for the others."}, []string{"state"}),
@@ -56,11 +58,10 @@ func New() *Prometheus {
 			Help: "Failed attempts to deliver to a serve route's sink (each is retried)."}, []string{"route"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_backlog",
 			Help: "Messages a serve route read from the archive and has yet to deliver."}, []string{"route", "topic"}),
-		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_history_gaps_total",
-			Help: "Replays that found the archive no longer holds the room's cursor: messages in between may be lost."}, []string{"topic"}),
 	}
+	p.reg.MustRegister(p.gaps)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
-		p.delivered, p.sinkFailure, p.backlog, p.gaps,
+		p.delivered, p.sinkFailure, p.backlog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -87,16 +88,20 @@ func (p *Prometheus) Reconnected() { p.reconnects.Inc() }
 // Room implements observe.Metrics: the topic's collectors, bound once.
 func (p *Prometheus) Room(topic string) observe.Room {
 	return &room{
+		gaps:   p.gaps.WithLabelValues(topic),
 		joined: p.joined.WithLabelValues(topic), in: p.in.WithLabelValues(topic), out: p.out.WithLabelValues(topic),
 		replayed: p.replayed.WithLabelValues(topic), pending: p.pending.WithLabelValues(topic), queued: p.queued.WithLabelValues(topic),
-		gaps: p.gaps.WithLabelValues(topic),
 	}
 }
 
 type room struct {
+	gaps                    prometheus.Counter
 	joined, pending, queued prometheus.Gauge
-	in, out, replayed, gaps prometheus.Counter
+	in, out, replayed       prometheus.Counter
 }
+
+// HistoryGap implements observe.GapRecorder.
+func (r *room) HistoryGap() { r.gaps.Inc() }
 
 func (r *room) Joined(b bool) {
 	if b {
@@ -110,7 +115,6 @@ func (r *room) MessageOut()           { r.out.Inc() }
 func (r *room) Replayed(n int)        { r.replayed.Add(float64(n)) }
 func (r *room) PendingPosts(n int)    { r.pending.Set(float64(n)) }
 func (r *room) SubscriberQueue(n int) { r.queued.Set(float64(n)) }
-func (r *room) HistoryGap()           { r.gaps.Inc() }
 
 // Delivered counts a message a route delivered.
 func (p *Prometheus) Delivered(route, topic string) { p.delivered.WithLabelValues(route, topic).Inc() }

@@ -56,10 +56,12 @@ func (Nop) Room(string) Room      { return NopRoom{} }
 // NopRoom discards a room's measurements.
 type NopRoom struct{}
 
+// HistoryGap implements GapRecorder.
+func (NopRoom) HistoryGap() {}
+
 func (NopRoom) Joined(bool)         {}
 func (NopRoom) MessageIn()          {}
 func (NopRoom) MessageOut()         {}
 func (NopRoom) Replayed(int)        {}
 func (NopRoom) PendingPosts(int)    {}
 func (NopRoom) SubscriberQueue(int) {}
-func (NopRoom) HistoryGap()         {}

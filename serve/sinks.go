@@ -62,7 +62,7 @@ func newSink(o Options, r config.Route) (sink, error) {
 		if err != nil {
 			return nil, fmt.Errorf("relay: %w", err)
 		}
-		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), log: o.Logger.With(slog.String("route", r.Name), slog.String("relay_server", s.Relay.Server))}, nil
+		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), log: o.Logger.With(slog.String("route", r.Name))}, nil
 	}
 }
 

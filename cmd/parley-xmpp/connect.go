@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/parley-go/parley-xmpp/config"
@@ -37,7 +38,7 @@ func (a *app) runtimeConfig(server string) (runtime.Config, error) {
 	if err != nil {
 		return c, err
 	}
-	c.Logger = a.log
+	c.Logger = a.log.With(slog.String("server", serverName(server)))
 	return c, nil
 }
 

@@ -44,3 +44,27 @@ func newLogger(w io.Writer, format, level string, verbose bool) (*slog.Logger, e
 // jsonLogs reports whether the logs are JSON lines: then nothing else may go
 // to standard error as free text (progress lines become log records).
 func (a *app) jsonLogs() bool { return strings.EqualFold(a.logFormat, "json") }
+
+// serverName labels a configured server in logs: its name, or "default".
+func serverName(name string) string {
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
+// jsonStderr is standard error in JSON mode: writes pass through, and
+// progress lines written through newProgress become log records.
+type jsonStderr struct {
+	io.Writer
+	log *slog.Logger
+}
+
+// routeProgress is serve's Progress: the progress lines, or, in JSON mode,
+// nil, so that serve logs each route's progress with its route and topic.
+func (a *app) routeProgress(p *progress) func(string) {
+	if a.jsonLogs() {
+		return nil
+	}
+	return p.line
+}

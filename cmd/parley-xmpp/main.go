@@ -85,6 +85,9 @@ operation failed, 2 bad usage or configuration.`,
 				return err
 			}
 			a.log = l
+			if a.jsonLogs() {
+				a.errOut = jsonStderr{a.errOut, l} // progress lines become records
+			}
 			return a.loadConfig()
 		},
 	}

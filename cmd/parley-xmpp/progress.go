@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 )
@@ -13,11 +14,16 @@ type progress struct {
 	mu   sync.Mutex
 	w    io.Writer
 	tty  bool
-	open bool // a status line is on screen
+	open bool         // a status line is on screen
+	log  *slog.Logger // JSON mode: lines are Info records
 }
 
 func newProgress(w io.Writer) *progress {
 	p := &progress{w: w}
+	if j, ok := w.(jsonStderr); ok {
+		p.log = j.log
+		return p
+	}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
@@ -27,6 +33,10 @@ func newProgress(w io.Writer) *progress {
 }
 
 func (p *progress) line(s string) {
+	if p.log != nil {
+		p.log.Info(s)
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty {

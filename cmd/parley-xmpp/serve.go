@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -38,10 +37,6 @@ for relays.`,
 			}
 			ctx := cmd.Context()
 			prog := newProgress(a.errOut)
-			say, progress := prog.line, prog.line
-			if a.jsonLogs() {
-				say, progress = func(s string) { a.log.Info(s) }, nil // serve logs progress with route and topic
-			}
 			var m *metrics.Prometheus
 			if sv.MetricsListen != "" {
 				m = metrics.New()
@@ -65,10 +60,9 @@ for relays.`,
 				if label == "" {
 					label = "default"
 				}
-				c.Logger = c.Logger.With(slog.String("server", label))
 				c.OnStateChange = func(sc runtime.StateChange) {
 					if sc.To != runtime.Online || sc.From != runtime.Connecting {
-						say(fmt.Sprintf("server %s: %s", label, sc.To))
+						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
 					}
 				}
 				rt, err := runtime.New(c)
@@ -91,10 +85,10 @@ for relays.`,
 				}
 				defer stop()
 			}
-			say(fmt.Sprintf("serving %d routes", len(sv.Routes)))
+			prog.line(fmt.Sprintf("serving %d routes", len(sv.Routes)))
 			err := serve.Run(ctx, serve.Options{
 				Routes: sv.Routes, StateDir: sv.StateDir, Backends: backends,
-				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: progress,
+				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
 			})
 			prog.done()
 			return err
