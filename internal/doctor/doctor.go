@@ -489,6 +489,9 @@ func (d *doctor) cleanup(ctx context.Context) {
 	if !d.created {
 		return
 	}
+	// Even after an interrupt: a short grace to remove the doctor's room.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	_ = d.c.destroy(ctx, d.room)
 }
 
