@@ -123,3 +123,19 @@ func TestDoctorUsage(t *testing.T) {
 	assert.Equal(t, 2, code, errOut)
 	assert.Contains(t, errOut, "mam_page_size")
 }
+
+// max_content_bytes above the server's stanza limit (256 KiB on both dev
+// servers, not advertised): the probe post ends the stream, and doctor says
+// which limit to raise.
+func TestDoctorFindsTheStanzaSizeLimit(t *testing.T) {
+	xmpptest.Require(t)
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("runtime:\n  max_content_bytes: 400000\n"), 0o600))
+	code, out, _ := runCLI(t, "", "--config", cfg, "doctor")
+	assert.Equal(t, 1, code, out)
+	rows := doctorTable(t, out)
+	assert.Equal(t, "FAIL", rows[doctor.CheckStanzaSize][0], out)
+	assert.Contains(t, rows[doctor.CheckStanzaSize][1], "400000 bytes")
+	assert.Contains(t, out, "c2s_stanza_size_limit")
+	assert.Equal(t, "ok", rows[doctor.CheckMAM][0], "the other checks ran first: %s", out)
+}
