@@ -45,7 +45,7 @@ func (n *notifier) Receive(ctx actor.Context) {
 			n.call(func() { n.cfg.OnStateChange(*m) })
 		}
 	case *room.Event:
-		n.cfg.Logger.Info("room event", slog.String("topic", string(m.Topic)), slog.String("kind", m.Kind.String()), slog.Any("err", m.Err))
+		n.cfg.Logger.Info("room event", slog.String("topic", string(m.Topic)), slog.String("room", m.Room), slog.String("kind", m.Kind.String()), slog.Any("err", m.Err))
 		if n.cfg.OnRoomEvent != nil {
 			n.call(func() { n.cfg.OnRoomEvent(*m) })
 		}

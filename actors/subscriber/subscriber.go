@@ -90,7 +90,7 @@ func (s *subscriber) call(m seam.Message) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.Logger.Error("subscription handler panicked; continuing with the next message",
-				slog.String("topic", string(m.Topic)), slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r)))
+				slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r))) // the room's logger names topic and room
 			if s.cfg.OnPanic != nil {
 				s.cfg.OnPanic(m, r)
 			}

@@ -19,6 +19,11 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 )
 
+func TestDuplicateKeys(t *testing.T) {
+	assert.Empty(t, duplicateKeys(t, `{"a":1,"b":{"a":2,"c":[1,{"a":3}]},"c":"a"}`))
+	assert.Equal(t, []string{"topic"}, duplicateKeys(t, `{"topic":"x","n":{"topic":1},"room":"r","topic":"x"}`))
+}
+
 func TestLogFlagsRefuseBadValues(t *testing.T) {
 	code, _, errOut := runCLI(t, "", "--log-format", "xml", "room", "general")
 	assert.Equal(t, 2, code)
@@ -86,6 +91,7 @@ func TestServeLogsJSONWithRouteTopicRoom(t *testing.T) {
 		line := sc.Text()
 		var rec map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &rec), "every stderr line is JSON: %q", line)
+		assert.Empty(t, duplicateKeys(t, line), "a key twice in %q", line)
 		for _, k := range []string{"time", "level", "msg"} {
 			assert.Contains(t, rec, k, "line %q", line)
 		}
@@ -119,4 +125,44 @@ func TestServeLogsJSONWithRouteTopicRoom(t *testing.T) {
 	assert.Positive(t, roomLines, "the room's lines (joined, ...) carry room and topic:\n%s", stderr.String())
 	assert.Equal(t, 1, online, "one link, logged online once, with its server:\n%s", stderr.String())
 	assert.Positive(t, progress, "the route's progress is logged, with route and topic:\n%s", stderr.String())
+}
+
+// duplicateKeys lists the top-level keys a JSON object repeats (slog writes a
+// key twice when a logger's With and a call both set it; shippers differ on
+// which they keep).
+func duplicateKeys(t *testing.T, line string) []string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	seen, depth := map[string]bool{}, 0
+	var dups []string
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return dups
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				depth++
+				expectKey = depth == 1 && v == '{'
+			} else {
+				depth--
+				expectKey = depth == 1
+			}
+			continue
+		case string:
+			if depth == 1 && expectKey {
+				if seen[v] {
+					dups = append(dups, v)
+				}
+				seen[v] = true
+				expectKey = false
+				continue
+			}
+		}
+		if depth == 1 {
+			expectKey = true
+		}
+	}
 }
