@@ -450,14 +450,9 @@ func (d *doctor) checkClock(ctx context.Context) {
 func (d *doctor) checkStanzaSize(ctx context.Context, joined bool) {
 	max := d.o.Probe.MaxContentBytes
 	need := max + envelope
-	fix := fmt.Sprintf("raise the server's stanza size limit to at least %d bytes (Prosody: c2s_stanza_size_limit; ejabberd: listen max_stanza_size), or lower runtime.max_content_bytes", need)
+	fix := sizeFix(need)
 	if lim := d.c.conn.AdvertisedMaxBytes(); lim > 0 {
-		detail := fmt.Sprintf("the server advertises max-bytes %d (XEP-0478); max_content_bytes %d needs about %d", lim, max, need)
-		if lim < need {
-			d.add(CheckStanzaSize, Fail, detail, fix)
-		} else {
-			d.add(CheckStanzaSize, Pass, detail, "")
-		}
+		d.report = append(d.report, advertisedSizeCheck(lim, max))
 		return
 	}
 	if !joined {
@@ -482,6 +477,23 @@ func (d *doctor) checkStanzaSize(ctx context.Context, joined bool) {
 	default:
 		d.add(CheckStanzaSize, Pass, fmt.Sprintf("the server advertises no limit (XEP-0478); a post of max_content_bytes (%d bytes) went through", max), "")
 	}
+}
+
+// advertisedSizeCheck compares a server's XEP-0478 max-bytes with what a post
+// of max_content_bytes needs.
+func advertisedSizeCheck(lim, maxContent int) Check {
+	need := maxContent + envelope
+	c := Check{Name: CheckStanzaSize, Status: Pass,
+		Detail: fmt.Sprintf("the server advertises max-bytes %d (XEP-0478); max_content_bytes %d needs about %d", lim, maxContent, need)}
+	if lim < need {
+		c.Status = Fail
+		c.Fix = sizeFix(need)
+	}
+	return c
+}
+
+func sizeFix(need int) string {
+	return fmt.Sprintf("raise the server's stanza size limit to at least %d bytes (Prosody: c2s_stanza_size_limit; ejabberd: listen max_stanza_size), or lower runtime.max_content_bytes", need)
 }
 
 // cleanup destroys the doctor's room (a tombstone may keep its name).

@@ -61,6 +61,15 @@ func TestOneWeekRetentionLooksLikeADefault(t *testing.T) {
 	assert.False(t, looksLikeOneWeek(30*24*time.Hour), "kept longer than a week")
 }
 
+func TestAdvertisedStanzaLimit(t *testing.T) {
+	ok := advertisedSizeCheck(262144, 65536)
+	assert.Equal(t, Pass, ok.Status)
+	assert.Contains(t, ok.Detail, "max-bytes 262144")
+	small := advertisedSizeCheck(65536, 65536)
+	assert.Equal(t, Fail, small.Status, "the stanza's envelope needs room too")
+	assert.Contains(t, small.Fix, "66560 bytes")
+}
+
 func TestFormValues(t *testing.T) {
 	v := formValues([]byte(`<query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="form">` +
 		`<field var="FORM_TYPE" type="hidden"><value>http://jabber.org/protocol/muc#roomconfig</value></field>` +
