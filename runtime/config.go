@@ -33,7 +33,7 @@ const (
 //	Domain      PARLEY_XMPP_DOMAIN   parley.local
 //	MUCService  PARLEY_XMPP_MUC      muc.parley.local
 //	Username    PARLEY_XMPP_USER     parley
-//	Password    PARLEY_XMPP_PASS     parleypass
+//	Password    PARLEY_XMPP_PASS     parleypass, for a loopback Service only
 //	Nick        PARLEY_XMPP_NICK     a random nick, new for each Runtime
 //
 // A field set in code always wins over the environment.
@@ -58,7 +58,10 @@ type Config struct {
 	// a server that is not on a loopback address. Without it the runtime insists
 	// on TLS for every non-loopback server.
 	AllowPlaintext bool
-	// TLSConfig, when set, is used for TLS and STARTTLS.
+	// TLSConfig, when set, is used for TLS and STARTTLS, and TLS is then
+	// required even on loopback. Its ServerName, when empty, is Domain: the
+	// server's certificate must name the XMPP domain. STARTTLS is used whenever
+	// the server offers it, whatever AllowPlaintext says.
 	TLSConfig *tls.Config
 
 	// Timeouts; zero picks the default in brackets.
@@ -150,7 +153,7 @@ func resolve(c Config) (*resolved, error) {
 	c.Domain = envOr(c.Domain, "PARLEY_XMPP_DOMAIN", DefaultDomain)
 	c.MUCService = envOr(c.MUCService, "PARLEY_XMPP_MUC", DefaultMUCService)
 	c.Username = envOr(c.Username, "PARLEY_XMPP_USER", DefaultUsername)
-	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", DefaultPassword)
+	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", "")
 	c.Nick = envOr(c.Nick, "PARLEY_XMPP_NICK", "")
 	r := &resolved{Config: c, pinned: c.Nick != ""}
 	if !r.pinned {
@@ -194,6 +197,12 @@ func resolve(c Config) (*resolved, error) {
 	if err := r.parseService(); err != nil {
 		return nil, err
 	}
+	if r.Password == "" {
+		if !r.loopback {
+			return nil, fmt.Errorf("%w: Password is empty (set PARLEY_XMPP_PASS): the dev server's default password applies only to a loopback Service, not %q", errConfig, r.Service)
+		}
+		r.Password = DefaultPassword
+	}
 	for _, f := range []struct{ name, v string }{{"Domain", r.Domain}, {"MUCService", r.MUCService}, {"Username", r.Username}} {
 		if strings.ContainsAny(f.v, "@/ \t\n\"'<>&") {
 			return nil, fmt.Errorf("%w: %s %q holds a character a JID can't", errConfig, f.name, f.v)
@@ -205,12 +214,15 @@ func resolve(c Config) (*resolved, error) {
 	return r, nil
 }
 
-// connOptions is how the runtime connects. The password goes over an
-// unencrypted stream only to a loopback address, or when AllowPlaintext says so;
+// connOptions is how the runtime connects. STARTTLS is used whenever the server
+// offers it. The password goes over an unencrypted stream only to a loopback
+// address, or when AllowPlaintext says so, and never when a TLSConfig is set;
 // anywhere else TLS is required (STARTTLS, or xmpps:// from the first byte).
+// One login at a time: the runtime's dials share a gate.
 func (r *resolved) connOptions() xmppconn.Options {
-	plaintextOK := r.loopback || r.AllowPlaintext
+	plaintextOK := (r.loopback || r.AllowPlaintext) && r.TLSConfig == nil
 	return xmppconn.Options{
+		Logins:         xmppconn.NewLoginGate(),
 		Addr:           r.addr,
 		User:           r.Username + "@" + r.Domain,
 		Password:       r.Password,
