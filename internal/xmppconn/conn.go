@@ -59,9 +59,9 @@ type Options struct {
 	TLSConfig   *tls.Config
 	DialTimeout time.Duration // TCP connect and login; also bounded by Dial's ctx
 	// Logins, shared by a runtime's dials, lets one login at a time run (nil: no limit).
-	Logins *LoginGate
-	WriteTimeout   time.Duration // per write; 0: 10 s
-	SendQueue      int           // stanzas queued for the writer; 0: 4096
+	Logins       *LoginGate
+	WriteTimeout time.Duration // per write; 0: 10 s
+	SendQueue    int           // stanzas queued for the writer; 0: 4096
 }
 
 // Errors the adapter reports.
