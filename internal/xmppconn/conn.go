@@ -47,8 +47,8 @@ type Options struct {
 	Password string
 	Resource string
 	// DirectTLS: TLS from the first byte (xmpps://). Otherwise the stream starts in
-	// the clear and STARTTLS is used whenever the server offers it; RequireTLS (or
-	// a TLSConfig) makes a server that doesn't offer it an error (ErrTLSRequired).
+	// the clear and STARTTLS is used whenever the server offers it; RequireTLS
+	// makes a server that doesn't offer it an error (ErrTLSRequired).
 	DirectTLS  bool
 	RequireTLS bool
 	// AllowPlaintext permits password authentication on a stream whose server

@@ -133,7 +133,7 @@ func login(ctx context.Context, o Options) (c *xmpp.Client, raw net.Conn, err er
 		if nc, err = handshake(ctx, tcp, cfg); err != nil {
 			return nil, nil, err
 		}
-	} else if nc, err = negotiate(ctx, tcp, domain, cfg, o.RequireTLS || o.TLSConfig != nil); err != nil {
+	} else if nc, err = negotiate(ctx, tcp, domain, cfg, o.RequireTLS); err != nil {
 		return nil, nil, err
 	}
 	if _, encrypted := nc.(*tls.Conn); !encrypted {
