@@ -107,4 +107,3 @@ func TestOfferedSTARTTLSIsUsedOnLoopback(t *testing.T) {
 	assertEncryptedLogin(t, c, err)
 	assertNothingInClear(t, proxy.Sent())
 }
-
