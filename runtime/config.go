@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
 )
@@ -199,7 +200,7 @@ func resolve(c Config) (*resolved, error) {
 	}
 	if r.Password == "" {
 		if !r.loopback {
-			return nil, fmt.Errorf("%w: Password is empty (set PARLEY_XMPP_PASS): the dev server's default password applies only to a loopback Service, not %q", errConfig, r.Service)
+			return nil, fmt.Errorf("%w: Password is empty (set PARLEY_XMPP_PASS): the dev server's default password applies only to a loopback Service, not %q", errConfig, redact.URL(r.Service))
 		}
 		r.Password = DefaultPassword
 	}
@@ -242,7 +243,10 @@ func (r *resolved) parseService() error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
-		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, redact.URL(r.Service))
+	}
+	if u.User != nil {
+		return fmt.Errorf("%w: Service %q holds credentials: give the account as Username and Password instead", errConfig, redact.URL(r.Service))
 	}
 	port := u.Port()
 	switch u.Scheme {
@@ -256,14 +260,21 @@ func (r *resolved) parseService() error {
 			port = "5223"
 		}
 	default:
-		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, redact.URL(r.Service))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("%w: Service %q: bad port", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q: bad port", errConfig, redact.URL(r.Service))
 	}
 	host := u.Hostname()
 	r.addr = net.JoinHostPort(host, port)
-	ip := net.ParseIP(host)
-	r.loopback = host == "localhost" || ip != nil && ip.IsLoopback()
+	r.loopback = IsLoopback(host)
 	return nil
+}
+
+// IsLoopback says whether host (a name or an address, without a port) is this
+// machine: "localhost" or a loopback address. Only there does the runtime send
+// a password unencrypted by default, or fall back to the dev server's password.
+func IsLoopback(host string) bool {
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

@@ -127,3 +127,13 @@ func TestDefaultPasswordOnlyOnLoopback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "from-env", r.Password)
 }
+
+// A Service with credentials in it is refused, and errors never echo them.
+func TestServiceCredentialsRedacted(t *testing.T) {
+	clearEnv(t)
+	for _, svc := range []string{"xmpp://bridge:hunter2@chat.example.org", "http://bridge:hunter2@x", "xmpp://bridge:hunter2@x:99999", "xmpp://bridge:hunter2@x y/"} {
+		_, err := resolve(Config{Service: svc, Password: "pw"})
+		require.Error(t, err, svc)
+		assert.NotContains(t, err.Error(), "hunter2", svc)
+	}
+}
