@@ -378,7 +378,7 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		Service: b.Service, Domain: b.Domain, MUCService: b.MUCService,
 		Username: b.Username, Password: b.Password, Nick: b.Nick,
 		AllowPlaintext: r.AllowPlaintext, TLSConfig: b.tlsConfig,
-		DialTimeout:    time.Duration(r.DialTimeout), RequestTimeout: time.Duration(r.RequestTimeout),
+		DialTimeout: time.Duration(r.DialTimeout), RequestTimeout: time.Duration(r.RequestTimeout),
 		JoinTimeout: time.Duration(r.JoinTimeout), PostTimeout: time.Duration(r.PostTimeout),
 		ReconnectWait: time.Duration(r.ReconnectWait), MaxReconnectWait: time.Duration(r.MaxReconnectWait),
 		MaxReconnects: r.MaxReconnects, StableAfter: time.Duration(r.StableAfter),
