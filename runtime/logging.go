@@ -45,4 +45,4 @@ func (d debugOnly) WithAttrs(as []slog.Attr) slog.Handler {
 	}
 	return debugOnly{d.h.WithAttrs(clean)}
 }
-func (d debugOnly) WithGroup(n string) slog.Handler       { return debugOnly{d.h.WithGroup(n)} }
+func (d debugOnly) WithGroup(n string) slog.Handler { return debugOnly{d.h.WithGroup(n)} }
