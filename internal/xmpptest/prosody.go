@@ -108,6 +108,9 @@ type ProsodyOptions struct {
 	// RequireEncryption: c2s_require_encryption (STARTTLS required on the c2s
 	// port). Otherwise STARTTLS is offered, not required.
 	RequireEncryption bool
+	// NoTLS: no certificate, so no STARTTLS and no direct-TLS port (DirectTLS
+	// is empty), like the dev server.
+	NoTLS bool
 	// Accounts to register: username → password.
 	Accounts map[string]string
 }
@@ -169,6 +172,17 @@ func StartProsody(t testing.TB, o ProsodyOptions) *Prosody {
 	c2s, direct := freePort(t), freePort(t)
 	p.Addr = fmt.Sprintf("127.0.0.1:%d", c2s)
 	p.DirectTLS = fmt.Sprintf("127.0.0.1:%d", direct)
+	tlsLines := fmt.Sprintf(`c2s_direct_tls_ports = { %d }
+c2s_direct_tls_interfaces = { "127.0.0.1" }
+ssl = { certificate = %q; key = %q }
+c2s_direct_tls_ssl = { certificate = %[2]q; key = %[3]q }
+`, direct, crt, key)
+	vhostTLS := fmt.Sprintf("ssl = { certificate = %q; key = %q }", crt, key)
+	modules := `"roster", "saslauth", "tls", "disco", "ping", "mam", "register"`
+	if o.NoTLS {
+		p.DirectTLS, tlsLines, vhostTLS = "", "", ""
+		modules = `"roster", "saslauth", "disco", "ping", "mam", "register"`
+	}
 	cfg := fmt.Sprintf(`-- A private Prosody for one test (internal/xmpptest).
 daemonize = false
 run_as_root = true
@@ -177,10 +191,8 @@ data_path = %[2]q
 log = { info = %[3]q; error = %[4]q }
 plugin_paths = {}
 c2s_ports = { %[5]d }
-c2s_direct_tls_ports = { %[6]d }
 c2s_interfaces = { "127.0.0.1" }
-c2s_direct_tls_interfaces = { "127.0.0.1" }
-s2s_ports = {}
+%[6]ss2s_ports = {}
 http_ports = {}
 https_ports = {}
 component_ports = {}
@@ -188,13 +200,11 @@ c2s_require_encryption = %[7]v
 allow_unencrypted_plain_auth = false
 authentication = "internal_hashed"
 storage = "internal"
-ssl = { certificate = %[8]q; key = %[9]q }
-c2s_direct_tls_ssl = { certificate = %[8]q; key = %[9]q }
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "mam", "register" }
+modules_enabled = { %[8]s }
 modules_disabled = { "s2s" }
 
 VirtualHost %[10]q
-	ssl = { certificate = %[8]q; key = %[9]q }
+	%[9]s
 
 Component %[11]q "muc"
 	modules_enabled = { "muc_mam" }
@@ -202,9 +212,11 @@ Component %[11]q "muc"
 	muc_room_default_persistent = true
 	muc_log_by_default = true
 	muc_log_all_rooms = true
-	ssl = { certificate = %[8]q; key = %[9]q }
+	muc_log_expires_after = "never"
+	muc_room_cache_size = 1000
+	%[9]s
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "prosody.log"), filepath.Join(dir, "prosody.err"),
-		c2s, direct, o.RequireEncryption, crt, key, p.Domain, p.MUC)
+		c2s, tlsLines, o.RequireEncryption, modules, vhostTLS, p.Domain, p.MUC)
 	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -238,7 +250,7 @@ Component %[11]q "muc"
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for _, a := range []string{p.Addr, p.DirectTLS} {
-		for {
+		for a != "" {
 			c, err := net.DialTimeout("tcp", a, time.Second)
 			if err == nil {
 				_ = c.Close()
