@@ -22,7 +22,7 @@ import (
 // (xmpps://), the certificate checked against the XMPP domain, not 127.0.0.1.
 // A wrong CA fails the connect with xmppconn.ErrTLS.
 func TestTLSFromConfigFileOnRealProsody(t *testing.T) {
-	p := xmpptest.StartProsody(t, xmpptest.ProsodyOptions{RequireEncryption: true, Accounts: map[string]string{"cfguser": "cfg-Pw-31ab"}})
+	p := xmpptest.StartProsody(t, xmpptest.PrivateOptions{RequireEncryption: true, Accounts: map[string]string{"cfguser": "cfg-Pw-31ab"}})
 	dir := t.TempDir()
 	p.CA.WriteFile(t, dir)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pw"), []byte("cfg-Pw-31ab\n"), 0o600))

@@ -53,7 +53,7 @@ func runFor(ctx context.Context, args ...string) string {
 // prints its whole environment to its stderr, which the engine logs.
 func TestNoCommandPrintsThePassword(t *testing.T) {
 	pw := "Lk-" + rand.Text()[:16]
-	p := xmpptest.StartProsody(t, xmpptest.ProsodyOptions{NoTLS: true, Accounts: map[string]string{"leakcheck": pw}})
+	p := xmpptest.StartProsody(t, xmpptest.PrivateOptions{NoTLS: true, Accounts: map[string]string{"leakcheck": pw}})
 	for k, v := range map[string]string{
 		"PARLEY_XMPP_SERVICE": "xmpp://" + p.Addr, "PARLEY_XMPP_DOMAIN": p.Domain, "PARLEY_XMPP_MUC": p.MUC,
 		"PARLEY_XMPP_USER": "leakcheck", "PARLEY_XMPP_PASS": pw, "PARLEY_XMPP_NICK": "", "PARLEY_XMPP_TRANSIENT_MUC": "",

@@ -25,6 +25,9 @@
 //     offered) and replays the untouched plain stream to go-xmpp otherwise.
 //   - go-xmpp checks a direct-TLS certificate against the address it dialed, not
 //     the XMPP domain; Dial's handshakes check the domain (or TLSConfig.ServerName).
+//   - go-xmpp binds SCRAM-*-PLUS on TLS 1.3 with tls-exporter when the server
+//     lists no channel-binding types; ejabberd 23.01 refuses that. A login
+//     refused for its channel binding is retried once over TLS 1.2 (tls-unique).
 package xmppconn
 
 import (

@@ -73,16 +73,32 @@ func setConn(c *xmpp.Client, nc net.Conn) bool {
 	return true
 }
 
-// login dials o.Addr and logs in. Every step is bounded by ctx: the socket's
-// deadline is ctx's, and ctx ending sets it in the past, which fails whatever
-// read or write the login is blocked in. The socket is closed on any failure.
-// raw is the TCP connection under any TLS.
-func login(ctx context.Context, o Options) (c *xmpp.Client, raw net.Conn, err error) {
+// login dials o.Addr and logs in, within ctx and DialTimeout. raw is the TCP
+// connection under any TLS.
+//
+// go-xmpp binds SCRAM-*-PLUS to TLS 1.3 with tls-exporter whenever the server
+// lists no channel-binding types (XEP-0440); ejabberd 23.01 lists none and
+// knows only tls-unique, so it refuses the binding. A login refused for its
+// channel binding is tried once more over TLS 1.2, where go-xmpp binds with
+// tls-unique: the binding is kept, not dropped.
+func login(ctx context.Context, o Options) (*xmpp.Client, net.Conn, error) {
 	if o.DialTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
 		defer cancel()
 	}
+	c, raw, err := attempt(ctx, o, 0)
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "channel binding") && ctx.Err() == nil {
+		c, raw, err = attempt(ctx, o, tls.VersionTLS12)
+	}
+	return c, raw, err
+}
+
+// attempt is one login. Every step is bounded by ctx: the socket's deadline is
+// ctx's, and ctx ending sets it in the past, which fails whatever read or write
+// the login is blocked in. The socket is closed on any failure. maxTLS, when
+// set, caps the TLS version.
+func attempt(ctx context.Context, o Options, maxTLS uint16) (c *xmpp.Client, raw net.Conn, err error) {
 	var d net.Dialer
 	tcp, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
@@ -117,6 +133,9 @@ func login(ctx context.Context, o Options) (c *xmpp.Client, raw net.Conn, err er
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = domain // the certificate names the XMPP domain, not the address
+	}
+	if maxTLS != 0 && (cfg.MaxVersion == 0 || cfg.MaxVersion > maxTLS) {
+		cfg.MaxVersion = maxTLS
 	}
 	xo := xmpp.Options{
 		Host:            o.Addr,

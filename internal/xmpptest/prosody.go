@@ -103,8 +103,8 @@ func (ca *CA) Issue(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
-// ProsodyOptions shape a private Prosody.
-type ProsodyOptions struct {
+// PrivateOptions shape a private server.
+type PrivateOptions struct {
 	// RequireEncryption: c2s_require_encryption (STARTTLS required on the c2s
 	// port). Otherwise STARTTLS is offered, not required.
 	RequireEncryption bool
@@ -115,10 +115,11 @@ type ProsodyOptions struct {
 	Accounts map[string]string
 }
 
-// Prosody is a private Prosody started by a test: its own config, data and
-// certificate in a temp dir, on random loopback ports, stopped (by its pid) when
-// the test ends.
-type Prosody struct {
+// Private is a private server (Prosody or ejabberd) started by a test: its own
+// config, data and certificate in a temp dir, on random loopback ports, stopped
+// (by its pid) when the test ends.
+type Private struct {
+	Name      string // prosody or ejabberd
 	Domain    string // parley.local
 	MUC       string // muc.parley.local
 	Addr      string // c2s: STARTTLS offered (or required)
@@ -153,11 +154,11 @@ func freePort(t testing.TB) int {
 
 // StartProsody starts a private Prosody for domain parley.local with a
 // certificate from a fresh CA, and registers o.Accounts.
-func StartProsody(t testing.TB, o ProsodyOptions) *Prosody {
+func StartProsody(t testing.TB, o PrivateOptions) *Private {
 	t.Helper()
 	RequireProsody(t)
 	dir := t.TempDir()
-	p := &Prosody{Domain: "parley.local", MUC: "muc.parley.local", Dir: dir, CA: NewCA(t, "parley test CA")}
+	p := &Private{Name: "prosody", Domain: "parley.local", MUC: "muc.parley.local", Dir: dir, CA: NewCA(t, "parley test CA")}
 	certPEM, keyPEM := p.CA.Issue(t, p.Domain, p.MUC)
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	if err := os.WriteFile(crt, certPEM, 0o644); err != nil {
@@ -248,6 +249,14 @@ Component %[11]q "muc"
 			<-exited
 		}
 	})
+	waitListening(t, p, exited, p.Logs)
+	return p
+}
+
+// waitListening waits until p's ports accept connections (10 s at most),
+// failing early when exited (if any) closes.
+func waitListening(t testing.TB, p *Private, exited <-chan struct{}, logs func() string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, a := range []string{p.Addr, p.DirectTLS} {
 		for a != "" {
@@ -258,20 +267,19 @@ Component %[11]q "muc"
 			}
 			select {
 			case <-exited:
-				t.Fatalf("prosody exited at start; its logs:\n%s", p.Logs())
+				t.Fatalf("%s exited at start; its logs:\n%s", p.Name, logs())
 			default:
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("prosody not listening on %s after 10s; its logs:\n%s", a, p.Logs())
+				t.Fatalf("%s not listening on %s after 10s; its logs:\n%s", p.Name, a, logs())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return p
 }
 
 // Logs returns the private Prosody's logs (for failure messages).
-func (p *Prosody) Logs() string {
+func (p *Private) Logs() string {
 	var b strings.Builder
 	for _, f := range []string{"stdout.log", "prosody.log", "prosody.err"} {
 		data, _ := os.ReadFile(filepath.Join(p.Dir, f))
