@@ -2,6 +2,7 @@ package xmpptest
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,9 @@ func RequireEjabberd(t testing.TB) {
 	_, err := exec.LookPath("ejabberdctl")
 	if err == nil {
 		_, err = user.Lookup("ejabberd")
+	}
+	if err == nil && os.Geteuid() != 0 {
+		err = errors.New("ejabberdctl switches to user ejabberd: the tests must run as root")
 	}
 	if err != nil {
 		if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
