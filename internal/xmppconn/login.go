@@ -175,7 +175,7 @@ func attempt(ctx context.Context, o Options, maxTLS uint16) (c *xmpp.Client, raw
 func handshake(ctx context.Context, raw net.Conn, cfg *tls.Config) (*tls.Conn, error) {
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("%w with %s (certificate checked for %q): %v", ErrTLS, raw.RemoteAddr(), cfg.ServerName, err)
+		return nil, fmt.Errorf("%w with %s (certificate checked for %q): %v (a private CA: trust it with tls.ca_file, or TLSConfig.RootCAs)", ErrTLS, raw.RemoteAddr(), cfg.ServerName, err)
 	}
 	return tc, nil
 }
