@@ -45,6 +45,9 @@ import (
 
 // Options configure a connection.
 type Options struct {
+	// Logins, shared by a runtime's dials, lets one login at a time run (nil: no limit).
+	Logins *LoginGate
+
 	Addr     string // host:port
 	User     string // bare JID to log in as
 	Password string
@@ -56,15 +59,14 @@ type Options struct {
 	RequireTLS bool
 	// AllowPlaintext permits password authentication on a stream whose server
 	// offers no STARTTLS. Without it such a server is ErrTLSRequired.
+	// TLSConfig is for TLS and STARTTLS; nil: the system's roots. An empty
+	// ServerName is the domain of User: the certificate must name the XMPP
+	// domain. DialTimeout bounds the TCP connect and the login (as does Dial's ctx).
 	AllowPlaintext bool
-	// TLSConfig for TLS and STARTTLS; nil: the system's roots. An empty
-	// ServerName is the domain of User: the certificate must name the XMPP domain.
-	TLSConfig   *tls.Config
-	DialTimeout time.Duration // TCP connect and login; also bounded by Dial's ctx
-	// Logins, shared by a runtime's dials, lets one login at a time run (nil: no limit).
-	Logins       *LoginGate
-	WriteTimeout time.Duration // per write; 0: 10 s
-	SendQueue    int           // stanzas queued for the writer; 0: 4096
+	TLSConfig      *tls.Config
+	DialTimeout    time.Duration
+	WriteTimeout   time.Duration // per write; 0: 10 s
+	SendQueue      int           // stanzas queued for the writer; 0: 4096
 }
 
 // Errors the adapter reports.
