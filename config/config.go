@@ -7,7 +7,9 @@
 //	  domain: "parley.local"
 //	  muc_service: "muc.parley.local"
 //	  username: "parley"
-//	  # password: from PARLEY_XMPP_PASS or a .env file beside this file
+//	  # password: from PARLEY_XMPP_PASS or a .env file beside this file,
+//	  # or password_file: /run/credentials/parley.service/xmpp
+//	  # tls: {ca_file: ca.pem, server_name: chat.example.org}
 //	  # nick: leave unset for a random nick per connection
 //
 // Unknown keys and bad values are errors that name the key. PARLEY_XMPP_*
