@@ -56,8 +56,9 @@ func (g *LoginGate) leave() {
 
 // clientInit is go-xmpp's login on a connection it is handed (stream, STARTTLS
 // when not yet encrypted, SASL, bind). go-xmpp only exports it behind its own
-// dialer, which takes no context and sets no deadline; go-xmpp v0.3.7 is pinned
-// and TestLoginOnRealServer fails if this symbol changes.
+// dialer, which takes no context and sets no deadline. go-xmpp v0.3.7 is
+// pinned: a release without this method fails the build at link time, and the
+// logins against real servers (tls_test.go, and every live test) exercise it.
 //
 //go:linkname clientInit github.com/xmppo/go-xmpp.(*Client).init
 func clientInit(c *xmpp.Client, o *xmpp.Options) error
