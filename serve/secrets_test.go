@@ -2,8 +2,11 @@ package serve
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -39,4 +42,24 @@ func TestExecChildGetsNoSecrets(t *testing.T) {
 	assert.Contains(t, env, "SOME_OTHER_VAR=kept\n")
 	assert.Contains(t, env, "PARLEY_TOPIC=t\n")
 	assert.Contains(t, env, "PARLEY_MESSAGE_ID=id1\n")
+}
+
+// A webhook's errors name its URL without user info or query, where tokens
+// live: a refused connection, and an answer that isn't 2xx.
+func TestWebhookErrorsRedactTheURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, base := range []string{srv.URL, closed.URL} {
+		u := strings.Replace(base, "http://", "http://user:hunter2-pw@", 1) + "/hook?token=tok-secret"
+		s, err := newWebhookSink(config.WebhookSink{URL: u})
+		require.NoError(t, err)
+		_, err = s.deliver(context.Background(), delivery{msg: seam.Message{BackendMsgID: "id"}, line: []byte("{}")})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "/hook")
+		assert.NotContains(t, err.Error(), "hunter2-pw")
+		assert.NotContains(t, err.Error(), "tok-secret")
+		s.close()
+	}
 }
