@@ -67,6 +67,9 @@ func (a *app) liveServer() (c runtime.Config, addr string, stop func(), err erro
 	if addr, err = plainAddr(c.Service); err != nil {
 		return c, "", nil, err
 	}
+	if c.TLSConfig != nil {
+		return c, "", nil, fmt.Errorf("%w: the demo and the benchmarks log in without TLS, and this server's configuration sets tls (TLS mandatory)", errUsage)
+	}
 	if host, _, _ := net.SplitHostPort(addr); !runtime.IsLoopback(host) {
 		return c, "", nil, fmt.Errorf("%w: the demo and the benchmarks log in without TLS (through a plain-text proxy, and a bare client), so they run only against a server on loopback, not %s", errUsage, redact.URL(c.Service))
 	}

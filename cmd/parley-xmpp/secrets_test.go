@@ -32,6 +32,20 @@ func TestDemoAndBenchRefuseRemoteServers(t *testing.T) {
 	}
 }
 
+// With tls configured (TLS mandatory), demo and bench refuse even a loopback
+// server: they log in without TLS.
+func TestDemoAndBenchRefuseWhenTLSIsConfigured(t *testing.T) {
+	dir := t.TempDir()
+	xmpptest.NewCA(t, "any").WriteFile(t, dir)
+	cfg := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("backend_config: {service: \"xmpp://127.0.0.1:5222\", tls: {ca_file: ca.pem}}\n"), 0o600))
+	for _, args := range [][]string{{"--config", cfg, "demo", "--duration", "2s"}, {"--config", cfg, "bench", "--scale", "0.01"}} {
+		code, _, errOut := runCLI(t, "", args...)
+		assert.Equal(t, 2, code, "%v: %s", args, errOut)
+		assert.Contains(t, errOut, "sets tls", args)
+	}
+}
+
 // runFor runs the command in-process until it ends or ctx does, and returns
 // everything it wrote to standard output and standard error.
 func runFor(ctx context.Context, args ...string) string {
