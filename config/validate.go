@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -80,7 +81,7 @@ func (f *File) validate() error {
 		case s.Webhook != nil:
 			u, err := url.Parse(s.Webhook.URL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return bad(key+".sink.webhook.url", "%q is not an http(s) URL", s.Webhook.URL)
+				return bad(key+".sink.webhook.url", "%q is not an http(s) URL", redact.URL(s.Webhook.URL))
 			}
 			for name, value := range s.Webhook.Headers {
 				if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
 )
@@ -33,7 +34,7 @@ const (
 //	Domain      PARLEY_XMPP_DOMAIN   parley.local
 //	MUCService  PARLEY_XMPP_MUC      muc.parley.local
 //	Username    PARLEY_XMPP_USER     parley
-//	Password    PARLEY_XMPP_PASS     parleypass
+//	Password    PARLEY_XMPP_PASS     parleypass, for a loopback Service only
 //	Nick        PARLEY_XMPP_NICK     a random nick, new for each Runtime
 //
 // A field set in code always wins over the environment.
@@ -58,7 +59,10 @@ type Config struct {
 	// a server that is not on a loopback address. Without it the runtime insists
 	// on TLS for every non-loopback server.
 	AllowPlaintext bool
-	// TLSConfig, when set, is used for TLS and STARTTLS.
+	// TLSConfig, when set, is used for TLS and STARTTLS, and TLS is then
+	// required even on loopback. Its ServerName, when empty, is Domain: the
+	// server's certificate must name the XMPP domain. STARTTLS is used whenever
+	// the server offers it, whatever AllowPlaintext says.
 	TLSConfig *tls.Config
 
 	// Timeouts; zero picks the default in brackets.
@@ -150,7 +154,7 @@ func resolve(c Config) (*resolved, error) {
 	c.Domain = envOr(c.Domain, "PARLEY_XMPP_DOMAIN", DefaultDomain)
 	c.MUCService = envOr(c.MUCService, "PARLEY_XMPP_MUC", DefaultMUCService)
 	c.Username = envOr(c.Username, "PARLEY_XMPP_USER", DefaultUsername)
-	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", DefaultPassword)
+	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", "")
 	c.Nick = envOr(c.Nick, "PARLEY_XMPP_NICK", "")
 	r := &resolved{Config: c, pinned: c.Nick != ""}
 	if !r.pinned {
@@ -194,6 +198,12 @@ func resolve(c Config) (*resolved, error) {
 	if err := r.parseService(); err != nil {
 		return nil, err
 	}
+	if r.Password == "" {
+		if !r.loopback {
+			return nil, fmt.Errorf("%w: Password is empty (set PARLEY_XMPP_PASS): the dev server's default password applies only to a loopback Service, not %q", errConfig, redact.URL(r.Service))
+		}
+		r.Password = DefaultPassword
+	}
 	for _, f := range []struct{ name, v string }{{"Domain", r.Domain}, {"MUCService", r.MUCService}, {"Username", r.Username}} {
 		if strings.ContainsAny(f.v, "@/ \t\n\"'<>&") {
 			return nil, fmt.Errorf("%w: %s %q holds a character a JID can't", errConfig, f.name, f.v)
@@ -205,12 +215,15 @@ func resolve(c Config) (*resolved, error) {
 	return r, nil
 }
 
-// connOptions is how the runtime connects. The password goes over an
-// unencrypted stream only to a loopback address, or when AllowPlaintext says so;
+// connOptions is how the runtime connects. STARTTLS is used whenever the server
+// offers it. The password goes over an unencrypted stream only to a loopback
+// address, or when AllowPlaintext says so, and never when a TLSConfig is set;
 // anywhere else TLS is required (STARTTLS, or xmpps:// from the first byte).
+// One login at a time: the runtime's dials share a gate.
 func (r *resolved) connOptions() xmppconn.Options {
-	plaintextOK := r.loopback || r.AllowPlaintext
+	plaintextOK := (r.loopback || r.AllowPlaintext) && r.TLSConfig == nil
 	return xmppconn.Options{
+		Logins:         xmppconn.NewLoginGate(),
 		Addr:           r.addr,
 		User:           r.Username + "@" + r.Domain,
 		Password:       r.Password,
@@ -230,7 +243,10 @@ func (r *resolved) parseService() error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
-		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, redact.URL(r.Service))
+	}
+	if u.User != nil {
+		return fmt.Errorf("%w: Service %q holds credentials: give the account as Username and Password instead", errConfig, redact.URL(r.Service))
 	}
 	port := u.Port()
 	switch u.Scheme {
@@ -244,14 +260,21 @@ func (r *resolved) parseService() error {
 			port = "5223"
 		}
 	default:
-		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, redact.URL(r.Service))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("%w: Service %q: bad port", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q: bad port", errConfig, redact.URL(r.Service))
 	}
 	host := u.Hostname()
 	r.addr = net.JoinHostPort(host, port)
-	ip := net.ParseIP(host)
-	r.loopback = host == "localhost" || ip != nil && ip.IsLoopback()
+	r.loopback = IsLoopback(host)
 	return nil
+}
+
+// IsLoopback says whether host (a name or an address, without a port) is this
+// machine: "localhost" or a loopback address. Only there does the runtime send
+// a password unencrypted by default, or fall back to the dev server's password.
+func IsLoopback(host string) bool {
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

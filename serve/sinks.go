@@ -81,6 +81,7 @@ func (stdoutSink) close() {}
 type execSink struct {
 	argv    []string
 	timeout time.Duration
+	allow   map[string]bool // PARLEY_XMPP_* variables let through
 }
 
 func newExecSink(c config.ExecSink) (*execSink, error) {
@@ -96,7 +97,34 @@ func newExecSink(c config.ExecSink) (*execSink, error) {
 	if timeout <= 0 {
 		timeout = defaultExecTimeout
 	}
-	return &execSink{argv: c.Command, timeout: timeout}, nil
+	allow := map[string]bool{}
+	for _, name := range c.EnvAllowlist {
+		allow[name] = true
+	}
+	return &execSink{argv: c.Command, timeout: timeout, allow: allow}, nil
+}
+
+// secretEnvPrefix: the engine's configuration variables, passwords among them
+// (PARLEY_XMPP_PASS, PARLEY_XMPP_<NAME>_PASS, ..._PASS_FILE). A sink's command
+// doesn't see them unless its env_allowlist names them.
+const secretEnvPrefix = "PARLEY_XMPP_"
+
+// childEnv is the command's environment: the engine's, minus PARLEY_XMPP_*
+// variables not allowed, plus the message's.
+func (s *execSink) childEnv(d delivery) []string {
+	env := make([]string, 0, len(os.Environ())+3)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, secretEnvPrefix) && !s.allow[name] {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		"PARLEY_ROUTE="+d.route,
+		"PARLEY_TOPIC="+string(d.msg.Topic),
+		"PARLEY_MESSAGE_ID="+string(d.msg.BackendMsgID),
+	)
 }
 
 // waitDelay bounds how long a finished command's inherited pipes may stay open
@@ -108,11 +136,7 @@ func (s *execSink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.argv[0], s.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(d.line)
-	cmd.Env = append(os.Environ(),
-		"PARLEY_ROUTE="+d.route,
-		"PARLEY_TOPIC="+string(d.msg.Topic),
-		"PARLEY_MESSAGE_ID="+string(d.msg.BackendMsgID),
-	)
+	cmd.Env = s.childEnv(d)
 	stderr := &tailBuffer{max: 512}
 	cmd.Stderr = stderr // stdout is discarded: it may be the stdout sink's
 	cmd.WaitDelay = waitDelay

@@ -13,8 +13,21 @@
 //     blocks the session actor, and every write has a deadline.
 //   - Recv reports an unknown top-level element as an error that is not fatal; the
 //     reader skips those and treats every other error as the end of the link.
-//   - Login is not cancellable: Dial runs it on its own goroutine and, when ctx
-//     ends first, closes the client as soon as the login returns.
+//   - go-xmpp dials by itself, with no context, no deadline on the login, and no
+//     way to hand it a connection; a login against a server that accepts and
+//     never answers blocks for ever. Dial dials the socket itself (ctx, deadline)
+//     and runs go-xmpp's login on it through a go:linkname to its unexported
+//     (*Client).init (login.go; go-xmpp v0.3.7 is pinned).
+//   - go-xmpp cannot say "STARTTLS when offered, else plain text": permitted plain
+//     text, it skips an offered STARTTLS, and asked for STARTTLS it fails on a
+//     server without it. Dial reads the stream features itself, does STARTTLS
+//     whenever offered (or fails before any <auth> when TLS is required and not
+//     offered) and replays the untouched plain stream to go-xmpp otherwise.
+//   - go-xmpp checks a direct-TLS certificate against the address it dialed, not
+//     the XMPP domain; Dial's handshakes check the domain (or TLSConfig.ServerName).
+//   - go-xmpp binds SCRAM-*-PLUS on TLS 1.3 with tls-exporter when the server
+//     lists no channel-binding types; ejabberd 23.01 refuses that. A login
+//     refused for its channel binding is retried once over TLS 1.2 (tls-unique).
 package xmppconn
 
 import (
@@ -23,26 +36,32 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	xmpp "github.com/xmppo/go-xmpp"
 )
 
 // Options configure a connection.
 type Options struct {
+	// Logins, shared by a runtime's dials, lets one login at a time run (nil: no limit).
+	Logins *LoginGate
+
 	Addr     string // host:port
 	User     string // bare JID to log in as
 	Password string
 	Resource string
 	// DirectTLS: TLS from the first byte (xmpps://). Otherwise the stream starts in
-	// the clear and STARTTLS is used when RequireTLS or the server requires it.
+	// the clear and STARTTLS is used whenever the server offers it; RequireTLS
+	// makes a server that doesn't offer it an error (ErrTLSRequired).
 	DirectTLS  bool
 	RequireTLS bool
-	// AllowPlaintext permits password authentication on an unencrypted stream.
+	// AllowPlaintext permits password authentication on a stream whose server
+	// offers no STARTTLS. Without it such a server is ErrTLSRequired.
+	// TLSConfig is for TLS and STARTTLS; nil: the system's roots. An empty
+	// ServerName is the domain of User: the certificate must name the XMPP
+	// domain. DialTimeout bounds the TCP connect and the login (as does Dial's ctx).
 	AllowPlaintext bool
 	TLSConfig      *tls.Config
 	DialTimeout    time.Duration
@@ -83,55 +102,18 @@ type Conn struct {
 	errOnce   sync.Once
 }
 
-// Dial connects and logs in. It returns when logged in, or when ctx ends (the
-// abandoned login is then closed as soon as go-xmpp returns from it).
+// Dial connects and logs in. It returns when logged in, or as soon as ctx ends
+// (or DialTimeout passes): the login's socket has ctx's deadline, and ctx
+// ending fails its pending read or write, so an abandoned login leaves neither
+// a goroutine nor a socket behind. Dials sharing o.Logins run one at a time.
 func Dial(ctx context.Context, o Options) (*Conn, error) {
-	opts := xmpp.Options{
-		Host:                         o.Addr,
-		User:                         o.User,
-		Password:                     o.Password,
-		Resource:                     o.Resource,
-		NoTLS:                        !o.DirectTLS,
-		StartTLS:                     !o.DirectTLS && o.RequireTLS,
-		InsecureAllowUnencryptedAuth: o.AllowPlaintext,
-		TLSConfig:                    o.TLSConfig,
-		DialTimeout:                  o.DialTimeout,
-		Session:                      false,
-		Status:                       "",
-		SoftwareName:                 "parley-xmpp",
-		SoftwareVersion:              "dev",
+	if err := o.Logins.enter(ctx); err != nil {
+		return nil, err
 	}
-	type result struct {
-		c   *xmpp.Client
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		c, err := opts.NewClient()
-		done <- result{c, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.c != nil {
-				if raw := rawConn(r.c); raw != nil {
-					_ = raw.Close()
-				}
-			}
-		}()
-		return nil, ctx.Err()
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("xmppconn: login as %s at %s: %w", o.User, o.Addr, scrub(r.err, o.Password))
-	}
-	raw := rawConn(r.c)
-	if raw == nil {
-		return nil, errors.New("xmppconn: go-xmpp's client layout changed: can't reach its net.Conn (pin go-xmpp v0.3.7)")
-	}
-	if tc, ok := raw.(*tls.Conn); ok {
-		raw = tc.NetConn()
+	defer o.Logins.leave()
+	client, raw, err := login(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("xmppconn: login as %s at %s: %w", o.User, o.Addr, scrub(err, o.Password))
 	}
 	wto := o.WriteTimeout
 	if wto <= 0 {
@@ -142,9 +124,9 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		q = 4096
 	}
 	return &Conn{
-		client:    r.c,
+		client:    client,
 		raw:       raw,
-		jid:       r.c.JID(),
+		jid:       client.JID(),
 		wto:       wto,
 		out:       make(chan []byte, q),
 		stop:      make(chan struct{}),
@@ -159,17 +141,6 @@ func scrub(err error, password string) error {
 		return err
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), password, "<password>"))
-}
-
-// rawConn reaches go-xmpp's unexported connection. go-xmpp offers no other way to
-// close a stream without its blocking, racy Close. The field's type is checked,
-// so a changed layout yields nil instead of memory corruption.
-func rawConn(c *xmpp.Client) net.Conn {
-	f := reflect.ValueOf(c).Elem().FieldByName("conn")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[net.Conn]() {
-		return nil
-	}
-	return *(*net.Conn)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // JID is the full JID the server bound.
