@@ -3,6 +3,7 @@ package room
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -37,6 +38,20 @@ func (s *state) post(ctx actor.Context, m *Post, sender *actor.PID) {
 	s.transmit(ctx, p)
 }
 
+// fromAccount says whether an archived message whose sender's real JIDs are
+// realJIDs may be this runtime's account's: where the room shows real JIDs,
+// only if they all name the account (a sender can add a forged one of its own,
+// which Prosody keeps beside the true one); where it shows none, it may.
+func (s *state) fromAccount(realJIDs []string) bool {
+	if len(realJIDs) == 0 {
+		// The room hides real JIDs (an anonymous room): the origin-id alone
+		// decides, which is why PostOnce's keys must be derived with a secret.
+		return true
+	}
+	who := stanza.SenderJID(realJIDs)
+	return who != "" && s.cfg.Account != "" && strings.EqualFold(who, s.cfg.Account)
+}
+
 // lookFor reads the archive after since for an idempotent post's origin-id: found,
 // the post resolves with that message's id; not found, it is sent.
 func (s *state) lookFor(ctx actor.Context, p *pendingPost, since seam.Cursor) {
@@ -51,7 +66,7 @@ func (s *state) lookFor(ctx actor.Context, p *pendingPost, since seam.Cursor) {
 			return
 		}
 		for _, e := range res.Entries {
-			if e.OriginID == origin {
+			if e.OriginID == origin && s.fromAccount(e.RealJIDs) {
 				s.resolve(ctx, origin, e.Message.BackendMsgID)
 				return
 			}

@@ -66,6 +66,9 @@ type Config struct {
 	Topic   seam.Topic
 	Nick    string
 	Pinned  bool // Nick was chosen by the user: another connection must not share it
+	// Account is the bare JID the runtime logs in as: an archived message that
+	// shows another real JID is never one of its posts.
+	Account string
 	Session *actor.PID
 	// Online: whether the session's link is up as the room starts.
 	Online bool

@@ -134,7 +134,10 @@ type waiter struct {
 
 type live struct {
 	msg    seam.Message
-	origin string // origin-id when the message is one of ours
+	origin string // the message's origin-id
+	// ours: the message may be this runtime's account's (see fromAccount): only
+	// then can its origin-id resolve a post.
+	ours bool
 }
 
 func newState(cfg Config) *state {
