@@ -62,10 +62,10 @@ func (e *NickConflictError) Is(target error) bool { return target == seam.ErrNic
 
 // Config configures a room actor.
 type Config struct {
-	JID     string // bare JID of the room
-	Topic   seam.Topic
-	Nick    string
-	Pinned  bool // Nick was chosen by the user: another connection must not share it
+	JID    string // bare JID of the room
+	Topic  seam.Topic
+	Nick   string
+	Pinned bool // Nick was chosen by the user: another connection must not share it
 	// Account is the bare JID the runtime logs in as: an archived message that
 	// shows another real JID is never one of its posts.
 	Account string
