@@ -62,13 +62,10 @@ func (e *NickConflictError) Is(target error) bool { return target == seam.ErrNic
 
 // Config configures a room actor.
 type Config struct {
-	JID    string // bare JID of the room
-	Topic  seam.Topic
-	Nick   string
-	Pinned bool // Nick was chosen by the user: another connection must not share it
-	// Account is the bare JID the runtime logs in as: an archived message that
-	// shows another real JID is never one of its posts.
-	Account string
+	JID     string // bare JID of the room
+	Topic   seam.Topic
+	Nick    string
+	Pinned  bool // Nick was chosen by the user: another connection must not share it
 	Session *actor.PID
 	// Online: whether the session's link is up as the room starts.
 	Online bool
@@ -103,6 +100,9 @@ type Config struct {
 	// archiving on where the server offers the choice, so its history outlives
 	// its occupants. A server that refuses gets an instant room instead.
 	PersistentRooms bool
+	// Account is the bare JID the runtime logs in as: an archived message that
+	// shows another real JID is never one of its posts.
+	Account string
 }
 
 // Room is the room actor. Its fields other than st are per incarnation.
