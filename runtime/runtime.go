@@ -254,8 +254,10 @@ var (
 	// ErrPostNotSent: the message was never sent and never will be.
 	ErrPostNotSent = errors.New("parley-xmpp: the message was not sent")
 	// ErrPostInDoubt: the message was sent; it may have landed or still land. It
-	// is not sent again.
-	ErrPostInDoubt = errors.New("parley-xmpp: the message was sent and may still land")
+	// is not sent again. It is seam.ErrPostInDoubt, which every in-doubt outcome
+	// of Post and PostOnce wraps: a ctx that ended, no reflection within
+	// PostTimeout, Disconnect, giving up reconnecting, a ban, a room that failed.
+	ErrPostInDoubt = seam.ErrPostInDoubt
 )
 
 // Post sends content to topic's room and returns the room's stanza-id for it once

@@ -81,7 +81,7 @@ func (s *state) lookFor(ctx actor.Context, p *pendingPost, since seam.Cursor) {
 }
 
 func (s *state) transmit(ctx actor.Context, p *pendingPost) {
-	p.inDoubt, p.answered = false, false
+	p.inDoubt, p.answered, p.sent = false, false, true
 	stopTimer(p.timer)
 	p.timer = s.after(ctx, s.cfg.PostTimeout, &timer{kind: postTimeout, origin: p.post.Origin})
 	s.send(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, string(p.post.InReplyTo)))
@@ -138,7 +138,7 @@ func (s *state) fail(ctx actor.Context, origin string, err error) {
 
 func (s *state) onPostTimeout(ctx actor.Context, origin string) {
 	if p, ok := s.posts[origin]; ok && !p.inDoubt && s.phase == joined {
-		s.fail(ctx, origin, fmt.Errorf("%w: waited %s in %s", ErrPostTimeout, s.cfg.PostTimeout, s.cfg.JID))
+		s.fail(ctx, origin, fmt.Errorf("%w: waited %s in %s (%w)", ErrPostTimeout, s.cfg.PostTimeout, s.cfg.JID, seam.ErrPostInDoubt))
 	}
 }
 
@@ -184,9 +184,14 @@ func (s *state) forget(origin string) {
 	}
 }
 
-// failPending answers every pending post and long-poll waiter with err.
+// failPending answers every pending post and long-poll waiter with err; a post
+// already sent also with seam.ErrPostInDoubt.
 func (s *state) failPending(ctx actor.Context, err error) {
-	for origin := range s.posts {
+	for origin, p := range s.posts {
+		if p.sent {
+			s.fail(ctx, origin, fmt.Errorf("%w (%w)", err, seam.ErrPostInDoubt))
+			continue
+		}
 		s.fail(ctx, origin, err)
 	}
 	s.order = nil

@@ -171,7 +171,7 @@ func (r *Room) Receive(ctx actor.Context) {
 	case *session.LinkDown:
 		s.linkDown(ctx, m.Err)
 		if m.GaveUp {
-			s.failWaiting(ctx, fmt.Errorf("%w: %v", seam.ErrNotConnected, m.Err))
+			s.failWaiting(ctx, fmt.Errorf("%w: %w", seam.ErrNotConnected, m.Err))
 		}
 	case *session.LinkUp:
 		s.link = m.Link
@@ -250,7 +250,7 @@ func (s *state) failWaiting(ctx actor.Context, err error) {
 		answerErr(ctx, q.msg, q.sender, err)
 	}
 	s.queued, s.awaitingLink = nil, nil
-	s.failPending(ctx, fmt.Errorf("%w (a post in flight may still have landed)", err))
+	s.failPending(ctx, err)
 }
 
 func (s *state) notify(ctx actor.Context, kind EventKind, err error) {

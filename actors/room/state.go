@@ -105,6 +105,8 @@ type pendingPost struct {
 	// looking: an idempotent post (OnceAfter) whose archive check is under way;
 	// it is sent only if the check doesn't find it.
 	looking bool
+	// sent: it was sent at least once; failing it now leaves it in doubt.
+	sent bool
 }
 
 type sub struct {

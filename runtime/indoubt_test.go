@@ -1,0 +1,107 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/actors/room"
+	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// Every outcome that leaves a sent post in doubt is errors.Is(err,
+// seam.ErrPostInDoubt) (also runtime.ErrPostInDoubt), besides its own cause; a
+// post that was never sent is not. The scripted room swallows posts: no
+// reflection ever comes, so a post stays in flight.
+func TestEveryInDoubtOutcomeIsErrPostInDoubt(t *testing.T) {
+	swallow := func(sent chan<- struct{}) *fakeMUC {
+		return &fakeMUC{onMessage: func(*xmpptest.Stream, xmpptest.Element) {
+			select {
+			case sent <- struct{}{}:
+			default:
+			}
+		}}
+	}
+	post := func(rt *runtime.Runtime, once bool) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			var err error
+			if once {
+				_, err = rt.PostOnce(context.Background(), hostileTopic, "a-key", "in flight", nil)
+			} else {
+				_, err = rt.Post(context.Background(), hostileTopic, "me", "in flight", seam.PostOptions{})
+			}
+			done <- err
+		}()
+		return done
+	}
+	wait := func(t *testing.T, ch <-chan error) error {
+		t.Helper()
+		select {
+		case err := <-ch:
+			require.Error(t, err)
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("the post never resolved")
+		}
+		return nil
+	}
+	inDoubt := func(t *testing.T, err error, cause error) {
+		t.Helper()
+		assert.ErrorIs(t, err, seam.ErrPostInDoubt)
+		assert.ErrorIs(t, err, runtime.ErrPostInDoubt)
+		assert.ErrorIs(t, err, cause)
+	}
+
+	for _, once := range []bool{false, true} {
+		name := map[bool]string{false: "Post", true: "PostOnce"}[once]
+		t.Run(name+": Disconnect", func(t *testing.T) {
+			sent := make(chan struct{}, 1)
+			rt := hostileRuntime(t, swallow(sent), nil)
+			done := post(rt, once)
+			<-sent
+			require.NoError(t, rt.Disconnect(ctx5(t)))
+			inDoubt(t, wait(t, done), seam.ErrDisconnected)
+		})
+		t.Run(name+": gave up reconnecting", func(t *testing.T) {
+			sent := make(chan struct{}, 1)
+			f := swallow(sent)
+			f.streams = make(chan *xmpptest.Stream, 1)
+			srv := xmpptest.NewScripted(t, "parley.local", f.run)
+			rt := scriptedRuntime(t, srv, func(c *runtime.Config) {
+				c.MaxReconnects, c.ReconnectWait = 1, 10*time.Millisecond
+			})
+			done := post(rt, once)
+			<-sent
+			srv.Close()
+			err := wait(t, done)
+			inDoubt(t, err, seam.ErrNotConnected)
+			assert.ErrorIs(t, err, session.ErrGaveUp)
+		})
+		t.Run(name+": no reflection in time", func(t *testing.T) {
+			sent := make(chan struct{}, 1)
+			rt := hostileRuntime(t, swallow(sent), func(c *runtime.Config) { c.PostTimeout = 300 * time.Millisecond })
+			inDoubt(t, wait(t, post(rt, once)), room.ErrPostTimeout)
+		})
+	}
+	t.Run("never sent: Disconnect during an outage", func(t *testing.T) {
+		f := &fakeMUC{}
+		srv := xmpptest.NewScripted(t, "parley.local", f.run)
+		rt := scriptedRuntime(t, srv, nil)
+		srv.Close()
+		require.Eventually(t, func() bool { return rt.State() == runtime.Reconnecting }, 5*time.Second, 5*time.Millisecond)
+		done := post(rt, false)
+		time.Sleep(100 * time.Millisecond) // waiting for the link
+		require.NoError(t, rt.Disconnect(ctx5(t)))
+		err := wait(t, done)
+		assert.True(t, errors.Is(err, seam.ErrDisconnected) || errors.Is(err, seam.ErrNotConnected), "%v", err)
+		assert.NotErrorIs(t, err, seam.ErrPostInDoubt, "a post never sent is not in doubt")
+	})
+}
