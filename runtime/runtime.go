@@ -300,12 +300,23 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 }
 
 // PostOnce posts content to topic with key as its XEP-0359 origin-id, unless the
-// topic's archive already holds a message with that origin-id after *after (nil:
-// from the start): then it returns that message's id and sends nothing. With a
-// key derived from what is being posted (a relayed message's id, say), a
-// caller that retries after a crash posts it exactly once. The check reads the
+// topic's archive already holds a message of this runtime's account with that
+// origin-id after *after (nil: from the start): then it returns that message's
+// id and sends nothing. With a key derived from what is being posted (a relayed
+// message's id, say), a caller that retries after a crash posts it exactly
+// once, also from another runtime of the same account. The check reads the
 // archive after *after, so keep that range short: pass the id of the last
 // message you know you posted.
+//
+// Which archived message counts as this account's: where the room shows real
+// JIDs (a non-anonymous room; ejabberd also shows an account its own), only one
+// whose real JID is the account's bare JID. Where it hides them (an anonymous
+// room, Prosody's default), any message with the key's origin-id, so the key
+// must be one that nobody else can compute, or an occupant who predicts it can
+// post it first and suppress the real post: derive keys with a secret
+// (OriginKey), and share the secret only with the runtimes that must agree.
+// An outcome that leaves the post in doubt is errors.Is(err, ErrPostInDoubt);
+// calling PostOnce again with the same key and after resolves it.
 func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error) {
 	switch {
 	case key == "" || len(key) > 128:
