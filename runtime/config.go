@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 // Defaults, from the Parley XMPP backend's documentation.
@@ -120,6 +122,14 @@ type Config struct {
 	// has a Prometheus implementation.
 	Metrics observe.Metrics
 
+	// Allow, for a topic it names, delivers to Subscribe and FetchRecent only
+	// the messages of the senders its Allowlist admits: occupant nicks, or bare
+	// real JIDs where the room shows them. The others are withheld, counted
+	// (observe.Room.Filtered), and passed over: cursors move past them, so no
+	// reader is held up. It is the guard against strangers in open rooms.
+	// Topics it doesn't name deliver every message. Posts are not affected.
+	Allow map[seam.Topic]Allowlist
+
 	// Logger receives the runtime's logs (nil: none). Passwords never appear.
 	Logger *slog.Logger
 }
@@ -202,7 +212,33 @@ func resolve(c Config) (*resolved, error) {
 	if strings.ContainsAny(r.Nick, "/\t\n\"<>&") || strings.TrimSpace(r.Nick) != r.Nick {
 		return nil, fmt.Errorf("%w: Nick %q holds characters a nick can't", errConfig, r.Nick)
 	}
+	for topic, a := range r.Allow {
+		if err := checkAllowlist(a); err != nil {
+			return nil, fmt.Errorf("%w: Allow[%q]: %v", errConfig, topic, err)
+		}
+	}
 	return r, nil
+}
+
+// Allowlist names the senders whose messages a topic delivers (Config.Allow).
+type Allowlist = room.Allowlist
+
+func checkAllowlist(a Allowlist) error {
+	if len(a.Nicks) == 0 && len(a.JIDs) == 0 {
+		return errors.New("an allowlist without nicks or JIDs would withhold every message")
+	}
+	for _, n := range a.Nicks {
+		if n == "" || strings.TrimSpace(n) != n {
+			return fmt.Errorf("nick %q is empty or has surrounding spaces", n)
+		}
+	}
+	for _, j := range a.JIDs {
+		local, domain, ok := strings.Cut(j, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(j, "/ \t\n") {
+			return fmt.Errorf("JID %q is not a bare JID (user@domain)", j)
+		}
+	}
+	return nil
 }
 
 // connOptions is how the runtime connects. The password goes over an

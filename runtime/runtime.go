@@ -165,7 +165,15 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,
 		Metrics: rt.roomMetrics(spec.Topic),
 		Account: c.Username + "@" + c.Domain,
+		Allow:   c.allowFor(spec.Topic),
 	})
+}
+
+func (c *resolved) allowFor(topic seam.Topic) *room.Allowlist {
+	if a, ok := c.Allow[topic]; ok {
+		return &a
+	}
+	return nil
 }
 
 func (rt *Runtime) roomMetrics(topic seam.Topic) observe.Room {
@@ -386,7 +394,7 @@ func (rt *Runtime) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (
 		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, a.Err)
 	}
 	next := a.NextCursor
-	if len(a.Entries) == 0 && args.Since != nil && !a.Missing {
+	if len(a.Entries) == 0 && args.Since != nil && !a.Missing && next == "" {
 		next = *args.Since
 	}
 	return seam.FetchRecentResult{Messages: a.Messages(), NextCursor: next}, nil

@@ -54,7 +54,7 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	// A live reflection shows no real JID; one from our own nick, while we
 	// hold it, is our account's.
 	l := live{msg: archive.ToMessage(s.cfg.Topic, s.cfg.JID, m.From, m.Body, m.StanzaID.ID, m.Stamp), origin: m.OriginID,
-		ours: stanza.Resource(m.From) == s.nick}
+		ours: stanza.Resource(m.From) == s.nick, jid: s.occupants[stanza.Resource(m.From)]}
 	if s.catchingUp {
 		if len(s.buffered) >= s.cfg.MaxBuffered {
 			// They are in the archive: read it again once this catch-up ends.
@@ -82,6 +82,10 @@ func (s *state) fanOut(ctx actor.Context, l live) {
 		return
 	}
 	s.last = string(l.msg.Cursor)
+	if !s.admits(l.msg.SenderHandle, l.jid) {
+		s.withhold(l)
+		return
+	}
 	s.cfg.Metrics.MessageIn()
 	var d *subscriber.Deliver
 	for _, sub := range s.subs {
@@ -158,7 +162,7 @@ func (s *state) onGap(ctx actor.Context, epoch int, res *archive.Result) {
 	}
 	s.cfg.Metrics.Replayed(len(res.Entries))
 	for _, e := range res.Entries {
-		s.fanOut(ctx, live{msg: e.Message, origin: e.OriginID, ours: s.fromAccount(e.RealJIDs)})
+		s.fanOut(ctx, live{msg: e.Message, origin: e.OriginID, ours: s.fromAccount(e.RealJIDs), jid: stanza.SenderJID(e.RealJIDs)})
 	}
 	if len(res.Entries) == s.cfg.MaxLimit || s.overflowed {
 		// More behind this page, or live messages were dropped from the buffer:
@@ -297,9 +301,11 @@ func (s *state) feedLagging(ctx actor.Context, sub *sub) {
 			return
 		}
 		for _, e := range res.Entries {
-			ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})
-			sub.unacked++
-			s.unacked++
+			if s.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
+				ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})
+				sub.unacked++
+				s.unacked++
+			}
 			sub.cursor = string(e.Message.Cursor)
 			if sub.cursor == s.last {
 				// Caught up: what comes after arrives live.

@@ -103,6 +103,8 @@ type Config struct {
 	// Account is the bare JID the runtime logs in as: an archived message that
 	// shows another real JID is never one of its posts.
 	Account string
+	// Allow, when set, delivers only its senders' messages (see Allowlist).
+	Allow *Allowlist
 }
 
 // Room is the room actor. Its fields other than st are per incarnation.
@@ -139,6 +141,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.PageSize = 50
 	}
 	st := newState(cfg)
+	st.allow = newAllowSet(cfg.Allow)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))
 }
 
