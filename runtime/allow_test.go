@@ -36,13 +36,7 @@ func (r filteredRoom) Filtered(n int) { r.f.n.Add(int64(n)) }
 // them. A runtime without an allowlist still gets everything.
 func TestAllowlistWithholdsOtherSenders(t *testing.T) {
 	s := xmpptest.Require(t)
-	topic := freshTopic()
-	room := roomOf(t, s, topic)
-	stranger, err := xmpptest.Dial(s, 1)
-	require.NoError(t, err)
-	defer stranger.Close()
-	require.NoError(t, stranger.Join(room, "stranger"))
-	showRealJIDs(t, stranger, room)
+	topic, room, stranger := strangerOwns(t, s)
 	friend, err := xmpptest.Dial(s, 3) // admitted by nick
 	require.NoError(t, err)
 	defer friend.Close()

@@ -12,13 +12,21 @@ import (
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// showRealJIDs makes room non-anonymous: every occupant, and the archive, sees
-// each sender's real JID. cl must own the room.
-func showRealJIDs(t *testing.T, cl *rawclient.Client, room string) {
+// strangerOwns has account parley2 create a fresh topic's room, as "stranger",
+// and make it non-anonymous: every occupant, and the archive, sees each
+// sender's real JID. The client is closed when the test ends.
+func strangerOwns(t *testing.T, s xmpptest.Server) (seam.Topic, string, *rawclient.Client) {
 	t.Helper()
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	cl, err := xmpptest.Dial(s, 1)
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	require.NoError(t, cl.Join(room, "stranger"))
 	require.NoError(t, cl.Admin(room, "http://jabber.org/protocol/muc#owner",
 		`<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>`+
 			`<field var='muc#roomconfig_whois'><value>anyone</value></field></x>`))
+	return topic, room, cl
 }
 
 // Another account in the destination room posts PostOnce's key first (a key
@@ -34,13 +42,7 @@ func TestPostOnceIgnoresAnotherAccountsOriginID(t *testing.T) {
 		{"claiming our JID", `<x xmlns='http://jabber.org/protocol/muc#user'><item jid='` + ours + `'/></x>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			topic := freshTopic()
-			room := roomOf(t, s, topic)
-			stranger, err := xmpptest.Dial(s, 1)
-			require.NoError(t, err)
-			defer stranger.Close()
-			require.NoError(t, stranger.Join(room, "stranger"))
-			showRealJIDs(t, stranger, room)
+			topic, room, stranger := strangerOwns(t, s)
 
 			key := "relay-" + strings.ToLower(string(topic[len(topic)-12:])) // predictable: derived without a secret
 			forged, err := stranger.PostWithOrigin(room, "forged", key, tc.extra)
