@@ -105,6 +105,9 @@ func (f *File) validate() error {
 			}
 		}
 	}
+	if err := f.checkSenders(); err != nil {
+		return err
+	}
 	return f.checkRelayLoops()
 }
 

@@ -213,7 +213,7 @@ func resolve(c Config) (*resolved, error) {
 		return nil, fmt.Errorf("%w: Nick %q holds characters a nick can't", errConfig, r.Nick)
 	}
 	for topic, a := range r.Allow {
-		if err := checkAllowlist(a); err != nil {
+		if err := a.Check(); err != nil {
 			return nil, fmt.Errorf("%w: Allow[%q]: %v", errConfig, topic, err)
 		}
 	}
@@ -222,24 +222,6 @@ func resolve(c Config) (*resolved, error) {
 
 // Allowlist names the senders whose messages a topic delivers (Config.Allow).
 type Allowlist = room.Allowlist
-
-func checkAllowlist(a Allowlist) error {
-	if len(a.Nicks) == 0 && len(a.JIDs) == 0 {
-		return errors.New("an allowlist without nicks or JIDs would withhold every message")
-	}
-	for _, n := range a.Nicks {
-		if n == "" || strings.TrimSpace(n) != n {
-			return fmt.Errorf("nick %q is empty or has surrounding spaces", n)
-		}
-	}
-	for _, j := range a.JIDs {
-		local, domain, ok := strings.Cut(j, "@")
-		if !ok || local == "" || domain == "" || strings.ContainsAny(j, "/ \t\n") {
-			return fmt.Errorf("JID %q is not a bare JID (user@domain)", j)
-		}
-	}
-	return nil
-}
 
 // connOptions is how the runtime connects. The password goes over an
 // unencrypted stream only to a loopback address, or when AllowPlaintext says so;

@@ -1,6 +1,8 @@
 package room
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
@@ -18,6 +20,25 @@ import (
 type Allowlist struct {
 	Nicks []string // exact
 	JIDs  []string // bare, compared case-insensitively
+}
+
+// Check says what is wrong with the allowlist, if anything.
+func (a Allowlist) Check() error {
+	if len(a.Nicks) == 0 && len(a.JIDs) == 0 {
+		return errors.New("an allowlist without nicks or JIDs would withhold every message")
+	}
+	for _, n := range a.Nicks {
+		if n == "" || strings.TrimSpace(n) != n || strings.ContainsAny(n, "/\t\n") {
+			return fmt.Errorf("nick %q can't be a nick (empty, surrounding spaces, or a '/')", n)
+		}
+	}
+	for _, j := range a.JIDs {
+		local, domain, ok := strings.Cut(j, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(j, "/ \t\n") {
+			return fmt.Errorf("JID %q is not a bare JID (user@domain)", j)
+		}
+	}
+	return nil
 }
 
 // allowSet is an Allowlist ready for lookups.
