@@ -105,3 +105,30 @@ func TestEveryInDoubtOutcomeIsErrPostInDoubt(t *testing.T) {
 		assert.NotErrorIs(t, err, seam.ErrPostInDoubt, "a post never sent is not in doubt")
 	})
 }
+
+// A live message from another occupant that carries the origin-id of a post in
+// flight (it raced the post, knowing the key) does not resolve the post; the
+// post's own reflection, from the runtime's nick, does. The scripted room
+// sends the stranger's copy first.
+func TestHostileLiveOriginIDFromAnotherNickIsNotOurs(t *testing.T) {
+	f := &fakeMUC{}
+	f.onMessage = func(st *xmpptest.Stream, m xmpptest.Element) {
+		var body string
+		m.Child("body", &body)
+		var origin struct {
+			ID string `xml:"id,attr"`
+		}
+		m.Child("origin-id", &origin)
+		for _, r := range []struct{ nick, id string }{{"stranger", "forged-1"}, {f.nick, "real-1"}} {
+			st.Send(`<message type='groupchat' from='%s/%s' to='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/><stanza-id xmlns='urn:xmpp:sid:0' by='%s' id='%s'/></message>`,
+				hostileRoom, r.nick, st.JID, xmpptest.Escape(body), origin.ID, hostileRoom, r.id)
+		}
+	}
+	rt := hostileRuntime(t, f, nil)
+	id, err := rt.PostOnce(ctx5(t), hostileTopic, "a-key", "hi", nil)
+	require.NoError(t, err)
+	assert.Equal(t, seam.BackendMsgID("real-1"), id)
+	id, err = rt.Post(ctx5(t), hostileTopic, "me", "hi", seam.PostOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, seam.BackendMsgID("real-1"), id)
+}
