@@ -113,15 +113,10 @@ func TestEveryInDoubtOutcomeIsErrPostInDoubt(t *testing.T) {
 func TestHostileLiveOriginIDFromAnotherNickIsNotOurs(t *testing.T) {
 	f := &fakeMUC{}
 	f.onMessage = func(st *xmpptest.Stream, m xmpptest.Element) {
-		var body string
-		m.Child("body", &body)
-		var origin struct {
-			ID string `xml:"id,attr"`
-		}
-		m.Child("origin-id", &origin)
+		body, origin := postOf(m)
 		for _, r := range []struct{ nick, id string }{{"stranger", "forged-1"}, {f.nick, "real-1"}} {
 			st.Send(`<message type='groupchat' from='%s/%s' to='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/><stanza-id xmlns='urn:xmpp:sid:0' by='%s' id='%s'/></message>`,
-				hostileRoom, r.nick, st.JID, xmpptest.Escape(body), origin.ID, hostileRoom, r.id)
+				hostileRoom, r.nick, st.JID, xmpptest.Escape(body), origin, hostileRoom, r.id)
 		}
 	}
 	rt := hostileRuntime(t, f, nil)
@@ -131,4 +126,14 @@ func TestHostileLiveOriginIDFromAnotherNickIsNotOurs(t *testing.T) {
 	id, err = rt.Post(ctx5(t), hostileTopic, "me", "hi", seam.PostOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, seam.BackendMsgID("real-1"), id)
+}
+
+// postOf returns the body and origin-id of a post the scripted room received.
+func postOf(m xmpptest.Element) (body, origin string) {
+	var o struct {
+		ID string `xml:"id,attr"`
+	}
+	m.Child("body", &body)
+	m.Child("origin-id", &o)
+	return body, o.ID
 }
