@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/chaos"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -136,4 +139,68 @@ func postOf(m xmpptest.Element) (body, origin string) {
 	m.Child("body", &body)
 	m.Child("origin-id", &o)
 	return body, o.ID
+}
+
+// pendingCount records the posts waiting for their reflection.
+type pendingCount struct {
+	observe.Nop
+	n atomic.Int64
+}
+
+func (p *pendingCount) Room(string) observe.Room { return pendingRoom{p: p} }
+
+type pendingRoom struct {
+	observe.NopRoom
+	p *pendingCount
+}
+
+func (r pendingRoom) PendingPosts(n int) { r.p.n.Store(int64(n)) }
+
+// On a real server, through a proxy that goes silent after the post is sent
+// (its reflection never comes back): Disconnect, or giving up reconnecting,
+// fails the post with seam.ErrPostInDoubt.
+func TestPostInDoubtThroughASilentLink(t *testing.T) {
+	s := xmpptest.Require(t)
+	for _, how := range []string{"Disconnect", "gave up reconnecting"} {
+		t.Run(how, func(t *testing.T) {
+			proxy, err := chaos.NewProxy(s.Addr)
+			require.NoError(t, err)
+			t.Cleanup(proxy.Close)
+			var pending pendingCount
+			rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
+				c.Service = "xmpp://" + proxy.Addr()
+				c.Metrics = &pending
+				c.MaxReconnects, c.ReconnectWait, c.DialTimeout = 1, 10*time.Millisecond, 300*time.Millisecond
+				c.KeepAlive = -1
+			}))
+			topic := freshTopic()
+			_, err = rt.Post(ctx5(t), topic, "me", "joins the room", seam.PostOptions{})
+			require.NoError(t, err)
+			require.NoError(t, proxy.Blackhole())
+			done := make(chan error, 1)
+			go func() {
+				_, err := rt.Post(context.Background(), topic, "me", "into the void", seam.PostOptions{})
+				done <- err
+			}()
+			require.Eventually(t, func() bool { return pending.n.Load() == 1 }, 5*time.Second, 5*time.Millisecond, "the post is sent")
+			if how == "Disconnect" {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = rt.Disconnect(ctx) // the silent link can't close cleanly
+			} else {
+				require.NoError(t, proxy.KillAll())
+			}
+			select {
+			case err := <-done:
+				assert.ErrorIs(t, err, seam.ErrPostInDoubt)
+				if how == "Disconnect" {
+					assert.ErrorIs(t, err, seam.ErrDisconnected)
+				} else {
+					assert.ErrorIs(t, err, session.ErrGaveUp)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the post never resolved")
+			}
+		})
+	}
 }
