@@ -15,20 +15,21 @@ import (
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// filterCount counts the deliveries a runtime withholds.
-type filterCount struct {
+// countingMetrics records a runtime's withheld deliveries and pending posts.
+type countingMetrics struct {
 	observe.Nop
-	n atomic.Int64
+	filtered, pending atomic.Int64
 }
 
-func (f *filterCount) Room(string) observe.Room { return filteredRoom{f: f} }
+func (c *countingMetrics) Room(string) observe.Room { return countingRoom{c: c} }
 
-type filteredRoom struct {
+type countingRoom struct {
 	observe.NopRoom
-	f *filterCount
+	c *countingMetrics
 }
 
-func (r filteredRoom) Filtered(n int) { r.f.n.Add(int64(n)) }
+func (r countingRoom) Filtered(n int)     { r.c.filtered.Add(int64(n)) }
+func (r countingRoom) PendingPosts(n int) { r.c.pending.Store(int64(n)) }
 
 // A topic's allowlist delivers only its senders' messages, to subscribers and
 // reads alike, in order: a nick, and a bare JID (the room shows real JIDs).
@@ -46,7 +47,7 @@ func TestAllowlistWithholdsOtherSenders(t *testing.T) {
 	defer known.Close()
 	require.NoError(t, known.Join(room, "p3-"+string(topic[len(topic)-6:])))
 
-	var count filterCount
+	var count countingMetrics
 	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
 		c.Metrics = &count
 		c.Allow = map[seam.Topic]runtime.Allowlist{topic: {Nicks: []string{"friend"}, JIDs: []string{s.Accounts[2][0] + "@" + s.Domain}}}
@@ -82,7 +83,7 @@ func TestAllowlistWithholdsOtherSenders(t *testing.T) {
 	l, a := got()
 	assert.Equal(t, want, l, "the subscriber gets the allowed senders' messages, in order")
 	assert.Equal(t, []string{"m1", "s1", "m2", "s2", "m3", "s3"}, a, "no allowlist: everything")
-	assert.Equal(t, int64(3), count.n.Load(), "three messages withheld from one subscriber")
+	assert.Equal(t, int64(3), count.filtered.Load(), "three messages withheld from one subscriber")
 
 	start := seam.Cursor("")
 	page, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: topic, Since: &start})
@@ -99,5 +100,5 @@ func TestAllowlistWithholdsOtherSenders(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, page.Messages)
 	assert.Equal(t, next, page.NextCursor)
-	assert.Equal(t, int64(7), count.n.Load(), "and three withheld from the first read, one from the second")
+	assert.Equal(t, int64(7), count.filtered.Load(), "and three withheld from the first read, one from the second")
 }

@@ -3,7 +3,6 @@ package runtime_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/chaos"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
-	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -141,21 +139,6 @@ func postOf(m xmpptest.Element) (body, origin string) {
 	return body, o.ID
 }
 
-// pendingCount records the posts waiting for their reflection.
-type pendingCount struct {
-	observe.Nop
-	n atomic.Int64
-}
-
-func (p *pendingCount) Room(string) observe.Room { return pendingRoom{p: p} }
-
-type pendingRoom struct {
-	observe.NopRoom
-	p *pendingCount
-}
-
-func (r pendingRoom) PendingPosts(n int) { r.p.n.Store(int64(n)) }
-
 // On a real server, through a proxy that goes silent after the post is sent
 // (its reflection never comes back): Disconnect, or giving up reconnecting,
 // fails the post with seam.ErrPostInDoubt.
@@ -166,7 +149,7 @@ func TestPostInDoubtThroughASilentLink(t *testing.T) {
 			proxy, err := chaos.NewProxy(s.Addr)
 			require.NoError(t, err)
 			t.Cleanup(proxy.Close)
-			var pending pendingCount
+			var pending countingMetrics
 			rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
 				c.Service = "xmpp://" + proxy.Addr()
 				c.Metrics = &pending
@@ -182,7 +165,7 @@ func TestPostInDoubtThroughASilentLink(t *testing.T) {
 				_, err := rt.Post(context.Background(), topic, "me", "into the void", seam.PostOptions{})
 				done <- err
 			}()
-			require.Eventually(t, func() bool { return pending.n.Load() == 1 }, 5*time.Second, 5*time.Millisecond, "the post is sent")
+			require.Eventually(t, func() bool { return pending.pending.Load() == 1 }, 5*time.Second, 5*time.Millisecond, "the post is sent")
 			if how == "Disconnect" {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
