@@ -74,7 +74,7 @@ func (s *state) filter(res *archive.Result) {
 	if s.allow == nil || res.Err != nil {
 		return
 	}
-	kept := res.Entries[:0]
+	kept := make([]archive.Entry, 0, len(res.Entries)) // the archive's slice is left alone
 	for _, e := range res.Entries {
 		if s.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
 			kept = append(kept, e)
