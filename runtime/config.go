@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -212,6 +213,7 @@ func resolve(c Config) (*resolved, error) {
 	if strings.ContainsAny(r.Nick, "/\t\n\"<>&") || strings.TrimSpace(r.Nick) != r.Nick {
 		return nil, fmt.Errorf("%w: Nick %q holds characters a nick can't", errConfig, r.Nick)
 	}
+	r.Allow = maps.Clone(r.Allow) // the caller's map may change later; the rooms read it
 	for topic, a := range r.Allow {
 		if err := a.Check(); err != nil {
 			return nil, fmt.Errorf("%w: Allow[%q]: %v", errConfig, topic, err)
