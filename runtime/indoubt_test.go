@@ -153,7 +153,9 @@ func TestPostInDoubtThroughASilentLink(t *testing.T) {
 			rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
 				c.Service = "xmpp://" + proxy.Addr()
 				c.Metrics = &pending
-				c.MaxReconnects, c.ReconnectWait, c.DialTimeout = 1, 10*time.Millisecond, 300*time.Millisecond
+				// A login through the silent proxy hangs until DialTimeout: the first
+				// reconnect fails then, and the runtime gives up.
+				c.MaxReconnects, c.ReconnectWait, c.DialTimeout = 1, 10*time.Millisecond, 3*time.Second
 				c.KeepAlive = -1
 			}))
 			topic := freshTopic()
