@@ -133,6 +133,8 @@ type Route struct {
 	// Retry: waits between failed deliveries, doubling [500ms to 1m].
 	RetryWait    Duration `yaml:"retry_wait"`
 	MaxRetryWait Duration `yaml:"max_retry_wait"`
+	// Senders, when set, delivers only these senders' messages (see Senders).
+	Senders *Senders `yaml:"senders"`
 }
 
 // Sink says where a route delivers: exactly one of its fields.

@@ -106,6 +106,9 @@ func (f *File) validate() error {
 			}
 		}
 	}
+	if err := f.checkSenders(); err != nil {
+		return err
+	}
 	return f.checkRelayLoops()
 }
 

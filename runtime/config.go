@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -13,9 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 // Defaults, from the Parley XMPP backend's documentation.
@@ -124,6 +127,14 @@ type Config struct {
 	// has a Prometheus implementation.
 	Metrics observe.Metrics
 
+	// Allow, for a topic it names, delivers to Subscribe and FetchRecent only
+	// the messages of the senders its Allowlist admits: occupant nicks, or bare
+	// real JIDs where the room shows them. The others are withheld, counted
+	// (observe.Room.Filtered), and passed over: cursors move past them, so no
+	// reader is held up. It is the guard against strangers in open rooms.
+	// Topics it doesn't name deliver every message. Posts are not affected.
+	Allow map[seam.Topic]Allowlist
+
 	// Logger receives the runtime's logs (nil: none). Passwords never appear.
 	Logger *slog.Logger
 }
@@ -212,8 +223,17 @@ func resolve(c Config) (*resolved, error) {
 	if strings.ContainsAny(r.Nick, "/\t\n\"<>&") || strings.TrimSpace(r.Nick) != r.Nick {
 		return nil, fmt.Errorf("%w: Nick %q holds characters a nick can't", errConfig, r.Nick)
 	}
+	r.Allow = maps.Clone(r.Allow) // the caller's map may change later; the rooms read it
+	for topic, a := range r.Allow {
+		if err := a.Check(); err != nil {
+			return nil, fmt.Errorf("%w: Allow[%q]: %v", errConfig, topic, err)
+		}
+	}
 	return r, nil
 }
+
+// Allowlist names the senders whose messages a topic delivers (Config.Allow).
+type Allowlist = room.Allowlist
 
 // connOptions is how the runtime connects. STARTTLS is used whenever the server
 // offers it. The password goes over an unencrypted stream only to a loopback

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 func clearEnv(t *testing.T) {
@@ -135,5 +137,20 @@ func TestServiceCredentialsRedacted(t *testing.T) {
 		_, err := resolve(Config{Service: svc, Password: "pw"})
 		require.Error(t, err, svc)
 		assert.NotContains(t, err.Error(), "hunter2", svc)
+	}
+}
+
+func TestConfigAllowlists(t *testing.T) {
+	clearEnv(t)
+	allow := map[seam.Topic]Allowlist{"t": {Nicks: []string{"alice"}}}
+	r, err := resolve(Config{Allow: allow})
+	require.NoError(t, err)
+	allow["u"] = Allowlist{Nicks: []string{"bob"}}
+	assert.Len(t, r.Allow, 1, "copied: a later change of the caller's map changes nothing")
+	assert.NotNil(t, r.allowFor("t"))
+	assert.Nil(t, r.allowFor("other"), "a topic it doesn't name delivers everything")
+	for _, bad := range []Allowlist{{}, {Nicks: []string{""}}, {JIDs: []string{"bob"}}, {JIDs: []string{"bob@x/res"}}} {
+		_, err := resolve(Config{Allow: map[seam.Topic]Allowlist{"t": bad}})
+		assert.ErrorIs(t, err, errConfig, "%+v", bad)
 	}
 }

@@ -26,6 +26,11 @@ var (
 	// ErrNickConflict: the backend's pinned nickname is already in use by another
 	// live connection.
 	ErrNickConflict = errors.New("seam: nickname conflict")
+	// ErrPostInDoubt: a post was sent and its outcome is unknown: it may have
+	// landed, or may still land, and it is not sent again. A caller that must
+	// not post twice checks the topic (FetchRecent) before posting again, or
+	// posts with a backend's idempotent call (runtime.PostOnce).
+	ErrPostInDoubt = errors.New("seam: the message was sent and may still land")
 )
 
 // NoSuchTopicError is the answer of a backend that reports a never-posted topic as

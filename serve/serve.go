@@ -21,7 +21,9 @@
 //     Idempotency-Key header for webhooks) so receivers can drop it.
 //   - relays get every message exactly once. A relayed message is posted with
 //     runtime.PostOnce under a key derived from the route, the source topic and
-//     the message id, and the state file also keeps the destination id of the
+//     the message id with a secret kept in the state dir (relay.secret, made on
+//     the first run), so no occupant of the destination can post that key
+//     first to suppress the message; the state file also keeps the destination id of the
 //     last relayed message. After a crash between the post and the save,
 //     PostOnce finds the earlier post in the destination's archive (after that
 //     id) and answers its id instead of posting again.
@@ -78,6 +80,8 @@ type Options struct {
 	Metrics  Recorder           // nil → none; called from every worker at once
 	Progress func(line string)  // human progress lines; nil → Info records through Logger (with route and topic); called from every worker at once
 	Wait     time.Duration      // long-poll budget per archive read [30s]
+
+	secret []byte // the relays' secret, from the state dir (see loadSecret)
 }
 
 // Defaults, for what Options and config.Route leave unset.
@@ -103,6 +107,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer unlock()
+	if o.secret, err = loadSecret(o.StateDir); err != nil {
+		return err
+	}
 	var (
 		workers []*worker
 		sinks   []sink

@@ -3,8 +3,6 @@ package serve
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -62,7 +61,7 @@ func newSink(o Options, r config.Route) (sink, error) {
 		if err != nil {
 			return nil, fmt.Errorf("relay: %w", err)
 		}
-		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), log: o.Logger.With(slog.String("route", r.Name))}, nil
+		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), secret: o.secret, log: o.Logger.With(slog.String("route", r.Name))}, nil
 	}
 }
 
@@ -259,13 +258,17 @@ func redactURL(u *url.URL) string {
 
 // relaySink posts each message to a topic, exactly once (see relayKey).
 type relaySink struct {
-	dest  Backend
-	topic seam.Topic
-	log   *slog.Logger
+	dest   Backend
+	topic  seam.Topic
+	secret []byte
+	log    *slog.Logger
 }
 
 func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
-	key := relayKey(d.route, d.msg.Topic, d.msg.BackendMsgID)
+	key, err := relayKey(s.secret, d.route, d.msg.Topic, d.msg.BackendMsgID)
+	if err != nil {
+		return "", err
+	}
 	var after *seam.Cursor
 	if d.relayLast != "" {
 		// The runtime's ids are its cursors (the room's stanza-id).
@@ -289,10 +292,14 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 func (*relaySink) close() {}
 
 // relayKey is the origin-id a relayed message is posted under: stable across
-// restarts (so PostOnce finds a post made before a crash) and distinct per
-// route, source topic and message (two routes relaying one message into one
-// topic post it twice, as configured).
-func relayKey(route string, topic seam.Topic, id seam.BackendMsgID) string {
-	sum := sha256.Sum256([]byte(route + "\x00" + string(topic) + "\x00" + string(id)))
-	return "relay-" + hex.EncodeToString(sum[:])[:32]
+// restarts (so PostOnce finds a post made before a crash), distinct per route,
+// source topic and message (two routes relaying one message into one topic
+// post it twice, as configured), and keyed with the state dir's secret, so an
+// occupant of the destination who sees the source can't post it first.
+func relayKey(secret []byte, route string, topic seam.Topic, id seam.BackendMsgID) (string, error) {
+	k, err := runtime.OriginKey(secret, "relay", route, string(topic), string(id))
+	if err != nil {
+		return "", fmt.Errorf("relay key: %w", err)
+	}
+	return "relay-" + k, nil
 }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -144,14 +145,23 @@ func TestSetupErrors(t *testing.T) {
 }
 
 func TestRelayKeyIsShortStableAndDistinct(t *testing.T) {
-	k := relayKey("route", "topic", "id-1")
-	assert.Equal(t, k, relayKey("route", "topic", "id-1"))
+	secret := bytes.Repeat([]byte{1}, 32)
+	key := func(secret []byte, route string, topic seam.Topic, id seam.BackendMsgID) string {
+		k, err := relayKey(secret, route, topic, id)
+		require.NoError(t, err)
+		return k
+	}
+	k := key(secret, "route", "topic", "id-1")
+	assert.Equal(t, k, key(secret, "route", "topic", "id-1"))
 	assert.True(t, strings.HasPrefix(k, "relay-"))
 	assert.Len(t, k, len("relay-")+32)
-	for _, other := range []string{relayKey("route2", "topic", "id-1"), relayKey("route", "topic2", "id-1"),
-		relayKey("route", "topic", "id-2"), relayKey("rou", "te\x00topic", "id-1")} {
+	for _, other := range []string{key(secret, "route2", "topic", "id-1"), key(secret, "route", "topic2", "id-1"),
+		key(secret, "route", "topic", "id-2"), key(secret, "rou", "te\x00topic", "id-1"),
+		key(bytes.Repeat([]byte{2}, 32), "route", "topic", "id-1")} {
 		assert.NotEqual(t, k, other)
 	}
+	_, err := relayKey(nil, "route", "topic", "id-1")
+	assert.Error(t, err, "no key without a secret")
 }
 
 func TestEncode(t *testing.T) {

@@ -60,6 +60,9 @@ type Query struct {
 type Entry struct {
 	Message  seam.Message
 	OriginID string
+	// RealJIDs: the sender's real JIDs as the archive shows them (see
+	// stanza.Forwarded.RealJIDs); none in an anonymous room.
+	RealJIDs []string
 }
 
 // Result answers Query.
@@ -521,7 +524,7 @@ func (a *Archive) entry(r stanza.MAMResult) (Entry, bool) {
 	if !f.HasBody || f.Body == "" || !stanza.SameBare(f.From, a.cfg.Room) {
 		return Entry{}, false
 	}
-	return Entry{Message: ToMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID}, true
+	return Entry{Message: ToMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
 }
 
 // ToMessage builds a seam message from a room message, live or archived, so both

@@ -158,6 +158,7 @@ func (s *state) onJoinTimeout(ctx actor.Context) {
 }
 
 func (s *state) onPresence(ctx actor.Context, p stanza.Presence) {
+	s.trackOccupant(p)
 	nick := stanza.Resource(p.From)
 	switch s.phase {
 	case joining:
@@ -440,6 +441,7 @@ func (s *state) leave(ctx actor.Context) {
 	s.epoch++
 	s.catchingUp, s.buffered, s.replaying = false, nil, false
 	s.probeID, s.pingID = "", ""
+	clear(s.occupants) // the next join's presences tell them again
 	for k := range s.timers {
 		if k != rejoinNow {
 			s.disarm(k)

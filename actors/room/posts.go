@@ -3,6 +3,7 @@ package room
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -37,6 +38,20 @@ func (s *state) post(ctx actor.Context, m *Post, sender *actor.PID) {
 	s.transmit(ctx, p)
 }
 
+// fromAccount says whether an archived message whose sender's real JIDs are
+// realJIDs may be this runtime's account's: where the room shows real JIDs,
+// only if they all name the account (a sender can add a forged one of its own,
+// which Prosody keeps beside the true one); where it shows none, it may.
+func (s *state) fromAccount(realJIDs []string) bool {
+	if len(realJIDs) == 0 {
+		// The room hides real JIDs (an anonymous room): the origin-id alone
+		// decides, which is why PostOnce's keys must be derived with a secret.
+		return true
+	}
+	who := stanza.SenderJID(realJIDs)
+	return who != "" && s.cfg.Account != "" && strings.EqualFold(who, s.cfg.Account)
+}
+
 // lookFor reads the archive after since for an idempotent post's origin-id: found,
 // the post resolves with that message's id; not found, it is sent.
 func (s *state) lookFor(ctx actor.Context, p *pendingPost, since seam.Cursor) {
@@ -51,7 +66,7 @@ func (s *state) lookFor(ctx actor.Context, p *pendingPost, since seam.Cursor) {
 			return
 		}
 		for _, e := range res.Entries {
-			if e.OriginID == origin {
+			if e.OriginID == origin && s.fromAccount(e.RealJIDs) {
 				s.resolve(ctx, origin, e.Message.BackendMsgID)
 				return
 			}
@@ -66,7 +81,7 @@ func (s *state) lookFor(ctx actor.Context, p *pendingPost, since seam.Cursor) {
 }
 
 func (s *state) transmit(ctx actor.Context, p *pendingPost) {
-	p.inDoubt, p.answered = false, false
+	p.inDoubt, p.answered, p.sent = false, false, true
 	stopTimer(p.timer)
 	p.timer = s.after(ctx, s.cfg.PostTimeout, &timer{kind: postTimeout, origin: p.post.Origin})
 	s.send(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, string(p.post.InReplyTo)))
@@ -123,7 +138,7 @@ func (s *state) fail(ctx actor.Context, origin string, err error) {
 
 func (s *state) onPostTimeout(ctx actor.Context, origin string) {
 	if p, ok := s.posts[origin]; ok && !p.inDoubt && s.phase == joined {
-		s.fail(ctx, origin, fmt.Errorf("%w: waited %s in %s", ErrPostTimeout, s.cfg.PostTimeout, s.cfg.JID))
+		s.fail(ctx, origin, fmt.Errorf("%w: waited %s in %s (%w)", ErrPostTimeout, s.cfg.PostTimeout, s.cfg.JID, seam.ErrPostInDoubt))
 	}
 }
 
@@ -169,9 +184,14 @@ func (s *state) forget(origin string) {
 	}
 }
 
-// failPending answers every pending post and long-poll waiter with err.
+// failPending answers every pending post and long-poll waiter with err; a post
+// already sent also with seam.ErrPostInDoubt.
 func (s *state) failPending(ctx actor.Context, err error) {
-	for origin := range s.posts {
+	for origin, p := range s.posts {
+		if p.sent {
+			s.fail(ctx, origin, fmt.Errorf("%w (%w)", err, seam.ErrPostInDoubt))
+			continue
+		}
 		s.fail(ctx, origin, err)
 	}
 	s.order = nil

@@ -79,6 +79,11 @@ type state struct {
 	order   []string                // origin-ids in sending order (entries may be settled)
 	settled *originRing             // recently settled posts, for CancelPost
 
+	// allow: the senders whose messages are delivered (nil: all); occupants:
+	// the real JIDs occupants' presences show, by nick (see trackOccupant).
+	allow     *allowSet
+	occupants map[string]string
+
 	subs    []*sub
 	unacked int // messages waiting in all the subscribers' queues
 	waiters map[int]*waiter
@@ -105,6 +110,8 @@ type pendingPost struct {
 	// looking: an idempotent post (OnceAfter) whose archive check is under way;
 	// it is sent only if the check doesn't find it.
 	looking bool
+	// sent: it was sent at least once; failing it now leaves it in doubt.
+	sent bool
 }
 
 type sub struct {
@@ -134,7 +141,11 @@ type waiter struct {
 
 type live struct {
 	msg    seam.Message
-	origin string // origin-id when the message is one of ours
+	origin string // the message's origin-id
+	jid    string // the sender's real JID, when the room shows it
+	// ours: the message may be this runtime's account's (see fromAccount): only
+	// then can its origin-id resolve a post.
+	ours bool
 }
 
 func newState(cfg Config) *state {

@@ -56,6 +56,7 @@ for relays.`,
 				if m != nil {
 					c.Metrics = m
 				}
+				c.Allow = sv.Allow(name)
 				label := name
 				if label == "" {
 					label = "default"
