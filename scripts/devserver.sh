@@ -180,6 +180,19 @@ ejabberdctl_() {
 	ejabberdctl --config-dir "$d/etc" --ctl-config "$d/etc/ejabberdctl.cfg" --spool "$d/db" --logs "$d/log" "$@"
 }
 
+# The Erlang node's name follows the port, so that two instances (each with its own
+# PARLEY_DEV_DIR and ports) can run side by side on one port mapper (epmd).
+ejabberd_node() { echo "parleydev_${EJABBERD_PORT}@localhost"; }
+
+# stop_epmd: end the Erlang port mapper ejabberd started, but only once no node
+# (another instance's ejabberd, or anything else Erlang) is registered with it.
+stop_epmd() {
+	local names
+	names=$(ERL_EPMD_ADDRESS=127.0.0.1 epmd -names 2>/dev/null) || return 0
+	if printf '%s\n' "$names" | grep -q '^name '; then return 0; fi
+	ERL_EPMD_ADDRESS=127.0.0.1 epmd -kill >/dev/null 2>&1 || true
+}
+
 ejabberd_pid() {
 	local f; f="$(ejabberd_dir)/ejabberd.pid"
 	[ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
@@ -190,7 +203,7 @@ write_ejabberd_config() {
 	mkdir -p "$d/etc" "$d/db" "$d/log"
 	cp /etc/ejabberd/inetrc "$d/etc/inetrc"
 	cat >"$d/etc/ejabberdctl.cfg" <<CFG
-ERLANG_NODE=parleydev@localhost
+ERLANG_NODE=$(ejabberd_node)
 ERL_OPTIONS="-setcookie parleydev -env ERL_CRASH_DUMP_BYTES 0"
 export ERL_EPMD_ADDRESS=127.0.0.1
 INET_DIST_INTERFACE=127.0.0.1
@@ -290,7 +303,7 @@ start_ejabberd() {
 	ejabberdctl_ start >/dev/null
 	if ! ejabberdctl_ started >/dev/null 2>&1; then
 		log "ejabberd did not start; its log:"; tail -n 30 "$d"/log/error.log >&2 2>/dev/null || true
-		ERL_EPMD_ADDRESS=127.0.0.1 epmd -kill >/dev/null 2>&1 || true
+		stop_epmd
 		return 1
 	fi
 	local acct
@@ -317,7 +330,7 @@ stop_ejabberd() {
 	kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
 	rm -f "$(ejabberd_dir)/ejabberd.pid"
 	# The Erlang port mapper it started: ours to end once no node uses it.
-	ERL_EPMD_ADDRESS=127.0.0.1 epmd -kill >/dev/null 2>&1 || true
+	stop_epmd
 	log "ejabberd stopped"
 }
 
