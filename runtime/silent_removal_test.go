@@ -1,12 +1,7 @@
 package runtime_test
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
@@ -17,33 +12,6 @@ import (
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
-
-// prosodyShell runs one line in the admin shell of the dev Prosody
-// (scripts/devserver.sh enables mod_admin_shell and its socket; the server's
-// configuration is under PARLEY_DEV_DIR, as the script puts it) and returns
-// what the line returned.
-func prosodyShell(t *testing.T, line string) string {
-	t.Helper()
-	dir := os.Getenv("PARLEY_DEV_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "parley-xmpp-dev")
-	}
-	cfg := filepath.Join(dir, "prosody", "prosody.cfg.lua")
-	if _, err := os.Stat(cfg); err != nil {
-		msg := fmt.Sprintf("no dev Prosody configuration at %s (%v): start it with scripts/devserver.sh start prosody (with PARLEY_DEV_DIR as the server was started with)", cfg, err)
-		if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "prosodyctl", "--config", cfg, "shell", "> "+line).CombinedOutput()
-	require.NoError(t, err, "prosodyctl shell (is admin_shell enabled? scripts/devserver.sh restart prosody enables it): %s", out)
-	m := regexp.MustCompile(`(?m)^Result: (.*)$`).FindSubmatch(out)
-	require.NotNil(t, m, "no result from the shell: %s", out)
-	return string(m[1])
-}
 
 // A silent removal on a real server: Prosody's admin shell drops the runtime's
 // occupant from the room without a word to it (no unavailable presence, as
@@ -89,7 +57,7 @@ func TestSilentRemovalOnRealProsodyFoundBySelfPing(t *testing.T) {
 	// Drop every occupant of the runtime's account from the room's state, the
 	// way the room itself forgets an occupant (a role of nil, saved), with no
 	// presence sent.
-	removed := prosodyShell(t, fmt.Sprintf(`local room = prosody.hosts[%q].modules.muc.get_room_from_jid(%q); `+
+	removed := xmpptest.ProsodyShell(t, fmt.Sprintf(`local room = prosody.hosts[%q].modules.muc.get_room_from_jid(%q); `+
 		`if not room then error("no room %s") end; local n = 0; `+
 		`for _, occ in room:each_occupant() do if occ.bare_jid == %q then occ.role = nil; room:save_occupant(occ); n = n + 1 end end; `+
 		`return n`, s.MUC, room, room, s.Accounts[0][0]+"@"+s.Domain))

@@ -23,6 +23,8 @@ import (
 
 	"github.com/parley-go/parley-xmpp/chaos"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 // gate is a webhook sink that holds every delivery while it is closed, so that
@@ -127,11 +129,13 @@ func status(ctx context.Context, url string) int {
 // held down and 200 once it is back.
 //
 // Gaps: parley_xmpp_history_gaps_total counts replays that find the archive no
-// longer holds the room's cursor. Neither dev server expires archive rows, and
-// making one forget a cursor mid-run would mean deleting archive rows behind the
-// server's back (its own storage API, not the protocol): too costly and
-// server-specific for this check. It checks the series exists, at 0, for the
-// topic served (a gap in a run without faults would be a bug).
+// longer holds the room's cursor. It exists at 0 from the start, stays 0
+// through a plain outage, and on Prosody a real gap is made: while the link is
+// down the room's archive is deleted through Prosody's admin shell (as expiry
+// would), so the replay after the reconnect finds its cursor gone. ejabberd
+// offers no per-room archive deletion from outside (its delete_old_mam_messages
+// clears every archive on the server, the shared dev server's included), so
+// there the series is checked at 0 only.
 func TestServeMetricsAndReadinessFollowTheLink(t *testing.T) {
 	s := xmpptest.Require(t)
 	bin := buildCLI(t)
@@ -293,5 +297,29 @@ func TestServeMetricsAndReadinessFollowTheLink(t *testing.T) {
 	hook.mu.Lock()
 	assert.Equal(t, ids, hook.ids, "every message once, in order, across the outage")
 	hook.mu.Unlock()
+
+	if s.Name == "prosody" {
+		// The link down again; the room's archive forgets everything, and one
+		// new message is archived; the link returns and the replay finds its
+		// cursor gone: a gap, counted.
+		require.NoError(t, proxy.Blackhole())
+		require.NoError(t, proxy.KillAll())
+		until("the state leaves online", 15*time.Second, func(m map[string]float64) bool { return m[online] == 0 })
+		node, err := runtime.RoomLocalpart(seam.Topic(src))
+		require.NoError(t, err)
+		deleted := xmpptest.ProsodyShell(t, fmt.Sprintf(`local n, err = require "core.storagemanager".open(%q, "muc_log", "archive"):delete(%q); `+
+			`if not n then error(tostring(err)) end; return tostring(n)`, s.MUC, node))
+		t.Logf("deleted the archive of %s: %s", node, deleted)
+		ids = append(ids, postAs(t, ctx, s, src, 1)...)
+		proxy.Heal()
+		require.NoError(t, proxy.KillAll())
+		until("a gap counted after the archive lost the cursor", 60*time.Second, func(m map[string]float64) bool {
+			return m[gaps] == 1 && m[online] == 1
+		})
+		until("the new message delivered", 30*time.Second, func(m map[string]float64) bool { return m[held] == n+3 })
+		hook.mu.Lock()
+		assert.Equal(t, ids, hook.ids, "the sink got the new message once")
+		hook.mu.Unlock()
+	}
 	assert.NotContains(t, logs(), "panic")
 }
