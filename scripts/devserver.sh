@@ -209,12 +209,15 @@ ejabberd_data() { echo "$(data_root)/ejabberd"; }
 
 ejabberdctl_() {
 	local d; d=$(ejabberd_dir)
-	ejabberdctl --config-dir "$d/etc" --ctl-config "$d/etc/ejabberdctl.cfg" --spool "$d/db" --logs "$d/log" "$@"
+	ejabberdctl --config-dir "$d/etc" --ctl-config "$d/etc/ejabberdctl.cfg" --spool "$(ejabberd_spool)" --logs "$d/log" "$@"
 }
 
 # The Erlang node's name follows the port, so that two instances (each with its own
-# PARLEY_DEV_DIR and ports) can run side by side on one port mapper (epmd).
+# PARLEY_DEV_DIR and ports) can run side by side on one port mapper (epmd). Mnesia
+# refuses a database made by another node name, so each name has a spool of its own
+# (mnesia keeps only accounts and sessions here: rooms and archives are in SQL).
 ejabberd_node() { echo "parleydev_${EJABBERD_PORT}@localhost"; }
+ejabberd_spool() { echo "$(ejabberd_dir)/db/${EJABBERD_PORT}"; }
 
 # stop_epmd: end the Erlang port mapper ejabberd started, but only once no node
 # (another instance's ejabberd, or anything else Erlang) is registered with it.
@@ -232,7 +235,7 @@ ejabberd_pid() {
 
 write_ejabberd_config() {
 	local d data; d=$(ejabberd_dir); data=$(ejabberd_data)
-	mkdir -p "$d/etc" "$d/db" "$d/log" "$data"
+	mkdir -p "$d/etc" "$(ejabberd_spool)" "$d/log" "$data"
 	cp /etc/ejabberd/inetrc "$d/etc/inetrc"
 	cat >"$d/etc/ejabberdctl.cfg" <<CFG
 ERLANG_NODE=$(ejabberd_node)
