@@ -2,6 +2,8 @@ package serve
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,27 @@ type topicState struct {
 	// RelayLast is the destination id of the last message a relay posted: where
 	// PostOnce looks for a post that happened before a crash.
 	RelayLast seam.BackendMsgID `json:"relay_last"`
+}
+
+// maxStateName bounds the names the engine gives files and directories under
+// the state dir: a route's directory and a topic's state file. File systems
+// take 255 bytes (some fewer); a temp file's name adds about 16 to a state
+// file's.
+const maxStateName = 200
+
+// stateFileName is the name of the state file of the topic whose room
+// localpart is local: the localpart and ".json", or, when that is longer than
+// maxStateName (a localpart may hold 1023 bytes), its start, '+' and a hash of
+// the whole. A localpart never holds '+', so a hashed name never equals a
+// plain one, and the file also names its topic, which load's caller checks.
+func stateFileName(local string) string {
+	const ext = ".json"
+	if len(local)+len(ext) <= maxStateName {
+		return local + ext
+	}
+	sum := sha256.Sum256([]byte(local))
+	h := hex.EncodeToString(sum[:16])
+	return local[:maxStateName-len(ext)-1-len(h)] + "+" + h + ext
 }
 
 // stateFile is where a topicState lives.
@@ -116,11 +139,11 @@ func syncDir(dir string) error {
 // its cursor fails at start rather than after its first delivery.
 func prepareStateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
+		return fmt.Errorf("serve.state_dir: %w", err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("state dir: %w", err)
+		return fmt.Errorf("serve.state_dir: %w", err)
 	}
 	for _, e := range entries {
 		if name := e.Name(); strings.HasPrefix(name, ".") && strings.Contains(name, tempMark) {
@@ -129,11 +152,11 @@ func prepareStateDir(dir string) error {
 	}
 	probe, err := os.CreateTemp(dir, ".probe-*")
 	if err != nil {
-		return fmt.Errorf("state dir %s is not writable: %w", dir, err)
+		return fmt.Errorf("serve.state_dir: %s is not writable: %w", dir, err)
 	}
 	_ = probe.Close()
 	if err := os.Remove(probe.Name()); err != nil {
-		return fmt.Errorf("state dir %s: %w", dir, err)
+		return fmt.Errorf("serve.state_dir: %s: %w", dir, err)
 	}
 	return nil
 }

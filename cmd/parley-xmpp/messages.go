@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,8 +35,14 @@ func (a *app) postCmd() *cobra.Command {
 				}
 				text = strings.TrimSuffix(string(b), "\n")
 			}
-			rt, err := a.connect(cmd.Context(), "")
+			rt, err := a.newRuntime("")
 			if err != nil {
+				return err
+			}
+			if err := rt.CheckPost(seam.Topic(args[0]), text); err != nil {
+				return postUsage(args[0], err)
+			}
+			if err := connect(cmd.Context(), rt); err != nil {
 				return err
 			}
 			defer disconnect(rt)
@@ -47,6 +54,35 @@ func (a *app) postCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// postUsage names what post's check refused: the topic or the text.
+func postUsage(topic string, err error) error {
+	if errors.Is(err, seam.ErrInvalidTopic) {
+		return fmt.Errorf("%w: TOPIC %.60q: %v", errUsage, topic, err)
+	}
+	return fmt.Errorf("%w: TEXT: %v", errUsage, err)
+}
+
+// checkFetch checks fetch's and tail's arguments before any network; the error
+// names the argument or flag at fault.
+func checkFetch(rt *runtime.Runtime, fa seam.FetchRecentArgs) error {
+	if _, err := runtime.RoomLocalpart(fa.Topic); err != nil {
+		return fmt.Errorf("%w: TOPIC %.60q: %v", errUsage, fa.Topic, err)
+	}
+	for _, c := range []struct {
+		flag string
+		args seam.FetchRecentArgs
+	}{
+		{"--limit", seam.FetchRecentArgs{Topic: fa.Topic, Limit: fa.Limit}},
+		{"--block", seam.FetchRecentArgs{Topic: fa.Topic, Block: fa.Block}},
+		{"--since", seam.FetchRecentArgs{Topic: fa.Topic, Since: fa.Since}},
+	} {
+		if err := rt.CheckFetch(c.args); err != nil {
+			return fmt.Errorf("%w: %s: %v", errUsage, c.flag, err)
+		}
+	}
+	return nil
 }
 
 // printer writes messages as JSON lines or a readable table, one at a time.
@@ -99,16 +135,22 @@ line is {"next_cursor": ...}: pass it as --since to read on.`,
 			if since != "" && fromStart {
 				return fmt.Errorf("%w: --since and --from-start exclude each other", errUsage)
 			}
-			rt, err := a.connect(cmd.Context(), "")
+			rt, err := a.newRuntime("")
 			if err != nil {
 				return err
 			}
-			defer disconnect(rt)
 			fa := seam.FetchRecentArgs{Topic: seam.Topic(args[0]), Limit: limit, Block: block}
 			if since != "" || fromStart {
 				c := seam.Cursor(since)
 				fa.Since = &c
 			}
+			if err := checkFetch(rt, fa); err != nil {
+				return err
+			}
+			if err := connect(cmd.Context(), rt); err != nil {
+				return err
+			}
+			defer disconnect(rt)
 			res, err := rt.FetchRecent(cmd.Context(), fa)
 			if err != nil {
 				return err
@@ -160,8 +202,20 @@ order: nothing is skipped or printed twice, whatever the link does.`,
 			if err != nil {
 				return err
 			}
-			rt, err := a.connect(cmd.Context(), "")
+			rt, err := a.newRuntime("")
 			if err != nil {
+				return err
+			}
+			for _, t := range args {
+				fa := seam.FetchRecentArgs{Topic: seam.Topic(t)}
+				if since != "" {
+					fa.Since = &[]seam.Cursor{seam.Cursor(since)}[0]
+				}
+				if err := checkFetch(rt, fa); err != nil {
+					return err
+				}
+			}
+			if err := connect(cmd.Context(), rt); err != nil {
 				return err
 			}
 			defer disconnect(rt)
@@ -247,6 +301,14 @@ func loadCursors(path string) (*cursors, error) {
 	}
 	if err == nil {
 		err = json.Unmarshal(b, &c.m)
+	}
+	for topic, cur := range c.m {
+		if err != nil {
+			break
+		}
+		if cerr := runtime.CheckCursor(cur); cerr != nil {
+			err = fmt.Errorf("topic %.60q: %v", topic, cerr)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: --state %s: %v", errUsage, path, err)
