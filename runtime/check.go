@@ -2,15 +2,10 @@ package runtime
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/seam"
 )
-
-// maxCursorBytes bounds a cursor given to FetchRecent: a cursor is a room's
-// stanza-id (24 characters on Prosody, 16 digits on ejabberd).
-const maxCursorBytes = 1023
 
 // CheckPost reports, without touching the network, why Post would refuse topic
 // and content (seam.ErrInvalidTopic, seam.ErrInvalidContent), or nil. A runtime
@@ -56,17 +51,13 @@ func (rt *Runtime) CheckFetch(args seam.FetchRecentArgs) error {
 }
 
 // CheckCursor reports why c can't be a cursor this runtime issued, or nil. ""
-// (the start of a topic) is a cursor.
+// (the start of a topic) is a cursor; any other is a message id.
 func CheckCursor(c seam.Cursor) error {
-	s := string(c)
-	if len(s) > maxCursorBytes {
-		return fmt.Errorf("cursor of %d bytes is longer than any message id (%d)", len(s), maxCursorBytes)
+	if c == "" {
+		return nil
 	}
-	if err := stanza.CheckText(s); err != nil {
-		return fmt.Errorf("cursor %.40q: %v", s, err)
-	}
-	if strings.ContainsAny(s, " \t\r\n") {
-		return fmt.Errorf("cursor %.40q holds white space; message ids don't", s)
+	if err := stanza.CheckID(string(c)); err != nil {
+		return fmt.Errorf("not a cursor: %v", err)
 	}
 	return nil
 }
