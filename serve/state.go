@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -73,12 +76,26 @@ func (f stateFile) load() (st topicState, found bool, err error) {
 		Cursor    *seam.Cursor       `json:"cursor"`
 		RelayLast *seam.BackendMsgID `json:"relay_last"`
 	}
+	corrupt := func(why string, a ...any) (topicState, bool, error) {
+		return topicState{}, false, fmt.Errorf("state file %s is corrupt (%s): fix or remove it (removed, the topic starts over as configured by start)", f.path, fmt.Sprintf(why, a...))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
-		return topicState{}, false, fmt.Errorf("state file %s is corrupt (%v): fix or remove it (removed, the topic starts over as configured by start)", f.path, err)
+		return corrupt("%v", err)
+	}
+	if dec.Decode(&struct{}{}) != io.EOF {
+		return corrupt("more after its JSON object")
 	}
 	if raw.Cursor == nil {
-		return topicState{}, false, fmt.Errorf("state file %s is corrupt (no \"cursor\"): fix or remove it (removed, the topic starts over as configured by start)", f.path)
+		return corrupt("no \"cursor\"")
+	}
+	if err := runtime.CheckCursor(*raw.Cursor); err != nil {
+		return corrupt("cursor: %v", err)
+	}
+	if raw.RelayLast != nil && *raw.RelayLast != "" {
+		if err := stanza.CheckID(string(*raw.RelayLast)); err != nil {
+			return corrupt("relay_last: %v", err)
+		}
 	}
 	st = topicState{Topic: raw.Topic, Cursor: *raw.Cursor}
 	if raw.RelayLast != nil {
