@@ -302,6 +302,9 @@ func loadCursors(path string) (*cursors, error) {
 	if err == nil {
 		err = json.Unmarshal(b, &c.m)
 	}
+	if c.m == nil { // the file said null
+		c.m = map[string]seam.Cursor{}
+	}
 	for topic, cur := range c.m {
 		if err != nil {
 			break
