@@ -26,6 +26,10 @@ func (rt *Runtime) CheckPost(topic seam.Topic, content string) error {
 	return nil
 }
 
+// MaxContentBytes is the most content Post takes (Config.MaxContentBytes,
+// or its default).
+func (rt *Runtime) MaxContentBytes() int { return rt.cfg.MaxContentBytes }
+
 // CheckFetch reports, without touching the network, what is wrong with args
 // beyond what FetchRecent forgives: an invalid topic (seam.ErrInvalidTopic), a
 // negative Limit or one over MaxFetchLimit (which FetchRecent would take as

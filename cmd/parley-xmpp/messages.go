@@ -24,20 +24,22 @@ func (a *app) postCmd() *cobra.Command {
 		Short: "Post TEXT (or standard input, with - or no TEXT) and print the message id",
 		Args:  argsBetween(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := a.newRuntime("")
+			if err != nil {
+				return err
+			}
 			text := "-"
 			if len(args) == 2 {
 				text = args[1]
 			}
 			if text == "-" {
-				b, err := io.ReadAll(a.in)
+				// Read no more than can be posted (and a newline), and one
+				// byte more to know there is more.
+				b, err := io.ReadAll(io.LimitReader(a.in, int64(rt.MaxContentBytes())+2))
 				if err != nil {
 					return err
 				}
 				text = strings.TrimSuffix(string(b), "\n")
-			}
-			rt, err := a.newRuntime("")
-			if err != nil {
-				return err
 			}
 			if err := rt.CheckPost(seam.Topic(args[0]), text); err != nil {
 				return postUsage(args[0], err)

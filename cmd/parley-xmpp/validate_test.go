@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -89,10 +91,37 @@ func TestBadInputIsRefusedBeforeAnyNetwork(t *testing.T) {
 		})
 	}
 
-	// The control: good input does reach the (useless) server, and fails with 1.
-	code, _, errOut := runCLI(t, "", "fetch", "--limit", "5", "general")
-	assert.Equal(t, 1, code, errOut)
-	assert.NotZero(t, rec.n.Load(), "the recorder sees a command that connects")
+	// post reads no more of its standard input than it can post.
+	big := &countingReader{left: 100 << 20}
+	var out, errOut bytes.Buffer
+	assert.Equal(t, 2, run([]string{"post", "general"}, big, &out, &errOut), errOut.String())
+	assert.LessOrEqual(t, big.read, 64*1024+2, "read %d bytes of standard input", big.read)
+
+	// The controls: good input does reach the (useless) server, and fails with 1.
+	before := rec.n.Load()
+	code, _, stderr := runCLI(t, "", "fetch", "--limit", "5", "general")
+	assert.Equal(t, 1, code, stderr)
+	assert.Greater(t, rec.n.Load(), before, "the recorder sees a command that connects")
+	before = rec.n.Load()
+	code, _, stderr = runCLI(t, strings.Repeat("x", 64*1024)+"\n", "post", "general")
+	assert.Equal(t, 1, code, "exactly the cap, and a newline: %s", stderr)
+	assert.Greater(t, rec.n.Load(), before)
+}
+
+// countingReader serves left bytes of 'x' and counts what was read.
+type countingReader struct{ left, read int }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), r.left)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	r.left -= n
+	r.read += n
+	return n, nil
 }
 
 // serve checks its configuration, state dir, saved state, sinks and metrics
