@@ -107,9 +107,8 @@ func Run(ctx context.Context, o Options) error {
 // Prepared is an engine that has checked everything it can without a server:
 // its state dir is locked, every route's saved state is read, its sinks are
 // made (an exec sink's command found). A command prepares before it connects,
-// so that bad input is reported before any network. Run it, or Close it.
+// so that bad input is reported before any network. Run it once, or Close it.
 type Prepared struct {
-	o       Options
 	unlock  func()
 	routes  []preparedRoute
 	closing sync.Once
@@ -130,7 +129,7 @@ func Prepare(o Options) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Prepared{o: o, unlock: unlock}
+	p := &Prepared{unlock: unlock}
 	routeNames := map[string]bool{}
 	for i := range o.Routes {
 		r := withRouteDefaults(o.Routes[i])
