@@ -15,9 +15,19 @@
 //     reader skips those and treats every other error as the end of the link.
 //   - Login is not cancellable: Dial runs it on its own goroutine and, when ctx
 //     ends first, closes the client as soon as the login returns.
+//   - Sizes. go-xmpp reads the server's XEP-0478 <max-bytes> (Client.LimitMaxBytes)
+//     but SendOrg then fails a larger stanza as a write error; the adapter checks
+//     every stanza against that limit and Options.MaxStanzaBytes in Send, so an
+//     oversized stanza is refused without touching the link, and the writer
+//     writes the stanza's bytes as they are (no SendOrg). go-xmpp has no limit
+//     on what it reads and no hook into its decoder other than its debug tee:
+//     the adapter turns Options.Debug on with a writer of its own that counts
+//     the bytes read since the last stanza (it ignores what it sees sent, which
+//     includes the login) and fails the read past Options.MaxInboundBytes.
 package xmppconn
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -26,6 +36,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -48,14 +59,35 @@ type Options struct {
 	DialTimeout    time.Duration
 	WriteTimeout   time.Duration // per write; 0: 10 s
 	SendQueue      int           // stanzas queued for the writer; 0: 4096
+	// MaxStanzaBytes caps one stanza we send; the server's advertised XEP-0478
+	// limit, when lower, wins. 0: DefaultMaxStanzaBytes.
+	MaxStanzaBytes int
+	// MaxInboundBytes caps one stanza the server sends; a larger one ends the
+	// link with ErrInboundTooLarge. 0: DefaultMaxInboundBytes.
+	MaxInboundBytes int
 }
+
+// Size defaults. Prosody's default c2s stanza limit and ejabberd's usual
+// max_stanza_size are 256 KiB; the outbound default stays below that, with room
+// for a server that counts a little more than the bytes we write.
+const (
+	DefaultMaxStanzaBytes  = 240 * 1024
+	DefaultMaxInboundBytes = 1 << 20
+)
 
 // Errors the adapter reports.
 var (
 	// ErrClosed: the connection was closed (by Close or Abort, or after a failure).
 	ErrClosed = errors.New("xmppconn: connection closed")
-	// ErrSendQueueFull: the writer is this far behind: the link is unusable.
+	// ErrSendQueueFull: the writer is this far behind; the stanza was not queued
+	// and the link is untouched: try again when the writer has caught up.
 	ErrSendQueueFull = errors.New("xmppconn: send queue full")
+	// ErrStanzaTooLarge: the stanza is over the link's limit (MaxStanza); it was
+	// not sent, and the link is untouched.
+	ErrStanzaTooLarge = errors.New("xmppconn: stanza too large")
+	// ErrInboundTooLarge: the server sent a stanza over MaxInboundBytes; the link
+	// was closed.
+	ErrInboundTooLarge = errors.New("xmppconn: the server sent a stanza over the inbound limit")
 )
 
 // Handler receives what a connection reads, on the reader goroutine. Stanza gets
@@ -70,8 +102,11 @@ type Handler struct {
 type Conn struct {
 	client *xmpp.Client
 	raw    net.Conn // the TCP connection under any TLS
+	w      net.Conn // what stanzas are written to (raw, or the TLS connection)
 	jid    string
 	wto    time.Duration
+	limit  int // outbound stanza limit
+	in     *inboundLimit
 
 	out       chan []byte
 	stop      chan struct{} // closed to stop the writer
@@ -101,6 +136,11 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		SoftwareName:                 "parley-xmpp",
 		SoftwareVersion:              "dev",
 	}
+	in := &inboundLimit{max: int64(o.MaxInboundBytes)}
+	if in.max <= 0 {
+		in.max = DefaultMaxInboundBytes
+	}
+	opts.Debug, opts.DebugWriter = true, in
 	type result struct {
 		c   *xmpp.Client
 		err error
@@ -130,6 +170,7 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	if raw == nil {
 		return nil, errors.New("xmppconn: go-xmpp's client layout changed: can't reach its net.Conn (pin go-xmpp v0.3.7)")
 	}
+	w := raw
 	if tc, ok := raw.(*tls.Conn); ok {
 		raw = tc.NetConn()
 	}
@@ -141,11 +182,21 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	if q <= 0 {
 		q = 4096
 	}
+	limit := o.MaxStanzaBytes
+	if limit <= 0 {
+		limit = DefaultMaxStanzaBytes
+	}
+	if adv := r.c.LimitMaxBytes; adv > 0 && adv < limit {
+		limit = adv
+	}
 	return &Conn{
 		client:    r.c,
 		raw:       raw,
+		w:         w,
 		jid:       r.c.JID(),
 		wto:       wto,
+		limit:     limit,
+		in:        in,
 		out:       make(chan []byte, q),
 		stop:      make(chan struct{}),
 		readerEnd: make(chan struct{}),
@@ -183,18 +234,26 @@ func (c *Conn) Start(h Handler) {
 	})
 }
 
-// Send queues a stanza for the writer without blocking.
+// MaxStanza is the largest stanza Send accepts, in bytes: Options.MaxStanzaBytes,
+// or the server's advertised XEP-0478 limit when that is lower.
+func (c *Conn) MaxStanza() int { return c.limit }
+
+// Send queues a stanza for the writer without blocking. A stanza over MaxStanza
+// gets ErrStanzaTooLarge and a full queue ErrSendQueueFull: in both cases nothing
+// was queued and the link is untouched.
 func (c *Conn) Send(stanza []byte) error {
 	select {
 	case <-c.stop:
 		return ErrClosed
 	default:
 	}
+	if len(stanza) > c.limit {
+		return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", ErrStanzaTooLarge, len(stanza), c.limit)
+	}
 	select {
 	case c.out <- stanza:
 		return nil
 	default:
-		c.fail(ErrSendQueueFull)
 		return ErrSendQueueFull
 	}
 }
@@ -207,7 +266,7 @@ func (c *Conn) writeLoop() {
 			return
 		case b := <-c.out:
 			_ = c.raw.SetWriteDeadline(time.Now().Add(c.wto))
-			if _, err := c.client.SendOrg(string(b)); err != nil {
+			if _, err := c.w.Write(b); err != nil {
 				c.fail(fmt.Errorf("xmppconn: write: %w", err))
 				return
 			}
@@ -218,9 +277,12 @@ func (c *Conn) writeLoop() {
 func (c *Conn) readLoop(h Handler) {
 	defer close(c.readerEnd)
 	for {
+		c.in.n.Store(0) // count the next stanza's bytes from here
 		v, err := c.client.Recv()
 		if err != nil {
-			if isSkippable(err) {
+			if c.in.tripped.Load() {
+				err = fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, c.in.max, err)
+			} else if isSkippable(err) {
 				continue
 			}
 			c.fail(err)
@@ -231,6 +293,26 @@ func (c *Conn) readLoop(h Handler) {
 			h.Stanza(s)
 		}
 	}
+}
+
+// inboundLimit is go-xmpp's debug writer: it sees every chunk go-xmpp reads
+// (prefixed "RECV ") and every write go-xmpp makes itself ("SEND ", the login
+// among them, which it discards without looking further), and fails the read
+// that takes the current stanza past max. The reader resets n before each
+// stanza; go-xmpp's decoder reads ahead in chunks of 4 KiB, so the count is
+// that exact.
+type inboundLimit struct {
+	n       atomic.Int64
+	max     int64
+	tripped atomic.Bool
+}
+
+func (l *inboundLimit) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("RECV ")) && l.n.Add(int64(len(p)-len("RECV "))) > l.max {
+		l.tripped.Store(true)
+		return 0, ErrInboundTooLarge
+	}
+	return len(p), nil
 }
 
 // isSkippable: go-xmpp's error for an element it has no type for (a stream
