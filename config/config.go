@@ -87,6 +87,10 @@ type Runtime struct {
 	MaxFetchLimit    int      `yaml:"max_fetch_limit"`
 	MAMPageSize      int      `yaml:"mam_page_size"`
 	MaxContentBytes  int      `yaml:"max_content_bytes"`
+	// MaxStanzaBytes caps a post's stanza once escaped [245760];
+	// MaxInboundStanzaBytes caps a stanza the server sends [1 MiB].
+	MaxStanzaBytes        int `yaml:"max_stanza_bytes"`
+	MaxInboundStanzaBytes int `yaml:"max_inbound_stanza_bytes"`
 }
 
 // Serve configures the fan-out engine.
@@ -348,6 +352,7 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		SelfPing: time.Duration(r.SelfPing), FailFast: r.FailFast, PersistentRooms: r.PersistentRooms,
 		SubscriberBuffer: r.SubscriberBuffer, FetchLimit: r.FetchLimit, MaxFetchLimit: r.MaxFetchLimit,
 		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
+		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
 	}, nil
 }
 

@@ -115,6 +115,18 @@ type Config struct {
 	// MaxContentBytes caps a post's content; servers close streams that carry
 	// oversized stanzas [65536].
 	MaxContentBytes int
+	// MaxStanzaBytes caps a post's stanza as it is sent, after XML escaping
+	// (which can make it up to five times its content: & " ' and line feeds
+	// become entities); a post over it fails with seam.ErrContentTooLarge and
+	// nothing is sent. A server that advertises a lower limit (XEP-0478) wins.
+	// The default stays under the 256 KiB that Prosody and ejabberd take by
+	// default; a server's stream closes on a stanza over its limit [245760].
+	MaxStanzaBytes int
+	// MaxInboundStanzaBytes caps one stanza the server sends; a larger one
+	// closes the link (logged, state Reconnecting with an error that
+	// errors.Is xmppconn.ErrInboundTooLarge) and the runtime reconnects with
+	// backoff [1 MiB].
+	MaxInboundStanzaBytes int
 
 	// Metrics receives the runtime's measurements (nil: none); package metrics
 	// has a Prometheus implementation.
@@ -185,6 +197,8 @@ func resolve(c Config) (*resolved, error) {
 	setInt(&r.MAMPageSize, 50)
 	setInt(&r.MaxContentBytes, 64*1024)
 	setInt(&r.SubscriberBuffer, 1024)
+	setInt(&r.MaxStanzaBytes, xmppconn.DefaultMaxStanzaBytes)
+	setInt(&r.MaxInboundStanzaBytes, xmppconn.DefaultMaxInboundBytes)
 	if r.MaxReconnects < 0 {
 		return nil, fmt.Errorf("%w: MaxReconnects %d is negative", errConfig, r.MaxReconnects)
 	}
@@ -211,15 +225,17 @@ func resolve(c Config) (*resolved, error) {
 func (r *resolved) connOptions() xmppconn.Options {
 	plaintextOK := r.loopback || r.AllowPlaintext
 	return xmppconn.Options{
-		Addr:           r.addr,
-		User:           r.Username + "@" + r.Domain,
-		Password:       r.Password,
-		Resource:       "parley-" + strings.ToLower(rand.Text()[:8]),
-		DirectTLS:      r.directTLS,
-		RequireTLS:     !r.directTLS && !plaintextOK,
-		AllowPlaintext: plaintextOK,
-		TLSConfig:      r.TLSConfig,
-		DialTimeout:    r.DialTimeout,
+		Addr:            r.addr,
+		User:            r.Username + "@" + r.Domain,
+		Password:        r.Password,
+		Resource:        "parley-" + strings.ToLower(rand.Text()[:8]),
+		DirectTLS:       r.directTLS,
+		RequireTLS:      !r.directTLS && !plaintextOK,
+		AllowPlaintext:  plaintextOK,
+		TLSConfig:       r.TLSConfig,
+		DialTimeout:     r.DialTimeout,
+		MaxStanzaBytes:  r.MaxStanzaBytes,
+		MaxInboundBytes: r.MaxInboundStanzaBytes,
 	}
 }
 

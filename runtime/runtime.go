@@ -282,6 +282,9 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 		return "", fmt.Errorf("%w: InReplyTo: %v", seam.ErrInvalidContent, err)
 	}
 	origin := rand.Text()
+	if err := rt.checkStanzaSize(topic, origin, content, string(opts.InReplyTo)); err != nil {
+		return "", err
+	}
 	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: origin, Content: content, InReplyTo: opts.InReplyTo})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -322,6 +325,9 @@ func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content 
 	if after != nil {
 		since = *after
 	}
+	if err := rt.checkStanzaSize(topic, key, content, ""); err != nil {
+		return "", err
+	}
 	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -334,6 +340,21 @@ func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content 
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
 	}
 	return p.ID, nil
+}
+
+// checkStanzaSize measures the post's stanza exactly as it will be written and
+// refuses one over MaxStanzaBytes, before anything is sent.
+func (rt *Runtime) checkStanzaSize(topic seam.Topic, origin, content, inReplyTo string) error {
+	local, err := RoomLocalpart(topic)
+	if err != nil {
+		return nil // the room lookup reports it
+	}
+	n := len(stanza.GroupchatMessage(local+"@"+rt.cfg.MUCService, origin, content, inReplyTo))
+	if n > rt.cfg.MaxStanzaBytes {
+		return fmt.Errorf("%w: %w: the message is %d bytes once XML-escaped (its content %d), over the %d-byte stanza limit (Config.MaxStanzaBytes; the server closes the stream on a stanza over its own limit): shorten it, or send fewer characters that need escaping (& < > \" ' and line feeds)",
+			seam.ErrContentTooLarge, seam.ErrInvalidContent, n, len(content), rt.cfg.MaxStanzaBytes)
+	}
+	return nil
 }
 
 // abandonPost settles a post whose caller's ctx ended: the room withdraws it if

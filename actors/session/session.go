@@ -114,6 +114,7 @@ type Session struct {
 
 	backoff     *backoff.ExponentialBackOff
 	attempt     int // login attempts in this outage
+	upAfter     int // the attempts the current link took
 	onlineSince time.Time
 	pingID      string
 	retryTimer  *time.Timer
@@ -264,7 +265,7 @@ func (s *Session) Receive(ctx actor.Context) {
 			s.schedulePing(ctx)
 		}
 	case *Send:
-		s.write(m.Stanza)
+		_ = s.write(m.Stanza)
 	case *IQ:
 		s.sendIQ(ctx, m)
 	case *iqTimedOut:
@@ -353,7 +354,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	})
 	s.openConns++
 	s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
-	s.attempt = 0
+	s.upAfter, s.attempt = s.attempt, 0
 	s.announce(ctx, Online, nil)
 	s.answerConnectors(ctx, nil)
 	for _, pid := range s.rooms {
@@ -386,10 +387,24 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 		)
 	}
 	s.phase = reconnecting
+	if up := time.Since(s.onlineSince); up < min(s.cfg.Reconnect.StableAfter, flapWindow) {
+		// The link died within seconds of coming up: whatever the cause (a
+		// stanza the server won't take, a server that drops every new stream),
+		// the login counts as failed, and the next waits its backoff.
+		s.attempt = s.upAfter
+		s.log.Warn("the link died soon after login; counted as a failed attempt", slog.Duration("up", up), slog.Int("attempt", s.attempt))
+		s.announce(ctx, Reconnecting, err)
+		s.retryLater(ctx, err)
+		return
+	}
 	s.attempt = 0
 	s.announce(ctx, Reconnecting, err)
 	s.dial(ctx) // the first attempt at once: most losses are a single dropped link
 }
+
+// flapWindow: a link lost sooner than this after its login counts as a failed
+// login attempt (capped by Reconnect.StableAfter).
+const flapWindow = 5 * time.Second
 
 // retryLater schedules the next login attempt, or gives up.
 func (s *Session) retryLater(ctx actor.Context, err error) {
@@ -485,14 +500,18 @@ func (s *Session) failIQs(ctx actor.Context, err error) {
 
 // ---- traffic ----
 
-func (s *Session) write(b []byte) {
+// write queues b on the link. A full queue or an oversized stanza leaves the
+// link as it is (the error says so); any other error means the link is gone,
+// and its reader reports linkClosed.
+func (s *Session) write(b []byte) error {
 	if s.phase != online {
-		return
+		return nil
 	}
-	if err := s.conn.Send(b); err != nil {
-		// The adapter tears the link down; its reader reports linkClosed.
+	err := s.conn.Send(b)
+	if err != nil {
 		s.log.Warn("write failed", slog.Any("err", err))
 	}
+	return err
 }
 
 func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
@@ -514,7 +533,11 @@ func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
 	p := &pendingIQ{req: *m, replyTo: replyTo(ctx)}
 	p.timer = s.after(ctx, m.Timeout, &iqTimedOut{id: m.ID})
 	s.iqs[m.ID] = p
-	s.write(m.Stanza)
+	if err := s.write(m.Stanza); errors.Is(err, xmppconn.ErrSendQueueFull) || errors.Is(err, xmppconn.ErrStanzaTooLarge) {
+		p.timer.Stop()
+		delete(s.iqs, m.ID)
+		ctx.Send(p.replyTo, &IQResult{ID: m.ID, Err: fmt.Errorf("session: IQ to %q not sent (the link is fine; retry later): %w", m.To, err)})
+	}
 }
 
 // replyTo is who asked: the sender, or the session itself for its own pings.
@@ -584,7 +607,7 @@ func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
 			ctx.Send(pid, iq)
 			return
 		}
-		s.write(stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
+		_ = s.write(stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
 	}
 }
 

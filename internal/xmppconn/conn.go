@@ -315,6 +315,20 @@ func (l *inboundLimit) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// EndedByServer: the link ended because the server ended the stream (a stream
+// error, or </stream:stream>), as a server does on a stanza it won't take; not
+// for a dropped connection, and not when the server says it is shutting down.
+func EndedByServer(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "stream error") && !strings.HasPrefix(msg, "server closed stream") {
+		return false
+	}
+	return !strings.Contains(strings.ToLower(msg), "shut")
+}
+
 // isSkippable: go-xmpp's error for an element it has no type for (a stream
 // management <r/>, say); the stream itself is fine.
 func isSkippable(err error) bool {
