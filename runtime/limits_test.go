@@ -291,4 +291,3 @@ func TestOutageBacklogFlushesWithoutLinkLoss(t *testing.T) {
 	assert.Equal(t, int32(1), w.drops.Load(), "the outage and nothing else: %v", w.reasons())
 	checkResolved(t, rt, w2, topics, since[0], "backlog", ids, errs)
 }
-
