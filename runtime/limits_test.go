@@ -128,11 +128,18 @@ func burst(rt *runtime.Runtime, topics []seam.Topic, n int, prefix string, d tim
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), d)
 			defer cancel()
-			ids[i], errs[i] = rt.Post(ctx, topics[i%len(topics)], "me", fmt.Sprintf("%s %d", prefix, i), seam.PostOptions{})
+			ids[i], errs[i] = rt.Post(ctx, topics[i%len(topics)], "me", body(prefix, i), seam.PostOptions{})
 		})
 	}
 	wg.Wait()
 	return ids, errs
+}
+
+// body is post i's content: 1 KiB, so the burst is 8 MiB, more than the
+// socket buffers between the runtime and the server hold.
+func body(prefix string, i int) string {
+	s := fmt.Sprintf("%s %d ", prefix, i)
+	return s + strings.Repeat("x", 1024-len(s))
 }
 
 // startTopics makes k fresh topics with one post each and returns them with
@@ -203,7 +210,7 @@ func checkResolved(t *testing.T, rt *runtime.Runtime, w *watcher, topics []seam.
 		k := key{topics[i%len(topics)], id}
 		_, dup := want[k]
 		require.False(t, dup, "two posts resolved with one id %s", id)
-		want[k] = fmt.Sprintf("%s %d", prefix, i)
+		want[k] = body(prefix, i)
 	}
 	require.Eventually(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.got) >= len(want) }, 30*time.Second, 10*time.Millisecond, "the subscriber received every post")
 	time.Sleep(200 * time.Millisecond)
@@ -248,7 +255,7 @@ func TestBurstOf8000PostsKeepsTheLink(t *testing.T) {
 	topics, since := startTopics(t, rt, 40)
 	w2 := watch(t, s, topics)
 	start := time.Now()
-	ids, errs := burst(rt, topics, 8000, "burst", 50*time.Second)
+	ids, errs := burst(rt, topics, 8000, "burst", 90*time.Second)
 	t.Logf("8000 posts resolved in %s", time.Since(start))
 	assert.Zero(t, w.drops.Load(), "link drops: %v", w.reasons())
 	checkResolved(t, rt, w2, topics, since[0], "burst", ids, errs)
@@ -275,13 +282,13 @@ func TestOutageBacklogFlushesWithoutLinkLoss(t *testing.T) {
 	require.NoError(t, proxy.Blackhole())
 	require.NoError(t, proxy.KillAll())
 	require.Eventually(t, func() bool { return rt.State() == runtime.Reconnecting }, 5*time.Second, 5*time.Millisecond)
-	const n = 6000
+	const n = 8000
 	var ids []seam.BackendMsgID
 	var errs []error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ids, errs = burst(rt, topics, n, "backlog", 50*time.Second)
+		ids, errs = burst(rt, topics, n, "backlog", 90*time.Second)
 	}()
 	time.Sleep(time.Second) // the posts pile up in the room meanwhile
 	require.Equal(t, runtime.Reconnecting, rt.State())

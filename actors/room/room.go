@@ -80,7 +80,7 @@ type Config struct {
 	JoinTimeout time.Duration // one join, cold-creation retries included
 	PostTimeout time.Duration // a sent post's reflection, counted while the link is up
 	// PostWindow bounds the posts on the wire (sent, not yet reflected); the
-	// others wait in the room, in order [64].
+	// others wait in the room, in order [32].
 	PostWindow   int
 	DefaultLimit int
 	MaxLimit     int
@@ -139,7 +139,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.PageSize = 50
 	}
 	if cfg.PostWindow <= 0 {
-		cfg.PostWindow = 64
+		cfg.PostWindow = 32
 	}
 	st := newState(cfg)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))

@@ -117,8 +117,12 @@ type Session struct {
 	upAfter     int // the attempts the current link took
 	onlineSince time.Time
 	pingID      string
-	retryTimer  *time.Timer
-	pingTimer   *time.Timer
+	// heard: a stanza came in since the ping in flight was sent. A link that
+	// delivers is alive, however late the ping's answer (it waits behind a long
+	// send queue on a busy link).
+	heard      bool
+	retryTimer *time.Timer
+	pingTimer  *time.Timer
 
 	rooms    map[string]*actor.PID // by lower-case bare JID
 	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
@@ -245,6 +249,7 @@ func (s *Session) Receive(ctx actor.Context) {
 		}
 	case *inbound:
 		if m.gen == s.gen && s.phase == online {
+			s.heard = true
 			s.onStanza(ctx, m.s)
 		}
 	case *linkClosed:
@@ -258,7 +263,7 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *IQResult: // the answer to our own keepalive ping
 		if m.ID == s.pingID && s.phase == online {
 			s.pingID = ""
-			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) {
+			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) && !s.heard {
 				s.linkLost(ctx, fmt.Errorf("%w after %s", ErrKeepAlive, s.cfg.KeepAliveTimeout))
 				return
 			}
@@ -339,7 +344,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 			return
 		}
 		s.lastErr = m.err
-		s.retryLater(ctx, m.err)
+		s.retryLater(ctx, m.err, true)
 		return
 	}
 	if s.phase == reconnecting {
@@ -394,7 +399,7 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 		s.attempt = s.upAfter
 		s.log.Warn("the link died soon after login; counted as a failed attempt", slog.Duration("up", up), slog.Int("attempt", s.attempt))
 		s.announce(ctx, Reconnecting, err)
-		s.retryLater(ctx, err)
+		s.retryLater(ctx, err, false)
 		return
 	}
 	s.attempt = 0
@@ -406,8 +411,9 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 // login attempt (capped by Reconnect.StableAfter).
 const flapWindow = 5 * time.Second
 
-// retryLater schedules the next login attempt, or gives up.
-func (s *Session) retryLater(ctx actor.Context, err error) {
+// retryLater schedules the next login attempt, or gives up. announce: tell
+// Notify of the failed attempt (a lost link has just been announced).
+func (s *Session) retryLater(ctx actor.Context, err error, announce bool) {
 	if max := s.cfg.Reconnect.MaxAttempts; max > 0 && s.attempt >= max {
 		s.phase = idle
 		s.lastErr = fmt.Errorf("%w after %d attempts: %v", ErrGaveUp, s.attempt, err)
@@ -421,7 +427,9 @@ func (s *Session) retryLater(ctx actor.Context, err error) {
 	}
 	wait := s.backoff.NextBackOff()
 	s.log.Debug("login failed; retrying", slog.Any("err", err), slog.Duration("in", wait), slog.Int("attempt", s.attempt))
-	s.announceAttempt(ctx, err)
+	if announce {
+		s.announceAttempt(ctx, err)
+	}
 	gen := s.gen
 	s.retryTimer = s.after(ctx, wait, &retryNow{gen: gen})
 }
@@ -434,7 +442,7 @@ func (s *Session) schedulePing(ctx actor.Context) {
 }
 
 func (s *Session) ping(ctx actor.Context) {
-	s.pingID = "ping-" + randID()
+	s.pingID, s.heard = "ping-"+randID(), false
 	domain := s.cfg.Conn.User[strings.IndexByte(s.cfg.Conn.User, '@')+1:]
 	s.sendIQ(ctx, &IQ{ID: s.pingID, To: "", Stanza: stanza.PingIQ(domain, s.pingID), Timeout: s.cfg.KeepAliveTimeout})
 }
