@@ -147,6 +147,11 @@ type resolved struct {
 
 var errConfig = errors.New("parley-xmpp: bad config")
 
+// ErrInboundTooLarge is the reason (StateChange.Err) for a link the runtime
+// closed because the server sent a stanza over MaxInboundStanzaBytes; it
+// reconnects with backoff.
+var ErrInboundTooLarge = xmppconn.ErrInboundTooLarge
+
 func envOr(v, env, def string) string {
 	if v != "" {
 		return v

@@ -298,3 +298,59 @@ func TestOutageBacklogFlushesWithoutLinkLoss(t *testing.T) {
 	assert.Equal(t, int32(1), w.drops.Load(), "the outage and nothing else: %v", w.reasons())
 	checkResolved(t, rt, w2, topics, since[0], "backlog", ids, errs)
 }
+
+// A server that ends every stream right after the login: each such link counts
+// as a failed attempt, so the backoff grows and MaxReconnects gives up, instead
+// of logging in again at once forever.
+func TestLinkLostRightAfterLoginIsAFailedAttempt(t *testing.T) {
+	srv := xmpptest.NewScripted(t, "parley.local", func(st *xmpptest.Stream) {
+		time.Sleep(50 * time.Millisecond)
+		st.Send(`<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+	})
+	closed := make(chan error, 1)
+	rt, err := runtime.New(runtime.Config{Service: "xmpp://" + srv.Addr, Domain: "parley.local", MUCService: "muc.parley.local",
+		MaxReconnects: 3, ReconnectWait: 20 * time.Millisecond,
+		OnStateChange: func(sc runtime.StateChange) {
+			if sc.To == runtime.Closed {
+				closed <- sc.Err
+			}
+		}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rt.Disconnect(context.Background()) })
+	require.NoError(t, rt.Connect(ctx5(t)))
+	select {
+	case err := <-closed:
+		assert.ErrorContains(t, err, "gave up reconnecting after 3 attempts")
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still logging in again after %d logins", srv.Auths())
+	}
+	assert.Equal(t, 3, srv.Auths(), "logins")
+}
+
+// A stanza over MaxInboundStanzaBytes closes the link, with a reason that says
+// so, and the runtime reconnects; the read in flight completes on the new link.
+func TestHostileHugeStanzaClosesTheLinkAndReconnects(t *testing.T) {
+	var conns atomic.Int32
+	f := &fakeMUC{}
+	f.onStream = func() { conns.Add(1) }
+	f.onMAM = func(st *xmpptest.Stream, q mamQuery) {
+		if conns.Load() == 1 {
+			st.Send(`<message from='%s/bob' type='groupchat'><body>%s</body></message>`, hostileRoom, strings.Repeat("z", 2<<20))
+			return
+		}
+		row(st, hostileRoom, q.queryID, "g1", "alice", "<body>on the new link</body>")
+		fin(st, q, true, "g1", "g1")
+	}
+	var w linkWatch
+	rt := hostileRuntime(t, f, func(c *runtime.Config) {
+		c.MaxInboundStanzaBytes = 1 << 20
+		c.OnStateChange = w.on
+	})
+	res, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"on the new link"}, contents(res.Messages))
+	require.Eventually(t, func() bool { return len(w.reasons()) > 0 }, 5*time.Second, 5*time.Millisecond)
+	reasons := w.reasons()
+	require.Len(t, reasons, 1)
+	assert.ErrorIs(t, reasons[0], runtime.ErrInboundTooLarge)
+}
