@@ -449,6 +449,7 @@ func (s *state) leave(ctx actor.Context) {
 	for _, p := range s.posts {
 		stopTimer(p.timer)
 		p.timer = nil
+		p.onDeadLink = p.sent
 		if p.sent {
 			// Posts still waiting for the window were never sent: they wait on.
 			p.sent, p.inDoubt = false, true
@@ -464,9 +465,7 @@ func (s *state) leave(ctx actor.Context) {
 }
 
 func (s *state) linkDown(ctx actor.Context, err error) {
-	if xmppconn.EndedByServer(err) {
-		s.strike()
-	}
+	s.serverEnded = xmppconn.EndedByServer(err)
 	s.online, s.link = false, nil
 	if s.phase == checking || s.phase == joining || s.phase == verifying || s.phase == settling {
 		// The requests queued for the join keep waiting for the next link.

@@ -124,18 +124,6 @@ func (s *state) settle(ctx actor.Context, p *pendingPost) {
 	s.pump(ctx)
 }
 
-// strike: the link died, and the oldest post on the wire, the one the server was
-// reading, may be why (a server closes the stream on a stanza it won't take).
-// Reported by the link's ending: the room counts it against that post.
-func (s *state) strike() {
-	for _, o := range s.order {
-		if p, ok := s.posts[o]; ok && p.sent && !p.answered {
-			p.strikes++
-			return
-		}
-	}
-}
-
 // resendInDoubt runs after a replay: a post sent on a lost link that the replay
 // didn't find never landed, and is sent again, in the original order. One whose
 // caller gave up is dropped instead (its caller was told it may land).
@@ -145,6 +133,7 @@ func (s *state) strike() {
 // first in line when the server ended the stream, twice, fails with
 // seam.ErrPoisonMessage instead of killing the link forever.
 func (s *state) resendInDoubt(ctx actor.Context) {
+	defer func() { s.serverEnded = false }()
 	s.ready = nil
 	for _, origin := range slices.Clone(s.order) {
 		p, ok := s.posts[origin]
@@ -163,6 +152,15 @@ func (s *state) resendInDoubt(ctx actor.Context) {
 		if p.cancelled {
 			s.forget(origin)
 			continue
+		}
+		if s.serverEnded {
+			// The server ended the stream, and this is the first post it hadn't
+			// taken: if it was on that link, it was the one the server was
+			// reading, which may be why.
+			s.serverEnded = false
+			if p.onDeadLink {
+				p.strikes++
+			}
 		}
 		if p.strikes >= 2 {
 			s.fail(ctx, origin, fmt.Errorf("%w: the server ended the stream %d times with this message first in line, and it is not in %s's archive; it was not sent again", seam.ErrPoisonMessage, p.strikes, s.cfg.JID))

@@ -82,8 +82,11 @@ type state struct {
 	ready    []string                // posts waiting for the window, in order (entries may be settled)
 	inflight int                     // posts on the wire: sent, not resolved
 	outbox   [][]byte                // stanzas the link's full queue refused, in order
-	order    []string                // origin-ids in sending order (entries may be settled)
-	settled  *originRing             // recently settled posts, for CancelPost
+	// serverEnded: the server ended the last link's stream; the replay after
+	// the rejoin strikes the first post that didn't land (see resendInDoubt).
+	serverEnded bool
+	order       []string    // origin-ids in sending order (entries may be settled)
+	settled     *originRing // recently settled posts, for CancelPost
 
 	subs    []*sub
 	unacked int // messages waiting in all the subscribers' queues
@@ -114,8 +117,10 @@ type pendingPost struct {
 	// waiting: in ready, for the window; sent: on the wire in this occupancy;
 	// everSent: it went out at least once (it may land).
 	waiting, sent, everSent bool
-	// strikes: links the server ended while this post was first in line.
-	strikes int
+	// strikes: links the server ended while this post was first in line;
+	// onDeadLink: it was on the wire when the last occupancy ended.
+	strikes    int
+	onDeadLink bool
 }
 
 type sub struct {

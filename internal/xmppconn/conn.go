@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -316,11 +317,16 @@ func (l *inboundLimit) Write(p []byte) (int, error) {
 }
 
 // EndedByServer: the link ended because the server ended the stream (a stream
-// error, or </stream:stream>), as a server does on a stanza it won't take; not
-// for a dropped connection, and not when the server says it is shutting down.
+// error, or </stream:stream>), as a server does on a stanza it won't take, or
+// reset the connection (a server that closes its socket before reading all we
+// sent resets it, and the reset can overtake its stream error); not for a
+// connection that just ended, and not when the server says it is shutting down.
 func EndedByServer(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, syscall.ECONNRESET) {
+		return true
 	}
 	msg := err.Error()
 	if !strings.HasPrefix(msg, "stream error") && !strings.HasPrefix(msg, "server closed stream") {

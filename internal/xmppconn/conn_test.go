@@ -3,8 +3,11 @@ package xmppconn
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,4 +196,19 @@ func TestSendRefusesWithoutDroppingTheLink(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return c.Send([]byte("<presence/>")) == nil }, 5*time.Second, 10*time.Millisecond, "the writer drains the queue")
 	c.Close(time.Second)
+}
+
+func TestEndedByServer(t *testing.T) {
+	for err, want := range map[error]bool{
+		errors.New("stream error: XML stanza is too big"):    true,
+		errors.New("server closed stream"):                   true,
+		&net.OpError{Op: "read", Err: syscall.ECONNRESET}:    true,
+		errors.New("stream error: Server is shutting down"):  false,
+		errors.New("unexpected EOF"):                         false,
+		fmt.Errorf("%w: after 10s", errors.New("keepalive")): false,
+		ErrClosed: false,
+	} {
+		assert.Equal(t, want, EndedByServer(err), "%v", err)
+	}
+	assert.False(t, EndedByServer(nil))
 }
