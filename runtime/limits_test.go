@@ -45,13 +45,18 @@ func (w *linkWatch) reasons() []error {
 	return append([]error(nil), w.errs...)
 }
 
-// quoteHeavy is content just under the 64 KiB content cap made of the
-// characters XML escaping turns into 5 bytes each: about 320 KiB on the wire,
-// over both servers' 256 KiB stanza limit.
+// quoteHeavy is content just under the 64 KiB content cap made of quotes,
+// apostrophes and line feeds, which xml.EscapeText made 5 bytes each (about
+// 320 KiB on the wire, over both servers' 256 KiB stanza limit); the runtime
+// sends them as they are.
 func quoteHeavy() string {
-	s := strings.Repeat("\"'\n&", 64*1024/4)
+	s := strings.Repeat("\"'\n", 64*1024/3)
 	return s[:64*1024-8] + "the end."
 }
+
+// ampHeavy is content just under the cap that no escaping keeps small: every &
+// is 5 bytes on the wire, about 320 KiB in all.
+func ampHeavy() string { return strings.Repeat("&", 64*1024-8) + "the end." }
 
 func ctxN(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -59,10 +64,11 @@ func ctxN(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// A quote-heavy post near the content cap is refused up front with
-// seam.ErrContentTooLarge (also seam.ErrInvalidContent), nothing is sent, and
-// the link stays up: the next post lands.
-func TestQuoteHeavyPostIsRefusedWithoutLinkLoss(t *testing.T) {
+// A quote-heavy post near the content cap is posted and lands intact; an
+// ampersand-heavy one, over the stanza limit however it is escaped, is refused
+// up front with seam.ErrContentTooLarge (also seam.ErrInvalidContent) and
+// nothing is sent. Either way the link stays up.
+func TestHeavyEscapingPostsKeepTheLink(t *testing.T) {
 	s := xmpptest.Require(t)
 	var w linkWatch
 	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) { c.OnStateChange = w.on }))
@@ -70,11 +76,13 @@ func TestQuoteHeavyPostIsRefusedWithoutLinkLoss(t *testing.T) {
 	_, err := rt.Post(ctx5(t), topic, "me", "before", seam.PostOptions{})
 	require.NoError(t, err)
 
-	_, err = rt.Post(ctx5(t), topic, "me", quoteHeavy(), seam.PostOptions{})
+	quotes, err := rt.Post(ctxN(t, 15*time.Second), topic, "me", quoteHeavy(), seam.PostOptions{})
+	require.NoError(t, err)
+	_, err = rt.Post(ctx5(t), topic, "me", ampHeavy(), seam.PostOptions{})
 	require.ErrorIs(t, err, seam.ErrContentTooLarge)
 	assert.ErrorIs(t, err, seam.ErrInvalidContent)
 	assert.ErrorContains(t, err, "MaxStanzaBytes")
-	_, err = rt.PostOnce(ctx5(t), topic, "quote-heavy-once", quoteHeavy(), nil)
+	_, err = rt.PostOnce(ctx5(t), topic, "amp-heavy-once", ampHeavy(), nil)
 	require.ErrorIs(t, err, seam.ErrContentTooLarge)
 
 	after, err := rt.Post(ctx5(t), topic, "me", "after", seam.PostOptions{})
@@ -83,12 +91,15 @@ func TestQuoteHeavyPostIsRefusedWithoutLinkLoss(t *testing.T) {
 	assert.Zero(t, w.drops.Load(), "link drops: %v", w.reasons())
 	res, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: topic})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"before", "after"}, contents(res.Messages), "nothing of the refused post landed")
-	assert.Equal(t, after, res.Messages[1].BackendMsgID)
+	require.Len(t, res.Messages, 3, "before, the quotes, after: nothing of the refused posts")
+	assert.Equal(t, "before", res.Messages[0].Content)
+	assert.Equal(t, quotes, res.Messages[1].BackendMsgID)
+	assert.True(t, res.Messages[1].Content == quoteHeavy(), "the quote-heavy post arrives intact")
+	assert.Equal(t, after, res.Messages[2].BackendMsgID)
 }
 
 // A poison message: with MaxStanzaBytes set above what the server takes, the
-// quote-heavy post reaches the server, which closes the stream on it. The
+// ampersand-heavy post reaches the server, which closes the stream on it. The
 // runtime resends it once on the next link; when the server closes that one
 // too, the post fails with seam.ErrPoisonMessage and is not sent again: two
 // lost links, not a storm, and the link then stays up.
@@ -118,7 +129,7 @@ func TestPoisonMessageFailsAfterKillingTheLinkTwice(t *testing.T) {
 		})
 	}
 	start := time.Now()
-	_, err = rt.Post(ctxN(t, 30*time.Second), topic, "me", quoteHeavy(), seam.PostOptions{})
+	_, err = rt.Post(ctxN(t, 30*time.Second), topic, "me", ampHeavy(), seam.PostOptions{})
 	require.ErrorIs(t, err, seam.ErrPoisonMessage)
 	t.Logf("failed after %s: %v", time.Since(start), err)
 	wg.Wait()

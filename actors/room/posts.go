@@ -163,7 +163,7 @@ func (s *state) resendInDoubt(ctx actor.Context) {
 			}
 		}
 		if p.strikes >= 2 {
-			s.fail(ctx, origin, fmt.Errorf("%w: the server ended the stream %d times with this message first in line, and it is not in %s's archive; it was not sent again", seam.ErrPoisonMessage, p.strikes, s.cfg.JID))
+			s.fail(ctx, origin, fmt.Errorf("%w (%d times, with it first in line; it is not in %s's archive and is not sent again): the server refuses something in it, its size say", seam.ErrPoisonMessage, p.strikes, s.cfg.JID))
 			continue
 		}
 		s.log.Debug("resending a post the replay didn't find", "origin", origin)
