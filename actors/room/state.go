@@ -244,6 +244,10 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 	case waiterExpired:
 		s.onWaiterExpired(ctx, t.id)
 		return
+	case sendRetry:
+		// Whatever the epoch: the outbox belongs to the link, and leave empties it.
+		s.flushOutbox(ctx)
+		return
 	}
 	if t.epoch != s.epoch {
 		return
@@ -261,8 +265,6 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 		}
 	case selfPing:
 		s.sendSelfPing(ctx)
-	case sendRetry:
-		s.flushOutbox(ctx)
 	case gapRetry:
 		if s.catchingUp && (s.phase == joined || s.phase == settling) {
 			s.readGap(ctx)
