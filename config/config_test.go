@@ -165,3 +165,17 @@ func TestMoreServeChecks(t *testing.T) {
 	_, err := Parse([]byte(route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: c}}}\n")))
 	assert.NoError(t, err, "a chain is no loop")
 }
+
+func TestStanzaLimitsReachTheRuntime(t *testing.T) {
+	clearEnv(t)
+	f, err := Parse([]byte("runtime:\n  max_stanza_bytes: 100000\n  max_inbound_stanza_bytes: 2097152\n"))
+	require.NoError(t, err)
+	c := f.RuntimeConfig()
+	assert.Equal(t, 100000, c.MaxStanzaBytes)
+	assert.Equal(t, 2097152, c.MaxInboundStanzaBytes)
+	for _, key := range []string{"runtime.max_stanza_bytes", "runtime.max_inbound_stanza_bytes"} {
+		_, err := Parse([]byte("runtime:\n  " + key[len("runtime."):] + ": -1\n"))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), key)
+	}
+}
