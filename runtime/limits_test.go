@@ -387,3 +387,36 @@ func TestHostileHugeStanzaClosesTheLinkAndReconnects(t *testing.T) {
 	require.Len(t, reasons, 1)
 	assert.ErrorIs(t, reasons[0], runtime.ErrInboundTooLarge)
 }
+
+// A busy link is not a dead one: while stanzas keep coming in, a keepalive
+// ping whose answer is late (behind a long send queue, on a loaded server)
+// doesn't drop the link; the same ping unanswered on a silent link does
+// (TestKeepAliveFindsAHalfOpenLink).
+func TestKeepAliveSparesALinkThatDelivers(t *testing.T) {
+	f := &fakeMUC{}
+	f.onIQ = func(st *xmpptest.Stream, iq xmpptest.Element) bool {
+		return strings.Contains(iq.Inner, "urn:xmpp:ping") // never answered
+	}
+	stop := make(chan struct{})
+	f.onStream = func() {
+		go func() {
+			st := f.stream()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+					st.Send(`<message type='groupchat' from='%s/bob' to='%s'><body>busy %d</body></message>`, hostileRoom, st.JID, i)
+				}
+			}
+		}()
+	}
+	var w linkWatch
+	hostileRuntime(t, f, func(c *runtime.Config) {
+		c.KeepAlive, c.KeepAliveTimeout = 100*time.Millisecond, 200*time.Millisecond
+		c.OnStateChange = w.on
+	})
+	time.Sleep(1500 * time.Millisecond) // several unanswered pings
+	close(stop)
+	assert.Zero(t, w.drops.Load(), "link drops: %v", w.reasons())
+}
