@@ -107,6 +107,10 @@ type Runtime struct {
 	MaxFetchLimit    int      `yaml:"max_fetch_limit"`
 	MAMPageSize      int      `yaml:"mam_page_size"`
 	MaxContentBytes  int      `yaml:"max_content_bytes"`
+	// MaxStanzaBytes caps a post's stanza once escaped [245760];
+	// MaxInboundStanzaBytes caps a stanza the server sends [1 MiB].
+	MaxStanzaBytes        int `yaml:"max_stanza_bytes"`
+	MaxInboundStanzaBytes int `yaml:"max_inbound_stanza_bytes"`
 }
 
 // Serve configures the fan-out engine.
@@ -156,7 +160,7 @@ type ExecSink struct {
 	// EnvAllowlist names PARLEY_XMPP_* variables the command may see after all.
 	// It gets the engine's environment without them: they hold the servers'
 	// passwords (PARLEY_XMPP_PASS, PARLEY_XMPP_<NAME>_PASS, ..._PASS_FILE).
-	EnvAllowlist []string `yaml:"env_allowlist"`
+	EnvAllowlist []string `yaml:"env_allowlist,omitempty"`
 }
 
 // WebhookSink POSTs each message as JSON to URL; a 2xx answer is delivered.
@@ -393,6 +397,7 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		SelfPing: time.Duration(r.SelfPing), FailFast: r.FailFast, PersistentRooms: r.PersistentRooms,
 		SubscriberBuffer: r.SubscriberBuffer, FetchLimit: r.FetchLimit, MaxFetchLimit: r.MaxFetchLimit,
 		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
+		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
 	}, nil
 }
 

@@ -218,3 +218,17 @@ func TestLongRouteNamesAreRefused(t *testing.T) {
 	_, err = Parse([]byte(strings.Replace(body, strings.Repeat("r", 201), strings.Repeat("r", 200), 1)))
 	assert.NoError(t, err)
 }
+
+func TestStanzaLimitsReachTheRuntime(t *testing.T) {
+	clearEnv(t)
+	f, err := Parse([]byte("runtime:\n  max_stanza_bytes: 100000\n  max_inbound_stanza_bytes: 2097152\n"))
+	require.NoError(t, err)
+	c := f.RuntimeConfig()
+	assert.Equal(t, 100000, c.MaxStanzaBytes)
+	assert.Equal(t, 2097152, c.MaxInboundStanzaBytes)
+	for _, key := range []string{"runtime.max_stanza_bytes", "runtime.max_inbound_stanza_bytes"} {
+		_, err := Parse([]byte("runtime:\n  " + key[len("runtime."):] + ": -1\n"))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), key)
+	}
+}

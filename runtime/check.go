@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/rand"
 	"fmt"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
@@ -8,12 +9,21 @@ import (
 )
 
 // CheckPost reports, without touching the network, why Post would refuse topic
-// and content (seam.ErrInvalidTopic, seam.ErrInvalidContent), or nil. A runtime
+// and content (seam.ErrInvalidTopic, seam.ErrInvalidContent, or
+// seam.ErrContentTooLarge for a stanza over MaxStanzaBytes), or nil. A runtime
 // needn't be connected: a command checks its input before it connects.
 func (rt *Runtime) CheckPost(topic seam.Topic, content string) error {
 	if _, err := RoomLocalpart(topic); err != nil {
 		return err
 	}
+	if err := rt.checkContent(content); err != nil {
+		return err
+	}
+	return rt.checkStanzaSize(topic, rand.Text(), content, "") // Post's origin-ids are rand.Text()
+}
+
+// checkContent: why Post and PostOnce refuse content before anything is sent.
+func (rt *Runtime) checkContent(content string) error {
 	switch {
 	case content == "":
 		return fmt.Errorf("%w: empty content (XMPP has no empty message)", seam.ErrInvalidContent)

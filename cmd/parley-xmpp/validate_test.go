@@ -69,6 +69,7 @@ func TestBadInputIsRefusedBeforeAnyNetwork(t *testing.T) {
 		{"NUL in the text", "", []string{"post", "general", "a\x00b"}, "TEXT"},
 		{"invalid UTF-8", "", []string{"post", "general", "a\xffb"}, "TEXT"},
 		{"text over the cap", strings.Repeat("x", 64*1024+1), []string{"post", "general"}, "TEXT"},
+		{"text too large once escaped", strings.Repeat("&", 60*1024), []string{"post", "general"}, "stanza limit"},
 		{"fetch: bad topic", "", []string{"fetch", "a\x7fb"}, "TOPIC"},
 		{"negative limit", "", []string{"fetch", "--limit", "-5", "general"}, "--limit"},
 		{"limit over the cap", "", []string{"fetch", "--limit", "10001", "general"}, "--limit"},
