@@ -107,6 +107,10 @@ type Runtime struct {
 	MaxFetchLimit    int      `yaml:"max_fetch_limit"`
 	MAMPageSize      int      `yaml:"mam_page_size"`
 	MaxContentBytes  int      `yaml:"max_content_bytes"`
+	// MaxStanzaBytes caps a post's stanza once escaped [245760];
+	// MaxInboundStanzaBytes caps a stanza the server sends [1 MiB].
+	MaxStanzaBytes        int `yaml:"max_stanza_bytes"`
+	MaxInboundStanzaBytes int `yaml:"max_inbound_stanza_bytes"`
 }
 
 // Serve configures the fan-out engine.
@@ -156,7 +160,7 @@ type ExecSink struct {
 	// EnvAllowlist names PARLEY_XMPP_* variables the command may see after all.
 	// It gets the engine's environment without them: they hold the servers'
 	// passwords (PARLEY_XMPP_PASS, PARLEY_XMPP_<NAME>_PASS, ..._PASS_FILE).
-	EnvAllowlist []string `yaml:"env_allowlist"`
+	EnvAllowlist []string `yaml:"env_allowlist,omitempty"`
 }
 
 // WebhookSink POSTs each message as JSON to URL; a 2xx answer is delivered.
@@ -184,6 +188,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	*d = Duration(v)
 	return nil
 }
+
+// MarshalYAML writes d as UnmarshalYAML reads it.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
 // ErrConfig is what every configuration error wraps.
 var ErrConfig = errors.New("config")
@@ -390,36 +397,48 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		SelfPing: time.Duration(r.SelfPing), FailFast: r.FailFast, PersistentRooms: r.PersistentRooms,
 		SubscriberBuffer: r.SubscriberBuffer, FetchLimit: r.FetchLimit, MaxFetchLimit: r.MaxFetchLimit,
 		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
+		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
 	}, nil
 }
 
 // readDotEnv reads KEY=VALUE lines (# comments, optional quotes) from path; a
 // missing file is no error.
 func readDotEnv(path string) (map[string]string, error) {
-	out := map[string]string{}
 	fh, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
+		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	defer fh.Close()
-	sc := bufio.NewScanner(fh)
+	return parseDotEnv(fh, path)
+}
+
+// parseDotEnv reads a .env file's lines; path names it in errors.
+func parseDotEnv(r io.Reader, path string) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		key, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if !ok {
-			return nil, fmt.Errorf("%w: %s:%d: want KEY=VALUE", ErrConfig, path, n)
+		key = strings.TrimSpace(key)
+		if !ok || !envKeyRE.MatchString(key) {
+			return nil, fmt.Errorf("%w: %s:%d: want KEY=VALUE (KEY: letters, digits and _)", ErrConfig, path, n)
 		}
 		value = strings.TrimSpace(value)
 		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
 			value = value[1 : len(value)-1]
 		}
-		out[strings.TrimSpace(key)] = value
+		out[key] = value
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+	}
+	return out, nil
 }
+
+var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -122,6 +122,18 @@ type Config struct {
 	// MaxContentBytes caps a post's content; servers close streams that carry
 	// oversized stanzas [65536].
 	MaxContentBytes int
+	// MaxStanzaBytes caps a post's stanza as it is sent, after XML escaping
+	// (which can make it up to five times its content: & " ' and line feeds
+	// become entities); a post over it fails with seam.ErrContentTooLarge and
+	// nothing is sent. A server that advertises a lower limit (XEP-0478) wins.
+	// The default stays under the 256 KiB that Prosody and ejabberd take by
+	// default; a server's stream closes on a stanza over its limit [245760].
+	MaxStanzaBytes int
+	// MaxInboundStanzaBytes caps one stanza the server sends; a larger one
+	// closes the link (logged, state Reconnecting with an error that
+	// errors.Is xmppconn.ErrInboundTooLarge) and the runtime reconnects with
+	// backoff [1 MiB].
+	MaxInboundStanzaBytes int
 
 	// Metrics receives the runtime's measurements (nil: none); package metrics
 	// has a Prometheus implementation.
@@ -149,6 +161,11 @@ type resolved struct {
 }
 
 var errConfig = errors.New("parley-xmpp: bad config")
+
+// ErrInboundTooLarge is the reason (StateChange.Err) for a link the runtime
+// closed because the server sent a stanza over MaxInboundStanzaBytes; it
+// reconnects with backoff.
+var ErrInboundTooLarge = xmppconn.ErrInboundTooLarge
 
 func envOr(v, env, def string) string {
 	if v != "" {
@@ -200,6 +217,8 @@ func resolve(c Config) (*resolved, error) {
 	setInt(&r.MAMPageSize, 50)
 	setInt(&r.MaxContentBytes, 64*1024)
 	setInt(&r.SubscriberBuffer, 1024)
+	setInt(&r.MaxStanzaBytes, xmppconn.DefaultMaxStanzaBytes)
+	setInt(&r.MaxInboundStanzaBytes, xmppconn.DefaultMaxInboundBytes)
 	if r.MaxReconnects < 0 {
 		return nil, fmt.Errorf("%w: MaxReconnects %d is negative", errConfig, r.MaxReconnects)
 	}
@@ -243,16 +262,18 @@ type Allowlist = room.Allowlist
 func (r *resolved) connOptions() xmppconn.Options {
 	plaintextOK := (r.loopback || r.AllowPlaintext) && r.TLSConfig == nil
 	return xmppconn.Options{
-		Logins:         xmppconn.NewLoginGate(),
-		Addr:           r.addr,
-		User:           r.Username + "@" + r.Domain,
-		Password:       r.Password,
-		Resource:       "parley-" + strings.ToLower(rand.Text()[:8]),
-		DirectTLS:      r.directTLS,
-		RequireTLS:     !r.directTLS && !plaintextOK,
-		AllowPlaintext: plaintextOK,
-		TLSConfig:      r.TLSConfig,
-		DialTimeout:    r.DialTimeout,
+		Logins:          xmppconn.NewLoginGate(),
+		Addr:            r.addr,
+		User:            r.Username + "@" + r.Domain,
+		Password:        r.Password,
+		Resource:        "parley-" + strings.ToLower(rand.Text()[:8]),
+		DirectTLS:       r.directTLS,
+		RequireTLS:      !r.directTLS && !plaintextOK,
+		AllowPlaintext:  plaintextOK,
+		TLSConfig:       r.TLSConfig,
+		DialTimeout:     r.DialTimeout,
+		MaxStanzaBytes:  r.MaxStanzaBytes,
+		MaxInboundBytes: r.MaxInboundStanzaBytes,
 	}
 }
 

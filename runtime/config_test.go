@@ -154,3 +154,18 @@ func TestConfigAllowlists(t *testing.T) {
 		assert.ErrorIs(t, err, errConfig, "%+v", bad)
 	}
 }
+
+func TestConfigStanzaLimits(t *testing.T) {
+	clearEnv(t)
+	r, err := resolve(Config{})
+	require.NoError(t, err)
+	assert.Equal(t, 240*1024, r.MaxStanzaBytes, "under the 256 KiB Prosody and ejabberd take by default")
+	assert.Equal(t, 1<<20, r.MaxInboundStanzaBytes)
+	o := r.connOptions()
+	assert.Equal(t, 240*1024, o.MaxStanzaBytes)
+	assert.Equal(t, 1<<20, o.MaxInboundBytes)
+	r, err = resolve(Config{MaxStanzaBytes: 1000, MaxInboundStanzaBytes: 5000})
+	require.NoError(t, err)
+	assert.Equal(t, 1000, r.connOptions().MaxStanzaBytes)
+	assert.Equal(t, 5000, r.connOptions().MaxInboundBytes)
+}

@@ -280,19 +280,16 @@ var (
 // it, or, when the archive doesn't hold it, it is sent again. When ctx ends
 // first, the error wraps ctx.Err() and ErrPostNotSent or ErrPostInDoubt.
 func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Handle, content string, opts seam.PostOptions) (seam.BackendMsgID, error) {
-	switch {
-	case content == "":
-		return "", fmt.Errorf("%w: empty content (XMPP has no empty message)", seam.ErrInvalidContent)
-	case len(content) > rt.cfg.MaxContentBytes:
-		return "", fmt.Errorf("%w: %d bytes is over the %d-byte limit (Config.MaxContentBytes)", seam.ErrInvalidContent, len(content), rt.cfg.MaxContentBytes)
-	}
-	if err := stanza.CheckText(content); err != nil {
-		return "", fmt.Errorf("%w: %v", seam.ErrInvalidContent, err)
+	if err := rt.checkContent(content); err != nil {
+		return "", err
 	}
 	if err := stanza.CheckText(string(opts.InReplyTo)); err != nil {
 		return "", fmt.Errorf("%w: InReplyTo: %v", seam.ErrInvalidContent, err)
 	}
 	origin := rand.Text()
+	if err := rt.checkStanzaSize(topic, origin, content, string(opts.InReplyTo)); err != nil {
+		return "", err
+	}
 	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: origin, Content: content, InReplyTo: opts.InReplyTo})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -326,23 +323,21 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 // An outcome that leaves the post in doubt is errors.Is(err, ErrPostInDoubt);
 // calling PostOnce again with the same key and after resolves it.
 func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error) {
-	switch {
-	case key == "" || len(key) > 128:
+	if key == "" || len(key) > 128 {
 		return "", fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes")
-	case content == "":
-		return "", fmt.Errorf("%w: empty content (XMPP has no empty message)", seam.ErrInvalidContent)
-	case len(content) > rt.cfg.MaxContentBytes:
-		return "", fmt.Errorf("%w: %d bytes is over the %d-byte limit (Config.MaxContentBytes)", seam.ErrInvalidContent, len(content), rt.cfg.MaxContentBytes)
 	}
 	if err := stanza.CheckText(key); err != nil {
 		return "", fmt.Errorf("parley-xmpp: post once: key: %v", err)
 	}
-	if err := stanza.CheckText(content); err != nil {
-		return "", fmt.Errorf("%w: %v", seam.ErrInvalidContent, err)
+	if err := rt.checkContent(content); err != nil {
+		return "", err
 	}
 	since := seam.Cursor("")
 	if after != nil {
 		since = *after
+	}
+	if err := rt.checkStanzaSize(topic, key, content, ""); err != nil {
+		return "", err
 	}
 	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since})
 	if err != nil {
@@ -356,6 +351,21 @@ func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content 
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
 	}
 	return p.ID, nil
+}
+
+// checkStanzaSize measures the post's stanza exactly as it will be written and
+// refuses one over MaxStanzaBytes, before anything is sent.
+func (rt *Runtime) checkStanzaSize(topic seam.Topic, origin, content, inReplyTo string) error {
+	local, err := RoomLocalpart(topic)
+	if err != nil {
+		return nil // the room lookup reports it
+	}
+	n := len(stanza.GroupchatMessage(local+"@"+rt.cfg.MUCService, origin, content, inReplyTo))
+	if n > rt.cfg.MaxStanzaBytes {
+		return fmt.Errorf("%w: %w: the message is %d bytes once XML-escaped (its content %d), over the %d-byte stanza limit (Config.MaxStanzaBytes; the server closes the stream on a stanza over its own limit): shorten it, or send fewer characters that need escaping (& < > and carriage returns)",
+			seam.ErrContentTooLarge, seam.ErrInvalidContent, n, len(content), rt.cfg.MaxStanzaBytes)
+	}
+	return nil
 }
 
 // abandonPost settles a post whose caller's ctx ended: the room withdraws it if

@@ -97,52 +97,111 @@ const (
 
 // Run runs every route until ctx ends, then returns nil once every worker has
 // stopped (a delivery in flight finishes or is abandoned without saving its
-// cursor). It returns an error at once for a setup problem: an unwritable state
-// dir, a corrupt state file, a server name missing from Backends, a route that
-// can't run.
+// cursor). It returns an error at once for a setup problem: an unwritable or
+// locked state dir, a corrupt state file, a server name missing from Backends,
+// a route that can't run. It is Prepare, then Prepared.Run with o.Backends.
 func Run(ctx context.Context, o Options) error {
-	o = withDefaults(o)
-	unlock, err := lockStateDir(o.StateDir)
+	p, err := Prepare(o)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if o.secret, err = loadSecret(o.StateDir); err != nil {
-		return err
+	return p.Run(ctx, o.Backends)
+}
+
+// Prepared is an engine that has checked everything it can without a server:
+// its state dir is locked, every route's saved state is read, its sinks are
+// made (an exec sink's command found). A command prepares before it connects,
+// so that bad input is reported before any network. Run it once, or Close it.
+type Prepared struct {
+	unlock  func()
+	routes  []preparedRoute
+	closing sync.Once
+}
+
+type preparedRoute struct {
+	route   config.Route
+	sink    sink
+	workers []*worker
+}
+
+// Prepare checks o and takes the state dir's lock; o.Backends is not used
+// (Prepared.Run takes them). Its errors name the key at fault
+// (serve.state_dir, serve.routes[i]...).
+func Prepare(o Options) (*Prepared, error) {
+	o = withDefaults(o)
+	unlock, err := lockStateDir(o.StateDir)
+	if err != nil {
+		return nil, err
 	}
-	var (
-		workers []*worker
-		sinks   []sink
-	)
-	closeSinks := func() {
-		for _, s := range sinks {
-			s.close()
-		}
+	p := &Prepared{unlock: unlock}
+	if o.secret, err = loadSecret(o.StateDir); err != nil {
+		p.Close()
+		return nil, err
 	}
 	routeNames := map[string]bool{}
 	for i := range o.Routes {
 		r := withRouteDefaults(o.Routes[i])
 		if routeNames[r.Name] {
-			closeSinks()
-			return fmt.Errorf("serve: two routes are named %q (the name keys their saved cursors)", r.Name)
+			p.Close()
+			return nil, fmt.Errorf("serve.routes[%d]: two routes are named %q (the name keys their saved cursors)", i, r.Name)
 		}
 		routeNames[r.Name] = true
-		s, ws, err := setUpRoute(o, r)
+		pr, err := setUpRoute(o, i, r)
 		if err != nil {
-			closeSinks()
-			return err
+			p.Close()
+			return nil, err
 		}
-		sinks = append(sinks, s)
-		workers = append(workers, ws...)
+		p.routes = append(p.routes, pr)
 	}
+	return p, nil
+}
 
+// Close releases what Prepare took (the lock, the sinks) without running. Run
+// closes them itself.
+func (p *Prepared) Close() {
+	p.closing.Do(func() {
+		for _, r := range p.routes {
+			r.sink.close()
+		}
+		p.unlock()
+	})
+}
+
+// Run runs every route, reading from and relaying to backends (connected, by
+// server name, "" for the default server; the caller owns them), until ctx
+// ends; see the package Run.
+func (p *Prepared) Run(ctx context.Context, backends map[string]Backend) error {
+	defer p.Close()
+	var workers []*worker
+	for i, r := range p.routes {
+		if err := r.bind(backends); err != nil {
+			return fmt.Errorf("serve.routes[%d] (route %q): %w", i, r.route.Name, err)
+		}
+		workers = append(workers, r.workers...)
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(func() { w.run(ctx) })
 	}
 	<-ctx.Done() // also with no routes: Run lasts as long as ctx
 	wg.Wait()
-	closeSinks()
+	return nil
+}
+
+// bind gives a route's workers their source and a relay its destination.
+func (r preparedRoute) bind(backends map[string]Backend) error {
+	source, err := backendNamed(backends, r.route.Server)
+	if err != nil {
+		return err
+	}
+	for _, w := range r.workers {
+		w.source = source
+	}
+	if rs, ok := r.sink.(*relaySink); ok {
+		if rs.dest, err = backendNamed(backends, r.route.Sink.Relay.Server); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -181,54 +240,51 @@ func withRouteDefaults(r config.Route) config.Route {
 	return r
 }
 
-// setUpRoute checks a route, prepares its state dir and loads its topics' saved
-// state: everything that can fail before a worker starts.
-func setUpRoute(o Options, r config.Route) (sink, []*worker, error) {
-	fail := func(format string, a ...any) error {
-		return fmt.Errorf("serve: route %q: %s", r.Name, fmt.Sprintf(format, a...))
+// setUpRoute checks route i, prepares its state dir and loads its topics'
+// saved state: everything that can fail before a worker starts and needs no
+// server.
+func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
+	fail := func(format string, a ...any) (preparedRoute, error) {
+		return preparedRoute{}, fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
 	}
 	if !isDirName(r.Name) {
-		return nil, nil, fail("the name must be usable as a directory name under the state dir (no '/', not '.' or '..')")
+		return fail("name: must be usable as a directory name under the state dir (no '/', not '.' or '..', at most %d bytes)", maxStateName)
 	}
 	switch r.Start {
 	case "", "newest", "start":
 	default:
-		return nil, nil, fail("start %q is neither newest nor start", r.Start)
-	}
-	source, err := backendNamed(o.Backends, r.Server)
-	if err != nil {
-		return nil, nil, fail("%v", err)
+		return fail("start %q is neither newest nor start", r.Start)
 	}
 	if len(r.Topics) == 0 {
-		return nil, nil, fail("no topics")
+		return fail("no topics")
 	}
 
 	dir := filepath.Join(o.StateDir, r.Name)
 	if err := prepareStateDir(dir); err != nil {
-		return nil, nil, fail("%v", err)
+		return fail("%v", err)
 	}
 	var workers []*worker
 	seen := map[string]bool{}
-	for _, t := range r.Topics {
+	for j, t := range r.Topics {
 		if seen[t] {
-			return nil, nil, fail("topic %q is listed twice", t)
+			return fail("topics[%d]: topic %q is listed twice", j, t)
 		}
 		seen[t] = true
 		local, err := runtime.RoomLocalpart(seam.Topic(t))
 		if err != nil {
-			return nil, nil, fail("%v", err)
+			return fail("topics[%d]: %v", j, err)
 		}
-		file := stateFile{path: filepath.Join(dir, local+".json")}
+		file := stateFile{path: filepath.Join(dir, stateFileName(local))}
 		saved, found, err := file.load()
 		if err != nil {
-			return nil, nil, fail("%v", err)
+			return fail("topics[%d]: %v", j, err)
 		}
 		if found && saved.Topic != "" && saved.Topic != t {
-			return nil, nil, fail("%s holds the state of topic %q, not %q", file.path, saved.Topic, t)
+			return fail("topics[%d]: %s holds the state of topic %q, not %q", j, file.path, saved.Topic, t)
 		}
 		saved.Topic = t
 		workers = append(workers, &worker{
-			route: r, topic: seam.Topic(t), source: source, file: file, state: saved, resumed: found,
+			route: r, topic: seam.Topic(t), file: file, state: saved, resumed: found,
 			wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
 			log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", t)),
 		})
@@ -236,12 +292,12 @@ func setUpRoute(o Options, r config.Route) (sink, []*worker, error) {
 
 	s, err := newSink(o, r)
 	if err != nil {
-		return nil, nil, fail("%v", err)
+		return fail("%v", err)
 	}
 	for _, w := range workers {
 		w.sink = s
 	}
-	return s, workers, nil
+	return preparedRoute{route: r, sink: s, workers: workers}, nil
 }
 
 func backendNamed(backends map[string]Backend, name string) (Backend, error) {
@@ -260,7 +316,7 @@ func backendNamed(backends map[string]Backend, name string) (Backend, error) {
 // isDirName says whether a route name can name its state directory: one path
 // element, so that a name can't reach outside the state dir.
 func isDirName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`+"\x00")
+	return name != "" && len(name) <= maxStateName && name != "." && name != ".." && !strings.ContainsAny(name, `/\`+"\x00")
 }
 
 type noRecorder struct{}

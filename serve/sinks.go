@@ -57,11 +57,8 @@ func newSink(o Options, r config.Route) (sink, error) {
 	case s.Webhook != nil:
 		return newWebhookSink(*s.Webhook)
 	default:
-		dest, err := backendNamed(o.Backends, s.Relay.Server)
-		if err != nil {
-			return nil, fmt.Errorf("relay: %w", err)
-		}
-		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), secret: o.secret, log: o.Logger.With(slog.String("route", r.Name))}, nil
+		// Its destination is bound when the engine runs (Prepared.Run).
+		return &relaySink{topic: seam.Topic(s.Relay.Topic), secret: o.secret, log: o.Logger.With(slog.String("route", r.Name))}, nil
 	}
 }
 
@@ -85,12 +82,12 @@ type execSink struct {
 
 func newExecSink(c config.ExecSink) (*execSink, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
-		return nil, errors.New("exec: the command to run is missing")
+		return nil, errors.New("sink.exec.command: the command to run is missing")
 	}
 	// A typo in the command would otherwise be retried forever, message after
 	// message never delivered.
 	if _, err := exec.LookPath(c.Command[0]); err != nil {
-		return nil, fmt.Errorf("exec: %w", err)
+		return nil, fmt.Errorf("sink.exec.command: %w", err)
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {

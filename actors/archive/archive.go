@@ -513,6 +513,16 @@ func (a *Archive) check(res *session.IQResult) ([]stanza.MAMResult, stanza.Fin, 
 		if r.ID == "" {
 			return nil, stanza.Fin{}, fmt.Errorf("archive: %s sent an unreadable or id-less result", a.cfg.Room)
 		}
+		// The id becomes a message's id and cursor, which callers save and
+		// give back: one that can't be given back is refused here.
+		if err := stanza.CheckID(r.ID); err != nil {
+			return nil, stanza.Fin{}, fmt.Errorf("archive: %s sent a result whose id can't be a cursor: %v", a.cfg.Room, err)
+		}
+	}
+	for _, id := range []string{fin.First, fin.Last} {
+		if err := stanza.CheckID(id); id != "" && err != nil {
+			return nil, stanza.Fin{}, fmt.Errorf("archive: %s ended a page with an id that can't be a cursor: %v", a.cfg.Room, err)
+		}
 	}
 	return res.MAM, fin, nil
 }

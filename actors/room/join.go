@@ -14,6 +14,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 )
 
 // needsRoom: something waits on the room's occupancy, so a lost one is
@@ -450,8 +451,13 @@ func (s *state) leave(ctx actor.Context) {
 	for _, p := range s.posts {
 		stopTimer(p.timer)
 		p.timer = nil
-		p.inDoubt = true
+		p.onDeadLink = p.sent
+		if p.sent {
+			// Posts still waiting for the window were never sent: they wait on.
+			p.sent, p.inDoubt = false, true
+		}
 	}
+	s.inflight, s.ready, s.outbox = 0, nil, nil
 	for _, w := range s.waiters {
 		w.reading = false
 	}
@@ -461,6 +467,7 @@ func (s *state) leave(ctx actor.Context) {
 }
 
 func (s *state) linkDown(ctx actor.Context, err error) {
+	s.serverEnded = xmppconn.EndedByServer(err)
 	s.online, s.link = false, nil
 	if s.phase == checking || s.phase == joining || s.phase == verifying || s.phase == settling {
 		// The requests queued for the join keep waiting for the next link.

@@ -76,9 +76,12 @@ type Config struct {
 	Notify *actor.PID
 	Logger *slog.Logger
 
-	IQTimeout    time.Duration
-	JoinTimeout  time.Duration // one join, cold-creation retries included
-	PostTimeout  time.Duration // a sent post's reflection, counted while the link is up
+	IQTimeout   time.Duration
+	JoinTimeout time.Duration // one join, cold-creation retries included
+	PostTimeout time.Duration // a sent post's reflection, counted while the link is up
+	// PostWindow bounds the posts on the wire (sent, not yet reflected); the
+	// others wait in the room, in order [32].
+	PostWindow   int
 	DefaultLimit int
 	MaxLimit     int
 	PageSize     int
@@ -139,6 +142,9 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 50
+	}
+	if cfg.PostWindow <= 0 {
+		cfg.PostWindow = 32
 	}
 	st := newState(cfg)
 	st.allow = newAllowSet(cfg.Allow)

@@ -33,8 +33,8 @@ func ParseFin(payload []byte) (Fin, error) {
 		return Fin{}, fmt.Errorf("stanza: MAM answer is <%s xmlns=%q>, not <fin/>", v.XMLName.Local, v.XMLName.Space)
 	}
 	f := Fin{Complete: v.Complete == "true" || v.Complete == "1", First: v.Set.First, Last: v.Set.Last, Count: -1}
-	if v.Set.Count != nil {
-		f.Count = *v.Set.Count
+	if v.Set.Count != nil && *v.Set.Count >= 0 {
+		f.Count = *v.Set.Count // a negative count says nothing: unknown, as without one
 	}
 	return f, nil
 }

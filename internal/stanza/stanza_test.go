@@ -34,7 +34,7 @@ func TestJoinPresenceAsksForNoHistory(t *testing.T) {
 }
 
 func TestGroupchatMessageRoundTripsBodyAndCarriesOriginID(t *testing.T) {
-	body := "a\nb \t<tag> & 'q' \"dq\" 🎉 e\u0301"
+	body := "a\nb \t<tag> & 'q' \"dq\" 🎉 e\u0301 \r\n ]]> end"
 	b := GroupchatMessage("room@muc", "orig-1", body, "reply-to-7")
 	wellFormed(t, b)
 	var v struct {
@@ -55,6 +55,21 @@ func TestGroupchatMessageRoundTripsBodyAndCarriesOriginID(t *testing.T) {
 	assert.Equal(t, "orig-1", v.Origin.ID)
 	assert.Equal(t, "reply-to-7", v.Reply.ID)
 	assert.NotContains(t, string(GroupchatMessage("r", "o", "x", "")), "reply")
+}
+
+// Quotes, apostrophes and line feeds stay one byte each in a body (xml.EscapeText
+// makes them five): a post of them doesn't outgrow the server's stanza limit.
+func TestGroupchatMessageBodyStaysItsSize(t *testing.T) {
+	body := strings.Repeat("\"'\n\t", 4096)
+	b := GroupchatMessage("room@muc", "orig-1", body, "")
+	assert.Less(t, len(b), len(body)+200)
+	var v struct {
+		Body string `xml:"body"`
+	}
+	require.NoError(t, xml.Unmarshal(b, &v))
+	assert.Equal(t, body, v.Body)
+	// What XML can't carry raw still can't make it through unescaped.
+	assert.Contains(t, string(GroupchatMessage("r", "o", "a\x00b", "")), "\uFFFD")
 }
 
 func TestMAMQueryPaging(t *testing.T) {

@@ -6,8 +6,8 @@
 // The library's gaps handled here:
 //   - go-xmpp has no context, deadlines or way to abort a read, and its Close can
 //     hang for 10 s after a stream broken mid-stanza (and races with Recv). The
-//     adapter reaches the underlying net.Conn (see rawConn) and closes that
-//     instead; go-xmpp's Close is never called.
+//     adapter dials the net.Conn itself (login.go) and closes that instead;
+//     go-xmpp's Close is never called.
 //   - Writes are unsynchronised single Write calls: all of ours go through one
 //     writer goroutine fed by a bounded queue, so a slow or blackholed link never
 //     blocks the session actor, and every write has a deadline.
@@ -28,9 +28,19 @@
 //   - go-xmpp binds SCRAM-*-PLUS on TLS 1.3 with tls-exporter when the server
 //     lists no channel-binding types; ejabberd 23.01 refuses that. A login
 //     refused for its channel binding is retried once over TLS 1.2 (tls-unique).
+//   - Sizes. go-xmpp reads the server's XEP-0478 <max-bytes> (Client.LimitMaxBytes)
+//     but SendOrg then fails a larger stanza as a write error; the adapter checks
+//     every stanza against that limit and Options.MaxStanzaBytes in Send, so an
+//     oversized stanza is refused without touching the link, and the writer
+//     writes the stanza's bytes as they are (no SendOrg). go-xmpp has no limit
+//     on what it reads and no hook into its decoder other than its debug tee:
+//     the adapter turns Options.Debug on with a writer of its own that counts
+//     the bytes read since the last stanza (it ignores what it sees sent, which
+//     includes the login) and fails the read past Options.MaxInboundBytes.
 package xmppconn
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -38,6 +48,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	xmpp "github.com/xmppo/go-xmpp"
@@ -67,14 +79,35 @@ type Options struct {
 	DialTimeout    time.Duration
 	WriteTimeout   time.Duration // per write; 0: 10 s
 	SendQueue      int           // stanzas queued for the writer; 0: 4096
+	// MaxStanzaBytes caps one stanza we send; the server's advertised XEP-0478
+	// limit, when lower, wins. 0: DefaultMaxStanzaBytes.
+	MaxStanzaBytes int
+	// MaxInboundBytes caps one stanza the server sends; a larger one ends the
+	// link with ErrInboundTooLarge. 0: DefaultMaxInboundBytes.
+	MaxInboundBytes int
 }
+
+// Size defaults. Prosody's default c2s stanza limit and ejabberd's usual
+// max_stanza_size are 256 KiB; the outbound default stays below that, with room
+// for a server that counts a little more than the bytes we write.
+const (
+	DefaultMaxStanzaBytes  = 240 * 1024
+	DefaultMaxInboundBytes = 1 << 20
+)
 
 // Errors the adapter reports.
 var (
 	// ErrClosed: the connection was closed (by Close or Abort, or after a failure).
 	ErrClosed = errors.New("xmppconn: connection closed")
-	// ErrSendQueueFull: the writer is this far behind: the link is unusable.
+	// ErrSendQueueFull: the writer is this far behind; the stanza was not queued
+	// and the link is untouched: try again when the writer has caught up.
 	ErrSendQueueFull = errors.New("xmppconn: send queue full")
+	// ErrStanzaTooLarge: the stanza is over the link's limit (MaxStanza); it was
+	// not sent, and the link is untouched.
+	ErrStanzaTooLarge = errors.New("xmppconn: stanza too large")
+	// ErrInboundTooLarge: the server sent a stanza over MaxInboundBytes; the link
+	// was closed.
+	ErrInboundTooLarge = errors.New("xmppconn: the server sent a stanza over the inbound limit")
 )
 
 // Handler receives what a connection reads, on the reader goroutine. Stanza gets
@@ -89,8 +122,11 @@ type Handler struct {
 type Conn struct {
 	client *xmpp.Client
 	raw    net.Conn // the TCP connection under any TLS
+	w      net.Conn // what stanzas are written to (raw, or the TLS connection)
 	jid    string
 	wto    time.Duration
+	limit  int // outbound stanza limit
+	in     *inboundLimit
 
 	out       chan []byte
 	stop      chan struct{} // closed to stop the writer
@@ -111,7 +147,11 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		return nil, err
 	}
 	defer o.Logins.leave()
-	client, raw, err := login(ctx, o)
+	in := &inboundLimit{max: int64(o.MaxInboundBytes)}
+	if in.max <= 0 {
+		in.max = DefaultMaxInboundBytes
+	}
+	client, w, raw, err := login(ctx, o, in)
 	if err != nil {
 		return nil, fmt.Errorf("xmppconn: login as %s at %s: %w", o.User, o.Addr, scrub(err, o.Password))
 	}
@@ -123,11 +163,21 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	if q <= 0 {
 		q = 4096
 	}
+	limit := o.MaxStanzaBytes
+	if limit <= 0 {
+		limit = DefaultMaxStanzaBytes
+	}
+	if adv := client.LimitMaxBytes; adv > 0 && adv < limit {
+		limit = adv
+	}
 	return &Conn{
 		client:    client,
 		raw:       raw,
+		w:         w,
 		jid:       client.JID(),
 		wto:       wto,
+		limit:     limit,
+		in:        in,
 		out:       make(chan []byte, q),
 		stop:      make(chan struct{}),
 		readerEnd: make(chan struct{}),
@@ -154,18 +204,26 @@ func (c *Conn) Start(h Handler) {
 	})
 }
 
-// Send queues a stanza for the writer without blocking.
+// MaxStanza is the largest stanza Send accepts, in bytes: Options.MaxStanzaBytes,
+// or the server's advertised XEP-0478 limit when that is lower.
+func (c *Conn) MaxStanza() int { return c.limit }
+
+// Send queues a stanza for the writer without blocking. A stanza over MaxStanza
+// gets ErrStanzaTooLarge and a full queue ErrSendQueueFull: in both cases nothing
+// was queued and the link is untouched.
 func (c *Conn) Send(stanza []byte) error {
 	select {
 	case <-c.stop:
 		return ErrClosed
 	default:
 	}
+	if len(stanza) > c.limit {
+		return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", ErrStanzaTooLarge, len(stanza), c.limit)
+	}
 	select {
 	case c.out <- stanza:
 		return nil
 	default:
-		c.fail(ErrSendQueueFull)
 		return ErrSendQueueFull
 	}
 }
@@ -178,7 +236,7 @@ func (c *Conn) writeLoop() {
 			return
 		case b := <-c.out:
 			_ = c.raw.SetWriteDeadline(time.Now().Add(c.wto))
-			if _, err := c.client.SendOrg(string(b)); err != nil {
+			if _, err := c.w.Write(b); err != nil {
 				c.fail(fmt.Errorf("xmppconn: write: %w", err))
 				return
 			}
@@ -189,9 +247,12 @@ func (c *Conn) writeLoop() {
 func (c *Conn) readLoop(h Handler) {
 	defer close(c.readerEnd)
 	for {
+		c.in.n.Store(0) // count the next stanza's bytes from here
 		v, err := c.client.Recv()
 		if err != nil {
-			if isSkippable(err) {
+			if c.in.tripped.Load() {
+				err = fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, c.in.max, err)
+			} else if isSkippable(err) {
 				continue
 			}
 			c.fail(err)
@@ -202,6 +263,45 @@ func (c *Conn) readLoop(h Handler) {
 			h.Stanza(s)
 		}
 	}
+}
+
+// inboundLimit is go-xmpp's debug writer: it sees every chunk go-xmpp reads
+// (prefixed "RECV ") and every write go-xmpp makes itself ("SEND ", the login
+// among them, which it discards without looking further), and fails the read
+// that takes the current stanza past max. The reader resets n before each
+// stanza; go-xmpp's decoder reads ahead in chunks of 4 KiB, so the count is
+// that exact.
+type inboundLimit struct {
+	n       atomic.Int64
+	max     int64
+	tripped atomic.Bool
+}
+
+func (l *inboundLimit) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("RECV ")) && l.n.Add(int64(len(p)-len("RECV "))) > l.max {
+		l.tripped.Store(true)
+		return 0, ErrInboundTooLarge
+	}
+	return len(p), nil
+}
+
+// EndedByServer: the link ended because the server ended the stream (a stream
+// error, or </stream:stream>), as a server does on a stanza it won't take, or
+// reset the connection (a server that closes its socket before reading all we
+// sent resets it, and the reset can overtake its stream error); not for a
+// connection that just ended, and not when the server says it is shutting down.
+func EndedByServer(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "stream error") && !strings.HasPrefix(msg, "server closed stream") {
+		return false
+	}
+	return !strings.Contains(strings.ToLower(msg), "shut")
 }
 
 // isSkippable: go-xmpp's error for an element it has no type for (a stream

@@ -74,36 +74,37 @@ func setConn(c *xmpp.Client, nc net.Conn) bool {
 	return true
 }
 
-// login dials o.Addr and logs in, within ctx and DialTimeout. raw is the TCP
-// connection under any TLS.
+// login dials o.Addr and logs in, within ctx and DialTimeout. w is the stream's
+// connection (TLS, or plain), raw the TCP connection under any TLS; in is
+// go-xmpp's debug tee, which bounds what it reads.
 //
 // go-xmpp binds SCRAM-*-PLUS to TLS 1.3 with tls-exporter whenever the server
 // lists no channel-binding types (XEP-0440); ejabberd 23.01 lists none and
 // knows only tls-unique, so it refuses the binding. A login refused for its
 // channel binding is tried once more over TLS 1.2, where go-xmpp binds with
 // tls-unique: the binding is kept, not dropped.
-func login(ctx context.Context, o Options) (*xmpp.Client, net.Conn, error) {
+func login(ctx context.Context, o Options, in *inboundLimit) (c *xmpp.Client, w, raw net.Conn, err error) {
 	if o.DialTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
 		defer cancel()
 	}
-	c, raw, err := attempt(ctx, o, 0)
+	c, w, raw, err = attempt(ctx, o, in, 0)
 	if err != nil && strings.Contains(strings.ToLower(err.Error()), "channel binding") && ctx.Err() == nil {
-		c, raw, err = attempt(ctx, o, tls.VersionTLS12)
+		c, w, raw, err = attempt(ctx, o, in, tls.VersionTLS12)
 	}
-	return c, raw, err
+	return c, w, raw, err
 }
 
 // attempt is one login. Every step is bounded by ctx: the socket's deadline is
 // ctx's, and ctx ending sets it in the past, which fails whatever read or write
 // the login is blocked in. The socket is closed on any failure. maxTLS, when
 // set, caps the TLS version.
-func attempt(ctx context.Context, o Options, maxTLS uint16) (c *xmpp.Client, raw net.Conn, err error) {
+func attempt(ctx context.Context, o Options, in *inboundLimit, maxTLS uint16) (c *xmpp.Client, w, raw net.Conn, err error) {
 	var d net.Dialer
 	tcp, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = tcp.SetDeadline(dl)
@@ -121,7 +122,7 @@ func attempt(ctx context.Context, o Options, maxTLS uint16) (c *xmpp.Client, raw
 				err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 			}
 			_ = tcp.Close()
-			c, raw = nil, nil
+			c, w, raw = nil, nil, nil
 			return
 		}
 		_ = tcp.SetDeadline(time.Time{})
@@ -147,30 +148,34 @@ func attempt(ctx context.Context, o Options, maxTLS uint16) (c *xmpp.Client, raw
 		TLSConfig:       cfg,
 		SoftwareName:    "parley-xmpp",
 		SoftwareVersion: "dev",
+		// The debug tee is the only way into go-xmpp's decoder: it bounds
+		// what one stanza may read (inboundLimit).
+		Debug:       true,
+		DebugWriter: in,
 	}
 	var nc net.Conn
 	if o.DirectTLS {
 		if nc, err = handshake(ctx, tcp, cfg); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	} else if nc, err = negotiate(ctx, tcp, domain, cfg, o.RequireTLS); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if _, encrypted := nc.(*tls.Conn); !encrypted {
 		if !o.AllowPlaintext { // negotiate allows this only when the caller does
-			return nil, nil, ErrTLSRequired
+			return nil, nil, nil, ErrTLSRequired
 		}
 		xo.InsecureAllowUnencryptedAuth = true
 	}
 	c = new(xmpp.Client)
 	if !setConn(c, nc) {
-		return nil, nil, errors.New("xmppconn: go-xmpp's client layout changed: can't hand it a connection (pin go-xmpp v0.3.7)")
+		return nil, nil, nil, errors.New("xmppconn: go-xmpp's client layout changed: can't hand it a connection (pin go-xmpp v0.3.7)")
 	}
 	c.Options = &xo
 	if err = clientInit(c, &xo); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, tcp, nil
+	return c, nc, tcp, nil
 }
 
 func handshake(ctx context.Context, raw net.Conn, cfg *tls.Config) (*tls.Conn, error) {
