@@ -13,7 +13,10 @@
 # SERVER is prosody (Prosody 0.12, port 5222, the default service) or ejabberd
 # (ejabberd 23.01, port 15222); without one, both. Idempotent: start on a running server
 # and stop on a stopped one are no-ops. No systemd, no files outside the state directory
-# ($PARLEY_DEV_DIR, default /tmp/parley-xmpp-dev). Listens on loopback only. Plain-text
+# ($PARLEY_DEV_DIR, default /tmp/parley-xmpp-dev: configurations, logs, pid files) and
+# the data directory on tmpfs (see data_root: rooms and archives, in SQLite).
+# PARLEY_DEV_DIR, PARLEY_DEV_PROSODY_PORT and PARLEY_DEV_EJABBERD_PORT run a second
+# instance beside the first. Listens on loopback only. Plain-text
 # authentication is enabled because the servers are reachable from this machine only;
 # never copy these configurations to a real deployment.
 set -euo pipefail
