@@ -51,8 +51,9 @@
 // pinned-nick probe is decided by whether the probe itself arrived before its
 // answer, and a read that fails with a lost link must be seen after the
 // LinkDown that explains it. A ReenterAfter continuation is a system message
-// and would jump the queue. A future's answer is turned into a message by a
-// goroutine that only waits on the future (state.ask).
+// and would jump the queue. A request to another actor is sent with a one-shot
+// reply address of the room's as its sender (state.ask), which turns the answer
+// into the room's message; no goroutine waits on it.
 //
 // # A post's path
 //

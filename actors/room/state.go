@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -190,15 +191,57 @@ type spawned struct {
 }
 
 // ask sends m to pid and delivers the answer to the room as the message wrap
-// makes of it (see the package doc: one reply style). The goroutine only waits
-// on the future; the room's state is touched in Receive.
+// makes of it (see the package doc: one reply style). The request's sender is a
+// one-shot address of the room's (replyAddr); no goroutine waits for the answer.
 func (s *state) ask(ctx actor.Context, pid *actor.PID, m any, timeout time.Duration, wrap func(res any, err error) any) {
-	f := ctx.RequestFuture(pid, m, timeout)
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	go func() {
-		res, err := f.Result()
-		root.Send(self, wrap(res, err))
-	}()
+	sys := ctx.ActorSystem()
+	r := &replyAddr{sys: sys, room: ctx.Self(), wrap: wrap}
+	r.pid, _ = sys.ProcessRegistry.Add(r, "room-reply"+sys.ProcessRegistry.NextId())
+	r.mu.Lock()
+	r.timer = time.AfterFunc(timeout, func() { r.finish(nil, actor.ErrTimeout) })
+	r.mu.Unlock()
+	ctx.RequestWithCustomSender(pid, m, r.pid)
+}
+
+// replyAddr is the address one answer is sent to: the answer (or a dead
+// letter, or the timeout) comes back to the room as the message wrap makes of
+// it, in the room's mailbox, in order with everything else.
+type replyAddr struct {
+	sys   *actor.ActorSystem
+	room  *actor.PID
+	pid   *actor.PID
+	wrap  func(res any, err error) any
+	mu    sync.Mutex
+	timer *time.Timer
+	done  bool
+}
+
+func (r *replyAddr) SendUserMessage(_ *actor.PID, m any) {
+	_, msg, _ := actor.UnwrapEnvelope(m)
+	if _, dead := msg.(*actor.DeadLetterResponse); dead {
+		r.finish(nil, actor.ErrDeadLetter)
+		return
+	}
+	r.finish(msg, nil)
+}
+
+func (r *replyAddr) SendSystemMessage(*actor.PID, any) {}
+
+func (r *replyAddr) Stop(*actor.PID) { r.finish(nil, actor.ErrTimeout) }
+
+func (r *replyAddr) finish(res any, err error) {
+	r.mu.Lock()
+	if r.done {
+		r.mu.Unlock()
+		return
+	}
+	r.done = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Unlock()
+	r.sys.ProcessRegistry.Remove(r.pid)
+	r.sys.Root.Send(r.room, r.wrap(res, err))
 }
 
 // readArchive asks the archive actor q for r; the answer comes back as an
