@@ -300,15 +300,9 @@ func (l *ledger) failUnanswered(ctx actor.Context) {
 	}
 }
 
-// cancel withdraws a post whose caller gave up.
+// cancel withdraws a post whose caller gave up (one still queued for the join
+// is the occupancy's: see occupancy.withdraw).
 func (l *ledger) cancel(origin string) *PostFate {
-	o := &l.s.occ
-	for i, q := range o.queued {
-		if p, ok := q.msg.(*Post); ok && p.Origin == origin {
-			o.queued = slices.Delete(o.queued, i, i+1)
-			return &PostFate{}
-		}
-	}
 	if p, ok := l.posts[origin]; ok {
 		if !p.everSent && p.phase != postLooking {
 			// Still waiting for the window: it never will be sent.

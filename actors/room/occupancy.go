@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,17 @@ func (o *occupancy) whenJoined(ctx actor.Context, m any, sender *actor.PID) {
 		return
 	}
 	o.s.dispatch(ctx, m, sender)
+}
+
+// withdraw drops a post still queued for the join; false: none was.
+func (o *occupancy) withdraw(origin string) bool {
+	for i, q := range o.queued {
+		if p, ok := q.msg.(*Post); ok && p.Origin == origin {
+			o.queued = slices.Delete(o.queued, i, i+1)
+			return true
+		}
+	}
+	return false
 }
 
 // startRejoin joins to regain an occupancy that was lost.

@@ -96,3 +96,14 @@ func TestOccupancyRejoinReplays(t *testing.T) {
 		t.Fatalf("phase %v, kind %v, stream %v: want joined and streaming", o.phase, o.kind, r.st.fan.stream)
 	}
 }
+
+// A post still queued for the join is withdrawn from the queue, and only once.
+func TestOccupancyWithdrawQueuedPost(t *testing.T) {
+	r := newRig(t, nil)
+	o := &r.st.occ
+	pid, _ := r.caller()
+	r.do(func(ctx actor.Context) { o.whenJoined(ctx, &Post{Origin: "a", Content: "a"}, pid) })
+	if !o.withdraw("a") || len(o.queued) != 0 || o.withdraw("a") {
+		t.Fatalf("withdraw: %d still queued", len(o.queued))
+	}
+}

@@ -235,7 +235,11 @@ func (r *Room) Receive(ctx actor.Context) {
 	case *Post:
 		s.ledger.onPost(ctx, m, ctx.Sender())
 	case *CancelPost:
-		ctx.Respond(s.ledger.cancel(m.Origin))
+		if s.occ.withdraw(m.Origin) {
+			ctx.Respond(&PostFate{})
+		} else {
+			ctx.Respond(s.ledger.cancel(m.Origin))
+		}
 	case *Subscribe:
 		s.occ.whenJoined(ctx, m, ctx.Sender())
 	case *Unsubscribe:
