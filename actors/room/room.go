@@ -37,6 +37,10 @@
 // timers, and the epoch, the staleness token: it bumps whenever work in flight
 // becomes stale (a lost link, a new join, a restart), every request records
 // the epoch it was asked in, and an answer from an older epoch is dropped.
+// Each machine points back to that shared state (its field s) for those
+// services; where a machine needs another's fact (the ledger sends only while
+// the occupancy is joined) it reads it there, and what changes several machines
+// at once lives in room.go.
 //
 // # One reply style
 //
