@@ -1,8 +1,11 @@
 // Package archive is the archive actor: one per room, a child of the room actor.
-// It answers the room's and the runtime's reads of the room's XEP-0313 message
-// archive (MAM), paging with XEP-0059 result set management through the session,
-// and turns archive rows into seam messages exactly as the room turns live
-// reflections into them.
+// It answers the room's reads of the room's XEP-0313 message archive (MAM):
+// the room's own (replay, gap repair, lagging subscribers, PostOnce) and the
+// ones it serves for the runtime's FetchRecent. It pages with XEP-0059 result
+// set management, sending each query through the session, which hands it the
+// query's rows by query id. It turns archive rows into seam messages exactly as
+// the room turns live reflections into them, and it alone decides a read's
+// NextCursor (Result.Page).
 //
 // Servers differ, and the archive actor makes them agree at the seam:
 //   - Before its first read it checks (disco#info) that the room, or for a room
@@ -28,6 +31,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -44,7 +48,10 @@ type Config struct {
 	Session   *actor.PID
 	IQTimeout time.Duration
 	PageSize  int // rows asked per MAM page
-	Logger    *slog.Logger
+	// MaxResults bounds the rows one MAM query may collect: a server sending
+	// more fails the query instead of growing memory without bound.
+	MaxResults int
+	Logger     *slog.Logger
 }
 
 // Query reads the archive. Since nil: the newest Limit messages. Since non-nil:
@@ -102,6 +109,19 @@ type Archive struct {
 	checking bool
 	waiting  []func(error) // reads waiting for the check
 	known    map[string]time.Time
+	// IQs in flight through the session, by IQ id and, for MAM queries, by
+	// query id: the session sends each query's rows here (session.MAMRow),
+	// then its answer.
+	iqs     map[string]*pendingIQ
+	queries map[string]*pendingIQ
+}
+
+type pendingIQ struct {
+	to      string
+	queryID string
+	then    func(*session.IQResult)
+	rows    []stanza.MAMResult
+	tooMany bool
 }
 
 // knownFor is how long an id seen in the archive counts as known without being
@@ -111,15 +131,20 @@ const knownFor = 10 * time.Minute
 // Props returns an archive actor's props.
 func Props(cfg Config) *actor.Props {
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = 50
+		cfg.PageSize = defaults.MAMPageSize
 	}
 	if cfg.IQTimeout <= 0 {
-		cfg.IQTimeout = 30 * time.Second
+		cfg.IQTimeout = defaults.IQTimeout
+	}
+	if cfg.MaxResults <= 0 {
+		cfg.MaxResults = defaults.MaxMAMResults
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Archive{cfg: cfg, known: map[string]time.Time{}} }, actor.WithMailbox(mailbox.Unbounded()))
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Archive{cfg: cfg, known: map[string]time.Time{}, iqs: map[string]*pendingIQ{}, queries: map[string]*pendingIQ{}}
+	}, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 // Receive handles one message.
@@ -143,6 +168,10 @@ func (a *Archive) Receive(ctx actor.Context) {
 		})
 	case *retry:
 		m.q.page(ctx)
+	case *session.MAMRow:
+		a.onRow(m)
+	case *session.IQResult:
+		a.onIQResult(m)
 	case *Tail:
 		sender := ctx.Sender()
 		a.whenChecked(ctx, func(err error) {
@@ -470,19 +499,44 @@ func (a *Archive) ask(ctx actor.Context, p stanza.Page, then func(*session.IQRes
 		Stanza: stanza.MAMQueryIQ(a.cfg.Room, id, qid, p)}, then)
 }
 
+// request sends req through the session; then runs with its answer (the
+// session answers every IQ: with its result, a timeout, or the lost link). An
+// ordinary request, not a future: the query's rows (session.MAMRow) and then its
+// answer arrive in this actor's mailbox in the order the session sent them.
 func (a *Archive) request(ctx actor.Context, req *session.IQ, then func(*session.IQResult)) {
-	f := ctx.RequestFuture(a.cfg.Session, req, a.cfg.IQTimeout+5*time.Second)
-	ctx.ReenterAfter(f, func(res any, err error) {
-		r, ok := res.(*session.IQResult)
-		switch {
-		case err != nil:
-			then(&session.IQResult{Err: fmt.Errorf("archive: request to %s: %w", req.To, err)})
-		case !ok:
-			then(&session.IQResult{Err: fmt.Errorf("archive: request to %s: unexpected answer %T", req.To, res)})
-		default:
-			then(r)
-		}
-	})
+	p := &pendingIQ{to: req.To, queryID: req.QueryID, then: then}
+	a.iqs[req.ID] = p
+	if req.QueryID != "" {
+		a.queries[req.QueryID] = p
+	}
+	ctx.Request(a.cfg.Session, req)
+}
+
+// onRow files a MAM row with the query it answers.
+func (a *Archive) onRow(m *session.MAMRow) {
+	p, ok := a.queries[m.QueryID]
+	switch {
+	case !ok:
+	case len(p.rows) >= a.cfg.MaxResults:
+		p.tooMany = true
+	default:
+		p.rows = append(p.rows, m.Row)
+	}
+}
+
+// onIQResult hands an answer, with the rows collected for it, to its request.
+func (a *Archive) onIQResult(res *session.IQResult) {
+	p, ok := a.iqs[res.ID]
+	if !ok {
+		return // asked before a restart of this actor
+	}
+	delete(a.iqs, res.ID)
+	delete(a.queries, p.queryID)
+	res.MAM = p.rows
+	if p.tooMany && res.Err == nil {
+		res.Err = fmt.Errorf("archive: %s sent more than %d results for one query", p.to, a.cfg.MaxResults)
+	}
+	p.then(res)
 }
 
 var errMissing = errors.New("archive: item-not-found")
