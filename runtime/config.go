@@ -3,7 +3,6 @@ package runtime
 import (
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -160,12 +159,7 @@ type resolved struct {
 	pinned    bool
 }
 
-var errConfig = errors.New("parley-xmpp: bad config")
-
-// ErrInboundTooLarge is the reason (StateChange.Err) for a link the runtime
-// closed because the server sent a stanza over MaxInboundStanzaBytes; it
-// reconnects with backoff.
-var ErrInboundTooLarge = xmppconn.ErrInboundTooLarge
+var errConfig = ErrConfig
 
 func envOr(v, env, def string) string {
 	if v != "" {
@@ -251,8 +245,17 @@ func resolve(c Config) (*resolved, error) {
 	return r, nil
 }
 
-// Allowlist names the senders whose messages a topic delivers (Config.Allow).
-type Allowlist = room.Allowlist
+// Allowlist names the senders whose messages a topic delivers (Config.Allow):
+// occupant nicks, or bare real JIDs where the room shows them (a non-anonymous
+// room, or to a moderator). A nick is only as good as the room's nick policy (in
+// an open room anyone may take a nick that is free); a JID is the server's word.
+type Allowlist struct {
+	Nicks []string // exact
+	JIDs  []string // bare, compared case-insensitively
+}
+
+// Check says what is wrong with the allowlist, if anything.
+func (a Allowlist) Check() error { return room.Allowlist(a).Check() }
 
 // connOptions is how the runtime connects. STARTTLS is used whenever the server
 // offers it. The password goes over an unencrypted stream only to a loopback

@@ -82,6 +82,35 @@ type Result struct {
 	Err     error
 }
 
+// Page is the read as seam.Backend.FetchRecent returns it, or its error. The
+// NextCursor is the archive's, decided in one place: after the last message
+// returned, or, when there is none, where the read started (Since), or the
+// archive's newest row for a read of the newest messages of an empty page, or
+// "" (the start) for a room that doesn't exist.
+func (r *Result) Page() (seam.FetchRecentResult, error) {
+	if r.Err != nil {
+		return seam.FetchRecentResult{}, r.Err
+	}
+	return seam.FetchRecentResult{Messages: r.Messages(), NextCursor: r.NextCursor}, nil
+}
+
+// LiveResult is the answer to a read whose archive part ended at next (the
+// archive's Result.NextCursor) with nothing, and which live messages (oldest
+// first, already cut to the read's limit) completed: a long-poll. The same rule
+// decides its NextCursor: after the last message, else where the archive read
+// ended, else where the read started.
+func LiveResult(since *seam.Cursor, next seam.Cursor, msgs []seam.Message) *Result {
+	res := &Result{NextCursor: next}
+	if since != nil && len(msgs) == 0 && res.NextCursor == "" {
+		res.NextCursor = *since
+	}
+	for _, m := range msgs {
+		res.Entries = append(res.Entries, Entry{Message: m})
+		res.NextCursor = m.Cursor
+	}
+	return res
+}
+
 // Messages returns the entries' messages.
 func (r *Result) Messages() []seam.Message {
 	out := make([]seam.Message, len(r.Entries))
