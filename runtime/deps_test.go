@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"bufio"
 	"bytes"
+	"go/ast"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
@@ -22,6 +23,10 @@ var tooling = []string{"/bench", "/chaos", "/internal/rawclient", "/internal/xmp
 // command's own imports are checked, and the bench package (tooling) it pulls in
 // is left out.
 var product = []string{"./runtime", "./actors/...", "./serve", "./config", "./seam/...", "./supervision", "./observe", "./metrics", "./cmd/parley-xmpp"}
+
+func isTooling(p string) bool {
+	return slices.ContainsFunc(tooling, func(tool string) bool { return p == module+tool || strings.HasPrefix(p, module+tool+"/") })
+}
 
 // Only internal/xmppconn imports go-xmpp on the product path (go list -deps),
 // and the library (everything but the command) reaches no tooling package.
@@ -53,9 +58,6 @@ func TestOnlyXmppconnImportsGoXMPP(t *testing.T) {
 		}
 		return deps
 	}
-	isTooling := func(p string) bool {
-		return slices.ContainsFunc(tooling, func(tool string) bool { return p == module+tool || strings.HasPrefix(p, module+tool+"/") })
-	}
 
 	var importers []string
 	for pkg, imports := range list(product...) {
@@ -76,5 +78,45 @@ func TestOnlyXmppconnImportsGoXMPP(t *testing.T) {
 		if isTooling(pkg) {
 			t.Errorf("the library reaches the tooling package %s", pkg)
 		}
+	}
+}
+
+// The library reads no environment: only runtime.ConfigFromEnv reads the
+// PARLEY_XMPP_* variables, for whoever calls it, and package config (the
+// command's configuration, with .env files).
+func TestLibraryReadsNoEnvironment(t *testing.T) {
+	dirs := []string{"../runtime", "../serve", "../supervision", "../observe", "../metrics", "../seam", "../seam/memory", "../seam/conformance"}
+	for _, pattern := range []string{"../actors/*", "../internal/*"} {
+		more, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range more {
+			if !isTooling(module + "/" + strings.TrimPrefix(d, "../")) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	readers := map[string]bool{}
+	for _, dir := range dirs {
+		for _, f := range goFiles(t, dir) {
+			for _, d := range f.Decls {
+				fn, ok := d.(*ast.FuncDecl)
+				if !ok {
+					continue
+				}
+				ast.Inspect(fn, func(n ast.Node) bool {
+					if sel, ok := n.(*ast.SelectorExpr); ok {
+						if x, ok := sel.X.(*ast.Ident); ok && x.Name == "os" && (sel.Sel.Name == "Getenv" || sel.Sel.Name == "LookupEnv") {
+							readers[strings.TrimPrefix(dir, "../")+"."+fn.Name.Name] = true
+						}
+					}
+					return true
+				})
+			}
+		}
+	}
+	if len(readers) != 1 || !readers["runtime.ConfigFromEnv"] {
+		t.Errorf("functions reading the environment: %v, want only runtime.ConfigFromEnv", readers)
 	}
 }

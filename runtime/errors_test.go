@@ -112,19 +112,8 @@ func exportedErrors(t *testing.T, dir string) []string {
 // non-test Go files.
 func declarations(t *testing.T, dir string, tok token.Token) []*ast.GenDecl {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var decls []*ast.GenDecl
-	for _, path := range files {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range goFiles(t, dir) {
 		for _, d := range f.Decls {
 			if g, ok := d.(*ast.GenDecl); ok && g.Tok == tok {
 				decls = append(decls, g)
@@ -132,6 +121,27 @@ func declarations(t *testing.T, dir string, tok token.Token) []*ast.GenDecl {
 		}
 	}
 	return decls
+}
+
+// goFiles parses dir's non-test Go files.
+func goFiles(t *testing.T, dir string) []*ast.File {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*ast.File
+	for _, path := range paths {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
 }
 
 // Package runtime declares its own types: no exported alias of another type

@@ -48,3 +48,15 @@ const (
 	MaxStanzaBytes        = 240 * 1024
 	MaxInboundStanzaBytes = 1 << 20
 )
+
+// The environment variables of the connection settings, read only where a
+// caller asks for them: runtime.ConfigFromEnv, package config (for the
+// command, with .env files), and the test fixtures (internal/xmpptest).
+const (
+	EnvService    = "PARLEY_XMPP_SERVICE"
+	EnvDomain     = "PARLEY_XMPP_DOMAIN"
+	EnvMUCService = "PARLEY_XMPP_MUC"
+	EnvUsername   = "PARLEY_XMPP_USER"
+	EnvPassword   = "PARLEY_XMPP_PASS"
+	EnvNick       = "PARLEY_XMPP_NICK"
+)
