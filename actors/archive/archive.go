@@ -490,8 +490,8 @@ func (q *query) onBackward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRe
 			page = append(page, e)
 		}
 	}
-	if room := q.limit - len(q.entries); len(page) > room {
-		page = page[len(page)-room:]
+	if space := q.limit - len(q.entries); len(page) > space {
+		page = page[len(page)-space:]
 	}
 	q.entries = append(page, q.entries...)
 	if len(q.entries) == q.limit || fin.Complete || len(rows) == 0 {
