@@ -10,7 +10,12 @@
 // Inside, the runtime is a set of actors (github.com/asynkron/protoactor-go): a
 // session actor owns the connection, one room actor per room owns its join
 // state, pending posts and subscribers, and each room's archive actor reads its
-// archive. Public calls cross into the actors and honour their context.
+// archive. Public calls cross into the actors and honour their context. The
+// runtime's types (State, StateChange, RoomEvent, Allowlist) are its own,
+// converted from the actors' at the boundary, and every error a call returns
+// matches a sentinel of this package (errors.go) or of package seam. The
+// runtime reads no environment (see ConfigFromEnv). docs/architecture.md draws
+// the whole house.
 package runtime
 
 import (
