@@ -22,8 +22,9 @@ var (
 	// ErrConfig: New refused the Config; the message names the field.
 	ErrConfig = errors.New("parley-xmpp: bad config")
 	// ErrInvalidArgument: a call's argument can't be used (a nil handler, an
-	// empty handle, a PostOnce key or an OriginKey secret out of bounds).
-	ErrInvalidArgument = errors.New("parley-xmpp: invalid argument")
+	// empty handle, a PostOnce key or an OriginKey secret out of bounds). It is
+	// seam.ErrInvalidArgument.
+	ErrInvalidArgument = seam.ErrInvalidArgument
 
 	// Posts.
 

@@ -48,7 +48,7 @@ var sentinels = []struct {
 	{"seam.ErrPostInDoubt", runtime.ErrPostInDoubt, seam.ErrPostInDoubt},
 	{"runtime.ErrPostNotSent", runtime.ErrPostNotSent, runtime.ErrPostNotSent},
 	{"runtime.ErrConfig", runtime.ErrConfig, runtime.ErrConfig},
-	{"runtime.ErrInvalidArgument", runtime.ErrInvalidArgument, runtime.ErrInvalidArgument},
+	{"seam.ErrInvalidArgument", runtime.ErrInvalidArgument, seam.ErrInvalidArgument},
 }
 
 // notReceivable are the insides' sentinels no caller can receive, and why.

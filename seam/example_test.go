@@ -84,10 +84,14 @@ func Example_errors() {
 	_, err = b.FetchRecent(ctx, seam.FetchRecentArgs{Topic: "general", Since: &unknown})
 	fmt.Println(errors.Is(err, seam.ErrUnknownCursor))
 
+	_, err = b.Subscribe(ctx, "general", nil)
+	fmt.Println(errors.Is(err, seam.ErrInvalidArgument))
+
 	b.Disconnect(ctx)
 	_, err = b.Post(ctx, "general", "alice", "too late", seam.PostOptions{})
 	fmt.Println(errors.Is(err, seam.ErrDisconnected))
 	// Output:
+	// true
 	// true
 	// true
 	// true
