@@ -4,8 +4,8 @@
 // ones it serves for the runtime's FetchRecent. It pages with XEP-0059 result
 // set management, sending each query through the session, which hands it the
 // query's rows by query id. It turns archive rows into seam messages exactly as
-// the room turns live reflections into them, and it alone decides a read's
-// NextCursor (Result.Page).
+// the room turns live reflections into them (stanza.SeamMessage), and it alone
+// decides a read's NextCursor (Result.Page).
 //
 // Servers differ, and the archive actor makes them agree at the seam:
 //   - Before its first read it checks (disco#info) that the room, or for a room
@@ -617,27 +617,5 @@ func (a *Archive) entry(r stanza.MAMResult) (Entry, bool) {
 	if !f.HasBody || f.Body == "" || !stanza.SameBare(f.From, a.cfg.Room) {
 		return Entry{}, false
 	}
-	return Entry{Message: ToMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
-}
-
-// ToMessage builds a seam message from a room message, live or archived, so both
-// paths agree on every field: the id and cursor are the room's stanza-id (which
-// is the archive id), the sender is the occupant nick.
-func ToMessage(topic seam.Topic, room, from, body, id string, stamp time.Time) seam.Message {
-	sender := stanza.Resource(from)
-	if sender == "" {
-		sender = stanza.Bare(room) // the room itself speaking
-	}
-	if stamp.IsZero() {
-		stamp = time.Now()
-	}
-	return seam.Message{
-		Topic:        topic,
-		SenderHandle: seam.Handle(sender),
-		Content:      body,
-		Timestamp:    stamp.UTC(),
-		BackendMsgID: seam.BackendMsgID(id),
-		Cursor:       seam.Cursor(id),
-		Mentions:     seam.ParseMentions(body),
-	}
+	return Entry{Message: stanza.SeamMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
 }
