@@ -519,7 +519,10 @@ func recovery(ctx context.Context, w *run) (Result, error) {
 	}
 	var recs []time.Duration
 	for k := range kills {
-		time.Sleep(300 * time.Millisecond)
+		// A link lost within a second of its login counts as a failed login
+		// (it waits its backoff: actors/session flapWindow); each kill here
+		// measures the recovery of a link that was up, not of a flapping one.
+		time.Sleep(1100 * time.Millisecond)
 		t := time.Now()
 		if err := proxy.KillAll(); err != nil {
 			stopPosting()

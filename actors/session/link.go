@@ -381,8 +381,10 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 }
 
 // flapWindow: a link lost sooner than this after its login counts as a failed
-// login attempt (capped by Reconnect.StableAfter).
-const flapWindow = 5 * time.Second
+// login attempt (capped by Reconnect.StableAfter), so that whatever kills new
+// links, logins never come faster than about one a second; a link that lived
+// longer is reconnected at once, as a single dropped link should be.
+const flapWindow = time.Second
 
 // retryLater schedules the next login attempt, or gives up. announce: tell
 // Notify of the failed attempt (a lost link has just been announced).
