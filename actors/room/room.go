@@ -161,7 +161,7 @@ type Config struct {
 	JoinTimeout time.Duration // one join, cold-creation retries included
 	PostTimeout time.Duration // a sent post's reflection, counted while the link is up
 	// PostWindow bounds the posts on the wire (sent, not yet reflected); the
-	// others wait in the room, in order [32].
+	// others wait in the room, in order [defaults.PostWindow].
 	PostWindow   int
 	DefaultLimit int
 	MaxLimit     int
@@ -225,7 +225,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.PageSize = defaults.MAMPageSize
 	}
 	if cfg.PostWindow <= 0 {
-		cfg.PostWindow = 32
+		cfg.PostWindow = defaults.PostWindow
 	}
 	st := newState(cfg)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))

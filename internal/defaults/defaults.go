@@ -47,6 +47,10 @@ const (
 	// default.
 	MaxStanzaBytes        = 240 * 1024
 	MaxInboundStanzaBytes = 1 << 20
+	// PostWindow bounds one room's posts on the wire (sent, not yet
+	// reflected): above the 50 concurrent posters of the pipelined benchmark,
+	// and with room for dozens of busy rooms in the link's send queue.
+	PostWindow = 64
 )
 
 // The environment variables of the connection settings, read only where a
