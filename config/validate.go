@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -104,6 +105,13 @@ func (f *File) validate() error {
 				}
 			}
 		}
+	}
+	dir := ""
+	if f.path != "" {
+		dir = filepath.Dir(f.path)
+	}
+	if err := f.Serve.Cluster.validate(dir); err != nil {
+		return err
 	}
 	return f.checkRelayLoops()
 }
