@@ -180,33 +180,16 @@ func setUpRoute(o Options, r config.Route) (sink, []*worker, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("serve: route %q: %s", r.Name, fmt.Sprintf(format, a...))
 	}
-	if !isDirName(r.Name) {
-		return nil, nil, fail("the name must be usable as a directory name under the state dir (no '/', not '.' or '..')")
-	}
-	switch r.Start {
-	case "", "newest", "start":
-	default:
-		return nil, nil, fail("start %q is neither newest nor start", r.Start)
-	}
-	source, err := backendNamed(o.Backends, r.Server)
+	source, err := checkRoute(o, r)
 	if err != nil {
-		return nil, nil, fail("%v", err)
+		return nil, nil, err
 	}
-	if len(r.Topics) == 0 {
-		return nil, nil, fail("no topics")
-	}
-
 	dir := filepath.Join(o.StateDir, r.Name)
 	if err := prepareStateDir(dir); err != nil {
 		return nil, nil, fail("%v", err)
 	}
 	var workers []*worker
-	seen := map[string]bool{}
 	for _, t := range r.Topics {
-		if seen[t] {
-			return nil, nil, fail("topic %q is listed twice", t)
-		}
-		seen[t] = true
 		local, err := runtime.RoomLocalpart(seam.Topic(t))
 		if err != nil {
 			return nil, nil, fail("%v", err)
@@ -220,11 +203,7 @@ func setUpRoute(o Options, r config.Route) (sink, []*worker, error) {
 			return nil, nil, fail("%s holds the state of topic %q, not %q", file.path, saved.Topic, t)
 		}
 		saved.Topic = t
-		workers = append(workers, &worker{
-			route: r, topic: seam.Topic(t), source: source, file: file, state: saved, resumed: found,
-			wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
-			log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", t)),
-		})
+		workers = append(workers, newWorker(o, r, source, t, fileStore{file}, saved, found))
 	}
 
 	s, err := newSink(o, r)
@@ -235,6 +214,48 @@ func setUpRoute(o Options, r config.Route) (sink, []*worker, error) {
 		w.sink = s
 	}
 	return s, workers, nil
+}
+
+// checkRoute checks what a route needs wherever its cursors live, and answers
+// its source.
+func checkRoute(o Options, r config.Route) (Backend, error) {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("serve: route %q: %s", r.Name, fmt.Sprintf(format, a...))
+	}
+	if !isDirName(r.Name) {
+		return nil, fail("the name must be usable as a directory name under the state dir (no '/', not '.' or '..')")
+	}
+	switch r.Start {
+	case "", "newest", "start":
+	default:
+		return nil, fail("start %q is neither newest nor start", r.Start)
+	}
+	source, err := backendNamed(o.Backends, r.Server)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	if len(r.Topics) == 0 {
+		return nil, fail("no topics")
+	}
+	seen := map[string]bool{}
+	for _, t := range r.Topics {
+		if seen[t] {
+			return nil, fail("topic %q is listed twice", t)
+		}
+		seen[t] = true
+		if _, err := runtime.RoomLocalpart(seam.Topic(t)); err != nil {
+			return nil, fail("%v", err)
+		}
+	}
+	return source, nil
+}
+
+func newWorker(o Options, r config.Route, source Backend, topic string, st store, saved topicState, found bool) *worker {
+	return &worker{
+		route: r, topic: seam.Topic(topic), source: source, file: st, state: saved, resumed: found,
+		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
+		log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+	}
 }
 
 func backendNamed(backends map[string]Backend, name string) (Backend, error) {
