@@ -78,6 +78,11 @@ for relays.`,
 				rts = append(rts, rt)
 				backends[name] = rt
 			}
+			if sv.Cluster != nil {
+				err := a.serveCluster(ctx, sv, backends, m, rts, prog)
+				prog.done()
+				return err
+			}
 			if m != nil {
 				stop, err := serveMetrics(sv.MetricsListen, m, rts)
 				if err != nil {
@@ -125,12 +130,17 @@ func serversOf(routes []config.Route) []string {
 
 // serveMetrics serves /metrics, /healthz and /readyz (ready: every server
 // online) on addr until stop is called.
-func serveMetrics(addr string, m *metrics.Prometheus, rts []*runtime.Runtime) (stop func(), err error) {
+func serveMetrics(addr string, m *metrics.Prometheus, rts []*runtime.Runtime, alsoReady ...func() bool) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: serve.metrics_listen %q: %v", config.ErrConfig, addr, err)
 	}
 	ready := func() bool {
+		for _, r := range alsoReady {
+			if !r() {
+				return false
+			}
+		}
 		for _, rt := range rts {
 			if rt.State() != runtime.Online {
 				return false
