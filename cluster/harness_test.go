@@ -1,0 +1,484 @@
+package cluster_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// etcdServer is a real etcd on loopback, with random ports and a temp data
+// dir; Restart keeps both.
+type etcdServer struct {
+	t                  testing.TB
+	bin, dir           string
+	clientURL, peerURL string
+	cmd                *exec.Cmd
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func startEtcd(t testing.TB) *etcdServer {
+	bin := xmpptest.RequireTool(t, "etcd", "etcd-server")
+	e := &etcdServer{t: t, bin: bin, dir: t.TempDir(),
+		clientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	e.Start()
+	t.Cleanup(e.Stop)
+	return e
+}
+
+func (e *etcdServer) Start() {
+	t := e.t
+	e.cmd = exec.Command(e.bin, "--name", "test", "--data-dir", filepath.Join(e.dir, "data"),
+		"--listen-client-urls", e.clientURL, "--advertise-client-urls", e.clientURL,
+		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
+		"--initial-cluster", "test="+e.peerURL, "--initial-cluster-state", "new",
+		"--log-level", "error", "--logger", "zap")
+	logf, err := os.OpenFile(filepath.Join(e.dir, "etcd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	e.cmd.Stdout, e.cmd.Stderr = logf, logf
+	require.NoError(t, e.cmd.Start())
+	addr := strings.TrimPrefix(e.clientURL, "http://")
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "etcd listens")
+}
+
+func (e *etcdServer) Stop() {
+	if e.cmd != nil && e.cmd.ProcessState == nil {
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _, _ = e.cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = e.cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// serveBinary builds parley-xmpp once per test binary.
+func serveBinary(t testing.TB) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parley-cluster-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "parley-xmpp")
+		cmd := exec.Command("go", "build", "-race", "-o", binPath, "../cmd/parley-xmpp")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// fixture is a cluster under test: etcd, a config, nodes started from the
+// built binary, and a poster.
+type fixture struct {
+	t      *testing.T
+	s      xmpptest.Server
+	etcd   *etcdServer
+	dir    string
+	cfg    string
+	topics []string
+	relay  string // the relay route's destination topic
+	nodes  []*node
+	poster *runtime.Runtime
+	ctx    context.Context
+	mu     sync.Mutex
+	posted map[string][]string // topic → ids in archive order
+}
+
+const leaseTTL = 3 * time.Second
+
+func newFixture(t *testing.T, ntopics int) *fixture {
+	s := xmpptest.Require(t)
+	e := startEtcd(t)
+	bin := serveBinary(t)
+	_ = bin
+	f := &fixture{t: t, s: s, etcd: e, dir: t.TempDir(), posted: map[string][]string{}}
+	base := fmt.Sprintf("cl-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%1000000)
+	for i := range ntopics {
+		f.topics = append(f.topics, fmt.Sprintf("%s-t%d", base, i))
+	}
+	f.relay = base + "-relayed"
+	quoted := make([]string, len(f.topics))
+	for i, tp := range f.topics {
+		quoted[i] = fmt.Sprintf("%q", tp)
+	}
+	f.cfg = filepath.Join(f.dir, "serve.yaml")
+	require.NoError(t, os.WriteFile(f.cfg, []byte(fmt.Sprintf(`
+backend_config:
+  service: "xmpp://%s"
+  domain: %q
+  muc_service: %q
+  username: %q
+serve:
+  metrics_listen: "METRICS"
+  cluster:
+    name: %q
+    etcd:
+      endpoints: [%q]
+    lease_ttl: %s
+  routes:
+    - name: out
+      topics: [%s]
+      start: start
+      retry_wait: 50ms
+      max_retry_wait: 500ms
+      sink:
+        stdout: {}
+    - name: copy
+      topics: [%q]
+      start: start
+      retry_wait: 50ms
+      max_retry_wait: 500ms
+      sink:
+        relay: {topic: %q}
+`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.clientURL, leaseTTL, strings.Join(quoted, ", "),
+		f.topics[0], f.relay)), 0o600))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	f.ctx = ctx
+	p, err := runtime.New(runtime.Config{Service: "xmpp://" + s.Addr, Domain: s.Domain, MUCService: s.MUC,
+		Username: s.Accounts[1][0], Password: s.Accounts[1][1]})
+	require.NoError(t, err)
+	require.NoError(t, p.Connect(ctx))
+	t.Cleanup(func() { p.Disconnect(context.Background()) })
+	f.poster = p
+	return f
+}
+
+// node is one serve process; its stdout sink's records go to a file.
+type node struct {
+	name    string
+	cmd     *exec.Cmd
+	out     string
+	metrics string // host:port of /metrics
+	exited  chan struct{}
+}
+
+func (f *fixture) startNode(name string) *node {
+	t := f.t
+	n := &node{name: name, out: filepath.Join(f.dir, name+".jsonl"), exited: make(chan struct{})}
+	port := freePort(t)
+	n.metrics = fmt.Sprintf("127.0.0.1:%d", port)
+	outf, err := os.OpenFile(n.out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	errf, err := os.OpenFile(filepath.Join(f.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	tmpl, err := os.ReadFile(f.cfg)
+	require.NoError(t, err)
+	cfg := filepath.Join(f.dir, name+".yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(tmpl), "METRICS", n.metrics, 1)), 0o600))
+	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", "info", "serve")
+	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+f.s.Addr)
+	n.cmd.Stdout, n.cmd.Stderr = outf, errf
+	require.NoError(t, n.cmd.Start())
+	go func() { _, _ = n.cmd.Process.Wait(); close(n.exited) }()
+	t.Cleanup(func() {
+		_ = n.cmd.Process.Signal(syscall.SIGCONT)
+		_ = n.cmd.Process.Kill()
+		<-n.exited
+		_ = outf.Close()
+		_ = errf.Close()
+	})
+	f.nodes = append(f.nodes, n)
+	return n
+}
+
+func (n *node) signal(t *testing.T, sig syscall.Signal) {
+	require.NoError(t, n.cmd.Process.Signal(sig))
+}
+
+func (n *node) kill9(t *testing.T) {
+	n.signal(t, syscall.SIGKILL)
+	<-n.exited
+}
+
+// record is a stdout sink line, as a node wrote it.
+type record struct {
+	Topic string `json:"topic"`
+	ID    string `json:"id"`
+	Node  string `json:"-"`
+	At    int    `json:"-"` // line number in its node's file
+}
+
+func (n *node) records(t *testing.T) []record {
+	data, err := os.ReadFile(n.out)
+	require.NoError(t, err)
+	var out []record
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for i := 0; sc.Scan(); i++ {
+		line := sc.Text()
+		if !strings.HasSuffix(line, "}") {
+			continue // a line cut by kill -9
+		}
+		var r record
+		require.NoError(t, json.Unmarshal([]byte(line), &r), "%s: %q", n.name, line)
+		r.Node, r.At = n.name, i
+		out = append(out, r)
+	}
+	return out
+}
+
+// post posts n messages to each topic, round robin.
+func (f *fixture) post(n int) {
+	for range n {
+		for _, tp := range f.topics {
+			f.mu.Lock()
+			k := len(f.posted[tp])
+			f.mu.Unlock()
+			id, err := f.poster.Post(f.ctx, seam.Topic(tp), "me", fmt.Sprintf("%s message %d", tp, k), seam.PostOptions{})
+			if err != nil {
+				f.t.Errorf("posting to %s: %v", tp, err) // not FailNow: post runs in the streamer's goroutine too
+				return
+			}
+			f.mu.Lock()
+			f.posted[tp] = append(f.posted[tp], string(id))
+			f.mu.Unlock()
+		}
+	}
+}
+
+// delivered is every node's records, by topic.
+func (f *fixture) delivered() map[string][]record {
+	out := map[string][]record{}
+	for _, n := range f.nodes {
+		for _, r := range n.records(f.t) {
+			out[r.Topic] = append(out[r.Topic], r)
+		}
+	}
+	return out
+}
+
+// waitAllDelivered waits until every posted message of every topic was
+// delivered by some node.
+func (f *fixture) waitAllDelivered(within time.Duration) {
+	f.t.Helper()
+	var missing []string
+	ok := false
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		missing = missing[:0]
+		got := f.delivered()
+		f.mu.Lock()
+		for _, tp := range f.topics {
+			seen := map[string]bool{}
+			for _, r := range got[tp] {
+				seen[r.ID] = true
+			}
+			for _, id := range f.posted[tp] {
+				if !seen[id] {
+					missing = append(missing, tp+":"+id)
+				}
+			}
+		}
+		f.mu.Unlock()
+		if len(missing) == 0 {
+			ok = true
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.True(f.t, ok, "not delivered within %s: %v", within, missing)
+}
+
+// checkDeliveries checks every node's records against the archive (what was
+// posted, in order): per topic every message delivered, each node's records
+// in archive order, and a message delivered twice only where one node's run
+// ends and the next one's starts (a handover), at most once per handover. It
+// answers the number of handovers per topic.
+func (f *fixture) checkDeliveries() map[string]int {
+	t := f.t
+	t.Helper()
+	got := f.delivered()
+	handovers := map[string]int{}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tp := range f.topics {
+		index := map[string]int{}
+		for i, id := range f.posted[tp] {
+			index[id] = i
+		}
+		// Each node's records of tp, split into runs of consecutive archive
+		// positions: a run is one spell of ownership.
+		type run struct {
+			node       string
+			start, end int // archive positions, inclusive
+		}
+		var runs []run
+		for _, r := range got[tp] {
+			i, ok := index[r.ID]
+			if !ok {
+				t.Errorf("topic %s: node %s delivered %s, which was never posted", tp, r.Node, r.ID)
+				continue
+			}
+			if n := len(runs); n > 0 && runs[n-1].node == r.Node && i == runs[n-1].end+1 {
+				runs[n-1].end = i
+				continue
+			}
+			merged := false
+			for k := range runs {
+				if runs[k].node == r.Node && i == runs[k].end+1 {
+					runs[k].end = i
+					merged = true
+					break
+				}
+			}
+			if !merged {
+				runs = append(runs, run{node: r.Node, start: i, end: i})
+			}
+		}
+		sortRuns := func() {
+			for a := 1; a < len(runs); a++ {
+				for b := a; b > 0 && runs[b].start < runs[b-1].start; b-- {
+					runs[b], runs[b-1] = runs[b-1], runs[b]
+				}
+			}
+		}
+		sortRuns()
+		next := 0 // the first archive position not yet covered
+		for _, r := range runs {
+			switch {
+			case r.start > next:
+				t.Errorf("topic %s: positions %d..%d never delivered (runs %+v)", tp, next, r.start-1, runs)
+			case r.start < next-1:
+				t.Errorf("topic %s: node %s redelivered %d messages at a handover (positions %d..%d), more than one (runs %+v)",
+					tp, r.node, next-r.start, r.start, next-1, runs)
+			}
+			next = max(next, r.end+1)
+		}
+		if next < len(f.posted[tp]) {
+			t.Errorf("topic %s: positions %d..%d never delivered (runs %+v)", tp, next, len(f.posted[tp])-1, runs)
+		}
+		handovers[tp] = max(0, len(runs)-1)
+	}
+	return handovers
+}
+
+// checkRelay checks that the relay destination holds every message of the
+// relayed topic exactly once, in order.
+func (f *fixture) checkRelay() {
+	t := f.t
+	t.Helper()
+	src := f.topics[0]
+	var want []string
+	f.mu.Lock()
+	for i := range f.posted[src] {
+		want = append(want, fmt.Sprintf("%s message %d", src, i))
+	}
+	f.mu.Unlock()
+	var got []string
+	var since seam.Cursor
+	require.Eventually(t, func() bool {
+		for {
+			page, err := f.poster.FetchRecent(f.ctx, seam.FetchRecentArgs{Topic: seam.Topic(f.relay), Since: &since, Limit: 100})
+			if err != nil {
+				return false
+			}
+			for _, m := range page.Messages {
+				got = append(got, m.Content)
+			}
+			if page.NextCursor != "" {
+				since = page.NextCursor
+			}
+			if len(page.Messages) < 100 {
+				return len(got) >= len(want)
+			}
+		}
+	}, 30*time.Second, 300*time.Millisecond, "the relay destination got %d of %d", len(got), len(want))
+	time.Sleep(time.Second) // room for a duplicate to show
+	page, err := f.poster.FetchRecent(f.ctx, seam.FetchRecentArgs{Topic: seam.Topic(f.relay), Since: &since, Limit: 100})
+	require.NoError(t, err)
+	for _, m := range page.Messages {
+		got = append(got, m.Content)
+	}
+	require.Equal(t, want, got, "every relayed message exactly once, in order")
+}
+
+// owners answers, per topic of the out route, the node that delivered its
+// last record.
+func (f *fixture) owners() map[string]string {
+	out := map[string]string{}
+	for tp, rs := range f.delivered() {
+		if len(rs) > 0 {
+			out[tp] = rs[len(rs)-1].Node
+		}
+	}
+	return out
+}
+
+// streamer posts a message to every topic every period until stopped.
+func (f *fixture) streamer(period time.Duration) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				f.post(1)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func (f *fixture) dumpLogsOnFailure() {
+	f.t.Cleanup(func() {
+		if !f.t.Failed() {
+			return
+		}
+		for _, n := range f.nodes {
+			b, _ := os.ReadFile(filepath.Join(f.dir, n.name+".log"))
+			f.t.Logf("== node %s log:\n%s", n.name, tail(string(b), 6000))
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
