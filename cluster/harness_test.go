@@ -119,6 +119,7 @@ type fixture struct {
 	nodes  []*node
 	poster *runtime.Runtime
 	ctx    context.Context
+	postMu sync.Mutex
 	mu     sync.Mutex
 	posted map[string][]string // topic → ids in archive order
 }
@@ -130,7 +131,16 @@ func newFixture(t *testing.T, ntopics int) *fixture {
 	e := startEtcd(t)
 	bin := serveBinary(t)
 	_ = bin
-	f := &fixture{t: t, s: s, etcd: e, dir: t.TempDir(), posted: map[string][]string{}}
+	dir, err := os.MkdirTemp("", "parley-cluster-test-")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept %s (node logs, sink files, configs)", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	f := &fixture{t: t, s: s, etcd: e, dir: dir, posted: map[string][]string{}}
 	base := fmt.Sprintf("cl-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%1000000)
 	for i := range ntopics {
 		f.topics = append(f.topics, fmt.Sprintf("%s-t%d", base, i))
@@ -161,7 +171,7 @@ serve:
       retry_wait: 50ms
       max_retry_wait: 500ms
       sink:
-        stdout: {}
+        exec: {command: ["sh", "-c", "cat >> \"$0\"; sleep %s", "OUTFILE"]}
     - name: copy
       topics: [%q]
       start: start
@@ -169,7 +179,7 @@ serve:
       max_retry_wait: 500ms
       sink:
         relay: {topic: %q}
-`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.clientURL, leaseTTL, strings.Join(quoted, ", "),
+`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.clientURL, leaseTTL, strings.Join(quoted, ", "), sinkDelay,
 		f.topics[0], f.relay)), 0o600))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -184,7 +194,11 @@ serve:
 	return f
 }
 
-// node is one serve process; its stdout sink's records go to a file.
+// sinkDelay is how long the exec sink takes per message: long enough that a
+// node has deliveries in flight when it is killed or paused.
+const sinkDelay = "0.05"
+
+// node is one serve process; its exec sink appends each message to a file.
 type node struct {
 	name    string
 	cmd     *exec.Cmd
@@ -198,14 +212,14 @@ func (f *fixture) startNode(name string) *node {
 	n := &node{name: name, out: filepath.Join(f.dir, name+".jsonl"), exited: make(chan struct{})}
 	port := freePort(t)
 	n.metrics = fmt.Sprintf("127.0.0.1:%d", port)
-	outf, err := os.OpenFile(n.out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	outf, err := os.OpenFile(filepath.Join(f.dir, name+".stdout"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
 	errf, err := os.OpenFile(filepath.Join(f.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
 	tmpl, err := os.ReadFile(f.cfg)
 	require.NoError(t, err)
 	cfg := filepath.Join(f.dir, name+".yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(tmpl), "METRICS", n.metrics, 1)), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out).Replace(string(tmpl))), 0o600))
 	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", "info", "serve")
 	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+f.s.Addr)
 	n.cmd.Stdout, n.cmd.Stderr = outf, errf
@@ -231,7 +245,7 @@ func (n *node) kill9(t *testing.T) {
 	<-n.exited
 }
 
-// record is a stdout sink line, as a node wrote it.
+// record is a line of a node's sink file.
 type record struct {
 	Topic string `json:"topic"`
 	ID    string `json:"id"`
@@ -241,6 +255,9 @@ type record struct {
 
 func (n *node) records(t *testing.T) []record {
 	data, err := os.ReadFile(n.out)
+	if os.IsNotExist(err) {
+		return nil
+	}
 	require.NoError(t, err)
 	var out []record
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
@@ -258,8 +275,11 @@ func (n *node) records(t *testing.T) []record {
 	return out
 }
 
-// post posts n messages to each topic, round robin.
+// post posts n messages to each topic, round robin; one post at a time (the
+// streamer posts too), so that message k of a topic is its k-th.
 func (f *fixture) post(n int) {
+	f.postMu.Lock()
+	defer f.postMu.Unlock()
 	for range n {
 		for _, tp := range f.topics {
 			f.mu.Lock()

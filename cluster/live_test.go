@@ -86,6 +86,9 @@ func TestPausedNodeDeliversNothingAfterTakeover(t *testing.T) {
 	time.Sleep(time.Second)
 	paused := f.busiest()
 	require.NotEmpty(t, f.owned(paused.name))
+	// Paused with a backlog: resumed, its workers are in the middle of a page,
+	// with the next delivery due at once.
+	f.post(10)
 	paused.signal(t, syscall.SIGSTOP)
 	time.Sleep(leaseTTL)
 	stop()
