@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,71 +16,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parley-go/parley-xmpp/cluster"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
-
-// etcdServer is a real etcd on loopback, with random ports and a temp data
-// dir; Restart keeps both.
-type etcdServer struct {
-	t                  testing.TB
-	bin, dir           string
-	clientURL, peerURL string
-	cmd                *exec.Cmd
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func startEtcd(t testing.TB) *etcdServer {
-	bin := xmpptest.RequireTool(t, "etcd", "etcd-server")
-	e := &etcdServer{t: t, bin: bin, dir: t.TempDir(),
-		clientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
-	e.Start()
-	t.Cleanup(e.Stop)
-	return e
-}
-
-func (e *etcdServer) Start() {
-	t := e.t
-	e.cmd = exec.Command(e.bin, "--name", "test", "--data-dir", filepath.Join(e.dir, "data"),
-		"--listen-client-urls", e.clientURL, "--advertise-client-urls", e.clientURL,
-		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
-		"--initial-cluster", "test="+e.peerURL, "--initial-cluster-state", "new",
-		"--log-level", "error", "--logger", "zap")
-	logf, err := os.OpenFile(filepath.Join(e.dir, "etcd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(t, err)
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	require.NoError(t, e.cmd.Start())
-	addr := strings.TrimPrefix(e.clientURL, "http://")
-	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	}, 20*time.Second, 50*time.Millisecond, "etcd listens")
-}
-
-func (e *etcdServer) Stop() {
-	if e.cmd != nil && e.cmd.ProcessState == nil {
-		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _, _ = e.cmd.Process.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = e.cmd.Process.Kill()
-			<-done
-		}
-	}
-}
 
 var (
 	buildOnce sync.Once
@@ -111,7 +50,7 @@ func serveBinary(t testing.TB) string {
 type fixture struct {
 	t      *testing.T
 	s      xmpptest.Server
-	etcd   *etcdServer
+	etcd   *cluster.TestEtcd
 	dir    string
 	cfg    string
 	topics []string
@@ -128,7 +67,7 @@ const leaseTTL = 3 * time.Second
 
 func newFixture(t *testing.T, ntopics int) *fixture {
 	s := xmpptest.Require(t)
-	e := startEtcd(t)
+	e := cluster.StartTestEtcd(t)
 	bin := serveBinary(t)
 	_ = bin
 	dir, err := os.MkdirTemp("", "parley-cluster-test-")
@@ -179,7 +118,7 @@ serve:
       max_retry_wait: 500ms
       sink:
         relay: {topic: %q}
-`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.clientURL, leaseTTL, strings.Join(quoted, ", "), sinkDelay,
+`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.ClientURL, leaseTTL, strings.Join(quoted, ", "), sinkDelay,
 		f.topics[0], f.relay)), 0o600))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -210,7 +149,7 @@ type node struct {
 func (f *fixture) startNode(name string) *node {
 	t := f.t
 	n := &node{name: name, out: filepath.Join(f.dir, name+".jsonl"), exited: make(chan struct{})}
-	port := freePort(t)
+	port := cluster.FreePort(t)
 	n.metrics = fmt.Sprintf("127.0.0.1:%d", port)
 	outf, err := os.OpenFile(filepath.Join(f.dir, name+".stdout"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
