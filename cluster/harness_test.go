@@ -441,3 +441,58 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// nodeID is the member id a node announced in its log.
+func (f *fixture) nodeID(n *node) string {
+	var id string
+	require.Eventually(f.t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(f.dir, n.name+".log"))
+		_, rest, ok := strings.Cut(string(b), " as node ")
+		if !ok {
+			return false
+		}
+		id, _, _ = strings.Cut(rest, " ")
+		return id != ""
+	}, 30*time.Second, 100*time.Millisecond, "node %s announced its id", n.name)
+	return id
+}
+
+// status runs `parley-xmpp cluster status` and answers its exit code, output
+// and, per "route topic", the owner's node id.
+func (f *fixture) status() (int, string, map[string]string) {
+	cmd := exec.Command(serveBinary(f.t), "--config", f.cfg, "cluster", "status")
+	cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1])
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(f.t, err)
+	}
+	owners := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) >= 4 && fs[0] == "topic" && fs[3] != "unowned" {
+			owners[fs[1]+" "+fs[2]] = fs[3]
+		}
+	}
+	return code, string(out), owners
+}
+
+// relayOwner is the node delivering the relay route, per cluster status.
+func (f *fixture) relayOwner() *node {
+	f.t.Helper()
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		code, o, owners := f.status()
+		out = fmt.Sprintf("exit %d: %s", code, o)
+		id := owners["copy "+f.topics[0]]
+		for _, n := range f.nodes {
+			if f.nodeID(n) == id {
+				return n
+			}
+		}
+	}
+	f.t.Fatalf("cluster status names no owner of the relay: %s", out)
+	return nil
+}

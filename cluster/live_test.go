@@ -25,11 +25,12 @@ func TestKill9MidStream(t *testing.T) {
 	f.post(2)
 	f.waitAllDelivered(60 * time.Second)
 
+	// The victim is the relay's node, so that the relay is handed over too.
+	victim := f.relayOwner()
 	stop := f.streamer(150 * time.Millisecond)
 	time.Sleep(time.Second)
-	victim := f.busiest()
-	victim.kill9(t)
 	killed := f.owned(victim.name)
+	victim.kill9(t)
 	time.Sleep(leaseTTL)
 	stop()
 	f.waitAllDelivered(within)

@@ -25,9 +25,9 @@ type Member struct{ ID, Address string }
 
 // TopicOwner says which node holds a (route, topic)'s lock ("" none).
 type TopicOwner struct {
-	serve.Topic
-	Node       string
-	Configured bool // listed in this configuration (else only found in etcd)
+	Route, Topic string
+	Node         string
+	Configured   bool // listed in this configuration (else only found in etcd)
 }
 
 // Status reads the members and the lock holders of the cluster from etcd;
@@ -78,15 +78,17 @@ func Status(ctx context.Context, c *config.Cluster, configured []serve.Topic) (R
 	seen := map[serve.Topic]bool{}
 	for _, t := range configured {
 		seen[t] = true
-		r.Topics = append(r.Topics, TopicOwner{Topic: t, Node: owners[t], Configured: true})
+		r.Topics = append(r.Topics, TopicOwner{Route: t.Route, Topic: t.Topic, Node: owners[t], Configured: true})
 	}
 	var extra []TopicOwner
 	for t, node := range owners {
 		if !seen[t] {
-			extra = append(extra, TopicOwner{Topic: t, Node: node})
+			extra = append(extra, TopicOwner{Route: t.Route, Topic: t.Topic, Node: node})
 		}
 	}
-	sort.Slice(extra, func(i, j int) bool { return identity(extra[i].Topic) < identity(extra[j].Topic) })
+	sort.Slice(extra, func(i, j int) bool {
+		return extra[i].Route+"\x00"+extra[i].Topic < extra[j].Route+"\x00"+extra[j].Topic
+	})
 	r.Topics = append(r.Topics, extra...)
 	return r, nil
 }
