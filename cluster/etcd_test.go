@@ -76,4 +76,3 @@ func (e *TestEtcd) Stop() {
 		}
 	}
 }
-
