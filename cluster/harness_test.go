@@ -416,11 +416,17 @@ func (f *fixture) streamer(period time.Duration) (stop func()) {
 			case <-done:
 				return
 			case <-tk.C:
+				if f.ctx.Err() != nil {
+					return
+				}
 				f.post(1)
 			}
 		}
 	}()
-	return func() { close(done); <-finished }
+	var once sync.Once
+	stop = func() { once.Do(func() { close(done); <-finished }) }
+	f.t.Cleanup(stop) // also when the test fails before stopping it
+	return stop
 }
 
 func (f *fixture) dumpLogsOnFailure() {
