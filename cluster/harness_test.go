@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"bufio"
+	"io"
+	"net/http"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -501,4 +503,33 @@ func (f *fixture) relayOwner() *node {
 	}
 	f.t.Fatalf("cluster status names no owner of the relay: %s", out)
 	return nil
+}
+
+// scrape answers a node's /metrics body and its /readyz status code.
+func (n *node) scrape(t *testing.T) (string, int) {
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + n.metrics + path)
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	_, body := get("/metrics")
+	code, _ := get("/readyz")
+	return body, code
+}
+
+// metricValue reads an unlabelled sample from a /metrics body (-1: absent).
+func metricValue(body, name string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

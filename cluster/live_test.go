@@ -40,6 +40,21 @@ func TestKill9MidStream(t *testing.T) {
 		require.GreaterOrEqual(t, handovers[tp], 1, "topic %s moved off the killed node", tp)
 	}
 	f.checkRelay()
+
+	// The survivors say so on their metrics endpoints.
+	took, owned := 0.0, 0.0
+	for _, n := range f.nodes {
+		if n == victim {
+			continue
+		}
+		body, ready := n.scrape(t)
+		require.Equal(t, 200, ready, "node %s /readyz", n.name)
+		require.Equal(t, 2.0, metricValue(body, "parley_xmpp_cluster_members"), "node %s sees the two survivors", n.name)
+		took += metricValue(body, "parley_xmpp_cluster_handovers_total")
+		owned += metricValue(body, "parley_xmpp_cluster_identities_owned")
+	}
+	require.GreaterOrEqual(t, took, 1.0, "the survivors counted the handovers")
+	require.Equal(t, float64(len(f.topics)+1), owned, "the survivors own every (route, topic)")
 }
 
 // busiest is the live node that delivered the last record of most topics.
@@ -100,6 +115,8 @@ func TestPausedNodeDeliversNothingAfterTakeover(t *testing.T) {
 	f.waitAllDelivered(within)
 	time.Sleep(2 * leaseTTL) // the resumed node's chance to misbehave
 	require.Equal(t, before, len(paused.records(t)), "the resumed node delivered nothing after the takeover")
+	body, _ := paused.scrape(t)
+	require.GreaterOrEqual(t, metricValue(body, "parley_xmpp_cluster_lock_losses_total"), 1.0, "the resumed node counted its lost locks")
 	f.checkDeliveries()
 	f.checkRelay()
 }
