@@ -2,11 +2,11 @@ package cluster_test
 
 import (
 	"bufio"
-	"io"
-	"net/http"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
