@@ -1,7 +1,7 @@
 # parley-xmpp. `make demo` and `make test` bring up a local Prosody (installed from
 # apt if missing) on 127.0.0.1:5222 and stop it afterwards if they started it.
 
-.PHONY: demo test chaos soak bench check build server-start server-stop
+.PHONY: demo test chaos soak bench fuzz check build server-start server-stop
 
 demo: ## a short live demo against the local server
 	scripts/with-devserver.sh go run ./cmd/parley-xmpp demo
@@ -18,6 +18,9 @@ soak: ## a long chaos run: make soak DURATION=30m SEED=n
 bench: ## the benchmarks against a freshly reset local Prosody, left running (docs/performance.md); ARGS="--only replay"
 	scripts/devserver.sh reset prosody
 	go run ./cmd/parley-xmpp bench --transient-muc transient.parley.local $(ARGS)
+
+fuzz: ## every fuzz target, FUZZTIME each (default 60s): make fuzz FUZZTIME=10m
+	FUZZTIME=$(or $(FUZZTIME),60s) scripts/fuzz.sh
 
 build:
 	go build -buildvcs=true -o bin/parley-xmpp ./cmd/parley-xmpp

@@ -66,8 +66,9 @@ var errSessionLost = errors.New("the node's etcd lease ended")
 // Options configure Start.
 type Options struct {
 	Config   *config.Cluster
-	Engine   *serve.Engine // the routes; the caller closes it after Stop
-	Logger   *slog.Logger  // nil → discard
+	Client   *clientv3.Client // from Dial; the caller closes it after Stop
+	Engine   *serve.Engine    // the routes, bound to their servers; the caller closes it after Stop
+	Logger   *slog.Logger     // nil → discard
 	Registry prometheus.Registerer
 	Progress func(line string) // nil → Info records
 }
@@ -97,32 +98,36 @@ type Node struct {
 	ready  atomic.Bool
 }
 
-// Start joins the cluster: it connects to etcd (failing at once when etcd is
-// unreachable), starts this node's member and its reconciler.
-func Start(ctx context.Context, o Options) (*Node, error) {
-	c := o.Config
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+// Dial connects to the cluster's etcd and checks that it answers:
+// ErrEtcdUnreachable when it doesn't.
+func Dial(ctx context.Context, c *config.Cluster) (*clientv3.Client, error) {
 	cli, err := NewEtcdClient(c)
 	if err != nil {
 		return nil, err
 	}
-	ttl := c.TTL()
-	n := &Node{o: o, keys: keysOf(c.Name), cli: cli, ttl: ttl, call: min(ttl/2, 5*time.Second), log: o.Logger,
-		m: newNodeMetrics(o.Registry), kick: make(chan struct{}, 1)}
-	// Reachable? Fail at start rather than forever in the background.
 	pctx, cancel := context.WithTimeout(ctx, time.Duration(max(c.Etcd.DialTimeout, config.Duration(5*time.Second))))
-	_, err = cli.Get(pctx, n.keys.prefix+"probe")
+	_, err = cli.Get(pctx, keysOf(c.Name).prefix+"probe")
 	cancel()
 	if err != nil {
 		_ = cli.Close()
 		return nil, fmt.Errorf("%w: %v", ErrEtcdUnreachable, err)
 	}
+	return cli, nil
+}
+
+// Start joins the cluster: it starts this node's member and its reconciler.
+func Start(ctx context.Context, o Options) (*Node, error) {
+	c := o.Config
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cli := o.Client
+	ttl := c.TTL()
+	n := &Node{o: o, keys: keysOf(c.Name), cli: cli, ttl: ttl, call: min(ttl/2, 5*time.Second), log: o.Logger,
+		m: newNodeMetrics(o.Registry), kick: make(chan struct{}, 1)}
 
 	host, portStr, err := net.SplitHostPort(c.ListenAddr())
 	if err != nil {
-		_ = cli.Close()
 		return nil, fmt.Errorf("%w: serve.cluster.listen: %v", config.ErrConfig, err)
 	}
 	port, _ := strconv.Atoi(portStr)
@@ -130,7 +135,6 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		// protoactor advertises the configured port: pick a free one first.
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
-			_ = cli.Close()
 			return nil, fmt.Errorf("serve.cluster.listen: %w", err)
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
@@ -144,7 +148,6 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n.id = n.system.ID
 	provider, err := etcdprovider.NewWithConfig(n.keys.members(), mustEtcdConfig(c))
 	if err != nil {
-		_ = cli.Close()
 		return nil, fmt.Errorf("%w: serve.cluster.etcd: %v", config.ErrConfig, err)
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return &grain{n: n} })
@@ -205,7 +208,6 @@ func (n *Node) Stop() {
 		_ = s.Close() // revokes the lease: nothing of ours lingers
 	}
 	n.cl.Shutdown(true)
-	_ = n.cli.Close()
 }
 
 func (n *Node) say(line string) {

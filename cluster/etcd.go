@@ -97,6 +97,7 @@ func (k keys) node(id string) string      { return k.nodes() + id }
 func (k keys) locks() string              { return k.prefix + "locks/" }
 func (k keys) lock(ident string) string   { return k.locks() + ident }
 func (k keys) cursor(ident string) string { return k.prefix + "cursors/" + ident }
+func (k keys) relaySecret() string        { return k.prefix + "relay-secret" }
 
 // identity is a (route, topic)'s cluster identity: both parts path-escaped,
 // joined by '/'.

@@ -7,7 +7,9 @@
 //	  domain: "parley.local"
 //	  muc_service: "muc.parley.local"
 //	  username: "parley"
-//	  # password: from PARLEY_XMPP_PASS or a .env file beside this file
+//	  # password: from PARLEY_XMPP_PASS or a .env file beside this file,
+//	  # or password_file: /run/credentials/parley.service/xmpp
+//	  # tls: {ca_file: ca.pem, server_name: chat.example.org}
 //	  # nick: leave unset for a random nick per connection
 //
 // Unknown keys and bad values are errors that name the key. PARLEY_XMPP_*
@@ -21,6 +23,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +46,24 @@ type Backend struct {
 	MUCService string `yaml:"muc_service"`
 	Username   string `yaml:"username"`
 	Password   string `yaml:"password"`
-	Nick       string `yaml:"nick"`
+	// PasswordFile holds the password (a systemd credential, a mounted secret):
+	// one trailing newline is trimmed. "$VAR" and "${VAR}" in it are expanded
+	// (e.g. ${CREDENTIALS_DIRECTORY}/xmpp); relative to the file's directory.
+	PasswordFile string `yaml:"password_file"`
+	Nick         string `yaml:"nick"`
+	// TLS: whom to trust. Either setting makes TLS mandatory for this server,
+	// even on loopback.
+	TLS TLS `yaml:"tls"`
+
+	tlsConfig *tls.Config // built from TLS when the file is loaded
+}
+
+// TLS says how a server's certificate is checked.
+type TLS struct {
+	// CAFile: PEM certificates to trust instead of the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName: the name the certificate must carry [the domain].
+	ServerName string `yaml:"server_name"`
 }
 
 // File is a configuration file.
@@ -87,6 +107,10 @@ type Runtime struct {
 	MaxFetchLimit    int      `yaml:"max_fetch_limit"`
 	MAMPageSize      int      `yaml:"mam_page_size"`
 	MaxContentBytes  int      `yaml:"max_content_bytes"`
+	// MaxStanzaBytes caps a post's stanza once escaped [245760];
+	// MaxInboundStanzaBytes caps a stanza the server sends [1 MiB].
+	MaxStanzaBytes        int `yaml:"max_stanza_bytes"`
+	MaxInboundStanzaBytes int `yaml:"max_inbound_stanza_bytes"`
 }
 
 // Serve configures the fan-out engine.
@@ -116,6 +140,8 @@ type Route struct {
 	// Retry: waits between failed deliveries, doubling [500ms to 1m].
 	RetryWait    Duration `yaml:"retry_wait"`
 	MaxRetryWait Duration `yaml:"max_retry_wait"`
+	// Senders, when set, delivers only these senders' messages (see Senders).
+	Senders *Senders `yaml:"senders"`
 }
 
 // Sink says where a route delivers: exactly one of its fields.
@@ -134,6 +160,10 @@ type StdoutSink struct{}
 type ExecSink struct {
 	Command []string `yaml:"command"`
 	Timeout Duration `yaml:"timeout"` // [30s]
+	// EnvAllowlist names PARLEY_XMPP_* variables the command may see after all.
+	// It gets the engine's environment without them: they hold the servers'
+	// passwords (PARLEY_XMPP_PASS, PARLEY_XMPP_<NAME>_PASS, ..._PASS_FILE).
+	EnvAllowlist []string `yaml:"env_allowlist,omitempty"`
 }
 
 // WebhookSink POSTs each message as JSON to URL; a 2xx answer is delivered.
@@ -162,6 +192,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MarshalYAML writes d as UnmarshalYAML reads it.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
 // ErrConfig is what every configuration error wraps.
 var ErrConfig = errors.New("config")
 
@@ -175,6 +208,7 @@ var env = []struct {
 	{"muc_service", "PARLEY_XMPP_MUC", func(b *Backend) *string { return &b.MUCService }},
 	{"username", "PARLEY_XMPP_USER", func(b *Backend) *string { return &b.Username }},
 	{"password", "PARLEY_XMPP_PASS", func(b *Backend) *string { return &b.Password }},
+	{"password_file", "PARLEY_XMPP_PASS_FILE", func(b *Backend) *string { return &b.PasswordFile }},
 	{"nick", "PARLEY_XMPP_NICK", func(b *Backend) *string { return &b.Nick }},
 }
 
@@ -185,7 +219,7 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	f, err := Parse(data)
+	f, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -203,12 +237,27 @@ func Load(path string) (*File, error) {
 	if err := f.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := f.loadSecrets(true); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return f, nil
 }
 
 // Parse reads a configuration from YAML, without the environment, and checks
-// it.
+// it; a relative password_file or tls.ca_file is read from the working
+// directory.
 func Parse(data []byte) (*File, error) {
+	f, err := parse(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.loadSecrets(false); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func parse(data []byte) (*File, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -342,8 +391,8 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 	return runtime.Config{
 		Service: b.Service, Domain: b.Domain, MUCService: b.MUCService,
 		Username: b.Username, Password: b.Password, Nick: b.Nick,
-		AllowPlaintext: r.AllowPlaintext,
-		DialTimeout:    time.Duration(r.DialTimeout), RequestTimeout: time.Duration(r.RequestTimeout),
+		AllowPlaintext: r.AllowPlaintext, TLSConfig: b.tlsConfig,
+		DialTimeout: time.Duration(r.DialTimeout), RequestTimeout: time.Duration(r.RequestTimeout),
 		JoinTimeout: time.Duration(r.JoinTimeout), PostTimeout: time.Duration(r.PostTimeout),
 		ReconnectWait: time.Duration(r.ReconnectWait), MaxReconnectWait: time.Duration(r.MaxReconnectWait),
 		MaxReconnects: r.MaxReconnects, StableAfter: time.Duration(r.StableAfter),
@@ -351,36 +400,48 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		SelfPing: time.Duration(r.SelfPing), FailFast: r.FailFast, PersistentRooms: r.PersistentRooms,
 		SubscriberBuffer: r.SubscriberBuffer, FetchLimit: r.FetchLimit, MaxFetchLimit: r.MaxFetchLimit,
 		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
+		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
 	}, nil
 }
 
 // readDotEnv reads KEY=VALUE lines (# comments, optional quotes) from path; a
 // missing file is no error.
 func readDotEnv(path string) (map[string]string, error) {
-	out := map[string]string{}
 	fh, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
+		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	defer fh.Close()
-	sc := bufio.NewScanner(fh)
+	return parseDotEnv(fh, path)
+}
+
+// parseDotEnv reads a .env file's lines; path names it in errors.
+func parseDotEnv(r io.Reader, path string) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		key, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if !ok {
-			return nil, fmt.Errorf("%w: %s:%d: want KEY=VALUE", ErrConfig, path, n)
+		key = strings.TrimSpace(key)
+		if !ok || !envKeyRE.MatchString(key) {
+			return nil, fmt.Errorf("%w: %s:%d: want KEY=VALUE (KEY: letters, digits and _)", ErrConfig, path, n)
 		}
 		value = strings.TrimSpace(value)
 		if len(value) >= 2 && (value[0] == '"' || value[0] == '\'') && value[len(value)-1] == value[0] {
 			value = value[1 : len(value)-1]
 		}
-		out[strings.TrimSpace(key)] = value
+		out[key] = value
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+	}
+	return out, nil
 }
+
+var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +165,70 @@ func TestMoreServeChecks(t *testing.T) {
 	}
 	_, err := Parse([]byte(route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: c}}}\n")))
 	assert.NoError(t, err, "a chain is no loop")
+}
+
+// A relay loop through two names of one server is a loop: servers are compared
+// by what they are, not by name.
+func TestRelayLoopsAreFoundByServerIdentity(t *testing.T) {
+	servers := func(a, b string) string {
+		return "servers:\n  one:\n    backend_config: {" + a + "}\n  two:\n    backend_config: {" + b + "}\n"
+	}
+	loop := "serve:\n  routes:\n" +
+		"    - {name: r1, server: one, topics: [a], sink: {relay: {server: two, topic: b}}}\n" +
+		"    - {name: r2, server: one, topics: [b], sink: {relay: {server: two, topic: a}}}\n"
+	self := "serve:\n  routes:\n    - {name: r1, server: one, topics: [a], sink: {relay: {server: two, topic: a}}}\n"
+	same := [][2]string{
+		{"service: 'xmpp://chat.example.org'", "service: 'XMPP://Chat.Example.ORG.:5222'"},
+		{"service: 'xmpp://localhost:5222'", "service: 'xmpp://127.0.0.1'"},
+		{"service: 'xmpp://[::1]:5222'", "service: '127.0.0.1:5222'"},
+		{"service: 'xmpps://h.example'", "service: 'xmpps://H.example:5223'"},
+		{"service: 'xmpp://h', domain: Example.org", "service: 'xmpp://h', domain: example.org"},
+		{"", "service: 'xmpp://localhost'"}, // the default server is local
+	}
+	for _, c := range same {
+		body := servers(c[0], c[1])
+		_, err := Parse([]byte(body + loop))
+		require.Error(t, err, "%s", body)
+		assert.Contains(t, err.Error(), "relays go round in a loop", body)
+		_, err = Parse([]byte(body + self))
+		require.Error(t, err, "%s", body)
+		assert.Contains(t, err.Error(), "serve.routes[0].sink.relay.topic", body)
+	}
+	differ := [][2]string{
+		{"service: 'xmpp://127.0.0.1:5222'", "service: 'xmpp://127.0.0.1:15222'"},
+		{"service: 'xmpp://a.example'", "service: 'xmpp://b.example'"},
+		{"service: 'xmpp://h', domain: a.org", "service: 'xmpp://h', domain: b.org"},
+		{"service: 'xmpp://h', muc_service: rooms.a.org", "service: 'xmpp://h', muc_service: chat.a.org"},
+		{"service: 'xmpp://h'", "service: 'xmpps://h'"}, // 5222 and 5223
+	}
+	for _, c := range differ {
+		body := servers(c[0], c[1])
+		_, err := Parse([]byte(body + loop))
+		assert.NoError(t, err, body)
+		_, err = Parse([]byte(body + self))
+		assert.NoError(t, err, body)
+	}
+}
+
+func TestLongRouteNamesAreRefused(t *testing.T) {
+	body := "serve:\n  routes:\n    - {name: " + strings.Repeat("r", 201) + ", topics: [a], sink: {stdout: {}}}\n"
+	_, err := Parse([]byte(body))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "serve.routes[0].name")
+	_, err = Parse([]byte(strings.Replace(body, strings.Repeat("r", 201), strings.Repeat("r", 200), 1)))
+	assert.NoError(t, err)
+}
+
+func TestStanzaLimitsReachTheRuntime(t *testing.T) {
+	clearEnv(t)
+	f, err := Parse([]byte("runtime:\n  max_stanza_bytes: 100000\n  max_inbound_stanza_bytes: 2097152\n"))
+	require.NoError(t, err)
+	c := f.RuntimeConfig()
+	assert.Equal(t, 100000, c.MaxStanzaBytes)
+	assert.Equal(t, 2097152, c.MaxInboundStanzaBytes)
+	for _, key := range []string{"runtime.max_stanza_bytes", "runtime.max_inbound_stanza_bytes"} {
+		_, err := Parse([]byte("runtime:\n  " + key[len("runtime."):] + ": -1\n"))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), key)
+	}
 }

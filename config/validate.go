@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -23,6 +25,7 @@ func (f *File) validate() error {
 		"runtime.max_reconnects": r.MaxReconnects, "runtime.subscriber_buffer": r.SubscriberBuffer,
 		"runtime.fetch_limit": r.FetchLimit, "runtime.max_fetch_limit": r.MaxFetchLimit,
 		"runtime.mam_page_size": r.MAMPageSize, "runtime.max_content_bytes": r.MaxContentBytes,
+		"runtime.max_stanza_bytes": r.MaxStanzaBytes, "runtime.max_inbound_stanza_bytes": r.MaxInboundStanzaBytes,
 	} {
 		if v < 0 {
 			return bad(key, "must not be negative, got %d", v)
@@ -43,8 +46,8 @@ func (f *File) validate() error {
 		case rt.Batch < 0:
 			return bad(key+".batch", "must not be negative, got %d", rt.Batch)
 		}
-		if rt.Name == "." || rt.Name == ".." || strings.ContainsAny(rt.Name, `/\`+"\x00") {
-			return bad(key+".name", "%q can't name a directory (it names the route's saved cursors)", rt.Name)
+		if rt.Name == "." || rt.Name == ".." || strings.ContainsAny(rt.Name, `/\`+"\x00") || len(rt.Name) > maxRouteName {
+			return bad(key+".name", "%.60q can't name a directory (it names the route's saved cursors; at most %d bytes)", rt.Name, maxRouteName)
 		}
 		if rt.RetryWait > 0 && rt.MaxRetryWait > 0 && rt.RetryWait > rt.MaxRetryWait {
 			return bad(key+".retry_wait", "%s is longer than max_retry_wait %s", time.Duration(rt.RetryWait), time.Duration(rt.MaxRetryWait))
@@ -81,7 +84,7 @@ func (f *File) validate() error {
 		case s.Webhook != nil:
 			u, err := url.Parse(s.Webhook.URL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return bad(key+".sink.webhook.url", "%q is not an http(s) URL", s.Webhook.URL)
+				return bad(key+".sink.webhook.url", "%q is not an http(s) URL", redact.URL(s.Webhook.URL))
 			}
 			for name, value := range s.Webhook.Headers {
 				if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
@@ -97,7 +100,7 @@ func (f *File) validate() error {
 			if _, err := runtime.RoomLocalpart(seam.Topic(s.Relay.Topic)); err != nil {
 				return bad(key+".sink.relay.topic", "%v", err)
 			}
-			if s.Relay.Server == rt.Server {
+			if f.serverIdentity(s.Relay.Server) == f.serverIdentity(rt.Server) {
 				for _, t := range rt.Topics {
 					if t == s.Relay.Topic {
 						return bad(key+".sink.relay.topic", "%q relays into itself", t)
@@ -105,6 +108,9 @@ func (f *File) validate() error {
 				}
 			}
 		}
+	}
+	if err := f.checkSenders(); err != nil {
+		return err
 	}
 	dir := ""
 	if f.path != "" {
@@ -116,16 +122,28 @@ func (f *File) validate() error {
 	return f.checkRelayLoops()
 }
 
+// maxRouteName bounds a route's name, which names its state directory (file
+// systems take 255 bytes; serve keeps its names under 200).
+const maxRouteName = 200
+
 // checkRelayLoops refuses relays that lead back to where they started: a
-// message would go round forever. Servers are compared by name.
+// message would go round forever. Servers are compared by what they are
+// (serverIdentity), not by their names in this file, so a loop through two
+// names of one server is found.
 func (f *File) checkRelayLoops() error {
 	type node struct{ server, topic string }
 	next := map[node][]node{}
+	label := map[node]string{}
 	for _, rt := range f.Serve.Routes {
 		if r := rt.Sink.Relay; r != nil {
 			for _, t := range rt.Topics {
-				from := node{rt.Server, t}
-				next[from] = append(next[from], node{r.Server, r.Topic})
+				from := node{f.serverIdentity(rt.Server), t}
+				to := node{f.serverIdentity(r.Server), r.Topic}
+				next[from] = append(next[from], to)
+				label[from] = describeTopic(rt.Server, t)
+				if _, ok := label[to]; !ok {
+					label[to] = describeTopic(r.Server, r.Topic)
+				}
 			}
 		}
 	}
@@ -139,13 +157,13 @@ func (f *File) checkRelayLoops() error {
 	visit = func(n node, path []string) error {
 		switch mark[n] {
 		case onPath:
-			return fmt.Errorf("%w: serve.routes: relays go round in a loop: %s", ErrConfig, strings.Join(append(path, n.topic), " → "))
+			return fmt.Errorf("%w: serve.routes: relays go round in a loop: %s", ErrConfig, strings.Join(append(path, label[n]), " → "))
 		case done:
 			return nil
 		}
 		mark[n] = onPath
 		for _, m := range next[n] {
-			if err := visit(m, append(path, n.topic)); err != nil {
+			if err := visit(m, append(path, label[n])); err != nil {
 				return err
 			}
 		}
@@ -158,4 +176,63 @@ func (f *File) checkRelayLoops() error {
 		}
 	}
 	return nil
+}
+
+// describeTopic names a topic and, unless it is the default one, its server.
+func describeTopic(server, topic string) string {
+	if server == "" {
+		return topic
+	}
+	return topic + " (" + server + ")"
+}
+
+// serverIdentity is what the server named name ("" for backend_config) is,
+// whatever it is called here: its address (scheme-less services read as
+// xmpp://, the host in lower case without a trailing dot, every loopback name
+// and address as one, the default port filled in), its XMPP domain and its MUC
+// service (in lower case). Two names with one identity reach the same rooms.
+// Unset fields take the runtime's defaults.
+func (f *File) serverIdentity(name string) string {
+	b := f.Backend
+	if name != "" {
+		b = f.Servers[name].Backend
+	}
+	or := func(v, def string) string {
+		if v == "" {
+			return def
+		}
+		return v
+	}
+	return serviceAddr(or(b.Service, runtime.DefaultService)) + " " +
+		strings.ToLower(or(b.Domain, runtime.DefaultDomain)) + " " +
+		strings.ToLower(or(b.MUCService, runtime.DefaultMUCService))
+}
+
+// serviceAddr is the host:port a service URL reaches, normalised (see
+// serverIdentity); a service it can't read is returned in lower case, as is.
+func serviceAddr(service string) string {
+	s := service
+	if !strings.Contains(s, "://") {
+		s = "xmpp://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Hostname() == "" {
+		return strings.ToLower(service)
+	}
+	port := u.Port()
+	switch {
+	case port != "":
+	case strings.EqualFold(u.Scheme, "xmpps"):
+		port = "5223"
+	default:
+		port = "5222"
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		host = "loopback"
+	}
+	return net.JoinHostPort(host, port)
 }

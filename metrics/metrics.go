@@ -24,6 +24,7 @@ type Prometheus struct {
 	replayed    *prometheus.CounterVec
 	pending     *prometheus.GaugeVec
 	queued      *prometheus.GaugeVec
+	filtered    *prometheus.CounterVec
 	delivered   *prometheus.CounterVec
 	sinkFailure *prometheus.CounterVec
 	backlog     *prometheus.GaugeVec
@@ -52,6 +53,8 @@ func New() *Prometheus {
 			Help: "Posts waiting for their reflection."}, []string{"topic"}),
 		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_subscriber_queue",
 			Help: "Messages waiting in a topic's subscribers' queues."}, []string{"topic"}),
+		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_messages_filtered_total",
+			Help: "Messages from senders outside a topic's allowlist, withheld from its subscribers and reads (once per subscriber or read)."}, []string{"topic"}),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_sink_deliveries_total",
 			Help: "Messages a serve route delivered to its sink."}, []string{"route", "topic"}),
 		sinkFailure: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_sink_failures_total",
@@ -61,7 +64,7 @@ func New() *Prometheus {
 	}
 	p.reg.MustRegister(p.gaps)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
-		p.delivered, p.sinkFailure, p.backlog,
+		p.filtered, p.delivered, p.sinkFailure, p.backlog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -91,6 +94,7 @@ func (p *Prometheus) Room(topic string) observe.Room {
 		gaps:   p.gaps.WithLabelValues(topic),
 		joined: p.joined.WithLabelValues(topic), in: p.in.WithLabelValues(topic), out: p.out.WithLabelValues(topic),
 		replayed: p.replayed.WithLabelValues(topic), pending: p.pending.WithLabelValues(topic), queued: p.queued.WithLabelValues(topic),
+		filtered: p.filtered.WithLabelValues(topic),
 	}
 }
 
@@ -98,6 +102,7 @@ type room struct {
 	gaps                    prometheus.Counter
 	joined, pending, queued prometheus.Gauge
 	in, out, replayed       prometheus.Counter
+	filtered                prometheus.Counter
 }
 
 // HistoryGap implements observe.GapRecorder.
@@ -115,6 +120,7 @@ func (r *room) MessageOut()           { r.out.Inc() }
 func (r *room) Replayed(n int)        { r.replayed.Add(float64(n)) }
 func (r *room) PendingPosts(n int)    { r.pending.Set(float64(n)) }
 func (r *room) SubscriberQueue(n int) { r.queued.Set(float64(n)) }
+func (r *room) Filtered(n int)        { r.filtered.Add(float64(n)) }
 
 // Delivered counts a message a route delivered.
 func (p *Prometheus) Delivered(route, topic string) { p.delivered.WithLabelValues(route, topic).Inc() }

@@ -35,6 +35,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	r.PendingPosts(2)
 	r.SubscriberQueue(7)
 	r.(observe.GapRecorder).HistoryGap()
+	r.Filtered(4)
 	p.Delivered("to-stdout", "general")
 	p.SinkFailure("to-webhook")
 	p.Backlog("to-stdout", "general", 3)
@@ -51,6 +52,7 @@ func TestMetricsAreExposed(t *testing.T) {
 		`parley_xmpp_replayed_messages_total{topic="general"} 5`,
 		`parley_xmpp_pending_posts{topic="general"} 2`,
 		`parley_xmpp_subscriber_queue{topic="general"} 7`,
+		`parley_xmpp_messages_filtered_total{topic="general"} 4`,
 		`parley_xmpp_sink_deliveries_total{route="to-stdout",topic="general"} 1`,
 		`parley_xmpp_sink_failures_total{route="to-webhook"} 1`,
 		`parley_xmpp_route_backlog{route="to-stdout",topic="general"} 3`,

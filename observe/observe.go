@@ -36,6 +36,10 @@ type Room interface {
 	// SubscriberQueue: n messages wait, in all, in the room's subscribers'
 	// queues.
 	SubscriberQueue(n int)
+	// Filtered: n deliveries were withheld: messages from senders outside the
+	// topic's allowlist, counted once per subscriber or read they were kept
+	// from.
+	Filtered(n int)
 }
 
 // GapRecorder is an optional interface of a Room: HistoryGap is called when
@@ -65,3 +69,4 @@ func (NopRoom) MessageOut()         {}
 func (NopRoom) Replayed(int)        {}
 func (NopRoom) PendingPosts(int)    {}
 func (NopRoom) SubscriberQueue(int) {}
+func (NopRoom) Filtered(int)        {}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -13,8 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-go/parley-xmpp/actors/room"
+	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 // Defaults, from the Parley XMPP backend's documentation.
@@ -33,7 +37,7 @@ const (
 //	Domain      PARLEY_XMPP_DOMAIN   parley.local
 //	MUCService  PARLEY_XMPP_MUC      muc.parley.local
 //	Username    PARLEY_XMPP_USER     parley
-//	Password    PARLEY_XMPP_PASS     parleypass
+//	Password    PARLEY_XMPP_PASS     parleypass, for a loopback Service only
 //	Nick        PARLEY_XMPP_NICK     a random nick, new for each Runtime
 //
 // A field set in code always wins over the environment.
@@ -58,7 +62,10 @@ type Config struct {
 	// a server that is not on a loopback address. Without it the runtime insists
 	// on TLS for every non-loopback server.
 	AllowPlaintext bool
-	// TLSConfig, when set, is used for TLS and STARTTLS.
+	// TLSConfig, when set, is used for TLS and STARTTLS, and TLS is then
+	// required even on loopback. Its ServerName, when empty, is Domain: the
+	// server's certificate must name the XMPP domain. STARTTLS is used whenever
+	// the server offers it, whatever AllowPlaintext says.
 	TLSConfig *tls.Config
 
 	// Timeouts; zero picks the default in brackets.
@@ -115,10 +122,30 @@ type Config struct {
 	// MaxContentBytes caps a post's content; servers close streams that carry
 	// oversized stanzas [65536].
 	MaxContentBytes int
+	// MaxStanzaBytes caps a post's stanza as it is sent, after XML escaping
+	// (which can make it up to five times its content: & " ' and line feeds
+	// become entities); a post over it fails with seam.ErrContentTooLarge and
+	// nothing is sent. A server that advertises a lower limit (XEP-0478) wins.
+	// The default stays under the 256 KiB that Prosody and ejabberd take by
+	// default; a server's stream closes on a stanza over its limit [245760].
+	MaxStanzaBytes int
+	// MaxInboundStanzaBytes caps one stanza the server sends; a larger one
+	// closes the link (logged, state Reconnecting with an error that
+	// errors.Is xmppconn.ErrInboundTooLarge) and the runtime reconnects with
+	// backoff [1 MiB].
+	MaxInboundStanzaBytes int
 
 	// Metrics receives the runtime's measurements (nil: none); package metrics
 	// has a Prometheus implementation.
 	Metrics observe.Metrics
+
+	// Allow, for a topic it names, delivers to Subscribe and FetchRecent only
+	// the messages of the senders its Allowlist admits: occupant nicks, or bare
+	// real JIDs where the room shows them. The others are withheld, counted
+	// (observe.Room.Filtered), and passed over: cursors move past them, so no
+	// reader is held up. It is the guard against strangers in open rooms.
+	// Topics it doesn't name deliver every message. Posts are not affected.
+	Allow map[seam.Topic]Allowlist
 
 	// Logger receives the runtime's logs (nil: none). Passwords never appear.
 	Logger *slog.Logger
@@ -135,6 +162,11 @@ type resolved struct {
 
 var errConfig = errors.New("parley-xmpp: bad config")
 
+// ErrInboundTooLarge is the reason (StateChange.Err) for a link the runtime
+// closed because the server sent a stanza over MaxInboundStanzaBytes; it
+// reconnects with backoff.
+var ErrInboundTooLarge = xmppconn.ErrInboundTooLarge
+
 func envOr(v, env, def string) string {
 	if v != "" {
 		return v
@@ -150,7 +182,7 @@ func resolve(c Config) (*resolved, error) {
 	c.Domain = envOr(c.Domain, "PARLEY_XMPP_DOMAIN", DefaultDomain)
 	c.MUCService = envOr(c.MUCService, "PARLEY_XMPP_MUC", DefaultMUCService)
 	c.Username = envOr(c.Username, "PARLEY_XMPP_USER", DefaultUsername)
-	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", DefaultPassword)
+	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", "")
 	c.Nick = envOr(c.Nick, "PARLEY_XMPP_NICK", "")
 	r := &resolved{Config: c, pinned: c.Nick != ""}
 	if !r.pinned {
@@ -185,6 +217,8 @@ func resolve(c Config) (*resolved, error) {
 	setInt(&r.MAMPageSize, 50)
 	setInt(&r.MaxContentBytes, 64*1024)
 	setInt(&r.SubscriberBuffer, 1024)
+	setInt(&r.MaxStanzaBytes, xmppconn.DefaultMaxStanzaBytes)
+	setInt(&r.MaxInboundStanzaBytes, xmppconn.DefaultMaxInboundBytes)
 	if r.MaxReconnects < 0 {
 		return nil, fmt.Errorf("%w: MaxReconnects %d is negative", errConfig, r.MaxReconnects)
 	}
@@ -194,6 +228,12 @@ func resolve(c Config) (*resolved, error) {
 	if err := r.parseService(); err != nil {
 		return nil, err
 	}
+	if r.Password == "" {
+		if !r.loopback {
+			return nil, fmt.Errorf("%w: Password is empty (set PARLEY_XMPP_PASS): the dev server's default password applies only to a loopback Service, not %q", errConfig, redact.URL(r.Service))
+		}
+		r.Password = DefaultPassword
+	}
 	for _, f := range []struct{ name, v string }{{"Domain", r.Domain}, {"MUCService", r.MUCService}, {"Username", r.Username}} {
 		if strings.ContainsAny(f.v, "@/ \t\n\"'<>&") {
 			return nil, fmt.Errorf("%w: %s %q holds a character a JID can't", errConfig, f.name, f.v)
@@ -202,24 +242,38 @@ func resolve(c Config) (*resolved, error) {
 	if strings.ContainsAny(r.Nick, "/\t\n\"<>&") || strings.TrimSpace(r.Nick) != r.Nick {
 		return nil, fmt.Errorf("%w: Nick %q holds characters a nick can't", errConfig, r.Nick)
 	}
+	r.Allow = maps.Clone(r.Allow) // the caller's map may change later; the rooms read it
+	for topic, a := range r.Allow {
+		if err := a.Check(); err != nil {
+			return nil, fmt.Errorf("%w: Allow[%q]: %v", errConfig, topic, err)
+		}
+	}
 	return r, nil
 }
 
-// connOptions is how the runtime connects. The password goes over an
-// unencrypted stream only to a loopback address, or when AllowPlaintext says so;
+// Allowlist names the senders whose messages a topic delivers (Config.Allow).
+type Allowlist = room.Allowlist
+
+// connOptions is how the runtime connects. STARTTLS is used whenever the server
+// offers it. The password goes over an unencrypted stream only to a loopback
+// address, or when AllowPlaintext says so, and never when a TLSConfig is set;
 // anywhere else TLS is required (STARTTLS, or xmpps:// from the first byte).
+// One login at a time: the runtime's dials share a gate.
 func (r *resolved) connOptions() xmppconn.Options {
-	plaintextOK := r.loopback || r.AllowPlaintext
+	plaintextOK := (r.loopback || r.AllowPlaintext) && r.TLSConfig == nil
 	return xmppconn.Options{
-		Addr:           r.addr,
-		User:           r.Username + "@" + r.Domain,
-		Password:       r.Password,
-		Resource:       "parley-" + strings.ToLower(rand.Text()[:8]),
-		DirectTLS:      r.directTLS,
-		RequireTLS:     !r.directTLS && !plaintextOK,
-		AllowPlaintext: plaintextOK,
-		TLSConfig:      r.TLSConfig,
-		DialTimeout:    r.DialTimeout,
+		Logins:          xmppconn.NewLoginGate(),
+		Addr:            r.addr,
+		User:            r.Username + "@" + r.Domain,
+		Password:        r.Password,
+		Resource:        "parley-" + strings.ToLower(rand.Text()[:8]),
+		DirectTLS:       r.directTLS,
+		RequireTLS:      !r.directTLS && !plaintextOK,
+		AllowPlaintext:  plaintextOK,
+		TLSConfig:       r.TLSConfig,
+		DialTimeout:     r.DialTimeout,
+		MaxStanzaBytes:  r.MaxStanzaBytes,
+		MaxInboundBytes: r.MaxInboundStanzaBytes,
 	}
 }
 
@@ -230,7 +284,10 @@ func (r *resolved) parseService() error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
-		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, redact.URL(r.Service))
+	}
+	if u.User != nil {
+		return fmt.Errorf("%w: Service %q holds credentials: give the account as Username and Password instead", errConfig, redact.URL(r.Service))
 	}
 	port := u.Port()
 	switch u.Scheme {
@@ -244,14 +301,21 @@ func (r *resolved) parseService() error {
 			port = "5223"
 		}
 	default:
-		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, redact.URL(r.Service))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("%w: Service %q: bad port", errConfig, r.Service)
+		return fmt.Errorf("%w: Service %q: bad port", errConfig, redact.URL(r.Service))
 	}
 	host := u.Hostname()
 	r.addr = net.JoinHostPort(host, port)
-	ip := net.ParseIP(host)
-	r.loopback = host == "localhost" || ip != nil && ip.IsLoopback()
+	r.loopback = IsLoopback(host)
 	return nil
+}
+
+// IsLoopback says whether host (a name or an address, without a port) is this
+// machine: "localhost" or a loopback address. Only there does the runtime send
+// a password unencrypted by default, or fall back to the dev server's password.
+func IsLoopback(host string) bool {
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

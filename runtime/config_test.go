@@ -1,11 +1,14 @@
 package runtime
 
 import (
+	"crypto/tls"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 func clearEnv(t *testing.T) {
@@ -86,20 +89,83 @@ func TestPlaintextOnlyToLoopbackUnlessAllowed(t *testing.T) {
 		wantPlain      bool
 		wantRequireTLS bool
 		wantDirect     bool
+		tls            *tls.Config
 	}{
-		{"xmpp://127.0.0.1:5222", false, true, false, false},
-		{"xmpp://[::1]:5222", false, true, false, false},
-		{"xmpp://localhost", false, true, false, false},
-		{"xmpp://chat.example.org", false, false, true, false},
-		{"xmpp://10.0.0.7:5222", false, false, true, false},
-		{"xmpp://chat.example.org", true, true, false, false},
-		{"xmpps://chat.example.org", false, false, false, true},
+		{"xmpp://127.0.0.1:5222", false, true, false, false, nil},
+		{"xmpp://[::1]:5222", false, true, false, false, nil},
+		{"xmpp://localhost", false, true, false, false, nil},
+		{"xmpp://chat.example.org", false, false, true, false, nil},
+		{"xmpp://10.0.0.7:5222", false, false, true, false, nil},
+		{"xmpp://chat.example.org", true, true, false, false, nil},
+		{"xmpps://chat.example.org", false, false, false, true, nil},
+		// A TLSConfig insists on TLS, even on loopback, even with AllowPlaintext.
+		{"xmpp://127.0.0.1:5222", true, false, true, false, &tls.Config{}},
+		{"xmpps://127.0.0.1:5223", false, false, false, true, &tls.Config{}},
 	} {
-		r, err := resolve(Config{Service: c.service, AllowPlaintext: c.allow})
+		r, err := resolve(Config{Service: c.service, AllowPlaintext: c.allow, Password: "pw", TLSConfig: c.tls})
 		require.NoError(t, err, c.service)
 		o := r.connOptions()
 		assert.Equal(t, c.wantPlain, o.AllowPlaintext, "%s allow=%v: plaintext", c.service, c.allow)
 		assert.Equal(t, c.wantRequireTLS, o.RequireTLS, "%s allow=%v: STARTTLS required", c.service, c.allow)
 		assert.Equal(t, c.wantDirect, o.DirectTLS, "%s: direct TLS", c.service)
 	}
+}
+
+// The dev server's password is a default only for a loopback service; anywhere
+// else a missing password is an error naming the field and its variable.
+func TestDefaultPasswordOnlyOnLoopback(t *testing.T) {
+	clearEnv(t)
+	r, err := resolve(Config{Service: "xmpp://[::1]:5222"})
+	require.NoError(t, err)
+	assert.Equal(t, DefaultPassword, r.Password)
+	for _, svc := range []string{"xmpp://chat.example.org", "xmpps://10.0.0.7"} {
+		_, err = resolve(Config{Service: svc})
+		require.Error(t, err, svc)
+		assert.Contains(t, err.Error(), "Password")
+		assert.Contains(t, err.Error(), "PARLEY_XMPP_PASS")
+	}
+	t.Setenv("PARLEY_XMPP_PASS", "from-env")
+	r, err = resolve(Config{Service: "xmpp://chat.example.org"})
+	require.NoError(t, err)
+	assert.Equal(t, "from-env", r.Password)
+}
+
+// A Service with credentials in it is refused, and errors never echo them.
+func TestServiceCredentialsRedacted(t *testing.T) {
+	clearEnv(t)
+	for _, svc := range []string{"xmpp://bridge:hunter2@chat.example.org", "http://bridge:hunter2@x", "xmpp://bridge:hunter2@x:99999", "xmpp://bridge:hunter2@x y/"} {
+		_, err := resolve(Config{Service: svc, Password: "pw"})
+		require.Error(t, err, svc)
+		assert.NotContains(t, err.Error(), "hunter2", svc)
+	}
+}
+
+func TestConfigAllowlists(t *testing.T) {
+	clearEnv(t)
+	allow := map[seam.Topic]Allowlist{"t": {Nicks: []string{"alice"}}}
+	r, err := resolve(Config{Allow: allow})
+	require.NoError(t, err)
+	allow["u"] = Allowlist{Nicks: []string{"bob"}}
+	assert.Len(t, r.Allow, 1, "copied: a later change of the caller's map changes nothing")
+	assert.NotNil(t, r.allowFor("t"))
+	assert.Nil(t, r.allowFor("other"), "a topic it doesn't name delivers everything")
+	for _, bad := range []Allowlist{{}, {Nicks: []string{""}}, {JIDs: []string{"bob"}}, {JIDs: []string{"bob@x/res"}}} {
+		_, err := resolve(Config{Allow: map[seam.Topic]Allowlist{"t": bad}})
+		assert.ErrorIs(t, err, errConfig, "%+v", bad)
+	}
+}
+
+func TestConfigStanzaLimits(t *testing.T) {
+	clearEnv(t)
+	r, err := resolve(Config{})
+	require.NoError(t, err)
+	assert.Equal(t, 240*1024, r.MaxStanzaBytes, "under the 256 KiB Prosody and ejabberd take by default")
+	assert.Equal(t, 1<<20, r.MaxInboundStanzaBytes)
+	o := r.connOptions()
+	assert.Equal(t, 240*1024, o.MaxStanzaBytes)
+	assert.Equal(t, 1<<20, o.MaxInboundBytes)
+	r, err = resolve(Config{MaxStanzaBytes: 1000, MaxInboundStanzaBytes: 5000})
+	require.NoError(t, err)
+	assert.Equal(t, 1000, r.connOptions().MaxStanzaBytes)
+	assert.Equal(t, 5000, r.connOptions().MaxInboundBytes)
 }

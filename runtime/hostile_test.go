@@ -314,14 +314,9 @@ func TestHostileForeignStanzaIDIsReplacedFromTheArchive(t *testing.T) {
 func TestHostilePostWithoutStanzaIDFails(t *testing.T) {
 	f := &fakeMUC{}
 	f.onMessage = func(st *xmpptest.Stream, m xmpptest.Element) {
-		var body string
-		m.Child("body", &body)
-		var origin struct {
-			ID string `xml:"id,attr"`
-		}
-		m.Child("origin-id", &origin)
+		body, origin := postOf(m)
 		st.Send(`<message type='groupchat' from='%s' to='%s' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/></message>`,
-			m.Get("to")+"/"+f.nick, st.JID, m.Get("id"), xmpptest.Escape(body), origin.ID)
+			m.Get("to")+"/"+f.nick, st.JID, m.Get("id"), xmpptest.Escape(body), origin)
 	}
 	rt := hostileRuntime(t, f, nil)
 	_, err := rt.Post(ctx5(t), hostileTopic, "me", "hi", seam.PostOptions{})

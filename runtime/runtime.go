@@ -164,7 +164,16 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
 		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,
 		Metrics: rt.roomMetrics(spec.Topic),
+		Account: c.Username + "@" + c.Domain,
+		Allow:   c.allowFor(spec.Topic),
 	})
+}
+
+func (c *resolved) allowFor(topic seam.Topic) *room.Allowlist {
+	if a, ok := c.Allow[topic]; ok {
+		return &a
+	}
+	return nil
 }
 
 func (rt *Runtime) roomMetrics(topic seam.Topic) observe.Room {
@@ -253,8 +262,10 @@ var (
 	// ErrPostNotSent: the message was never sent and never will be.
 	ErrPostNotSent = errors.New("parley-xmpp: the message was not sent")
 	// ErrPostInDoubt: the message was sent; it may have landed or still land. It
-	// is not sent again.
-	ErrPostInDoubt = errors.New("parley-xmpp: the message was sent and may still land")
+	// is not sent again. It is seam.ErrPostInDoubt, which every in-doubt outcome
+	// of Post and PostOnce wraps: a ctx that ended, no reflection within
+	// PostTimeout, Disconnect, giving up reconnecting, a ban, a room that failed.
+	ErrPostInDoubt = seam.ErrPostInDoubt
 )
 
 // Post sends content to topic's room and returns the room's stanza-id for it once
@@ -269,19 +280,16 @@ var (
 // it, or, when the archive doesn't hold it, it is sent again. When ctx ends
 // first, the error wraps ctx.Err() and ErrPostNotSent or ErrPostInDoubt.
 func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Handle, content string, opts seam.PostOptions) (seam.BackendMsgID, error) {
-	switch {
-	case content == "":
-		return "", fmt.Errorf("%w: empty content (XMPP has no empty message)", seam.ErrInvalidContent)
-	case len(content) > rt.cfg.MaxContentBytes:
-		return "", fmt.Errorf("%w: %d bytes is over the %d-byte limit (Config.MaxContentBytes)", seam.ErrInvalidContent, len(content), rt.cfg.MaxContentBytes)
-	}
-	if err := stanza.CheckText(content); err != nil {
-		return "", fmt.Errorf("%w: %v", seam.ErrInvalidContent, err)
+	if err := rt.checkContent(content); err != nil {
+		return "", err
 	}
 	if err := stanza.CheckText(string(opts.InReplyTo)); err != nil {
 		return "", fmt.Errorf("%w: InReplyTo: %v", seam.ErrInvalidContent, err)
 	}
 	origin := rand.Text()
+	if err := rt.checkStanzaSize(topic, origin, content, string(opts.InReplyTo)); err != nil {
+		return "", err
+	}
 	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: origin, Content: content, InReplyTo: opts.InReplyTo})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -297,30 +305,39 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 }
 
 // PostOnce posts content to topic with key as its XEP-0359 origin-id, unless the
-// topic's archive already holds a message with that origin-id after *after (nil:
-// from the start): then it returns that message's id and sends nothing. With a
-// key derived from what is being posted (a relayed message's id, say), a
-// caller that retries after a crash posts it exactly once. The check reads the
+// topic's archive already holds a message of this runtime's account with that
+// origin-id after *after (nil: from the start): then it returns that message's
+// id and sends nothing. With a key derived from what is being posted (a relayed
+// message's id, say), a caller that retries after a crash posts it exactly
+// once, also from another runtime of the same account. The check reads the
 // archive after *after, so keep that range short: pass the id of the last
 // message you know you posted.
+//
+// Which archived message counts as this account's: where the room shows real
+// JIDs (a non-anonymous room; ejabberd also shows an account its own), only one
+// whose real JID is the account's bare JID. Where it hides them (an anonymous
+// room, Prosody's default), any message with the key's origin-id, so the key
+// must be one that nobody else can compute, or an occupant who predicts it can
+// post it first and suppress the real post: derive keys with a secret
+// (OriginKey), and share the secret only with the runtimes that must agree.
+// An outcome that leaves the post in doubt is errors.Is(err, ErrPostInDoubt);
+// calling PostOnce again with the same key and after resolves it.
 func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error) {
-	switch {
-	case key == "" || len(key) > 128:
+	if key == "" || len(key) > 128 {
 		return "", fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes")
-	case content == "":
-		return "", fmt.Errorf("%w: empty content (XMPP has no empty message)", seam.ErrInvalidContent)
-	case len(content) > rt.cfg.MaxContentBytes:
-		return "", fmt.Errorf("%w: %d bytes is over the %d-byte limit (Config.MaxContentBytes)", seam.ErrInvalidContent, len(content), rt.cfg.MaxContentBytes)
 	}
 	if err := stanza.CheckText(key); err != nil {
 		return "", fmt.Errorf("parley-xmpp: post once: key: %v", err)
 	}
-	if err := stanza.CheckText(content); err != nil {
-		return "", fmt.Errorf("%w: %v", seam.ErrInvalidContent, err)
+	if err := rt.checkContent(content); err != nil {
+		return "", err
 	}
 	since := seam.Cursor("")
 	if after != nil {
 		since = *after
+	}
+	if err := rt.checkStanzaSize(topic, key, content, ""); err != nil {
+		return "", err
 	}
 	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since})
 	if err != nil {
@@ -334,6 +351,21 @@ func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content 
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
 	}
 	return p.ID, nil
+}
+
+// checkStanzaSize measures the post's stanza exactly as it will be written and
+// refuses one over MaxStanzaBytes, before anything is sent.
+func (rt *Runtime) checkStanzaSize(topic seam.Topic, origin, content, inReplyTo string) error {
+	local, err := RoomLocalpart(topic)
+	if err != nil {
+		return nil // the room lookup reports it
+	}
+	n := len(stanza.GroupchatMessage(local+"@"+rt.cfg.MUCService, origin, content, inReplyTo))
+	if n > rt.cfg.MaxStanzaBytes {
+		return fmt.Errorf("%w: %w: the message is %d bytes once XML-escaped (its content %d), over the %d-byte stanza limit (Config.MaxStanzaBytes; the server closes the stream on a stanza over its own limit): shorten it, or send fewer characters that need escaping (& < > and carriage returns)",
+			seam.ErrContentTooLarge, seam.ErrInvalidContent, n, len(content), rt.cfg.MaxStanzaBytes)
+	}
+	return nil
 }
 
 // abandonPost settles a post whose caller's ctx ended: the room withdraws it if
@@ -372,7 +404,7 @@ func (rt *Runtime) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (
 		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, a.Err)
 	}
 	next := a.NextCursor
-	if len(a.Entries) == 0 && args.Since != nil && !a.Missing {
+	if len(a.Entries) == 0 && args.Since != nil && !a.Missing && next == "" {
 		next = *args.Since
 	}
 	return seam.FetchRecentResult{Messages: a.Messages(), NextCursor: next}, nil

@@ -17,6 +17,8 @@ go tool staticcheck ./...
 live='/runtime$|/serve$|/cmd/parley-xmpp$|/cluster$|/chaos$|/examples/|/bench$'
 echo "== go test -race (unit)"
 go test -race -count=1 -timeout 15m $(go list ./... | grep -Ev "$live")
+echo "== fuzz (each target briefly; make fuzz runs them longer)"
+FUZZTIME=2s scripts/fuzz.sh
 for server in ${PARLEY_TEST_SERVERS:-prosody ejabberd}; do
 	case $server in
 	prosody) service=xmpp://127.0.0.1:5222 ;;

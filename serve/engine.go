@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
-	"github.com/parley-go/parley-xmpp/config"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -39,48 +39,65 @@ type Store interface {
 // the caller's: the cluster's building block. Run is the single-process
 // engine, with state files.
 type Engine struct {
-	o      Options
-	routes map[string]engineRoute
-	order  []Topic
-	sinks  []sink
-}
-
-type engineRoute struct {
-	r      config.Route
-	source Backend
-	sink   sink
+	o        Options
+	routes   map[string]preparedRoute
+	order    []Topic
+	backends map[string]Backend
 }
 
 // Topic names one (route, topic).
 type Topic struct{ Route, Topic string }
 
-// NewEngine checks the routes and sets up their sinks. o.StateDir is unused.
-func NewEngine(o Options) (*Engine, error) {
+// NewEngine checks the routes and makes their sinks, without a server (as
+// Prepare does, but without a state dir: o.StateDir and o.Backends are
+// unused). relaySecret keys the relays' origin-ids (see relayKey): every
+// process running these routes must use the same one (a cluster keeps it in
+// etcd). Bind the backends before RunTopic; Close it after.
+func NewEngine(o Options, relaySecret []byte) (*Engine, error) {
 	o = withDefaults(o)
-	e := &Engine{o: o, routes: map[string]engineRoute{}}
+	o.secret = relaySecret
+	e := &Engine{o: o, routes: map[string]preparedRoute{}}
 	for i := range o.Routes {
 		r := withRouteDefaults(o.Routes[i])
 		if _, dup := e.routes[r.Name]; dup {
 			e.Close()
-			return nil, fmt.Errorf("serve: two routes are named %q (the name keys their saved cursors)", r.Name)
+			return nil, fmt.Errorf("serve.routes[%d]: two routes are named %q (the name keys their saved cursors)", i, r.Name)
 		}
-		source, err := checkRoute(o, r)
-		if err != nil {
+		if err := checkRoute(i, r); err != nil {
 			e.Close()
 			return nil, err
+		}
+		if r.Sink.Relay != nil && len(relaySecret) != secretBytes {
+			e.Close()
+			return nil, fmt.Errorf("serve.routes[%d] (route %q): a relay needs the cluster's relay secret (%d bytes)", i, r.Name, secretBytes)
 		}
 		s, err := newSink(o, r)
 		if err != nil {
 			e.Close()
-			return nil, fmt.Errorf("serve: route %q: %v", r.Name, err)
+			return nil, fmt.Errorf("serve.routes[%d] (route %q): %v", i, r.Name, err)
 		}
-		e.sinks = append(e.sinks, s)
-		e.routes[r.Name] = engineRoute{r: r, source: source, sink: s}
+		e.routes[r.Name] = preparedRoute{route: r, sink: s}
 		for _, t := range r.Topics {
 			e.order = append(e.order, Topic{Route: r.Name, Topic: t})
 		}
 	}
 	return e, nil
+}
+
+// Bind gives the routes their servers (connected, by server name, "" for the
+// default server; the caller owns them). Call it once, before RunTopic.
+func (e *Engine) Bind(backends map[string]Backend) error {
+	for i, t := range e.order {
+		if i > 0 && e.order[i-1].Route == t.Route {
+			continue
+		}
+		r := e.routes[t.Route]
+		if err := r.bind(backends); err != nil {
+			return fmt.Errorf("route %q: %w", t.Route, err)
+		}
+	}
+	e.backends = backends
+	return nil
 }
 
 // Topics lists every (route, topic), in configuration order.
@@ -91,24 +108,24 @@ func (e *Engine) Topics() []Topic { return append([]Topic(nil), e.order...) }
 // the route's start says). Run it at most once at a time per (route, topic):
 // the caller fences that.
 func (e *Engine) RunTopic(ctx context.Context, t Topic, saved *State, st Store) error {
-	er, ok := e.routes[t.Route]
+	pr, ok := e.routes[t.Route]
 	if !ok {
 		return fmt.Errorf("serve: no route %q", t.Route)
 	}
-	known := false
-	for _, topic := range er.r.Topics {
-		known = known || topic == t.Topic
-	}
-	if !known {
+	if !slices.Contains(pr.route.Topics, t.Topic) {
 		return fmt.Errorf("serve: route %q has no topic %q", t.Route, t.Topic)
+	}
+	source, err := backendNamed(e.backends, pr.route.Server)
+	if err != nil {
+		return fmt.Errorf("serve: route %q: %w (Bind first)", t.Route, err)
 	}
 	state := topicState{Topic: t.Topic}
 	if saved != nil {
 		state.Cursor, state.RelayLast = saved.Cursor, saved.RelayLast
 	}
 	fs := &fencedStore{st: st}
-	w := newWorker(e.o, er.r, er.source, t.Topic, fs, state, saved != nil)
-	w.sink = er.sink
+	w := newWorker(e.o, pr.route, t.Topic, state, saved != nil)
+	w.store, w.source, w.sink = fs, source, pr.sink
 	w.run(ctx)
 	if fs.fenced {
 		return ErrFenced
@@ -118,10 +135,10 @@ func (e *Engine) RunTopic(ctx context.Context, t Topic, saved *State, st Store) 
 
 // Close releases the sinks, once every RunTopic returned.
 func (e *Engine) Close() {
-	for _, s := range e.sinks {
-		s.close()
+	for _, r := range e.routes {
+		r.sink.close()
 	}
-	e.sinks = nil
+	e.routes = nil
 }
 
 // fencedStore adapts a Store to the worker and remembers a fence.

@@ -188,7 +188,7 @@ func stateOf(t *testing.T, dir, route string, topic seam.Topic) stateFile {
 	t.Helper()
 	local, err := runtime.RoomLocalpart(topic)
 	require.NoError(t, err)
-	return stateFile{path: filepath.Join(dir, route, local+".json")}
+	return stateFile{path: filepath.Join(dir, route, stateFileName(local))}
 }
 
 // waitForState waits until the worker has saved a state: its starting point.

@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/config"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -164,4 +167,40 @@ func TestRelayIsExactlyOnceAcrossCrashes(t *testing.T) {
 	waitForCursor(t, file, seam.Cursor(ids[3]))
 	run.stop(t)
 	assert.Equal(t, []string{"m1", "m2", "m3", "m4"}, relayed(), "no duplicate after a lost state, and m4 once")
+}
+
+// An occupant of the destination who sees the source can compute an unkeyed
+// relay key (a hash of the route, topic and message id) and post it first; the
+// relay's keys are keyed with the state dir's secret, so that doesn't suppress
+// the relayed message.
+func TestRelayIsNotSuppressedByAForgedKey(t *testing.T) {
+	noLeaks(t)
+	s := xmpptest.Require(t)
+	source := connectedRuntime(t, s, 0)
+	dest := connectedRuntime(t, s, 1)
+	from, to := freshTopic("relay forged from"), freshTopic("relay forged to")
+	ids := post(t, source, from, "m1")
+
+	stranger, err := xmpptest.Dial(s, 2)
+	require.NoError(t, err)
+	defer stranger.Close()
+	local, err := runtime.RoomLocalpart(to)
+	require.NoError(t, err)
+	room := local + "@" + s.MUC
+	require.NoError(t, stranger.Join(room, "stranger"))
+	sum := sha256.Sum256([]byte("relay\x00" + string(from) + "\x00" + string(ids[0])))
+	_, err = stranger.PostWithOrigin(room, "forged", "relay-"+hex.EncodeToString(sum[:])[:32], "")
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	log, _ := testLogger(t)
+	file := stateOf(t, dir, "relay", from)
+	run := start(t, Options{
+		Routes: []config.Route{{Name: "relay", Topics: []string{string(from)}, Start: "start",
+			Sink: config.Sink{Relay: &config.RelaySink{Server: "other", Topic: string(to)}}}},
+		StateDir: dir, Backends: map[string]Backend{"": source, "other": dest}, Logger: log, Wait: 5 * time.Second,
+	})
+	waitForCursor(t, file, seam.Cursor(ids[0]))
+	run.stop(t)
+	assert.Equal(t, []string{"forged", "m1"}, contents(archive(t, dest, to)), "relayed despite the forged key")
 }

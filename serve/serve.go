@@ -21,7 +21,9 @@
 //     Idempotency-Key header for webhooks) so receivers can drop it.
 //   - relays get every message exactly once. A relayed message is posted with
 //     runtime.PostOnce under a key derived from the route, the source topic and
-//     the message id, and the state file also keeps the destination id of the
+//     the message id with a secret kept in the state dir (relay.secret, made on
+//     the first run), so no occupant of the destination can post that key
+//     first to suppress the message; the state file also keeps the destination id of the
 //     last relayed message. After a crash between the post and the save,
 //     PostOnce finds the earlier post in the destination's archive (after that
 //     id) and answers its id instead of posting again.
@@ -78,6 +80,8 @@ type Options struct {
 	Metrics  Recorder           // nil → none; called from every worker at once
 	Progress func(line string)  // human progress lines; nil → Info records through Logger (with route and topic); called from every worker at once
 	Wait     time.Duration      // long-poll budget per archive read [30s]
+
+	secret []byte // the relays' secret, from the state dir (see loadSecret)
 }
 
 // Defaults, for what Options and config.Route leave unset.
@@ -93,49 +97,111 @@ const (
 
 // Run runs every route until ctx ends, then returns nil once every worker has
 // stopped (a delivery in flight finishes or is abandoned without saving its
-// cursor). It returns an error at once for a setup problem: an unwritable state
-// dir, a corrupt state file, a server name missing from Backends, a route that
-// can't run.
+// cursor). It returns an error at once for a setup problem: an unwritable or
+// locked state dir, a corrupt state file, a server name missing from Backends,
+// a route that can't run. It is Prepare, then Prepared.Run with o.Backends.
 func Run(ctx context.Context, o Options) error {
-	o = withDefaults(o)
-	unlock, err := lockStateDir(o.StateDir)
+	p, err := Prepare(o)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	var (
-		workers []*worker
-		sinks   []sink
-	)
-	closeSinks := func() {
-		for _, s := range sinks {
-			s.close()
-		}
+	return p.Run(ctx, o.Backends)
+}
+
+// Prepared is an engine that has checked everything it can without a server:
+// its state dir is locked, every route's saved state is read, its sinks are
+// made (an exec sink's command found). A command prepares before it connects,
+// so that bad input is reported before any network. Run it once, or Close it.
+type Prepared struct {
+	unlock  func()
+	routes  []preparedRoute
+	closing sync.Once
+}
+
+type preparedRoute struct {
+	route   config.Route
+	sink    sink
+	workers []*worker
+}
+
+// Prepare checks o and takes the state dir's lock; o.Backends is not used
+// (Prepared.Run takes them). Its errors name the key at fault
+// (serve.state_dir, serve.routes[i]...).
+func Prepare(o Options) (*Prepared, error) {
+	o = withDefaults(o)
+	unlock, err := lockStateDir(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prepared{unlock: unlock}
+	if o.secret, err = loadSecret(o.StateDir); err != nil {
+		p.Close()
+		return nil, err
 	}
 	routeNames := map[string]bool{}
 	for i := range o.Routes {
 		r := withRouteDefaults(o.Routes[i])
 		if routeNames[r.Name] {
-			closeSinks()
-			return fmt.Errorf("serve: two routes are named %q (the name keys their saved cursors)", r.Name)
+			p.Close()
+			return nil, fmt.Errorf("serve.routes[%d]: two routes are named %q (the name keys their saved cursors)", i, r.Name)
 		}
 		routeNames[r.Name] = true
-		s, ws, err := setUpRoute(o, r)
+		pr, err := setUpRoute(o, i, r)
 		if err != nil {
-			closeSinks()
-			return err
+			p.Close()
+			return nil, err
 		}
-		sinks = append(sinks, s)
-		workers = append(workers, ws...)
+		p.routes = append(p.routes, pr)
 	}
+	return p, nil
+}
 
+// Close releases what Prepare took (the lock, the sinks) without running. Run
+// closes them itself.
+func (p *Prepared) Close() {
+	p.closing.Do(func() {
+		for _, r := range p.routes {
+			r.sink.close()
+		}
+		p.unlock()
+	})
+}
+
+// Run runs every route, reading from and relaying to backends (connected, by
+// server name, "" for the default server; the caller owns them), until ctx
+// ends; see the package Run.
+func (p *Prepared) Run(ctx context.Context, backends map[string]Backend) error {
+	defer p.Close()
+	var workers []*worker
+	for i, r := range p.routes {
+		if err := r.bind(backends); err != nil {
+			return fmt.Errorf("serve.routes[%d] (route %q): %w", i, r.route.Name, err)
+		}
+		workers = append(workers, r.workers...)
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(func() { w.run(ctx) })
 	}
 	<-ctx.Done() // also with no routes: Run lasts as long as ctx
 	wg.Wait()
-	closeSinks()
+	return nil
+}
+
+// bind gives a route's workers their source and a relay its destination.
+func (r preparedRoute) bind(backends map[string]Backend) error {
+	source, err := backendNamed(backends, r.route.Server)
+	if err != nil {
+		return err
+	}
+	for _, w := range r.workers {
+		w.source = source
+	}
+	if rs, ok := r.sink.(*relaySink); ok {
+		if rs.dest, err = backendNamed(backends, r.route.Sink.Relay.Server); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -174,85 +240,84 @@ func withRouteDefaults(r config.Route) config.Route {
 	return r
 }
 
-// setUpRoute checks a route, prepares its state dir and loads its topics' saved
-// state: everything that can fail before a worker starts.
-func setUpRoute(o Options, r config.Route) (sink, []*worker, error) {
-	fail := func(format string, a ...any) error {
-		return fmt.Errorf("serve: route %q: %s", r.Name, fmt.Sprintf(format, a...))
+// setUpRoute checks route i, prepares its state dir and loads its topics'
+// saved state: everything that can fail before a worker starts and needs no
+// server.
+func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
+	fail := func(format string, a ...any) (preparedRoute, error) {
+		return preparedRoute{}, fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
 	}
-	source, err := checkRoute(o, r)
-	if err != nil {
-		return nil, nil, err
+	if err := checkRoute(i, r); err != nil {
+		return preparedRoute{}, err
 	}
 	dir := filepath.Join(o.StateDir, r.Name)
 	if err := prepareStateDir(dir); err != nil {
-		return nil, nil, fail("%v", err)
+		return fail("%v", err)
 	}
 	var workers []*worker
-	for _, t := range r.Topics {
+	for j, t := range r.Topics {
 		local, err := runtime.RoomLocalpart(seam.Topic(t))
 		if err != nil {
-			return nil, nil, fail("%v", err)
+			return fail("topics[%d]: %v", j, err)
 		}
-		file := stateFile{path: filepath.Join(dir, local+".json")}
+		file := stateFile{path: filepath.Join(dir, stateFileName(local))}
 		saved, found, err := file.load()
 		if err != nil {
-			return nil, nil, fail("%v", err)
+			return fail("topics[%d]: %v", j, err)
 		}
 		if found && saved.Topic != "" && saved.Topic != t {
-			return nil, nil, fail("%s holds the state of topic %q, not %q", file.path, saved.Topic, t)
+			return fail("topics[%d]: %s holds the state of topic %q, not %q", j, file.path, saved.Topic, t)
 		}
 		saved.Topic = t
-		workers = append(workers, newWorker(o, r, source, t, fileStore{file}, saved, found))
+		w := newWorker(o, r, t, saved, found)
+		w.file = file
+		workers = append(workers, w)
 	}
 
 	s, err := newSink(o, r)
 	if err != nil {
-		return nil, nil, fail("%v", err)
+		return fail("%v", err)
 	}
 	for _, w := range workers {
 		w.sink = s
 	}
-	return s, workers, nil
+	return preparedRoute{route: r, sink: s, workers: workers}, nil
 }
 
-// checkRoute checks what a route needs wherever its cursors live, and answers
-// its source.
-func checkRoute(o Options, r config.Route) (Backend, error) {
+// checkRoute checks route i as far as it can wherever its cursors live.
+func checkRoute(i int, r config.Route) error {
 	fail := func(format string, a ...any) error {
-		return fmt.Errorf("serve: route %q: %s", r.Name, fmt.Sprintf(format, a...))
+		return fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
 	}
 	if !isDirName(r.Name) {
-		return nil, fail("the name must be usable as a directory name under the state dir (no '/', not '.' or '..')")
+		return fail("name: must be usable as a directory name under the state dir (no '/', not '.' or '..', at most %d bytes)", maxStateName)
 	}
 	switch r.Start {
 	case "", "newest", "start":
 	default:
-		return nil, fail("start %q is neither newest nor start", r.Start)
-	}
-	source, err := backendNamed(o.Backends, r.Server)
-	if err != nil {
-		return nil, fail("%v", err)
+		return fail("start %q is neither newest nor start", r.Start)
 	}
 	if len(r.Topics) == 0 {
-		return nil, fail("no topics")
+		return fail("no topics")
 	}
 	seen := map[string]bool{}
-	for _, t := range r.Topics {
+	for j, t := range r.Topics {
 		if seen[t] {
-			return nil, fail("topic %q is listed twice", t)
+			return fail("topics[%d]: topic %q is listed twice", j, t)
 		}
 		seen[t] = true
 		if _, err := runtime.RoomLocalpart(seam.Topic(t)); err != nil {
-			return nil, fail("%v", err)
+			return fail("topics[%d]: %v", j, err)
 		}
 	}
-	return source, nil
+	return nil
 }
 
-func newWorker(o Options, r config.Route, source Backend, topic string, st store, saved topicState, found bool) *worker {
+// newWorker makes the worker of one topic of r; its caller gives it where its
+// state lives, and Run or RunTopic its source (and the route's sink).
+func newWorker(o Options, r config.Route, topic string, saved topicState, found bool) *worker {
 	return &worker{
-		route: r, topic: seam.Topic(topic), source: source, file: st, state: saved, resumed: found,
+		route: r, topic: seam.Topic(topic), state: saved, resumed: found,
 		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
 		log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
 	}
@@ -274,7 +339,7 @@ func backendNamed(backends map[string]Backend, name string) (Backend, error) {
 // isDirName says whether a route name can name its state directory: one path
 // element, so that a name can't reach outside the state dir.
 func isDirName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`+"\x00")
+	return name != "" && len(name) <= maxStateName && name != "." && name != ".." && !strings.ContainsAny(name, `/\`+"\x00")
 }
 
 type noRecorder struct{}

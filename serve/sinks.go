@@ -3,8 +3,6 @@ package serve
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -58,11 +57,8 @@ func newSink(o Options, r config.Route) (sink, error) {
 	case s.Webhook != nil:
 		return newWebhookSink(*s.Webhook)
 	default:
-		dest, err := backendNamed(o.Backends, s.Relay.Server)
-		if err != nil {
-			return nil, fmt.Errorf("relay: %w", err)
-		}
-		return &relaySink{dest: dest, topic: seam.Topic(s.Relay.Topic), log: o.Logger.With(slog.String("route", r.Name))}, nil
+		// Its destination is bound when the engine runs (Prepared.Run).
+		return &relaySink{topic: seam.Topic(s.Relay.Topic), secret: o.secret, log: o.Logger.With(slog.String("route", r.Name))}, nil
 	}
 }
 
@@ -81,22 +77,50 @@ func (stdoutSink) close() {}
 type execSink struct {
 	argv    []string
 	timeout time.Duration
+	allow   map[string]bool // PARLEY_XMPP_* variables let through
 }
 
 func newExecSink(c config.ExecSink) (*execSink, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
-		return nil, errors.New("exec: the command to run is missing")
+		return nil, errors.New("sink.exec.command: the command to run is missing")
 	}
 	// A typo in the command would otherwise be retried forever, message after
 	// message never delivered.
 	if _, err := exec.LookPath(c.Command[0]); err != nil {
-		return nil, fmt.Errorf("exec: %w", err)
+		return nil, fmt.Errorf("sink.exec.command: %w", err)
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {
 		timeout = defaultExecTimeout
 	}
-	return &execSink{argv: c.Command, timeout: timeout}, nil
+	allow := map[string]bool{}
+	for _, name := range c.EnvAllowlist {
+		allow[name] = true
+	}
+	return &execSink{argv: c.Command, timeout: timeout, allow: allow}, nil
+}
+
+// secretEnvPrefix: the engine's configuration variables, passwords among them
+// (PARLEY_XMPP_PASS, PARLEY_XMPP_<NAME>_PASS, ..._PASS_FILE). A sink's command
+// doesn't see them unless its env_allowlist names them.
+const secretEnvPrefix = "PARLEY_XMPP_"
+
+// childEnv is the command's environment: the engine's, minus PARLEY_XMPP_*
+// variables not allowed, plus the message's.
+func (s *execSink) childEnv(d delivery) []string {
+	env := make([]string, 0, len(os.Environ())+3)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, secretEnvPrefix) && !s.allow[name] {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		"PARLEY_ROUTE="+d.route,
+		"PARLEY_TOPIC="+string(d.msg.Topic),
+		"PARLEY_MESSAGE_ID="+string(d.msg.BackendMsgID),
+	)
 }
 
 // waitDelay bounds how long a finished command's inherited pipes may stay open
@@ -108,11 +132,7 @@ func (s *execSink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.argv[0], s.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(d.line)
-	cmd.Env = append(os.Environ(),
-		"PARLEY_ROUTE="+d.route,
-		"PARLEY_TOPIC="+string(d.msg.Topic),
-		"PARLEY_MESSAGE_ID="+string(d.msg.BackendMsgID),
-	)
+	cmd.Env = s.childEnv(d)
 	stderr := &tailBuffer{max: 512}
 	cmd.Stderr = stderr // stdout is discarded: it may be the stdout sink's
 	cmd.WaitDelay = waitDelay
@@ -235,13 +255,17 @@ func redactURL(u *url.URL) string {
 
 // relaySink posts each message to a topic, exactly once (see relayKey).
 type relaySink struct {
-	dest  Backend
-	topic seam.Topic
-	log   *slog.Logger
+	dest   Backend
+	topic  seam.Topic
+	secret []byte
+	log    *slog.Logger
 }
 
 func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
-	key := relayKey(d.route, d.msg.Topic, d.msg.BackendMsgID)
+	key, err := relayKey(s.secret, d.route, d.msg.Topic, d.msg.BackendMsgID)
+	if err != nil {
+		return "", err
+	}
 	var after *seam.Cursor
 	if d.relayLast != "" {
 		// The runtime's ids are its cursors (the room's stanza-id).
@@ -265,10 +289,14 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 func (*relaySink) close() {}
 
 // relayKey is the origin-id a relayed message is posted under: stable across
-// restarts (so PostOnce finds a post made before a crash) and distinct per
-// route, source topic and message (two routes relaying one message into one
-// topic post it twice, as configured).
-func relayKey(route string, topic seam.Topic, id seam.BackendMsgID) string {
-	sum := sha256.Sum256([]byte(route + "\x00" + string(topic) + "\x00" + string(id)))
-	return "relay-" + hex.EncodeToString(sum[:])[:32]
+// restarts (so PostOnce finds a post made before a crash), distinct per route,
+// source topic and message (two routes relaying one message into one topic
+// post it twice, as configured), and keyed with the state dir's secret, so an
+// occupant of the destination who sees the source can't post it first.
+func relayKey(secret []byte, route string, topic seam.Topic, id seam.BackendMsgID) (string, error) {
+	k, err := runtime.OriginKey(secret, "relay", route, string(topic), string(id))
+	if err != nil {
+		return "", fmt.Errorf("relay key: %w", err)
+	}
+	return "relay-" + k, nil
 }

@@ -3,14 +3,19 @@ package serve
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -35,6 +40,27 @@ type store interface {
 	save(ctx context.Context, st topicState) error
 	// check says whether the worker may deliver now; ErrFenced stops it.
 	check(ctx context.Context) error
+}
+
+// maxStateName bounds the names the engine gives files and directories under
+// the state dir: a route's directory and a topic's state file. File systems
+// take 255 bytes (some fewer); a temp file's name adds about 16 to a state
+// file's.
+const maxStateName = 200
+
+// stateFileName is the name of the state file of the topic whose room
+// localpart is local: the localpart and ".json", or, when that is longer than
+// maxStateName (a localpart may hold 1023 bytes), its start, '+' and a hash of
+// the whole. A localpart never holds '+', so a hashed name never equals a
+// plain one, and the file also names its topic, which load's caller checks.
+func stateFileName(local string) string {
+	const ext = ".json"
+	if len(local)+len(ext) <= maxStateName {
+		return local + ext
+	}
+	sum := sha256.Sum256([]byte(local))
+	h := hex.EncodeToString(sum[:16])
+	return local[:maxStateName-len(ext)-1-len(h)] + "+" + h + ext
 }
 
 // stateFile is where a topicState lives when serve runs alone.
@@ -68,12 +94,26 @@ func (f stateFile) load() (st topicState, found bool, err error) {
 		Cursor    *seam.Cursor       `json:"cursor"`
 		RelayLast *seam.BackendMsgID `json:"relay_last"`
 	}
+	corrupt := func(why string, a ...any) (topicState, bool, error) {
+		return topicState{}, false, fmt.Errorf("state file %s is corrupt (%s): fix or remove it (removed, the topic starts over as configured by start)", f.path, fmt.Sprintf(why, a...))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
-		return topicState{}, false, fmt.Errorf("state file %s is corrupt (%v): fix or remove it (removed, the topic starts over as configured by start)", f.path, err)
+		return corrupt("%v", err)
+	}
+	if dec.Decode(&struct{}{}) != io.EOF {
+		return corrupt("more after its JSON object")
 	}
 	if raw.Cursor == nil {
-		return topicState{}, false, fmt.Errorf("state file %s is corrupt (no \"cursor\"): fix or remove it (removed, the topic starts over as configured by start)", f.path)
+		return corrupt("no \"cursor\"")
+	}
+	if err := runtime.CheckCursor(*raw.Cursor); err != nil {
+		return corrupt("cursor: %v", err)
+	}
+	if raw.RelayLast != nil && *raw.RelayLast != "" {
+		if err := stanza.CheckID(string(*raw.RelayLast)); err != nil {
+			return corrupt("relay_last: %v", err)
+		}
 	}
 	st = topicState{Topic: raw.Topic, Cursor: *raw.Cursor}
 	if raw.RelayLast != nil {
@@ -134,11 +174,11 @@ func syncDir(dir string) error {
 // its cursor fails at start rather than after its first delivery.
 func prepareStateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
+		return fmt.Errorf("serve.state_dir: %w", err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("state dir: %w", err)
+		return fmt.Errorf("serve.state_dir: %w", err)
 	}
 	for _, e := range entries {
 		if name := e.Name(); strings.HasPrefix(name, ".") && strings.Contains(name, tempMark) {
@@ -147,11 +187,11 @@ func prepareStateDir(dir string) error {
 	}
 	probe, err := os.CreateTemp(dir, ".probe-*")
 	if err != nil {
-		return fmt.Errorf("state dir %s is not writable: %w", dir, err)
+		return fmt.Errorf("serve.state_dir: %s is not writable: %w", dir, err)
 	}
 	_ = probe.Close()
 	if err := os.Remove(probe.Name()); err != nil {
-		return fmt.Errorf("state dir %s: %w", dir, err)
+		return fmt.Errorf("serve.state_dir: %s: %w", dir, err)
 	}
 	return nil
 }

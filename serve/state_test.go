@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -108,7 +109,7 @@ func TestSetupErrors(t *testing.T) {
 		{"state of another topic", Options{StateDir: withState(`{"topic": "other", "cursor": "x"}`), Routes: []config.Route{route}},
 			[]string{`topic "other"`}},
 		{"state dir unwritable", Options{StateDir: aFile, Routes: []config.Route{route}},
-			[]string{"state dir", "a-file"}},
+			[]string{"serve.state_dir", "a-file"}},
 		{"unknown server", Options{StateDir: t.TempDir(), Routes: []config.Route{{Name: "r", Server: "elsewhere",
 			Topics: []string{"t"}, Sink: config.Sink{Stdout: &config.StdoutSink{}}}}},
 			[]string{`route "r"`, `server "elsewhere"`}},
@@ -144,14 +145,23 @@ func TestSetupErrors(t *testing.T) {
 }
 
 func TestRelayKeyIsShortStableAndDistinct(t *testing.T) {
-	k := relayKey("route", "topic", "id-1")
-	assert.Equal(t, k, relayKey("route", "topic", "id-1"))
+	secret := bytes.Repeat([]byte{1}, 32)
+	key := func(secret []byte, route string, topic seam.Topic, id seam.BackendMsgID) string {
+		k, err := relayKey(secret, route, topic, id)
+		require.NoError(t, err)
+		return k
+	}
+	k := key(secret, "route", "topic", "id-1")
+	assert.Equal(t, k, key(secret, "route", "topic", "id-1"))
 	assert.True(t, strings.HasPrefix(k, "relay-"))
 	assert.Len(t, k, len("relay-")+32)
-	for _, other := range []string{relayKey("route2", "topic", "id-1"), relayKey("route", "topic2", "id-1"),
-		relayKey("route", "topic", "id-2"), relayKey("rou", "te\x00topic", "id-1")} {
+	for _, other := range []string{key(secret, "route2", "topic", "id-1"), key(secret, "route", "topic2", "id-1"),
+		key(secret, "route", "topic", "id-2"), key(secret, "rou", "te\x00topic", "id-1"),
+		key(bytes.Repeat([]byte{2}, 32), "route", "topic", "id-1")} {
 		assert.NotEqual(t, k, other)
 	}
+	_, err := relayKey(nil, "route", "topic", "id-1")
+	assert.Error(t, err, "no key without a secret")
 }
 
 func TestEncode(t *testing.T) {
@@ -176,4 +186,60 @@ func TestStateDirIsLocked(t *testing.T) {
 	unlock2, err := lockStateDir(dir)
 	require.NoError(t, err, "free again once released")
 	unlock2()
+}
+
+// A topic's room localpart may hold 1023 bytes, far over a file name's limit:
+// long ones get a shortened, hashed state file name; short ones keep theirs,
+// so existing state stays readable.
+func TestLongTopicsGetSafeStateFileNames(t *testing.T) {
+	assert.Equal(t, "general.json", stateFileName("general"))
+	long1, long2 := strings.Repeat("a", 1000)+"1", strings.Repeat("a", 1000)+"2"
+	n1, n2 := stateFileName(long1), stateFileName(long2)
+	assert.LessOrEqual(t, len(n1), maxStateName)
+	assert.NotEqual(t, n1, n2, "names differ where the topics do, past the cut")
+	assert.True(t, strings.HasSuffix(n1, ".json"))
+	assert.Contains(t, n1, "+", "a hashed name can't be a plain one: localparts never hold '+'")
+
+	// The engine prepares (and saves state for) topics that long.
+	dir := t.TempDir()
+	topics := []string{strings.Repeat("Long topic ", 60), strings.Repeat("Long topic ", 60) + "!", "general"}
+	p, err := Prepare(Options{StateDir: dir, Routes: []config.Route{{Name: "r", Topics: topics, Sink: config.Sink{Stdout: &config.StdoutSink{}}}}})
+	require.NoError(t, err)
+	defer p.Close()
+	for i, w := range p.routes[0].workers {
+		assert.LessOrEqual(t, len(filepath.Base(w.file.path)), maxStateName)
+		require.NoError(t, w.file.save(topicState{Topic: topics[i], Cursor: "c"}))
+		st, found, err := w.file.load()
+		require.NoError(t, err)
+		require.True(t, found)
+		assert.Equal(t, topics[i], st.Topic)
+	}
+	p.Close()
+	p, err = Prepare(Options{StateDir: dir, Routes: []config.Route{{Name: "r", Topics: topics, Sink: config.Sink{Stdout: &config.StdoutSink{}}}}})
+	require.NoError(t, err, "prepared again: every state file is found and is its own topic's")
+	for _, w := range p.routes[0].workers {
+		assert.True(t, w.resumed)
+	}
+	p.Close()
+}
+
+// Prepare holds the state dir's lock until Close (or the end of Run), and
+// needs no server; Run refuses a route whose server has no backend.
+func TestPrepareLocksAndRunBindsBackends(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{StateDir: dir, Routes: []config.Route{{Name: "r", Server: "two", Topics: []string{"t"}, Sink: config.Sink{Stdout: &config.StdoutSink{}}}}}
+	p, err := Prepare(o)
+	require.NoError(t, err)
+	_, err = Prepare(o)
+	require.ErrorContains(t, err, "in use by another serve process")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = p.Run(ctx, map[string]Backend{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `serve.routes[0] (route "r")`)
+	assert.Contains(t, err.Error(), `server "two"`)
+	require.NoError(t, ctx.Err(), "returned at once")
+	p2, err := Prepare(o)
+	require.NoError(t, err, "Run released the lock")
+	p2.Close()
 }

@@ -19,9 +19,10 @@ type worker struct {
 	topic   seam.Topic
 	source  Backend
 	sink    sink
-	file    store
+	file    stateFile // where the state is saved when store is nil
+	store   store     // where the state is saved (a cluster's etcd); nil: file
 	state   topicState
-	resumed bool // state was read from the store
+	resumed bool // state was read from the file or the store
 
 	wait     time.Duration
 	metrics  Recorder
@@ -197,7 +198,7 @@ func (w *worker) deliver(ctx context.Context, m seam.Message) (relayed seam.Back
 func (w *worker) save(ctx context.Context) bool {
 	retry := w.newBackOff()
 	for {
-		err := w.file.save(ctx, w.state)
+		err := w.cursors().save(ctx, w.state)
 		if err == nil {
 			return true
 		}
@@ -213,12 +214,20 @@ func (w *worker) save(ctx context.Context) bool {
 	}
 }
 
+// cursors is where the worker's state lives.
+func (w *worker) cursors() store {
+	if w.store != nil {
+		return w.store
+	}
+	return fileStore{w.file}
+}
+
 // mayDeliver asks the store whether this worker may deliver now, retrying
 // while the store can't tell; false when it may never (fenced) or ctx ended.
 func (w *worker) mayDeliver(ctx context.Context) bool {
 	retry := w.newBackOff()
 	for {
-		err := w.file.check(ctx)
+		err := w.cursors().check(ctx)
 		if err == nil {
 			return true
 		}

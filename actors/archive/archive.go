@@ -60,6 +60,9 @@ type Query struct {
 type Entry struct {
 	Message  seam.Message
 	OriginID string
+	// RealJIDs: the sender's real JIDs as the archive shows them (see
+	// stanza.Forwarded.RealJIDs); none in an anonymous room.
+	RealJIDs []string
 }
 
 // Result answers Query.
@@ -510,6 +513,16 @@ func (a *Archive) check(res *session.IQResult) ([]stanza.MAMResult, stanza.Fin, 
 		if r.ID == "" {
 			return nil, stanza.Fin{}, fmt.Errorf("archive: %s sent an unreadable or id-less result", a.cfg.Room)
 		}
+		// The id becomes a message's id and cursor, which callers save and
+		// give back: one that can't be given back is refused here.
+		if err := stanza.CheckID(r.ID); err != nil {
+			return nil, stanza.Fin{}, fmt.Errorf("archive: %s sent a result whose id can't be a cursor: %v", a.cfg.Room, err)
+		}
+	}
+	for _, id := range []string{fin.First, fin.Last} {
+		if err := stanza.CheckID(id); id != "" && err != nil {
+			return nil, stanza.Fin{}, fmt.Errorf("archive: %s ended a page with an id that can't be a cursor: %v", a.cfg.Room, err)
+		}
 	}
 	return res.MAM, fin, nil
 }
@@ -521,7 +534,7 @@ func (a *Archive) entry(r stanza.MAMResult) (Entry, bool) {
 	if !f.HasBody || f.Body == "" || !stanza.SameBare(f.From, a.cfg.Room) {
 		return Entry{}, false
 	}
-	return Entry{Message: ToMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID}, true
+	return Entry{Message: ToMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
 }
 
 // ToMessage builds a seam message from a room message, live or archived, so both

@@ -39,6 +39,7 @@ func (s *state) fetch(ctx actor.Context, m *Fetch, sender *actor.PID) {
 			s.fetch(ctx, m, sender) // the link went down under it: wait for the next
 			return
 		}
+		s.filter(res)
 		ctx.Send(sender, res)
 	})
 }
@@ -59,6 +60,7 @@ func (s *state) readForWaiter(ctx actor.Context, w *waiter) {
 			return
 		}
 		w.reading = false
+		s.filter(a)
 		switch {
 		case a.Err != nil && errors.Is(a.Err, session.ErrLinkLost):
 			// Read again after the rejoin.

@@ -14,6 +14,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 )
 
 // needsRoom: something waits on the room's occupancy, so a lost one is
@@ -158,6 +159,7 @@ func (s *state) onJoinTimeout(ctx actor.Context) {
 }
 
 func (s *state) onPresence(ctx actor.Context, p stanza.Presence) {
+	s.trackOccupant(p)
 	nick := stanza.Resource(p.From)
 	switch s.phase {
 	case joining:
@@ -440,6 +442,7 @@ func (s *state) leave(ctx actor.Context) {
 	s.epoch++
 	s.catchingUp, s.buffered, s.replaying = false, nil, false
 	s.probeID, s.pingID = "", ""
+	clear(s.occupants) // the next join's presences tell them again
 	for k := range s.timers {
 		if k != rejoinNow {
 			s.disarm(k)
@@ -448,8 +451,13 @@ func (s *state) leave(ctx actor.Context) {
 	for _, p := range s.posts {
 		stopTimer(p.timer)
 		p.timer = nil
-		p.inDoubt = true
+		p.onDeadLink = p.sent
+		if p.sent {
+			// Posts still waiting for the window were never sent: they wait on.
+			p.sent, p.inDoubt = false, true
+		}
 	}
+	s.inflight, s.ready, s.outbox = 0, nil, nil
 	for _, w := range s.waiters {
 		w.reading = false
 	}
@@ -459,6 +467,7 @@ func (s *state) leave(ctx actor.Context) {
 }
 
 func (s *state) linkDown(ctx actor.Context, err error) {
+	s.serverEnded = xmppconn.EndedByServer(err)
 	s.online, s.link = false, nil
 	if s.phase == checking || s.phase == joining || s.phase == verifying || s.phase == settling {
 		// The requests queued for the join keep waiting for the next link.

@@ -43,7 +43,7 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 		// No id of the room's own on it (absent, or hidden by go-xmpp keeping only
 		// the last <stanza-id/>): the archive has the message with its id; read
 		// everything after the last message fanned out, in order.
-		if p, ok := s.posts[m.OriginID]; ok {
+		if p, ok := s.posts[m.OriginID]; ok && stanza.Resource(m.From) == s.nick {
 			p.answered = true
 		}
 		if s.phase == joined {
@@ -51,7 +51,10 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 		}
 		return
 	}
-	l := live{msg: archive.ToMessage(s.cfg.Topic, s.cfg.JID, m.From, m.Body, m.StanzaID.ID, m.Stamp), origin: m.OriginID}
+	// A live reflection shows no real JID; one from our own nick, while we
+	// hold it, is our account's.
+	l := live{msg: archive.ToMessage(s.cfg.Topic, s.cfg.JID, m.From, m.Body, m.StanzaID.ID, m.Stamp), origin: m.OriginID,
+		ours: stanza.Resource(m.From) == s.nick, jid: s.occupants[stanza.Resource(m.From)]}
 	if s.catchingUp {
 		if len(s.buffered) >= s.cfg.MaxBuffered {
 			// They are in the archive: read it again once this catch-up ends.
@@ -68,15 +71,21 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 // dropped.
 func (s *state) fanOut(ctx actor.Context, l live) {
 	id := l.msg.BackendMsgID
-	if l.origin != "" {
-		// Origin-ids are random and ours alone, so a match is our post, whatever
-		// nick the message shows (an earlier connection's, after a rejoin).
+	if l.origin != "" && l.ours {
+		// A post's origin-id is random, or (PostOnce) a key derived with a
+		// secret: a match from our own account is our post, whatever nick the
+		// message shows (an earlier connection's, after a rejoin). A match from
+		// another account is a forgery, or a collision: never our post.
 		s.resolve(ctx, l.origin, id)
 	}
 	if !s.recent.add(string(id)) {
 		return
 	}
 	s.last = string(l.msg.Cursor)
+	if !s.admits(l.msg.SenderHandle, l.jid) {
+		s.withhold(l)
+		return
+	}
 	s.cfg.Metrics.MessageIn()
 	var d *subscriber.Deliver
 	for _, sub := range s.subs {
@@ -153,7 +162,7 @@ func (s *state) onGap(ctx actor.Context, epoch int, res *archive.Result) {
 	}
 	s.cfg.Metrics.Replayed(len(res.Entries))
 	for _, e := range res.Entries {
-		s.fanOut(ctx, live{msg: e.Message, origin: e.OriginID})
+		s.fanOut(ctx, live{msg: e.Message, origin: e.OriginID, ours: s.fromAccount(e.RealJIDs), jid: stanza.SenderJID(e.RealJIDs)})
 	}
 	if len(res.Entries) == s.cfg.MaxLimit || s.overflowed {
 		// More behind this page, or live messages were dropped from the buffer:
@@ -292,9 +301,11 @@ func (s *state) feedLagging(ctx actor.Context, sub *sub) {
 			return
 		}
 		for _, e := range res.Entries {
-			ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})
-			sub.unacked++
-			s.unacked++
+			if s.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
+				ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})
+				sub.unacked++
+				s.unacked++
+			}
 			sub.cursor = string(e.Message.Cursor)
 			if sub.cursor == s.last {
 				// Caught up: what comes after arrives live.

@@ -76,9 +76,12 @@ type Config struct {
 	Notify *actor.PID
 	Logger *slog.Logger
 
-	IQTimeout    time.Duration
-	JoinTimeout  time.Duration // one join, cold-creation retries included
-	PostTimeout  time.Duration // a sent post's reflection, counted while the link is up
+	IQTimeout   time.Duration
+	JoinTimeout time.Duration // one join, cold-creation retries included
+	PostTimeout time.Duration // a sent post's reflection, counted while the link is up
+	// PostWindow bounds the posts on the wire (sent, not yet reflected); the
+	// others wait in the room, in order [32].
+	PostWindow   int
 	DefaultLimit int
 	MaxLimit     int
 	PageSize     int
@@ -100,6 +103,11 @@ type Config struct {
 	// archiving on where the server offers the choice, so its history outlives
 	// its occupants. A server that refuses gets an instant room instead.
 	PersistentRooms bool
+	// Account is the bare JID the runtime logs in as: an archived message that
+	// shows another real JID is never one of its posts.
+	Account string
+	// Allow, when set, delivers only its senders' messages (see Allowlist).
+	Allow *Allowlist
 }
 
 // Room is the room actor. Its fields other than st are per incarnation.
@@ -135,7 +143,11 @@ func Props(cfg Config) *actor.Props {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 50
 	}
+	if cfg.PostWindow <= 0 {
+		cfg.PostWindow = 32
+	}
 	st := newState(cfg)
+	st.allow = newAllowSet(cfg.Allow)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))
 }
 
@@ -168,7 +180,7 @@ func (r *Room) Receive(ctx actor.Context) {
 	case *session.LinkDown:
 		s.linkDown(ctx, m.Err)
 		if m.GaveUp {
-			s.failWaiting(ctx, fmt.Errorf("%w: %v", seam.ErrNotConnected, m.Err))
+			s.failWaiting(ctx, fmt.Errorf("%w: %w", seam.ErrNotConnected, m.Err))
 		}
 	case *session.LinkUp:
 		s.link = m.Link
@@ -247,7 +259,7 @@ func (s *state) failWaiting(ctx actor.Context, err error) {
 		answerErr(ctx, q.msg, q.sender, err)
 	}
 	s.queued, s.awaitingLink = nil, nil
-	s.failPending(ctx, fmt.Errorf("%w (a post in flight may still have landed)", err))
+	s.failPending(ctx, err)
 }
 
 func (s *state) notify(ctx actor.Context, kind EventKind, err error) {

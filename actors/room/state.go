@@ -2,6 +2,8 @@ package room
 
 import (
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -75,9 +78,20 @@ type state struct {
 	queued       []queuedReq // need the room joined
 	awaitingLink []queuedReq // plain reads waiting for the link
 
-	posts   map[string]*pendingPost // by origin-id
-	order   []string                // origin-ids in sending order (entries may be settled)
-	settled *originRing             // recently settled posts, for CancelPost
+	posts    map[string]*pendingPost // by origin-id
+	ready    []string                // posts waiting for the window, in order (entries may be settled)
+	inflight int                     // posts on the wire: sent, not resolved
+	outbox   [][]byte                // stanzas the link's full queue refused, in order
+	// serverEnded: the server ended the last link's stream; the replay after
+	// the rejoin strikes the first post that didn't land (see resendInDoubt).
+	serverEnded bool
+	order       []string    // origin-ids in sending order (entries may be settled)
+	settled     *originRing // recently settled posts, for CancelPost
+
+	// allow: the senders whose messages are delivered (nil: all); occupants:
+	// the real JIDs occupants' presences show, by nick (see trackOccupant).
+	allow     *allowSet
+	occupants map[string]string
 
 	subs    []*sub
 	unacked int // messages waiting in all the subscribers' queues
@@ -105,6 +119,14 @@ type pendingPost struct {
 	// looking: an idempotent post (OnceAfter) whose archive check is under way;
 	// it is sent only if the check doesn't find it.
 	looking bool
+	// waiting: in ready, for the window; sent: on the wire in this occupancy;
+	// everSent: it went out at least once (it may land: failing it now leaves
+	// it in doubt).
+	waiting, sent, everSent bool
+	// strikes: links the server ended while this post was first in line;
+	// onDeadLink: it was on the wire when the last occupancy ended.
+	strikes    int
+	onDeadLink bool
 }
 
 type sub struct {
@@ -134,7 +156,11 @@ type waiter struct {
 
 type live struct {
 	msg    seam.Message
-	origin string // origin-id when the message is one of ours
+	origin string // the message's origin-id
+	jid    string // the sender's real JID, when the room shows it
+	// ours: the message may be this runtime's account's (see fromAccount): only
+	// then can its origin-id resolve a post.
+	ours bool
 }
 
 func newState(cfg Config) *state {
@@ -170,6 +196,7 @@ const (
 	feedRetry
 	postTimeout
 	waiterExpired
+	sendRetry
 )
 
 // timer is the message a timer delivers to the room.
@@ -227,6 +254,10 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 	case waiterExpired:
 		s.onWaiterExpired(ctx, t.id)
 		return
+	case sendRetry:
+		// Whatever the epoch: the outbox belongs to the link, and leave empties it.
+		s.flushOutbox(ctx)
+		return
 	}
 	if t.epoch != s.epoch {
 		return
@@ -261,14 +292,45 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 
 // ---- plumbing ----
 
-func (s *state) send(ctx actor.Context, b []byte) {
-	if s.link != nil {
-		// An error means the link is gone: so is the stanza, as it would be in
-		// the session, and LinkDown follows.
-		_ = s.link.Send(b)
-		return
+// send writes a stanza. The only error it returns is xmppconn.ErrStanzaTooLarge
+// (nothing was sent). A stanza the link's full queue refuses waits in the
+// outbox, with every stanza after it, and is written again shortly: the link is
+// never dropped for it.
+func (s *state) send(ctx actor.Context, b []byte) error {
+	if s.link == nil {
+		ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
+		return nil
 	}
-	ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
+	if len(s.outbox) > 0 {
+		if len(b) > s.link.MaxStanza() {
+			return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", xmppconn.ErrStanzaTooLarge, len(b), s.link.MaxStanza())
+		}
+		s.outbox = append(s.outbox, b)
+		return nil
+	}
+	switch err := s.link.Send(b); {
+	case errors.Is(err, xmppconn.ErrSendQueueFull):
+		s.outbox = append(s.outbox, b)
+		s.arm(ctx, 20*time.Millisecond, sendRetry)
+	case errors.Is(err, xmppconn.ErrStanzaTooLarge):
+		return err
+	}
+	// Any other error means the link is gone: so is the stanza, and LinkDown
+	// follows.
+	return nil
+}
+
+func (s *state) flushOutbox(ctx actor.Context) {
+	for len(s.outbox) > 0 && s.link != nil {
+		err := s.link.Send(s.outbox[0])
+		if errors.Is(err, xmppconn.ErrSendQueueFull) {
+			s.arm(ctx, 20*time.Millisecond, sendRetry)
+			return
+		}
+		s.outbox[0] = nil
+		s.outbox = s.outbox[1:]
+	}
+	s.outbox = nil
 }
 
 // iq sends an IQ through the session; the answer comes back to the room as a

@@ -131,10 +131,14 @@ type RoomSpec struct {
 }
 
 // Link writes stanzas to the connection: Send queues one for the connection's
-// writer without blocking (an error means the link is gone; LinkDown follows).
+// writer without blocking. xmppconn.ErrStanzaTooLarge and ErrSendQueueFull mean
+// nothing was queued and the link is fine; any other error means the link is
+// gone (LinkDown follows).
 // Rooms write their own stanzas through it, which spares every post a pass
 // through the session's mailbox; IQs, which the session correlates, still go
 // through the session.
 type Link interface {
 	Send(stanza []byte) error
+	// MaxStanza is the largest stanza Send takes, in bytes.
+	MaxStanza() int
 }

@@ -114,10 +114,15 @@ type Session struct {
 
 	backoff     *backoff.ExponentialBackOff
 	attempt     int // login attempts in this outage
+	upAfter     int // the attempts the current link took
 	onlineSince time.Time
 	pingID      string
-	retryTimer  *time.Timer
-	pingTimer   *time.Timer
+	// heard: a stanza came in since the ping in flight was sent. A link that
+	// delivers is alive, however late the ping's answer (it waits behind a long
+	// send queue on a busy link).
+	heard      bool
+	retryTimer *time.Timer
+	pingTimer  *time.Timer
 
 	rooms    map[string]*actor.PID // by lower-case bare JID
 	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
@@ -244,6 +249,7 @@ func (s *Session) Receive(ctx actor.Context) {
 		}
 	case *inbound:
 		if m.gen == s.gen && s.phase == online {
+			s.heard = true
 			s.onStanza(ctx, m.s)
 		}
 	case *linkClosed:
@@ -257,14 +263,14 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *IQResult: // the answer to our own keepalive ping
 		if m.ID == s.pingID && s.phase == online {
 			s.pingID = ""
-			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) {
+			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) && !s.heard {
 				s.linkLost(ctx, fmt.Errorf("%w after %s", ErrKeepAlive, s.cfg.KeepAliveTimeout))
 				return
 			}
 			s.schedulePing(ctx)
 		}
 	case *Send:
-		s.write(m.Stanza)
+		_ = s.write(m.Stanza)
 	case *IQ:
 		s.sendIQ(ctx, m)
 	case *iqTimedOut:
@@ -338,7 +344,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 			return
 		}
 		s.lastErr = m.err
-		s.retryLater(ctx, m.err)
+		s.retryLater(ctx, m.err, true)
 		return
 	}
 	if s.phase == reconnecting {
@@ -353,7 +359,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	})
 	s.openConns++
 	s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
-	s.attempt = 0
+	s.upAfter, s.attempt = s.attempt, 0
 	s.announce(ctx, Online, nil)
 	s.answerConnectors(ctx, nil)
 	for _, pid := range s.rooms {
@@ -386,13 +392,28 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 		)
 	}
 	s.phase = reconnecting
+	if up := time.Since(s.onlineSince); up < min(s.cfg.Reconnect.StableAfter, flapWindow) {
+		// The link died within seconds of coming up: whatever the cause (a
+		// stanza the server won't take, a server that drops every new stream),
+		// the login counts as failed, and the next waits its backoff.
+		s.attempt = s.upAfter
+		s.log.Warn("the link died soon after login; counted as a failed attempt", slog.Duration("up", up), slog.Int("attempt", s.attempt))
+		s.announce(ctx, Reconnecting, err)
+		s.retryLater(ctx, err, false)
+		return
+	}
 	s.attempt = 0
 	s.announce(ctx, Reconnecting, err)
 	s.dial(ctx) // the first attempt at once: most losses are a single dropped link
 }
 
-// retryLater schedules the next login attempt, or gives up.
-func (s *Session) retryLater(ctx actor.Context, err error) {
+// flapWindow: a link lost sooner than this after its login counts as a failed
+// login attempt (capped by Reconnect.StableAfter).
+const flapWindow = 5 * time.Second
+
+// retryLater schedules the next login attempt, or gives up. announce: tell
+// Notify of the failed attempt (a lost link has just been announced).
+func (s *Session) retryLater(ctx actor.Context, err error, announce bool) {
 	if max := s.cfg.Reconnect.MaxAttempts; max > 0 && s.attempt >= max {
 		s.phase = idle
 		s.lastErr = fmt.Errorf("%w after %d attempts: %v", ErrGaveUp, s.attempt, err)
@@ -406,7 +427,9 @@ func (s *Session) retryLater(ctx actor.Context, err error) {
 	}
 	wait := s.backoff.NextBackOff()
 	s.log.Debug("login failed; retrying", slog.Any("err", err), slog.Duration("in", wait), slog.Int("attempt", s.attempt))
-	s.announceAttempt(ctx, err)
+	if announce {
+		s.announceAttempt(ctx, err)
+	}
 	gen := s.gen
 	s.retryTimer = s.after(ctx, wait, &retryNow{gen: gen})
 }
@@ -419,7 +442,7 @@ func (s *Session) schedulePing(ctx actor.Context) {
 }
 
 func (s *Session) ping(ctx actor.Context) {
-	s.pingID = "ping-" + randID()
+	s.pingID, s.heard = "ping-"+randID(), false
 	domain := s.cfg.Conn.User[strings.IndexByte(s.cfg.Conn.User, '@')+1:]
 	s.sendIQ(ctx, &IQ{ID: s.pingID, To: "", Stanza: stanza.PingIQ(domain, s.pingID), Timeout: s.cfg.KeepAliveTimeout})
 }
@@ -485,14 +508,18 @@ func (s *Session) failIQs(ctx actor.Context, err error) {
 
 // ---- traffic ----
 
-func (s *Session) write(b []byte) {
+// write queues b on the link. A full queue or an oversized stanza leaves the
+// link as it is (the error says so); any other error means the link is gone,
+// and its reader reports linkClosed.
+func (s *Session) write(b []byte) error {
 	if s.phase != online {
-		return
+		return nil
 	}
-	if err := s.conn.Send(b); err != nil {
-		// The adapter tears the link down; its reader reports linkClosed.
+	err := s.conn.Send(b)
+	if err != nil {
 		s.log.Warn("write failed", slog.Any("err", err))
 	}
+	return err
 }
 
 func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
@@ -514,7 +541,11 @@ func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
 	p := &pendingIQ{req: *m, replyTo: replyTo(ctx)}
 	p.timer = s.after(ctx, m.Timeout, &iqTimedOut{id: m.ID})
 	s.iqs[m.ID] = p
-	s.write(m.Stanza)
+	if err := s.write(m.Stanza); errors.Is(err, xmppconn.ErrSendQueueFull) || errors.Is(err, xmppconn.ErrStanzaTooLarge) {
+		p.timer.Stop()
+		delete(s.iqs, m.ID)
+		ctx.Send(p.replyTo, &IQResult{ID: m.ID, Err: fmt.Errorf("session: IQ to %q not sent (the link is fine; retry later): %w", m.To, err)})
+	}
 }
 
 // replyTo is who asked: the sender, or the session itself for its own pings.
@@ -584,7 +615,7 @@ func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
 			ctx.Send(pid, iq)
 			return
 		}
-		s.write(stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
+		_ = s.write(stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
 	}
 }
 

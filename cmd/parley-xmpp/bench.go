@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-go/parley-xmpp/bench"
+	"github.com/parley-go/parley-xmpp/internal/redact"
 )
 
 func (a *app) benchCmd() *cobra.Command {
@@ -88,7 +89,7 @@ func (a *app) bench(ctx context.Context, o bench.Options, transient, cpuProfile,
 			return err
 		}
 	}
-	fmt.Fprintf(a.out, "parley-xmpp bench: %s, rooms at %s, scale %g, %d CPUs, %s\n\n", c.Service, c.MUCService, o.Scale, goruntime.NumCPU(), goruntime.Version())
+	fmt.Fprintf(a.out, "parley-xmpp bench: %s, rooms at %s, scale %g, %d CPUs, %s\n\n", redact.URL(c.Service), c.MUCService, o.Scale, goruntime.NumCPU(), goruntime.Version())
 	fmt.Fprint(a.out, bench.Markdown(rs))
 	return nil
 }

@@ -76,26 +76,54 @@ Exit status 1 when etcd can't be reached, 2 for a bad configuration.`,
 	return c
 }
 
-// serveCluster runs the routes as one node of serve.cluster until ctx ends.
-func (a *app) serveCluster(ctx context.Context, sv config.Serve, backends map[string]serve.Backend,
-	m *metrics.Prometheus, rts []*runtime.Runtime, prog *progress) error {
+// serveCluster runs the routes as one node of serve.cluster until ctx ends:
+// etcd first (the relays' secret is there), the engine (everything checked
+// that needs no XMPP server), then the servers, then the cluster.
+func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string, rts []*runtime.Runtime,
+	m *metrics.Prometheus, prog *progress) error {
+	cli, err := cluster.Dial(ctx, sv.Cluster)
+	if err != nil {
+		if errors.Is(err, cluster.ErrEtcdUnreachable) {
+			return fmt.Errorf("serve.cluster: %w (check serve.cluster.etcd.endpoints and that etcd runs)", err)
+		}
+		return err
+	}
+	defer cli.Close()
+	secret, err := cluster.RelaySecret(ctx, cli, sv.Cluster.Name)
+	if err != nil {
+		return err
+	}
 	engine, err := serve.NewEngine(serve.Options{
-		Routes: sv.Routes, Backends: backends,
-		Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
-	})
+		Routes: sv.Routes, Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+	}, secret)
 	if err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}
 	defer engine.Close()
-	o := cluster.Options{Config: sv.Cluster, Engine: engine, Logger: a.log, Progress: prog.line}
+
+	backends := map[string]serve.Backend{}
+	var connected []*runtime.Runtime
+	defer func() {
+		for _, rt := range connected {
+			disconnect(rt)
+		}
+	}()
+	for i, name := range names {
+		if err := connect(ctx, rts[i]); err != nil {
+			return fmt.Errorf("server %s: %w", serverLabel(name), err)
+		}
+		connected = append(connected, rts[i])
+		backends[name] = rts[i]
+	}
+	if err := engine.Bind(backends); err != nil {
+		return fmt.Errorf("%w: %v", config.ErrConfig, err)
+	}
+	o := cluster.Options{Config: sv.Cluster, Client: cli, Engine: engine, Logger: a.log, Progress: prog.line}
 	if m != nil {
 		o.Registry = m.Registry()
 	}
 	node, err := cluster.Start(ctx, o)
 	if err != nil {
-		if errors.Is(err, cluster.ErrEtcdUnreachable) {
-			return fmt.Errorf("serve.cluster: %w (check serve.cluster.etcd.endpoints and that etcd runs)", err)
-		}
 		return err
 	}
 	defer node.Stop()

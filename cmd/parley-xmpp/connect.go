@@ -42,8 +42,9 @@ func (a *app) runtimeConfig(server string) (runtime.Config, error) {
 	return c, nil
 }
 
-// connect returns a connected runtime for server ("" for --server).
-func (a *app) connect(ctx context.Context, server string) (*runtime.Runtime, error) {
+// newRuntime returns a runtime for server ("" for --server), checked and not
+// yet connected: a command checks its input against it before any network.
+func (a *app) newRuntime(server string) (*runtime.Runtime, error) {
 	c, err := a.runtimeConfig(server)
 	if err != nil {
 		return nil, err
@@ -52,12 +53,14 @@ func (a *app) connect(ctx context.Context, server string) (*runtime.Runtime, err
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}
+	return rt, nil
+}
+
+// connect connects rt, giving it 20 s.
+func connect(ctx context.Context, rt *runtime.Runtime) error {
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := rt.Connect(cctx); err != nil {
-		return nil, err
-	}
-	return rt, nil
+	return rt.Connect(cctx)
 }
 
 func disconnect(rt *runtime.Runtime) {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-go/parley-xmpp/chaos"
+	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/runtime"
 )
 
@@ -66,6 +67,12 @@ func (a *app) liveServer() (c runtime.Config, addr string, stop func(), err erro
 	if addr, err = plainAddr(c.Service); err != nil {
 		return c, "", nil, err
 	}
+	if c.TLSConfig != nil {
+		return c, "", nil, fmt.Errorf("%w: the demo and the benchmarks log in without TLS, and this server's configuration sets tls (TLS mandatory)", errUsage)
+	}
+	if host, _, _ := net.SplitHostPort(addr); !runtime.IsLoopback(host) {
+		return c, "", nil, fmt.Errorf("%w: the demo and the benchmarks log in without TLS (through a plain-text proxy, and a bare client), so they run only against a server on loopback, not %s", errUsage, redact.URL(c.Service))
+	}
 	stop = func() {}
 	if !reachable(addr) {
 		if stop, err = a.startDevServer(addr); err != nil {
@@ -83,7 +90,7 @@ func (a *app) demo(ctx context.Context, topics int, duration time.Duration, seed
 	defer stop()
 
 	w := a.out
-	fmt.Fprintf(w, "parley-xmpp demo: %s, rooms at %s\n\n", c.Service, c.MUCService)
+	fmt.Fprintf(w, "parley-xmpp demo: %s, rooms at %s\n\n", redact.URL(c.Service), c.MUCService)
 	fmt.Fprintf(w, "Two sessions subscribe to %d topics through a proxy that kills their\n", topics)
 	fmt.Fprintf(w, "connections and cuts them mid-stanza; they and a third client (around the\n")
 	fmt.Fprintf(w, "proxy) post for %s. Then every delivery and every post is checked against\n", duration)
@@ -164,7 +171,7 @@ func plainAddr(service string) (string, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "xmpp" || u.Host == "" {
-		return "", fmt.Errorf("%w: the demo and the benchmarks need an xmpp:// service, not %q", errUsage, service)
+		return "", fmt.Errorf("%w: the demo and the benchmarks need an xmpp:// service, not %q", errUsage, redact.URL(service))
 	}
 	port := u.Port()
 	if port == "" {

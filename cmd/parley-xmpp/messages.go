@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,19 +24,27 @@ func (a *app) postCmd() *cobra.Command {
 		Short: "Post TEXT (or standard input, with - or no TEXT) and print the message id",
 		Args:  argsBetween(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := a.newRuntime("")
+			if err != nil {
+				return err
+			}
 			text := "-"
 			if len(args) == 2 {
 				text = args[1]
 			}
 			if text == "-" {
-				b, err := io.ReadAll(a.in)
+				// Read no more than can be posted (and a newline), and one
+				// byte more to know there is more.
+				b, err := io.ReadAll(io.LimitReader(a.in, int64(rt.MaxContentBytes())+2))
 				if err != nil {
 					return err
 				}
 				text = strings.TrimSuffix(string(b), "\n")
 			}
-			rt, err := a.connect(cmd.Context(), "")
-			if err != nil {
+			if err := rt.CheckPost(seam.Topic(args[0]), text); err != nil {
+				return postUsage(args[0], err)
+			}
+			if err := connect(cmd.Context(), rt); err != nil {
 				return err
 			}
 			defer disconnect(rt)
@@ -47,6 +56,35 @@ func (a *app) postCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// postUsage names what post's check refused: the topic or the text.
+func postUsage(topic string, err error) error {
+	if errors.Is(err, seam.ErrInvalidTopic) {
+		return fmt.Errorf("%w: TOPIC %.60q: %v", errUsage, topic, err)
+	}
+	return fmt.Errorf("%w: TEXT: %v", errUsage, err)
+}
+
+// checkFetch checks fetch's and tail's arguments before any network; the error
+// names the argument or flag at fault.
+func checkFetch(rt *runtime.Runtime, fa seam.FetchRecentArgs) error {
+	if _, err := runtime.RoomLocalpart(fa.Topic); err != nil {
+		return fmt.Errorf("%w: TOPIC %.60q: %v", errUsage, fa.Topic, err)
+	}
+	for _, c := range []struct {
+		flag string
+		args seam.FetchRecentArgs
+	}{
+		{"--limit", seam.FetchRecentArgs{Topic: fa.Topic, Limit: fa.Limit}},
+		{"--block", seam.FetchRecentArgs{Topic: fa.Topic, Block: fa.Block}},
+		{"--since", seam.FetchRecentArgs{Topic: fa.Topic, Since: fa.Since}},
+	} {
+		if err := rt.CheckFetch(c.args); err != nil {
+			return fmt.Errorf("%w: %s: %v", errUsage, c.flag, err)
+		}
+	}
+	return nil
 }
 
 // printer writes messages as JSON lines or a readable table, one at a time.
@@ -99,16 +137,22 @@ line is {"next_cursor": ...}: pass it as --since to read on.`,
 			if since != "" && fromStart {
 				return fmt.Errorf("%w: --since and --from-start exclude each other", errUsage)
 			}
-			rt, err := a.connect(cmd.Context(), "")
+			rt, err := a.newRuntime("")
 			if err != nil {
 				return err
 			}
-			defer disconnect(rt)
 			fa := seam.FetchRecentArgs{Topic: seam.Topic(args[0]), Limit: limit, Block: block}
 			if since != "" || fromStart {
 				c := seam.Cursor(since)
 				fa.Since = &c
 			}
+			if err := checkFetch(rt, fa); err != nil {
+				return err
+			}
+			if err := connect(cmd.Context(), rt); err != nil {
+				return err
+			}
+			defer disconnect(rt)
 			res, err := rt.FetchRecent(cmd.Context(), fa)
 			if err != nil {
 				return err
@@ -160,8 +204,20 @@ order: nothing is skipped or printed twice, whatever the link does.`,
 			if err != nil {
 				return err
 			}
-			rt, err := a.connect(cmd.Context(), "")
+			rt, err := a.newRuntime("")
 			if err != nil {
+				return err
+			}
+			for _, t := range args {
+				fa := seam.FetchRecentArgs{Topic: seam.Topic(t)}
+				if since != "" {
+					fa.Since = &[]seam.Cursor{seam.Cursor(since)}[0]
+				}
+				if err := checkFetch(rt, fa); err != nil {
+					return err
+				}
+			}
+			if err := connect(cmd.Context(), rt); err != nil {
 				return err
 			}
 			defer disconnect(rt)
@@ -247,6 +303,17 @@ func loadCursors(path string) (*cursors, error) {
 	}
 	if err == nil {
 		err = json.Unmarshal(b, &c.m)
+	}
+	if c.m == nil { // the file said null
+		c.m = map[string]seam.Cursor{}
+	}
+	for topic, cur := range c.m {
+		if err != nil {
+			break
+		}
+		if cerr := runtime.CheckCursor(cur); cerr != nil {
+			err = fmt.Errorf("topic %.60q: %v", topic, cerr)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: --state %s: %v", errUsage, path, err)

@@ -41,14 +41,12 @@ for relays.`,
 			if sv.MetricsListen != "" {
 				m = metrics.New()
 			}
-			backends := map[string]serve.Backend{}
+			// Everything that needs no server is checked before any network:
+			// every server's configuration, the state dir's lock, the saved
+			// state, the sinks.
+			names := serversOf(sv.Routes)
 			var rts []*runtime.Runtime
-			defer func() {
-				for _, rt := range rts {
-					disconnect(rt)
-				}
-			}()
-			for _, name := range serversOf(sv.Routes) {
+			for _, name := range names {
 				c, err := a.runtimeConfig(name)
 				if err != nil {
 					return err
@@ -56,10 +54,8 @@ for relays.`,
 				if m != nil {
 					c.Metrics = m
 				}
-				label := name
-				if label == "" {
-					label = "default"
-				}
+				c.Allow = sv.Allow(name)
+				label := serverLabel(name)
 				c.OnStateChange = func(sc runtime.StateChange) {
 					if sc.To != runtime.Online || sc.From != runtime.Connecting {
 						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
@@ -67,22 +63,23 @@ for relays.`,
 				}
 				rt, err := runtime.New(c)
 				if err != nil {
-					return fmt.Errorf("%w: %v", config.ErrConfig, err)
-				}
-				cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				err = rt.Connect(cctx)
-				cancel()
-				if err != nil {
-					return fmt.Errorf("server %s: %w", label, err)
+					return fmt.Errorf("%w: %s: %v", config.ErrConfig, serverKey(name), err)
 				}
 				rts = append(rts, rt)
-				backends[name] = rt
 			}
 			if sv.Cluster != nil {
-				err := a.serveCluster(ctx, sv, backends, m, rts, prog)
+				err := a.serveCluster(ctx, sv, names, rts, m, prog)
 				prog.done()
 				return err
 			}
+			engine, err := serve.Prepare(serve.Options{
+				Routes: sv.Routes, StateDir: sv.StateDir,
+				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+			})
+			if err != nil {
+				return fmt.Errorf("%w: %v", config.ErrConfig, err)
+			}
+			defer engine.Close()
 			if m != nil {
 				stop, err := serveMetrics(sv.MetricsListen, m, rts)
 				if err != nil {
@@ -90,15 +87,43 @@ for relays.`,
 				}
 				defer stop()
 			}
+
+			backends := map[string]serve.Backend{}
+			var connected []*runtime.Runtime
+			defer func() {
+				for _, rt := range connected {
+					disconnect(rt)
+				}
+			}()
+			for i, name := range names {
+				if err := connect(ctx, rts[i]); err != nil {
+					return fmt.Errorf("server %s: %w", serverLabel(name), err)
+				}
+				connected = append(connected, rts[i])
+				backends[name] = rts[i]
+			}
 			prog.line(fmt.Sprintf("serving %d routes", len(sv.Routes)))
-			err := serve.Run(ctx, serve.Options{
-				Routes: sv.Routes, StateDir: sv.StateDir, Backends: backends,
-				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
-			})
+			err = engine.Run(ctx, backends)
 			prog.done()
 			return err
 		},
 	}
+}
+
+// serverLabel names server name in progress lines and errors.
+func serverLabel(name string) string {
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
+// serverKey is the configuration key of server name.
+func serverKey(name string) string {
+	if name == "" {
+		return "backend_config"
+	}
+	return "servers." + name
 }
 
 // recorder is m as a serve.Recorder, or nil (an untyped nil, not a nil pointer).

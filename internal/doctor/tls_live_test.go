@@ -1,8 +1,5 @@
-//go:build i10tls
-
-// Needs xmpptest.StartProsody from wip/i10-tls: after merging it, delete the
-// build constraint above (it then runs with the unit tests: it starts its own
-// Prosody; CI=true fails it when prosody is missing).
+// These tests start a private Prosody with TLS (xmpptest.StartProsody); with
+// CI=true a missing prosody fails them.
 
 package doctor
 
@@ -22,7 +19,7 @@ import (
 // test CA's certificates expire within a day), naming the certificate and its
 // expiry, over STARTTLS and over direct TLS; nothing fails.
 func TestDoctorOnATLSServer(t *testing.T) {
-	p := xmpptest.StartProsody(t, xmpptest.ProsodyOptions{RequireEncryption: true, Accounts: map[string]string{"doc": "doc-Pw-1"}})
+	p := xmpptest.StartProsody(t, xmpptest.PrivateOptions{RequireEncryption: true, Accounts: map[string]string{"doc": "doc-Pw-1"}})
 	for _, svc := range []string{"xmpp://" + p.Addr, "xmpps://" + p.DirectTLS} {
 		probe, err := runtime.Probe(runtime.Config{Service: svc, Domain: p.Domain, MUCService: p.MUC, Username: "doc", Password: "doc-Pw-1", TLSConfig: p.CA.TLSConfig()})
 		require.NoError(t, err)

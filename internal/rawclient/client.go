@@ -133,9 +133,14 @@ func (cl *Client) Join(room, nick string) error {
 // Post sends body to room with extra raw XML inside the <message/> and returns
 // the stanza-id of its reflection.
 func (cl *Client) Post(room, body, extra string) (string, error) {
-	origin := rand.Text()
+	return cl.PostWithOrigin(room, body, rand.Text(), extra)
+}
+
+// PostWithOrigin is Post with a chosen XEP-0359 origin-id (which is also the
+// message's id): an occupant that knows or guesses another's origin-id.
+func (cl *Client) PostWithOrigin(room, body, origin, extra string) (string, error) {
 	v, err := cl.wait(10*time.Second, func() error {
-		_, err := cl.c.SendOrg(fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>%s</message>`, room, origin, escape(body), origin, extra))
+		_, err := cl.c.SendOrg(fmt.Sprintf(`<message to='%s' type='groupchat' id='%s'><body>%s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>%s</message>`, room, escape(origin), escape(body), escape(origin), extra))
 		return err
 	}, func(v any) bool {
 		m, ok := v.(xmpp.Chat)

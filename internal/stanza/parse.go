@@ -33,8 +33,8 @@ func ParseFin(payload []byte) (Fin, error) {
 		return Fin{}, fmt.Errorf("stanza: MAM answer is <%s xmlns=%q>, not <fin/>", v.XMLName.Local, v.XMLName.Space)
 	}
 	f := Fin{Complete: v.Complete == "true" || v.Complete == "1", First: v.Set.First, Last: v.Set.Last, Count: -1}
-	if v.Set.Count != nil {
-		f.Count = *v.Set.Count
+	if v.Set.Count != nil && *v.Set.Count >= 0 {
+		f.Count = *v.Set.Count // a negative count says nothing: unknown, as without one
 	}
 	return f, nil
 }
@@ -57,6 +57,11 @@ func ParseForwarded(inner string) (Forwarded, error) {
 			Delay struct {
 				Stamp string `xml:"stamp,attr"`
 			} `xml:"urn:xmpp:delay delay"`
+			X []struct {
+				Items []struct {
+					JID *string `xml:"jid,attr"`
+				} `xml:"http://jabber.org/protocol/muc#user item"`
+			} `xml:"http://jabber.org/protocol/muc#user x"`
 		} `xml:"jabber:client message"`
 	}
 	if err := xml.Unmarshal([]byte(inner), &v); err != nil {
@@ -69,6 +74,13 @@ func ParseForwarded(inner string) (Forwarded, error) {
 		return Forwarded{}, errors.New("stanza: MAM result without a <message/>")
 	}
 	f := Forwarded{From: v.Message.From, Type: v.Message.Type, OriginID: v.Message.OriginID.ID}
+	for _, x := range v.Message.X {
+		for _, it := range x.Items {
+			if it.JID != nil {
+				f.RealJIDs = append(f.RealJIDs, *it.JID)
+			}
+		}
+	}
 	if v.Message.Body != nil {
 		f.Body, f.HasBody = *v.Message.Body, true
 	}

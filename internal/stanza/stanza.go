@@ -89,6 +89,31 @@ type Forwarded struct {
 	HasBody  bool
 	OriginID string
 	Stamp    time.Time
+	// RealJIDs are the jid attributes of every <x xmlns='muc#user'><item/> of
+	// the archived message: the sender's real JID, where the room shows it
+	// (non-anonymous rooms; ejabberd also shows a requester its own). A sender
+	// can put such an element in its own message, and Prosody keeps it beside
+	// the one it adds, so a sender is known only when they all agree (see
+	// SenderJID).
+	RealJIDs []string
+}
+
+// SenderJID returns the bare real JID every one of jids names, or "" when
+// there is none or they disagree (a forged element beside the server's).
+func SenderJID(jids []string) string {
+	who := ""
+	for _, j := range jids {
+		b := Bare(j)
+		switch {
+		case b == "":
+			return ""
+		case who == "":
+			who = b
+		case !strings.EqualFold(who, b):
+			return ""
+		}
+	}
+	return who
 }
 
 // Presence is a <presence/>. MUC status codes are not available (go-xmpp drops

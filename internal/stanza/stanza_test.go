@@ -34,7 +34,7 @@ func TestJoinPresenceAsksForNoHistory(t *testing.T) {
 }
 
 func TestGroupchatMessageRoundTripsBodyAndCarriesOriginID(t *testing.T) {
-	body := "a\nb \t<tag> & 'q' \"dq\" 🎉 e\u0301"
+	body := "a\nb \t<tag> & 'q' \"dq\" 🎉 e\u0301 \r\n ]]> end"
 	b := GroupchatMessage("room@muc", "orig-1", body, "reply-to-7")
 	wellFormed(t, b)
 	var v struct {
@@ -55,6 +55,21 @@ func TestGroupchatMessageRoundTripsBodyAndCarriesOriginID(t *testing.T) {
 	assert.Equal(t, "orig-1", v.Origin.ID)
 	assert.Equal(t, "reply-to-7", v.Reply.ID)
 	assert.NotContains(t, string(GroupchatMessage("r", "o", "x", "")), "reply")
+}
+
+// Quotes, apostrophes and line feeds stay one byte each in a body (xml.EscapeText
+// makes them five): a post of them doesn't outgrow the server's stanza limit.
+func TestGroupchatMessageBodyStaysItsSize(t *testing.T) {
+	body := strings.Repeat("\"'\n\t", 4096)
+	b := GroupchatMessage("room@muc", "orig-1", body, "")
+	assert.Less(t, len(b), len(body)+200)
+	var v struct {
+		Body string `xml:"body"`
+	}
+	require.NoError(t, xml.Unmarshal(b, &v))
+	assert.Equal(t, body, v.Body)
+	// What XML can't carry raw still can't make it through unescaped.
+	assert.Contains(t, string(GroupchatMessage("r", "o", "a\x00b", "")), "\uFFFD")
 }
 
 func TestMAMQueryPaging(t *testing.T) {
@@ -148,4 +163,27 @@ func TestJIDHelpers(t *testing.T) {
 	assert.True(t, SameBare("Room@MUC.example/a", "room@muc.example"))
 	assert.False(t, SameBare("room@muc.example", "room2@muc.example"))
 	assert.True(t, strings.HasPrefix(string(InstantRoomIQ("r@m", "i")), "<iq"))
+}
+
+// The sender's real JID, as Prosody (non-anonymous room: the sender's own
+// forged <x/> kept beside the server's) and ejabberd (full JID) archive it.
+func TestParseForwardedRealJIDs(t *testing.T) {
+	prosody := `<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-12-01T16:07:08Z'/>` +
+		`<message xml:lang='en' type='groupchat' id='Z' from='r@muc/bob' xmlns='jabber:client'><body>forged</body>` +
+		`<origin-id xmlns='urn:xmpp:sid:0' id='k'/><x xmlns='http://jabber.org/protocol/muc#user'><item jid='parley@parley.local'/></x>` +
+		`<occupant-id xmlns='urn:xmpp:occupant-id:0' id='Y9'/><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant' jid='parley2@parley.local'/></x></message></forwarded>`
+	f, err := ParseForwarded(prosody)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"parley@parley.local", "parley2@parley.local"}, f.RealJIDs)
+	assert.Equal(t, "", SenderJID(f.RealJIDs), "disagreeing JIDs name nobody")
+
+	ejabberd := `<forwarded xmlns='urn:xmpp:forward:0'><message xml:lang='en' from='r@muc/alice' type='groupchat' id='J' xmlns='jabber:client'>` +
+		`<x xmlns='http://jabber.org/protocol/muc#user'><item jid='Parley@parley.local/rawclient-ZYY3MQKC'/></x>` +
+		`<origin-id xmlns='urn:xmpp:sid:0' id='k'/><body>mine</body></message><delay from='muc.parley.local' stamp='2026-12-01T16:07:16.042597Z' xmlns='urn:xmpp:delay'/></forwarded>`
+	f, err = ParseForwarded(ejabberd)
+	require.NoError(t, err)
+	assert.Equal(t, "Parley@parley.local", SenderJID(f.RealJIDs))
+	assert.Equal(t, "", SenderJID(nil), "an anonymous room shows none")
+	assert.Equal(t, "", SenderJID([]string{"a@b", ""}), "an empty jid names nobody")
+	assert.Equal(t, "a@b", SenderJID([]string{"a@b/x", "A@B/y"}))
 }

@@ -1,7 +1,9 @@
 package stanza
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -21,6 +23,29 @@ func CheckText(s string) error {
 			return fmt.Errorf("non-character U+%04X at byte %d is not allowed in XML", r, i)
 		}
 		i += size
+	}
+	return nil
+}
+
+// MaxIDBytes bounds a message id (a room's stanza-id, which is also its archive
+// id and the runtime's cursor): Prosody's are 24 characters, ejabberd's 16
+// digits.
+const MaxIDBytes = 1023
+
+// CheckID reports why id can't be a message id, and so a cursor, or nil: it is
+// empty or longer than MaxIDBytes, XML can't carry it, or it holds white
+// space (which XML attribute values don't keep as it is).
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("empty id")
+	case len(id) > MaxIDBytes:
+		return fmt.Errorf("id of %d bytes is longer than %d", len(id), MaxIDBytes)
+	case strings.ContainsAny(id, " \t\r\n"):
+		return fmt.Errorf("id %.40q holds white space", id)
+	}
+	if err := CheckText(id); err != nil {
+		return fmt.Errorf("id %.40q: %v", id, err)
 	}
 	return nil
 }

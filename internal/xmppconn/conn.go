@@ -6,56 +6,108 @@
 // The library's gaps handled here:
 //   - go-xmpp has no context, deadlines or way to abort a read, and its Close can
 //     hang for 10 s after a stream broken mid-stanza (and races with Recv). The
-//     adapter reaches the underlying net.Conn (see rawConn) and closes that
-//     instead; go-xmpp's Close is never called.
+//     adapter dials the net.Conn itself (login.go) and closes that instead;
+//     go-xmpp's Close is never called.
 //   - Writes are unsynchronised single Write calls: all of ours go through one
 //     writer goroutine fed by a bounded queue, so a slow or blackholed link never
 //     blocks the session actor, and every write has a deadline.
 //   - Recv reports an unknown top-level element as an error that is not fatal; the
 //     reader skips those and treats every other error as the end of the link.
-//   - Login is not cancellable: Dial runs it on its own goroutine and, when ctx
-//     ends first, closes the client as soon as the login returns.
+//   - go-xmpp dials by itself, with no context, no deadline on the login, and no
+//     way to hand it a connection; a login against a server that accepts and
+//     never answers blocks for ever. Dial dials the socket itself (ctx, deadline)
+//     and runs go-xmpp's login on it through a go:linkname to its unexported
+//     (*Client).init (login.go; go-xmpp v0.3.7 is pinned).
+//   - go-xmpp cannot say "STARTTLS when offered, else plain text": permitted plain
+//     text, it skips an offered STARTTLS, and asked for STARTTLS it fails on a
+//     server without it. Dial reads the stream features itself, does STARTTLS
+//     whenever offered (or fails before any <auth> when TLS is required and not
+//     offered) and replays the untouched plain stream to go-xmpp otherwise.
+//   - go-xmpp checks a direct-TLS certificate against the address it dialed, not
+//     the XMPP domain; Dial's handshakes check the domain (or TLSConfig.ServerName).
+//   - go-xmpp binds SCRAM-*-PLUS on TLS 1.3 with tls-exporter when the server
+//     lists no channel-binding types; ejabberd 23.01 refuses that. A login
+//     refused for its channel binding is retried once over TLS 1.2 (tls-unique).
+//   - Sizes. go-xmpp reads the server's XEP-0478 <max-bytes> (Client.LimitMaxBytes)
+//     but SendOrg then fails a larger stanza as a write error; the adapter checks
+//     every stanza against that limit and Options.MaxStanzaBytes in Send, so an
+//     oversized stanza is refused without touching the link, and the writer
+//     writes the stanza's bytes as they are (no SendOrg). go-xmpp has no limit
+//     on what it reads and no hook into its decoder other than its debug tee:
+//     the adapter turns Options.Debug on with a writer of its own that counts
+//     the bytes read since the last stanza (it ignores what it sees sent, which
+//     includes the login) and fails the read past Options.MaxInboundBytes.
 package xmppconn
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
-	"unsafe"
 
 	xmpp "github.com/xmppo/go-xmpp"
 )
 
 // Options configure a connection.
 type Options struct {
+	// Logins, shared by a runtime's dials, lets one login at a time run (nil: no limit).
+	Logins *LoginGate
+
 	Addr     string // host:port
 	User     string // bare JID to log in as
 	Password string
 	Resource string
 	// DirectTLS: TLS from the first byte (xmpps://). Otherwise the stream starts in
-	// the clear and STARTTLS is used when RequireTLS or the server requires it.
+	// the clear and STARTTLS is used whenever the server offers it; RequireTLS
+	// makes a server that doesn't offer it an error (ErrTLSRequired).
 	DirectTLS  bool
 	RequireTLS bool
-	// AllowPlaintext permits password authentication on an unencrypted stream.
+	// AllowPlaintext permits password authentication on a stream whose server
+	// offers no STARTTLS. Without it such a server is ErrTLSRequired.
+	// TLSConfig is for TLS and STARTTLS; nil: the system's roots. An empty
+	// ServerName is the domain of User: the certificate must name the XMPP
+	// domain. DialTimeout bounds the TCP connect and the login (as does Dial's ctx).
 	AllowPlaintext bool
 	TLSConfig      *tls.Config
 	DialTimeout    time.Duration
 	WriteTimeout   time.Duration // per write; 0: 10 s
 	SendQueue      int           // stanzas queued for the writer; 0: 4096
+	// MaxStanzaBytes caps one stanza we send; the server's advertised XEP-0478
+	// limit, when lower, wins. 0: DefaultMaxStanzaBytes.
+	MaxStanzaBytes int
+	// MaxInboundBytes caps one stanza the server sends; a larger one ends the
+	// link with ErrInboundTooLarge. 0: DefaultMaxInboundBytes.
+	MaxInboundBytes int
 }
+
+// Size defaults. Prosody's default c2s stanza limit and ejabberd's usual
+// max_stanza_size are 256 KiB; the outbound default stays below that, with room
+// for a server that counts a little more than the bytes we write.
+const (
+	DefaultMaxStanzaBytes  = 240 * 1024
+	DefaultMaxInboundBytes = 1 << 20
+)
 
 // Errors the adapter reports.
 var (
 	// ErrClosed: the connection was closed (by Close or Abort, or after a failure).
 	ErrClosed = errors.New("xmppconn: connection closed")
-	// ErrSendQueueFull: the writer is this far behind: the link is unusable.
+	// ErrSendQueueFull: the writer is this far behind; the stanza was not queued
+	// and the link is untouched: try again when the writer has caught up.
 	ErrSendQueueFull = errors.New("xmppconn: send queue full")
+	// ErrStanzaTooLarge: the stanza is over the link's limit (MaxStanza); it was
+	// not sent, and the link is untouched.
+	ErrStanzaTooLarge = errors.New("xmppconn: stanza too large")
+	// ErrInboundTooLarge: the server sent a stanza over MaxInboundBytes; the link
+	// was closed.
+	ErrInboundTooLarge = errors.New("xmppconn: the server sent a stanza over the inbound limit")
 )
 
 // Handler receives what a connection reads, on the reader goroutine. Stanza gets
@@ -70,8 +122,11 @@ type Handler struct {
 type Conn struct {
 	client *xmpp.Client
 	raw    net.Conn // the TCP connection under any TLS
+	w      net.Conn // what stanzas are written to (raw, or the TLS connection)
 	jid    string
 	wto    time.Duration
+	limit  int // outbound stanza limit
+	in     *inboundLimit
 
 	out       chan []byte
 	stop      chan struct{} // closed to stop the writer
@@ -83,55 +138,22 @@ type Conn struct {
 	errOnce   sync.Once
 }
 
-// Dial connects and logs in. It returns when logged in, or when ctx ends (the
-// abandoned login is then closed as soon as go-xmpp returns from it).
+// Dial connects and logs in. It returns when logged in, or as soon as ctx ends
+// (or DialTimeout passes): the login's socket has ctx's deadline, and ctx
+// ending fails its pending read or write, so an abandoned login leaves neither
+// a goroutine nor a socket behind. Dials sharing o.Logins run one at a time.
 func Dial(ctx context.Context, o Options) (*Conn, error) {
-	opts := xmpp.Options{
-		Host:                         o.Addr,
-		User:                         o.User,
-		Password:                     o.Password,
-		Resource:                     o.Resource,
-		NoTLS:                        !o.DirectTLS,
-		StartTLS:                     !o.DirectTLS && o.RequireTLS,
-		InsecureAllowUnencryptedAuth: o.AllowPlaintext,
-		TLSConfig:                    o.TLSConfig,
-		DialTimeout:                  o.DialTimeout,
-		Session:                      false,
-		Status:                       "",
-		SoftwareName:                 "parley-xmpp",
-		SoftwareVersion:              "dev",
+	if err := o.Logins.enter(ctx); err != nil {
+		return nil, err
 	}
-	type result struct {
-		c   *xmpp.Client
-		err error
+	defer o.Logins.leave()
+	in := &inboundLimit{max: int64(o.MaxInboundBytes)}
+	if in.max <= 0 {
+		in.max = DefaultMaxInboundBytes
 	}
-	done := make(chan result, 1)
-	go func() {
-		c, err := opts.NewClient()
-		done <- result{c, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.c != nil {
-				if raw := rawConn(r.c); raw != nil {
-					_ = raw.Close()
-				}
-			}
-		}()
-		return nil, ctx.Err()
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("xmppconn: login as %s at %s: %w", o.User, o.Addr, scrub(r.err, o.Password))
-	}
-	raw := rawConn(r.c)
-	if raw == nil {
-		return nil, errors.New("xmppconn: go-xmpp's client layout changed: can't reach its net.Conn (pin go-xmpp v0.3.7)")
-	}
-	if tc, ok := raw.(*tls.Conn); ok {
-		raw = tc.NetConn()
+	client, w, raw, err := login(ctx, o, in)
+	if err != nil {
+		return nil, fmt.Errorf("xmppconn: login as %s at %s: %w", o.User, o.Addr, scrub(err, o.Password))
 	}
 	wto := o.WriteTimeout
 	if wto <= 0 {
@@ -141,11 +163,21 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	if q <= 0 {
 		q = 4096
 	}
+	limit := o.MaxStanzaBytes
+	if limit <= 0 {
+		limit = DefaultMaxStanzaBytes
+	}
+	if adv := client.LimitMaxBytes; adv > 0 && adv < limit {
+		limit = adv
+	}
 	return &Conn{
-		client:    r.c,
+		client:    client,
 		raw:       raw,
-		jid:       r.c.JID(),
+		w:         w,
+		jid:       client.JID(),
 		wto:       wto,
+		limit:     limit,
+		in:        in,
 		out:       make(chan []byte, q),
 		stop:      make(chan struct{}),
 		readerEnd: make(chan struct{}),
@@ -161,17 +193,6 @@ func scrub(err error, password string) error {
 	return errors.New(strings.ReplaceAll(err.Error(), password, "<password>"))
 }
 
-// rawConn reaches go-xmpp's unexported connection. go-xmpp offers no other way to
-// close a stream without its blocking, racy Close. The field's type is checked,
-// so a changed layout yields nil instead of memory corruption.
-func rawConn(c *xmpp.Client) net.Conn {
-	f := reflect.ValueOf(c).Elem().FieldByName("conn")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[net.Conn]() {
-		return nil
-	}
-	return *(*net.Conn)(unsafe.Pointer(f.UnsafeAddr()))
-}
-
 // JID is the full JID the server bound.
 func (c *Conn) JID() string { return c.jid }
 
@@ -183,18 +204,26 @@ func (c *Conn) Start(h Handler) {
 	})
 }
 
-// Send queues a stanza for the writer without blocking.
+// MaxStanza is the largest stanza Send accepts, in bytes: Options.MaxStanzaBytes,
+// or the server's advertised XEP-0478 limit when that is lower.
+func (c *Conn) MaxStanza() int { return c.limit }
+
+// Send queues a stanza for the writer without blocking. A stanza over MaxStanza
+// gets ErrStanzaTooLarge and a full queue ErrSendQueueFull: in both cases nothing
+// was queued and the link is untouched.
 func (c *Conn) Send(stanza []byte) error {
 	select {
 	case <-c.stop:
 		return ErrClosed
 	default:
 	}
+	if len(stanza) > c.limit {
+		return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", ErrStanzaTooLarge, len(stanza), c.limit)
+	}
 	select {
 	case c.out <- stanza:
 		return nil
 	default:
-		c.fail(ErrSendQueueFull)
 		return ErrSendQueueFull
 	}
 }
@@ -207,7 +236,7 @@ func (c *Conn) writeLoop() {
 			return
 		case b := <-c.out:
 			_ = c.raw.SetWriteDeadline(time.Now().Add(c.wto))
-			if _, err := c.client.SendOrg(string(b)); err != nil {
+			if _, err := c.w.Write(b); err != nil {
 				c.fail(fmt.Errorf("xmppconn: write: %w", err))
 				return
 			}
@@ -218,9 +247,12 @@ func (c *Conn) writeLoop() {
 func (c *Conn) readLoop(h Handler) {
 	defer close(c.readerEnd)
 	for {
+		c.in.n.Store(0) // count the next stanza's bytes from here
 		v, err := c.client.Recv()
 		if err != nil {
-			if isSkippable(err) {
+			if c.in.tripped.Load() {
+				err = fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, c.in.max, err)
+			} else if isSkippable(err) {
 				continue
 			}
 			c.fail(err)
@@ -231,6 +263,45 @@ func (c *Conn) readLoop(h Handler) {
 			h.Stanza(s)
 		}
 	}
+}
+
+// inboundLimit is go-xmpp's debug writer: it sees every chunk go-xmpp reads
+// (prefixed "RECV ") and every write go-xmpp makes itself ("SEND ", the login
+// among them, which it discards without looking further), and fails the read
+// that takes the current stanza past max. The reader resets n before each
+// stanza; go-xmpp's decoder reads ahead in chunks of 4 KiB, so the count is
+// that exact.
+type inboundLimit struct {
+	n       atomic.Int64
+	max     int64
+	tripped atomic.Bool
+}
+
+func (l *inboundLimit) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("RECV ")) && l.n.Add(int64(len(p)-len("RECV "))) > l.max {
+		l.tripped.Store(true)
+		return 0, ErrInboundTooLarge
+	}
+	return len(p), nil
+}
+
+// EndedByServer: the link ended because the server ended the stream (a stream
+// error, or </stream:stream>), as a server does on a stanza it won't take, or
+// reset the connection (a server that closes its socket before reading all we
+// sent resets it, and the reset can overtake its stream error); not for a
+// connection that just ended, and not when the server says it is shutting down.
+func EndedByServer(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "stream error") && !strings.HasPrefix(msg, "server closed stream") {
+		return false
+	}
+	return !strings.Contains(strings.ToLower(msg), "shut")
 }
 
 // isSkippable: go-xmpp's error for an element it has no type for (a stream

@@ -3,8 +3,11 @@ package xmppconn
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,4 +125,90 @@ func TestScrubKeepsPasswordsOut(t *testing.T) {
 	assert.True(t, strings.Contains(err.Error(), "<password>"))
 	plain := errors.New("nothing secret")
 	assert.Same(t, plain, scrub(plain, "hunter2"))
+}
+
+// A stanza over the inbound limit ends the link with ErrInboundTooLarge, read
+// no further than the limit (plus go-xmpp's read-ahead); one under it passes.
+func TestInboundStanzaOverTheLimitClosesTheLink(t *testing.T) {
+	srv := xmpptest.NewScripted(t, "parley.local", func(st *xmpptest.Stream) {
+		st.Send(`<message from='room@muc/alice' type='groupchat'><body>%s</body></message>`, strings.Repeat("a", 100<<10))
+		st.Send(`<message from='room@muc/alice' type='groupchat'><body>%s</body></message>`, strings.Repeat("b", 4<<20))
+		_, _ = st.Next(5 * time.Second)
+	})
+	o := opts(srv.Addr)
+	o.MaxInboundBytes = 1 << 20
+	c, err := Dial(context.Background(), o)
+	require.NoError(t, err)
+	var bodies []int
+	closed := make(chan error, 1)
+	c.Start(Handler{
+		Stanza: func(v any) {
+			if m, ok := v.(stanza.Message); ok {
+				bodies = append(bodies, len(m.Body))
+			}
+		},
+		Closed: func(err error) { closed <- err },
+	})
+	select {
+	case err := <-closed:
+		assert.ErrorIs(t, err, ErrInboundTooLarge)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the link stayed up")
+	}
+	c.Wait()
+	assert.Equal(t, []int{100 << 10}, bodies, "the small stanza came through, the big one didn't")
+}
+
+// Send refuses a stanza over the link's limit, and a full queue, without
+// dropping the link.
+func TestSendRefusesWithoutDroppingTheLink(t *testing.T) {
+	release := make(chan struct{})
+	srv := xmpptest.NewScripted(t, "parley.local", func(st *xmpptest.Stream) {
+		<-release // read nothing: the writer backs up
+		for {
+			if _, err := st.Next(5 * time.Second); err != nil {
+				return
+			}
+		}
+	})
+	o := opts(srv.Addr)
+	o.MaxStanzaBytes, o.SendQueue = 1000, 4
+	c, err := Dial(context.Background(), o)
+	require.NoError(t, err)
+	closed := make(chan error, 1)
+	c.Start(Handler{Stanza: func(any) {}, Closed: func(err error) { closed <- err }})
+	assert.Equal(t, 1000, c.MaxStanza())
+	assert.ErrorIs(t, c.Send([]byte("<message>"+strings.Repeat("x", 1000)+"</message>")), ErrStanzaTooLarge)
+	full := false
+	for range 100000 { // the socket's buffers fill, then the queue
+		if err := c.Send([]byte("<presence>" + strings.Repeat("y", 900) + "</presence>")); err != nil {
+			require.ErrorIs(t, err, ErrSendQueueFull)
+			full = true
+			break
+		}
+	}
+	require.True(t, full, "the queue never filled")
+	close(release)
+	select {
+	case err := <-closed:
+		t.Fatalf("the link dropped: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.Eventually(t, func() bool { return c.Send([]byte("<presence/>")) == nil }, 5*time.Second, 10*time.Millisecond, "the writer drains the queue")
+	c.Close(time.Second)
+}
+
+func TestEndedByServer(t *testing.T) {
+	for err, want := range map[error]bool{
+		errors.New("stream error: XML stanza is too big"):    true,
+		errors.New("server closed stream"):                   true,
+		&net.OpError{Op: "read", Err: syscall.ECONNRESET}:    true,
+		errors.New("stream error: Server is shutting down"):  false,
+		errors.New("unexpected EOF"):                         false,
+		fmt.Errorf("%w: after 10s", errors.New("keepalive")): false,
+		ErrClosed: false,
+	} {
+		assert.Equal(t, want, EndedByServer(err), "%v", err)
+	}
+	assert.False(t, EndedByServer(nil))
 }

@@ -41,6 +41,10 @@ func convert(v any) any {
 				m.Error = stanza.ParseError(attrOf(e, "type"), e.InnerXML)
 			}
 		}
+		if s.Type == "error" && m.Error == nil {
+			// An error without its <error/> is still an error (a bounced post).
+			m.Error = &stanza.Error{Condition: "undefined-condition"}
+		}
 		return m
 	case xmpp.Presence:
 		p := stanza.Presence{

@@ -1,0 +1,289 @@
+package xmpptest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// CA is a certificate authority made up for one test.
+type CA struct {
+	Cert    *x509.Certificate
+	CertPEM []byte
+	key     *ecdsa.PrivateKey
+}
+
+// NewCA makes a fresh CA.
+func NewCA(t testing.TB, name string) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+}
+
+// Pool is a cert pool holding only this CA.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
+}
+
+// TLSConfig trusts only this CA.
+func (ca *CA) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+}
+
+// WriteFile writes the CA's certificate (PEM) into dir and returns its path.
+func (ca *CA) WriteFile(t testing.TB, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(p, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Issue makes a server certificate for names, signed by the CA, as PEM.
+func (ca *CA) Issue(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// PrivateOptions shape a private server.
+type PrivateOptions struct {
+	// RequireEncryption: c2s_require_encryption (STARTTLS required on the c2s
+	// port). Otherwise STARTTLS is offered, not required.
+	RequireEncryption bool
+	// NoTLS: no certificate, so no STARTTLS and no direct-TLS port (DirectTLS
+	// is empty), like the dev server.
+	NoTLS bool
+	// Accounts to register: username → password.
+	Accounts map[string]string
+}
+
+// Private is a private server (Prosody or ejabberd) started by a test: its own
+// config, data and certificate in a temp dir, on random loopback ports, stopped
+// (by its pid) when the test ends.
+type Private struct {
+	Name      string // prosody or ejabberd
+	Domain    string // parley.local
+	MUC       string // muc.parley.local
+	Addr      string // c2s: STARTTLS offered (or required)
+	DirectTLS string // c2s_direct_tls_ports: TLS from the first byte
+	CA        *CA    // signed the server's certificate (for Domain and MUC)
+	Dir       string
+}
+
+// RequireProsody says whether the Prosody binaries are here: missing, the test
+// fails in CI (CI=true or PARLEY_XMPP_REQUIRE_SERVER=1) and is skipped elsewhere.
+func RequireProsody(t testing.TB) {
+	t.Helper()
+	for _, bin := range []string{"prosody", "prosodyctl"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
+				t.Fatalf("%s not installed (%v): CI must install prosody (apt-get install -y prosody)", bin, err)
+			}
+			t.Skipf("%s not installed (%v); apt-get install -y prosody (with CI=true this fails)", bin, err)
+		}
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// StartProsody starts a private Prosody for domain parley.local with a
+// certificate from a fresh CA, and registers o.Accounts.
+func StartProsody(t testing.TB, o PrivateOptions) *Private {
+	t.Helper()
+	RequireProsody(t)
+	dir := t.TempDir()
+	p := &Private{Name: "prosody", Domain: "parley.local", MUC: "muc.parley.local", Dir: dir, CA: NewCA(t, "parley test CA")}
+	certPEM, keyPEM := p.CA.Issue(t, p.Domain, p.MUC)
+	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(crt, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c2s, direct := freePort(t), freePort(t)
+	p.Addr = fmt.Sprintf("127.0.0.1:%d", c2s)
+	p.DirectTLS = fmt.Sprintf("127.0.0.1:%d", direct)
+	tlsLines := fmt.Sprintf(`c2s_direct_tls_ports = { %d }
+c2s_direct_tls_interfaces = { "127.0.0.1" }
+ssl = { certificate = %q; key = %q }
+c2s_direct_tls_ssl = { certificate = %[2]q; key = %[3]q }
+`, direct, crt, key)
+	vhostTLS := fmt.Sprintf("ssl = { certificate = %q; key = %q }", crt, key)
+	modules := `"roster", "saslauth", "tls", "disco", "ping", "mam", "register"`
+	if o.NoTLS {
+		p.DirectTLS, tlsLines, vhostTLS = "", "", ""
+		modules = `"roster", "saslauth", "disco", "ping", "mam", "register"`
+	}
+	cfg := fmt.Sprintf(`-- A private Prosody for one test (internal/xmpptest).
+daemonize = false
+run_as_root = true
+pidfile = %[1]q
+data_path = %[2]q
+log = { info = %[3]q; error = %[4]q }
+plugin_paths = {}
+c2s_ports = { %[5]d }
+c2s_interfaces = { "127.0.0.1" }
+%[6]ss2s_ports = {}
+http_ports = {}
+https_ports = {}
+component_ports = {}
+c2s_require_encryption = %[7]v
+allow_unencrypted_plain_auth = false
+authentication = "internal_hashed"
+storage = "internal"
+modules_enabled = { %[8]s }
+modules_disabled = { "s2s" }
+
+VirtualHost %[10]q
+	%[9]s
+
+Component %[11]q "muc"
+	modules_enabled = { "muc_mam" }
+	restrict_room_creation = false
+	muc_room_default_persistent = true
+	muc_log_by_default = true
+	muc_log_all_rooms = true
+	muc_log_expires_after = "never"
+	muc_room_cache_size = 1000
+	%[9]s
+`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "prosody.log"), filepath.Join(dir, "prosody.err"),
+		c2s, tlsLines, o.RequireEncryption, modules, vhostTLS, p.Domain, p.MUC)
+	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for user, pass := range o.Accounts {
+		out, err := exec.Command("prosodyctl", "--config", cfgPath, "register", user, p.Domain, pass).CombinedOutput()
+		if err != nil {
+			t.Fatalf("prosodyctl register %s: %v\n%s", user, err, out)
+		}
+	}
+	cmd := exec.Command("prosody", "--config", cfgPath, "-F")
+	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prosody: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); _ = out.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	waitListening(t, p, exited, p.Logs)
+	return p
+}
+
+// waitListening waits until p's ports accept connections (10 s at most),
+// failing early when exited (if any) closes.
+func waitListening(t testing.TB, p *Private, exited <-chan struct{}, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, a := range []string{p.Addr, p.DirectTLS} {
+		for a != "" {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				_ = c.Close()
+				break
+			}
+			select {
+			case <-exited:
+				t.Fatalf("%s exited at start; its logs:\n%s", p.Name, logs())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not listening on %s after 10s; its logs:\n%s", p.Name, a, logs())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// Logs returns the private Prosody's logs (for failure messages).
+func (p *Private) Logs() string {
+	var b strings.Builder
+	for _, f := range []string{"stdout.log", "prosody.log", "prosody.err"} {
+		data, _ := os.ReadFile(filepath.Join(p.Dir, f))
+		fmt.Fprintf(&b, "--- %s\n%s", f, data)
+	}
+	return b.String()
+}
