@@ -99,3 +99,26 @@ func TestIdentityRoundTrip(t *testing.T) {
 	_, err := parseIdentity("no-slash")
 	assert.Error(t, err)
 }
+
+// Every node gets the same relay secret: the first creates it, the others
+// read it; a corrupt one is an error that says what to do.
+func TestRelaySecretIsShared(t *testing.T) {
+	e := StartTestEtcd(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.ClientURL}, DialTimeout: 5 * time.Second, Logger: quietZap()})
+	require.NoError(t, err)
+	defer cli.Close()
+	ctx := context.Background()
+	s1, err := RelaySecret(ctx, cli, "c1")
+	require.NoError(t, err)
+	require.Len(t, s1, 32)
+	s2, err := RelaySecret(ctx, cli, "c1")
+	require.NoError(t, err)
+	assert.Equal(t, s1, s2, "the second node reads the first one's secret")
+	other, err := RelaySecret(ctx, cli, "c2")
+	require.NoError(t, err)
+	assert.NotEqual(t, s1, other, "each cluster has its own")
+	_, err = cli.Put(ctx, keysOf("c1").relaySecret(), "not hex")
+	require.NoError(t, err)
+	_, err = RelaySecret(ctx, cli, "c1")
+	assert.ErrorContains(t, err, "corrupt")
+}
