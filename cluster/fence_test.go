@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/parley-go/parley-xmpp/internal/etcdtest"
 	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/serve"
 )
@@ -20,7 +21,7 @@ import (
 // node took the lock: its late writes are refused and the cursor stays the
 // new owner's.
 func TestLateWritesAreRefused(t *testing.T) {
-	e := StartTestEtcd(t)
+	e := etcdtest.Start(t)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.ClientURL}, DialTimeout: 5 * time.Second, Logger: quietZap()})
 	require.NoError(t, err)
 	defer cli.Close()
@@ -103,7 +104,7 @@ func TestIdentityRoundTrip(t *testing.T) {
 // Every node gets the same relay secret: the first creates it, the others
 // read it; a corrupt one is an error that says what to do.
 func TestRelaySecretIsShared(t *testing.T) {
-	e := StartTestEtcd(t)
+	e := etcdtest.Start(t)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.ClientURL}, DialTimeout: 5 * time.Second, Logger: quietZap()})
 	require.NoError(t, err)
 	defer cli.Close()

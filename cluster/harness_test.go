@@ -18,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/parley-go/parley-xmpp/cluster"
+	"github.com/parley-go/parley-xmpp/internal/etcdtest"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -52,7 +52,7 @@ func serveBinary(t testing.TB) string {
 type fixture struct {
 	t      *testing.T
 	s      xmpptest.Server
-	etcd   *cluster.TestEtcd
+	etcd   *etcdtest.Server
 	dir    string
 	cfg    string
 	topics []string
@@ -69,7 +69,7 @@ const leaseTTL = 3 * time.Second
 
 func newFixture(t *testing.T, ntopics int) *fixture {
 	s := xmpptest.Require(t)
-	e := cluster.StartTestEtcd(t)
+	e := etcdtest.Start(t)
 	bin := serveBinary(t)
 	_ = bin
 	dir, err := os.MkdirTemp("", "parley-cluster-test-")
@@ -151,7 +151,7 @@ type node struct {
 func (f *fixture) startNode(name string) *node {
 	t := f.t
 	n := &node{name: name, out: filepath.Join(f.dir, name+".jsonl"), exited: make(chan struct{})}
-	port := cluster.FreePort(t)
+	port := etcdtest.FreePort(t)
 	n.metrics = fmt.Sprintf("127.0.0.1:%d", port)
 	outf, err := os.OpenFile(filepath.Join(f.dir, name+".stdout"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)

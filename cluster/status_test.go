@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/parley-go/parley-xmpp/cluster"
+	"github.com/parley-go/parley-xmpp/internal/etcdtest"
 )
 
 // cluster status exits 2 on a bad configuration and 1 when etcd can't be
@@ -37,7 +37,7 @@ func TestClusterStatusExitCodes(t *testing.T) {
 	code, out = run("serve:\n  routes: []\n")
 	assert.Equal(t, 2, code, out)
 	assert.Contains(t, out, "serve.cluster")
-	port := cluster.FreePort(t) // nothing listens there
+	port := etcdtest.FreePort(t) // nothing listens there
 	code, out = run(fmt.Sprintf("serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['127.0.0.1:%d'], dial_timeout: 1s}\n", port))
 	assert.Equal(t, 1, code, out)
 	assert.Contains(t, out, "etcd is unreachable")

@@ -1,4 +1,7 @@
-package cluster
+// Package etcdtest starts a real etcd for tests: loopback, random ports, a
+// temp data dir (Debian's etcd-server; missing, a test fails with CI=true and
+// skips otherwise).
+package etcdtest
 
 import (
 	"fmt"
@@ -16,9 +19,9 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 )
 
-// TestEtcd (tests only) is a real etcd on loopback, with random ports and a temp data
+// Server is a real etcd on loopback, with random ports and a temp data
 // dir; Restart keeps both.
-type TestEtcd struct {
+type Server struct {
 	t                  testing.TB
 	bin, dir           string
 	ClientURL, peerURL string
@@ -32,9 +35,9 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func StartTestEtcd(t testing.TB) *TestEtcd {
+func Start(t testing.TB) *Server {
 	bin := xmpptest.RequireTool(t, "etcd", "etcd-server")
-	e := &TestEtcd{t: t, bin: bin, dir: t.TempDir(),
+	e := &Server{t: t, bin: bin, dir: t.TempDir(),
 		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
 		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))}
 	e.Start()
@@ -42,7 +45,7 @@ func StartTestEtcd(t testing.TB) *TestEtcd {
 	return e
 }
 
-func (e *TestEtcd) Start() {
+func (e *Server) Start() {
 	t := e.t
 	e.cmd = exec.Command(e.bin, "--name", "test", "--data-dir", filepath.Join(e.dir, "data"),
 		"--listen-client-urls", e.ClientURL, "--advertise-client-urls", e.ClientURL,
@@ -63,7 +66,7 @@ func (e *TestEtcd) Start() {
 	}, 20*time.Second, 50*time.Millisecond, "etcd listens")
 }
 
-func (e *TestEtcd) Stop() {
+func (e *Server) Stop() {
 	if e.cmd != nil && e.cmd.ProcessState == nil {
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
