@@ -68,6 +68,16 @@ type fixture struct {
 const leaseTTL = 3 * time.Second
 
 func newFixture(t *testing.T, ntopics int) *fixture {
+	return newFixtureWith(t, ntopics, "", leaseTTL)
+}
+
+// newFixtureWith takes the out route's sink (YAML; "" for the exec sink that
+// appends to the node's file; NODE is replaced by the node's name) and the
+// lease TTL.
+func newFixtureWith(t *testing.T, ntopics int, sinkYAML string, ttl time.Duration) *fixture {
+	if sinkYAML == "" {
+		sinkYAML = fmt.Sprintf(`exec: {command: ["sh", "-c", "cat >> \"$0\"; sleep %s", "OUTFILE"]}`, sinkDelay)
+	}
 	s := xmpptest.Require(t)
 	e := etcdtest.Start(t)
 	bin := serveBinary(t)
@@ -112,7 +122,7 @@ serve:
       retry_wait: 50ms
       max_retry_wait: 500ms
       sink:
-        exec: {command: ["sh", "-c", "cat >> \"$0\"; sleep %s", "OUTFILE"]}
+        %s
     - name: copy
       topics: [%q]
       start: start
@@ -120,7 +130,7 @@ serve:
       max_retry_wait: 500ms
       sink:
         relay: {topic: %q}
-`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.ClientURL, leaseTTL, strings.Join(quoted, ", "), sinkDelay,
+`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.ClientURL, ttl, strings.Join(quoted, ", "), sinkYAML,
 		f.topics[0], f.relay)), 0o600))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -160,7 +170,7 @@ func (f *fixture) startNode(name string) *node {
 	tmpl, err := os.ReadFile(f.cfg)
 	require.NoError(t, err)
 	cfg := filepath.Join(f.dir, name+".yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out).Replace(string(tmpl))), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out, "NODE", n.name).Replace(string(tmpl))), 0o600))
 	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", "info", "serve")
 	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+f.s.Addr)
 	n.cmd.Stdout, n.cmd.Stderr = outf, errf
