@@ -108,8 +108,6 @@ backend_config:
   domain: %q
   muc_service: %q
   username: %q
-runtime:
-  persistent_rooms: true   # the relay destination keeps its archive whoever is in it
 serve:
   metrics_listen: "METRICS"
   cluster:
