@@ -205,10 +205,24 @@ func (n *Node) Stop() {
 	n.owners.Wait()
 	n.bg.Wait()
 	if s := n.sess.Load(); s != nil {
-		_ = s.Close() // revokes the lease: nothing of ours lingers
+		_ = s.Close() // revokes the lease (bounded by the TTL): nothing of ours lingers
 	}
-	n.cl.Shutdown(true)
+	// protoactor's shutdown deregisters from etcd without a deadline: with etcd
+	// away it would never return. The lease ends our membership anyway.
+	done := make(chan struct{})
+	go func() {
+		n.cl.Shutdown(true)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownWait):
+		n.log.Warn("cluster: leaving the cluster did not finish in time (is etcd reachable?); stopping anyway: the node's lease ends its membership")
+	}
 }
+
+// shutdownWait bounds leaving the cluster at Stop.
+const shutdownWait = 10 * time.Second
 
 func (n *Node) say(line string) {
 	if n.o.Progress != nil {

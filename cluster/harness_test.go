@@ -156,6 +156,7 @@ type node struct {
 	out     string
 	metrics string // host:port of /metrics
 	exited  chan struct{}
+	state   *os.ProcessState // once exited is closed
 }
 
 func (f *fixture) startNode(name string) *node {
@@ -175,7 +176,7 @@ func (f *fixture) startNode(name string) *node {
 	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+f.s.Addr)
 	n.cmd.Stdout, n.cmd.Stderr = outf, errf
 	require.NoError(t, n.cmd.Start())
-	go func() { _, _ = n.cmd.Process.Wait(); close(n.exited) }()
+	go func() { n.state, _ = n.cmd.Process.Wait(); close(n.exited) }()
 	t.Cleanup(func() {
 		_ = n.cmd.Process.Signal(syscall.SIGCONT)
 		_ = n.cmd.Process.Kill()

@@ -201,6 +201,17 @@ func TestEtcdRestart(t *testing.T) {
 	f.waitAllDelivered(within)
 	f.checkDeliveries()
 	f.checkRelay()
+
+	// With etcd away, a node still stops on SIGTERM, in bounded time, exit 0.
+	f.etcd.Stop()
+	a := f.nodes[0]
+	a.signal(t, syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not stop within 60s of SIGTERM while etcd is away")
+	}
+	require.True(t, a.state.Success(), "exit status %v", a.state)
 }
 
 // Every node restarts (kill -9 all, messages posted while none runs): delivery
