@@ -33,7 +33,7 @@ func TestServeClusterBlock(t *testing.T) {
 		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], password: p}\n":                   "serve.cluster.etcd.username",
 		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], tls: {cert_file: c.pem}}\n":       "serve.cluster.etcd.tls",
 		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    listen: nope\n":              "serve.cluster.listen",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 1500ms\n":         "serve.cluster.lease_ttl",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 2500ms\n":         "serve.cluster.lease_ttl",
 		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 1s\n":             "serve.cluster.lease_ttl",
 		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    bogus: 1\n":                  "bogus",
 	} {
