@@ -138,7 +138,14 @@ func TestFailoverBench(t *testing.T) {
 		}, 2*ttl+2*time.Minute, 50*time.Millisecond, "kill %d: the dead node's %d topics deliver again", k, len(moved))
 		d := last.Sub(t0)
 		samples = append(samples, d)
-		t.Logf("kill %d: node %s with %d topics: all delivering again after %s", k, victim.name, len(moved), d.Round(time.Millisecond))
+		var each []time.Duration
+		for _, id := range ids {
+			at, _ := hook.at(id)
+			each = append(each, at.Sub(t0))
+		}
+		slices.Sort(each)
+		t.Logf("kill %d: node %s with %d topics: all delivering again after %s (first %s, median %s)", k, victim.name, len(moved),
+			d.Round(time.Millisecond), each[0].Round(time.Millisecond), each[len(each)/2].Round(time.Millisecond))
 		f.startNode(fmt.Sprintf("n%d", nodes+k))
 	}
 	slices.Sort(samples)

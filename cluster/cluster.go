@@ -95,6 +95,7 @@ type Node struct {
 	owners sync.WaitGroup
 	bg     sync.WaitGroup
 	kick   chan struct{}
+	round  atomic.Int64 // bumped by every kick
 	ready  atomic.Bool
 }
 
@@ -161,10 +162,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n.system.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*pacluster.ClusterTopology); ok {
 			n.m.members.Set(float64(len(t.Members)))
-			select {
-			case n.kick <- struct{}{}:
-			default:
-			}
+			n.kickReconciler()
 		}
 	})
 	n.bg.Go(n.reconcile)
@@ -266,6 +264,7 @@ func (n *Node) keepSession() {
 }
 
 func (n *Node) kickReconciler() {
+	n.round.Add(1) // a round in progress stops touching: the next one starts at once
 	select {
 	case n.kick <- struct{}{}:
 	default:
@@ -305,15 +304,19 @@ func (n *Node) reconcile() {
 }
 
 func (n *Node) touchAll() {
+	round := n.round.Load()
 	var g errgroup.Group
-	g.SetLimit(16)
+	g.SetLimit(touchParallel)
 	for _, t := range n.o.Engine.Topics() {
-		if n.ctx.Err() != nil {
-			break
+		if n.ctx.Err() != nil || n.round.Load() != round {
+			break // stopping, or the members changed: a fresh round follows
 		}
 		id := identity(t)
 		g.Go(func() error {
-			_, err := n.cl.Request(id, kind, wrapperspb.String("touch"), pacluster.WithTimeout(n.call), pacluster.WithRetryCount(3))
+			// Short and without retries: an identity placed on a member that
+			// just died times out, and must not hold up the others (the next
+			// round, on the membership change, places it anew).
+			_, err := n.cl.Request(id, kind, wrapperspb.String("touch"), pacluster.WithTimeout(touchTimeout), pacluster.WithRetryCount(1))
 			if err != nil && n.ctx.Err() == nil {
 				n.log.Debug("cluster: touching an identity failed; the next round retries", slog.String("identity", id), slog.Any("err", err))
 			}
@@ -322,6 +325,12 @@ func (n *Node) touchAll() {
 	}
 	_ = g.Wait()
 }
+
+// The reconciler's touches: how many at once, and how long each may take.
+const (
+	touchParallel = 64
+	touchTimeout  = time.Second
+)
 
 // track counts an owner in, unless the node is stopping.
 func (n *Node) track() bool {
