@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,7 +86,7 @@ func newFixtureWith(t *testing.T, ntopics int, sinkYAML string, ttl time.Duratio
 	dir, err := os.MkdirTemp("", "parley-cluster-test-")
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("PARLEY_CLUSTER_KEEP") != "" {
 			t.Logf("kept %s (node logs, sink files, configs)", dir)
 			return
 		}
@@ -145,6 +146,10 @@ serve:
 	return f
 }
 
+// logFormat is the nodes' log format: PARLEY_CLUSTER_LOG_FORMAT=json gives
+// every line a time (for reading a failover's steps).
+var logFormat = cmp.Or(os.Getenv("PARLEY_CLUSTER_LOG_FORMAT"), "text")
+
 // sinkDelay is how long the exec sink takes per message: long enough that a
 // node has deliveries in flight when it is killed or paused.
 const sinkDelay = "0.05"
@@ -172,7 +177,7 @@ func (f *fixture) startNode(name string) *node {
 	require.NoError(t, err)
 	cfg := filepath.Join(f.dir, name+".yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out, "NODE", n.name).Replace(string(tmpl))), 0o600))
-	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", "info", "serve")
+	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", "info", "--log-format", logFormat, "serve")
 	// The binary is built with -race; protoactor itself has races (upstream),
 	// which must not change the exit status: ourRaces reads the reports.
 	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+f.s.Addr,
