@@ -166,7 +166,6 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		}
 	})
 	n.bg.Go(n.reconcile)
-	n.bg.Go(n.warm)
 	n.say(fmt.Sprintf("cluster %s: node %s joined at %s", c.Name, n.id, n.system.Address()))
 	return n, nil
 }
@@ -332,29 +331,6 @@ const (
 	touchParallel = 64
 	touchTimeout  = time.Second
 )
-
-// warm joins every topic's room on this node once, in the background, so that
-// a topic handed over to it starts without a cold join and archive check
-// (most of a large failover's time otherwise).
-func (n *Node) warm() {
-	var g errgroup.Group
-	g.SetLimit(8)
-	for _, t := range n.o.Engine.Topics() {
-		if n.ctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-			defer cancel()
-			if err := n.o.Engine.Warm(ctx, t); err != nil && n.ctx.Err() == nil {
-				n.log.Debug("cluster: warming a topic failed (it starts cold if handed over)", slog.String("route", t.Route),
-					slog.String("topic", t.Topic), slog.Any("err", err))
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
-}
 
 // track counts an owner in, unless the node is stopping.
 func (n *Node) track() bool {

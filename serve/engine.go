@@ -133,22 +133,6 @@ func (e *Engine) RunTopic(ctx context.Context, t Topic, saved *State, st Store) 
 	return nil
 }
 
-// Warm reads the newest message of a (route, topic) and drops it: its room is
-// then joined and its archive checked, so that RunTopic starts it quickly on
-// this process (a cluster's standby for a topic another node delivers).
-func (e *Engine) Warm(ctx context.Context, t Topic) error {
-	pr, ok := e.routes[t.Route]
-	if !ok {
-		return fmt.Errorf("serve: no route %q", t.Route)
-	}
-	source, err := backendNamed(e.backends, pr.route.Server)
-	if err != nil {
-		return fmt.Errorf("serve: route %q: %w (Bind first)", t.Route, err)
-	}
-	_, err = source.FetchRecent(ctx, seam.FetchRecentArgs{Topic: seam.Topic(t.Topic), Limit: 1})
-	return err
-}
-
 // Close releases the sinks, once every RunTopic returned.
 func (e *Engine) Close() {
 	for _, r := range e.routes {
