@@ -63,66 +63,57 @@ func newAllowSet(a *Allowlist) *allowSet {
 
 // admits says whether the room delivers a message from nick, whose real JID
 // is jid ("" when the room doesn't show it).
-func (s *state) admits(nick seam.Handle, jid string) bool {
-	a := s.allow
+func (f *fanout) admits(nick seam.Handle, jid string) bool {
+	a := f.allow
 	return a == nil || a.nicks[string(nick)] || jid != "" && a.jids[strings.ToLower(jid)]
 }
 
 // filter drops from an archive read the messages the allowlist doesn't admit,
 // and counts them; NextCursor stays past them.
-func (s *state) filter(res *archive.Result) {
-	if s.allow == nil || res.Err != nil {
+func (f *fanout) filter(res *archive.Result) {
+	if f.allow == nil || res.Err != nil {
 		return
 	}
 	kept := make([]archive.Entry, 0, len(res.Entries)) // the archive's slice is left alone
 	for _, e := range res.Entries {
-		if s.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
+		if f.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
 			kept = append(kept, e)
 		}
 	}
 	if n := len(res.Entries) - len(kept); n > 0 {
-		s.cfg.Metrics.Filtered(n)
+		f.s.cfg.Metrics.Filtered(n)
 	}
 	res.Entries = kept
 }
 
 // withhold passes over a live (or replayed) message the allowlist doesn't
-// admit: the subscribers' and idle long-polls' positions move past it, and it
-// is counted once for each of them.
-func (s *state) withhold(l live) {
-	n := len(s.subs)
-	for _, sub := range s.subs {
-		if !sub.lagging {
-			sub.cursor = s.last
+// admit: the subscribers' positions move past it (the long-polls' too: see
+// reads.withhold). It returns how many subscribers passed over it.
+func (f *fanout) withhold() int {
+	for _, sub := range f.subs {
+		if sub.phase == subLive {
+			sub.cursor = f.last
 		}
 	}
-	for _, w := range s.waiters {
-		if w.archiveDone {
-			w.next = l.msg.Cursor
-			n++
-		}
-	}
-	if n > 0 {
-		s.cfg.Metrics.Filtered(n)
-	}
+	return len(f.subs)
 }
 
 // trackOccupant keeps the real JIDs that occupants' presences show, for the
 // allowlist to judge live messages (a reflection carries no real JID). Only
 // kept when the allowlist names JIDs.
-func (s *state) trackOccupant(p stanza.Presence) {
-	if s.allow == nil || len(s.allow.jids) == 0 {
+func (f *fanout) trackOccupant(p stanza.Presence) {
+	if f.allow == nil || len(f.allow.jids) == 0 {
 		return
 	}
 	nick := stanza.Resource(p.From)
 	switch {
 	case nick == "" || p.Type == "error":
 	case p.Type == "unavailable" || p.JID == "":
-		delete(s.occupants, nick)
+		delete(f.occupants, nick)
 	default:
-		if s.occupants == nil {
-			s.occupants = map[string]string{}
+		if f.occupants == nil {
+			f.occupants = map[string]string{}
 		}
-		s.occupants[nick] = stanza.Bare(p.JID)
+		f.occupants[nick] = stanza.Bare(p.JID)
 	}
 }

@@ -1,14 +1,93 @@
 // Package room is the room actor: one per MUC room, a child of the session. It
-// owns the room's join state (the cold-creation race, the pinned-nick check,
-// rejoining after a lost link or a removal), the posts waiting for their
-// reflection (and their resending after a lost link), the room's subscribers
-// and the ordered, flow-controlled fan-out to them, and the long-poll waiters of
-// FetchRecent. Reads of the archive go to its child, the archive actor.
+// joins the room and stays in it, sends the runtime's posts and resolves each
+// exactly once, fans the room's messages out in archive order to its
+// subscribers, and answers FetchRecent, blocking or not. Reads of the archive go
+// to its child, the archive actor.
+//
+// # Machines
+//
+// The room is four machines and a router. Each machine is a type in its own
+// file, owns its state, and has one phase enum (per machine, or per item it
+// tracks), never a set of booleans:
+//
+//   - occupancy (occupancy.go): being in the room. Join, the pinned-nick checks
+//     (disco#items before, the self-addressed probe after), cold creation and
+//     the persistent configuration, settling (the archive's tail on a first
+//     join, a replay of what was missed on a rejoin), removal, self-ping,
+//     rejoin with backoff, and the requests queued until the room is joined.
+//     Phase: idle, checking, joining, verifying, settling, replaying, joined.
+//   - the post ledger (ledger.go): origin-id -> pending post and its caller,
+//     the window of posts on the wire, resends after a lost link, in-doubt
+//     answers, poison strikes, PostOnce's archive lookup, CancelPost. Phase per
+//     post: new, looking, waiting, sent, in doubt.
+//   - fan-out (fanout.go, allow.go): the archive position (last), the
+//     deduplication ring, the catch-up with its buffer of held-back live
+//     messages, the subscribers with their acknowledgements and lag, and the
+//     allowlist. Phase: unplaced, streaming, catchingUp; per subscriber: live,
+//     lagging, feeding.
+//   - reads (reads.go): plain reads (which wait for the link, never for the
+//     room) and long-polls. Phase per long-poll: reading, listening, stalled.
+//     The archive decides every NextCursor of an archive read; the room passes
+//     it through.
+//
+// The router (room.go) is Receive: it hands each message to the machine it is
+// for, and runs the turning points every machine hears of (a join done or
+// failed, a removal, the link going down or up, a stop). state.go holds what
+// the machines share: the configuration, the link's writer and its outbox, the
+// timers, and the epoch, the staleness token: it bumps whenever work in flight
+// becomes stale (a lost link, a new join, a restart), every request records
+// the epoch it was asked in, and an answer from an older epoch is dropped.
+// Each machine points back to that shared state (its field s) for those
+// services; where a machine needs another's fact (the ledger sends only while
+// the occupancy is joined) it reads it there, and what changes several machines
+// at once lives in room.go.
+//
+// # One reply style
+//
+// Every asynchronous answer comes back as a message to Receive, carrying the
+// token of its request: an IQ's answer is a *session.IQResult with the IQ's id
+// (occupancy matches it against the ids it keeps); an archive read's answer is
+// an *archiveAnswer carrying its *read (which says which machine asked, why,
+// and in which epoch); the archive's tail is a *tailAnswer, a spawned
+// subscriber a *spawned; a timer is a *timer. There are no continuations
+// (ReenterAfter) in the room. Messages, because an answer must keep its place
+// in the mailbox behind what the session routed to the room before it: the
+// pinned-nick probe is decided by whether the probe itself arrived before its
+// answer, and a read that fails with a lost link must be seen after the
+// LinkDown that explains it. A ReenterAfter continuation is a system message
+// and would jump the queue. A request to another actor is sent with a one-shot
+// reply address of the room's as its sender (state.ask), which turns the answer
+// into the room's message; no goroutine waits on it.
+//
+// # A post's path
+//
+// Runtime.Post asks the session, which hands a *Post to the room
+// (session.ToRoom). Receive -> ledger.onPost (a duplicate origin-id is
+// refused) -> occupancy.whenJoined (queued and a join started, unless joined)
+// -> dispatch -> ledger.add (PostOnce first reads the archive: lookFor) ->
+// ledger.transmit (into ready) -> ledger.pump (while the window has room) ->
+// ledger.sendPost -> state.send -> the link's writer (or the outbox, when its
+// queue is full). The reflection comes back as a stanza.Message: Receive ->
+// onMessage -> fanout.onLive -> deliver -> ledger.resolve -> *Posted to the
+// caller, and pump sends the next waiting post.
+//
+// # A live message's path
+//
+// The session routes the room's groupchat message here. Receive -> onMessage
+// (without the room's stanza-id, fanout.startCatchUp reads the archive
+// instead) -> fanout.onLive (held in buffered while catching up) -> deliver:
+// fanout.advance drops a duplicate and moves last; fanout.admits applies the
+// allowlist (withheld: every position moves past it); fanout.toSubscribers
+// sends one *subscriber.Deliver, shared, to each live subscriber whose queue
+// has space (a full one turns lagging and is fed from the archive:
+// feedLagging); reads.offer answers the listening long-polls.
+//
+// # Restarts
 //
 // Everything the room must keep lives in a state value that the room's props
 // hand to every incarnation: when the actor fails and is restarted, its cursor,
 // subscribers, queued requests and pending posts are intact, and only the work
-// in flight is started again.
+// in flight is started again (start).
 package room
 
 import (
@@ -24,6 +103,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -110,7 +190,7 @@ type Config struct {
 	Allow *Allowlist
 }
 
-// Room is the room actor. Its fields other than st are per incarnation.
+// Room is the room actor: it routes each message to the machine it is for.
 type Room struct{ st *state }
 
 // Props returns a room actor's props. Every incarnation of the actor gets the
@@ -147,53 +227,94 @@ func Props(cfg Config) *actor.Props {
 		cfg.PostWindow = 32
 	}
 	st := newState(cfg)
-	st.allow = newAllowSet(cfg.Allow)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))
 }
 
-// Receive handles one message.
+// Receive routes one message to the machine it is for.
 func (r *Room) Receive(ctx actor.Context) {
 	s := r.st
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.start(ctx)
 	case *Post:
-		s.onPost(ctx, m, ctx.Sender())
+		s.ledger.onPost(ctx, m, ctx.Sender())
 	case *CancelPost:
-		ctx.Respond(s.cancelPost(m.Origin))
+		if s.occ.withdraw(m.Origin) {
+			ctx.Respond(&PostFate{})
+		} else {
+			ctx.Respond(s.ledger.cancel(m.Origin))
+		}
 	case *Subscribe:
-		s.whenJoined(ctx, m, ctx.Sender())
+		s.occ.whenJoined(ctx, m, ctx.Sender())
 	case *Unsubscribe:
-		s.unsubscribe(ctx, m.PID)
+		s.fan.unsubscribe(ctx, m.PID)
 	case *Fetch:
-		s.fetch(ctx, m, ctx.Sender())
+		s.reads.fetch(ctx, m, ctx.Sender())
 	case *subscriber.Ack:
-		s.onAck(ctx, m)
+		s.fan.onAck(ctx, m)
 	case stanza.Presence:
-		s.onPresence(ctx, m)
+		s.fan.trackOccupant(m)
+		s.occ.onPresence(ctx, m)
 	case stanza.Message:
 		s.onMessage(ctx, m)
 	case stanza.IQ:
-		s.onIQ(ctx, m)
+		s.occ.onIQ(ctx, m)
+
+	// Answers to the room's own requests, each carrying its request's token.
 	case *session.IQResult:
-		s.onIQResult(ctx, m)
+		s.occ.onIQResult(ctx, m)
+	case *archiveAnswer:
+		s.onArchive(ctx, m)
+	case *tailAnswer:
+		s.occ.onTail(ctx, m)
+	case *spawned:
+		s.fan.onSpawned(ctx, m)
+	case *timer:
+		s.onTimer(ctx, m)
+
 	case *session.LinkDown:
 		s.linkDown(ctx, m.Err)
 		if m.GaveUp {
 			s.failWaiting(ctx, fmt.Errorf("%w: %w", seam.ErrNotConnected, m.Err))
 		}
 	case *session.LinkUp:
-		s.link = m.Link
+		s.wire.link = m.Link
 		s.linkUp(ctx)
 	case *session.Closing:
 		// From here the session decides what still goes out.
-		s.closing, s.link = true, nil
+		s.life, s.wire.link = closing, nil
 	case *Fail:
 		panic(m.Reason)
-	case *timer:
-		s.onTimer(ctx, m)
 	case *actor.Stopping:
 		s.stop(ctx)
+	}
+}
+
+// onArchive routes the archive's answer to the machine that asked.
+func (s *state) onArchive(ctx actor.Context, a *archiveAnswer) {
+	switch a.read.purpose {
+	case readGap:
+		s.fan.onGap(ctx, a.read, a.res)
+	case readLagging:
+		s.fan.onFed(ctx, a.read, a.res)
+	case readLookup:
+		s.ledger.onLookup(ctx, a.read, a.res)
+	case readWaiter:
+		s.reads.onWaiterRead(ctx, a.read, a.res)
+	case readFetch:
+		s.reads.onFetched(ctx, a.read, a.res)
+	}
+}
+
+// dispatch serves a request that needed the room, now joined.
+func (s *state) dispatch(ctx actor.Context, m any, sender *actor.PID) {
+	switch m := m.(type) {
+	case *Post:
+		s.ledger.add(ctx, m, sender)
+	case *Subscribe:
+		s.fan.subscribe(ctx, m, sender)
+	case *Fetch:
+		s.reads.startWaiter(ctx, m, sender)
 	}
 }
 
@@ -205,33 +326,30 @@ func (s *state) start(ctx actor.Context) {
 		Room: s.cfg.JID, Topic: s.cfg.Topic, Session: s.cfg.Session,
 		IQTimeout: s.cfg.IQTimeout, PageSize: s.cfg.PageSize, Logger: s.log,
 	}))
-	if !s.started {
-		s.started = true
+	if s.life == unstarted {
+		s.life = running
 		return
 	}
 	s.log.Warn("room restarted after a failure; resuming")
 	s.epoch++ // answers to the previous incarnation's requests are stale
-	switch s.phase {
-	case checking, joining, verifying, settling:
-		rejoining := s.rejoining
-		s.startJoin(ctx)
-		s.rejoining = rejoining
+	switch s.occ.phase {
+	case idle:
 	case joined:
-		if s.catchingUp {
-			s.readGap(ctx)
+		if s.fan.stream == catchingUp {
+			s.fan.readGap(ctx)
 		}
-		for _, w := range s.waiters {
-			if !w.archiveDone {
-				s.readForWaiter(ctx, w)
+		s.reads.resume(ctx, true)
+		for _, sub := range s.fan.subs {
+			if sub.phase == subFeeding {
+				sub.phase = subLagging
+				s.fan.feedLagging(ctx, sub)
 			}
 		}
-		for _, sub := range s.subs {
-			if sub.reading {
-				sub.reading = false
-				s.feedLagging(ctx, sub)
-			}
-		}
-		s.armSelfPing(ctx)
+		s.occ.armSelfPing(ctx)
+	default: // on the way in: join again
+		kind := s.occ.kind
+		s.occ.startJoin(ctx)
+		s.occ.kind = kind
 	}
 }
 
@@ -239,27 +357,200 @@ func (s *state) start(ctx actor.Context) {
 // room failed too often.
 func (s *state) stop(ctx actor.Context) {
 	err := error(seam.ErrDisconnected)
-	if !s.closing {
+	if s.life != closing {
 		err = ErrFailed
 		s.notify(ctx, Failed, err)
 	}
-	for _, sub := range s.subs {
-		sub.gate.Close()
-		ctx.Stop(sub.pid)
-	}
-	s.subs = nil
+	s.fan.stopAll(ctx)
 	s.failWaiting(ctx, err)
 	s.stopTimers()
+}
+
+// ---- the live path ----
+
+// onMessage takes a message the session routed here: a bounce of one of our
+// posts, or a groupchat message of the room.
+func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
+	if m.Type == "error" {
+		s.ledger.onBounce(ctx, m)
+		return
+	}
+	if m.Type != "groupchat" || m.Body == "" || !stanza.SameBare(m.From, s.cfg.JID) {
+		return // subjects, chat states, and anything not from the room
+	}
+	if p := s.occ.phase; p != settling && p != replaying && p != joined {
+		return
+	}
+	nick := stanza.Resource(m.From)
+	valid := m.StanzaID.ID != "" && stanza.SameBare(m.StanzaID.By, s.cfg.JID) && stanza.Resource(m.StanzaID.By) == ""
+	if !valid {
+		// No id of the room's own on it (absent, or hidden by go-xmpp keeping only
+		// the last <stanza-id/>): the archive has the message with its id; read
+		// everything after the last message fanned out, in order.
+		if nick == s.occ.nick {
+			s.ledger.answeredWithoutID(m.OriginID)
+		}
+		if s.occ.phase == joined {
+			s.fan.startCatchUp(ctx)
+		}
+		return
+	}
+	// A live reflection shows no real JID; one from our own nick, while we
+	// hold it, is our account's.
+	s.fan.onLive(ctx, live{msg: stanza.SeamMessage(s.cfg.Topic, s.cfg.JID, m.From, m.Body, m.StanzaID.ID, m.Stamp), origin: m.OriginID,
+		ours: nick == s.occ.nick, jid: s.fan.occupants[nick]})
+}
+
+// deliver hands a message, in archive order, to the post waiting for it, every
+// subscriber, and every long-poll. A message already fanned out is dropped; one
+// the allowlist doesn't admit moves everyone's position past it.
+func (s *state) deliver(ctx actor.Context, l live) {
+	if l.origin != "" && l.ours {
+		// A post's origin-id is random, or (PostOnce) a key derived with a
+		// secret: a match from our own account is our post, whatever nick the
+		// message shows (an earlier connection's, after a rejoin). A match from
+		// another account is a forgery, or a collision: never our post.
+		s.ledger.resolve(ctx, l.origin, l.msg.BackendMsgID)
+	}
+	if !s.fan.advance(&l) {
+		return
+	}
+	if !s.fan.admits(l.msg.SenderHandle, l.jid) {
+		if n := s.fan.withhold() + s.reads.withhold(l.msg); n > 0 {
+			s.cfg.Metrics.Filtered(n)
+		}
+		return
+	}
+	s.cfg.Metrics.MessageIn()
+	s.fan.toSubscribers(ctx, l.msg)
+	s.reads.offer(ctx, l.msg)
+}
+
+// caughtUp: a catch-up read everything after the last message fanned out.
+func (s *state) caughtUp(ctx actor.Context) {
+	if s.occ.phase == replaying {
+		s.joinDone(ctx)
+		return
+	}
+	s.ledger.failUnanswered(ctx)
+}
+
+// ---- occupancy's turning points, which every machine hears of ----
+
+// needsRoom: something waits on the room's occupancy, so a lost one is
+// regained without waiting for the next request.
+func (s *state) needsRoom() bool {
+	return len(s.fan.subs) > 0 || len(s.ledger.posts) > 0 || len(s.occ.queued) > 0 || len(s.reads.waiters) > 0
+}
+
+// hasReplayAudience: someone would receive a replay (a subscriber, a post
+// whose fate is in doubt, a long-poll waiting for the next message).
+func (s *state) hasReplayAudience() bool {
+	return len(s.fan.subs) > 0 || s.ledger.inDoubt() || s.reads.listening()
+}
+
+// joinDone: the join is complete; serve what waited for it.
+func (s *state) joinDone(ctx actor.Context) {
+	replayed := s.occ.joined()
+	s.cfg.Metrics.Joined(true)
+	s.disarm(joinTimeout)
+	if replayed {
+		s.notify(ctx, Rejoined, nil)
+	}
+	s.ledger.resendInDoubt(ctx)
+	s.reads.resume(ctx, false)
+	s.fan.feedAllLagging(ctx)
+	queued := s.occ.queued
+	s.occ.queued = nil
+	for _, q := range queued {
+		s.dispatch(ctx, q.msg, q.sender)
+	}
+	s.occ.armSelfPing(ctx)
+}
+
+// failJoin answers every queued request with err and returns to idle; the next
+// request tries again.
+func (s *state) failJoin(ctx actor.Context, err error) {
+	s.occ.failed(ctx, err)
+	s.fan.release()
+	s.occ.answerQueued(ctx, err)
+	if errors.Is(err, ErrBanned) {
+		s.failPending(ctx, err)
+	}
+}
+
+// removed: the room dropped us (our own presence came back unavailable). A ban
+// (affiliation outcast) ends it; anything else (a kick, the room's destruction,
+// a forced nick change) is followed by a rejoin with backoff, and a replay.
+func (s *state) removed(ctx actor.Context, p stanza.Presence) {
+	s.leave(ctx)
+	if p.Affiliation == "outcast" {
+		err := fmt.Errorf("%w: %s", ErrBanned, s.cfg.JID)
+		s.occ.banned = err
+		s.log.Warn("banned from the room", slog.Any("err", err))
+		s.notify(ctx, Banned, err)
+		s.failPending(ctx, err)
+		s.occ.answerQueued(ctx, err)
+		return
+	}
+	err := fmt.Errorf("%w: %s removed %q (kicked, or the room was destroyed)", ErrLeft, s.cfg.JID, s.occ.nick)
+	s.log.Warn("removed from the room; rejoining", slog.Any("err", err))
+	s.notify(ctx, Removed, err)
+	s.arm(ctx, s.occ.rejoinWait.NextBackOff(), rejoinNow)
+}
+
+// leave forgets the occupancy (the room or the link ended it) but keeps
+// everything waiting on it: posts sent become in doubt, and the next join
+// replays.
+func (s *state) leave(ctx actor.Context) {
+	s.occ.left()
+	s.epoch++
+	s.fan.release()
+	clear(s.fan.occupants) // the next join's presences tell them again
+	for k := range s.timers {
+		if k != rejoinNow {
+			s.disarm(k)
+		}
+	}
+	s.ledger.linkLost()
+	s.wire.outbox = nil
+	s.reads.linkLost()
+	s.fan.linkLost()
+}
+
+func (s *state) linkDown(ctx actor.Context, err error) {
+	s.ledger.serverEnded = xmppconn.EndedByServer(err)
+	s.wire.state, s.wire.link = linkDown, nil
+	if p := s.occ.phase; p != idle && p != joined {
+		// The requests queued for the join keep waiting for the next link.
+		s.disarm(joinTimeout)
+	}
+	s.leave(ctx)
+	s.disarm(rejoinNow)
+	s.log.Debug("link down", slog.Any("err", err))
+}
+
+func (s *state) linkUp(ctx actor.Context) {
+	s.wire.state = linkUp
+	s.reads.linkUp(ctx)
+	if s.occ.phase == idle && s.needsRoom() {
+		s.occ.startRejoin(ctx)
+	}
 }
 
 // failWaiting answers every request that waits on the room or the link with err
 // (a post in flight: it may still have landed).
 func (s *state) failWaiting(ctx actor.Context, err error) {
-	for _, q := range append(s.queued, s.awaitingLink...) {
-		answerErr(ctx, q.msg, q.sender, err)
-	}
-	s.queued, s.awaitingLink = nil, nil
+	s.occ.answerQueued(ctx, err)
+	s.reads.failWaiting(ctx, err)
 	s.failPending(ctx, err)
+}
+
+// failPending answers every pending post and long-poll with err; a post
+// already sent also with seam.ErrPostInDoubt.
+func (s *state) failPending(ctx actor.Context, err error) {
+	s.ledger.failAll(ctx, err)
+	s.reads.failAll(ctx, err)
 }
 
 func (s *state) notify(ctx actor.Context, kind EventKind, err error) {

@@ -5,98 +5,69 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-type phase int
+// life is where the room actor is in its own life.
+type life int
 
 const (
-	idle      phase = iota // not in the room
-	checking               // pinned nick: asking the room who is in before joining
-	joining                // join presence sent, waiting for our own presence
-	verifying              // pinned nick: checking that no other session shares it
-	settling               // in the room: unlocking it and reading the archive
-	joined
+	unstarted life = iota // no incarnation ran yet
+	running               // an incarnation ran: the next Started is a restart
+	closing               // the runtime is disconnecting (a stop is not a failure)
 )
 
 // state is everything a room keeps; it outlives an incarnation of the actor.
+// It holds what the machines share (configuration, the link, the timers, the
+// staleness epoch) and the four machines, each of which owns its own state.
 type state struct {
 	cfg     Config
 	log     *slog.Logger
-	started bool // an incarnation ran: the next Started is a restart
-	closing bool // the runtime is disconnecting (not a failure)
+	life    life
 	self    *actor.PID
 	archive *actor.PID
 
 	// epoch bumps whenever work in flight becomes stale (a lost link, a new
 	// join, a restart); answers carry the epoch they were asked in.
-	epoch int
+	epoch  int
+	wire   wire
+	timers map[timerKind]*time.Timer
 
-	// occupancy
-	online    bool
-	link      session.Link // the link's writer, while it is up
-	phase     phase
-	rejoining bool   // this join regains a lost occupancy (not a request's first)
-	nick      string // the nick we join as
-	joinID    string
-	joinStart time.Time
-	retry     *backoff.ExponentialBackOff // cold-creation retries of one join
-	rejoin    *backoff.ExponentialBackOff // waits before rejoining after removals
-	probeID   string                      // the pinned-nick probe (see startVerifying)
-	probeTok  string
-	probeSeen bool
-	itemsID   string // the pinned-nick check before joining (see checkNick)
-	existsID  string // does the room exist yet? (PersistentRooms)
-	creating  bool   // it didn't: this join creates it
-	formID    string // the room configuration form asked for (PersistentRooms)
-	configID  string // the persistent configuration submitted
-	banned    error  // the room banned us; a later join refused without a readable reason is that
-	// nickHeld: the pinned nick was verified as ours on a first join; rejoins
-	// reclaim it without checking (a ghost of our own lost link may hold it).
-	nickHeld bool
-	pingID   string // the self-ping in flight
-	timers   map[timerKind]*time.Timer
+	occ    occupancy
+	ledger ledger
+	fan    fanout
+	reads  reads
+}
 
-	// the archive position: the cursor of the last message fanned out, and
-	// whether it is known yet (it is from the first join on)
-	last       string
-	haveLast   bool
-	replaying  bool // this settle replays from last (a rejoin with someone to replay to)
-	recent     *idRing
-	catchingUp bool
-	buffered   []live
-	overflowed bool // live messages were dropped from buffered: read the archive again
-
-	queued       []queuedReq // need the room joined
-	awaitingLink []queuedReq // plain reads waiting for the link
-
-	posts    map[string]*pendingPost // by origin-id
-	ready    []string                // posts waiting for the window, in order (entries may be settled)
-	inflight int                     // posts on the wire: sent, not resolved
-	outbox   [][]byte                // stanzas the link's full queue refused, in order
-	// serverEnded: the server ended the last link's stream; the replay after
-	// the rejoin strikes the first post that didn't land (see resendInDoubt).
-	serverEnded bool
-	order       []string    // origin-ids in sending order (entries may be settled)
-	settled     *originRing // recently settled posts, for CancelPost
-
-	// allow: the senders whose messages are delivered (nil: all); occupants:
-	// the real JIDs occupants' presences show, by nick (see trackOccupant).
-	allow     *allowSet
-	occupants map[string]string
-
-	subs    []*sub
-	unacked int // messages waiting in all the subscribers' queues
-	waiters map[int]*waiter
-	nextW   int
+func newState(cfg Config) *state {
+	s := &state{
+		cfg:    cfg,
+		log:    cfg.Logger.With(slog.String("topic", string(cfg.Topic)), slog.String("room", cfg.JID)),
+		wire:   wire{link: cfg.Link},
+		timers: map[timerKind]*time.Timer{},
+	}
+	if cfg.Online {
+		s.wire.state = linkUp
+	}
+	s.occ = occupancy{s: s, nick: cfg.Nick, rejoinWait: backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(cfg.RejoinMin),
+		backoff.WithMaxInterval(cfg.RejoinMax),
+		backoff.WithMaxElapsedTime(0),
+	)}
+	s.ledger = ledger{s: s, posts: map[string]*pendingPost{}, settled: newOriginRing(256)}
+	s.fan = fanout{s: s, recent: newIDRing(cfg.DedupWindow), allow: newAllowSet(cfg.Allow)}
+	s.reads = reads{s: s, waiters: map[int]*waiter{}}
+	return s
 }
 
 type queuedReq struct {
@@ -104,83 +75,192 @@ type queuedReq struct {
 	sender *actor.PID
 }
 
-type pendingPost struct {
-	post    *Post
-	replyTo *actor.PID
-	timer   *time.Timer
-	// inDoubt: sent on a link that then died (or before a removal): the replay
-	// decides whether it landed.
-	inDoubt bool
-	// cancelled: its caller gave up; it is resolved if seen, never resent.
-	cancelled bool
-	// answered: the room reflected it without an id of its own; the catch-up in
-	// progress must find it in the archive.
-	answered bool
-	// looking: an idempotent post (OnceAfter) whose archive check is under way;
-	// it is sent only if the check doesn't find it.
-	looking bool
-	// waiting: in ready, for the window; sent: on the wire in this occupancy;
-	// everSent: it went out at least once (it may land: failing it now leaves
-	// it in doubt).
-	waiting, sent, everSent bool
-	// strikes: links the server ended while this post was first in line;
-	// onDeadLink: it was on the wire when the last occupancy ended.
-	strikes    int
-	onDeadLink bool
+// ---- the link ----
+
+type linkState int
+
+const (
+	linkDown linkState = iota
+	linkUp
+)
+
+// wire is the room's side of the session's link.
+type wire struct {
+	state linkState
+	link  session.Link // the link's writer (nil: through the session)
+	// outbox holds the stanzas the link's full queue refused, in order.
+	outbox [][]byte
 }
 
-type sub struct {
-	pid     *actor.PID
-	gate    *subscriber.Gate
-	unacked int
-	// lagging: its queue filled; live messages wait in the archive for it and it
-	// is fed from there, after cursor.
-	lagging bool
-	cursor  string // the last message sent to it
-	reading bool   // a read of the archive for it is in flight
-	empty   int    // reads in a row that found nothing after cursor
-}
+func (s *state) online() bool { return s.wire.state == linkUp }
 
-type waiter struct {
-	id          int
-	replyTo     *actor.PID
-	since       *seam.Cursor
-	limit       int
-	timer       *time.Timer
-	reading     bool
-	archiveDone bool // the archive had nothing: waiting for a live message
-	expired     bool
-	next        seam.Cursor
-	captured    []seam.Message
-}
-
-type live struct {
-	msg    seam.Message
-	origin string // the message's origin-id
-	jid    string // the sender's real JID, when the room shows it
-	// ours: the message may be this runtime's account's (see fromAccount): only
-	// then can its origin-id resolve a post.
-	ours bool
-}
-
-func newState(cfg Config) *state {
-	return &state{
-		cfg:     cfg,
-		log:     cfg.Logger.With(slog.String("topic", string(cfg.Topic)), slog.String("room", cfg.JID)),
-		online:  cfg.Online,
-		link:    cfg.Link,
-		nick:    cfg.Nick,
-		timers:  map[timerKind]*time.Timer{},
-		recent:  newIDRing(cfg.DedupWindow),
-		posts:   map[string]*pendingPost{},
-		settled: newOriginRing(256),
-		waiters: map[int]*waiter{},
-		rejoin: backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(cfg.RejoinMin),
-			backoff.WithMaxInterval(cfg.RejoinMax),
-			backoff.WithMaxElapsedTime(0),
-		),
+// send writes a stanza. The only error it returns is xmppconn.ErrStanzaTooLarge
+// (nothing was sent). A stanza the link's full queue refuses waits in the
+// outbox, with every stanza after it, and is written again shortly: the link is
+// never dropped for it.
+func (s *state) send(ctx actor.Context, b []byte) error {
+	w := &s.wire
+	if w.link == nil {
+		ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
+		return nil
 	}
+	if len(w.outbox) > 0 {
+		if len(b) > w.link.MaxStanza() {
+			return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", xmppconn.ErrStanzaTooLarge, len(b), w.link.MaxStanza())
+		}
+		w.outbox = append(w.outbox, b)
+		return nil
+	}
+	switch err := w.link.Send(b); {
+	case errors.Is(err, xmppconn.ErrSendQueueFull):
+		w.outbox = append(w.outbox, b)
+		s.arm(ctx, 20*time.Millisecond, sendRetry)
+	case errors.Is(err, xmppconn.ErrStanzaTooLarge):
+		return err
+	}
+	// Any other error means the link is gone: so is the stanza, and LinkDown
+	// follows.
+	return nil
+}
+
+func (s *state) flushOutbox(ctx actor.Context) {
+	w := &s.wire
+	for len(w.outbox) > 0 && w.link != nil {
+		err := w.link.Send(w.outbox[0])
+		if errors.Is(err, xmppconn.ErrSendQueueFull) {
+			s.arm(ctx, 20*time.Millisecond, sendRetry)
+			return
+		}
+		w.outbox[0] = nil
+		w.outbox = w.outbox[1:]
+	}
+	w.outbox = nil
+}
+
+// ---- asking: every answer comes back as a message ----
+
+// iq sends an IQ through the session; the answer comes back to the room as a
+// *session.IQResult carrying the IQ's id (an ordinary message, so it keeps its
+// place behind the stanzas the session routed here before it).
+func (s *state) iq(ctx actor.Context, to string, build func(id string) []byte) string {
+	id := rand.Text()
+	ctx.Request(s.cfg.Session, &session.IQ{ID: id, To: to, Stanza: build(id), Timeout: s.cfg.IQTimeout})
+	return id
+}
+
+// readPurpose says which machine asked the archive, and why.
+type readPurpose int
+
+const (
+	readGap     readPurpose = iota // fanout: everything after the last message fanned out
+	readLagging                    // fanout: the next messages for a lagging subscriber
+	readLookup                     // ledger: is an idempotent post already in the archive?
+	readWaiter                     // reads: a long-poll's read
+	readFetch                      // reads: a plain read
+)
+
+// read is a request to the archive, and the token its answer carries back.
+type read struct {
+	purpose readPurpose
+	epoch   int
+	post    *pendingPost // readLookup
+	sub     *sub         // readLagging
+	waiter  *waiter      // readWaiter
+	fetch   *Fetch       // readFetch, with sender
+	sender  *actor.PID
+}
+
+// archiveAnswer is the archive's answer to a read, delivered as a message.
+type archiveAnswer struct {
+	read *read
+	res  *archive.Result
+}
+
+// tailAnswer is the archive's answer to a Tail, delivered as a message.
+type tailAnswer struct {
+	epoch int
+	res   *archive.TailResult
+}
+
+// spawned is the session's answer to spawning a subscriber, as a message.
+type spawned struct {
+	sender *actor.PID
+	gate   *subscriber.Gate
+	pid    *actor.PID
+	err    error
+}
+
+// ask sends m to pid and delivers the answer to the room as the message wrap
+// makes of it (see the package doc: one reply style). The request's sender is a
+// one-shot address of the room's (replyAddr); no goroutine waits for the answer.
+func (s *state) ask(ctx actor.Context, pid *actor.PID, m any, timeout time.Duration, wrap func(res any, err error) any) {
+	sys := ctx.ActorSystem()
+	r := &replyAddr{sys: sys, room: ctx.Self(), wrap: wrap}
+	r.pid, _ = sys.ProcessRegistry.Add(r, "room-reply"+sys.ProcessRegistry.NextId())
+	r.mu.Lock()
+	r.timer = time.AfterFunc(timeout, func() { r.finish(nil, actor.ErrTimeout) })
+	r.mu.Unlock()
+	ctx.RequestWithCustomSender(pid, m, r.pid)
+}
+
+// replyAddr is the address one answer is sent to: the answer (or a dead
+// letter, or the timeout) comes back to the room as the message wrap makes of
+// it, in the room's mailbox, in order with everything else.
+type replyAddr struct {
+	sys   *actor.ActorSystem
+	room  *actor.PID
+	pid   *actor.PID
+	wrap  func(res any, err error) any
+	mu    sync.Mutex
+	timer *time.Timer
+	done  bool
+}
+
+func (r *replyAddr) SendUserMessage(_ *actor.PID, m any) {
+	_, msg, _ := actor.UnwrapEnvelope(m)
+	if _, dead := msg.(*actor.DeadLetterResponse); dead {
+		r.finish(nil, actor.ErrDeadLetter)
+		return
+	}
+	r.finish(msg, nil)
+}
+
+func (r *replyAddr) SendSystemMessage(*actor.PID, any) {}
+
+func (r *replyAddr) Stop(*actor.PID) { r.finish(nil, actor.ErrTimeout) }
+
+func (r *replyAddr) finish(res any, err error) {
+	r.mu.Lock()
+	if r.done {
+		r.mu.Unlock()
+		return
+	}
+	r.done = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Unlock()
+	r.sys.ProcessRegistry.Remove(r.pid)
+	r.sys.Root.Send(r.room, r.wrap(res, err))
+}
+
+// readArchive asks the archive actor q for r; the answer comes back as an
+// *archiveAnswer carrying r.
+func (s *state) readArchive(ctx actor.Context, q *archive.Query, r *read) {
+	// The archive answers every query, each page within the IQ timeout, in at
+	// most limit/page pages and its cursor's verification (a long read on a slow
+	// archive takes minutes: Prosody's file storage reads the whole archive for
+	// every page). The future's timeout only guards against an archive actor
+	// gone wrong.
+	r.epoch = s.epoch
+	pages := q.Limit/max(1, s.cfg.PageSize) + 8
+	s.ask(ctx, s.archive, q, time.Duration(pages)*s.cfg.IQTimeout, func(res any, err error) any {
+		a, ok := res.(*archive.Result)
+		if !ok {
+			a = &archive.Result{Err: fmt.Errorf("room: reading the archive of %s: %v", s.cfg.JID, err)}
+		}
+		return &archiveAnswer{read: r, res: a}
+	})
 }
 
 // ---- timers ----
@@ -232,12 +312,8 @@ func (s *state) stopTimers() {
 	for k := range s.timers {
 		s.disarm(k)
 	}
-	for _, p := range s.posts {
-		stopTimer(p.timer)
-	}
-	for _, w := range s.waiters {
-		stopTimer(w.timer)
-	}
+	s.ledger.stopTimers()
+	s.reads.stopTimers()
 }
 
 func stopTimer(t *time.Timer) {
@@ -246,13 +322,14 @@ func stopTimer(t *time.Timer) {
 	}
 }
 
+// onTimer routes a timer to the machine that set it.
 func (s *state) onTimer(ctx actor.Context, t *timer) {
 	switch t.kind {
 	case postTimeout:
-		s.onPostTimeout(ctx, t.origin)
+		s.ledger.onTimeout(ctx, t.origin)
 		return
 	case waiterExpired:
-		s.onWaiterExpired(ctx, t.id)
+		s.reads.onExpired(ctx, t.id)
 		return
 	case sendRetry:
 		// Whatever the epoch: the outbox belongs to the link, and leave empties it.
@@ -264,82 +341,26 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 	}
 	switch t.kind {
 	case joinTimeout:
-		s.onJoinTimeout(ctx)
+		s.occ.onTimeout(ctx)
 	case retryJoin:
-		if s.phase == joining {
-			s.sendJoin(ctx)
+		if s.occ.phase == joining {
+			s.occ.sendJoin(ctx)
 		}
 	case rejoinNow:
-		if s.phase == idle && s.online && s.needsRoom() {
-			s.startRejoin(ctx)
+		if s.occ.phase == idle && s.online() && s.needsRoom() {
+			s.occ.startRejoin(ctx)
 		}
 	case selfPing:
-		s.sendSelfPing(ctx)
+		s.occ.sendSelfPing(ctx)
 	case gapRetry:
-		if s.catchingUp && (s.phase == joined || s.phase == settling) {
-			s.readGap(ctx)
+		if s.fan.stream == catchingUp && (s.occ.phase == joined || s.occ.phase == replaying) {
+			s.fan.readGap(ctx)
 		}
 	case feedRetry:
-		if s.phase == joined {
-			for _, sub := range s.subs {
-				if sub.lagging && !sub.reading {
-					s.feedLagging(ctx, sub)
-				}
-			}
+		if s.occ.phase == joined {
+			s.fan.feedAllLagging(ctx)
 		}
 	}
-}
-
-// ---- plumbing ----
-
-// send writes a stanza. The only error it returns is xmppconn.ErrStanzaTooLarge
-// (nothing was sent). A stanza the link's full queue refuses waits in the
-// outbox, with every stanza after it, and is written again shortly: the link is
-// never dropped for it.
-func (s *state) send(ctx actor.Context, b []byte) error {
-	if s.link == nil {
-		ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
-		return nil
-	}
-	if len(s.outbox) > 0 {
-		if len(b) > s.link.MaxStanza() {
-			return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", xmppconn.ErrStanzaTooLarge, len(b), s.link.MaxStanza())
-		}
-		s.outbox = append(s.outbox, b)
-		return nil
-	}
-	switch err := s.link.Send(b); {
-	case errors.Is(err, xmppconn.ErrSendQueueFull):
-		s.outbox = append(s.outbox, b)
-		s.arm(ctx, 20*time.Millisecond, sendRetry)
-	case errors.Is(err, xmppconn.ErrStanzaTooLarge):
-		return err
-	}
-	// Any other error means the link is gone: so is the stanza, and LinkDown
-	// follows.
-	return nil
-}
-
-func (s *state) flushOutbox(ctx actor.Context) {
-	for len(s.outbox) > 0 && s.link != nil {
-		err := s.link.Send(s.outbox[0])
-		if errors.Is(err, xmppconn.ErrSendQueueFull) {
-			s.arm(ctx, 20*time.Millisecond, sendRetry)
-			return
-		}
-		s.outbox[0] = nil
-		s.outbox = s.outbox[1:]
-	}
-	s.outbox = nil
-}
-
-// iq sends an IQ through the session; the answer comes back to the room as a
-// *session.IQResult (an ordinary message, so it keeps its place behind the
-// stanzas the session routed here before it).
-func (s *state) iq(ctx actor.Context, to string, build func(id string) []byte) string {
-	id := rand.Text()
-	ctx.Request(s.cfg.Session, &session.IQ{ID: id, To: to, Stanza: build(id), Timeout: s.cfg.IQTimeout})
-	return id
 }
 
 // originRing remembers the ids of the last n settled posts.

@@ -1,0 +1,380 @@
+package room
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// Fan-out: the live path. Every message is fanned out once, in archive order:
+// live reflections as they come, and, whenever the live stream can't be
+// trusted to be complete (a reflection without the room's id, a rejoin after a
+// lost link or a removal), everything after the last message fanned out, read
+// from the archive, with the live messages that arrive meanwhile held back and
+// deduplicated. Each subscriber's queue is bounded by acknowledgements; one
+// that falls behind reads from the archive until it catches up. The
+// allowlist withholds the other senders' messages from everyone.
+
+// stream is where the fan-out's position in the archive is.
+type stream int
+
+const (
+	unplaced   stream = iota // no position yet (until the first join reads the archive's tail)
+	streaming                // live messages are fanned out as they come
+	catchingUp               // reading the archive after last; live messages wait in buffered
+)
+
+type fanout struct {
+	s      *state
+	stream stream
+	// last is the cursor of the last message fanned out.
+	last       string
+	recent     *idRing // the ids fanned out lately, to drop a second copy
+	buffered   []live  // live messages held while the position is unplaced or catching up
+	overflowed bool    // live messages were dropped from buffered: read the archive again
+	subs       []*sub
+	unacked    int // messages waiting in all the subscribers' queues
+	// allow: the senders whose messages are delivered (nil: all); occupants:
+	// the real JIDs occupants' presences show, by nick (see trackOccupant).
+	allow     *allowSet
+	occupants map[string]string
+}
+
+// subPhase is where one subscriber is.
+type subPhase int
+
+const (
+	subLive    subPhase = iota // fed from the live path
+	subLagging                 // its queue filled: fed from the archive, after cursor
+	subFeeding                 // lagging, with a read of the archive for it in flight
+)
+
+type sub struct {
+	pid     *actor.PID
+	gate    *subscriber.Gate
+	unacked int
+	phase   subPhase
+	cursor  string // the last message sent to it
+	empty   int    // reads in a row that found nothing after cursor
+}
+
+type live struct {
+	msg    seam.Message
+	origin string // the message's origin-id
+	jid    string // the sender's real JID, when the room shows it
+	// ours: the message may be this runtime's account's (see fromAccount): only
+	// then can its origin-id resolve a post.
+	ours bool
+}
+
+// hold starts holding live messages back while the archive is read (a join
+// settling).
+func (f *fanout) hold() {
+	if f.stream == streaming {
+		f.stream = catchingUp
+	}
+	f.buffered, f.overflowed = nil, false
+}
+
+// release stops a catch-up cut short (a failed join, a lost occupancy): what
+// it held is read again by the next one.
+func (f *fanout) release() {
+	if f.stream == catchingUp {
+		f.stream = streaming
+	}
+	f.buffered = nil
+}
+
+// place fixes where a first occupancy starts in the archive: the newest live
+// message seen while settling, else the tail. Nobody was waiting for those
+// messages.
+func (f *fanout) place(tail string) {
+	f.last = tail
+	if n := len(f.buffered); n > 0 {
+		f.last = string(f.buffered[n-1].msg.Cursor)
+		for _, l := range f.buffered {
+			f.recent.add(string(l.msg.BackendMsgID))
+		}
+	}
+	f.stream, f.buffered = streaming, nil
+}
+
+// onLive takes a live reflection that carries the room's id: fanned out now,
+// or held while the archive is read.
+func (f *fanout) onLive(ctx actor.Context, l live) {
+	if f.stream != streaming {
+		if len(f.buffered) >= f.s.cfg.MaxBuffered {
+			// They are in the archive: read it again once this catch-up ends.
+			f.buffered, f.overflowed = nil, true
+		}
+		f.buffered = append(f.buffered, l)
+		return
+	}
+	f.s.deliver(ctx, l)
+}
+
+// advance records a message as fanned out; false: it already was.
+func (f *fanout) advance(l *live) bool {
+	if !f.recent.add(string(l.msg.BackendMsgID)) {
+		return false
+	}
+	f.last = string(l.msg.Cursor)
+	return true
+}
+
+// toSubscribers hands a message to every subscriber on the live path; one
+// whose queue is full lags from here on.
+func (f *fanout) toSubscribers(ctx actor.Context, msg seam.Message) {
+	s := f.s
+	var d *subscriber.Deliver
+	for _, sub := range f.subs {
+		if sub.phase != subLive {
+			continue
+		}
+		if sub.unacked >= s.cfg.SubscriberBuffer {
+			// Its queue is full: from here on it reads from the archive, after the
+			// last message it was sent, without loss or duplicates.
+			sub.phase = subLagging
+			s.notify(ctx, SubscriberLagging, nil)
+			continue
+		}
+		if d == nil {
+			d = &subscriber.Deliver{Msg: msg}
+		}
+		ctx.Send(sub.pid, d)
+		sub.unacked++
+		f.unacked++
+		sub.cursor = f.last
+	}
+	if d != nil {
+		s.cfg.Metrics.SubscriberQueue(f.unacked)
+	}
+}
+
+// startCatchUp reads what the live stream missed (a reflection without the
+// room's id).
+func (f *fanout) startCatchUp(ctx actor.Context) {
+	if f.stream == catchingUp {
+		return
+	}
+	f.stream, f.overflowed = catchingUp, false
+	f.readGap(ctx)
+}
+
+// readGap reads the archive after the last message fanned out (onGap takes
+// the answer).
+func (f *fanout) readGap(ctx actor.Context) {
+	since := seam.Cursor(f.last)
+	f.s.readArchive(ctx, &archive.Query{Since: &since, Limit: f.s.cfg.MaxLimit}, &read{purpose: readGap})
+}
+
+func (f *fanout) onGap(ctx actor.Context, r *read, res *archive.Result) {
+	s := f.s
+	if r.epoch != s.epoch || f.stream != catchingUp {
+		return
+	}
+	switch {
+	case res.Err != nil && errors.Is(res.Err, session.ErrLinkLost):
+		return // LinkDown follows; the rejoin reads again
+	case res.Err != nil && errors.Is(res.Err, seam.ErrUnknownCursor):
+		// The archive lost our place (expiry, or a room destroyed and made anew):
+		// everything it still holds is after it. Say so: messages may be gone.
+		s.log.Error("the archive no longer knows the room's cursor; replaying from its start", slog.Any("err", res.Err))
+		s.notify(ctx, HistoryGap, res.Err)
+		f.last = ""
+		f.readGap(ctx)
+		return
+	case res.Err != nil:
+		s.log.Error("reading what was missed failed; retrying", slog.Any("err", res.Err))
+		s.notify(ctx, ReplayFailed, res.Err)
+		s.arm(ctx, time.Second, gapRetry)
+		return
+	}
+	s.cfg.Metrics.Replayed(len(res.Entries))
+	for _, e := range res.Entries {
+		s.deliver(ctx, live{msg: e.Message, origin: e.OriginID, ours: s.fromAccount(e.RealJIDs), jid: stanza.SenderJID(e.RealJIDs)})
+	}
+	if len(res.Entries) == s.cfg.MaxLimit || f.overflowed {
+		// More behind this page, or live messages were dropped from the buffer:
+		// read on; the live ones wait in the buffer.
+		f.overflowed = false
+		f.readGap(ctx)
+		return
+	}
+	f.stream = streaming
+	buffered := f.buffered
+	f.buffered = nil
+	for _, l := range buffered {
+		s.deliver(ctx, l)
+	}
+	s.caughtUp(ctx)
+}
+
+// ---- subscribers ----
+
+// subscribe asks the session to spawn the subscriber (a subscriber outlives a
+// restart of its room); onSpawned takes the answer.
+func (f *fanout) subscribe(ctx actor.Context, m *Subscribe, sender *actor.PID) {
+	s := f.s
+	gate := &subscriber.Gate{}
+	onPanic := func(msg seam.Message, r any) {
+		if m.OnPanic != nil {
+			m.OnPanic(msg, r)
+		}
+	}
+	props := subscriber.Props(subscriber.Config{
+		Handler: m.Handler, Gate: gate, Room: ctx.Self(), AckEvery: max(1, s.cfg.SubscriberBuffer/4),
+		OnPanic: onPanic, Logger: s.log,
+	})
+	s.ask(ctx, s.cfg.Session, &session.SpawnSubscriber{Props: props}, 10*time.Second, func(res any, err error) any {
+		pid, _ := res.(*actor.PID)
+		return &spawned{gate: gate, sender: sender, pid: pid, err: err}
+	})
+}
+
+func (f *fanout) onSpawned(ctx actor.Context, m *spawned) {
+	if m.pid == nil {
+		ctx.Send(m.sender, &Subscribed{Err: fmt.Errorf("room: starting a subscriber: %v", m.err)})
+		return
+	}
+	f.subs = append(f.subs, &sub{pid: m.pid, gate: m.gate, cursor: f.last})
+	ctx.Send(m.sender, &Subscribed{PID: m.pid, Gate: m.gate, Room: ctx.Self()})
+}
+
+func (f *fanout) unsubscribe(ctx actor.Context, pid *actor.PID) {
+	for i, sub := range f.subs {
+		if sub.pid.Equal(pid) {
+			sub.gate.Close()
+			ctx.Stop(pid)
+			f.subs = append(f.subs[:i], f.subs[i+1:]...)
+			f.unacked -= sub.unacked
+			f.s.cfg.Metrics.SubscriberQueue(f.unacked)
+			return
+		}
+	}
+}
+
+// stopAll closes and stops every subscriber (the room is stopping).
+func (f *fanout) stopAll(ctx actor.Context) {
+	for _, sub := range f.subs {
+		sub.gate.Close()
+		ctx.Stop(sub.pid)
+	}
+	f.subs = nil
+}
+
+func (f *fanout) onAck(ctx actor.Context, a *subscriber.Ack) {
+	for _, sub := range f.subs {
+		if sub.pid.Equal(a.Sub) {
+			n := min(a.N, sub.unacked)
+			sub.unacked -= n
+			f.unacked -= n
+			f.s.cfg.Metrics.SubscriberQueue(f.unacked)
+			if sub.phase == subLagging && f.s.occ.phase == joined {
+				f.feedLagging(ctx, sub)
+			}
+			return
+		}
+	}
+}
+
+// feedAllLagging feeds every lagging subscriber whose read isn't in flight.
+func (f *fanout) feedAllLagging(ctx actor.Context) {
+	for _, sub := range f.subs {
+		if sub.phase == subLagging {
+			f.feedLagging(ctx, sub)
+		}
+	}
+}
+
+// linkLost: reads in flight for lagging subscribers are stale.
+func (f *fanout) linkLost() {
+	for _, sub := range f.subs {
+		if sub.phase == subFeeding {
+			sub.phase = subLagging
+		}
+	}
+}
+
+// emptyReadWaits are the waits before reading again for a lagging subscriber
+// when the archive doesn't have the room's newest messages yet.
+var emptyReadWaits = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond}
+
+// feedLagging sends a lagging subscriber the next messages after its cursor from
+// the archive, as many as its queue has space for, until it has caught up with
+// the room; then it is back on the live path. onFed takes the answer.
+func (f *fanout) feedLagging(ctx actor.Context, sub *sub) {
+	space := f.s.cfg.SubscriberBuffer - sub.unacked
+	if space < f.s.cfg.SubscriberBuffer/2 {
+		return // wait for more acknowledgements
+	}
+	if sub.cursor == f.last {
+		sub.phase, sub.empty = subLive, 0
+		return
+	}
+	sub.phase = subFeeding
+	since := seam.Cursor(sub.cursor)
+	f.s.readArchive(ctx, &archive.Query{Since: &since, Limit: space}, &read{purpose: readLagging, sub: sub})
+}
+
+func (f *fanout) onFed(ctx actor.Context, r *read, res *archive.Result) {
+	s, sub := f.s, r.sub
+	if r.epoch != s.epoch || sub.phase != subFeeding {
+		return
+	}
+	sub.phase = subLagging
+	switch {
+	case res.Err != nil && errors.Is(res.Err, session.ErrLinkLost):
+		return // the rejoin feeds it again
+	case res.Err != nil && errors.Is(res.Err, seam.ErrUnknownCursor):
+		// Its place is gone from the archive (expiry): it goes on from the
+		// room's, and the gap is reported.
+		s.notify(ctx, HistoryGap, res.Err)
+		sub.cursor, sub.phase = f.last, subLive
+		return
+	case res.Err != nil:
+		s.log.Error("feeding a lagging subscriber from the archive failed; retrying", slog.Any("err", res.Err))
+		s.arm(ctx, time.Second, feedRetry)
+		return
+	}
+	for _, e := range res.Entries {
+		if f.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
+			ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})
+			sub.unacked++
+			f.unacked++
+		}
+		sub.cursor = string(e.Message.Cursor)
+		if sub.cursor == f.last {
+			// Caught up: what comes after arrives live.
+			sub.phase = subLive
+			return
+		}
+	}
+	if len(res.Entries) == 0 {
+		// Nothing after its cursor in the archive, yet the room is past it:
+		// the room's last message is not readable yet (ejabberd reflects a
+		// message before it commits it). Look again shortly; if it never
+		// shows (a message the server doesn't archive), go live from here.
+		if sub.empty < len(emptyReadWaits) {
+			s.arm(ctx, emptyReadWaits[sub.empty], feedRetry)
+			sub.empty++
+			return
+		}
+		sub.cursor, sub.phase, sub.empty = f.last, subLive, 0
+		return
+	}
+	sub.empty = 0
+	// The room moved on while the archive answered: read on now. Waiting
+	// for an acknowledgement could wait forever, as the subscriber
+	// acknowledges in batches and what it still holds may not fill one.
+	f.feedLagging(ctx, sub)
+}

@@ -1,0 +1,30 @@
+package stanza
+
+import (
+	"time"
+
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// SeamMessage builds a seam message from a room message, live or archived, so
+// both paths agree on every field: the id and cursor are the room's stanza-id
+// (which is the archive id), the sender is the occupant nick (the room's bare
+// JID when the room itself speaks), and a missing stamp is now.
+func SeamMessage(topic seam.Topic, room, from, body, id string, stamp time.Time) seam.Message {
+	sender := Resource(from)
+	if sender == "" {
+		sender = Bare(room) // the room itself speaking
+	}
+	if stamp.IsZero() {
+		stamp = time.Now()
+	}
+	return seam.Message{
+		Topic:        topic,
+		SenderHandle: seam.Handle(sender),
+		Content:      body,
+		Timestamp:    stamp.UTC(),
+		BackendMsgID: seam.BackendMsgID(id),
+		Cursor:       seam.Cursor(id),
+		Mentions:     seam.ParseMentions(body),
+	}
+}
