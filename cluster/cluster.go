@@ -157,8 +157,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n.cl = pacluster.New(n.system, cfg)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
+	n.cl.StartMember() // first: it gives the actor system its address, which keepSession records
 	n.bg.Go(n.keepSession)
-	n.cl.StartMember()
 	n.system.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*pacluster.ClusterTopology); ok {
 			n.m.members.Set(float64(len(t.Members)))
