@@ -36,6 +36,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/runtime"
 )
 
@@ -203,13 +204,13 @@ var env = []struct {
 	key, name string
 	field     func(*Backend) *string
 }{
-	{"service", "PARLEY_XMPP_SERVICE", func(b *Backend) *string { return &b.Service }},
-	{"domain", "PARLEY_XMPP_DOMAIN", func(b *Backend) *string { return &b.Domain }},
-	{"muc_service", "PARLEY_XMPP_MUC", func(b *Backend) *string { return &b.MUCService }},
-	{"username", "PARLEY_XMPP_USER", func(b *Backend) *string { return &b.Username }},
-	{"password", "PARLEY_XMPP_PASS", func(b *Backend) *string { return &b.Password }},
+	{"service", defaults.EnvService, func(b *Backend) *string { return &b.Service }},
+	{"domain", defaults.EnvDomain, func(b *Backend) *string { return &b.Domain }},
+	{"muc_service", defaults.EnvMUCService, func(b *Backend) *string { return &b.MUCService }},
+	{"username", defaults.EnvUsername, func(b *Backend) *string { return &b.Username }},
+	{"password", defaults.EnvPassword, func(b *Backend) *string { return &b.Password }},
 	{"password_file", "PARLEY_XMPP_PASS_FILE", func(b *Backend) *string { return &b.PasswordFile }},
-	{"nick", "PARLEY_XMPP_NICK", func(b *Backend) *string { return &b.Nick }},
+	{"nick", defaults.EnvNick, func(b *Backend) *string { return &b.Nick }},
 }
 
 // Load reads the configuration file at path, then applies the PARLEY_XMPP_*
@@ -241,6 +242,14 @@ func Load(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
+}
+
+// FromEnv is the configuration without a file: the default server from the
+// PARLEY_XMPP_* variables (runtime.ConfigFromEnv), and the runtime's defaults
+// for everything else.
+func FromEnv() *File {
+	c := runtime.ConfigFromEnv()
+	return &File{Backend: Backend{Service: c.Service, Domain: c.Domain, MUCService: c.MUCService, Username: c.Username, Password: c.Password, Nick: c.Nick}}
 }
 
 // Parse reads a configuration from YAML, without the environment, and checks

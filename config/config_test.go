@@ -232,3 +232,17 @@ func TestStanzaLimitsReachTheRuntime(t *testing.T) {
 		assert.Contains(t, err.Error(), key)
 	}
 }
+
+// Without a file, the command's configuration is the PARLEY_XMPP_* variables
+// (runtime.ConfigFromEnv) and the runtime's defaults.
+func TestFromEnv(t *testing.T) {
+	for _, e := range env {
+		t.Setenv(e.name, "")
+	}
+	t.Setenv("PARLEY_XMPP_SERVICE", "xmpp://127.0.0.1:15222")
+	t.Setenv("PARLEY_XMPP_NICK", "envnick")
+	c := FromEnv().RuntimeConfig()
+	assert.Equal(t, "xmpp://127.0.0.1:15222", c.Service)
+	assert.Equal(t, "envnick", c.Nick)
+	assert.Empty(t, c.Domain)
+}

@@ -72,16 +72,16 @@ func New() *Prometheus {
 // Registry is where the collectors are registered.
 func (p *Prometheus) Registry() *prometheus.Registry { return p.reg }
 
-var stateNames = []string{"connecting", "online", "reconnecting", "closed"}
+var states = []observe.State{observe.Connecting, observe.Online, observe.Reconnecting, observe.Closed}
 
 // ConnectionState implements observe.Metrics.
 func (p *Prometheus) ConnectionState(s observe.State) {
-	for i, name := range stateNames {
+	for _, st := range states {
 		v := 0.0
-		if observe.State(i) == s {
+		if st == s {
 			v = 1
 		}
-		p.state.WithLabelValues(name).Set(v)
+		p.state.WithLabelValues(st.String()).Set(v)
 	}
 }
 

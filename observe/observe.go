@@ -6,13 +6,36 @@
 // them on their hot paths (a Room's MessageIn once per message fanned out).
 package observe
 
-// State mirrors the connection's states (runtime.State).
+// State is a connection state as the metrics see it. The session maps its own
+// states to these by name (not by number), so either enum may change order.
 type State int
+
+// The connection states.
+const (
+	Connecting State = iota
+	Online
+	Reconnecting
+	Closed
+)
+
+func (s State) String() string {
+	switch s {
+	case Connecting:
+		return "connecting"
+	case Online:
+		return "online"
+	case Reconnecting:
+		return "reconnecting"
+	case Closed:
+		return "closed"
+	}
+	return "unknown"
+}
 
 // Metrics receives a runtime's measurements.
 type Metrics interface {
 	// ConnectionState: the connection entered state s (Connecting, Online,
-	// Reconnecting, Closed, as runtime.State numbers them).
+	// Reconnecting or Closed).
 	ConnectionState(s State)
 	// Reconnected: a lost link was re-established.
 	Reconnected()

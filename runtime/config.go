@@ -3,7 +3,6 @@ package runtime
 import (
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,23 +14,25 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/actors/room"
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// Defaults, from the Parley XMPP backend's documentation.
+// Defaults, from the Parley XMPP backend's documentation (the dev server's).
 const (
-	DefaultService    = "xmpp://127.0.0.1:5222"
-	DefaultDomain     = "parley.local"
-	DefaultMUCService = "muc.parley.local"
-	DefaultUsername   = "parley"
-	DefaultPassword   = "parleypass"
+	DefaultService    = defaults.Service
+	DefaultDomain     = defaults.Domain
+	DefaultMUCService = defaults.MUCService
+	DefaultUsername   = defaults.Username
+	DefaultPassword   = defaults.Password
 )
 
-// Config configures a Runtime. Each of the first six fields, when left empty,
-// is taken from its environment variable, and failing that from its default:
+// Config configures a Runtime. The runtime reads no environment:
+// ConfigFromEnv fills the first six fields from their variables for whoever
+// wants them. Each of them, left empty, takes its default:
 //
 //	Service     PARLEY_XMPP_SERVICE  xmpp://127.0.0.1:5222
 //	Domain      PARLEY_XMPP_DOMAIN   parley.local
@@ -39,8 +40,6 @@ const (
 //	Username    PARLEY_XMPP_USER     parley
 //	Password    PARLEY_XMPP_PASS     parleypass, for a loopback Service only
 //	Nick        PARLEY_XMPP_NICK     a random nick, new for each Runtime
-//
-// A field set in code always wins over the environment.
 type Config struct {
 	// Service is where to connect: "xmpp://host[:port]" (port 5222; STARTTLS
 	// when the server offers or requires it, see AllowPlaintext) or
@@ -160,30 +159,41 @@ type resolved struct {
 	pinned    bool
 }
 
-var errConfig = errors.New("parley-xmpp: bad config")
+var errConfig = ErrConfig
 
-// ErrInboundTooLarge is the reason (StateChange.Err) for a link the runtime
-// closed because the server sent a stanza over MaxInboundStanzaBytes; it
-// reconnects with backoff.
-var ErrInboundTooLarge = xmppconn.ErrInboundTooLarge
+// ConfigFromEnv returns a Config holding the PARLEY_XMPP_* variables (see
+// Config); unset ones stay empty, for New's defaults. Set any other field on
+// the result:
+//
+//	c := runtime.ConfigFromEnv()
+//	c.OnStateChange = ...
+//	rt, err := runtime.New(c)
+//
+// The library reads no environment by itself; the command reads these
+// variables (and .env files) through package config.
+func ConfigFromEnv() Config {
+	return Config{
+		Service:    os.Getenv(defaults.EnvService),
+		Domain:     os.Getenv(defaults.EnvDomain),
+		MUCService: os.Getenv(defaults.EnvMUCService),
+		Username:   os.Getenv(defaults.EnvUsername),
+		Password:   os.Getenv(defaults.EnvPassword),
+		Nick:       os.Getenv(defaults.EnvNick),
+	}
+}
 
-func envOr(v, env, def string) string {
+func or(v, def string) string {
 	if v != "" {
 		return v
-	}
-	if e := os.Getenv(env); e != "" {
-		return e
 	}
 	return def
 }
 
 func resolve(c Config) (*resolved, error) {
-	c.Service = envOr(c.Service, "PARLEY_XMPP_SERVICE", DefaultService)
-	c.Domain = envOr(c.Domain, "PARLEY_XMPP_DOMAIN", DefaultDomain)
-	c.MUCService = envOr(c.MUCService, "PARLEY_XMPP_MUC", DefaultMUCService)
-	c.Username = envOr(c.Username, "PARLEY_XMPP_USER", DefaultUsername)
-	c.Password = envOr(c.Password, "PARLEY_XMPP_PASS", "")
-	c.Nick = envOr(c.Nick, "PARLEY_XMPP_NICK", "")
+	c.Service = or(c.Service, DefaultService)
+	c.Domain = or(c.Domain, DefaultDomain)
+	c.MUCService = or(c.MUCService, DefaultMUCService)
+	c.Username = or(c.Username, DefaultUsername)
 	r := &resolved{Config: c, pinned: c.Nick != ""}
 	if !r.pinned {
 		r.Nick = "parley-" + strings.ToLower(rand.Text()[:8])
@@ -193,32 +203,32 @@ func resolve(c Config) (*resolved, error) {
 			*d = def
 		}
 	}
-	setDur(&r.DialTimeout, 15*time.Second)
-	setDur(&r.RequestTimeout, 30*time.Second)
-	setDur(&r.JoinTimeout, 30*time.Second)
-	setDur(&r.PostTimeout, 30*time.Second)
-	setDur(&r.ReconnectWait, 100*time.Millisecond)
-	setDur(&r.MaxReconnectWait, 10*time.Second)
-	setDur(&r.StableAfter, 30*time.Second)
+	setDur(&r.DialTimeout, defaults.DialTimeout)
+	setDur(&r.RequestTimeout, defaults.IQTimeout)
+	setDur(&r.JoinTimeout, defaults.JoinTimeout)
+	setDur(&r.PostTimeout, defaults.PostTimeout)
+	setDur(&r.ReconnectWait, defaults.ReconnectWait)
+	setDur(&r.MaxReconnectWait, defaults.MaxReconnectWait)
+	setDur(&r.StableAfter, defaults.StableAfter)
 	if r.KeepAlive == 0 {
-		r.KeepAlive = 30 * time.Second
+		r.KeepAlive = defaults.KeepAlive
 	}
-	setDur(&r.KeepAliveTimeout, 10*time.Second)
+	setDur(&r.KeepAliveTimeout, defaults.KeepAliveTimeout)
 	if r.SelfPing == 0 {
-		r.SelfPing = 5 * time.Minute
+		r.SelfPing = defaults.SelfPing
 	}
 	setInt := func(n *int, def int) {
 		if *n <= 0 {
 			*n = def
 		}
 	}
-	setInt(&r.FetchLimit, 50)
-	setInt(&r.MaxFetchLimit, 10000)
-	setInt(&r.MAMPageSize, 50)
-	setInt(&r.MaxContentBytes, 64*1024)
-	setInt(&r.SubscriberBuffer, 1024)
-	setInt(&r.MaxStanzaBytes, xmppconn.DefaultMaxStanzaBytes)
-	setInt(&r.MaxInboundStanzaBytes, xmppconn.DefaultMaxInboundBytes)
+	setInt(&r.FetchLimit, defaults.FetchLimit)
+	setInt(&r.MaxFetchLimit, defaults.MaxFetchLimit)
+	setInt(&r.MAMPageSize, defaults.MAMPageSize)
+	setInt(&r.MaxContentBytes, defaults.MaxContentBytes)
+	setInt(&r.SubscriberBuffer, defaults.SubscriberBuffer)
+	setInt(&r.MaxStanzaBytes, defaults.MaxStanzaBytes)
+	setInt(&r.MaxInboundStanzaBytes, defaults.MaxInboundStanzaBytes)
 	if r.MaxReconnects < 0 {
 		return nil, fmt.Errorf("%w: MaxReconnects %d is negative", errConfig, r.MaxReconnects)
 	}
@@ -230,7 +240,7 @@ func resolve(c Config) (*resolved, error) {
 	}
 	if r.Password == "" {
 		if !r.loopback {
-			return nil, fmt.Errorf("%w: Password is empty (set PARLEY_XMPP_PASS): the dev server's default password applies only to a loopback Service, not %q", errConfig, redact.URL(r.Service))
+			return nil, fmt.Errorf("%w: Password is empty (set it, or PARLEY_XMPP_PASS for ConfigFromEnv): the dev server's default password applies only to a loopback Service, not %q", errConfig, redact.URL(r.Service))
 		}
 		r.Password = DefaultPassword
 	}
@@ -251,8 +261,17 @@ func resolve(c Config) (*resolved, error) {
 	return r, nil
 }
 
-// Allowlist names the senders whose messages a topic delivers (Config.Allow).
-type Allowlist = room.Allowlist
+// Allowlist names the senders whose messages a topic delivers (Config.Allow):
+// occupant nicks, or bare real JIDs where the room shows them (a non-anonymous
+// room, or to a moderator). A nick is only as good as the room's nick policy (in
+// an open room anyone may take a nick that is free); a JID is the server's word.
+type Allowlist struct {
+	Nicks []string // exact
+	JIDs  []string // bare, compared case-insensitively
+}
+
+// Check says what is wrong with the allowlist, if anything.
+func (a Allowlist) Check() error { return room.Allowlist(a).Check() }
 
 // connOptions is how the runtime connects. STARTTLS is used whenever the server
 // offers it. The password goes over an unencrypted stream only to a loopback

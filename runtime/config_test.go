@@ -43,7 +43,9 @@ func TestConfigEnvFillsOnlyEmptyFields(t *testing.T) {
 	t.Setenv("PARLEY_XMPP_USER", "envuser")
 	t.Setenv("PARLEY_XMPP_PASS", "envpass")
 	t.Setenv("PARLEY_XMPP_NICK", "envnick")
-	r, err := resolve(Config{Username: "codeuser"})
+	c := ConfigFromEnv()
+	c.Username = "codeuser"
+	r, err := resolve(c)
 	require.NoError(t, err)
 	assert.Equal(t, "chat.example.org:5223", r.addr)
 	assert.True(t, r.directTLS)
@@ -125,7 +127,9 @@ func TestDefaultPasswordOnlyOnLoopback(t *testing.T) {
 		assert.Contains(t, err.Error(), "PARLEY_XMPP_PASS")
 	}
 	t.Setenv("PARLEY_XMPP_PASS", "from-env")
-	r, err = resolve(Config{Service: "xmpp://chat.example.org"})
+	c := ConfigFromEnv()
+	c.Service = "xmpp://chat.example.org"
+	r, err = resolve(c)
 	require.NoError(t, err)
 	assert.Equal(t, "from-env", r.Password)
 }
@@ -168,4 +172,18 @@ func TestConfigStanzaLimits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1000, r.connOptions().MaxStanzaBytes)
 	assert.Equal(t, 5000, r.connOptions().MaxInboundBytes)
+}
+
+// The runtime reads no environment: only ConfigFromEnv does.
+func TestConfigIgnoresTheEnvironment(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("PARLEY_XMPP_SERVICE", "xmpps://chat.example.org")
+	t.Setenv("PARLEY_XMPP_USER", "envuser")
+	t.Setenv("PARLEY_XMPP_NICK", "envnick")
+	r, err := resolve(Config{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:5222", r.addr)
+	assert.Equal(t, DefaultUsername, r.Username)
+	assert.False(t, r.pinned)
+	assert.Equal(t, Config{Service: "xmpps://chat.example.org", Username: "envuser", Nick: "envnick"}, ConfigFromEnv())
 }

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
+	"fmt"
 )
 
 // MinOriginSecret is the shortest secret OriginKey accepts, in bytes.
@@ -23,7 +23,7 @@ const MinOriginSecret = 16
 // private as the password; `serve` keeps its relays' secret in state_dir.
 func OriginKey(secret []byte, parts ...string) (string, error) {
 	if len(secret) < MinOriginSecret {
-		return "", errors.New("parley-xmpp: origin key: the secret must hold at least 16 random bytes")
+		return "", fmt.Errorf("parley-xmpp: origin key: the secret must hold at least 16 random bytes: %w", ErrInvalidArgument)
 	}
 	mac := hmac.New(sha256.New, secret)
 	var n [binary.MaxVarintLen64]byte

@@ -10,7 +10,12 @@
 // Inside, the runtime is a set of actors (github.com/asynkron/protoactor-go): a
 // session actor owns the connection, one room actor per room owns its join
 // state, pending posts and subscribers, and each room's archive actor reads its
-// archive. Public calls cross into the actors and honour their context.
+// archive. Public calls cross into the actors and honour their context. The
+// runtime's types (State, StateChange, RoomEvent, Allowlist) are its own,
+// converted from the actors' at the boundary, and every error a call returns
+// matches a sentinel of this package (errors.go) or of package seam. The
+// runtime reads no environment (see ConfigFromEnv). docs/architecture.md draws
+// the whole house.
 package runtime
 
 import (
@@ -25,7 +30,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/notifier"
 	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/actors/session"
@@ -74,7 +78,7 @@ func (rt *Runtime) Nick() string { return rt.cfg.Nick }
 
 // State is the connection's state now. Before the first Connect it is
 // Connecting.
-func (rt *Runtime) State() State { return State(rt.state.Load()) }
+func (rt *Runtime) State() State { return stateOf(session.State(rt.state.Load())) }
 
 // Connect dials the server and logs in; it returns once logged in. Rooms are
 // joined on first use. Calling Connect on a connected runtime does nothing.
@@ -115,9 +119,14 @@ func (rt *Runtime) start() {
 		actor.WithDeadLetterThrottleInterval(100*time.Millisecond),
 	)
 	root := rt.system.Root
-	rt.notifier = root.Spawn(notifier.Props(notifier.Config{
-		OnStateChange: c.OnStateChange, OnRoomEvent: c.OnRoomEvent, State: &rt.state, Logger: rt.log,
-	}))
+	nc := notifier.Config{State: &rt.state, Logger: rt.log}
+	if f := c.OnStateChange; f != nil {
+		nc.OnStateChange = func(sc session.StateChange) { f(stateChangeOf(sc)) }
+	}
+	if f := c.OnRoomEvent; f != nil {
+		nc.OnRoomEvent = func(e room.Event) { f(roomEventOf(e)) }
+	}
+	rt.notifier = root.Spawn(notifier.Props(nc))
 	keepAlive := c.KeepAlive
 	if keepAlive < 0 {
 		keepAlive = 0
@@ -171,7 +180,8 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 
 func (c *resolved) allowFor(topic seam.Topic) *room.Allowlist {
 	if a, ok := c.Allow[topic]; ok {
-		return &a
+		ra := room.Allowlist(a)
+		return &ra
 	}
 	return nil
 }
@@ -256,18 +266,6 @@ func (rt *Runtime) callErr(op string, err error) error {
 	return err
 }
 
-// Errors a Post's caller gets when its ctx ends first, joined with ctx.Err():
-// they say whether the message may still land.
-var (
-	// ErrPostNotSent: the message was never sent and never will be.
-	ErrPostNotSent = errors.New("parley-xmpp: the message was not sent")
-	// ErrPostInDoubt: the message was sent; it may have landed or still land. It
-	// is not sent again. It is seam.ErrPostInDoubt, which every in-doubt outcome
-	// of Post and PostOnce wraps: a ctx that ended, no reflection within
-	// PostTimeout, Disconnect, giving up reconnecting, a ban, a room that failed.
-	ErrPostInDoubt = seam.ErrPostInDoubt
-)
-
 // Post sends content to topic's room and returns the room's stanza-id for it once
 // the room reflects it. identity is not used: XMPP's sender is the runtime's
 // occupant nick (see ResolveIdentity). Content that XML can't carry (NUL and
@@ -324,10 +322,10 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 // calling PostOnce again with the same key and after resolves it.
 func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error) {
 	if key == "" || len(key) > 128 {
-		return "", fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes")
+		return "", fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes: %w", ErrInvalidArgument)
 	}
 	if err := stanza.CheckText(key); err != nil {
-		return "", fmt.Errorf("parley-xmpp: post once: key: %v", err)
+		return "", fmt.Errorf("parley-xmpp: post once: key: %v: %w", err, ErrInvalidArgument)
 	}
 	if err := rt.checkContent(content); err != nil {
 		return "", err
@@ -399,15 +397,15 @@ func (rt *Runtime) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (
 	if err != nil {
 		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, err)
 	}
-	a := res.(*archive.Result)
-	if a.Err != nil {
-		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, a.Err)
+	// The answer is the archive actor's (archive.Result): the archive decides
+	// its NextCursor, and the runtime passes it through.
+	page, err := res.(interface {
+		Page() (seam.FetchRecentResult, error)
+	}).Page()
+	if err != nil {
+		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, err)
 	}
-	next := a.NextCursor
-	if len(a.Entries) == 0 && args.Since != nil && !a.Missing && next == "" {
-		next = *args.Since
-	}
-	return seam.FetchRecentResult{Messages: a.Messages(), NextCursor: next}, nil
+	return page, nil
 }
 
 // Subscribe delivers every message of topic reflected after it returns, own
@@ -416,7 +414,7 @@ func (rt *Runtime) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (
 // is logged and keeps its subscription.
 func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handler) (seam.Subscription, error) {
 	if h == nil {
-		return nil, errors.New("parley-xmpp: subscribe: nil handler")
+		return nil, fmt.Errorf("parley-xmpp: subscribe: nil handler: %w", ErrInvalidArgument)
 	}
 	if _, err := RoomLocalpart(topic); err != nil {
 		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, err)
@@ -467,7 +465,7 @@ func (rt *Runtime) ResolveIdentity(ctx context.Context, handle seam.Handle) (sea
 		return seam.BackendIdentity{}, err
 	}
 	if handle == "" {
-		return seam.BackendIdentity{}, errors.New("parley-xmpp: resolve identity: empty handle")
+		return seam.BackendIdentity{}, fmt.Errorf("parley-xmpp: resolve identity: empty handle: %w", ErrInvalidArgument)
 	}
 	return seam.BackendIdentity{Handle: handle, BackendRef: rt.cfg.Nick}, nil
 }

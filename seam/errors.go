@@ -40,6 +40,9 @@ var (
 	// not post twice checks the topic (FetchRecent) before posting again, or
 	// posts with a backend's idempotent call (runtime.PostOnce).
 	ErrPostInDoubt = errors.New("seam: the message was sent and may still land")
+	// ErrInvalidArgument: an argument the call can't use (a nil handler, an
+	// empty handle, ...). Nothing was done.
+	ErrInvalidArgument = errors.New("seam: invalid argument")
 )
 
 // NoSuchTopicError is the answer of a backend that reports a never-posted topic as

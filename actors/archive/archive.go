@@ -1,8 +1,11 @@
 // Package archive is the archive actor: one per room, a child of the room actor.
-// It answers the room's and the runtime's reads of the room's XEP-0313 message
-// archive (MAM), paging with XEP-0059 result set management through the session,
-// and turns archive rows into seam messages exactly as the room turns live
-// reflections into them.
+// It answers the room's reads of the room's XEP-0313 message archive (MAM):
+// the room's own (replay, gap repair, lagging subscribers, PostOnce) and the
+// ones it serves for the runtime's FetchRecent. It pages with XEP-0059 result
+// set management, sending each query through the session, which hands it the
+// query's rows by query id. It turns archive rows into seam messages exactly as
+// the room turns live reflections into them (stanza.SeamMessage), and it alone
+// decides a read's NextCursor (Result.Page).
 //
 // Servers differ, and the archive actor makes them agree at the seam:
 //   - Before its first read it checks (disco#info) that the room, or for a room
@@ -28,6 +31,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -44,7 +48,10 @@ type Config struct {
 	Session   *actor.PID
 	IQTimeout time.Duration
 	PageSize  int // rows asked per MAM page
-	Logger    *slog.Logger
+	// MaxResults bounds the rows one MAM query may collect: a server sending
+	// more fails the query instead of growing memory without bound.
+	MaxResults int
+	Logger     *slog.Logger
 }
 
 // Query reads the archive. Since nil: the newest Limit messages. Since non-nil:
@@ -75,6 +82,35 @@ type Result struct {
 	Err     error
 }
 
+// Page is the read as seam.Backend.FetchRecent returns it, or its error. The
+// NextCursor is the archive's, decided in one place: after the last message
+// returned, or, when there is none, where the read started (Since), or the
+// archive's newest row for a read of the newest messages of an empty page, or
+// "" (the start) for a room that doesn't exist.
+func (r *Result) Page() (seam.FetchRecentResult, error) {
+	if r.Err != nil {
+		return seam.FetchRecentResult{}, r.Err
+	}
+	return seam.FetchRecentResult{Messages: r.Messages(), NextCursor: r.NextCursor}, nil
+}
+
+// LiveResult is the answer to a read whose archive part ended at next (the
+// archive's Result.NextCursor) with nothing, and which live messages (oldest
+// first, already cut to the read's limit) completed: a long-poll. The same rule
+// decides its NextCursor: after the last message, else where the archive read
+// ended, else where the read started.
+func LiveResult(since *seam.Cursor, next seam.Cursor, msgs []seam.Message) *Result {
+	res := &Result{NextCursor: next}
+	if since != nil && len(msgs) == 0 && res.NextCursor == "" {
+		res.NextCursor = *since
+	}
+	for _, m := range msgs {
+		res.Entries = append(res.Entries, Entry{Message: m})
+		res.NextCursor = m.Cursor
+	}
+	return res
+}
+
 // Messages returns the entries' messages.
 func (r *Result) Messages() []seam.Message {
 	out := make([]seam.Message, len(r.Entries))
@@ -102,6 +138,19 @@ type Archive struct {
 	checking bool
 	waiting  []func(error) // reads waiting for the check
 	known    map[string]time.Time
+	// IQs in flight through the session, by IQ id and, for MAM queries, by
+	// query id: the session sends each query's rows here (session.MAMRow),
+	// then its answer.
+	iqs     map[string]*pendingIQ
+	queries map[string]*pendingIQ
+}
+
+type pendingIQ struct {
+	to      string
+	queryID string
+	then    func(*session.IQResult)
+	rows    []stanza.MAMResult
+	tooMany bool
 }
 
 // knownFor is how long an id seen in the archive counts as known without being
@@ -111,15 +160,20 @@ const knownFor = 10 * time.Minute
 // Props returns an archive actor's props.
 func Props(cfg Config) *actor.Props {
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = 50
+		cfg.PageSize = defaults.MAMPageSize
 	}
 	if cfg.IQTimeout <= 0 {
-		cfg.IQTimeout = 30 * time.Second
+		cfg.IQTimeout = defaults.IQTimeout
+	}
+	if cfg.MaxResults <= 0 {
+		cfg.MaxResults = defaults.MaxMAMResults
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Archive{cfg: cfg, known: map[string]time.Time{}} }, actor.WithMailbox(mailbox.Unbounded()))
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Archive{cfg: cfg, known: map[string]time.Time{}, iqs: map[string]*pendingIQ{}, queries: map[string]*pendingIQ{}}
+	}, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 // Receive handles one message.
@@ -143,6 +197,10 @@ func (a *Archive) Receive(ctx actor.Context) {
 		})
 	case *retry:
 		m.q.page(ctx)
+	case *session.MAMRow:
+		a.onRow(m)
+	case *session.IQResult:
+		a.onIQResult(m)
 	case *Tail:
 		sender := ctx.Sender()
 		a.whenChecked(ctx, func(err error) {
@@ -432,8 +490,8 @@ func (q *query) onBackward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRe
 			page = append(page, e)
 		}
 	}
-	if room := q.limit - len(q.entries); len(page) > room {
-		page = page[len(page)-room:]
+	if space := q.limit - len(q.entries); len(page) > space {
+		page = page[len(page)-space:]
 	}
 	q.entries = append(page, q.entries...)
 	if len(q.entries) == q.limit || fin.Complete || len(rows) == 0 {
@@ -470,19 +528,44 @@ func (a *Archive) ask(ctx actor.Context, p stanza.Page, then func(*session.IQRes
 		Stanza: stanza.MAMQueryIQ(a.cfg.Room, id, qid, p)}, then)
 }
 
+// request sends req through the session; then runs with its answer (the
+// session answers every IQ: with its result, a timeout, or the lost link). An
+// ordinary request, not a future: the query's rows (session.MAMRow) and then its
+// answer arrive in this actor's mailbox in the order the session sent them.
 func (a *Archive) request(ctx actor.Context, req *session.IQ, then func(*session.IQResult)) {
-	f := ctx.RequestFuture(a.cfg.Session, req, a.cfg.IQTimeout+5*time.Second)
-	ctx.ReenterAfter(f, func(res any, err error) {
-		r, ok := res.(*session.IQResult)
-		switch {
-		case err != nil:
-			then(&session.IQResult{Err: fmt.Errorf("archive: request to %s: %w", req.To, err)})
-		case !ok:
-			then(&session.IQResult{Err: fmt.Errorf("archive: request to %s: unexpected answer %T", req.To, res)})
-		default:
-			then(r)
-		}
-	})
+	p := &pendingIQ{to: req.To, queryID: req.QueryID, then: then}
+	a.iqs[req.ID] = p
+	if req.QueryID != "" {
+		a.queries[req.QueryID] = p
+	}
+	ctx.Request(a.cfg.Session, req)
+}
+
+// onRow files a MAM row with the query it answers.
+func (a *Archive) onRow(m *session.MAMRow) {
+	p, ok := a.queries[m.QueryID]
+	switch {
+	case !ok:
+	case len(p.rows) >= a.cfg.MaxResults:
+		p.tooMany = true
+	default:
+		p.rows = append(p.rows, m.Row)
+	}
+}
+
+// onIQResult hands an answer, with the rows collected for it, to its request.
+func (a *Archive) onIQResult(res *session.IQResult) {
+	p, ok := a.iqs[res.ID]
+	if !ok {
+		return // asked before a restart of this actor
+	}
+	delete(a.iqs, res.ID)
+	delete(a.queries, p.queryID)
+	res.MAM = p.rows
+	if p.tooMany && res.Err == nil {
+		res.Err = fmt.Errorf("archive: %s sent more than %d results for one query", p.to, a.cfg.MaxResults)
+	}
+	p.then(res)
 }
 
 var errMissing = errors.New("archive: item-not-found")
@@ -534,27 +617,5 @@ func (a *Archive) entry(r stanza.MAMResult) (Entry, bool) {
 	if !f.HasBody || f.Body == "" || !stanza.SameBare(f.From, a.cfg.Room) {
 		return Entry{}, false
 	}
-	return Entry{Message: ToMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
-}
-
-// ToMessage builds a seam message from a room message, live or archived, so both
-// paths agree on every field: the id and cursor are the room's stanza-id (which
-// is the archive id), the sender is the occupant nick.
-func ToMessage(topic seam.Topic, room, from, body, id string, stamp time.Time) seam.Message {
-	sender := stanza.Resource(from)
-	if sender == "" {
-		sender = stanza.Bare(room) // the room itself speaking
-	}
-	if stamp.IsZero() {
-		stamp = time.Now()
-	}
-	return seam.Message{
-		Topic:        topic,
-		SenderHandle: seam.Handle(sender),
-		Content:      body,
-		Timestamp:    stamp.UTC(),
-		BackendMsgID: seam.BackendMsgID(id),
-		Cursor:       seam.Cursor(id),
-		Mentions:     seam.ParseMentions(body),
-	}
+	return Entry{Message: stanza.SeamMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
 }

@@ -208,15 +208,7 @@ func (r *reads) answer(ctx actor.Context, w *waiter, msgs []seam.Message) {
 	if len(msgs) > w.limit {
 		msgs = msgs[:w.limit]
 	}
-	res := &archive.Result{NextCursor: w.next}
-	if w.since != nil && len(msgs) == 0 && res.NextCursor == "" {
-		res.NextCursor = *w.since
-	}
-	for _, m := range msgs {
-		res.Entries = append(res.Entries, archive.Entry{Message: m})
-		res.NextCursor = m.Cursor
-	}
-	ctx.Send(w.replyTo, res)
+	ctx.Send(w.replyTo, archive.LiveResult(w.since, w.next, msgs)) // the archive's cursor rule
 }
 
 func (r *reads) answerErr(ctx actor.Context, w *waiter, err error) {

@@ -101,6 +101,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
@@ -218,10 +219,10 @@ func Props(cfg Config) *actor.Props {
 		cfg.Metrics = observe.NopRoom{}
 	}
 	if cfg.IQTimeout <= 0 {
-		cfg.IQTimeout = 30 * time.Second
+		cfg.IQTimeout = defaults.IQTimeout
 	}
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = 50
+		cfg.PageSize = defaults.MAMPageSize
 	}
 	if cfg.PostWindow <= 0 {
 		cfg.PostWindow = 32

@@ -41,9 +41,10 @@ type (
 	Send struct{ Stanza []byte }
 
 	// IQ sends an IQ stanza whose id is ID and answers *IQResult with the matching
-	// result or error, or a timeout. When QueryID is set the session also collects
-	// the MAM <result/>s that To sends for that query id and hands them over with
-	// the final answer.
+	// result or error, or a timeout. When QueryID is set (a MAM query), each
+	// <result/> that To sends for that query id goes to the sender as a *MAMRow,
+	// before the answer: send it with ctx.Request (not a future), so the rows and
+	// the answer arrive in order at the actor that collects them.
 	IQ struct {
 		ID      string
 		To      string // the JID the answer must come from; "" for the user's own server
@@ -54,10 +55,18 @@ type (
 	// IQResult answers IQ. Err is set on a timeout or a lost link (errors.Is
 	// ErrLinkLost); a stanza-level error is in IQ.Error.
 	IQResult struct {
-		ID  string // the request's ID
-		IQ  stanza.IQ
+		ID string // the request's ID
+		IQ stanza.IQ
+		// MAM is never set by the session: the archive that collected the
+		// query's rows (MAMRow) files them here before reading the answer.
 		MAM []stanza.MAMResult
 		Err error
+	}
+	// MAMRow is one MAM <result/> for the query QueryID, from the archive that
+	// was asked; Row.ID is "" when the row was unreadable.
+	MAMRow struct {
+		QueryID string
+		Row     stanza.MAMResult
 	}
 
 	// SpawnSubscriber spawns a subscriber actor as the session's child, so it
@@ -94,17 +103,10 @@ const (
 )
 
 func (s State) String() string {
-	switch s {
-	case Connecting:
-		return "connecting"
-	case Online:
-		return "online"
-	case Reconnecting:
-		return "reconnecting"
-	case Closed:
-		return "closed"
+	if s < Connecting || s > Closed {
+		return fmt.Sprintf("State(%d)", int(s))
 	}
-	return fmt.Sprintf("State(%d)", int(s))
+	return metricState(s).String() // one list of names
 }
 
 // StateChange is sent to Config.Notify on every change of State.

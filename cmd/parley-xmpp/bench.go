@@ -93,3 +93,12 @@ func (a *app) bench(ctx context.Context, o bench.Options, transient, cpuProfile,
 	fmt.Fprint(a.out, bench.Markdown(rs))
 	return nil
 }
+
+// envOr is a benchmark flag's default from the environment (bench tooling,
+// not the product's configuration).
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

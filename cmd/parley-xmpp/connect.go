@@ -10,11 +10,11 @@ import (
 	"github.com/parley-go/parley-xmpp/runtime"
 )
 
-// loadConfig reads --config, if given; without one the runtime's defaults and
-// the PARLEY_XMPP_* variables apply.
+// loadConfig reads --config, if given; without one the PARLEY_XMPP_* variables
+// and the runtime's defaults apply.
 func (a *app) loadConfig() error {
 	if a.configPath == "" {
-		a.file = &config.File{}
+		a.file = config.FromEnv()
 		if a.server != "" {
 			return fmt.Errorf("%w: --server %q needs --config", errUsage, a.server)
 		}

@@ -59,11 +59,12 @@ func (a *app) liveServer() (c runtime.Config, addr string, stop func(), err erro
 	if c, err = a.runtimeConfig(""); err != nil {
 		return c, "", nil, err
 	}
-	c.Service = envOr("PARLEY_XMPP_SERVICE", or(c.Service, runtime.DefaultService))
-	c.Domain = envOr("PARLEY_XMPP_DOMAIN", or(c.Domain, runtime.DefaultDomain))
-	c.MUCService = envOr("PARLEY_XMPP_MUC", or(c.MUCService, runtime.DefaultMUCService))
-	c.Username = envOr("PARLEY_XMPP_USER", or(c.Username, runtime.DefaultUsername))
-	c.Password = envOr("PARLEY_XMPP_PASS", or(c.Password, runtime.DefaultPassword))
+	// The PARLEY_XMPP_* variables are in c already (package config).
+	c.Service = or(c.Service, runtime.DefaultService)
+	c.Domain = or(c.Domain, runtime.DefaultDomain)
+	c.MUCService = or(c.MUCService, runtime.DefaultMUCService)
+	c.Username = or(c.Username, runtime.DefaultUsername)
+	c.Password = or(c.Password, runtime.DefaultPassword)
 	if addr, err = plainAddr(c.Service); err != nil {
 		return c, "", nil, err
 	}

@@ -356,10 +356,7 @@ func (a *app) roomCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			muc := c.MUCService
-			if muc == "" {
-				muc = envOr("PARLEY_XMPP_MUC", runtime.DefaultMUCService)
-			}
+			muc := or(c.MUCService, runtime.DefaultMUCService)
 			for _, t := range args {
 				local, err := runtime.RoomLocalpart(seam.Topic(t))
 				if err != nil {
@@ -370,13 +367,6 @@ func (a *app) roomCmd() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // argsBetween accepts lo to hi arguments (hi < 0: no limit); anything else is

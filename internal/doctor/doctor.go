@@ -2,7 +2,7 @@
 // needs it, connecting exactly as the runtime does, and says what to change on
 // the server when it isn't. It is `parley-xmpp doctor`.
 //
-// It works through internal/xmppconn (the only code touching go-xmpp) and
+// It works through internal/xmppconn (the only product code touching go-xmpp) and
 // internal/stanza, one request at a time. It creates one room of its own
 // (parley-doctor-<random> at the MUC service), posts a few messages there and
 // destroys it at the end.

@@ -1,5 +1,7 @@
-// Package xmppconn is the one place parley-xmpp touches github.com/xmppo/go-xmpp.
-// It dials and logs in, runs the single reader goroutine and the single writer
+// Package xmppconn is the one place the product (runtime, actors, serve, config,
+// the command) touches github.com/xmppo/go-xmpp; only test and benchmark
+// tooling (internal/rawclient, bench's bare client) imports go-xmpp besides,
+// and a test (runtime's TestOnlyXmppconnImportsGoXMPP) holds that. It dials and logs in, runs the single reader goroutine and the single writer
 // goroutine of a connection, and converts what go-xmpp returns into package
 // stanza's types, so the rest of the runtime never sees the library.
 //
@@ -53,6 +55,8 @@ import (
 	"time"
 
 	xmpp "github.com/xmppo/go-xmpp"
+
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 )
 
 // Options configure a connection.
@@ -91,8 +95,8 @@ type Options struct {
 // max_stanza_size are 256 KiB; the outbound default stays below that, with room
 // for a server that counts a little more than the bytes we write.
 const (
-	DefaultMaxStanzaBytes  = 240 * 1024
-	DefaultMaxInboundBytes = 1 << 20
+	DefaultMaxStanzaBytes  = defaults.MaxStanzaBytes
+	DefaultMaxInboundBytes = defaults.MaxInboundStanzaBytes
 )
 
 // Errors the adapter reports.

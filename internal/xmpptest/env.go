@@ -10,12 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/rawclient"
 )
 
 // Server describes the XMPP server the integration tests use: one of the dev
 // servers (PARLEY_TEST_SERVER: prosody, the default, or ejabberd), with any
-// setting overridden by the same PARLEY_XMPP_* variables the runtime reads.
+// setting overridden by the PARLEY_XMPP_* variables that runtime.ConfigFromEnv
+// reads (the same names, from internal/defaults; this package can't import
+// runtime: xmppconn's own tests use it). Tests build their runtime.Config from
+// a Server explicitly.
 type Server struct {
 	Name      string // prosody or ejabberd: what scripts/devserver.sh calls it
 	Addr      string // host:port
@@ -44,16 +48,16 @@ func Env() Server {
 	if !ok {
 		dev = devServers["prosody"]
 	}
-	addr := strings.TrimPrefix(get("PARLEY_XMPP_SERVICE", "xmpp://"+dev.Addr), "xmpp://")
+	addr := strings.TrimPrefix(get(defaults.EnvService, "xmpp://"+dev.Addr), "xmpp://")
 	return Server{
 		Name:      dev.Name,
 		Addr:      addr,
-		Domain:    get("PARLEY_XMPP_DOMAIN", "parley.local"),
-		MUC:       get("PARLEY_XMPP_MUC", "muc.parley.local"),
+		Domain:    get(defaults.EnvDomain, defaults.Domain),
+		MUC:       get(defaults.EnvMUCService, defaults.MUCService),
 		NoMAMMUC:  get("PARLEY_XMPP_NOMAM_MUC", dev.NoMAMMUC),
 		Transient: get("PARLEY_XMPP_TRANSIENT_MUC", dev.Transient),
 		Accounts: [][2]string{
-			{get("PARLEY_XMPP_USER", "parley"), get("PARLEY_XMPP_PASS", "parleypass")},
+			{get(defaults.EnvUsername, defaults.Username), get(defaults.EnvPassword, defaults.Password)},
 			{"parley2", "parleypass2"},
 			{"parley3", "parleypass3"},
 			{"observer", "observerpass"},

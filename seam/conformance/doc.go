@@ -55,7 +55,8 @@
 // Clauses 18-21 run only with Capabilities.BlockingFetch and 22 only without it
 // (the others are skipped). Clauses 25, 26, 27 and 29 run only when Fixture.XMPP is
 // set; otherwise Run logs that they are not applicable. Clause 30 (surviving a
-// dropped connection) belongs to a later chaos suite.
+// dropped connection) is not checked here: package chaos checks it, cutting and
+// restarting the link to a real server under load.
 //
 // Every call runs under a timeout, so a hung backend fails its clause instead of
 // hanging the run. The suite's own tests hold it to the contract both ways: the

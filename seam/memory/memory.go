@@ -9,7 +9,6 @@ package memory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -321,7 +320,7 @@ func (b *backend) ResolveIdentity(ctx context.Context, handle seam.Handle) (seam
 		return seam.BackendIdentity{}, fmt.Errorf("memory: %w", err)
 	}
 	if handle == "" {
-		return seam.BackendIdentity{}, errors.New("memory: resolve identity: empty handle")
+		return seam.BackendIdentity{}, fmt.Errorf("memory: resolve identity: empty handle: %w", seam.ErrInvalidArgument)
 	}
 	return seam.BackendIdentity{Handle: handle, BackendRef: "memory:" + string(handle)}, nil
 }
@@ -331,7 +330,7 @@ func (b *backend) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handle
 		return nil, err
 	}
 	if h == nil {
-		return nil, errors.New("memory: subscribe: nil handler")
+		return nil, fmt.Errorf("memory: subscribe: nil handler: %w", seam.ErrInvalidArgument)
 	}
 	sub := &subscription{b: b, topic: topic, h: h, ready: make(chan struct{}, 1)}
 	// Registering under b.mu orders it with Disconnect: either Disconnect sees the

@@ -1,10 +1,16 @@
-// Package session is the session actor: the owner of the one XMPP connection of a
-// runtime. It dials through package xmppconn, turns everything the connection's
-// reader delivers into messages for itself, writes every stanza, correlates IQs
-// with their answers (with timeouts), keeps the link alive with XEP-0199 pings,
-// reconnects with exponential backoff when the link is lost, spawns one room
-// actor per room (and the subscribers the rooms ask for), supervises them, and
-// routes each room's traffic to it.
+// Package session is the session actor: the link, and nothing else. It owns the
+// one XMPP connection of a runtime and
+//   - connects, keeps the link alive with XEP-0199 pings, and reconnects with
+//     exponential backoff when it is lost (link.go);
+//   - writes the stanzas that need it, and matches each IQ with its answer, a
+//     timeout or the lost link (iq.go); a MAM row goes straight to the archive
+//     actor that asked for its query id, which collects its own pages;
+//   - routes inbound stanzas to rooms, spawning one room actor per room on first
+//     use (and the subscribers the rooms ask for) and supervising them
+//     (rooms.go).
+//
+// Messages carry an epoch, the connection's staleness token: whatever an older
+// connection still reports is ignored (the room uses the same word for its own).
 package session
 
 import (
@@ -18,6 +24,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
@@ -78,8 +85,8 @@ type Config struct {
 	// CloseGrace bounds how long Disconnect waits for the server to close the
 	// stream before dropping the link.
 	CloseGrace time.Duration
-	// MaxMAMResults bounds the results one query may collect; a server sending more
-	// fails the query instead of growing memory without bound.
+	// MaxMAMResults is not used: the archive actor bounds the rows of a query
+	// (archive.Config.MaxResults). Kept so configurations that set it compile.
 	MaxMAMResults int
 	// Metrics receives the connection's measurements (nil: none).
 	Metrics observe.Metrics
@@ -106,7 +113,7 @@ type Session struct {
 	phase phase
 	state State // last state announced
 
-	gen        int // connection generation: events of older connections are ignored
+	epoch      int // the connection's staleness token (the room's word too): events of older connections are ignored
 	conn       *xmppconn.Conn
 	cancelDial context.CancelFunc
 	connectors []*actor.PID // Connect requests waiting for the login
@@ -127,38 +134,31 @@ type Session struct {
 	rooms    map[string]*actor.PID // by lower-case bare JID
 	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
 	iqs      map[string]*pendingIQ
+	queries  map[string]string // the IQ ids of MAM queries in flight, by query id
 
 	disconnectors []*actor.PID
 	openConns     int // connections whose goroutines haven't ended yet
 }
 
-type pendingIQ struct {
-	req     IQ
-	replyTo *actor.PID
-	timer   *time.Timer
-	mam     []stanza.MAMResult
-	tooMany bool
-}
-
 // Messages the session sends itself.
 type (
 	dialed struct {
-		gen  int
-		conn *xmppconn.Conn
-		err  error
+		epoch int
+		conn  *xmppconn.Conn
+		err   error
 	}
 	inbound struct {
-		gen int
-		s   any
+		epoch int
+		s     any
 	}
 	linkClosed struct {
-		gen int
-		err error
+		epoch int
+		err   error
 	}
 	iqTimedOut struct{ id string }
 	connEnded  struct{}
-	retryNow   struct{ gen int }
-	pingNow    struct{ gen int }
+	retryNow   struct{ epoch int }
+	pingNow    struct{ epoch int }
 )
 
 // Props returns the session's props.
@@ -170,26 +170,23 @@ func Props(cfg Config) *actor.Props {
 		cfg.Dial = xmppconn.Dial
 	}
 	if cfg.CloseGrace <= 0 {
-		cfg.CloseGrace = 2 * time.Second
+		cfg.CloseGrace = defaults.CloseGrace
 	}
 	if cfg.LoginTimeout <= 0 {
-		cfg.LoginTimeout = 30 * time.Second
-	}
-	if cfg.MaxMAMResults <= 0 {
-		cfg.MaxMAMResults = 1000
+		cfg.LoginTimeout = defaults.DialTimeout
 	}
 	if cfg.KeepAliveTimeout <= 0 {
-		cfg.KeepAliveTimeout = 10 * time.Second
+		cfg.KeepAliveTimeout = defaults.KeepAliveTimeout
 	}
 	r := &cfg.Reconnect
 	if r.InitialInterval <= 0 {
-		r.InitialInterval = 100 * time.Millisecond
+		r.InitialInterval = defaults.ReconnectWait
 	}
 	if r.MaxInterval <= 0 {
-		r.MaxInterval = 10 * time.Second
+		r.MaxInterval = defaults.MaxReconnectWait
 	}
 	if r.StableAfter <= 0 {
-		r.StableAfter = 30 * time.Second
+		r.StableAfter = defaults.StableAfter
 	}
 	if cfg.Rooms == nil {
 		cfg.Rooms = actor.DefaultSupervisorStrategy()
@@ -198,36 +195,13 @@ func Props(cfg Config) *actor.Props {
 		cfg.Metrics = observe.Nop{}
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, roomKeys: map[string]string{}, iqs: map[string]*pendingIQ{}}
+		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, roomKeys: map[string]string{}, iqs: map[string]*pendingIQ{}, queries: map[string]string{}}
 	}, actor.WithMailbox(mailbox.Unbounded()))
 }
 
 // HandleFailure supervises the session's children (rooms and subscribers) with
 // Config.Rooms. It runs on the session's own goroutine, so when the policy stops
 // a room the session forgets it at once: the next request for that room gets a
-// fresh room actor instead of going down with the stopping one.
-func (s *Session) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
-	s.cfg.Rooms.HandleFailure(system, forgetting{Supervisor: sup, s: s}, child, rs, reason, message)
-}
-
-type forgetting struct {
-	actor.Supervisor
-	s *Session
-}
-
-func (f forgetting) StopChildren(pids ...*actor.PID) {
-	for _, p := range pids {
-		f.s.forgetRoom(p)
-	}
-	f.Supervisor.StopChildren(pids...)
-}
-
-func (s *Session) forgetRoom(pid *actor.PID) {
-	if k, ok := s.roomKeys[pid.Id]; ok {
-		delete(s.roomKeys, pid.Id)
-		delete(s.rooms, k)
-	}
-}
 
 // Receive handles one message.
 func (s *Session) Receive(ctx actor.Context) {
@@ -237,27 +211,27 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *AbortConnect:
 		if s.phase == dialing {
 			s.cancelDial()
-			s.gen++ // the login's result, when it comes, is stale
+			s.epoch++ // the login's result, when it comes, is stale
 			s.phase = idle
 			s.answerConnectors(ctx, context.Canceled)
 		}
 	case *dialed:
 		s.onDialed(ctx, m)
 	case *retryNow:
-		if m.gen == s.gen && s.phase == reconnecting {
+		if m.epoch == s.epoch && s.phase == reconnecting {
 			s.dial(ctx)
 		}
 	case *inbound:
-		if m.gen == s.gen && s.phase == online {
+		if m.epoch == s.epoch && s.phase == online {
 			s.heard = true
 			s.onStanza(ctx, m.s)
 		}
 	case *linkClosed:
-		if m.gen == s.gen && s.phase == online {
+		if m.epoch == s.epoch && s.phase == online {
 			s.linkLost(ctx, m.err)
 		}
 	case *pingNow:
-		if m.gen == s.gen && s.phase == online {
+		if m.epoch == s.epoch && s.phase == online {
 			s.ping(ctx)
 		}
 	case *IQResult: // the answer to our own keepalive ping
@@ -274,8 +248,7 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *IQ:
 		s.sendIQ(ctx, m)
 	case *iqTimedOut:
-		if p, ok := s.iqs[m.id]; ok {
-			delete(s.iqs, m.id)
+		if p, ok := s.takeIQ(m.id); ok {
 			ctx.Send(p.replyTo, &IQResult{ID: m.id, Err: fmt.Errorf("%w: IQ to %q after %s", ErrIQTimeout, p.req.To, p.req.Timeout)})
 		}
 	case *ToRoom:
@@ -316,19 +289,19 @@ func (s *Session) connect(ctx actor.Context) {
 
 // dial starts a login on its own goroutine; its result comes back as *dialed.
 func (s *Session) dial(ctx actor.Context) {
-	s.gen++
+	s.epoch++
 	s.attempt++
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoginTimeout)
 	s.cancelDial = cancel
-	gen, self, root, dial, opts := s.gen, ctx.Self(), ctx.ActorSystem().Root, s.cfg.Dial, s.cfg.Conn
+	epoch, self, root, dial, opts := s.epoch, ctx.Self(), ctx.ActorSystem().Root, s.cfg.Dial, s.cfg.Conn
 	go func() {
 		conn, err := dial(dctx, opts)
-		root.Send(self, &dialed{gen: gen, conn: conn, err: err})
+		root.Send(self, &dialed{epoch: epoch, conn: conn, err: err})
 	}()
 }
 
 func (s *Session) onDialed(ctx actor.Context, m *dialed) {
-	if m.gen != s.gen || (s.phase != dialing && s.phase != reconnecting) {
+	if m.epoch != s.epoch || (s.phase != dialing && s.phase != reconnecting) {
 		// A login that finished after Disconnect, or after it was abandoned.
 		if m.conn != nil {
 			s.reap(ctx, m.conn, 0)
@@ -352,10 +325,10 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	}
 	s.conn, s.phase, s.lastErr = m.conn, online, nil
 	s.onlineSince = time.Now()
-	gen, self, root := s.gen, ctx.Self(), ctx.ActorSystem().Root
+	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
 	m.conn.Start(xmppconn.Handler{
-		Stanza: func(v any) { root.Send(self, &inbound{gen: gen, s: v}) },
-		Closed: func(err error) { root.Send(self, &linkClosed{gen: gen, err: err}) },
+		Stanza: func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
+		Closed: func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
 	})
 	s.openConns++
 	s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
@@ -375,7 +348,7 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 	s.log.Warn("connection lost; reconnecting", slog.Any("err", err))
 	conn := s.conn
 	s.conn, s.lastErr = nil, err
-	s.gen++ // whatever the old connection still reports is stale
+	s.epoch++ // whatever the old connection still reports is stale
 	conn.Abort()
 	s.reapWhenDone(ctx, conn)
 	s.stopTimers()
@@ -430,15 +403,15 @@ func (s *Session) retryLater(ctx actor.Context, err error, announce bool) {
 	if announce {
 		s.announceAttempt(ctx, err)
 	}
-	gen := s.gen
-	s.retryTimer = s.after(ctx, wait, &retryNow{gen: gen})
+	epoch := s.epoch
+	s.retryTimer = s.after(ctx, wait, &retryNow{epoch: epoch})
 }
 
 func (s *Session) schedulePing(ctx actor.Context) {
 	if s.cfg.KeepAlive <= 0 {
 		return
 	}
-	s.pingTimer = s.after(ctx, s.cfg.KeepAlive, &pingNow{gen: s.gen})
+	s.pingTimer = s.after(ctx, s.cfg.KeepAlive, &pingNow{epoch: s.epoch})
 }
 
 func (s *Session) ping(ctx actor.Context) {
@@ -479,7 +452,7 @@ func (s *Session) reap(ctx actor.Context, conn *xmppconn.Conn, grace time.Durati
 func (s *Session) announce(ctx actor.Context, to State, err error) {
 	from := s.state
 	s.state = to
-	s.cfg.Metrics.ConnectionState(observe.State(to))
+	s.cfg.Metrics.ConnectionState(metricState(to))
 	if s.cfg.Notify != nil {
 		ctx.Send(s.cfg.Notify, &StateChange{From: from, To: to, Err: err, Attempt: s.attempt, At: time.Now()})
 	}
@@ -498,14 +471,6 @@ func (s *Session) answerConnectors(ctx actor.Context, err error) {
 	s.connectors = nil
 }
 
-func (s *Session) failIQs(ctx actor.Context, err error) {
-	for id, p := range s.iqs {
-		p.timer.Stop()
-		ctx.Send(p.replyTo, &IQResult{ID: id, Err: err})
-		delete(s.iqs, id)
-	}
-}
-
 // ---- traffic ----
 
 // write queues b on the link. A full queue or an oversized stanza leaves the
@@ -522,149 +487,6 @@ func (s *Session) write(b []byte) error {
 	return err
 }
 
-func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
-	if s.phase != online {
-		err := fmt.Errorf("%w: %w", ErrLinkLost, seam.ErrNotConnected)
-		if s.phase >= closing {
-			err = seam.ErrDisconnected
-		}
-		ctx.Send(replyTo(ctx), &IQResult{ID: m.ID, Err: err})
-		return
-	}
-	if _, dup := s.iqs[m.ID]; dup {
-		ctx.Send(replyTo(ctx), &IQResult{ID: m.ID, Err: fmt.Errorf("%w: %q", ErrDuplicateIQ, m.ID)})
-		return
-	}
-	if m.Timeout <= 0 {
-		m.Timeout = 30 * time.Second
-	}
-	p := &pendingIQ{req: *m, replyTo: replyTo(ctx)}
-	p.timer = s.after(ctx, m.Timeout, &iqTimedOut{id: m.ID})
-	s.iqs[m.ID] = p
-	if err := s.write(m.Stanza); errors.Is(err, xmppconn.ErrSendQueueFull) || errors.Is(err, xmppconn.ErrStanzaTooLarge) {
-		p.timer.Stop()
-		delete(s.iqs, m.ID)
-		ctx.Send(p.replyTo, &IQResult{ID: m.ID, Err: fmt.Errorf("session: IQ to %q not sent (the link is fine; retry later): %w", m.To, err)})
-	}
-}
-
-// replyTo is who asked: the sender, or the session itself for its own pings.
-func replyTo(ctx actor.Context) *actor.PID {
-	if p := ctx.Sender(); p != nil {
-		return p
-	}
-	return ctx.Self()
-}
-
-func (s *Session) onStanza(ctx actor.Context, v any) {
-	switch st := v.(type) {
-	case stanza.Message:
-		if st.MAM != nil {
-			s.onMAMResult(st)
-			return
-		}
-		s.route(ctx, st.From, st)
-	case stanza.Presence:
-		s.route(ctx, st.From, st)
-	case stanza.IQ:
-		s.onIQ(ctx, st)
-	}
-}
-
-// onMAMResult files a result with the query it answers: same query id, and from
-// the archive that was asked. Anything else is not ours and is dropped.
-func (s *Session) onMAMResult(m stanza.Message) {
-	for _, p := range s.iqs {
-		if p.req.QueryID == "" || p.req.QueryID != m.MAM.QueryID || !stanza.SameBare(m.From, p.req.To) || stanza.Resource(m.From) != "" {
-			continue
-		}
-		if len(p.mam) >= s.cfg.MaxMAMResults {
-			p.tooMany = true
-			return
-		}
-		r := *m.MAM
-		if m.Error != nil {
-			// An unreadable row: keep it marked so the archive fails the page.
-			r.ID = ""
-		}
-		p.mam = append(p.mam, r)
-		return
-	}
-	s.log.Debug("dropped a MAM result no query of ours asked for", slog.String("from", m.From), slog.String("queryid", m.MAM.QueryID))
-}
-
-func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
-	switch iq.Type {
-	case "result", "error":
-		p, ok := s.iqs[iq.ID]
-		if !ok || !s.answersTo(iq.From, p.req.To) {
-			s.log.Debug("dropped an IQ answer nobody waits for", slog.String("id", iq.ID), slog.String("from", iq.From))
-			return
-		}
-		p.timer.Stop()
-		delete(s.iqs, iq.ID)
-		res := &IQResult{ID: iq.ID, IQ: iq, MAM: p.mam}
-		if p.tooMany {
-			res.Err = fmt.Errorf("session: %s sent more than %d results for one query", p.req.To, s.cfg.MaxMAMResults)
-		}
-		ctx.Send(p.replyTo, res)
-	case "get", "set":
-		// A request from a room occupant is the room's business (its nick probe
-		// among them); anything else the runtime doesn't serve.
-		if pid, ok := s.rooms[strings.ToLower(stanza.Bare(iq.From))]; ok {
-			ctx.Send(pid, iq)
-			return
-		}
-		_ = s.write(stanza.ErrorReplyIQ(iq.From, iq.ID, "service-unavailable"))
-	}
-}
-
-// answersTo: an answer counts only from the entity asked. For IQs to the user's
-// own server, RFC 6120 lets the answer come from the domain, the bare JID or none.
-func (s *Session) answersTo(from, to string) bool {
-	if to != "" {
-		return strings.EqualFold(from, to)
-	}
-	own := stanza.Bare(s.conn.JID())
-	return from == "" || stanza.SameBare(from, own) || strings.EqualFold(from, own[strings.IndexByte(own, '@')+1:])
-}
-
-func (s *Session) route(ctx actor.Context, from string, v any) {
-	if pid, ok := s.rooms[strings.ToLower(stanza.Bare(from))]; ok {
-		ctx.Send(pid, v)
-	}
-}
-
-func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
-	switch {
-	case s.phase >= closing:
-		ctx.Respond(seam.ErrDisconnected)
-		return
-	case s.phase == idle || s.phase == dialing:
-		err := seam.ErrNotConnected
-		if s.lastErr != nil {
-			err = fmt.Errorf("%w: %v", seam.ErrNotConnected, s.lastErr)
-		}
-		ctx.Respond(err)
-		return
-	case s.phase == reconnecting && s.cfg.FailFast:
-		ctx.Respond(fmt.Errorf("%w: reconnecting (%v)", seam.ErrNotConnected, s.lastErr))
-		return
-	}
-	key := strings.ToLower(m.Room)
-	pid, ok := s.rooms[key]
-	if !ok {
-		spec := RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.phase == online}
-		if spec.Online {
-			spec.Link = s.conn
-		}
-		pid = ctx.Spawn(s.cfg.NewRoom(spec))
-		s.rooms[key] = pid
-		s.roomKeys[pid.Id] = key
-	}
-	ctx.RequestWithCustomSender(pid, m.Msg, ctx.Sender())
-}
-
 func (s *Session) disconnect(ctx actor.Context) {
 	s.disconnectors = append(s.disconnectors, ctx.Sender())
 	if s.phase == closing || s.phase == closed {
@@ -675,7 +497,7 @@ func (s *Session) disconnect(ctx actor.Context) {
 		s.cancelDial()
 	}
 	s.phase = closing
-	s.gen++
+	s.epoch++
 	s.stopTimers()
 	s.answerConnectors(ctx, seam.ErrDisconnected)
 	s.failIQs(ctx, seam.ErrDisconnected)
@@ -721,4 +543,18 @@ func (s *Session) maybeDone(ctx actor.Context) {
 func (s *Session) after(ctx actor.Context, d time.Duration, msg any) *time.Timer {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	return time.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
+// metricState maps a State to the metrics' own, by name.
+func metricState(s State) observe.State {
+	switch s {
+	case Online:
+		return observe.Online
+	case Reconnecting:
+		return observe.Reconnecting
+	case Closed:
+		return observe.Closed
+	default:
+		return observe.Connecting
+	}
 }

@@ -1,0 +1,91 @@
+package session
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// The room registry: one room actor per room, spawned on first use and
+// supervised here, and the routing of each inbound stanza to its room.
+
+// fresh room actor instead of going down with the stopping one.
+func (s *Session) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
+	s.cfg.Rooms.HandleFailure(system, forgetting{Supervisor: sup, s: s}, child, rs, reason, message)
+}
+
+type forgetting struct {
+	actor.Supervisor
+	s *Session
+}
+
+func (f forgetting) StopChildren(pids ...*actor.PID) {
+	for _, p := range pids {
+		f.s.forgetRoom(p)
+	}
+	f.Supervisor.StopChildren(pids...)
+}
+
+func (s *Session) forgetRoom(pid *actor.PID) {
+	if k, ok := s.roomKeys[pid.Id]; ok {
+		delete(s.roomKeys, pid.Id)
+		delete(s.rooms, k)
+	}
+}
+
+func (s *Session) onStanza(ctx actor.Context, v any) {
+	switch st := v.(type) {
+	case stanza.Message:
+		if st.MAM != nil {
+			s.onMAMResult(ctx, st)
+			return
+		}
+		s.route(ctx, st.From, st)
+	case stanza.Presence:
+		s.route(ctx, st.From, st)
+	case stanza.IQ:
+		s.onIQ(ctx, st)
+	}
+}
+
+// onMAMResult files a result with the query it answers: same query id, and from
+
+func (s *Session) route(ctx actor.Context, from string, v any) {
+	if pid, ok := s.rooms[strings.ToLower(stanza.Bare(from))]; ok {
+		ctx.Send(pid, v)
+	}
+}
+
+func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
+	switch {
+	case s.phase >= closing:
+		ctx.Respond(seam.ErrDisconnected)
+		return
+	case s.phase == idle || s.phase == dialing:
+		err := seam.ErrNotConnected
+		if s.lastErr != nil {
+			err = fmt.Errorf("%w: %v", seam.ErrNotConnected, s.lastErr)
+		}
+		ctx.Respond(err)
+		return
+	case s.phase == reconnecting && s.cfg.FailFast:
+		ctx.Respond(fmt.Errorf("%w: reconnecting (%v)", seam.ErrNotConnected, s.lastErr))
+		return
+	}
+	key := strings.ToLower(m.Room)
+	pid, ok := s.rooms[key]
+	if !ok {
+		spec := RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.phase == online}
+		if spec.Online {
+			spec.Link = s.conn
+		}
+		pid = ctx.Spawn(s.cfg.NewRoom(spec))
+		s.rooms[key] = pid
+		s.roomKeys[pid.Id] = key
+	}
+	ctx.RequestWithCustomSender(pid, m.Msg, ctx.Sender())
+}

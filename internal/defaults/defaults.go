@@ -1,0 +1,62 @@
+// Package defaults is the one table of parley-xmpp's default settings. The
+// runtime fills an unset Config field from here, and an actor built without a
+// runtime (in a test) falls back to the same values, so each default is stated
+// once. runtime.Config documents them to users.
+package defaults
+
+import "time"
+
+// The connection's account and server (the dev server's, see scripts/devserver.sh).
+const (
+	Service    = "xmpp://127.0.0.1:5222"
+	Domain     = "parley.local"
+	MUCService = "muc.parley.local"
+	Username   = "parley"
+	// Password applies only to a loopback Service.
+	Password = "parleypass"
+)
+
+// Timeouts.
+const (
+	DialTimeout = 15 * time.Second // TCP connect and login
+	IQTimeout   = 30 * time.Second // one IQ round trip
+	JoinTimeout = 30 * time.Second // joining a room, cold-creation retries included
+	PostTimeout = 30 * time.Second // a post's reflection
+	CloseGrace  = 2 * time.Second  // how long Disconnect waits for the server to close the stream
+)
+
+// Reconnecting and keeping alive.
+const (
+	ReconnectWait    = 100 * time.Millisecond
+	MaxReconnectWait = 10 * time.Second
+	StableAfter      = 30 * time.Second
+	KeepAlive        = 30 * time.Second
+	KeepAliveTimeout = 10 * time.Second
+	SelfPing         = 5 * time.Minute
+)
+
+// Sizes.
+const (
+	FetchLimit       = 50    // a FetchRecent page when Limit <= 0
+	MaxFetchLimit    = 10000 // the cap on any Limit
+	MAMPageSize      = 50    // rows one MAM query asks for (Prosody's cap)
+	MaxMAMResults    = 1000  // rows one MAM query may collect
+	MaxContentBytes  = 64 * 1024
+	SubscriberBuffer = 1024
+	// MaxStanzaBytes stays under the 256 KiB Prosody and ejabberd take by
+	// default.
+	MaxStanzaBytes        = 240 * 1024
+	MaxInboundStanzaBytes = 1 << 20
+)
+
+// The environment variables of the connection settings, read only where a
+// caller asks for them: runtime.ConfigFromEnv, package config (for the
+// command, with .env files), and the test fixtures (internal/xmpptest).
+const (
+	EnvService    = "PARLEY_XMPP_SERVICE"
+	EnvDomain     = "PARLEY_XMPP_DOMAIN"
+	EnvMUCService = "PARLEY_XMPP_MUC"
+	EnvUsername   = "PARLEY_XMPP_USER"
+	EnvPassword   = "PARLEY_XMPP_PASS"
+	EnvNick       = "PARLEY_XMPP_NICK"
+)
