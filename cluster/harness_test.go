@@ -588,3 +588,12 @@ func metricValue(body, name string) float64 {
 	}
 	return -1
 }
+
+// TestMain removes the binary serveBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
