@@ -384,7 +384,11 @@ func (q *query) page(ctx actor.Context) {
 			q.fail(ctx, p, err)
 			return
 		}
-		rows = q.fresh(rows, p)
+		sent := len(rows)
+		if rows = q.fresh(rows, p); sent > 0 && len(rows) == 0 && !fin.Complete {
+			q.fail(ctx, p, fmt.Errorf("%w: %s answered a page with only rows it had already sent", ErrStalled, q.a.cfg.Room))
+			return
+		}
 		if q.verify {
 			q.verify = false
 			q.verifySince(ctx, rows, func() { q.onPage(ctx, p, rows, fin) })
