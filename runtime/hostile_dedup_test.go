@@ -1,6 +1,8 @@
 package runtime_test
 
 import (
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,4 +130,52 @@ func mamPage(st *xmpptest.Stream, q mamQuery, complete bool, ids ...string) {
 		row(st, hostileRoom, q.queryID, id, "alice", "<body>"+id+"</body>")
 	}
 	fin(st, q, complete, ids[0], ids[len(ids)-1])
+}
+
+// A lagging subscriber (a small buffer, a blocked handler) is fed from the
+// archive, which repeats every row and holds each read's cursor: it gets each
+// message once, in order.
+func TestHostileRepeatedArchiveRowsReachLaggingSubscribersOnce(t *testing.T) {
+	archived := []string{"t0"}
+	for i := range 24 {
+		archived = append(archived, fmt.Sprintf("m%d", i+1))
+	}
+	f := &fakeMUC{onMAM: func(st *xmpptest.Stream, q mamQuery) {
+		switch {
+		case q.last:
+			mamPage(st, q, true, "t0")
+		case q.before != "": // the runtime checks its cursor: the row before
+			i := slices.Index(archived, q.before)
+			if i < 1 {
+				fin(st, q, true, "", "")
+				return
+			}
+			mamPage(st, q, false, archived[i-1])
+		case q.after != "":
+			ids := []string{q.after} // the cursor itself, then every row twice
+			for _, id := range archived[slices.Index(archived, q.after)+1:] {
+				ids = append(ids, id, id)
+			}
+			mamPage(st, q, true, ids...)
+		default:
+			fin(st, q, true, "", "")
+		}
+	}}
+	rt := hostileRuntime(t, f, func(c *runtime.Config) { c.SubscriberBuffer = 8 })
+	got := make(chan seam.Message, 30)
+	gate := make(chan struct{})
+	sub, err := rt.Subscribe(ctx5(t), hostileTopic, func(m seam.Message) {
+		<-gate
+		got <- m
+	})
+	require.NoError(t, err)
+	defer sub.Close()
+
+	st := f.stream()
+	for _, id := range archived[1:] {
+		st.Send(`<message type='groupchat' from='%s/alice' to='%s'><body>%s</body><stanza-id xmlns='urn:xmpp:sid:0' by='%s' id='%s'/></message>`, hostileRoom, st.JID, id, hostileRoom, id)
+	}
+	time.Sleep(300 * time.Millisecond) // the subscriber falls behind
+	close(gate)
+	deliveredOnce(t, got, archived[1:]...)
 }
