@@ -73,6 +73,14 @@ type GapRecorder interface {
 	HistoryGap()
 }
 
+// RowDropper is an optional interface of a Room: ArchiveRowsDropped is called
+// when an archive read dropped n rows the server sent again (an id repeated in
+// the read, or the read's own cursor): ejabberd sometimes answers the same row
+// more than once in one MAM page. A Room without it is not told.
+type RowDropper interface {
+	ArchiveRowsDropped(n int)
+}
+
 // Nop discards everything.
 type Nop struct{}
 
@@ -85,6 +93,9 @@ type NopRoom struct{}
 
 // HistoryGap implements GapRecorder.
 func (NopRoom) HistoryGap() {}
+
+// ArchiveRowsDropped implements RowDropper.
+func (NopRoom) ArchiveRowsDropped(int) {}
 
 func (NopRoom) Joined(bool)         {}
 func (NopRoom) MessageIn()          {}

@@ -17,6 +17,12 @@
 //     page from elsewhere instead of an error, and may reflect a message live a
 //     moment before its archive has it. A cursor not found is looked for again
 //     a few times over about a second before it is declared unknown.
+//   - A row is taken once per read: one whose id the read already showed (in
+//     this page or an earlier one) or that is the read's own cursor is dropped
+//     and counted (observe.RowDropper). ejabberd, under concurrent writes,
+//     sometimes answers the same row two to four times in one page. Ids are
+//     opaque, so "after the cursor" can only be checked as "not the cursor and
+//     not seen before in this read".
 package archive
 
 import (
@@ -34,6 +40,7 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -52,6 +59,9 @@ type Config struct {
 	// more fails the query instead of growing memory without bound.
 	MaxResults int
 	Logger     *slog.Logger
+	// Metrics, when it implements observe.RowDropper, counts the rows a read
+	// dropped as sent again (nil: not counted).
+	Metrics observe.Room
 }
 
 // Query reads the archive. Since nil: the newest Limit messages. Since non-nil:
@@ -353,6 +363,9 @@ type query struct {
 	entries  []Entry
 	newest   string      // backward: the newest row seen
 	next     seam.Cursor // forward: the cursor to answer with
+	// seen: the ids of the entries taken so far (bounded by limit); a row
+	// with one of them is a repeat.
+	seen map[string]struct{}
 }
 
 func (q *query) page(ctx actor.Context) {
@@ -371,6 +384,11 @@ func (q *query) page(ctx actor.Context) {
 			q.fail(ctx, p, err)
 			return
 		}
+		sent := len(rows)
+		if rows = q.fresh(rows, p); sent > 0 && len(rows) == 0 && !fin.Complete {
+			q.fail(ctx, p, fmt.Errorf("%w: %s answered a page with only rows it had already sent", ErrStalled, q.a.cfg.Room))
+			return
+		}
 		if q.verify {
 			q.verify = false
 			q.verifySince(ctx, rows, func() { q.onPage(ctx, p, rows, fin) })
@@ -379,6 +397,39 @@ func (q *query) page(ctx actor.Context) {
 		q.a.remember(rows)
 		q.onPage(ctx, p, rows, fin)
 	})
+}
+
+// fresh drops the rows of a page the read has already shown: an id repeated
+// in the page, an id of an entry already taken, or the page's own boundary
+// (the cursor read after or before, or the read's Since). What it drops is
+// counted; the rows kept are in the server's order.
+func (q *query) fresh(rows []stanza.MAMResult, p stanza.Page) []stanza.MAMResult {
+	out := rows[:0:0]
+	page := make(map[string]struct{}, len(rows))
+	for _, r := range rows {
+		_, inPage := page[r.ID]
+		_, inRead := q.seen[r.ID]
+		if inPage || inRead || r.ID == q.since && q.since != "" || r.ID == p.After && p.After != "" || r.ID == p.Before && p.Before != "" {
+			continue
+		}
+		page[r.ID] = struct{}{}
+		out = append(out, r)
+	}
+	if n := len(rows) - len(out); n > 0 {
+		q.a.cfg.Logger.Debug("archive: dropped rows sent again", "room", q.a.cfg.Room, "rows", n)
+		if d, ok := q.a.cfg.Metrics.(observe.RowDropper); ok {
+			d.ArchiveRowsDropped(n)
+		}
+	}
+	return out
+}
+
+// take records an entry's id as seen by this read.
+func (q *query) take(id seam.Cursor) {
+	if q.seen == nil {
+		q.seen = map[string]struct{}{}
+	}
+	q.seen[string(id)] = struct{}{}
 }
 
 func (q *query) onPage(ctx actor.Context, p stanza.Page, rows []stanza.MAMResult, fin stanza.Fin) {
@@ -397,7 +448,7 @@ func (q *query) verifySince(ctx actor.Context, rows []stanza.MAMResult, then fun
 	unknown := func() {
 		if q.tries++; q.tries < len(verifyWaits) {
 			// Perhaps reflected live but not archived yet: look again shortly.
-			q.after, q.next, q.verify, q.entries = q.since, seam.Cursor(q.since), true, nil
+			q.after, q.next, q.verify, q.entries, q.seen = q.since, seam.Cursor(q.since), true, nil, nil
 			self, root := ctx.Self(), ctx.ActorSystem().Root
 			time.AfterFunc(verifyWaits[q.tries], func() { root.Send(self, &retry{q}) })
 			return
@@ -457,6 +508,7 @@ func (q *query) onForward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRes
 		q.next = seam.Cursor(r.ID)
 		if e, ok := q.a.entry(r); ok {
 			q.entries = append(q.entries, e)
+			q.take(e.Message.Cursor)
 			if len(q.entries) == q.limit {
 				q.done(ctx)
 				return
@@ -492,6 +544,9 @@ func (q *query) onBackward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRe
 	}
 	if space := q.limit - len(q.entries); len(page) > space {
 		page = page[len(page)-space:]
+	}
+	for _, e := range page {
+		q.take(e.Message.Cursor)
 	}
 	q.entries = append(page, q.entries...)
 	if len(q.entries) == q.limit || fin.Complete || len(rows) == 0 {

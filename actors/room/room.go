@@ -327,6 +327,7 @@ func (s *state) start(ctx actor.Context) {
 	s.archive = ctx.Spawn(archive.Props(archive.Config{
 		Room: s.cfg.JID, Topic: s.cfg.Topic, Session: s.cfg.Session,
 		IQTimeout: s.cfg.IQTimeout, PageSize: s.cfg.PageSize, Logger: s.log,
+		Metrics: s.cfg.Metrics,
 	}))
 	if s.life == unstarted {
 		s.life = running

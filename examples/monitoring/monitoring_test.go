@@ -101,6 +101,7 @@ func exported(t *testing.T) map[string]bool {
 	r.PendingPosts(1)
 	r.SubscriberQueue(1)
 	r.(observe.GapRecorder).HistoryGap()
+	r.(observe.RowDropper).ArchiveRowsDropped(1)
 	p.Delivered("r", "t")
 	p.SinkFailure("r")
 	p.Backlog("r", "t", 1)
