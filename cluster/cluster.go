@@ -95,7 +95,8 @@ type Node struct {
 	owners sync.WaitGroup
 	bg     sync.WaitGroup
 	kick   chan struct{}
-	round  atomic.Int64 // bumped by every kick
+	round  atomic.Int64                         // bumped by every kick
+	placer atomic.Pointer[pacluster.Rendezvous] // the latest topology's hashing; nil before the first
 	ready  atomic.Bool
 }
 
@@ -162,6 +163,14 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n.system.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*pacluster.ClusterTopology); ok {
 			n.m.members.Set(float64(len(t.Members)))
+			rdv := pacluster.NewRendezvous()
+			rdv.UpdateMembers(t.Members)
+			n.placer.Store(rdv)
+			ids := make([]string, 0, len(t.Members))
+			for _, m := range t.Members {
+				ids = append(ids, m.Id)
+			}
+			n.log.Debug("cluster: topology", slog.Any("members", ids), slog.Int("joined", len(t.Joined)), slog.Int("left", len(t.Left)), slog.Any("blocked", t.Blocked))
 			n.kickReconciler()
 		}
 	})
@@ -416,9 +425,29 @@ func (n *Node) loadCursor(ctx context.Context, ident string) (*serve.State, stri
 	return &c.State, c.Node, nil
 }
 
+// placedHere says whether this node's latest topology places the identity on
+// this node (true before the first topology: nothing to judge by).
+//
+// disthash's placement actor activates whatever it is asked for, and stops
+// activations that moved only when its own topology changes. A member with a
+// stale topology (it has not yet seen a node join) asks the old owner, which
+// then activates the identity anew after it stopped it for the move, and keeps
+// that activation: it holds the lock for good, and the identity's rightful
+// activation on the joined node waits for the lock for ever (issue 13:
+// TestNodeJoinRebalances). So a grain checks its placement itself.
+func (n *Node) placedHere(ident string) bool {
+	rdv := n.placer.Load()
+	if rdv == nil {
+		return true
+	}
+	owner := rdv.GetByClusterIdentity(pacluster.NewClusterIdentity(ident, kind))
+	return owner == "" || owner == n.system.Address()
+}
+
 // grain is the activation of one (route, topic) on this node.
 type grain struct {
 	n      *Node
+	ident  string
 	cancel context.CancelFunc
 }
 
@@ -430,6 +459,14 @@ func (g *grain) Receive(ctx actor.Context) {
 			g.n.log.Error("cluster: bad identity", slog.Any("err", err))
 			return
 		}
+		g.ident = msg.Identity.Identity
+		if !g.n.placedHere(g.ident) {
+			// Asked by a member with a stale topology: stop at once, take
+			// no lock; the requester's next round asks the right member.
+			g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
+			ctx.Poison(ctx.Self())
+			return
+		}
 		if !g.n.track() {
 			return
 		}
@@ -438,6 +475,12 @@ func (g *grain) Receive(ctx actor.Context) {
 		go g.n.own(octx, t)
 	case *wrapperspb.StringValue:
 		ctx.Respond(wrapperspb.String(g.n.id))
+		if g.ident != "" && !g.n.placedHere(g.ident) {
+			// A stray: this node's topology places the identity elsewhere
+			// (and disthash will not stop it before the next change).
+			g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
+			ctx.Poison(ctx.Self())
+		}
 	case *actor.Stopping:
 		if g.cancel != nil {
 			g.cancel() // the owner stops its worker and releases the lock

@@ -150,6 +150,10 @@ serve:
 // every line a time (for reading a failover's steps).
 var logFormat = cmp.Or(os.Getenv("PARLEY_CLUSTER_LOG_FORMAT"), "text")
 
+// logLevel is the nodes' log level: PARLEY_CLUSTER_LOG_LEVEL=debug logs
+// every topology change and failed touch.
+var logLevel = cmp.Or(os.Getenv("PARLEY_CLUSTER_LOG_LEVEL"), "info")
+
 // sinkDelay is how long the exec sink takes per message: long enough that a
 // node has deliveries in flight when it is killed or paused.
 const sinkDelay = "0.05"
@@ -177,7 +181,7 @@ func (f *fixture) startNode(name string) *node {
 	require.NoError(t, err)
 	cfg := filepath.Join(f.dir, name+".yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out, "NODE", n.name).Replace(string(tmpl))), 0o600))
-	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", "info", "--log-format", logFormat, "serve")
+	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", logLevel, "--log-format", logFormat, "serve")
 	// The binary is built with -race; protoactor itself has races (upstream),
 	// which must not change the exit status: ourRaces reads the reports.
 	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+f.s.Addr,
