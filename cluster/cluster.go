@@ -158,8 +158,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n.cl = pacluster.New(n.system, cfg)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	n.cl.StartMember() // first: it gives the actor system its address, which keepSession records
-	n.bg.Go(n.keepSession)
+	// Before StartMember: it publishes the first topology (the members etcd
+	// lists as it joins), which placedHere needs.
 	n.system.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*pacluster.ClusterTopology); ok {
 			n.m.members.Set(float64(len(t.Members)))
@@ -171,6 +171,14 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 				ids = append(ids, m.Id)
 			}
 			n.log.Debug("cluster: topology", slog.Any("members", ids), slog.Int("joined", len(t.Joined)), slog.Int("left", len(t.Left)), slog.Any("blocked", t.Blocked))
+		}
+	})
+	n.cl.StartMember() // before keepSession: it gives the actor system its address, which keepSession records
+	n.bg.Go(n.keepSession)
+	// After StartMember: subscribers run in order, and disthash's (which
+	// StartMember adds) must place by the new topology before a round starts.
+	n.system.EventStream.Subscribe(func(evt any) {
+		if _, ok := evt.(*pacluster.ClusterTopology); ok {
 			n.kickReconciler()
 		}
 	})
@@ -473,18 +481,26 @@ func (g *grain) Receive(ctx actor.Context) {
 		octx, cancel := context.WithCancel(g.n.ctx)
 		g.cancel = cancel
 		go g.n.own(octx, t)
+		// A stray nobody touches must still stop: check again when idle.
+		ctx.SetReceiveTimeout(g.n.ttl / 2)
+	case *actor.ReceiveTimeout:
+		g.stopIfElsewhere(ctx)
 	case *wrapperspb.StringValue:
 		ctx.Respond(wrapperspb.String(g.n.id))
-		if g.ident != "" && !g.n.placedHere(g.ident) {
-			// A stray: this node's topology places the identity elsewhere
-			// (and disthash will not stop it before the next change).
-			g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
-			ctx.Poison(ctx.Self())
-		}
+		g.stopIfElsewhere(ctx)
 	case *actor.Stopping:
 		if g.cancel != nil {
 			g.cancel() // the owner stops its worker and releases the lock
 		}
+	}
+}
+
+// stopIfElsewhere stops a stray: an activation that this node's topology
+// places elsewhere (disthash stops it only at the next topology change).
+func (g *grain) stopIfElsewhere(ctx actor.Context) {
+	if g.ident != "" && !g.n.placedHere(g.ident) {
+		g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
+		ctx.Poison(ctx.Self())
 	}
 }
 
