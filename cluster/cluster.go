@@ -484,6 +484,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		// A stray nobody touches must still stop: check again when idle.
 		ctx.SetReceiveTimeout(g.n.ttl / 2)
 	case *actor.ReceiveTimeout:
+		ctx.SetReceiveTimeout(g.n.ttl / 2) // it fires once: again
 		g.stopIfElsewhere(ctx)
 	case *wrapperspb.StringValue:
 		ctx.Respond(wrapperspb.String(g.n.id))
