@@ -520,20 +520,7 @@ func tail(s string, n int) string {
 }
 
 // nodeAddr is the member address a node announced in its log.
-func (f *fixture) nodeAddr(n *node) string {
-	var addr string
-	require.Eventually(f.t, func() bool {
-		b, _ := os.ReadFile(filepath.Join(f.dir, n.name+".log"))
-		_, rest, ok := strings.Cut(string(b), " joined at ")
-		if !ok {
-			return false
-		}
-		addr, _, _ = strings.Cut(rest, "\n")
-		addr = strings.TrimRight(addr, "\"}")
-		return addr != ""
-	}, 30*time.Second, 100*time.Millisecond, "node %s announced its address", n.name)
-	return addr
-}
+func (f *fixture) nodeAddr(n *node) string { return f.announced(n, " joined at ", "address") }
 
 // joinListen is a listen address for a node joining the members at addrs
 // that rendezvous hashing gives at least one of the fixture's identities:
@@ -573,18 +560,26 @@ func member(t *testing.T, addr string) *pacluster.Member {
 }
 
 // nodeID is the member id a node announced in its log.
-func (f *fixture) nodeID(n *node) string {
-	var id string
+func (f *fixture) nodeID(n *node) string { return f.announced(n, " as node ", "id") }
+
+// announced is the word after marker in a node's log (text or JSON).
+func (f *fixture) announced(n *node, marker, what string) string {
+	var word string
 	require.Eventually(f.t, func() bool {
 		b, _ := os.ReadFile(filepath.Join(f.dir, n.name+".log"))
-		_, rest, ok := strings.Cut(string(b), " as node ")
+		_, rest, ok := strings.Cut(string(b), marker)
 		if !ok {
 			return false
 		}
-		id, _, _ = strings.Cut(rest, " ")
-		return id != ""
-	}, 30*time.Second, 100*time.Millisecond, "node %s announced its id", n.name)
-	return id
+		line, _, _ := strings.Cut(rest, "\n")
+		fs := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '"' })
+		if len(fs) == 0 {
+			return false
+		}
+		word = fs[0]
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "node %s announced its %s", n.name, what)
+	return word
 }
 
 // status runs `parley-xmpp cluster status` and answers its exit code, output
