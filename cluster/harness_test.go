@@ -120,7 +120,7 @@ serve:
     etcd:
       endpoints: [%q]
     lease_ttl: %s
-    listen: "LISTEN"
+    listen: "127.0.0.1:0"
   routes:
     - name: out
       topics: [%s]
@@ -190,7 +190,7 @@ func (f *fixture) startNodeAt(name, listen string) *node {
 	tmpl, err := os.ReadFile(f.cfg)
 	require.NoError(t, err)
 	cfg := filepath.Join(f.dir, name+".yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out, "NODE", n.name, "LISTEN", listen).Replace(string(tmpl))), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out, "NODE", n.name, `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", listen)).Replace(string(tmpl))), 0o600))
 	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", logLevel, "--log-format", logFormat, "serve")
 	// The binary is built with -race; protoactor itself has races (upstream),
 	// which must not change the exit status: ourRaces reads the reports.
