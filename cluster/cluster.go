@@ -162,7 +162,6 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	// lists as it joins), which placedHere needs.
 	n.system.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*pacluster.ClusterTopology); ok {
-			n.m.members.Set(float64(len(t.Members)))
 			rdv := pacluster.NewRendezvous()
 			rdv.UpdateMembers(t.Members)
 			n.placer.Store(rdv)
@@ -178,7 +177,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	// After StartMember: subscribers run in order, and disthash's (which
 	// StartMember adds) must place by the new topology before a round starts.
 	n.system.EventStream.Subscribe(func(evt any) {
-		if _, ok := evt.(*pacluster.ClusterTopology); ok {
+		if t, ok := evt.(*pacluster.ClusterTopology); ok {
+			n.m.members.Set(float64(len(t.Members)))
 			n.kickReconciler()
 		}
 	})
