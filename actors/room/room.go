@@ -166,7 +166,8 @@ type Config struct {
 	DefaultLimit int
 	MaxLimit     int
 	PageSize     int
-	// DedupWindow is how many recent ids the room remembers to drop a duplicate.
+	// DedupWindow is how many recent ids the room remembers to drop a duplicate
+	// (as 64-bit hashes: 12 bytes an id, at most 65,535 ids).
 	DedupWindow int
 	// SubscriberBuffer bounds the messages queued for one subscriber; a
 	// subscriber that falls that far behind catches up from the archive.
