@@ -198,37 +198,27 @@ func resolve(c Config) (*resolved, error) {
 	if !r.pinned {
 		r.Nick = "parley-" + strings.ToLower(rand.Text()[:8])
 	}
-	setDur := func(d *time.Duration, def time.Duration) {
-		if *d <= 0 {
-			*d = def
-		}
-	}
-	setDur(&r.DialTimeout, defaults.DialTimeout)
-	setDur(&r.RequestTimeout, defaults.IQTimeout)
-	setDur(&r.JoinTimeout, defaults.JoinTimeout)
-	setDur(&r.PostTimeout, defaults.PostTimeout)
-	setDur(&r.ReconnectWait, defaults.ReconnectWait)
-	setDur(&r.MaxReconnectWait, defaults.MaxReconnectWait)
-	setDur(&r.StableAfter, defaults.StableAfter)
+	orDefault(&r.DialTimeout, defaults.DialTimeout)
+	orDefault(&r.RequestTimeout, defaults.IQTimeout)
+	orDefault(&r.JoinTimeout, defaults.JoinTimeout)
+	orDefault(&r.PostTimeout, defaults.PostTimeout)
+	orDefault(&r.ReconnectWait, defaults.ReconnectWait)
+	orDefault(&r.MaxReconnectWait, defaults.MaxReconnectWait)
+	orDefault(&r.StableAfter, defaults.StableAfter)
 	if r.KeepAlive == 0 {
 		r.KeepAlive = defaults.KeepAlive
 	}
-	setDur(&r.KeepAliveTimeout, defaults.KeepAliveTimeout)
+	orDefault(&r.KeepAliveTimeout, defaults.KeepAliveTimeout)
 	if r.SelfPing == 0 {
 		r.SelfPing = defaults.SelfPing
 	}
-	setInt := func(n *int, def int) {
-		if *n <= 0 {
-			*n = def
-		}
-	}
-	setInt(&r.FetchLimit, defaults.FetchLimit)
-	setInt(&r.MaxFetchLimit, defaults.MaxFetchLimit)
-	setInt(&r.MAMPageSize, defaults.MAMPageSize)
-	setInt(&r.MaxContentBytes, defaults.MaxContentBytes)
-	setInt(&r.SubscriberBuffer, defaults.SubscriberBuffer)
-	setInt(&r.MaxStanzaBytes, defaults.MaxStanzaBytes)
-	setInt(&r.MaxInboundStanzaBytes, defaults.MaxInboundStanzaBytes)
+	orDefault(&r.FetchLimit, defaults.FetchLimit)
+	orDefault(&r.MaxFetchLimit, defaults.MaxFetchLimit)
+	orDefault(&r.MAMPageSize, defaults.MAMPageSize)
+	orDefault(&r.MaxContentBytes, defaults.MaxContentBytes)
+	orDefault(&r.SubscriberBuffer, defaults.SubscriberBuffer)
+	orDefault(&r.MaxStanzaBytes, defaults.MaxStanzaBytes)
+	orDefault(&r.MaxInboundStanzaBytes, defaults.MaxInboundStanzaBytes)
 	if r.MaxReconnects < 0 {
 		return nil, fmt.Errorf("%w: MaxReconnects %d is negative", errConfig, r.MaxReconnects)
 	}
@@ -272,6 +262,13 @@ type Allowlist struct {
 
 // Check says what is wrong with the allowlist, if anything.
 func (a Allowlist) Check() error { return room.Allowlist(a).Check() }
+
+// orDefault sets an unset (zero or negative) setting to its default.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
 
 // connOptions is how the runtime connects. STARTTLS is used whenever the server
 // offers it. The password goes over an unencrypted stream only to a loopback
