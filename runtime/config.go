@@ -102,6 +102,19 @@ type Config struct {
 	// that falls that far behind is fed from the archive instead, from where it
 	// is, so memory stays bounded and it still gets every message once [1024].
 	SubscriberBuffer int
+	// RingMessages and RingBytes bound the ring of recent messages each room
+	// holds while one of its subscribers lags (count, and bytes of content): one
+	// copy per message, shared by every subscriber, emptied when none lags. A
+	// lagging subscriber is fed from it, and reads the archive (in full MAM
+	// pages, shared by the room's lagging subscribers) only for what the ring no
+	// longer holds [2048, 1 MiB].
+	RingMessages int
+	RingBytes    int
+	// ArchiveWait bounds how long a lagging subscriber waits for the archive to
+	// supply messages the room fanned out (ejabberd reflects a message before
+	// it archives it) before the room reports them skipped: RoomHistoryGap,
+	// with their ids in RoomEvent.Skipped [10s].
+	ArchiveWait time.Duration
 
 	// OnStateChange is told of every change of the connection's state
 	// (connecting, online, reconnecting, closed), in order, on a goroutine of
@@ -217,6 +230,9 @@ func resolve(c Config) (*resolved, error) {
 	orDefault(&r.MAMPageSize, defaults.MAMPageSize)
 	orDefault(&r.MaxContentBytes, defaults.MaxContentBytes)
 	orDefault(&r.SubscriberBuffer, defaults.SubscriberBuffer)
+	orDefault(&r.RingMessages, defaults.RingMessages)
+	orDefault(&r.RingBytes, defaults.RingBytes)
+	orDefault(&r.ArchiveWait, defaults.ArchiveWait)
 	orDefault(&r.MaxStanzaBytes, defaults.MaxStanzaBytes)
 	orDefault(&r.MaxInboundStanzaBytes, defaults.MaxInboundStanzaBytes)
 	if r.MaxReconnects < 0 {

@@ -52,6 +52,10 @@ var (
 	// ErrRoomFailed: the room's actor failed too often and was stopped
 	// (RoomFailed).
 	ErrRoomFailed = room.ErrFailed
+	// ErrArchiveGap: a lagging subscriber skipped messages the room fanned out
+	// because the archive never supplied them within Config.ArchiveWait
+	// (RoomHistoryGap's Err; RoomEvent.Skipped names them).
+	ErrArchiveGap = room.ErrArchiveGap
 	// ErrActorFailed: the actor serving the request failed; the request is
 	// answered with this rather than retried.
 	ErrActorFailed = supervision.ErrActorFailed

@@ -66,6 +66,9 @@ const (
 	// RoomHistoryGap: the archive no longer knows the room's replay cursor
 	// (expired, or the room was destroyed and created anew); the replay
 	// restarted from the archive's start, and messages in between may be lost.
+	// Or: a lagging subscriber skipped messages the room fanned out because
+	// the archive never supplied them within Config.ArchiveWait (Err wraps
+	// ErrArchiveGap); RoomEvent.Skipped names them.
 	RoomHistoryGap
 	// RoomReplayFailed: reading what was missed failed; the runtime retries.
 	RoomReplayFailed
@@ -114,7 +117,10 @@ type RoomEvent struct {
 	Room  string // the room's bare JID
 	Kind  RoomEventKind
 	Err   error
-	At    time.Time
+	// Skipped: for a RoomHistoryGap of a lagging subscriber, the ids of the
+	// messages it never got, oldest first (those the room still knew of).
+	Skipped []seam.BackendMsgID
+	At      time.Time
 }
 
 // The actors' types become the runtime's here, by name: neither side depends
@@ -154,5 +160,5 @@ func roomEventOf(e room.Event) RoomEvent {
 	if !ok {
 		kind = RoomEventKind(-1 - int(e.Kind)) // a kind the runtime doesn't know yet: String shows it
 	}
-	return RoomEvent{Topic: e.Topic, Room: e.Room, Kind: kind, Err: e.Err, At: e.At}
+	return RoomEvent{Topic: e.Topic, Room: e.Room, Kind: kind, Err: e.Err, Skipped: e.Skipped, At: e.At}
 }

@@ -172,6 +172,7 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 		IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
 		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,
+		RingMessages: c.RingMessages, RingBytes: c.RingBytes, ArchiveWait: c.ArchiveWait,
 		Metrics: rt.roomMetrics(spec.Topic),
 		Account: c.Username + "@" + c.Domain,
 		Allow:   c.allowFor(spec.Topic),

@@ -90,6 +90,7 @@ func (f *fanout) filter(res *archive.Result) {
 // admit: the subscribers' positions move past it (the long-polls' too: see
 // reads.withhold). It returns how many subscribers passed over it.
 func (f *fanout) withhold() int {
+	f.ring.push(f.last, nil)
 	for _, sub := range f.subs {
 		if sub.phase == subLive {
 			sub.cursor = f.last

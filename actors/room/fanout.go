@@ -43,28 +43,15 @@ type fanout struct {
 	overflowed bool    // live messages were dropped from buffered: read the archive again
 	subs       []*sub
 	unacked    int // messages waiting in all the subscribers' queues
+	// ring holds the recent messages while a subscriber lags; pages, the
+	// archive pages lagging subscribers read through, by the cursor read after
+	// (see lagging.go).
+	ring  *lagRing
+	pages map[string]*lagPage
 	// allow: the senders whose messages are delivered (nil: all); occupants:
 	// the real JIDs occupants' presences show, by nick (see trackOccupant).
 	allow     *allowSet
 	occupants map[string]string
-}
-
-// subPhase is where one subscriber is.
-type subPhase int
-
-const (
-	subLive    subPhase = iota // fed from the live path
-	subLagging                 // its queue filled: fed from the archive, after cursor
-	subFeeding                 // lagging, with a read of the archive for it in flight
-)
-
-type sub struct {
-	pid     *actor.PID
-	gate    *subscriber.Gate
-	unacked int
-	phase   subPhase
-	cursor  string // the last message sent to it
-	empty   int    // reads in a row that found nothing after cursor
 }
 
 type live struct {
@@ -141,10 +128,10 @@ func (f *fanout) toSubscribers(ctx actor.Context, msg seam.Message) {
 			continue
 		}
 		if sub.unacked >= s.cfg.SubscriberBuffer {
-			// Its queue is full: from here on it reads from the archive, after the
-			// last message it was sent, without loss or duplicates.
-			sub.phase = subLagging
-			s.notify(ctx, SubscriberLagging, nil)
+			// Its queue is full: from here on it is fed from the ring and the
+			// archive, after the last message it was sent, without loss or
+			// duplicates (lagging.go).
+			f.lag(ctx, sub)
 			continue
 		}
 		if d == nil {
@@ -157,6 +144,12 @@ func (f *fanout) toSubscribers(ctx actor.Context, msg seam.Message) {
 	}
 	if d != nil {
 		s.cfg.Metrics.SubscriberQueue(f.unacked)
+	}
+	if f.ring.active {
+		if d == nil {
+			d = &subscriber.Deliver{Msg: msg}
+		}
+		f.ring.push(f.last, d)
 	}
 }
 
@@ -256,6 +249,10 @@ func (f *fanout) unsubscribe(ctx actor.Context, pid *actor.PID) {
 			sub.gate.Close()
 			ctx.Stop(pid)
 			f.subs = append(f.subs[:i], f.subs[i+1:]...)
+			if sub.page != nil {
+				f.detach(sub)
+			}
+			f.lagEnded()
 			f.unacked -= sub.unacked
 			f.s.cfg.Metrics.SubscriberQueue(f.unacked)
 			return
@@ -285,96 +282,4 @@ func (f *fanout) onAck(ctx actor.Context, a *subscriber.Ack) {
 			return
 		}
 	}
-}
-
-// feedAllLagging feeds every lagging subscriber whose read isn't in flight.
-func (f *fanout) feedAllLagging(ctx actor.Context) {
-	for _, sub := range f.subs {
-		if sub.phase == subLagging {
-			f.feedLagging(ctx, sub)
-		}
-	}
-}
-
-// linkLost: reads in flight for lagging subscribers are stale.
-func (f *fanout) linkLost() {
-	for _, sub := range f.subs {
-		if sub.phase == subFeeding {
-			sub.phase = subLagging
-		}
-	}
-}
-
-// emptyReadWaits are the waits before reading again for a lagging subscriber
-// when the archive doesn't have the room's newest messages yet.
-var emptyReadWaits = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond}
-
-// feedLagging sends a lagging subscriber the next messages after its cursor from
-// the archive, as many as its queue has space for, until it has caught up with
-// the room; then it is back on the live path. onFed takes the answer.
-func (f *fanout) feedLagging(ctx actor.Context, sub *sub) {
-	space := f.s.cfg.SubscriberBuffer - sub.unacked
-	if space < f.s.cfg.SubscriberBuffer/2 {
-		return // wait for more acknowledgements
-	}
-	if sub.cursor == f.last {
-		sub.phase, sub.empty = subLive, 0
-		return
-	}
-	sub.phase = subFeeding
-	since := seam.Cursor(sub.cursor)
-	f.s.readArchive(ctx, &archive.Query{Since: &since, Limit: space}, &read{purpose: readLagging, sub: sub})
-}
-
-func (f *fanout) onFed(ctx actor.Context, r *read, res *archive.Result) {
-	s, sub := f.s, r.sub
-	if r.epoch != s.epoch || sub.phase != subFeeding {
-		return
-	}
-	sub.phase = subLagging
-	switch {
-	case res.Err != nil && errors.Is(res.Err, session.ErrLinkLost):
-		return // the rejoin feeds it again
-	case res.Err != nil && errors.Is(res.Err, seam.ErrUnknownCursor):
-		// Its place is gone from the archive (expiry): it goes on from the
-		// room's, and the gap is reported.
-		s.notify(ctx, HistoryGap, res.Err)
-		sub.cursor, sub.phase = f.last, subLive
-		return
-	case res.Err != nil:
-		s.log.Error("feeding a lagging subscriber from the archive failed; retrying", slog.Any("err", res.Err))
-		s.arm(ctx, time.Second, feedRetry)
-		return
-	}
-	for _, e := range res.Entries {
-		if f.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
-			ctx.Send(sub.pid, &subscriber.Deliver{Msg: e.Message})
-			sub.unacked++
-			f.unacked++
-		}
-		sub.cursor = string(e.Message.Cursor)
-		if sub.cursor == f.last {
-			// Caught up: what comes after arrives live.
-			sub.phase = subLive
-			return
-		}
-	}
-	if len(res.Entries) == 0 {
-		// Nothing after its cursor in the archive, yet the room is past it:
-		// the room's last message is not readable yet (ejabberd reflects a
-		// message before it commits it). Look again shortly; if it never
-		// shows (a message the server doesn't archive), go live from here.
-		if sub.empty < len(emptyReadWaits) {
-			s.arm(ctx, emptyReadWaits[sub.empty], feedRetry)
-			sub.empty++
-			return
-		}
-		sub.cursor, sub.phase, sub.empty = f.last, subLive, 0
-		return
-	}
-	sub.empty = 0
-	// The room moved on while the archive answered: read on now. Waiting
-	// for an acknowledgement could wait forever, as the subscriber
-	// acknowledges in batches and what it still holds may not fill one.
-	f.feedLagging(ctx, sub)
 }

@@ -87,6 +87,10 @@ const (
 	// HistoryGap: the archive no longer knows the room's replay cursor (expired,
 	// or the room was destroyed and created anew); the replay restarted from the
 	// archive's start, and messages in between may be lost.
+	//
+	// Or: a lagging subscriber skipped messages the room fanned out because the
+	// archive never supplied them within Config.ArchiveWait (Err wraps
+	// ErrArchiveGap); Skipped names them, where the room still knows them.
 	HistoryGap
 	// ReplayFailed: reading what was missed failed; the runtime retries.
 	ReplayFailed
@@ -134,5 +138,8 @@ type Event struct {
 	Room  string
 	Kind  EventKind
 	Err   error
-	At    time.Time
+	// Skipped: a HistoryGap's messages that a subscriber never got, by id,
+	// oldest first (those the room knows of).
+	Skipped []seam.BackendMsgID
+	At      time.Time
 }

@@ -128,6 +128,9 @@ var (
 	ErrBanned = errors.New("room: banned from the room")
 	// ErrFailed: the room actor failed too often and was stopped.
 	ErrFailed = errors.New("room: the room's actor failed and was stopped")
+	// ErrArchiveGap: a lagging subscriber skipped messages the room fanned out
+	// because the archive never supplied them (HistoryGap, Event.Skipped).
+	ErrArchiveGap = errors.New("room: the archive never supplied messages the room fanned out; a lagging subscriber skipped them")
 )
 
 // NickConflictError: the pinned nick is in use by another connection. It
@@ -170,8 +173,17 @@ type Config struct {
 	// (as 64-bit hashes: 12 bytes an id, at most 65,535 ids).
 	DedupWindow int
 	// SubscriberBuffer bounds the messages queued for one subscriber; a
-	// subscriber that falls that far behind catches up from the archive.
+	// subscriber that falls that far behind catches up from the ring, else the
+	// archive.
 	SubscriberBuffer int
+	// RingMessages and RingBytes bound the ring of recent messages a room holds
+	// while a subscriber lags (count, and bytes of content) [defaults.RingMessages,
+	// defaults.RingBytes].
+	RingMessages, RingBytes int
+	// ArchiveWait bounds how long a lagging subscriber waits for the archive to
+	// supply messages the room fanned out before the room reports them skipped
+	// [defaults.ArchiveWait].
+	ArchiveWait time.Duration
 	// SelfPing is the interval of XEP-0410 self-pings that find a silent removal
 	// (0: none).
 	SelfPing time.Duration
@@ -227,6 +239,15 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.PostWindow <= 0 {
 		cfg.PostWindow = defaults.PostWindow
+	}
+	if cfg.RingMessages <= 0 {
+		cfg.RingMessages = defaults.RingMessages
+	}
+	if cfg.RingBytes <= 0 {
+		cfg.RingBytes = defaults.RingBytes
+	}
+	if cfg.ArchiveWait <= 0 {
+		cfg.ArchiveWait = defaults.ArchiveWait
 	}
 	st := newState(cfg)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))
@@ -298,7 +319,7 @@ func (s *state) onArchive(ctx actor.Context, a *archiveAnswer) {
 	case readGap:
 		s.fan.onGap(ctx, a.read, a.res)
 	case readLagging:
-		s.fan.onFed(ctx, a.read, a.res)
+		s.fan.onPage(ctx, a.read, a.res)
 	case readLookup:
 		s.ledger.onLookup(ctx, a.read, a.res)
 	case readWaiter:
@@ -342,12 +363,8 @@ func (s *state) start(ctx actor.Context) {
 			s.fan.readGap(ctx)
 		}
 		s.reads.resume(ctx, true)
-		for _, sub := range s.fan.subs {
-			if sub.phase == subFeeding {
-				sub.phase = subLagging
-				s.fan.feedLagging(ctx, sub)
-			}
-		}
+		s.fan.linkLost() // the pages in flight are stale
+		s.fan.feedAllLagging(ctx)
 		s.occ.armSelfPing(ctx)
 	default: // on the way in: join again
 		kind := s.occ.kind
@@ -556,12 +573,16 @@ func (s *state) failPending(ctx actor.Context, err error) {
 	s.reads.failAll(ctx, err)
 }
 
-func (s *state) notify(ctx actor.Context, kind EventKind, err error) {
+func (s *state) notify(ctx actor.Context, kind EventKind, err error) { s.event(ctx, kind, err, nil) }
+
+// event reports an event; skipped names the messages a HistoryGap skipped,
+// where the room knows them.
+func (s *state) event(ctx actor.Context, kind EventKind, err error, skipped []seam.BackendMsgID) {
 	if g, ok := s.cfg.Metrics.(observe.GapRecorder); ok && kind == HistoryGap {
 		g.HistoryGap()
 	}
 	if s.cfg.Notify != nil {
-		ctx.Send(s.cfg.Notify, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: kind, Err: err, At: time.Now()})
+		ctx.Send(s.cfg.Notify, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: kind, Err: err, Skipped: skipped, At: time.Now()})
 	}
 }
 

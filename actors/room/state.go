@@ -65,7 +65,8 @@ func newState(cfg Config) *state {
 		backoff.WithMaxElapsedTime(0),
 	)}
 	s.ledger = ledger{s: s, posts: map[string]*pendingPost{}, settled: newOriginRing(256)}
-	s.fan = fanout{s: s, recent: newIDRing(cfg.DedupWindow), allow: newAllowSet(cfg.Allow)}
+	s.fan = fanout{s: s, recent: newIDRing(cfg.DedupWindow), allow: newAllowSet(cfg.Allow),
+		ring: newLagRing(cfg.RingMessages, cfg.RingBytes), pages: map[string]*lagPage{}}
 	s.reads = reads{s: s, waiters: map[int]*waiter{}}
 	return s
 }
@@ -153,7 +154,7 @@ type readPurpose int
 
 const (
 	readGap     readPurpose = iota // fanout: everything after the last message fanned out
-	readLagging                    // fanout: the next messages for a lagging subscriber
+	readLagging                    // fanout: an archive page for lagging subscribers
 	readLookup                     // ledger: is an idempotent post already in the archive?
 	readWaiter                     // reads: a long-poll's read
 	readFetch                      // reads: a plain read
@@ -164,7 +165,7 @@ type read struct {
 	purpose readPurpose
 	epoch   int
 	post    *pendingPost // readLookup
-	sub     *sub         // readLagging
+	page    *lagPage     // readLagging
 	waiter  *waiter      // readWaiter
 	fetch   *Fetch       // readFetch, with sender
 	sender  *actor.PID

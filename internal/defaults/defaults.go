@@ -51,7 +51,16 @@ const (
 	// reflected): above the 50 concurrent posters of the pipelined benchmark,
 	// and with room for dozens of busy rooms in the link's send queue.
 	PostWindow = 64
+	// RingMessages and RingBytes bound the ring of recent messages a room holds
+	// while one of its subscribers lags (count; bytes of content).
+	RingMessages = 2048
+	RingBytes    = 1 << 20
 )
+
+// ArchiveWait bounds how long a lagging subscriber waits for the archive to
+// supply messages the room fanned out (ejabberd reflects a message before it
+// archives it) before they are reported skipped.
+const ArchiveWait = 10 * time.Second
 
 // The environment variables of the connection settings, read only where a
 // caller asks for them: runtime.ConfigFromEnv, package config (for the
