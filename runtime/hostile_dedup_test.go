@@ -161,7 +161,9 @@ func TestHostileRepeatedArchiveRowsReachLaggingSubscribersOnce(t *testing.T) {
 			fin(st, q, true, "", "")
 		}
 	}}
-	rt := hostileRuntime(t, f, func(c *runtime.Config) { c.SubscriberBuffer = 8 })
+	// A ring of one byte holds only the newest message's content: the rest is
+	// read from the archive.
+	rt := hostileRuntime(t, f, func(c *runtime.Config) { c.SubscriberBuffer = 8; c.RingBytes = 1 })
 	got := make(chan seam.Message, 30)
 	gate := make(chan struct{})
 	sub, err := rt.Subscribe(ctx5(t), hostileTopic, func(m seam.Message) {
