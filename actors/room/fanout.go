@@ -48,6 +48,7 @@ type fanout struct {
 	// (see lagging.go).
 	ring  *lagRing
 	pages map[string]*lagPage
+	kept  []*lagPage // pages nobody reads through, kept for the subscribers behind
 	// allow: the senders whose messages are delivered (nil: all); occupants:
 	// the real JIDs occupants' presences show, by nick (see trackOccupant).
 	allow     *allowSet

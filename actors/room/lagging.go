@@ -98,6 +98,7 @@ func (f *fanout) lagEnded() {
 	}
 	f.ring.stop()
 	clear(f.pages)
+	f.kept = nil
 }
 
 // feedAllLagging feeds every lagging subscriber that isn't waiting for a page.
@@ -119,6 +120,7 @@ func (f *fanout) linkLost() {
 		}
 	}
 	clear(f.pages)
+	f.kept = nil
 }
 
 // feedLagging sends a lagging subscriber the messages after its cursor while
@@ -195,11 +197,12 @@ func (f *fanout) attach(ctx actor.Context, sub *sub) bool {
 	return p.phase == pageReady
 }
 
-// pageHolding finds a page that holds the message at cursor; at is the entry
-// after it.
+// pageHolding finds a page that holds the message at cursor and more after
+// it; at is the entry after it. (A page whose last entry is at cursor has
+// nothing more to give: what follows is read after its next.)
 func (f *fanout) pageHolding(cursor string) (*lagPage, int) {
 	for _, p := range f.pages {
-		for i, e := range p.entries {
+		for i, e := range p.entries[:max(len(p.entries)-1, 0)] {
 			if string(e.Message.Cursor) == cursor {
 				return p, i + 1
 			}
@@ -208,13 +211,31 @@ func (f *fanout) pageHolding(cursor string) (*lagPage, int) {
 	return nil, 0
 }
 
+// detach takes sub off its page. A page nobody reads through any more is
+// kept a while (keptPages), for a subscriber behind the one that read it.
 func (f *fanout) detach(sub *sub) {
 	p := sub.page
 	sub.page = nil
-	if p.refs--; p.refs <= 0 && f.pages[p.since] == p {
-		delete(f.pages, p.since)
+	if p.refs--; p.refs > 0 || f.pages[p.since] != p {
+		return
+	}
+	if p.phase != pageReady || len(p.entries) == 0 {
+		delete(f.pages, p.since) // an empty page is read again
+		return
+	}
+	f.kept = append(f.kept, p)
+	if len(f.kept) > keptPages {
+		old := f.kept[0]
+		f.kept = f.kept[1:]
+		if old.refs <= 0 && f.pages[old.since] == old {
+			delete(f.pages, old.since)
+		}
 	}
 }
+
+// keptPages is how many archive pages nobody reads through are kept, for the
+// lagging subscribers behind: a few pages of memory per room at most.
+const keptPages = 4
 
 // fromPage sends sub the next entry of its page; where the page reaches the
 // ring, sub goes on from the ring.

@@ -253,3 +253,51 @@ func TestLaggingArchiveNeverSuppliesReportsTheGap(t *testing.T) {
 		t.Fatalf("%d gaps counted, want 2", n)
 	}
 }
+
+// answerPage answers the room's read after since with the messages ids, next
+// being the last.
+func (r *rig) answerPage(t *testing.T, since string, ids ...string) {
+	t.Helper()
+	p := r.st.fan.pages[since]
+	if p == nil {
+		t.Fatalf("no archive read after %s", since)
+	}
+	var entries []archive.Entry
+	for _, id := range ids {
+		entries = append(entries, archive.Entry{Message: deliver(id).Msg})
+	}
+	r.do(func(ctx actor.Context) {
+		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readLagging, page: p, epoch: r.st.epoch}, res: &archive.Result{Entries: entries, NextCursor: seam.Cursor(ids[len(ids)-1])}})
+	})
+}
+
+// A subscriber that reads to the end of a page another subscriber still reads
+// through goes on with a read after the page, whatever the page holds (it
+// once found the same page again, at its end, and looped); the one behind
+// finds that read's page kept for it.
+func TestLaggingReadsOnAfterASharedPage(t *testing.T) {
+	r, a, b := laggingRig(t, 10, func(c *Config) { c.RingMessages = 2 })
+	r.ack(2)
+	r.archive.wait(t, 1)
+	r.answerPage(t, "2", "3", "4", "5", "6")
+	first := r.st.fan.subs[0]
+	for range 2 { // only the first subscriber moves on
+		r.do(func(ctx actor.Context) { r.st.fan.onAck(ctx, &subscriber.Ack{Sub: first.pid, N: 2}) })
+	}
+	r.archive.wait(t, 2)
+	if q := r.queries(); len(q) != 2 || *q[1].Since != "6" {
+		t.Fatalf("reads %v: want a second after 6", q)
+	}
+	r.answerPage(t, "6", "7", "8")
+	for range 3 {
+		r.ack(2)
+	}
+	want := []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}
+	if ga, gb := ids(a.wait(t, 10)), ids(b.wait(t, 10)); !slices.Equal(ga, want) || !slices.Equal(gb, want) {
+		t.Fatalf("delivered %v / %v, want %v", ga, gb, want)
+	}
+	time.Sleep(20 * time.Millisecond) // a third read, if any, reaches the probe
+	if q := r.queries(); len(q) != 2 {
+		t.Fatalf("%d reads: the second subscriber read again what the first had read", len(q))
+	}
+}

@@ -1,0 +1,229 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// Lagging subscribers under load, on the real servers: small queues
+// (SubscriberBuffer 8), handlers fast, slow and periodically blocked, three
+// topics written by two writers at once. ejabberd, under concurrent writes,
+// sometimes answers the same archive row more than once in a page, and
+// reflects a message before it archives it.
+
+// lagSub is one subscriber of the load: what it was handed, in order.
+type lagSub struct {
+	name  string
+	topic seam.Topic
+	rt    int // which subscribing runtime
+	mu    sync.Mutex
+	ids   []seam.BackendMsgID
+}
+
+func (l *lagSub) got() []seam.BackendMsgID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ids)
+}
+
+// handler records a message, then behaves as its kind does.
+func (l *lagSub) handler(kind string) seam.Handler {
+	return func(m seam.Message) {
+		l.mu.Lock()
+		l.ids = append(l.ids, m.BackendMsgID)
+		n := len(l.ids)
+		l.mu.Unlock()
+		switch {
+		case kind == "slow":
+			time.Sleep(500 * time.Microsecond)
+		case kind == "blocked" && n%300 == 0:
+			time.Sleep(400 * time.Millisecond)
+		}
+	}
+}
+
+type lagLoad struct {
+	topics  []seam.Topic
+	posted  map[seam.Topic][]seam.BackendMsgID // what the writers posted, by topic, as the rooms gave their ids
+	archive map[seam.Topic][]seam.BackendMsgID // each room's archive afterwards, in order
+	subs    []*lagSub
+	events  []*events // per subscribing runtime
+}
+
+// runLagLoad subscribes kinds on each topic in one runtime per config in
+// subCfgs, posts perTopic messages to each of 3 topics from two writers at
+// once, waits until every subscriber has had as many messages as were posted
+// (less those reported skipped), and reads the archives.
+func runLagLoad(t *testing.T, perTopic int, kinds []string, subCfgs ...func(*runtime.Config)) *lagLoad {
+	s := xmpptest.Require(t)
+	l := &lagLoad{posted: map[seam.Topic][]seam.BackendMsgID{}, archive: map[seam.Topic][]seam.BackendMsgID{}}
+	for range 3 {
+		l.topics = append(l.topics, freshTopic())
+	}
+	for i, mod := range subCfgs {
+		ev := &events{}
+		l.events = append(l.events, ev)
+		rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
+			c.SubscriberBuffer = 8
+			c.OnRoomEvent = ev.add
+			if os.Getenv("LAGDEBUG") != "" {
+				c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			mod(c)
+		}))
+		for _, topic := range l.topics {
+			for _, kind := range kinds {
+				ls := &lagSub{name: fmt.Sprintf("runtime %d, %s, %s", i, topic, kind), topic: topic, rt: i}
+				_, err := rt.Subscribe(ctx5(t), topic, ls.handler(kind))
+				require.NoError(t, err)
+				l.subs = append(l.subs, ls)
+			}
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	for w := 1; w <= 2; w++ {
+		writer := connected(t, newRuntime(t, s, w, nil))
+		for _, topic := range l.topics {
+			for g := range 2 { // two posters per writer and topic
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range perTopic / 4 {
+						id, err := writer.Post(ctx, topic, "w", fmt.Sprintf("writer %d poster %d message %d", w, g, i), seam.PostOptions{})
+						if err != nil {
+							t.Errorf("post: %v", err)
+							return
+						}
+						mu.Lock()
+						l.posted[topic] = append(l.posted[topic], id)
+						mu.Unlock()
+					}
+				}()
+			}
+		}
+	}
+	wg.Wait()
+	t.Logf("posted %d messages to each of 3 topics in %s", perTopic/4*4, time.Since(start).Round(time.Millisecond))
+	if t.Failed() {
+		t.FailNow()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, ls := range l.subs {
+		for len(ls.got())+len(l.skipped(ls)) < len(l.posted[ls.topic]) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("every subscriber caught up %s after the writing started", time.Since(start).Round(time.Millisecond))
+	time.Sleep(300 * time.Millisecond) // anything delivered twice arrives by now
+	raw, err := xmpptest.Dial(s, 3)
+	require.NoError(t, err)
+	defer raw.Close()
+	for _, topic := range l.topics {
+		rows, err := raw.Archive(roomOf(t, s, topic), 50)
+		require.NoError(t, err)
+		for _, r := range rows {
+			l.archive[topic] = append(l.archive[topic], seam.BackendMsgID(r.ID))
+		}
+	}
+	return l
+}
+
+// skipped is every id the subscriber's runtime reported skipped on its topic.
+func (l *lagLoad) skipped(ls *lagSub) []seam.BackendMsgID {
+	ev := l.events[ls.rt]
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	var out []seam.BackendMsgID
+	for _, e := range ev.es {
+		if e.Kind == runtime.RoomHistoryGap && e.Topic == ls.topic {
+			out = append(out, e.Skipped...)
+		}
+	}
+	return out
+}
+
+func dups(ids []seam.BackendMsgID) []seam.BackendMsgID {
+	seen := map[seam.BackendMsgID]bool{}
+	var out []seam.BackendMsgID
+	for _, id := range ids {
+		if seen[id] {
+			out = append(out, id)
+		}
+		seen[id] = true
+	}
+	return out
+}
+
+// Every subscriber gets every message of its topic's archive exactly once, in
+// the archive's order: fast, slow and periodically blocked ones, fed from the
+// room's ring (the first runtime, default ring) or mostly from archive pages
+// (the second, a ring of 16 messages).
+func TestLaggingSubscribersUnderLoadGetEveryMessageOnce(t *testing.T) {
+	l := runLagLoad(t, 1200, []string{"fast", "slow", "blocked"},
+		func(*runtime.Config) {},
+		func(c *runtime.Config) { c.RingMessages = 16 })
+	for _, topic := range l.topics {
+		require.ElementsMatch(t, l.posted[topic], l.archive[topic], "the archive of %s holds what was posted", topic)
+	}
+	for _, ls := range l.subs {
+		got := ls.got()
+		t.Logf("%s: %d delivered of %d, %d duplicates", ls.name, len(got), len(l.archive[ls.topic]), len(dups(got)))
+		assert.Empty(t, dups(got), "%s: duplicates", ls.name)
+		assert.Empty(t, l.skipped(ls), "%s: reported skipped", ls.name)
+		assert.Equal(t, l.archive[ls.topic], got, "%s: every message once, in the archive's order", ls.name)
+	}
+}
+
+// Under load, with a ring that holds almost nothing (so lagging subscribers
+// read the archive right behind the live edge, where ejabberd's archive
+// trails its reflections) and a short ArchiveWait: the result is either no gap
+// or a reported one. Each subscriber's deliveries, plus the ids its runtime
+// reported skipped, are its topic's messages, each once, in order.
+func TestLaggingSubscribersUnderLoadNoGapOrAReportedOne(t *testing.T) {
+	l := runLagLoad(t, 600, []string{"slow"},
+		func(c *runtime.Config) { c.RingMessages, c.RingBytes, c.ArchiveWait = 8, 1, 100*time.Millisecond })
+	gaps := 0
+	for _, ls := range l.subs {
+		got, skipped := ls.got(), l.skipped(ls)
+		gaps += len(skipped)
+		assert.Empty(t, dups(append(slices.Clone(got), skipped...)), "%s: delivered twice, or delivered and reported skipped", ls.name)
+		assert.ElementsMatch(t, l.posted[ls.topic], append(slices.Clone(got), skipped...), "%s: delivered + reported skipped = posted", ls.name)
+		// In the archive's order (what the archive holds of it).
+		inArchive := map[seam.BackendMsgID]bool{}
+		for _, id := range l.archive[ls.topic] {
+			inArchive[id] = true
+		}
+		delivered := map[seam.BackendMsgID]bool{}
+		var gotArchived, archivedGot []seam.BackendMsgID
+		for _, id := range got {
+			delivered[id] = true
+			if inArchive[id] {
+				gotArchived = append(gotArchived, id)
+			}
+		}
+		for _, id := range l.archive[ls.topic] {
+			if delivered[id] {
+				archivedGot = append(archivedGot, id)
+			}
+		}
+		assert.Equal(t, archivedGot, gotArchived, "%s: in the archive's order", ls.name)
+	}
+	t.Logf("ids reported skipped: %d", gaps)
+}
