@@ -49,7 +49,7 @@ func (l *lagSub) handler(kind string) seam.Handler {
 		switch {
 		case kind == "slow":
 			time.Sleep(500 * time.Microsecond)
-		case kind == "blocked" && n%300 == 0:
+		case kind == "blocked" && n%150 == 0:
 			time.Sleep(400 * time.Millisecond)
 		}
 	}
@@ -67,8 +67,7 @@ type lagLoad struct {
 // subCfgs, posts perTopic messages to each of 3 topics from two writers at
 // once, waits until every subscriber has had as many messages as were posted
 // (less those reported skipped), and reads the archives.
-func runLagLoad(t *testing.T, perTopic int, kinds []string, subCfgs ...func(*runtime.Config)) *lagLoad {
-	s := xmpptest.Require(t)
+func runLagLoad(t *testing.T, s xmpptest.Server, perTopic int, kinds []string, subCfgs ...func(*runtime.Config)) *lagLoad {
 	l := &lagLoad{posted: map[seam.Topic][]seam.BackendMsgID{}, archive: map[seam.Topic][]seam.BackendMsgID{}}
 	for range 3 {
 		l.topics = append(l.topics, freshTopic())
@@ -173,21 +172,50 @@ func dups(ids []seam.BackendMsgID) []seam.BackendMsgID {
 
 // Every subscriber gets every message of its topic's archive exactly once, in
 // the archive's order: fast, slow and periodically blocked ones, fed from the
-// room's ring (the first runtime, default ring) or mostly from archive pages
-// (the second, a ring of 16 messages).
+// room's ring (the first runtime, default ring) or from archive pages (the
+// second: a ring of one message, and MAM pages of 4 rows as the reads before
+// the ring asked for).
 func TestLaggingSubscribersUnderLoadGetEveryMessageOnce(t *testing.T) {
-	l := runLagLoad(t, 1200, []string{"fast", "slow", "blocked"},
+	lagLoadOnce(t, xmpptest.Require(t), 600)
+}
+
+// The same on an ejabberd whose archive is in mnesia (the dev server keeps it
+// in SQL): there, under concurrent writes, ejabberd answers some archive rows
+// twice in one MAM page (27 of 6,000 rows in one run, 2 of 2,700 in another), which reached lagging
+// subscribers twice before archive reads dropped repeated rows. It runs in the
+// ejabberd pass (PARLEY_TEST_SERVER=ejabberd), on a private server.
+func TestLaggingSubscribersUnderLoadOnMnesiaEjabberd(t *testing.T) {
+	if xmpptest.Env().Name != "ejabberd" {
+		t.Skip("runs in the ejabberd pass (PARLEY_TEST_SERVER=ejabberd)")
+	}
+	xmpptest.RequireEjabberd(t)
+	accounts := [][2]string{{"parley", "parleypass"}, {"parley2", "parleypass2"}, {"parley3", "parleypass3"}, {"observer", "observerpass"}}
+	o := xmpptest.PrivateOptions{NoTLS: true, Accounts: map[string]string{}}
+	for _, a := range accounts {
+		o.Accounts[a[0]] = a[1]
+	}
+	p := xmpptest.StartEjabberd(t, o)
+	lagLoadOnce(t, xmpptest.Server{Name: "ejabberd", Addr: p.Addr, Domain: p.Domain, MUC: p.MUC, Accounts: accounts}, 600)
+}
+
+func lagLoadOnce(t *testing.T, s xmpptest.Server, perTopic int) {
+	var dropped droppedMetrics
+	l := runLagLoad(t, s, perTopic, []string{"fast", "slow", "blocked"},
 		func(*runtime.Config) {},
-		func(c *runtime.Config) { c.RingMessages = 16 })
+		func(c *runtime.Config) { c.RingMessages, c.RingBytes, c.MAMPageSize, c.Metrics = 1, 1, 4, &dropped })
+	t.Logf("archive rows the server sent again, dropped: %d", dropped.dropped.Load())
 	for _, topic := range l.topics {
 		require.ElementsMatch(t, l.posted[topic], l.archive[topic], "the archive of %s holds what was posted", topic)
 	}
 	for _, ls := range l.subs {
 		got := ls.got()
-		t.Logf("%s: %d delivered of %d, %d duplicates", ls.name, len(got), len(l.archive[ls.topic]), len(dups(got)))
-		assert.Empty(t, dups(got), "%s: duplicates", ls.name)
+		if d := dups(got); len(d) > 0 || len(got) != len(l.archive[ls.topic]) {
+			t.Errorf("%s: %d delivered of %d, duplicates %v", ls.name, len(got), len(l.archive[ls.topic]), d)
+		}
 		assert.Empty(t, l.skipped(ls), "%s: reported skipped", ls.name)
-		assert.Equal(t, l.archive[ls.topic], got, "%s: every message once, in the archive's order", ls.name)
+		if !slices.Equal(l.archive[ls.topic], got) {
+			t.Errorf("%s: not every message once in the archive's order", ls.name)
+		}
 	}
 }
 
@@ -197,7 +225,7 @@ func TestLaggingSubscribersUnderLoadGetEveryMessageOnce(t *testing.T) {
 // or a reported one. Each subscriber's deliveries, plus the ids its runtime
 // reported skipped, are its topic's messages, each once, in order.
 func TestLaggingSubscribersUnderLoadNoGapOrAReportedOne(t *testing.T) {
-	l := runLagLoad(t, 600, []string{"slow"},
+	l := runLagLoad(t, xmpptest.Require(t), 300, []string{"slow"},
 		func(c *runtime.Config) { c.RingMessages, c.RingBytes, c.ArchiveWait = 8, 1, 100*time.Millisecond })
 	gaps := 0
 	for _, ls := range l.subs {
