@@ -104,6 +104,9 @@ type Runtime struct {
 	FailFast         bool     `yaml:"fail_fast"`
 	PersistentRooms  bool     `yaml:"persistent_rooms"`
 	SubscriberBuffer int      `yaml:"subscriber_buffer"`
+	RingMessages     int      `yaml:"ring_messages"`
+	RingBytes        int      `yaml:"ring_bytes"`
+	ArchiveWait      Duration `yaml:"archive_wait"`
 	FetchLimit       int      `yaml:"fetch_limit"`
 	MaxFetchLimit    int      `yaml:"max_fetch_limit"`
 	MAMPageSize      int      `yaml:"mam_page_size"`
@@ -405,6 +408,7 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		KeepAlive: time.Duration(r.KeepAlive), KeepAliveTimeout: time.Duration(r.KeepAliveTimeout),
 		SelfPing: time.Duration(r.SelfPing), FailFast: r.FailFast, PersistentRooms: r.PersistentRooms,
 		SubscriberBuffer: r.SubscriberBuffer, FetchLimit: r.FetchLimit, MaxFetchLimit: r.MaxFetchLimit,
+		RingMessages: r.RingMessages, RingBytes: r.RingBytes, ArchiveWait: time.Duration(r.ArchiveWait),
 		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
 		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
 	}, nil

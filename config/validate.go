@@ -22,6 +22,7 @@ func (f *File) validate() error {
 	r := f.Runtime
 	for key, v := range map[string]int{
 		"runtime.max_reconnects": r.MaxReconnects, "runtime.subscriber_buffer": r.SubscriberBuffer,
+		"runtime.ring_messages": r.RingMessages, "runtime.ring_bytes": r.RingBytes,
 		"runtime.fetch_limit": r.FetchLimit, "runtime.max_fetch_limit": r.MaxFetchLimit,
 		"runtime.mam_page_size": r.MAMPageSize, "runtime.max_content_bytes": r.MaxContentBytes,
 		"runtime.max_stanza_bytes": r.MaxStanzaBytes, "runtime.max_inbound_stanza_bytes": r.MaxInboundStanzaBytes,

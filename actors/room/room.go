@@ -20,11 +20,12 @@
 //     the window of posts on the wire, resends after a lost link, in-doubt
 //     answers, poison strikes, PostOnce's archive lookup, CancelPost. Phase per
 //     post: new, looking, waiting, sent, in doubt.
-//   - fan-out (fanout.go, allow.go): the archive position (last), the
-//     deduplication ring, the catch-up with its buffer of held-back live
-//     messages, the subscribers with their acknowledgements and lag, and the
-//     allowlist. Phase: unplaced, streaming, catchingUp; per subscriber: live,
-//     lagging, feeding.
+//   - fan-out (fanout.go, allow.go, lagging.go, lagring.go): the archive
+//     position (last), the deduplication ring, the catch-up with its buffer of
+//     held-back live messages, the subscribers with their acknowledgements, the
+//     lagging ones fed from the ring of recent messages and shared archive
+//     pages, and the allowlist. Phase: unplaced, streaming, catchingUp; per
+//     subscriber: live, lagging, feeding, stalled; per page: reading, ready.
 //   - reads (reads.go): plain reads (which wait for the link, never for the
 //     room) and long-polls. Phase per long-poll: reading, listening, stalled.
 //     The archive decides every NextCursor of an archive read; the room passes
@@ -79,8 +80,9 @@
 // fanout.advance drops a duplicate and moves last; fanout.admits applies the
 // allowlist (withheld: every position moves past it); fanout.toSubscribers
 // sends one *subscriber.Deliver, shared, to each live subscriber whose queue
-// has space (a full one turns lagging and is fed from the archive:
-// feedLagging); reads.offer answers the listening long-polls.
+// has space (a full one turns lagging and is fed from the ring, else from
+// shared archive pages: feedLagging); reads.offer answers the listening
+// long-polls.
 //
 // # Restarts
 //
