@@ -48,6 +48,9 @@ type sub struct {
 	unacked int
 	phase   subPhase
 	cursor  string // the last message sent to it (or passed over)
+	// after: where its next archive read starts, when a page ended past cursor
+	// on rows that aren't messages ("": after cursor).
+	after  string
 	ringAt  int    // where cursor was last found in the ring (a hint)
 	// skipTo: ring entries up to this number whose content is gone are passed
 	// over (already reported: the archive skipped them).
@@ -140,7 +143,7 @@ func (f *fanout) feedLagging(ctx actor.Context, sub *sub) {
 			empty := len(p.entries) == 0 && p.next == p.since
 			f.detach(sub)
 			if !empty {
-				sub.cursor = p.next
+				sub.after = p.next
 				continue
 			}
 			if sub.cursor != f.last && f.stall(ctx, sub) {
@@ -159,7 +162,7 @@ func (f *fanout) feedLagging(ctx actor.Context, sub *sub) {
 				if e.state == entryHeld {
 					f.send(ctx, sub, e.d)
 				}
-				sub.cursor, sub.ringAt, sub.stallSince = e.id, num+1, time.Time{}
+				sub.cursor, sub.after, sub.ringAt, sub.stallSince = e.id, "", num+1, time.Time{}
 				continue
 			}
 		}
@@ -181,15 +184,19 @@ func (f *fanout) send(ctx actor.Context, sub *sub, d *subscriber.Deliver) {
 // page read after it, or one holding it, else a new read of a full page. It
 // reports whether the page is there already.
 func (f *fanout) attach(ctx actor.Context, sub *sub) bool {
-	p, at := f.pages[sub.cursor], 0
+	key := sub.cursor
+	if sub.after != "" {
+		key = sub.after
+	}
+	p, at := f.pages[key], 0
 	if p == nil {
-		p, at = f.pageHolding(sub.cursor)
+		p, at = f.pageHolding(key)
 	}
 	if p == nil {
 		s := f.s
-		p = &lagPage{since: sub.cursor}
-		f.pages[sub.cursor] = p
-		since := seam.Cursor(sub.cursor)
+		p = &lagPage{since: key}
+		f.pages[key] = p
+		since := seam.Cursor(key)
 		s.readArchive(ctx, &archive.Query{Since: &since, Limit: max(s.cfg.PageSize, s.cfg.SubscriberBuffer)}, &read{purpose: readLagging, page: p})
 	}
 	p.refs++
@@ -264,6 +271,7 @@ func (f *fanout) fromPage(ctx actor.Context, sub *sub) {
 			if !inRing {
 				sub.cursor = f.ring.base
 			}
+			sub.after = ""
 			sub.ringAt, sub.skipTo = from, max(sub.skipTo, num-1)
 			if len(skipped) > 0 {
 				f.reportSkipped(ctx, sub, skipped, fmt.Errorf("%w: the archive went from %q to %q without %d message(s) the room fanned out in between", ErrArchiveGap, cursor, id, len(skipped)))
@@ -276,7 +284,7 @@ func (f *fanout) fromPage(ctx actor.Context, sub *sub) {
 	if f.admits(e.Message.SenderHandle, stanza.SenderJID(e.RealJIDs)) {
 		f.send(ctx, sub, &subscriber.Deliver{Msg: e.Message})
 	}
-	sub.cursor, sub.stallSince = id, time.Time{}
+	sub.cursor, sub.after, sub.stallSince = id, "", time.Time{}
 }
 
 // stall: the archive had nothing after sub's cursor though the room is past
@@ -327,7 +335,7 @@ func (f *fanout) skipGap(ctx actor.Context, sub *sub) {
 	default:
 		sub.cursor, sub.ringAt = r.at(k-1).id, k-1
 	}
-	sub.stallSince = time.Time{}
+	sub.after, sub.stallSince = "", time.Time{}
 	f.reportSkipped(ctx, sub, skipped, fmt.Errorf("%w: nothing after %q in the archive for %s though the room fanned out %d message(s) after it%s", ErrArchiveGap, from, f.s.cfg.ArchiveWait, len(skipped), unknown))
 }
 

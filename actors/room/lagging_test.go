@@ -301,3 +301,41 @@ func TestLaggingReadsOnAfterASharedPage(t *testing.T) {
 		t.Fatalf("%d reads: the second subscriber read again what the first had read", len(q))
 	}
 }
+
+// An archive page may end on rows that aren't messages (its NextCursor is
+// theirs): the next read starts after them, while the subscriber's position
+// stays its last message, which the ring knows, so nothing is reported
+// skipped or sent twice.
+func TestLaggingPageEndingOnRowsThatAreNotMessages(t *testing.T) {
+	r, a, _ := laggingRig(t, 8, func(c *Config) { c.RingBytes = messageSize(deliver("8").Msg) })
+	var notified *probe
+	r.st.cfg.Notify, notified = r.caller()
+	r.ack(2)
+	r.archive.wait(t, 1)
+	p := r.st.fan.pages["2"]
+	r.do(func(ctx actor.Context) {
+		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readLagging, page: p, epoch: r.st.epoch},
+			res: &archive.Result{Entries: []archive.Entry{{Message: deliver("3").Msg}, {Message: deliver("4").Msg}}, NextCursor: "subject"}})
+	})
+	r.ack(2)
+	r.archive.wait(t, 2)
+	if q := r.queries(); len(q) != 2 || *q[1].Since != "subject" {
+		t.Fatalf("reads %v: want the second after the page's last row", q)
+	}
+	r.answerPage(t, "subject", "5", "6", "7")
+	for range 3 {
+		r.ack(2)
+	}
+	if got := ids(a.wait(t, 8)); !slices.Equal(got, []string{"1", "2", "3", "4", "5", "6", "7", "8"}) {
+		t.Fatalf("delivered %v", got)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := ids(a.all()); len(got) != 8 {
+		t.Fatalf("delivered %v: more than once", got)
+	}
+	for _, m := range notified.all() {
+		if e, ok := m.(*Event); ok && e.Kind == HistoryGap {
+			t.Fatalf("a gap reported: %+v", e)
+		}
+	}
+}
