@@ -51,7 +51,7 @@ type sub struct {
 	// after: where its next archive read starts, when a page ended past cursor
 	// on rows that aren't messages ("": after cursor).
 	after  string
-	ringAt  int    // where cursor was last found in the ring (a hint)
+	ringAt int // where cursor was last found in the ring (a hint)
 	// skipTo: ring entries up to this number whose content is gone are passed
 	// over (already reported: the archive skipped them).
 	skipTo int
