@@ -33,6 +33,7 @@ var sentinels = []struct {
 	{"room.ErrLeft", runtime.ErrLeft, room.ErrLeft},
 	{"room.ErrBanned", runtime.ErrBanned, room.ErrBanned},
 	{"room.ErrFailed", runtime.ErrRoomFailed, room.ErrFailed},
+	{"room.ErrArchiveGap", runtime.ErrArchiveGap, room.ErrArchiveGap},
 	{"supervision.ErrActorFailed", runtime.ErrActorFailed, supervision.ErrActorFailed},
 	{"archive.ErrStalled", runtime.ErrArchiveStalled, archive.ErrStalled},
 	{"session.ErrLinkLost", runtime.ErrLinkLost, session.ErrLinkLost},
