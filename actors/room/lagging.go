@@ -297,6 +297,7 @@ func (f *fanout) stall(ctx actor.Context, sub *sub) bool {
 		sub.stallSince, sub.stalls = now, 0
 	}
 	if now.Sub(sub.stallSince) < s.cfg.ArchiveWait {
+		s.log.Debug("lagging: the archive has nothing after the subscriber's cursor yet; reading again", slog.String("cursor", sub.cursor), slog.Int("tries", sub.stalls+1))
 		sub.phase = subStalled
 		s.arm(ctx, stallWaits[min(sub.stalls, len(stallWaits)-1)], feedRetry)
 		sub.stalls++
