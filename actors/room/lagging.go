@@ -197,7 +197,9 @@ func (f *fanout) attach(ctx actor.Context, sub *sub) bool {
 		p = &lagPage{since: key}
 		f.pages[key] = p
 		since := seam.Cursor(key)
-		s.readArchive(ctx, &archive.Query{Since: &since, Limit: max(s.cfg.PageSize, s.cfg.SubscriberBuffer)}, &read{purpose: readLagging, page: p})
+		// One full MAM page: what a page holds stays a page, whatever the
+		// subscribers' buffers.
+		s.readArchive(ctx, &archive.Query{Since: &since, Limit: s.cfg.PageSize}, &read{purpose: readLagging, page: p})
 	}
 	p.refs++
 	sub.page, sub.pageAt = p, at
