@@ -36,7 +36,7 @@ type Prometheus struct {
 func New() *Prometheus {
 	p := &Prometheus{
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_history_gaps_total",
-			Help: "Replays that found the archive no longer holds the room's cursor: messages in between may be lost."}, []string{"topic"}),
+			Help: "Replays that found the archive no longer holds the room's cursor (messages in between may be lost), and lagging subscribers that skipped messages the archive never supplied (RoomEvent.Skipped names them)."}, []string{"topic"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_archive_rows_dropped_total",
 			Help: "Archive rows dropped because the server sent them again in one read (a repeated id, or the read's own cursor)."}, []string{"topic"}),
 		reg: prometheus.NewRegistry(),

@@ -67,7 +67,9 @@ type Room interface {
 
 // GapRecorder is an optional interface of a Room: HistoryGap is called when
 // the room's replay found that the archive no longer holds its cursor
-// (expired, or the room was recreated), so messages in between may be lost
+// (expired, or the room was recreated), so messages in between may be lost,
+// and when a lagging subscriber skipped messages the room fanned out because
+// the archive never supplied them (once per subscriber)
 // (runtime.RoomHistoryGap). A Room without it is not told.
 type GapRecorder interface {
 	HistoryGap()
