@@ -15,14 +15,14 @@ chaos: ## the chaos suite alone (SEED=n repeats a run's faults)
 # The soak's settings (docs/reliability.md); each can be set: make soak SERVER=ejabberd DURATION=5m
 SOAK_FLAGS = -chaos.duration=$(or $(DURATION),30m) -chaos.seed=$(or $(SEED),0) \
 	-chaos.runtimes=$(or $(RUNTIMES),4) -chaos.rooms=$(or $(ROOMS),3) \
-	-chaos.fault-every=$(or $(FAULT_EVERY),2500ms) -chaos.post-every=$(or $(POST_EVERY),50ms) \
+	-chaos.fault-every=$(or $(FAULT_EVERY),2s) -chaos.post-every=$(or $(POST_EVERY),50ms) \
 	-chaos.restart-every=$(or $(RESTART_EVERY),3m) -chaos.weights=$(or $(WEIGHTS),$(soak_weights)) \
 	-chaos.min-kills=$(or $(MIN_KILLS),0)
 soak_weights = kill=6,cut=2,blackhole=1,latency=1,bandwidth=1,slice=1
 soak_server = $(or $(SERVER),prosody)
 soak_port = $(if $(filter ejabberd,$(soak_server)),$(or $(PARLEY_DEV_EJABBERD_PORT),15222),$(or $(PARLEY_DEV_PROSODY_PORT),5222))
 
-soak: ## the soak, 30 min on one server: make soak SERVER=prosody|ejabberd DURATION=30m SEED=n RUNTIMES=4 FAULT_EVERY=2500ms RESTART_EVERY=3m MIN_KILLS=1000
+soak: ## the soak, 30 min on one server: make soak SERVER=prosody|ejabberd DURATION=30m SEED=n RUNTIMES=4 FAULT_EVERY=2s RESTART_EVERY=3m MIN_KILLS=1000
 	PARLEY_TEST_SERVER=$(soak_server) PARLEY_XMPP_SERVICE=xmpp://127.0.0.1:$(soak_port) \
 		scripts/with-devserver.sh go test -count=1 -v -timeout 0 -run 'TestChaos$$' ./chaos $(SOAK_FLAGS)
 

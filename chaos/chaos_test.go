@@ -226,9 +226,13 @@ func TestProxyFaults(t *testing.T) {
 
 	c := dial()
 	require.NoError(t, roundTrip(c, "hello"))
-	require.NoError(t, p.KillAll())
+	c2 := dial()
+	require.NoError(t, roundTrip(c2, "hello"))
+	assert.Equal(t, 2, p.Kill(), "kill counts the connections it cuts")
+	assert.Zero(t, p.Kill(), "each once")
 	assert.Error(t, roundTrip(c, "after kill"), "kill drops the connection")
 	c.Close()
+	c2.Close()
 
 	c = dial()
 	require.NoError(t, roundTrip(c, "new connection works"))

@@ -133,10 +133,14 @@ type Report struct {
 	ArchiveReads int
 	Samples      []string // the first few problems, for the log
 	// Writing is how long the writers wrote; Settle the wait, once they
-	// stopped, for the runtimes to be online; Verify the rest: the archives'
-	// last messages read and every subscriber checked.
-	Writing, Settle, Verify time.Duration
-	Elapsed                 time.Duration
+	// stopped, for the runtimes to be online; Verify the rest, until the
+	// verdict: of it, ReadTail read the archives' last messages (to a page
+	// with nothing new), CatchUp waited until every subscriber had every
+	// message (or the deadline), and FullReadTime read the archives whole again
+	// (Options.FullRead).
+	Writing, Settle, Verify         time.Duration
+	ReadTail, CatchUp, FullReadTime time.Duration
+	Elapsed                         time.Duration
 	// PerRoom breaks the figures down by room.
 	PerRoom []RoomReport
 }
@@ -204,7 +208,11 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "; %d rooms differ when read whole", r.ObserverMismatch)
 	}
 	fmt.Fprintf(&b, ")\n")
-	fmt.Fprintf(&b, "  after the writing runtimes online in %s, verified in %s\n", ms(r.Settle), ms(r.Verify))
+	fmt.Fprintf(&b, "  after the writing runtimes online in %s, then verified in %s (archives read to their end in %s, every subscriber caught up in %s", ms(r.Settle), ms(r.Verify), ms(r.ReadTail), ms(r.CatchUp))
+	if r.FullReadTime > 0 {
+		fmt.Fprintf(&b, ", archives read whole again in %s for the cross-check", ms(r.FullReadTime))
+	}
+	fmt.Fprintf(&b, ")\n")
 	for _, s := range r.Samples {
 		fmt.Fprintf(&b, "  ! %s\n", s)
 	}
@@ -562,11 +570,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			after += len(l.ids)
 		}
 		checkAll(false)
-		done := err == nil && after == before
+		read := err == nil && after == before
+		if read && rep.ReadTail == 0 {
+			rep.ReadTail = time.Since(verify)
+		}
+		done := read
 		for _, sr := range recs {
 			done = done && sr.caughtUp(obs.logs[sr.room])
 		}
 		if done {
+			rep.CatchUp = time.Since(verify)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -580,9 +593,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	time.Sleep(200 * time.Millisecond) // room for duplicates to show
 	checkAll(true)
 	if o.FullRead {
+		t := time.Now()
 		if err := obs.fullRead(rep); err != nil {
 			return nil, err
 		}
+		rep.FullReadTime = time.Since(t)
 	}
 
 	// The figures.
