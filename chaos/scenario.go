@@ -208,7 +208,11 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "; %d rooms differ when read whole", r.ObserverMismatch)
 	}
 	fmt.Fprintf(&b, ")\n")
-	fmt.Fprintf(&b, "  after the writing runtimes online in %s, then verified in %s (archives read to their end in %s, every subscriber caught up in %s", ms(r.Settle), ms(r.Verify), ms(r.ReadTail), ms(r.CatchUp))
+	caught := "not every subscriber caught up within a minute"
+	if r.CatchUp > 0 {
+		caught = fmt.Sprintf("every subscriber caught up in %s", ms(r.CatchUp))
+	}
+	fmt.Fprintf(&b, "  after the writing runtimes online in %s, then verified in %s (archives read to their end in %s, %s", ms(r.Settle), ms(r.Verify), ms(r.ReadTail), caught)
 	if r.FullReadTime > 0 {
 		fmt.Fprintf(&b, ", archives read whole again in %s for the cross-check", ms(r.FullReadTime))
 	}
@@ -413,7 +417,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	// Writers.
-	o.Log(fmt.Sprintf("chaos: %d runtimes (a proxy each), %d rooms, %d subscribers; writing for %s with a fault on each link about every %s", o.Runtimes, o.Rooms, len(recs), o.Duration, o.FaultEvery))
+	sched := fmt.Sprintf("a fault on each link about every %s", o.FaultEvery)
+	if len(o.linkFaults()) == 0 {
+		sched = "no link faults"
+	}
+	if slices.Contains(o.Faults, Restart) {
+		sched += fmt.Sprintf(", a server restart about every %s", o.RestartEvery)
+	}
+	o.Log(fmt.Sprintf("chaos: %d runtimes (a proxy each), %d rooms, %d subscribers; writing for %s with %s", o.Runtimes, o.Rooms, len(recs), o.Duration, sched))
 	writeCtx, stopWriting := context.WithTimeout(ctx, o.Duration)
 	defer stopWriting()
 	var (
