@@ -15,6 +15,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -41,11 +42,20 @@ type Proxy struct {
 }
 
 // link is one client connection and its connection to Toxiproxy.
-type link struct{ client, upstream net.Conn }
+type link struct {
+	client, upstream net.Conn
+	closed           atomic.Bool
+}
 
-func (l *link) close() {
+// close ends the link; it reports whether this call ended it (false: it had
+// ended already).
+func (l *link) close() bool {
+	if !l.closed.CompareAndSwap(false, true) {
+		return false
+	}
 	_ = l.client.Close()
 	_ = l.upstream.Close()
+	return true
 }
 
 // NewProxy starts a proxy on a free loopback port that forwards to upstream
@@ -108,12 +118,22 @@ func (x *Proxy) Addr() string { return x.ln.Addr().String() }
 // KillAll drops every connection through the proxy at once (both sides see the
 // TCP connection close); new connections are accepted as before.
 func (x *Proxy) KillAll() error {
+	x.Kill()
+	return nil
+}
+
+// Kill is KillAll that reports how many live connections it cut (0 when the
+// client had none: it was between connections).
+func (x *Proxy) Kill() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	n := 0
 	for l := range x.links {
-		l.close()
+		if l.close() {
+			n++
+		}
 	}
-	return nil
+	return n
 }
 
 // toxic adds a toxic and returns its name.

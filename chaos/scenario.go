@@ -5,11 +5,12 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-go/parley-xmpp/internal/rawclient"
@@ -45,21 +46,33 @@ const (
 // Options configure a scenario. Zero values pick the defaults in brackets.
 type Options struct {
 	Server Server
-	// Rooms [3], Runtimes behind the proxy [2], subscribers per runtime per room
-	// [3: a plain one, a slow one, one whose handler panics now and then].
+	// Rooms [3], Runtimes behind the proxies [2], subscribers per runtime per
+	// room [3: a plain one, a slow one, one whose handler panics now and then].
 	Rooms, Runtimes, SubscribersPerRoom int
 	// Duration of the writing phase [15s]; each writer (every runtime in every
 	// room, and the independent writer in every room) posts every PostEvery [25ms].
 	Duration  time.Duration
 	PostEvery time.Duration
-	// NoIndependentWriter leaves out the writer that bypasses the proxy.
+	// NoIndependentWriter leaves out the writer that bypasses the proxies.
 	NoIndependentWriter bool
 	// Faults to draw from [all but Restart; Restart too when RestartServer is
-	// set], one about every FaultEvery [2s].
+	// set]. Each runtime connects through a proxy of its own and draws its link
+	// faults on its own schedule, one about every FaultEvery [2s] (from half to
+	// one and a half times it), so faults on different links overlap. Weights
+	// sets how often each kind is drawn relative to the others [1 each].
 	Faults     []Fault
 	FaultEvery time.Duration
-	// RestartServer stops and starts the server (its rooms persistent).
+	Weights    map[Fault]int
+	// A Restart in Faults restarts the server on a schedule of its own, about
+	// every RestartEvery [FaultEvery], through RestartServer (rooms persistent).
+	RestartEvery  time.Duration
 	RestartServer func(context.Context) error
+	// VerifyEvery is how often the observer reads the archives' new messages
+	// and checks the deliveries made since [2s].
+	VerifyEvery time.Duration
+	// FullRead, at the end, reads every archive whole once more and counts any
+	// difference from what the observer read page by page (ObserverMismatch).
+	FullRead bool
 	// Seed makes the faults and their timing repeatable [0: from the clock].
 	Seed uint64
 	// Log receives progress lines [none].
@@ -72,9 +85,13 @@ type Options struct {
 
 // Report holds a scenario's figures.
 type Report struct {
-	Seed        uint64
+	Seed uint64
+	// Faults counts the faults injected by kind; Kill counts the links it cut
+	// (a kill that found a runtime between connections cuts none and is not
+	// counted), Restart the server restarts.
 	Faults      map[Fault]int
 	Rooms       int
+	Runtimes    int
 	Subscribers int
 	// Messages the archives hold for the scenario's rooms.
 	Messages int
@@ -84,21 +101,46 @@ type Report struct {
 	// archive messages it didn't get, extra copies it got, messages it got out
 	// of archive order, and messages it got that the archive doesn't hold.
 	Lost, Duplicated, Reordered, Phantom int
-	// Posts made through the runtimes; Resolved returned the id the archive holds
-	// for them, once; Failed returned an error; Wrong returned an id the archive
-	// doesn't hold for that post.
-	Posts, Resolved, Failed, Wrong int
-	// IndependentPosts made around the proxy.
+	// Posts made through the runtimes, each with one outcome: Resolved returned
+	// the id the archive holds for it, once; InDoubt returned an error wrapping
+	// seam.ErrPostInDoubt, and the archive decides (InDoubtLanded of them are in
+	// it, once; the rest are not); Failed returned another error and the
+	// archive doesn't hold it; Wrong returned an id the archive doesn't hold
+	// for it, or an error though the archive holds it.
+	Posts, Resolved, InDoubt, InDoubtLanded, Failed, Wrong int
+	// IndependentPosts made around the proxies.
 	IndependentPosts int
 	// ArchiveDuplicates: a post the archive holds more than once.
 	ArchiveDuplicates int
-	// LongestRecovery: the longest wait, from a runtime losing its link to the
-	// first message reaching one of its subscribers again (the end of the
-	// rejoin and replay); Recoveries holds each.
-	LongestRecovery time.Duration
-	Recoveries      []time.Duration
-	Samples         []string // the first few problems, for the log
-	Elapsed         time.Duration
+	// LinkLosses the runtimes reported (kills, cuts, detected blackholes,
+	// server restarts, and links dropped for an unanswered keepalive:
+	// KeepaliveLosses of them).
+	LinkLosses, KeepaliveLosses int
+	// Recoveries holds, for each lost link, the time from the loss (the runtime
+	// reports Reconnecting) until every room of that runtime delivered a
+	// message again, after the runtime was back online (the end of the rejoin
+	// and replay); RestartRecoveries the subset of losses caused by a server
+	// restart. Interrupted counts losses followed by another before that.
+	LongestRecovery   time.Duration
+	Recoveries        []time.Duration
+	RestartRecoveries []time.Duration
+	Interrupted       int
+	// ArchiveRepeats: rows the server answered again in a later MAM page or the
+	// same one (left out); ObserverMismatch: rooms whose archive, read whole at
+	// the end (Options.FullRead), differs from what was read page by page.
+	ArchiveRepeats, ObserverMismatch int
+	// ArchiveReads: MAM pages the observer read.
+	ArchiveReads int
+	Samples      []string // the first few problems, for the log
+	// Writing is how long the writers wrote; Settle the wait, once they
+	// stopped, for the runtimes to be online; Verify the rest, until the
+	// verdict: of it, ReadTail read the archives' last messages (to a page
+	// with nothing new), CatchUp waited until every subscriber had every
+	// message (or the deadline), and FullReadTime read the archives whole again
+	// (Options.FullRead).
+	Writing, Settle, Verify         time.Duration
+	ReadTail, CatchUp, FullReadTime time.Duration
+	Elapsed                         time.Duration
 	// PerRoom breaks the figures down by room.
 	PerRoom []RoomReport
 }
@@ -111,79 +153,82 @@ type RoomReport struct {
 }
 
 // OK reports whether nothing was lost, duplicated, reordered or invented, and
-// every post resolved once with the archive's id.
+// every post resolved once in agreement with the archive.
 func (r *Report) OK() bool {
 	return r.Lost == 0 && r.Duplicated == 0 && r.Reordered == 0 && r.Phantom == 0 &&
-		r.Failed == 0 && r.Wrong == 0 && r.ArchiveDuplicates == 0 && r.Resolved == r.Posts
+		r.Failed == 0 && r.Wrong == 0 && r.ArchiveDuplicates == 0 && r.ObserverMismatch == 0 &&
+		r.Resolved+r.InDoubt == r.Posts
 }
+
+// FaultsTotal is the number of faults injected (kills counted by links cut).
+func (r *Report) FaultsTotal() int {
+	n := 0
+	for _, v := range r.Faults {
+		n += v
+	}
+	return n
+}
+
+// FaultKinds lists the faults by kind, "kill 1040, cut 120, ...", in a fixed
+// order.
+func (r *Report) FaultKinds() string {
+	var fs []string
+	for _, k := range []Fault{Kill, Cut, Blackhole, Latency, Bandwidth, Slice, Restart} {
+		if n, ok := r.Faults[k]; ok {
+			fs = append(fs, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	return strings.Join(fs, ", ")
+}
+
+// RecoveryP returns the p-th percentile of the recoveries (0 < p ≤ 100).
+func (r *Report) RecoveryP(p float64) time.Duration { return percentile(r.Recoveries, p) }
 
 func (r *Report) String() string {
 	var b strings.Builder
-	kinds := slices.Sorted(func(yield func(Fault) bool) {
-		for k := range r.Faults {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	var fs []string
-	total := 0
-	for _, k := range kinds {
-		fs = append(fs, fmt.Sprintf("%s %d", k, r.Faults[k]))
-		total += r.Faults[k]
-	}
-	rec := slices.Clone(r.Recoveries)
-	slices.Sort(rec)
-	p50 := time.Duration(0)
-	if len(rec) > 0 {
-		p50 = rec[len(rec)/2]
-	}
-	fmt.Fprintf(&b, "chaos seed %d, %s\n", r.Seed, r.Elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "  faults injected   %d (%s)\n", total, strings.Join(fs, ", "))
-	fmt.Fprintf(&b, "  messages          %d in %d rooms (%d posted through the runtimes, %d around them)\n", r.Messages, r.Rooms, r.Posts, r.IndependentPosts)
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	fmt.Fprintf(&b, "chaos seed %d, %s (writing %s)\n", r.Seed, r.Elapsed.Round(time.Second), r.Writing.Round(time.Second))
+	fmt.Fprintf(&b, "  faults injected   %d (%s; kills counted by links cut)\n", r.FaultsTotal(), r.FaultKinds())
+	fmt.Fprintf(&b, "  messages          %d in %d rooms (%d posted through %d runtimes, %d around them)\n", r.Messages, r.Rooms, r.Posts, r.Runtimes, r.IndependentPosts)
 	fmt.Fprintf(&b, "  deliveries        %d to %d subscribers\n", r.Deliveries, r.Subscribers)
 	fmt.Fprintf(&b, "  lost              %d\n", r.Lost)
 	fmt.Fprintf(&b, "  duplicated        %d\n", r.Duplicated)
 	fmt.Fprintf(&b, "  reordered         %d\n", r.Reordered)
 	fmt.Fprintf(&b, "  phantom           %d\n", r.Phantom)
-	fmt.Fprintf(&b, "  posts resolved    %d of %d once with the archive's id (%d failed, %d wrong id, %d twice in the archive)\n", r.Resolved, r.Posts, r.Failed, r.Wrong, r.ArchiveDuplicates)
-	fmt.Fprintf(&b, "  recovery          longest %s, p50 %s over %d lost links (link lost → first message delivered again)\n", r.LongestRecovery.Round(time.Millisecond), p50.Round(time.Millisecond), len(rec))
+	fmt.Fprintf(&b, "  posts             %d of %d resolved once with the archive's id; %d in doubt (the archive holds %d of them, once); %d failed; %d wrong; %d twice in the archive\n",
+		r.Resolved, r.Posts, r.InDoubt, r.InDoubtLanded, r.Failed, r.Wrong, r.ArchiveDuplicates)
+	fmt.Fprintf(&b, "  recovery          p50 %s, p99 %s, longest %s over %d lost links (link lost → every room of the runtime delivering again)\n",
+		ms(r.RecoveryP(50)), ms(r.RecoveryP(99)), ms(r.LongestRecovery), len(r.Recoveries))
+	if len(r.RestartRecoveries) > 0 {
+		fmt.Fprintf(&b, "                    after a server restart: p50 %s, p99 %s over %d\n", ms(percentile(r.RestartRecoveries, 50)), ms(percentile(r.RestartRecoveries, 99)), len(r.RestartRecoveries))
+	}
+	fmt.Fprintf(&b, "  link losses       %d (%d for an unanswered keepalive; %d lost again before every room delivered)\n", r.LinkLosses, r.KeepaliveLosses, r.Interrupted)
+	fmt.Fprintf(&b, "  archives          read incrementally in %d MAM pages (%d rows answered twice and left out", r.ArchiveReads, r.ArchiveRepeats)
+	if r.ObserverMismatch > 0 {
+		fmt.Fprintf(&b, "; %d rooms differ when read whole", r.ObserverMismatch)
+	}
+	fmt.Fprintf(&b, ")\n")
+	caught := "not every subscriber caught up within a minute"
+	if r.CatchUp > 0 {
+		caught = fmt.Sprintf("every subscriber caught up in %s", ms(r.CatchUp))
+	}
+	fmt.Fprintf(&b, "  after the writing runtimes online in %s, then verified in %s (archives read to their end in %s, %s", ms(r.Settle), ms(r.Verify), ms(r.ReadTail), caught)
+	if r.FullReadTime > 0 {
+		fmt.Fprintf(&b, ", archives read whole again in %s for the cross-check", ms(r.FullReadTime))
+	}
+	fmt.Fprintf(&b, ")\n")
 	for _, s := range r.Samples {
 		fmt.Fprintf(&b, "  ! %s\n", s)
 	}
 	return b.String()
 }
 
+const maxSamples = 10
+
 func (r *Report) sample(format string, a ...any) {
-	if len(r.Samples) < 10 {
+	if len(r.Samples) < maxSamples {
 		r.Samples = append(r.Samples, fmt.Sprintf(format, a...))
 	}
-}
-
-type delivery struct {
-	id seam.BackendMsgID
-	at time.Time
-}
-
-// recorder is one subscriber's deliveries.
-type recorder struct {
-	runtime int
-	kind    int  // which of subscriberKind's handlers: 0 plain, 1 slow, 2 panicking
-	plain   bool // neither slow nor panicking: its queue is empty between messages
-	mu      sync.Mutex
-	got     []delivery
-}
-
-func (r *recorder) add(m seam.Message) {
-	r.mu.Lock()
-	r.got = append(r.got, delivery{m.BackendMsgID, time.Now()})
-	r.mu.Unlock()
-}
-
-func (r *recorder) snapshot() []delivery {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.got)
 }
 
 type postResult struct {
@@ -191,24 +236,6 @@ type postResult struct {
 	content string
 	id      seam.BackendMsgID
 	err     error
-}
-
-// linkLosses records when each runtime lost its link and when it was back.
-type linkLosses struct {
-	mu   sync.Mutex
-	at   map[int][]time.Time
-	back map[int][]time.Time
-}
-
-func (l *linkLosses) add(rt int, c runtime.StateChange) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case c.To == runtime.Reconnecting && c.From != runtime.Reconnecting:
-		l.at[rt] = append(l.at[rt], c.At)
-	case c.To == runtime.Online:
-		l.back[rt] = append(l.back[rt], c.At)
-	}
 }
 
 func (o *Options) defaults() {
@@ -220,15 +247,16 @@ func (o *Options) defaults() {
 	set(&o.Rooms, 3)
 	set(&o.Runtimes, 2)
 	set(&o.SubscribersPerRoom, 3)
-	if o.Duration <= 0 {
-		o.Duration = 15 * time.Second
+	setD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if o.PostEvery <= 0 {
-		o.PostEvery = 25 * time.Millisecond
-	}
-	if o.FaultEvery <= 0 {
-		o.FaultEvery = 2 * time.Second
-	}
+	setD(&o.Duration, 15*time.Second)
+	setD(&o.PostEvery, 25*time.Millisecond)
+	setD(&o.FaultEvery, 2*time.Second)
+	setD(&o.RestartEvery, o.FaultEvery)
+	setD(&o.VerifyEvery, 2*time.Second)
 	if len(o.Faults) == 0 {
 		o.Faults = []Fault{Kill, Cut, Blackhole, Latency, Bandwidth, Slice}
 		if o.RestartServer != nil {
@@ -246,36 +274,83 @@ func (o *Options) defaults() {
 	}
 }
 
-// Run runs a scenario: runtimes behind a fault-injecting proxy subscribe to
-// fresh rooms and post to them, an independent client posts around the proxy,
-// faults are drawn from the seed, and at the end every subscriber's deliveries
-// and every post are checked against the rooms' archives, read by an
-// independent client.
+// linkFaults returns the faults drawn per link, each repeated by its weight.
+func (o *Options) linkFaults() []Fault {
+	var out []Fault
+	for _, f := range o.Faults {
+		if f == Restart {
+			continue
+		}
+		w, ok := o.Weights[f]
+		if !ok {
+			w = 1
+		}
+		for range w {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// faultCounter counts faults from several goroutines.
+type faultCounter struct {
+	mu sync.Mutex
+	n  map[Fault]int
+}
+
+func (c *faultCounter) add(f Fault, n int) {
+	c.mu.Lock()
+	c.n[f] += n
+	c.mu.Unlock()
+}
+
+func (c *faultCounter) snapshot() map[Fault]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
+// Run runs a scenario: runtimes, each behind a fault-injecting proxy of its
+// own, subscribe to fresh rooms and post to them, an independent client posts
+// around the proxies, faults are drawn from the seed, and every subscriber's
+// deliveries and every post are checked against the rooms' archives, read
+// during the run by an independent client.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.defaults()
 	start := time.Now()
-	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
-	rep := &Report{Seed: o.Seed, Faults: map[Fault]int{}, Rooms: o.Rooms}
+	rep := &Report{Seed: o.Seed, Rooms: o.Rooms, Runtimes: o.Runtimes}
+	faults := &faultCounter{n: map[Fault]int{}}
 	o.Log(fmt.Sprintf("chaos: seed %d (repeat the faults with this seed)", o.Seed))
 
-	proxy, err := NewProxy(o.Server.Addr)
-	if err != nil {
-		return nil, err
+	proxies := make([]*Proxy, o.Runtimes)
+	for i := range proxies {
+		p, err := NewProxy(o.Server.Addr)
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		proxies[i] = p
 	}
-	defer proxy.Close()
 
 	run := strings.ToLower(crand.Text()[:8])
 	topics := make([]seam.Topic, o.Rooms)
-	for i := range topics {
-		topics[i] = seam.Topic(fmt.Sprintf("%s-%s-%d", o.TopicPrefix, run, i))
+	rooms := make([]string, o.Rooms)
+	for k := range topics {
+		topics[k] = seam.Topic(fmt.Sprintf("%s-%s-%d", o.TopicPrefix, run, k))
+		local, err := runtime.RoomLocalpart(topics[k])
+		if err != nil {
+			return nil, err
+		}
+		rooms[k] = local + "@" + o.Server.MUC
 	}
 
-	// The runtimes, through the proxy.
-	losses := &linkLosses{at: map[int][]time.Time{}, back: map[int][]time.Time{}}
+	// The runtimes, each through its proxy.
+	var restarting atomic.Bool
+	rec := newRecovery(o.Rooms, restarting.Load)
 	rts := make([]*runtime.Runtime, o.Runtimes)
 	for i := range rts {
 		cfg := runtime.Config{
-			Service: "xmpp://" + proxy.Addr(), Domain: o.Server.Domain, MUCService: o.Server.MUC,
+			Service: "xmpp://" + proxies[i].Addr(), Domain: o.Server.Domain, MUCService: o.Server.MUC,
 			Username: o.Server.User, Password: o.Server.Password,
 			KeepAlive: time.Second, KeepAliveTimeout: time.Second,
 			ReconnectWait: 50 * time.Millisecond, MaxReconnectWait: time.Second,
@@ -291,7 +366,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		user := cfg.OnStateChange
 		cfg.OnStateChange = func(c runtime.StateChange) {
-			losses.add(i, c)
+			rec.state(i, c)
 			if user != nil {
 				user(c)
 			}
@@ -316,10 +391,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for r, rt := range rts {
 		for k, topic := range topics {
 			for j := range o.SubscribersPerRoom {
-				rec := &recorder{runtime: r, kind: j % 3, plain: j%3 == 0}
-				recs = append(recs, rec)
-				h := subscriberKind(j, rec)
-				sub, err := rt.Subscribe(ctx, topic, h)
+				sr := &recorder{runtime: r, room: k, kind: j % 3, plain: j%3 == 0, rec: rec}
+				recs = append(recs, sr)
+				sub, err := rt.Subscribe(ctx, topic, subscriberKind(j, sr))
 				if err != nil {
 					return nil, fmt.Errorf("chaos: subscribe to room %d: %w", k, err)
 				}
@@ -328,46 +402,35 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	rep.Subscribers = len(recs)
-	subsByRoom := func(k int) []*recorder {
-		var out []*recorder
-		for r := range o.Runtimes {
-			base := (r*o.Rooms + k) * o.SubscribersPerRoom
-			out = append(out, recs[base:base+o.SubscribersPerRoom]...)
-		}
-		return out
-	}
 
-	// The independent writer, around the proxy.
-	var indep *rawclient.Client
-	rooms := make([]string, o.Rooms)
-	for k, t := range topics {
-		local, err := runtime.RoomLocalpart(t)
-		if err != nil {
-			return nil, err
-		}
-		rooms[k] = local + "@" + o.Server.MUC
+	// The observer, reading the archives as they grow.
+	obs := &observer{srv: o.Server}
+	for _, room := range rooms {
+		obs.logs = append(obs.logs, newRoomLog(room))
 	}
-	if !o.NoIndependentWriter {
-		indep, err = rawclient.Dial(o.Server.Addr, o.Server.Domain, o.Server.WriterUser, o.Server.WriterPassword)
-		if err != nil {
-			return nil, fmt.Errorf("chaos: independent writer: %w", err)
-		}
-		defer indep.Close()
-		for _, room := range rooms {
-			if err := indep.Join(room, "independent-"+run); err != nil {
-				return nil, fmt.Errorf("chaos: independent writer joins %s: %w", room, err)
-			}
+	defer obs.close()
+	var checkMu sync.Mutex // the observer and the checks: the verifier's, then the final check's
+	checkAll := func(final bool) {
+		for _, sr := range recs {
+			sr.check(obs.logs[sr.room], rep, final)
 		}
 	}
 
 	// Writers.
-	o.Log(fmt.Sprintf("chaos: %d runtimes, %d rooms, %d subscribers; writing for %s with a fault about every %s", o.Runtimes, o.Rooms, len(recs), o.Duration, o.FaultEvery))
+	sched := fmt.Sprintf("a fault on each link about every %s", o.FaultEvery)
+	if len(o.linkFaults()) == 0 {
+		sched = "no link faults"
+	}
+	if slices.Contains(o.Faults, Restart) {
+		sched += fmt.Sprintf(", a server restart about every %s", o.RestartEvery)
+	}
+	o.Log(fmt.Sprintf("chaos: %d runtimes (a proxy each), %d rooms, %d subscribers; writing for %s with %s", o.Runtimes, o.Rooms, len(recs), o.Duration, sched))
 	writeCtx, stopWriting := context.WithTimeout(ctx, o.Duration)
 	defer stopWriting()
 	var (
 		mu      sync.Mutex
 		results []postResult
-		indepN  int
+		indepN  atomic.Int64
 		wg      sync.WaitGroup
 	)
 	for r, rt := range rts {
@@ -386,143 +449,287 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			})
 		}
 	}
-	if indep != nil {
-		for k, room := range rooms {
-			wg.Go(func() {
-				for seq := 0; writeCtx.Err() == nil; seq++ {
-					if _, err := indep.Post(room, fmt.Sprintf("%s independent k%d #%d", run, k, seq), ""); err == nil {
-						mu.Lock()
-						indepN++
-						mu.Unlock()
-					}
-					sleepCtx(writeCtx, 4*o.PostEvery)
-				}
-			})
+	if !o.NoIndependentWriter {
+		iw := &independent{srv: o.Server, rooms: rooms, nick: "independent-" + run}
+		if err := iw.connect(); err != nil {
+			return nil, err
 		}
+		defer iw.close()
+		wg.Go(func() { iw.write(writeCtx, run, 4*o.PostEvery, &indepN) })
 	}
 
-	// Faults.
-	for writeCtx.Err() == nil {
-		sleepCtx(writeCtx, time.Duration(float64(o.FaultEvery)*(0.5+rng.Float64())))
-		if writeCtx.Err() != nil {
+	// The verifier, while the writers write.
+	verifyCtx, stopVerifying := context.WithCancel(ctx)
+	verified := make(chan struct{})
+	go func() {
+		defer close(verified)
+		for verifyCtx.Err() == nil {
+			sleepCtx(verifyCtx, o.VerifyEvery)
+			checkMu.Lock()
+			if err := obs.poll(verifyCtx); err != nil && verifyCtx.Err() == nil {
+				o.Log(err.Error())
+			}
+			checkAll(false)
+			checkMu.Unlock()
+		}
+	}()
+	defer func() { stopVerifying(); <-verified }()
+
+	// Faults: a schedule per link, and the server's restarts.
+	var fwg sync.WaitGroup
+	lf := o.linkFaults()
+	for i := range rts {
+		if len(lf) == 0 {
 			break
 		}
-		kind := o.Faults[rng.IntN(len(o.Faults))]
-		at := time.Now()
-		if err := inject(writeCtx, ctx, proxy, kind, rng, rts, o); err != nil {
-			o.Log(fmt.Sprintf("chaos: fault %s: %v", kind, err))
-			continue
-		}
-		rep.Faults[kind]++
-		o.Log(fmt.Sprintf("chaos: %s at +%s", kind, at.Sub(start).Round(time.Millisecond)))
+		rng := rand.New(rand.NewPCG(o.Seed+uint64(i), o.Seed^0x9e3779b97f4a7c15))
+		fwg.Go(func() {
+			for writeCtx.Err() == nil {
+				sleepCtx(writeCtx, jitter(rng, o.FaultEvery))
+				if writeCtx.Err() != nil {
+					return
+				}
+				kind := lf[rng.IntN(len(lf))]
+				at := time.Now()
+				n, err := injectLink(writeCtx, proxies[i], rts[i], kind, rng)
+				if err != nil {
+					o.Log(fmt.Sprintf("chaos: fault %s on runtime %d: %v", kind, i, err))
+					continue
+				}
+				if n > 0 {
+					faults.add(kind, n)
+					o.Log(fmt.Sprintf("chaos: %s runtime %d at +%s", kind, i, at.Sub(start).Round(time.Millisecond)))
+				}
+			}
+		})
 	}
+	if slices.Contains(o.Faults, Restart) {
+		if o.RestartServer == nil {
+			return nil, errors.New("chaos: Restart among the faults but no RestartServer hook")
+		}
+		rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x51afd7ed558ccd))
+		fwg.Go(func() {
+			for writeCtx.Err() == nil {
+				sleepCtx(writeCtx, jitter(rng, o.RestartEvery))
+				if writeCtx.Err() != nil {
+					return
+				}
+				at := time.Now()
+				restarting.Store(true)
+				err := o.RestartServer(ctx) // always to its end, even when the writing ends
+				// The runtimes notice the loss within their keepalive: an outage that
+				// starts this soon after is the restart's.
+				time.AfterFunc(2*time.Second, func() { restarting.Store(false) })
+				if err != nil {
+					o.Log(fmt.Sprintf("chaos: restart: %v", err))
+					continue
+				}
+				faults.add(Restart, 1)
+				o.Log(fmt.Sprintf("chaos: restart at +%s (took %s)", at.Sub(start).Round(time.Millisecond), time.Since(at).Round(time.Millisecond)))
+			}
+		})
+	}
+	// Progress, for long runs.
+	if o.Duration >= 2*time.Minute {
+		fwg.Go(func() {
+			for writeCtx.Err() == nil {
+				sleepCtx(writeCtx, 30*time.Second)
+				checkMu.Lock()
+				msgs, lost, dup, reord := 0, 0, 0, 0
+				for _, l := range obs.logs {
+					msgs += len(l.ids)
+				}
+				for _, sr := range recs {
+					lost, dup, reord = lost+len(sr.missing), dup+sr.duplicated, reord+sr.reordered
+				}
+				checkMu.Unlock()
+				f := &Report{Faults: faults.snapshot()}
+				o.Log(fmt.Sprintf("chaos: +%s: %d faults (%s); %d messages in the archives so far; skipped %d, duplicated %d, reordered %d so far",
+					time.Since(start).Round(time.Second), f.FaultsTotal(), f.FaultKinds(), msgs, lost, dup, reord))
+			}
+		})
+	}
+	<-writeCtx.Done()
 	wg.Wait()
-	proxy.Heal()
+	fwg.Wait()
+	rep.Writing = time.Since(start)
+	for _, p := range proxies {
+		p.Heal()
+	}
 	o.Log("chaos: writing done; waiting for the runtimes to settle")
+	settle := time.Now()
 	if err := waitOnline(ctx, rts, 60*time.Second); err != nil {
 		return nil, err
 	}
+	rep.Settle = time.Since(settle)
 
-	// The truth: each room's archive, read around the runtime.
-	reader, err := rawclient.Dial(o.Server.Addr, o.Server.Domain, o.Server.WriterUser, o.Server.WriterPassword)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: archive reader: %w", err)
-	}
-	defer reader.Close()
-	archives := make([][]rawclient.Row, o.Rooms)
-	for k, room := range rooms {
-		if archives[k], err = reader.Archive(room, 50); err != nil {
-			return nil, fmt.Errorf("chaos: read the archive of %s: %w", room, err)
-		}
-		rep.Messages += len(archives[k])
-	}
-
-	// Let every subscriber catch up with its archive.
+	// The rest of the archives, and every subscriber caught up with them.
+	verify := time.Now()
+	stopVerifying()
+	<-verified
+	checkMu.Lock()
+	defer checkMu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
-	for k := range topics {
-		for _, rec := range subsByRoom(k) {
-			for len(rec.snapshot()) < len(archives[k]) && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
+	for {
+		before := 0
+		for _, l := range obs.logs {
+			before += len(l.ids)
 		}
+		err := obs.poll(ctx)
+		after := 0
+		for _, l := range obs.logs {
+			after += len(l.ids)
+		}
+		checkAll(false)
+		read := err == nil && after == before
+		if read && rep.ReadTail == 0 {
+			rep.ReadTail = time.Since(verify)
+		}
+		done := read
+		for _, sr := range recs {
+			done = done && sr.caughtUp(obs.logs[sr.room])
+		}
+		if done {
+			rep.CatchUp = time.Since(verify)
+			break
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond) // room for duplicates to show
-
-	// Compare.
-	rep.PerRoom = make([]RoomReport, len(topics))
-	for k := range topics {
-		rr := &rep.PerRoom[k]
-		rr.Topic, rr.Messages = topics[k], len(archives[k])
-		before := *rep
-		index := map[seam.BackendMsgID]int{}
-		for i, row := range archives[k] {
-			index[seam.BackendMsgID(row.ID)] = i
+	checkAll(true)
+	if o.FullRead {
+		t := time.Now()
+		if err := obs.fullRead(rep); err != nil {
+			return nil, err
 		}
-		for _, rec := range subsByRoom(k) {
-			got := rec.snapshot()
-			rep.Deliveries += len(got)
-			seen := map[seam.BackendMsgID]bool{}
-			last := -1
-			for _, d := range got {
-				i, ok := index[d.id]
-				switch {
-				case !ok:
-					rep.Phantom++
-					rep.sample("room %d: delivered %s, which the archive doesn't hold", k, d.id)
-					continue
-				case seen[d.id]:
-					rep.Duplicated++
-					rep.sample("room %d: delivered %s twice", k, d.id)
-					continue
-				}
-				seen[d.id] = true
-				if i < last {
-					rep.Reordered++
-					rep.sample("room %d: delivered %s (archive #%d) after archive #%d", k, d.id, i, last)
-				}
-				last = max(last, i)
-			}
-			for _, row := range archives[k] {
-				if !seen[seam.BackendMsgID(row.ID)] {
-					rep.Lost++
-					rep.sample("room %d: %s (%q) never delivered to runtime %d's subscriber of kind %d", k, row.ID, row.Body, rec.runtime, rec.kind)
-				}
-			}
-		}
-		rr.Deliveries = rep.Deliveries - before.Deliveries
-		rr.Lost, rr.Duplicated = rep.Lost-before.Lost, rep.Duplicated-before.Duplicated
-		rr.Reordered = rep.Reordered - before.Reordered
+		rep.FullReadTime = time.Since(t)
 	}
-	byContent := make([]map[string][]string, o.Rooms)
-	for k, rows := range archives {
-		byContent[k] = map[string][]string{}
-		for _, row := range rows {
-			byContent[k][row.Body] = append(byContent[k][row.Body], row.ID)
-		}
+
+	// The figures.
+	rep.PerRoom = make([]RoomReport, len(topics))
+	for k, l := range obs.logs {
+		rep.PerRoom[k].Topic, rep.PerRoom[k].Messages = topics[k], len(l.ids)
+		rep.Messages += len(l.ids)
+		rep.ArchiveRepeats += l.repeats
+	}
+	rep.ArchiveReads = obs.reads
+	for _, sr := range recs {
+		sr.finish(obs.logs[sr.room], rep)
+		rr := &rep.PerRoom[sr.room]
+		n := sr.delivered()
+		rep.Deliveries, rr.Deliveries = rep.Deliveries+n, rr.Deliveries+n
+		rep.Lost, rr.Lost = rep.Lost+sr.lost, rr.Lost+sr.lost
+		rep.Duplicated, rr.Duplicated = rep.Duplicated+sr.duplicated, rr.Duplicated+sr.duplicated
+		rep.Reordered, rr.Reordered = rep.Reordered+sr.reordered, rr.Reordered+sr.reordered
+		rep.Phantom += sr.phantom
 	}
 	mu.Lock()
-	rep.Posts, rep.IndependentPosts = len(results), indepN
+	rep.Posts, rep.IndependentPosts = len(results), int(indepN.Load())
 	for _, p := range results {
 		rep.PerRoom[p.room].Posts++
-		ids := byContent[p.room][p.content]
-		switch {
-		case p.err != nil:
-			rep.Failed++
-			rep.sample("post %q failed: %v", p.content, p.err)
-		case len(ids) > 1:
-			rep.ArchiveDuplicates++
-			rep.sample("post %q is in the archive %d times", p.content, len(ids))
-		case len(ids) == 0 || ids[0] != string(p.id):
-			rep.Wrong++
-			rep.sample("post %q resolved with %s; the archive holds %v", p.content, p.id, ids)
-		default:
-			rep.Resolved++
-		}
+		rep.account(p, obs.logs[p.room])
 	}
 	mu.Unlock()
-	rep.recoveries(losses, recs)
+	rec.mu.Lock()
+	rep.Recoveries, rep.RestartRecoveries = slices.Clone(rec.durations), slices.Clone(rec.restarts)
+	rep.LinkLosses, rep.KeepaliveLosses, rep.Interrupted = rec.losses, rec.keepalive, rec.interrupted
+	rec.mu.Unlock()
+	if len(rep.Recoveries) > 0 {
+		rep.LongestRecovery = slices.Max(rep.Recoveries)
+	}
+	rep.Faults = faults.snapshot()
+	rep.Verify = time.Since(verify)
 	rep.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// account checks one post's outcome against the archive.
+func (r *Report) account(p postResult, l *roomLog) {
+	at := l.byBody[p.content]
+	switch {
+	case len(at) > 1:
+		r.ArchiveDuplicates++
+		r.sample("post %q is in the archive %d times", p.content, len(at))
+	case p.err == nil && len(at) == 1 && l.ids[at[0]] == p.id:
+		r.Resolved++
+	case p.err == nil:
+		r.Wrong++
+		r.sample("post %q resolved with %s; the archive holds it %d times", p.content, p.id, len(at))
+	case errors.Is(p.err, seam.ErrPostInDoubt):
+		r.InDoubt++
+		r.InDoubtLanded += len(at)
+	case len(at) == 1:
+		r.Wrong++
+		r.sample("post %q failed (%v), yet the archive holds it as %s", p.content, p.err, l.ids[at[0]])
+	default:
+		r.Failed++
+		r.sample("post %q failed: %v", p.content, p.err)
+	}
+}
+
+// independent posts to every room around the proxies, as another client would,
+// and dials again when its connection breaks (a server restart).
+type independent struct {
+	srv   Server
+	rooms []string
+	nick  string
+	cl    *rawclient.Client
+}
+
+func (w *independent) connect() error {
+	cl, err := rawclient.Dial(w.srv.Addr, w.srv.Domain, w.srv.WriterUser, w.srv.WriterPassword)
+	if err != nil {
+		return fmt.Errorf("chaos: independent writer: %w", err)
+	}
+	for _, room := range w.rooms {
+		if err := cl.Join(room, w.nick); err != nil {
+			cl.Close()
+			return fmt.Errorf("chaos: independent writer joins %s: %w", room, err)
+		}
+	}
+	w.cl = cl
+	return nil
+}
+
+// write posts to each room in turn, a round every every, until ctx ends.
+func (w *independent) write(ctx context.Context, run string, every time.Duration, n *atomic.Int64) {
+	for seq := 0; ctx.Err() == nil; seq++ {
+		for k, room := range w.rooms {
+			if w.cl == nil {
+				if err := w.connect(); err != nil {
+					break
+				}
+			}
+			if _, err := w.cl.Post(room, fmt.Sprintf("%s independent k%d #%d", run, k, seq), ""); err == nil {
+				n.Add(1)
+				continue
+			}
+			select {
+			case <-w.cl.Done():
+				w.cl.Close()
+				w.cl = nil
+			default:
+			}
+		}
+		sleepCtx(ctx, every)
+	}
+}
+
+func (w *independent) close() {
+	if w.cl != nil {
+		w.cl.Close()
+	}
+}
+
+// jitter returns d scaled by a factor drawn from [0.5, 1.5).
+func jitter(rng *rand.Rand, d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.5 + rng.Float64()))
 }
 
 // subscriberKind returns the j-th kind of subscriber of a room: plain, slow, or
@@ -547,54 +754,55 @@ func subscriberKind(j int, rec *recorder) seam.Handler {
 	return rec.add
 }
 
-// inject injects one fault; holds are cut short when ctx (the writing phase)
-// ends, but a server restart always runs to its end (under outer).
-func inject(ctx, outer context.Context, p *Proxy, kind Fault, rng *rand.Rand, rts []*runtime.Runtime, o Options) error {
+// injectLink injects one fault on one runtime's link and returns how many to
+// count: the links cut for a kill, else 1. Holds are cut short when ctx (the
+// writing phase) ends.
+func injectLink(ctx context.Context, p *Proxy, rt *runtime.Runtime, kind Fault, rng *rand.Rand) (int, error) {
 	hold := func() { sleepCtx(ctx, time.Duration(500+rng.IntN(1500))*time.Millisecond) }
 	switch kind {
 	case Kill:
-		return p.KillAll()
+		return p.Kill(), nil
 	case Cut:
 		if err := p.CutAfter(30 + rng.IntN(3000)); err != nil {
-			return err
+			return 0, err
 		}
 		sleepCtx(ctx, 300*time.Millisecond)
 	case Blackhole:
 		if err := p.Blackhole(); err != nil {
-			return err
+			return 0, err
 		}
-		// Until every runtime has given its link up (its keepalive found it
-		// dead): Toxiproxy drops what it held back, so healing earlier would hand
-		// a live link a hole in its byte stream, which real TCP never does.
+		// Until the runtime has given its link up (its keepalive found it dead):
+		// Toxiproxy drops what it held back, so healing earlier would hand a live
+		// link a hole in its byte stream, which real TCP never does.
 		until := time.Now().Add(15 * time.Second)
-		for time.Now().Before(until) && !allState(rts, runtime.Reconnecting) {
+		for time.Now().Before(until) && rt.State() != runtime.Reconnecting {
 			time.Sleep(10 * time.Millisecond)
 		}
+		// Then its old connection, and any redial the hole swallowed, are cut:
+		// the end a half-open TCP link meets sooner or later.
+		p.Heal()
+		p.Kill()
+		return 1, nil
 	case Latency:
 		if err := p.Latency(time.Duration(50+rng.IntN(200))*time.Millisecond, 20*time.Millisecond); err != nil {
-			return err
+			return 0, err
 		}
 		hold()
 	case Bandwidth:
 		if err := p.Bandwidth(8 + rng.IntN(56)); err != nil {
-			return err
+			return 0, err
 		}
 		hold()
 	case Slice:
 		if err := p.Slice(16+rng.IntN(240), time.Duration(50+rng.IntN(950))*time.Microsecond); err != nil {
-			return err
+			return 0, err
 		}
 		hold()
-	case Restart:
-		if o.RestartServer == nil {
-			return errors.New("no RestartServer hook")
-		}
-		return o.RestartServer(outer)
 	default:
-		return fmt.Errorf("unknown fault %q", kind)
+		return 0, fmt.Errorf("unknown link fault %q", kind)
 	}
 	p.Heal()
-	return nil
+	return 1, nil
 }
 
 func allState(rts []*runtime.Runtime, s runtime.State) bool {
@@ -615,38 +823,6 @@ func waitOnline(ctx context.Context, rts []*runtime.Runtime, d time.Duration) er
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
-}
-
-// recoveries measures, for every link a runtime lost, how long until a message
-// reached one of its plain subscribers on the new link.
-func (r *Report) recoveries(losses *linkLosses, recs []*recorder) {
-	losses.mu.Lock()
-	defer losses.mu.Unlock()
-	for rt, times := range losses.at {
-		var got []delivery
-		for _, rec := range recs {
-			if rec.runtime == rt && rec.plain {
-				got = append(got, rec.snapshot()...)
-			}
-		}
-		sort.Slice(got, func(i, j int) bool { return got[i].at.Before(got[j].at) })
-		for _, t := range times {
-			// Messages still queued for a subscriber when the link went are not a
-			// recovery: count from the first delivery after the link is back.
-			back := losses.back[rt]
-			j := sort.Search(len(back), func(j int) bool { return back[j].After(t) })
-			if j == len(back) {
-				continue
-			}
-			i := sort.Search(len(got), func(i int) bool { return got[i].at.After(back[j]) })
-			if i == len(got) {
-				continue
-			}
-			d := got[i].at.Sub(t)
-			r.Recoveries = append(r.Recoveries, d)
-			r.LongestRecovery = max(r.LongestRecovery, d)
-		}
-	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -16,14 +16,26 @@
 # ($PARLEY_DEV_DIR, default /tmp/parley-xmpp-dev: configurations, logs, pid files) and
 # the data directory on tmpfs (see data_root: rooms and archives, in SQLite).
 # PARLEY_DEV_DIR, PARLEY_DEV_PROSODY_PORT and PARLEY_DEV_EJABBERD_PORT run a second
-# instance beside the first. Listens on loopback only. Plain-text
+# instance beside the first (set all three for every command, the chaos tests'
+# restarts included: they inherit them). Nothing else is shared: each instance
+# has its own data directory, Erlang node name and mnesia spool, and listens on
+# its two ports only (and the Erlang distribution on a random loopback port);
+# the Erlang port mapper (epmd) is shared and refuses to stop while a node is
+# registered with it. Listens on loopback only. Plain-text
 # authentication is enabled because the servers are reachable from this machine only;
 # never copy these configurations to a real deployment.
 set -euo pipefail
 
-DEV_DIR=${PARLEY_DEV_DIR:-${TMPDIR:-/tmp}/parley-xmpp-dev}
 PROSODY_PORT=${PARLEY_DEV_PROSODY_PORT:-5222}
 EJABBERD_PORT=${PARLEY_DEV_EJABBERD_PORT:-15222}
+# The state directory (pid files) follows the ports unless PARLEY_DEV_DIR names
+# one: an instance on other ports never reads the first instance's pid files
+# (stop and restart would end that instance's servers).
+if [ "$PROSODY_PORT:$EJABBERD_PORT" = 5222:15222 ]; then
+	DEV_DIR=${PARLEY_DEV_DIR:-${TMPDIR:-/tmp}/parley-xmpp-dev}
+else
+	DEV_DIR=${PARLEY_DEV_DIR:-${TMPDIR:-/tmp}/parley-xmpp-dev-$PROSODY_PORT-$EJABBERD_PORT}
+fi
 DOMAIN=parley.local
 MUC=muc.parley.local
 NOMAM_MUC=nomam.parley.local # a MUC service without an archive, for the no-archive tests

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -133,12 +132,14 @@ func printDemo(w io.Writer, rep *chaos.Report) {
 	}
 	fmt.Fprintf(w, row, "total", fmt.Sprint(tot.Messages), fmt.Sprint(tot.Deliveries), fmt.Sprint(tot.Lost), fmt.Sprint(tot.Duplicated), fmt.Sprint(tot.Reordered))
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  posts resolved once with the archive's id: %d of %d\n", rep.Resolved, rep.Posts)
-	rec := slices.Clone(rep.Recoveries)
-	slices.Sort(rec)
-	if len(rec) > 0 {
-		fmt.Fprintf(w, "  recovery over %d lost links (link lost → next message delivered): p50 %s, longest %s\n",
-			len(rec), rec[len(rec)/2].Round(time.Millisecond), rep.LongestRecovery.Round(time.Millisecond))
+	fmt.Fprintf(w, "  posts resolved once with the archive's id: %d of %d", rep.Resolved, rep.Posts)
+	if rep.InDoubt > 0 {
+		fmt.Fprintf(w, " (%d in doubt, settled by the archive: %d landed)", rep.InDoubt, rep.InDoubtLanded)
+	}
+	fmt.Fprintln(w)
+	if len(rep.Recoveries) > 0 {
+		fmt.Fprintf(w, "  recovery over %d lost links (link lost → every room delivering again): p50 %s, longest %s\n",
+			len(rep.Recoveries), rep.RecoveryP(50).Round(time.Millisecond), rep.LongestRecovery.Round(time.Millisecond))
 	}
 	for _, s := range rep.Samples {
 		fmt.Fprintf(w, "  ! %s\n", s)

@@ -41,6 +41,15 @@ func (cl *Client) Archive(room string, pageSize int) ([]Row, error) {
 	}
 }
 
+// ArchivePage reads one page of room's MAM archive: up to max messages strictly
+// after the archive id after ("" from the start), oldest first. last is the id
+// of the page's last result (with or without a body: the cursor for the next
+// page, "" when the page is empty); complete is the server's word that nothing
+// follows. Rows without a body are left out.
+func (cl *Client) ArchivePage(room, after string, max int) (rows []Row, last string, complete bool, err error) {
+	return cl.archivePage(room, after, max)
+}
+
 func (cl *Client) archivePage(room, after string, max int) (rows []Row, last string, complete bool, err error) {
 	qid, id := rand.Text(), rand.Text()
 	set := fmt.Sprintf("<max>%d</max>", max)

@@ -152,6 +152,10 @@ func (cl *Client) PostWithOrigin(room, body, origin, extra string) (string, erro
 	return v.(xmpp.Chat).StanzaID.ID, nil
 }
 
+// Done is closed once the connection has ended (the server closed it, the link
+// broke, or Close).
+func (cl *Client) Done() <-chan struct{} { return cl.end }
+
 // Close drops the connection.
 func (cl *Client) Close() {
 	_, _ = cl.c.SendOrg("</stream:stream>")
