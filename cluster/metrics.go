@@ -1,0 +1,30 @@
+package cluster
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type nodeMetrics struct {
+	members    prometheus.Gauge
+	owned      prometheus.Gauge
+	handovers  prometheus.Counter
+	lockLosses prometheus.Counter
+	refused    prometheus.Counter
+}
+
+func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
+	m := &nodeMetrics{
+		members: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_xmpp_cluster_members",
+			Help: "Members of the serve cluster, as this node sees them."}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_xmpp_cluster_identities_owned",
+			Help: "(route, topic) locks this node holds: the topics it delivers."}),
+		handovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_cluster_handovers_total",
+			Help: "Topics this node took over from another node."}),
+		lockLosses: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_cluster_lock_losses_total",
+			Help: "Topics whose lock this node lost while delivering (lease ended, or fenced)."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_cluster_cursor_writes_refused_total",
+			Help: "Cursor writes etcd refused because the lock was no longer this node's."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.members, m.owned, m.handovers, m.lockLosses, m.refused)
+	}
+	return m
+}
