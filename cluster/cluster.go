@@ -55,6 +55,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/serve"
 )
 
@@ -86,7 +87,7 @@ type Node struct {
 	log    *slog.Logger
 	m      *nodeMetrics
 
-	sess atomic.Pointer[concurrency.Session]
+	sess atomic.Pointer[nodeLease]
 
 	ctx    context.Context // ends at Stop: every owner's parent
 	cancel context.CancelFunc
@@ -98,6 +99,12 @@ type Node struct {
 	round  atomic.Int64                         // bumped by every kick
 	placer atomic.Pointer[pacluster.Rendezvous] // the latest topology's hashing; nil before the first
 	ready  atomic.Bool
+}
+
+// nodeLease is the node's current etcd lease and its local validity.
+type nodeLease struct {
+	*concurrency.Session
+	clock *leaseClock
 }
 
 // Dial connects to the cluster's etcd and checks that it answers:
@@ -251,6 +258,7 @@ func (n *Node) say(line string) {
 func (n *Node) keepSession() {
 	wait := 100 * time.Millisecond
 	for n.ctx.Err() == nil {
+		asked := time.Now()
 		s, err := concurrency.NewSession(n.cli, concurrency.WithTTL(int(n.ttl/time.Second)), concurrency.WithContext(n.ctx))
 		if err != nil {
 			n.log.Warn("cluster: can't get an etcd lease; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
@@ -267,7 +275,10 @@ func (n *Node) keepSession() {
 			_ = s.Close()
 			continue
 		}
-		n.sess.Store(s)
+		nl := &nodeLease{Session: s, clock: newLeaseClock(asked, n.ttl)}
+		kctx, kcancel := context.WithCancel(n.ctx)
+		n.bg.Go(func() { nl.clock.keep(kctx, n.cli, s, n.ttl, n.call) })
+		n.sess.Store(nl)
 		n.ready.Store(true)
 		n.kickReconciler()
 		select {
@@ -277,6 +288,7 @@ func (n *Node) keepSession() {
 			}
 		case <-n.ctx.Done():
 		}
+		kcancel()
 	}
 }
 
@@ -289,7 +301,7 @@ func (n *Node) kickReconciler() {
 }
 
 // session waits for a live lease.
-func (n *Node) session(ctx context.Context) (*concurrency.Session, bool) {
+func (n *Node) session(ctx context.Context) (*nodeLease, bool) {
 	for {
 		if s := n.sess.Load(); s != nil {
 			select {
@@ -372,7 +384,7 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		if !ok {
 			return
 		}
-		l, err := acquire(ctx, n.cli, sess, n.keys.lock(ident), n.id, n.call)
+		l, err := acquire(ctx, n.cli, sess.Session, n.keys.lock(ident), n.id, n.call)
 		if err != nil {
 			continue
 		}
@@ -398,8 +410,11 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 			case <-wctx.Done():
 			}
 		}()
-		store := &etcdStore{l: l, cursorKey: n.keys.cursor(ident), t: t, refused: n.m.refused.Inc}
-		err = n.o.Engine.RunTopic(wctx, t, saved, store)
+		store := &etcdStore{l: l, cursorKey: n.keys.cursor(ident), t: t, refused: n.m.refused.Inc, clock: sess.clock}
+		// The relay's posts are written only while the lease surely lives
+		// (issue 13: a node paused with a post queued wrote it when resumed,
+		// after the new owner had looked for it and posted it).
+		err = n.o.Engine.RunTopic(runtime.WithPostFence(wctx, sess.clock.fence(postMargin(n.ttl))), t, saved, store)
 		lost := errors.Is(err, serve.ErrFenced) || (ctx.Err() == nil && wctx.Err() != nil)
 		wcancel()
 		l.release()

@@ -95,7 +95,8 @@ type etcdStore struct {
 	l         *lock
 	cursorKey string
 	t         serve.Topic
-	refused   func() // counts a refused write
+	refused   func()      // counts a refused write
+	clock     *leaseClock // the lease's local validity (nil: not checked)
 }
 
 var _ serve.Store = (*etcdStore)(nil)
@@ -121,6 +122,14 @@ func (s *etcdStore) Check(ctx context.Context) error {
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("%w: the lock of %s/%s is no longer this node's", serve.ErrFenced, s.t.Route, s.t.Topic)
+	}
+	// etcd's answer may have waited (a pause, a slow link) until after the
+	// lease expired: deliver only while it surely lives. Not a fence: the
+	// next check retries, and a renewal lets it through.
+	if s.clock != nil {
+		if err := s.clock.check(0); err != nil {
+			return fmt.Errorf("checking the lock of %s/%s: %w", s.t.Route, s.t.Topic, err)
+		}
 	}
 	return nil
 }
