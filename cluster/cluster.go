@@ -414,7 +414,7 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		// The relay's posts are written only while the lease surely lives
 		// (issue 13: a node paused with a post queued wrote it when resumed,
 		// after the new owner had looked for it and posted it).
-		err = n.o.Engine.RunTopic(runtime.WithPostFence(wctx, sess.clock.fence(postMargin(n.ttl))), t, saved, store)
+		err = n.o.Engine.RunTopic(runtime.WithPostFence(wctx, sess.clock.fence(postMargin(n.ttl), n.m.fenced.Inc)), t, saved, store)
 		lost := errors.Is(err, serve.ErrFenced) || (ctx.Err() == nil && wctx.Err() != nil)
 		wcancel()
 		l.release()

@@ -179,6 +179,12 @@ func (f *fixture) startNode(name string) *node {
 
 // startNodeAt starts a node whose cluster member listens on listen.
 func (f *fixture) startNodeAt(name, listen string) *node {
+	return f.startNodeWith(name, listen, f.s.Addr)
+}
+
+// startNodeWith starts a node whose cluster member listens on listen and that
+// reaches the XMPP server at xmppAddr (host:port: the server, or a proxy).
+func (f *fixture) startNodeWith(name, listen, xmppAddr string) *node {
 	t := f.t
 	n := &node{name: name, out: filepath.Join(f.dir, name+".jsonl"), exited: make(chan struct{})}
 	port := etcdtest.FreePort(t)
@@ -194,7 +200,7 @@ func (f *fixture) startNodeAt(name, listen string) *node {
 	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", logLevel, "--log-format", logFormat, "serve")
 	// The binary is built with -race; protoactor itself has races (upstream),
 	// which must not change the exit status: ourRaces reads the reports.
-	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+f.s.Addr,
+	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+xmppAddr,
 		"GORACE=exitcode=0")
 	n.cmd.Stdout, n.cmd.Stderr = outf, errf
 	require.NoError(t, n.cmd.Start())
@@ -212,6 +218,21 @@ func (f *fixture) startNodeAt(name, listen string) *node {
 
 func (n *node) signal(t *testing.T, sig syscall.Signal) {
 	require.NoError(t, n.cmd.Process.Signal(sig))
+}
+
+// stop pauses the node (SIGSTOP) and waits until the kernel says it is
+// stopped.
+func (n *node) stop(t *testing.T) {
+	n.signal(t, syscall.SIGSTOP)
+	stat := fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		// The state follows the command name, which is in parentheses.
+		if i := strings.LastIndexByte(string(b), ')'); err == nil && i > 0 && strings.HasPrefix(string(b[i:]), ") T") {
+			return
+		}
+	}
+	t.Errorf("node %s did not stop within 5s of SIGSTOP", n.name)
 }
 
 func (n *node) kill9(t *testing.T) {
@@ -658,4 +679,68 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// tap is a TCP proxy on loopback in front of the XMPP server (plaintext on
+// the dev servers) that shows a test what its client sends.
+type tap struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	hook func([]byte)
+}
+
+func newTap(t *testing.T, upstream string) *tap {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	x := &tap{ln: ln}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			t.Cleanup(func() { _ = c.Close(); _ = up.Close() })
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+			go x.forward(up, c)
+		}
+	}()
+	return x
+}
+
+func (x *tap) addr() string { return x.ln.Addr().String() }
+
+// onSend calls h (nil: nothing) with each chunk the client sends, before the
+// chunk goes on to the server.
+func (x *tap) onSend(h func([]byte)) {
+	x.mu.Lock()
+	x.hook = h
+	x.mu.Unlock()
+}
+
+func (x *tap) forward(up, c net.Conn) {
+	defer up.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			x.mu.Lock()
+			h := x.hook
+			x.mu.Unlock()
+			if h != nil {
+				h(buf[:n])
+			}
+			if _, werr := up.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -1,11 +1,16 @@
 package cluster_test
 
 import (
+	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 // within is how long the dead or paused node's topics may take to deliver
@@ -234,4 +239,81 @@ func TestAllNodesRestart(t *testing.T) {
 		require.Equal(t, 1, n, "topic %s: resumed once, from its cursor", tp)
 	}
 	f.checkRelay()
+}
+
+// A relay post in flight when its node is paused past its lease is not
+// written when the node resumes (issue 13: the pause test once relayed a
+// message twice). The relay's node reaches the XMPP server through a tap that
+// pauses it (SIGSTOP) as it sends the last query of its PostOnce archive check
+// for the relayed message (the check reads the page after the last relayed
+// id, then the newest row to verify that id), before the query reaches the
+// server: the answers say "not there", and the node reads them only when it
+// runs again. Meanwhile the other node takes the relay over, finds nothing
+// either, and posts the message. Resumed, the paused node would post it
+// again: its lease's fence (runtime.WithPostFence) refuses the write.
+func TestPausedRelayPostIsNotWrittenLate(t *testing.T) {
+	f := newFixture(t, 1)
+	f.dumpLogsOnFailure()
+	taps := map[string]*tap{}
+	for _, name := range []string{"a", "b"} {
+		taps[name] = newTap(t, f.s.Addr)
+		f.startNodeWith(name, "127.0.0.1:0", taps[name].addr())
+	}
+	f.post(2)
+	f.waitAllDelivered(60 * time.Second)
+	f.checkRelay() // relayed so far, and the relay idle
+	r := f.relayOwner()
+	local, err := runtime.RoomLocalpart(seam.Topic(f.relay))
+	require.NoError(t, err)
+	paused := make(chan struct{})
+	queries := 0
+	taps[r.name].onSend(func(b []byte) {
+		if !strings.Contains(string(b), local+"@") || !strings.Contains(string(b), "urn:xmpp:mam:2") {
+			return
+		}
+		if queries++; queries == 2 {
+			r.stop(t)
+			close(paused)
+			taps[r.name].onSend(nil)
+		}
+	})
+
+	f.post(1)
+	select {
+	case <-paused:
+	case <-time.After(within):
+		t.Fatalf("node %s did not check the relay destination's archive with two queries (%d seen)", r.name, queries)
+	}
+	want := fmt.Sprintf("%s message %d", f.topics[0], 2)
+	require.Eventually(t, func() bool { return f.relayedCount(want) >= 1 }, within, 300*time.Millisecond,
+		"the other node took the relay over and posted %q", want)
+	r.signal(t, syscall.SIGCONT)
+	time.Sleep(2 * leaseTTL) // the resumed node's chance to post it again
+	f.checkRelay()
+	body, _ := r.scrape(t)
+	require.GreaterOrEqual(t, metricValue(body, "parley_xmpp_cluster_posts_fenced_total"), 1.0,
+		"node %s's fence refused its stale post when it resumed", r.name)
+}
+
+// relayedCount counts the relay destination's messages with content.
+func (f *fixture) relayedCount(content string) int {
+	n := 0
+	var since seam.Cursor
+	for {
+		page, err := f.poster.FetchRecent(f.ctx, seam.FetchRecentArgs{Topic: seam.Topic(f.relay), Since: &since, Limit: 100})
+		if err != nil {
+			return n
+		}
+		for _, m := range page.Messages {
+			if m.Content == content {
+				n++
+			}
+		}
+		if page.NextCursor != "" {
+			since = page.NextCursor
+		}
+		if len(page.Messages) < 100 {
+			return n
+		}
+	}
 }

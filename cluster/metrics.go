@@ -8,6 +8,7 @@ type nodeMetrics struct {
 	handovers  prometheus.Counter
 	lockLosses prometheus.Counter
 	refused    prometheus.Counter
+	fenced     prometheus.Counter
 }
 
 func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
@@ -22,9 +23,11 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 			Help: "Topics whose lock this node lost while delivering (lease ended, or fenced)."}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_cluster_cursor_writes_refused_total",
 			Help: "Cursor writes etcd refused because the lock was no longer this node's."}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_cluster_posts_fenced_total",
+			Help: "Relay posts not written because this node's etcd lease might have ended (a pause, etcd unreachable)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.members, m.owned, m.handovers, m.lockLosses, m.refused)
+		reg.MustRegister(m.members, m.owned, m.handovers, m.lockLosses, m.refused, m.fenced)
 	}
 	return m
 }

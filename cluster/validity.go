@@ -65,9 +65,15 @@ func (c *leaseClock) check(margin time.Duration) error {
 }
 
 // fence is check as a runtime post fence (runtime.WithPostFence): quick, and
-// never blocking.
-func (c *leaseClock) fence(margin time.Duration) func() error {
-	return func() error { return c.check(margin) }
+// never blocking; refused counts each refusal.
+func (c *leaseClock) fence(margin time.Duration, refused func()) func() error {
+	return func() error {
+		err := c.check(margin)
+		if err != nil {
+			refused()
+		}
+		return err
+	}
 }
 
 // keep renews the session's lease every ttl/3 (the etcd client renews it too,

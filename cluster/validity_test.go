@@ -26,7 +26,10 @@ func TestLeaseClock(t *testing.T) {
 	old := newLeaseClock(now.Add(-2500*time.Millisecond), 3*time.Second)
 	assert.ErrorIs(t, old.check(time.Second), errLeaseLapsing)
 	assert.NoError(t, old.check(0))
-	assert.ErrorIs(t, old.fence(time.Second)(), errLeaseLapsing)
+	refusals := 0
+	assert.ErrorIs(t, old.fence(time.Second, func() { refusals++ })(), errLeaseLapsing)
+	assert.NoError(t, old.fence(0, func() { refusals++ })())
+	assert.Equal(t, 1, refusals)
 	gone := newLeaseClock(now.Add(-4*time.Second), 3*time.Second)
 	assert.ErrorIs(t, gone.check(0), errLeaseLapsing)
 
