@@ -99,6 +99,10 @@ type Node struct {
 	round  atomic.Int64                         // bumped by every kick
 	placer atomic.Pointer[pacluster.Rendezvous] // the latest topology's hashing; nil before the first
 	ready  atomic.Bool
+	// dropped: this node was in its own member list and no longer is
+	// (protoactor's etcd provider, upstream #1133: see noteSelf).
+	dropped atomic.Bool
+	listed  atomic.Bool // it was in its own member list once
 }
 
 // nodeLease is the node's current etcd lease and its local validity.
@@ -167,15 +171,23 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 
 	// Before StartMember: it publishes the first topology (the members etcd
 	// lists as it joins), which placedHere needs.
+	// The members gauge is set here too: the topologies StartMember publishes
+	// (every member already registered) come before any later subscriber, and
+	// a gauge set only from a later one stayed at 0 with three live nodes
+	// until the next membership change (issue 13).
 	n.system.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*pacluster.ClusterTopology); ok {
 			rdv := pacluster.NewRendezvous()
 			rdv.UpdateMembers(t.Members)
 			n.placer.Store(rdv)
+			n.m.members.Set(float64(len(t.Members)))
 			ids := make([]string, 0, len(t.Members))
+			self := false
 			for _, m := range t.Members {
 				ids = append(ids, m.Id)
+				self = self || m.Address() == n.system.Address()
 			}
+			n.noteSelf(self)
 			n.log.Debug("cluster: topology", slog.Any("members", ids), slog.Int("joined", len(t.Joined)), slog.Int("left", len(t.Left)), slog.Any("blocked", t.Blocked))
 		}
 	})
@@ -184,8 +196,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	// After StartMember: subscribers run in order, and disthash's (which
 	// StartMember adds) must place by the new topology before a round starts.
 	n.system.EventStream.Subscribe(func(evt any) {
-		if t, ok := evt.(*pacluster.ClusterTopology); ok {
-			n.m.members.Set(float64(len(t.Members)))
+		if _, ok := evt.(*pacluster.ClusterTopology); ok {
 			n.kickReconciler()
 		}
 	})
@@ -203,10 +214,11 @@ func mustEtcdConfig(c *config.Cluster) clientv3.Config {
 // ID is this node's member id.
 func (n *Node) ID() string { return n.id }
 
-// Ready says whether the node holds a live etcd lease and has joined.
+// Ready says whether the node holds a live etcd lease, has joined, and is
+// still in its own member list.
 func (n *Node) Ready() bool {
 	s := n.sess.Load()
-	if s == nil || !n.ready.Load() {
+	if s == nil || !n.ready.Load() || n.dropped.Load() {
 		return false
 	}
 	select {
@@ -289,6 +301,25 @@ func (n *Node) keepSession() {
 		case <-n.ctx.Done():
 		}
 		kcancel()
+	}
+}
+
+// noteSelf records whether the latest topology lists this node. protoactor's
+// etcd provider registers each member under a key with a fixed 3 s lease
+// (whatever lease_ttl says); a node that stalls past it (paused, starved of
+// CPU, etcd slow) sees its own key deleted and removes itself from its member
+// list, and the other members block it: neither takes it back when it
+// registers again (upstream #1133; seen in issue 13 as a members gauge of 1
+// after a kill). Such a node holds and delivers nothing (every activation is
+// placed elsewhere) until it is restarted: it says so, and is not ready.
+func (n *Node) noteSelf(listed bool) {
+	if listed {
+		n.listed.Store(true)
+		return
+	}
+	if n.listed.Load() && n.ctx.Err() == nil && !n.dropped.Swap(true) {
+		n.log.Error(fmt.Sprintf("cluster: node %s was dropped from the cluster's member list (its membership key in etcd expired: "+
+			"a pause or stall of the process or of etcd); it takes no topics until it is restarted: restart it", n.id))
 	}
 }
 

@@ -46,13 +46,25 @@ func TestKill9MidStream(t *testing.T) {
 	}
 	f.checkRelay()
 
-	// The survivors say so on their metrics endpoints.
+	// The survivors say so on their metrics endpoints. Each sees the two
+	// survivors: the members gauge follows every topology (it stayed at 0
+	// when the members had all joined during a node's start: issue 13). A
+	// survivor that stalled for 2-3 s around the kill (its member key's 3 s
+	// lease in protoactor's etcd provider lapsed) is dropped from every
+	// member list for good (upstream #1133; docs/cluster.md): then a
+	// survivor sees 1 member, and the stalled one is not ready.
 	took, owned := 0.0, 0.0
 	for _, n := range f.nodes {
 		if n == victim {
 			continue
 		}
 		body, ready := n.scrape(t)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if ready == 200 && metricValue(body, "parley_xmpp_cluster_members") == 2 {
+				break
+			}
+			body, ready = n.scrape(t)
+		}
 		require.Equal(t, 200, ready, "node %s /readyz", n.name)
 		require.Equal(t, 2.0, metricValue(body, "parley_xmpp_cluster_members"), "node %s sees the two survivors", n.name)
 		took += metricValue(body, "parley_xmpp_cluster_handovers_total")
@@ -60,6 +72,19 @@ func TestKill9MidStream(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, took, 1.0, "the survivors counted the handovers")
 	require.Equal(t, float64(len(f.topics)+1), owned, "the survivors own every (route, topic)")
+}
+
+// waitMembers waits (10 s at most) until node n's members gauge says want.
+func (f *fixture) waitMembers(n *node, want float64) {
+	f.t.Helper()
+	got := -1.0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		body, _ := n.scrape(f.t)
+		if got = metricValue(body, "parley_xmpp_cluster_members"); got == want {
+			return
+		}
+	}
+	require.Equal(f.t, want, got, "node %s's members gauge", n.name)
 }
 
 // successor is the id posted to topic right after id ("" for the first).
@@ -119,6 +144,9 @@ func TestPausedNodeDeliversNothingAfterTakeover(t *testing.T) {
 	}
 	f.post(2)
 	f.waitAllDelivered(60 * time.Second)
+	for _, n := range f.nodes {
+		f.waitMembers(n, 2) // both joined as the other started: the gauge shows it
+	}
 	stop := f.streamer(150 * time.Millisecond)
 	time.Sleep(time.Second)
 	paused := f.busiest()
@@ -151,8 +179,16 @@ func TestPausedNodeDeliversNothingAfterTakeover(t *testing.T) {
 		require.Equal(t, f.successor(r.Topic, lastBefore[r.Topic]), r.ID, "the resumed node's late record of %s is the one it had in flight", r.Topic)
 	}
 	t.Logf("in flight at the pause, completed after it: %d", len(late))
-	body, _ := paused.scrape(t)
+	body, ready := paused.scrape(t)
 	require.GreaterOrEqual(t, metricValue(body, "parley_xmpp_cluster_lock_losses_total"), 1.0, "the resumed node counted its lost locks")
+	// Its member key expired too: protoactor dropped it from every member
+	// list for good (upstream #1133), and it says so.
+	require.Equal(t, 503, ready, "the resumed node, dropped from the member list, is not ready")
+	for _, n := range f.nodes {
+		if n != paused {
+			f.waitMembers(n, 1)
+		}
+	}
 	f.checkDeliveries()
 	f.checkRelay()
 }
