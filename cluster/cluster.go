@@ -89,16 +89,20 @@ type Node struct {
 
 	sess atomic.Pointer[nodeLease]
 
-	ctx    context.Context // ends at Stop: every owner's parent
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	closed bool
-	owners sync.WaitGroup
-	bg     sync.WaitGroup
-	kick   chan struct{}
-	round  atomic.Int64                         // bumped by every kick
-	placer atomic.Pointer[pacluster.Rendezvous] // the latest topology's hashing; nil before the first
-	ready  atomic.Bool
+	ctx     context.Context // ends at Stop: every owner's parent
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	closed  bool
+	owners  sync.WaitGroup
+	bg      sync.WaitGroup
+	kick    chan struct{}
+	round   atomic.Int64                         // bumped by every kick
+	placer  atomic.Pointer[pacluster.Rendezvous] // the latest topology's hashing; nil before the first
+	members atomic.Pointer[pacluster.Members]    // the latest topology's members
+	warmed  sync.Map                             // identity → struct{}: prepared as this node's backup
+	touches sync.WaitGroup                       // the reconciler's requests in flight
+	warming atomic.Bool                          // warmBackups is running
+	ready   atomic.Bool
 	// dropped: this node was in its own member list and no longer is
 	// (protoactor's etcd provider, upstream #1133: see noteSelf).
 	dropped atomic.Bool
@@ -180,6 +184,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 			rdv := pacluster.NewRendezvous()
 			rdv.UpdateMembers(t.Members)
 			n.placer.Store(rdv)
+			ms := pacluster.Members(t.Members)
+			n.members.Store(&ms)
 			n.m.members.Set(float64(len(t.Members)))
 			ids := make([]string, 0, len(t.Members))
 			self := false
@@ -238,6 +244,7 @@ func (n *Node) Stop() {
 	n.cancel()
 	n.owners.Wait()
 	n.bg.Wait()
+	n.touches.Wait()
 	if s := n.sess.Load(); s != nil {
 		_ = s.Close() // revokes the lease (bounded by the TTL): nothing of ours lingers
 	}
@@ -365,14 +372,32 @@ func (n *Node) reconcile() {
 
 func (n *Node) touchAll() {
 	round := n.round.Load()
-	var g errgroup.Group
-	g.SetLimit(touchParallel)
+	stale := func() bool { return n.ctx.Err() != nil || n.round.Load() != round }
+	// The slots are this round's: a request to a member that just died can
+	// take protoactor's own 5 s activation timeout (whatever WithTimeout
+	// says), and the round that follows the membership change must not wait
+	// for those (issue 13: takeovers started 5 s late). Stragglers of a stale
+	// round finish on their own (n.touches).
+	slots := make(chan struct{}, touchParallel)
+	var wg sync.WaitGroup
 	for _, t := range n.o.Engine.Topics() {
-		if n.ctx.Err() != nil || n.round.Load() != round {
+		if stale() {
 			break // stopping, or the members changed: a fresh round follows
 		}
+		select {
+		case slots <- struct{}{}:
+		case <-n.kick:
+			n.kickReconciler() // for the loop: a fresh round follows at once
+		}
+		if stale() {
+			<-slots
+			break
+		}
 		id := identity(t)
-		g.Go(func() error {
+		wg.Add(1)
+		n.touches.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done(); n.touches.Done() }()
 			// Short and without retries: an identity placed on a member that
 			// just died times out, and must not hold up the others (the next
 			// round, on the membership change, places it anew).
@@ -380,16 +405,82 @@ func (n *Node) touchAll() {
 			if err != nil && n.ctx.Err() == nil {
 				n.log.Debug("cluster: touching an identity failed; the next round retries", slog.String("identity", id), slog.Any("err", err))
 			}
-			return nil
-		})
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-time.After(50 * time.Millisecond):
+			if stale() {
+				return // the fresh round starts now; this one's stragglers end on their own
+			}
+		}
+	}
+	if n.warming.CompareAndSwap(false, true) { // never holds up the next round
+		go func() {
+			defer n.warming.Store(false)
+			n.warmBackups()
+		}()
+	}
+}
+
+// warmBackups prepares, once each, the topics this node would take over if
+// their owner died (where hashing places them without the owner): joins
+// their rooms and checks their archives ahead of time, so that a takeover
+// starts with the read after the cursor (issue 13: joining and checking ~100
+// rooms after the locks came took most of a failover). A member's death
+// makes this node the owner of exactly these topics.
+func (n *Node) warmBackups() {
+	rdv, ms := n.placer.Load(), n.members.Load()
+	if rdv == nil || ms == nil || len(*ms) < 2 {
+		return
+	}
+	self := n.system.Address()
+	without := map[string]*pacluster.Rendezvous{} // by owner: hashing without it
+	var g errgroup.Group
+	g.SetLimit(warmParallel)
+	for _, t := range n.o.Engine.Topics() {
+		if n.ctx.Err() != nil {
+			break
+		}
+		ident := identity(t)
+		ci := pacluster.NewClusterIdentity(ident, kind)
+		owner := rdv.GetByClusterIdentity(ci)
+		if owner == "" || owner == self {
+			continue
+		}
+		next, ok := without[owner]
+		if !ok {
+			rest := pacluster.Members{}
+			for _, m := range *ms {
+				if m.Address() != owner {
+					rest = append(rest, m)
+				}
+			}
+			next = pacluster.NewRendezvous()
+			next.UpdateMembers(rest)
+			without[owner] = next
+		}
+		if next.GetByClusterIdentity(ci) != self {
+			continue
+		}
+		if _, done := n.warmed.LoadOrStore(ident, struct{}{}); done {
+			continue
+		}
+		g.Go(func() error { n.warm(n.ctx, t, ident); return nil })
 	}
 	_ = g.Wait()
 }
 
-// The reconciler's touches: how many at once, and how long each may take.
+// The reconciler's touches: how many at once, and how long each may take;
+// and how many backup topics it prepares at once.
 const (
 	touchParallel = 64
 	touchTimeout  = time.Second
+	warmParallel  = 16
 )
 
 // track counts an owner in, unless the node is stopping.
@@ -415,7 +506,12 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		if !ok {
 			return
 		}
-		l, err := acquire(ctx, n.cli, sess.Session, n.keys.lock(ident), n.id, n.call)
+		// Held by another node (a takeover from a dead or paused node, which
+		// lasts until its lease ends; or a move): prepare the topic meanwhile,
+		// so that it delivers soon after the lock comes (issue 13: the first
+		// reads of ~100 topics taken over at once took seconds more).
+		warm := sync.OnceFunc(func() { go n.warm(ctx, t, ident) })
+		l, err := acquire(ctx, n.cli, sess.Session, n.keys.lock(ident), n.id, n.call, warm)
 		if err != nil {
 			continue
 		}
@@ -457,6 +553,21 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 			log.Error("cluster: the worker stopped", slog.Any("err", err))
 			sleep(ctx, n.call)
 		}
+	}
+}
+
+// warm prepares a topic this node waits to take over (serve.Engine.Warm)
+// from its cursor as etcd has it now: joins its room, checks its archive and
+// the cursor, within a lease TTL or two.
+func (n *Node) warm(ctx context.Context, t serve.Topic, ident string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*n.ttl)
+	defer cancel()
+	saved, _, err := n.loadCursor(ctx, ident)
+	if err == nil {
+		err = n.o.Engine.Warm(ctx, t, saved)
+	}
+	if err != nil && ctx.Err() == nil {
+		n.log.Debug("cluster: preparing a topic to take over failed (its worker reads it anyway)", slog.String("identity", ident), slog.Any("err", err))
 	}
 }
 

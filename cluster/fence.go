@@ -34,7 +34,8 @@ func (l *lock) held() clientv3.Cmp {
 
 // acquire takes the lock at key for sess's lease, waiting while another holds
 // it (until its holder releases it or its lease expires), or until ctx ends.
-func acquire(ctx context.Context, cli *clientv3.Client, sess *concurrency.Session, key, owner string, call time.Duration) (*lock, error) {
+// held (nil: none) is called when it finds the lock held, before it waits.
+func acquire(ctx context.Context, cli *clientv3.Client, sess *concurrency.Session, key, owner string, call time.Duration, held func()) (*lock, error) {
 	for {
 		select {
 		case <-sess.Done():
@@ -62,6 +63,9 @@ func acquire(ctx context.Context, cli *clientv3.Client, sess *concurrency.Sessio
 		}
 		// Held: wait for its deletion (a release or an expired lease), but
 		// look again now and then should the watch miss it.
+		if held != nil {
+			held()
+		}
 		wctx, wcancel := context.WithTimeout(ctx, 2*call)
 		wch := cli.Watch(clientv3.WithRequireLeader(wctx), key, clientv3.WithRev(resp.Header.Revision+1), clientv3.WithFilterPut())
 	wait:

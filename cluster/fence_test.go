@@ -45,7 +45,7 @@ func TestLateWritesAreRefused(t *testing.T) {
 
 	s1, err := concurrency.NewSession(cli, concurrency.WithTTL(2))
 	require.NoError(t, err)
-	l1, err := acquire(ctx, cli, s1, k.lock(ident), "node-1", time.Second)
+	l1, err := acquire(ctx, cli, s1, k.lock(ident), "node-1", time.Second, nil)
 	require.NoError(t, err)
 	st1 := store(l1)
 	require.NoError(t, st1.Check(ctx))
@@ -56,14 +56,16 @@ func TestLateWritesAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	defer s2.Close()
 	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
-	_, err = acquire(short, cli, s2, k.lock(ident), "node-2", time.Second)
+	helds := 0
+	_, err = acquire(short, cli, s2, k.lock(ident), "node-2", time.Second, func() { helds++ })
 	cancelShort()
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the lock is exclusive")
+	assert.Positive(t, helds, "the waiter was told the lock is held (a takeover warms its topic meanwhile)")
 
 	// Node 1 stops renewing its lease (paused): node 2 gets the lock once it
 	// expires.
 	s1.Orphan()
-	l2, err := acquire(ctx, cli, s2, k.lock(ident), "node-2", time.Second)
+	l2, err := acquire(ctx, cli, s2, k.lock(ident), "node-2", time.Second, nil)
 	require.NoError(t, err)
 	st2 := store(l2)
 
@@ -86,7 +88,7 @@ func TestLateWritesAreRefused(t *testing.T) {
 	defer s3.Close()
 	quick, cancelQuick := context.WithTimeout(ctx, time.Second)
 	defer cancelQuick()
-	_, err = acquire(quick, cli, s3, k.lock(ident), "node-3", time.Second)
+	_, err = acquire(quick, cli, s3, k.lock(ident), "node-3", time.Second, nil)
 	require.NoError(t, err)
 	assert.True(t, errors.Is(st2.Check(ctx), serve.ErrFenced), "after its release the holder is fenced too")
 }
