@@ -84,6 +84,21 @@ func TestFailoverBench(t *testing.T) {
 			_, _, owners = f.status()
 			return len(owners) == topics+1
 		}, 5*time.Minute, 500*time.Millisecond, "every (route, topic) owned")
+		// And every node prepared its backups: a kill right after a join
+		// measures the preparing, not the failover.
+		require.Eventually(t, func() bool {
+			for _, n := range f.nodes {
+				select {
+				case <-n.exited:
+					continue
+				default:
+				}
+				if body, _ := n.scrape(t); metricValue(body, "parley_xmpp_cluster_backups_unprepared") != 0 {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Minute, 500*time.Millisecond, "every node prepared its backups")
 		return owners
 	}
 	f.post(1) // the poster joins every room now, not on the measured path

@@ -384,13 +384,17 @@ func (n *Node) touchAll() {
 		if stale() {
 			break // stopping, or the members changed: a fresh round follows
 		}
+		got := false
 		select {
 		case slots <- struct{}{}:
+			got = true
 		case <-n.kick:
 			n.kickReconciler() // for the loop: a fresh round follows at once
 		}
-		if stale() {
-			<-slots
+		if !got || stale() {
+			if got {
+				<-slots
+			}
 			break
 		}
 		id := identity(t)
@@ -440,6 +444,7 @@ func (n *Node) warmBackups() {
 	}
 	self := n.system.Address()
 	without := map[string]*pacluster.Rendezvous{} // by owner: hashing without it
+	var todo []serve.Topic
 	var g errgroup.Group
 	g.SetLimit(warmParallel)
 	for _, t := range n.o.Engine.Topics() {
@@ -467,10 +472,19 @@ func (n *Node) warmBackups() {
 		if next.GetByClusterIdentity(ci) != self {
 			continue
 		}
-		if _, done := n.warmed.LoadOrStore(ident, struct{}{}); done {
-			continue
+		if _, done := n.warmed.Load(ident); !done {
+			todo = append(todo, t)
 		}
-		g.Go(func() error { n.warm(n.ctx, t, ident); return nil })
+	}
+	n.m.unwarmed.Set(float64(len(todo)))
+	for _, t := range todo {
+		ident := identity(t)
+		n.warmed.Store(ident, struct{}{})
+		g.Go(func() error {
+			n.warm(n.ctx, t, ident)
+			n.m.unwarmed.Dec()
+			return nil
+		})
 	}
 	_ = g.Wait()
 }

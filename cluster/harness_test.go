@@ -139,7 +139,13 @@ serve:
 `, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], base, e.ClientURL, ttl, strings.Join(quoted, ", "), sinkYAML,
 		f.topics[0], f.relay)), 0o600))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The test's own deadline where it has one (the failover bench runs for
+	// many minutes), else 5 minutes.
+	deadline, ok := t.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	t.Cleanup(cancel)
 	f.ctx = ctx
 	p, err := runtime.New(runtime.Config{Service: "xmpp://" + s.Addr, Domain: s.Domain, MUCService: s.MUC,

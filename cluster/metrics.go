@@ -9,6 +9,7 @@ type nodeMetrics struct {
 	lockLosses prometheus.Counter
 	refused    prometheus.Counter
 	fenced     prometheus.Counter
+	unwarmed   prometheus.Gauge
 }
 
 func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
@@ -25,9 +26,11 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 			Help: "Cursor writes etcd refused because the lock was no longer this node's."}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_cluster_posts_fenced_total",
 			Help: "Relay posts not written because this node's etcd lease might have ended (a pause, etcd unreachable)."}),
+		unwarmed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_xmpp_cluster_backups_unprepared",
+			Help: "Topics this node would take over if their owner died and has not prepared yet (room joined, archive checked): a failover now is slower for them."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.members, m.owned, m.handovers, m.lockLosses, m.refused, m.fenced)
+		reg.MustRegister(m.members, m.owned, m.handovers, m.lockLosses, m.refused, m.fenced, m.unwarmed)
 	}
 	return m
 }
