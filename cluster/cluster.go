@@ -439,45 +439,22 @@ func (n *Node) touchAll() {
 // makes this node the owner of exactly these topics.
 func (n *Node) warmBackups() {
 	rdv, ms := n.placer.Load(), n.members.Load()
-	if rdv == nil || ms == nil || len(*ms) < 2 {
+	if rdv == nil || ms == nil {
 		return
 	}
-	self := n.system.Address()
-	without := map[string]*pacluster.Rendezvous{} // by owner: hashing without it
 	var todo []serve.Topic
-	var g errgroup.Group
-	g.SetLimit(warmParallel)
-	for _, t := range n.o.Engine.Topics() {
-		if n.ctx.Err() != nil {
-			break
-		}
-		ident := identity(t)
-		ci := pacluster.NewClusterIdentity(ident, kind)
-		owner := rdv.GetByClusterIdentity(ci)
-		if owner == "" || owner == self {
-			continue
-		}
-		next, ok := without[owner]
-		if !ok {
-			rest := pacluster.Members{}
-			for _, m := range *ms {
-				if m.Address() != owner {
-					rest = append(rest, m)
-				}
-			}
-			next = pacluster.NewRendezvous()
-			next.UpdateMembers(rest)
-			without[owner] = next
-		}
-		if next.GetByClusterIdentity(ci) != self {
-			continue
-		}
-		if _, done := n.warmed.Load(ident); !done {
+	for _, t := range backups(rdv, *ms, n.system.Address(), n.o.Engine.Topics()) {
+		if _, done := n.warmed.Load(identity(t)); !done {
 			todo = append(todo, t)
 		}
 	}
 	n.m.unwarmed.Set(float64(len(todo)))
+	var g errgroup.Group
+	g.SetLimit(warmParallel)
 	for _, t := range todo {
+		if n.ctx.Err() != nil {
+			break
+		}
 		ident := identity(t)
 		n.warmed.Store(ident, struct{}{})
 		g.Go(func() error {
@@ -487,6 +464,40 @@ func (n *Node) warmBackups() {
 		})
 	}
 	_ = g.Wait()
+}
+
+// backups are the topics that rdv (the hashing over members) places on
+// another member and that the hashing over the members without that one
+// places on self: those self takes over if their owner dies.
+func backups(rdv *pacluster.Rendezvous, members pacluster.Members, self string, topics []serve.Topic) []serve.Topic {
+	if len(members) < 2 {
+		return nil
+	}
+	without := map[string]*pacluster.Rendezvous{} // by owner: hashing without it
+	var out []serve.Topic
+	for _, t := range topics {
+		ci := pacluster.NewClusterIdentity(identity(t), kind)
+		owner := rdv.GetByClusterIdentity(ci)
+		if owner == "" || owner == self {
+			continue
+		}
+		next, ok := without[owner]
+		if !ok {
+			rest := pacluster.Members{}
+			for _, m := range members {
+				if m.Address() != owner {
+					rest = append(rest, m)
+				}
+			}
+			next = pacluster.NewRendezvous()
+			next.UpdateMembers(rest)
+			without[owner] = next
+		}
+		if next.GetByClusterIdentity(ci) == self {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // The reconciler's touches: how many at once, and how long each may take;

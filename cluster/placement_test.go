@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	pacluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/parley-go/parley-xmpp/serve"
 )
 
 // placementNode is a Node with just what a grain needs before it owns
@@ -66,4 +69,50 @@ func TestGrainStrayStopsWhenIdle(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // not touching it: only the idle check can stop it
 	}
 	require.False(t, alive(n, pid), "an idle stray stops")
+}
+
+// A node's backups are exactly the topics it takes over when their owner
+// dies: for every member that dies, the survivors' backups of its topics
+// partition them, and each lands where hashing over the survivors places it.
+func TestBackupsAreWhatASurvivorTakesOver(t *testing.T) {
+	members := pacluster.Members{}
+	for _, port := range []int32{7001, 7002, 7003, 7004} {
+		members = append(members, &pacluster.Member{Id: fmt.Sprint(port), Host: "127.0.0.1", Port: port, Kinds: []string{kind}})
+	}
+	var topics []serve.Topic
+	for i := range 200 {
+		topics = append(topics, serve.Topic{Route: "r", Topic: fmt.Sprintf("t%d", i)})
+	}
+	all := pacluster.NewRendezvous()
+	all.UpdateMembers(members)
+	backupOf := map[serve.Topic]string{}
+	for _, m := range members {
+		for _, tp := range backups(all, members, m.Address(), topics) {
+			require.Empty(t, backupOf[tp], "%v is the backup of two members", tp)
+			backupOf[tp] = m.Address()
+		}
+	}
+	for _, dead := range members {
+		rest := pacluster.Members{}
+		for _, m := range members {
+			if m != dead {
+				rest = append(rest, m)
+			}
+		}
+		after := pacluster.NewRendezvous()
+		after.UpdateMembers(rest)
+		moved := 0
+		for _, tp := range topics {
+			ci := pacluster.NewClusterIdentity(identity(tp), kind)
+			if all.GetByClusterIdentity(ci) != dead.Address() {
+				continue
+			}
+			require.NotEqual(t, dead.Address(), backupOf[tp], "%v: a member is no backup of its own topic", tp)
+			moved++
+			require.Equal(t, after.GetByClusterIdentity(ci), backupOf[tp], "%v: taken over by its backup", tp)
+		}
+		require.Positive(t, moved)
+	}
+	require.Len(t, backupOf, len(topics), "every topic has a backup")
+	require.Nil(t, backups(all, members[:1], members[0].Address(), topics), "alone, no backups")
 }
