@@ -639,7 +639,11 @@ type grain struct {
 	n      *Node
 	ident  string
 	cancel context.CancelFunc
+	check  *time.Timer // sends placementCheck
 }
+
+// placementCheck: a grain looks whether its node still places it here.
+type placementCheck struct{}
 
 func (g *grain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
@@ -663,15 +667,21 @@ func (g *grain) Receive(ctx actor.Context) {
 		octx, cancel := context.WithCancel(g.n.ctx)
 		g.cancel = cancel
 		go g.n.own(octx, t)
-		// A stray nobody touches must still stop: check again when idle.
-		ctx.SetReceiveTimeout(g.n.ttl / 2)
-	case *actor.ReceiveTimeout:
-		ctx.SetReceiveTimeout(g.n.ttl / 2) // it fires once: again
+		// A stray nobody touches must still stop: check again now and then.
+		// A timer of its own: protoactor's receive timeout races with the
+		// mailbox (the race detector failed TestGrainStrayStopsWhenIdle on it).
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		g.check = time.AfterFunc(g.n.ttl/2, func() { root.Send(self, placementCheck{}) })
+	case placementCheck:
+		g.check.Reset(g.n.ttl / 2)
 		g.stopIfElsewhere(ctx)
 	case *wrapperspb.StringValue:
 		ctx.Respond(wrapperspb.String(g.n.id))
 		g.stopIfElsewhere(ctx)
 	case *actor.Stopping:
+		if g.check != nil {
+			g.check.Stop()
+		}
 		if g.cancel != nil {
 			g.cancel() // the owner stops its worker and releases the lock
 		}
