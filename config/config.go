@@ -124,6 +124,9 @@ type Serve struct {
 	// MetricsListen, when set, serves /metrics, /healthz and /readyz there.
 	MetricsListen string  `yaml:"metrics_listen"`
 	Routes        []Route `yaml:"routes"`
+	// Cluster, when set, shares the routes' topics among every serve process
+	// of the same cluster (see Cluster); unset, serve runs alone.
+	Cluster *Cluster `yaml:"cluster"`
 }
 
 // Route forwards every message of its topics to its sink, in order, resuming

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -110,6 +111,13 @@ func (f *File) validate() error {
 		}
 	}
 	if err := f.checkSenders(); err != nil {
+		return err
+	}
+	dir := ""
+	if f.path != "" {
+		dir = filepath.Dir(f.path)
+	}
+	if err := f.Serve.Cluster.validate(dir); err != nil {
 		return err
 	}
 	return f.checkRelayLoops()

@@ -37,6 +37,9 @@ var (
 	// ErrNoStanzaID: the room reflected the post without its stanza-id (a room
 	// without XEP-0359 support), so it has no id to return.
 	ErrNoStanzaID = room.ErrNoStanzaID
+	// ErrPostFenced: the fence of WithPostFence refused the post before it was
+	// written; it was not sent.
+	ErrPostFenced = room.ErrFenced
 
 	// Rooms.
 

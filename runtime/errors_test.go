@@ -28,6 +28,7 @@ var sentinels = []struct {
 	{"room.ErrPostTimeout", runtime.ErrPostTimeout, room.ErrPostTimeout},
 	{"room.ErrPostRefused", runtime.ErrPostRefused, room.ErrPostRefused},
 	{"room.ErrNoStanzaID", runtime.ErrNoStanzaID, room.ErrNoStanzaID},
+	{"room.ErrFenced", runtime.ErrPostFenced, room.ErrFenced},
 	{"room.ErrJoin", runtime.ErrJoin, room.ErrJoin},
 	{"room.ErrJoinTimeout", runtime.ErrJoinTimeout, room.ErrJoinTimeout},
 	{"room.ErrLeft", runtime.ErrLeft, room.ErrLeft},

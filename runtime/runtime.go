@@ -289,7 +289,7 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 	if err := rt.checkStanzaSize(topic, origin, content, string(opts.InReplyTo)); err != nil {
 		return "", err
 	}
-	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: origin, Content: content, InReplyTo: opts.InReplyTo})
+	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: origin, Content: content, InReplyTo: opts.InReplyTo, Fence: postFence(ctx)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return rt.abandonPost(topic, origin, err)
@@ -301,6 +301,34 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
 	}
 	return p.ID, nil
+}
+
+// WithPostFence answers a ctx under which Post and PostOnce write their message
+// only while fence answers nil. It is asked immediately before every write of
+// the message (its first, and a resend after a lost link), the last time by
+// the connection's writer right before the write system call, so a post that
+// waited (for the room's archive check, for the post window, in the link's
+// queue) is checked when it actually goes out, not when it was asked for. A
+// post it refuses is not written: the call fails with ErrPostFenced when the
+// room's check refused it; refused by the writer (fence changed its answer in
+// the microseconds between the two), the post is never reflected and fails
+// with ErrPostTimeout, in doubt (PostOnce with the same key resolves it).
+// fence must be quick and must not block; it runs on the runtime's actors and
+// on the connection's writer.
+//
+// A cluster node fences its relay's posts with its etcd lease's local
+// validity (a monotonic deadline): a node paused (SIGSTOP) past its lease
+// with a post queued does not write it when it runs again, after another node
+// took over and posted the same message.
+func WithPostFence(ctx context.Context, fence func() error) context.Context {
+	return context.WithValue(ctx, postFenceKey{}, fence)
+}
+
+type postFenceKey struct{}
+
+func postFence(ctx context.Context) func() error {
+	f, _ := ctx.Value(postFenceKey{}).(func() error)
+	return f
 }
 
 // PostOnce posts content to topic with key as its XEP-0359 origin-id, unless the
@@ -338,7 +366,7 @@ func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content 
 	if err := rt.checkStanzaSize(topic, key, content, ""); err != nil {
 		return "", err
 	}
-	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since})
+	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since, Fence: postFence(ctx)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return rt.abandonPost(topic, key, err)

@@ -14,7 +14,7 @@ echo "== staticcheck"
 go tool staticcheck ./...
 # The packages that talk to a real server run once per server; the chaos suite,
 # which restarts its server, runs alone after the others.
-live='/runtime$|/serve$|/cmd/parley-xmpp$|/chaos$|/examples/|/bench$'
+live='/runtime$|/serve$|/cmd/parley-xmpp$|/cluster$|/chaos$|/examples/|/bench$'
 echo "== go test -race (unit)"
 go test -race -count=1 -timeout 15m $(go list ./... | grep -Ev "$live")
 echo "== fuzz (each target briefly; make fuzz runs them longer)"
@@ -25,7 +25,7 @@ for server in ${PARLEY_TEST_SERVERS:-prosody ejabberd}; do
 	ejabberd) service=xmpp://127.0.0.1:15222 ;;
 	esac
 	echo "== go test -race against $server"
-	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./runtime ./serve ./cmd/parley-xmpp ./examples/... ./bench
+	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./runtime ./serve ./cmd/parley-xmpp ./cluster ./examples/... ./bench
 	echo "== chaos against $server"
 	PARLEY_TEST_SERVER=$server PARLEY_XMPP_SERVICE=$service go test -race -count=1 -timeout 15m ./chaos
 done

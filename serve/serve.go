@@ -247,29 +247,15 @@ func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
 	fail := func(format string, a ...any) (preparedRoute, error) {
 		return preparedRoute{}, fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
 	}
-	if !isDirName(r.Name) {
-		return fail("name: must be usable as a directory name under the state dir (no '/', not '.' or '..', at most %d bytes)", maxStateName)
+	if err := checkRoute(i, r); err != nil {
+		return preparedRoute{}, err
 	}
-	switch r.Start {
-	case "", "newest", "start":
-	default:
-		return fail("start %q is neither newest nor start", r.Start)
-	}
-	if len(r.Topics) == 0 {
-		return fail("no topics")
-	}
-
 	dir := filepath.Join(o.StateDir, r.Name)
 	if err := prepareStateDir(dir); err != nil {
 		return fail("%v", err)
 	}
 	var workers []*worker
-	seen := map[string]bool{}
 	for j, t := range r.Topics {
-		if seen[t] {
-			return fail("topics[%d]: topic %q is listed twice", j, t)
-		}
-		seen[t] = true
 		local, err := runtime.RoomLocalpart(seam.Topic(t))
 		if err != nil {
 			return fail("topics[%d]: %v", j, err)
@@ -283,11 +269,9 @@ func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
 			return fail("topics[%d]: %s holds the state of topic %q, not %q", j, file.path, saved.Topic, t)
 		}
 		saved.Topic = t
-		workers = append(workers, &worker{
-			route: r, topic: seam.Topic(t), file: file, state: saved, resumed: found,
-			wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
-			log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", t)),
-		})
+		w := newWorker(o, r, t, saved, found)
+		w.file = file
+		workers = append(workers, w)
 	}
 
 	s, err := newSink(o, r)
@@ -298,6 +282,45 @@ func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
 		w.sink = s
 	}
 	return preparedRoute{route: r, sink: s, workers: workers}, nil
+}
+
+// checkRoute checks route i as far as it can wherever its cursors live.
+func checkRoute(i int, r config.Route) error {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
+	}
+	if !isDirName(r.Name) {
+		return fail("name: must be usable as a directory name under the state dir (no '/', not '.' or '..', at most %d bytes)", maxStateName)
+	}
+	switch r.Start {
+	case "", "newest", "start":
+	default:
+		return fail("start %q is neither newest nor start", r.Start)
+	}
+	if len(r.Topics) == 0 {
+		return fail("no topics")
+	}
+	seen := map[string]bool{}
+	for j, t := range r.Topics {
+		if seen[t] {
+			return fail("topics[%d]: topic %q is listed twice", j, t)
+		}
+		seen[t] = true
+		if _, err := runtime.RoomLocalpart(seam.Topic(t)); err != nil {
+			return fail("topics[%d]: %v", j, err)
+		}
+	}
+	return nil
+}
+
+// newWorker makes the worker of one topic of r; its caller gives it where its
+// state lives, and Run or RunTopic its source (and the route's sink).
+func newWorker(o Options, r config.Route, topic string, saved topicState, found bool) *worker {
+	return &worker{
+		route: r, topic: seam.Topic(topic), state: saved, resumed: found,
+		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
+		log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+	}
 }
 
 func backendNamed(backends map[string]Backend, name string) (Backend, error) {

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +33,15 @@ type topicState struct {
 	RelayLast seam.BackendMsgID `json:"relay_last"`
 }
 
+// store is where a worker's topicState lives: a state file when serve runs
+// alone, etcd in a cluster.
+type store interface {
+	// save records st before the next delivery; ErrFenced stops the worker.
+	save(ctx context.Context, st topicState) error
+	// check says whether the worker may deliver now; ErrFenced stops it.
+	check(ctx context.Context) error
+}
+
 // maxStateName bounds the names the engine gives files and directories under
 // the state dir: a route's directory and a topic's state file. File systems
 // take 255 bytes (some fewer); a temp file's name adds about 16 to a state
@@ -53,8 +63,16 @@ func stateFileName(local string) string {
 	return local[:maxStateName-len(ext)-1-len(h)] + "+" + h + ext
 }
 
-// stateFile is where a topicState lives.
+// stateFile is where a topicState lives when serve runs alone.
 type stateFile struct{ path string }
+
+// fileStore is a stateFile as a worker's store.
+type fileStore struct{ stateFile }
+
+var _ store = fileStore{}
+
+func (f fileStore) save(_ context.Context, st topicState) error { return f.stateFile.save(st) }
+func (fileStore) check(context.Context) error                   { return nil }
 
 // tempMark is in the name of every temp file of an atomic write
 // (".<localpart>.json.tmp-<random>"), so leftovers of a crash can be found.

@@ -13,15 +13,16 @@ import (
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// worker forwards one topic of one route: it owns the topic's state file.
+// worker forwards one topic of one route: it owns the topic's saved state.
 type worker struct {
 	route   config.Route // with defaults applied
 	topic   seam.Topic
 	source  Backend
 	sink    sink
-	file    stateFile
+	file    stateFile // where the state is saved when store is nil
+	store   store     // where the state is saved (a cluster's etcd); nil: file
 	state   topicState
-	resumed bool // state was read from the file
+	resumed bool // state was read from the file or the store
 
 	wait     time.Duration
 	metrics  Recorder
@@ -128,7 +129,7 @@ func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool 
 		w.say("%s behind", messages(n))
 	}
 	for i, m := range page.Messages {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !w.mayDeliver(ctx) {
 			return false
 		}
 		relayed, ok := w.deliver(ctx, m)
@@ -197,12 +198,45 @@ func (w *worker) deliver(ctx context.Context, m seam.Message) (relayed seam.Back
 func (w *worker) save(ctx context.Context) bool {
 	retry := w.newBackOff()
 	for {
-		err := w.file.save(w.state)
+		err := w.cursors().save(ctx, w.state)
 		if err == nil {
 			return true
 		}
+		if errors.Is(err, ErrFenced) {
+			w.log.Warn("stopping: this node no longer owns the topic (its cursor write was refused)", slog.Any("err", err))
+			return false
+		}
 		wait := retry.NextBackOff()
 		w.log.Error("saving the cursor failed; retrying before the next delivery", slog.Any("err", err), slog.Duration("retry_in", wait))
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// cursors is where the worker's state lives.
+func (w *worker) cursors() store {
+	if w.store != nil {
+		return w.store
+	}
+	return fileStore{w.file}
+}
+
+// mayDeliver asks the store whether this worker may deliver now, retrying
+// while the store can't tell; false when it may never (fenced) or ctx ended.
+func (w *worker) mayDeliver(ctx context.Context) bool {
+	retry := w.newBackOff()
+	for {
+		err := w.cursors().check(ctx)
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, ErrFenced) {
+			w.log.Warn("stopping: this node no longer owns the topic", slog.Any("err", err))
+			return false
+		}
+		wait := retry.NextBackOff()
+		w.log.Warn("can't confirm this node still owns the topic; holding deliveries", slog.Any("err", err), slog.Duration("retry_in", wait))
 		if !sleep(ctx, wait) {
 			return false
 		}

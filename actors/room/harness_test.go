@@ -87,6 +87,12 @@ func (l *fakeLink) Send(b []byte) error {
 	l.sent = append(l.sent, b)
 	return nil
 }
+func (l *fakeLink) SendFenced(b []byte, fence func() error) error {
+	if fence != nil && fence() != nil {
+		return nil // dropped, as the writer drops it
+	}
+	return l.Send(b)
+}
 func (l *fakeLink) MaxStanza() int { return 1 << 20 }
 
 func newRig(t testing.TB, tune func(*Config)) *rig {

@@ -166,7 +166,13 @@ func (l *ledger) pump(ctx actor.Context) {
 func (l *ledger) sendPost(ctx actor.Context, p *pendingPost) {
 	s := l.s
 	p.phase = postNew
-	err := s.send(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, string(p.post.InReplyTo)))
+	if f := p.post.Fence; f != nil {
+		if err := f(); err != nil {
+			l.fail(ctx, p.post.Origin, fmt.Errorf("%w: %w", ErrFenced, err))
+			return
+		}
+	}
+	err := s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, string(p.post.InReplyTo)), p.post.Fence)
 	if errors.Is(err, xmppconn.ErrStanzaTooLarge) {
 		// Nothing was sent, and nothing sent later will be smaller.
 		l.fail(ctx, p.post.Origin, fmt.Errorf("%w: %w: %v", seam.ErrContentTooLarge, seam.ErrInvalidContent, err))

@@ -22,6 +22,14 @@ type (
 		// holds a message with this origin-id after *OnceAfter ("" for the
 		// start), that message's id is the answer and nothing is sent.
 		OnceAfter *seam.Cursor
+		// Fence, when set, is asked immediately before each write of the post
+		// (by the room, and again by the link's writer): an error and the post
+		// is not written; the room fails it with ErrFenced (refused by the
+		// writer, it goes unreflected and times out). It must be quick and
+		// must not block. A cluster node passes its lease's local validity, so
+		// that a post queued before a pause (SIGSTOP) is not written after
+		// another node took over.
+		Fence func() error
 	}
 	// Posted answers Post with the message's stanza-id.
 	Posted struct {

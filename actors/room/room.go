@@ -119,6 +119,8 @@ var (
 	ErrJoinTimeout = errors.New("room: join timed out")
 	// ErrPostTimeout: no reflection came in time; the message may still land.
 	ErrPostTimeout = errors.New("room: no reflection in time (the message may still have landed)")
+	// ErrFenced: the post's Fence refused it; it was not sent.
+	ErrFenced = errors.New("room: the post's fence refused it; it was not sent")
 	// ErrPostRefused: the room bounced the post with an error.
 	ErrPostRefused = errors.New("room: post refused")
 	// ErrNoStanzaID: the room reflected the post without an XEP-0359 stanza-id of

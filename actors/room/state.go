@@ -90,7 +90,13 @@ type wire struct {
 	state linkState
 	link  session.Link // the link's writer (nil: through the session)
 	// outbox holds the stanzas the link's full queue refused, in order.
-	outbox [][]byte
+	outbox []outStanza
+}
+
+// outStanza is a stanza waiting in the outbox, with its fence (nil: none).
+type outStanza struct {
+	b     []byte
+	fence func() error
 }
 
 func (s *state) online() bool { return s.wire.state == linkUp }
@@ -99,22 +105,28 @@ func (s *state) online() bool { return s.wire.state == linkUp }
 // (nothing was sent). A stanza the link's full queue refuses waits in the
 // outbox, with every stanza after it, and is written again shortly: the link is
 // never dropped for it.
-func (s *state) send(ctx actor.Context, b []byte) error {
+func (s *state) send(ctx actor.Context, b []byte) error { return s.sendFenced(ctx, b, nil) }
+
+// sendFenced is send for a stanza the link's writer writes only while fence
+// answers nil (see session.Link.SendFenced); nil: always.
+func (s *state) sendFenced(ctx actor.Context, b []byte, fence func() error) error {
 	w := &s.wire
 	if w.link == nil {
-		ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
+		if fence == nil || fence() == nil {
+			ctx.Send(s.cfg.Session, &session.Send{Stanza: b})
+		}
 		return nil
 	}
 	if len(w.outbox) > 0 {
 		if len(b) > w.link.MaxStanza() {
 			return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", xmppconn.ErrStanzaTooLarge, len(b), w.link.MaxStanza())
 		}
-		w.outbox = append(w.outbox, b)
+		w.outbox = append(w.outbox, outStanza{b: b, fence: fence})
 		return nil
 	}
-	switch err := w.link.Send(b); {
+	switch err := w.link.SendFenced(b, fence); {
 	case errors.Is(err, xmppconn.ErrSendQueueFull):
-		w.outbox = append(w.outbox, b)
+		w.outbox = append(w.outbox, outStanza{b: b, fence: fence})
 		s.arm(ctx, 20*time.Millisecond, sendRetry)
 	case errors.Is(err, xmppconn.ErrStanzaTooLarge):
 		return err
@@ -127,12 +139,12 @@ func (s *state) send(ctx actor.Context, b []byte) error {
 func (s *state) flushOutbox(ctx actor.Context) {
 	w := &s.wire
 	for len(w.outbox) > 0 && w.link != nil {
-		err := w.link.Send(w.outbox[0])
+		err := w.link.SendFenced(w.outbox[0].b, w.outbox[0].fence)
 		if errors.Is(err, xmppconn.ErrSendQueueFull) {
 			s.arm(ctx, 20*time.Millisecond, sendRetry)
 			return
 		}
-		w.outbox[0] = nil
+		w.outbox[0] = outStanza{}
 		w.outbox = w.outbox[1:]
 	}
 	w.outbox = nil

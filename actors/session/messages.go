@@ -141,6 +141,12 @@ type RoomSpec struct {
 // through the session.
 type Link interface {
 	Send(stanza []byte) error
+	// SendFenced is Send for a stanza that may be written only while fence
+	// answers nil: the writer calls it immediately before the write, and drops
+	// the stanza when it answers an error (a fenced post whose owner's lease
+	// ended while it waited in the queue). fence must be quick and must not
+	// block: it runs on the connection's writer.
+	SendFenced(stanza []byte, fence func() error) error
 	// MaxStanza is the largest stanza Send takes, in bytes.
 	MaxStanza() int
 }

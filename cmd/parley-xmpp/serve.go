@@ -67,6 +67,11 @@ for relays.`,
 				}
 				rts = append(rts, rt)
 			}
+			if sv.Cluster != nil {
+				err := a.serveCluster(ctx, sv, names, rts, m, prog)
+				prog.done()
+				return err
+			}
 			engine, err := serve.Prepare(serve.Options{
 				Routes: sv.Routes, StateDir: sv.StateDir,
 				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
@@ -150,12 +155,17 @@ func serversOf(routes []config.Route) []string {
 
 // serveMetrics serves /metrics, /healthz and /readyz (ready: every server
 // online) on addr until stop is called.
-func serveMetrics(addr string, m *metrics.Prometheus, rts []*runtime.Runtime) (stop func(), err error) {
+func serveMetrics(addr string, m *metrics.Prometheus, rts []*runtime.Runtime, alsoReady ...func() bool) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: serve.metrics_listen %q: %v", config.ErrConfig, addr, err)
 	}
 	ready := func() bool {
+		for _, r := range alsoReady {
+			if !r() {
+				return false
+			}
+		}
 		for _, rt := range rts {
 			if rt.State() != runtime.Online {
 				return false

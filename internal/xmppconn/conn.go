@@ -132,7 +132,7 @@ type Conn struct {
 	limit  int // outbound stanza limit
 	in     *inboundLimit
 
-	out       chan []byte
+	out       chan outStanza
 	stop      chan struct{} // closed to stop the writer
 	stopOnce  sync.Once
 	readerEnd chan struct{}
@@ -182,7 +182,7 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		wto:       wto,
 		limit:     limit,
 		in:        in,
-		out:       make(chan []byte, q),
+		out:       make(chan outStanza, q),
 		stop:      make(chan struct{}),
 		readerEnd: make(chan struct{}),
 		writerEnd: make(chan struct{}),
@@ -215,7 +215,16 @@ func (c *Conn) MaxStanza() int { return c.limit }
 // Send queues a stanza for the writer without blocking. A stanza over MaxStanza
 // gets ErrStanzaTooLarge and a full queue ErrSendQueueFull: in both cases nothing
 // was queued and the link is untouched.
-func (c *Conn) Send(stanza []byte) error {
+func (c *Conn) Send(stanza []byte) error { return c.SendFenced(stanza, nil) }
+
+// SendFenced is Send for a stanza that the writer writes only if fence answers
+// nil immediately before the write (nil: always). A stanza fence refuses is
+// dropped, unwritten: the caller checked the fence when it queued it and
+// learns nothing more (a refused post is then not reflected). fence must be
+// quick and must not block: it runs on the writer. What is left between the
+// check and the write system call is a few instructions: a process paused
+// (SIGSTOP) exactly there writes the stanza when it runs again.
+func (c *Conn) SendFenced(stanza []byte, fence func() error) error {
 	select {
 	case <-c.stop:
 		return ErrClosed
@@ -225,11 +234,17 @@ func (c *Conn) Send(stanza []byte) error {
 		return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", ErrStanzaTooLarge, len(stanza), c.limit)
 	}
 	select {
-	case c.out <- stanza:
+	case c.out <- outStanza{b: stanza, fence: fence}:
 		return nil
 	default:
 		return ErrSendQueueFull
 	}
+}
+
+// outStanza is a stanza queued for the writer, with its fence (nil: none).
+type outStanza struct {
+	b     []byte
+	fence func() error
 }
 
 func (c *Conn) writeLoop() {
@@ -238,9 +253,12 @@ func (c *Conn) writeLoop() {
 		select {
 		case <-c.stop:
 			return
-		case b := <-c.out:
+		case o := <-c.out:
+			if o.fence != nil && o.fence() != nil {
+				continue // its fence ended while it was queued: never written
+			}
 			_ = c.raw.SetWriteDeadline(time.Now().Add(c.wto))
-			if _, err := c.w.Write(b); err != nil {
+			if _, err := c.w.Write(o.b); err != nil {
 				c.fail(fmt.Errorf("xmppconn: write: %w", err))
 				return
 			}

@@ -1,0 +1,355 @@
+package cluster_test
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// within is how long the dead or paused node's topics may take to deliver
+// again: the lease TTL, then a reconcile round and a lock, with room for a
+// slow CI machine.
+const within = leaseTTL + 20*time.Second
+
+// kill -9 of a node mid-stream: its topics resume on the survivors; per topic
+// every archived message is delivered, in archive order, with at most one
+// duplicate at the handover; the relay stays exactly once.
+func TestKill9MidStream(t *testing.T) {
+	f := newFixture(t, 6)
+	f.dumpLogsOnFailure()
+	for _, name := range []string{"a", "b", "c"} {
+		f.startNode(name)
+	}
+	f.post(2)
+	f.waitAllDelivered(60 * time.Second)
+
+	// The victim is the relay's node, so that the relay is handed over too.
+	victim := f.relayOwner()
+	stop := f.streamer(150 * time.Millisecond)
+	time.Sleep(time.Second)
+	killed := f.owned(victim.name)
+	victim.kill9(t)
+	time.Sleep(leaseTTL)
+	stop()
+	f.waitAllDelivered(within)
+	handovers := f.checkDeliveries()
+	t.Logf("killed %s owning %v; handovers %v", victim.name, killed, handovers)
+	for _, tp := range killed {
+		require.GreaterOrEqual(t, handovers[tp], 1, "topic %s moved off the killed node", tp)
+	}
+	f.checkRelay()
+
+	// The survivors say so on their metrics endpoints. Each sees the two
+	// survivors: the members gauge follows every topology (it stayed at 0
+	// when the members had all joined during a node's start: issue 13). A
+	// survivor that stalled for 2-3 s around the kill (its member key's 3 s
+	// lease in protoactor's etcd provider lapsed) is dropped from every
+	// member list for good (upstream #1133; docs/cluster.md): then a
+	// survivor sees 1 member, and the stalled one is not ready.
+	took, owned := 0.0, 0.0
+	for _, n := range f.nodes {
+		if n == victim {
+			continue
+		}
+		body, ready := n.scrape(t)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if ready == 200 && metricValue(body, "parley_xmpp_cluster_members") == 2 {
+				break
+			}
+			body, ready = n.scrape(t)
+		}
+		require.Equal(t, 200, ready, "node %s /readyz", n.name)
+		require.Equal(t, 2.0, metricValue(body, "parley_xmpp_cluster_members"), "node %s sees the two survivors", n.name)
+		took += metricValue(body, "parley_xmpp_cluster_handovers_total")
+		owned += metricValue(body, "parley_xmpp_cluster_identities_owned")
+	}
+	require.GreaterOrEqual(t, took, 1.0, "the survivors counted the handovers")
+	require.Equal(t, float64(len(f.topics)+1), owned, "the survivors own every (route, topic)")
+}
+
+// waitMembers waits (10 s at most) until node n's members gauge says want.
+func (f *fixture) waitMembers(n *node, want float64) {
+	f.t.Helper()
+	got := -1.0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		body, _ := n.scrape(f.t)
+		if got = metricValue(body, "parley_xmpp_cluster_members"); got == want {
+			return
+		}
+	}
+	require.Equal(f.t, want, got, "node %s's members gauge", n.name)
+}
+
+// successor is the id posted to topic right after id ("" for the first).
+func (f *fixture) successor(topic, id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := f.posted[topic]
+	if id == "" && len(ids) > 0 {
+		return ids[0]
+	}
+	for i, x := range ids {
+		if x == id && i+1 < len(ids) {
+			return ids[i+1]
+		}
+	}
+	return "(none)"
+}
+
+// busiest is the live node that delivered the last record of most topics.
+func (f *fixture) busiest() *node {
+	count := map[string]int{}
+	for _, n := range f.owners() {
+		count[n]++
+	}
+	var best *node
+	for _, n := range f.nodes {
+		select {
+		case <-n.exited:
+			continue
+		default:
+		}
+		if best == nil || count[n.name] > count[best.name] {
+			best = n
+		}
+	}
+	return best
+}
+
+// owned lists the topics whose last record came from node name.
+func (f *fixture) owned(name string) []string {
+	var out []string
+	for tp, n := range f.owners() {
+		if n == name {
+			out = append(out, tp)
+		}
+	}
+	return out
+}
+
+// A node paused past its lease (SIGSTOP) loses its topics to the others and,
+// resumed (SIGCONT), delivers nothing more.
+func TestPausedNodeDeliversNothingAfterTakeover(t *testing.T) {
+	f := newFixture(t, 6)
+	f.dumpLogsOnFailure()
+	for _, name := range []string{"a", "b"} {
+		f.startNode(name)
+	}
+	f.post(2)
+	f.waitAllDelivered(60 * time.Second)
+	for _, n := range f.nodes {
+		f.waitMembers(n, 2) // both joined as the other started: the gauge shows it
+	}
+	stop := f.streamer(150 * time.Millisecond)
+	time.Sleep(time.Second)
+	paused := f.busiest()
+	require.NotEmpty(t, f.owned(paused.name))
+	// Paused with a backlog: resumed, its workers are in the middle of a page,
+	// with the next delivery due at once.
+	f.post(10)
+	paused.signal(t, syscall.SIGSTOP)
+	time.Sleep(leaseTTL)
+	stop()
+	f.waitAllDelivered(within) // taken over: everything posted delivered by the other node
+	before := paused.records(t)
+	paused.signal(t, syscall.SIGCONT)
+	f.post(2)
+	f.waitAllDelivered(within)
+	time.Sleep(2 * leaseTTL) // the resumed node's chance to misbehave
+	// Nothing after the takeover, but for a delivery that was already in
+	// flight when the node was paused (its exec sink started, or its check
+	// passed): at most one per topic, the message right after the last one the
+	// node delivered before the pause (docs/cluster.md: the window).
+	late := paused.records(t)[len(before):]
+	lastBefore := map[string]string{}
+	for _, r := range before {
+		lastBefore[r.Topic] = r.ID
+	}
+	perTopic := map[string]int{}
+	for _, r := range late {
+		perTopic[r.Topic]++
+		require.LessOrEqual(t, perTopic[r.Topic], 1, "the resumed node delivered more than its in-flight message of %s: %v", r.Topic, late)
+		require.Equal(t, f.successor(r.Topic, lastBefore[r.Topic]), r.ID, "the resumed node's late record of %s is the one it had in flight", r.Topic)
+	}
+	t.Logf("in flight at the pause, completed after it: %d", len(late))
+	body, ready := paused.scrape(t)
+	require.GreaterOrEqual(t, metricValue(body, "parley_xmpp_cluster_lock_losses_total"), 1.0, "the resumed node counted its lost locks")
+	// Its member key expired too: protoactor dropped it from every member
+	// list for good (upstream #1133), and it says so.
+	require.Equal(t, 503, ready, "the resumed node, dropped from the member list, is not ready")
+	for _, n := range f.nodes {
+		if n != paused {
+			f.waitMembers(n, 1)
+		}
+	}
+	f.checkDeliveries()
+	f.checkRelay()
+}
+
+// A node joins: hashing moves some topics to it, each handed over with the
+// same guarantees; cluster status shows it owning them.
+func TestNodeJoinRebalances(t *testing.T) {
+	f := newFixture(t, 12)
+	f.dumpLogsOnFailure()
+	f.startNode("a")
+	f.startNode("b")
+	f.post(2)
+	f.waitAllDelivered(60 * time.Second)
+	stop := f.streamer(300 * time.Millisecond)
+	// Hashing gives the new node about a third of the 13 identities, and none
+	// about once in 200 random ports (issue 13): its port is one that gets
+	// some.
+	c := f.startNodeAt("c", f.joinListen(f.nodeAddr(f.nodes[0]), f.nodeAddr(f.nodes[1])))
+	cid := f.nodeID(c)
+	require.Eventually(t, func() bool {
+		_, _, owners := f.status()
+		for _, id := range owners {
+			if id == cid {
+				return true
+			}
+		}
+		return false
+	}, within, 300*time.Millisecond, "the joined node owns topics")
+	time.Sleep(2 * time.Second)
+	stop()
+	f.post(1)
+	f.waitAllDelivered(within)
+	f.checkDeliveries()
+	require.NotEmpty(t, c.records(t), "the joined node delivers")
+	f.checkRelay()
+}
+
+// etcd restarts: the nodes hold their deliveries while it is away and resume
+// without losing anything.
+func TestEtcdRestart(t *testing.T) {
+	f := newFixture(t, 4)
+	f.dumpLogsOnFailure()
+	f.startNode("a")
+	f.startNode("b")
+	f.post(2)
+	f.waitAllDelivered(60 * time.Second)
+	f.etcd.Stop()
+	f.post(3) // while etcd is down
+	time.Sleep(leaseTTL + time.Second)
+	f.etcd.Start()
+	f.post(1)
+	f.waitAllDelivered(within)
+	f.checkDeliveries()
+	f.checkRelay()
+
+	// With etcd away, a node still stops on SIGTERM, in bounded time, exit 0.
+	f.etcd.Stop()
+	a := f.nodes[0]
+	a.signal(t, syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not stop within 60s of SIGTERM while etcd is away")
+	}
+	require.True(t, a.state.Success(), "exit status %v", a.state)
+}
+
+// Every node restarts (kill -9 all, messages posted while none runs): delivery
+// resumes from the cursors in etcd.
+func TestAllNodesRestart(t *testing.T) {
+	f := newFixture(t, 4)
+	f.dumpLogsOnFailure()
+	a, b := f.startNode("a"), f.startNode("b")
+	f.post(3)
+	f.waitAllDelivered(60 * time.Second)
+	a.kill9(t)
+	b.kill9(t)
+	f.post(3)
+	f.startNode("a2")
+	f.startNode("b2")
+	f.waitAllDelivered(within)
+	handovers := f.checkDeliveries()
+	for tp, n := range handovers {
+		require.Equal(t, 1, n, "topic %s: resumed once, from its cursor", tp)
+	}
+	f.checkRelay()
+}
+
+// A relay post in flight when its node is paused past its lease is not
+// written when the node resumes (issue 13: the pause test once relayed a
+// message twice). The relay's node reaches the XMPP server through a tap that
+// pauses it (SIGSTOP) as it sends the last query of its PostOnce archive check
+// for the relayed message (the check reads the page after the last relayed
+// id, then the newest row to verify that id), before the query reaches the
+// server: the answers say "not there", and the node reads them only when it
+// runs again. Meanwhile the other node takes the relay over, finds nothing
+// either, and posts the message. Resumed, the paused node would post it
+// again: its lease's fence (runtime.WithPostFence) refuses the write.
+func TestPausedRelayPostIsNotWrittenLate(t *testing.T) {
+	f := newFixture(t, 1)
+	f.dumpLogsOnFailure()
+	taps := map[string]*tap{}
+	for _, name := range []string{"a", "b"} {
+		taps[name] = newTap(t, f.s.Addr)
+		f.startNodeWith(name, "127.0.0.1:0", taps[name].addr())
+	}
+	f.post(2)
+	f.waitAllDelivered(60 * time.Second)
+	f.checkRelay() // relayed so far, and the relay idle
+	r := f.relayOwner()
+	local, err := runtime.RoomLocalpart(seam.Topic(f.relay))
+	require.NoError(t, err)
+	paused := make(chan struct{})
+	queries := 0
+	taps[r.name].onSend(func(b []byte) {
+		if !strings.Contains(string(b), local+"@") || !strings.Contains(string(b), "urn:xmpp:mam:2") {
+			return
+		}
+		if queries++; queries == 2 {
+			r.stop(t)
+			close(paused)
+			taps[r.name].onSend(nil)
+		}
+	})
+
+	f.post(1)
+	select {
+	case <-paused:
+	case <-time.After(within):
+		t.Fatalf("node %s did not check the relay destination's archive with two queries (%d seen)", r.name, queries)
+	}
+	want := fmt.Sprintf("%s message %d", f.topics[0], 2)
+	require.Eventually(t, func() bool { return f.relayedCount(want) >= 1 }, within, 300*time.Millisecond,
+		"the other node took the relay over and posted %q", want)
+	r.signal(t, syscall.SIGCONT)
+	time.Sleep(2 * leaseTTL) // the resumed node's chance to post it again
+	f.checkRelay()
+	body, _ := r.scrape(t)
+	require.GreaterOrEqual(t, metricValue(body, "parley_xmpp_cluster_posts_fenced_total"), 1.0,
+		"node %s's fence refused its stale post when it resumed", r.name)
+}
+
+// relayedCount counts the relay destination's messages with content.
+func (f *fixture) relayedCount(content string) int {
+	n := 0
+	var since seam.Cursor
+	for {
+		page, err := f.poster.FetchRecent(f.ctx, seam.FetchRecentArgs{Topic: seam.Topic(f.relay), Since: &since, Limit: 100})
+		if err != nil {
+			return n
+		}
+		for _, m := range page.Messages {
+			if m.Content == content {
+				n++
+			}
+		}
+		if page.NextCursor != "" {
+			since = page.NextCursor
+		}
+		if len(page.Messages) < 100 {
+			return n
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A lease's local validity counts from when a renewal was sent, never moves
+// back, and refuses within the margin of its end.
+func TestLeaseClock(t *testing.T) {
+	now := time.Now()
+	c := newLeaseClock(now, 3*time.Second)
+	require.NoError(t, c.check(time.Second))
+	assert.InDelta(t, 3*time.Second, c.left(), float64(100*time.Millisecond))
+
+	c.renewed(now.Add(-2*time.Second), 3*time.Second) // an older renewal: no change
+	assert.InDelta(t, 3*time.Second, c.left(), float64(100*time.Millisecond))
+	c.renewed(now.Add(time.Second), 3*time.Second)
+	assert.InDelta(t, 4*time.Second, c.left(), float64(100*time.Millisecond))
+
+	// Granted (or last renewed) 2.5 s ago with a 3 s TTL: 0.5 s left, under a
+	// 1 s margin, over none.
+	old := newLeaseClock(now.Add(-2500*time.Millisecond), 3*time.Second)
+	assert.ErrorIs(t, old.check(time.Second), errLeaseLapsing)
+	assert.NoError(t, old.check(0))
+	refusals := 0
+	assert.ErrorIs(t, old.fence(time.Second, func() { refusals++ })(), errLeaseLapsing)
+	assert.NoError(t, old.fence(0, func() { refusals++ })())
+	assert.Equal(t, 1, refusals)
+	gone := newLeaseClock(now.Add(-4*time.Second), 3*time.Second)
+	assert.ErrorIs(t, gone.check(0), errLeaseLapsing)
+
+	assert.Equal(t, 500*time.Millisecond, postMargin(2*time.Second))
+	assert.Equal(t, time.Second, postMargin(10*time.Second))
+}

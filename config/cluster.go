@@ -1,0 +1,146 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Cluster is serve's cluster block: the serve processes (nodes) that name the
+// same cluster in the same etcd share the routes' topics, each (route, topic)
+// delivered by one node at a time, fenced by an etcd lease.
+type Cluster struct {
+	// Name separates clusters sharing one etcd; it prefixes every key.
+	Name string `yaml:"name"`
+	// Etcd is where members, locks and cursors live.
+	Etcd Etcd `yaml:"etcd"`
+	// Listen is this node's address for the other nodes (host:port; port 0
+	// picks a free one) [127.0.0.1:0].
+	Listen string `yaml:"listen"`
+	// Advertise is the host the other nodes reach this node at [Listen's host].
+	Advertise string `yaml:"advertise"`
+	// LeaseTTL bounds how long a node that stopped answering keeps its topics
+	// [10s]; whole seconds, at least 2s.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+}
+
+// Etcd says how to reach etcd.
+type Etcd struct {
+	Endpoints    []string `yaml:"endpoints"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	TLS          *EtcdTLS `yaml:"tls"`
+	DialTimeout  Duration `yaml:"dial_timeout"` // [5s]
+}
+
+// EtcdTLS holds PEM files; relative paths are relative to the configuration
+// file.
+type EtcdTLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// DefaultLeaseTTL is the lease TTL when lease_ttl is unset.
+const DefaultLeaseTTL = 10 * time.Second
+
+var clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// TTL is the lease TTL with its default applied.
+func (c *Cluster) TTL() time.Duration {
+	if c.LeaseTTL <= 0 {
+		return DefaultLeaseTTL
+	}
+	return time.Duration(c.LeaseTTL)
+}
+
+// ListenAddr is Listen with its default applied.
+func (c *Cluster) ListenAddr() string {
+	if c.Listen == "" {
+		return "127.0.0.1:0"
+	}
+	return c.Listen
+}
+
+// EtcdPassword is the password, read from password_file when that is set.
+func (c *Cluster) EtcdPassword() (string, error) {
+	if c.Etcd.PasswordFile == "" {
+		return c.Etcd.Password, nil
+	}
+	data, err := os.ReadFile(c.Etcd.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("%w: serve.cluster.etcd.password_file: %w", ErrConfig, err)
+	}
+	return strings.TrimRight(string(data), "\r\n"), nil
+}
+
+// validate checks the block (nil: no cluster) and makes its file paths
+// relative to the configuration file's directory.
+func (c *Cluster) validate(configDir string) error {
+	if c == nil {
+		return nil
+	}
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("%w: serve.cluster.%s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
+	}
+	if !clusterNameRE.MatchString(c.Name) {
+		return bad("name", "%q: give the cluster a name of letters, digits, '.', '_' or '-' (it prefixes its keys in etcd)", c.Name)
+	}
+	if len(c.Etcd.Endpoints) == 0 {
+		return bad("etcd.endpoints", "at least one etcd endpoint (host:port or http(s)://host:port) is needed")
+	}
+	for i, e := range c.Etcd.Endpoints {
+		if err := checkEndpoint(e); err != nil {
+			return bad(fmt.Sprintf("etcd.endpoints[%d]", i), "%q: %v", e, err)
+		}
+	}
+	if c.Etcd.Password != "" && c.Etcd.PasswordFile != "" {
+		return bad("etcd.password_file", "set password or password_file, not both")
+	}
+	if (c.Etcd.Password != "" || c.Etcd.PasswordFile != "") && c.Etcd.Username == "" {
+		return bad("etcd.username", "a password needs a username")
+	}
+	if _, port, err := net.SplitHostPort(c.ListenAddr()); err != nil || port == "" {
+		return bad("listen", "%q is not host:port", c.Listen)
+	}
+	if ttl := c.LeaseTTL; ttl != 0 && (time.Duration(ttl) < 2*time.Second || time.Duration(ttl)%time.Second != 0) {
+		return bad("lease_ttl", "%s: use whole seconds, at least 2s (etcd leases count seconds)", time.Duration(ttl))
+	}
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && configDir != "" {
+			*p = filepath.Join(configDir, *p)
+		}
+	}
+	rel(&c.Etcd.PasswordFile)
+	if t := c.Etcd.TLS; t != nil {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			return bad("etcd.tls", "cert_file and key_file go together")
+		}
+		rel(&t.CAFile)
+		rel(&t.CertFile)
+		rel(&t.KeyFile)
+	}
+	return nil
+}
+
+func checkEndpoint(e string) error {
+	hostport := e
+	if strings.Contains(e, "://") {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return errors.New("use host:port or an http(s):// URL")
+		}
+		hostport = u.Host
+	}
+	if _, port, err := net.SplitHostPort(hostport); err != nil || port == "" {
+		return errors.New("use host:port or an http(s):// URL")
+	}
+	return nil
+}

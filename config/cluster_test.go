@@ -1,0 +1,63 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestServeClusterBlock(t *testing.T) {
+	f, err := Parse([]byte("serve:\n  cluster:\n    name: bridge\n    etcd: {endpoints: ['127.0.0.1:2379', 'https://etcd.example:2379']}\n"))
+	require.NoError(t, err)
+	c := f.Serve.Cluster
+	require.NotNil(t, c)
+	assert.Equal(t, DefaultLeaseTTL, c.TTL())
+	assert.Equal(t, "127.0.0.1:0", c.ListenAddr())
+
+	f, err = Parse([]byte("serve: {}\n"))
+	require.NoError(t, err)
+	assert.Nil(t, f.Serve.Cluster, "no block: serve runs alone")
+
+	for yaml, key := range map[string]string{
+		"serve:\n  cluster:\n    etcd: {endpoints: ['127.0.0.1:2379']}\n":                                  "serve.cluster.name",
+		"serve:\n  cluster:\n    name: 'a/b'\n    etcd: {endpoints: ['127.0.0.1:2379']}\n":                 "serve.cluster.name",
+		"serve:\n  cluster:\n    name: x\n":                                                                "serve.cluster.etcd.endpoints",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['nohost']}\n":                             "serve.cluster.etcd.endpoints[0]",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['ftp://h:1']}\n":                          "serve.cluster.etcd.endpoints[0]",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], password: p, password_file: f}\n": "serve.cluster.etcd.password_file",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], password: p}\n":                   "serve.cluster.etcd.username",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], tls: {cert_file: c.pem}}\n":       "serve.cluster.etcd.tls",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    listen: nope\n":              "serve.cluster.listen",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 2500ms\n":         "serve.cluster.lease_ttl",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 1s\n":             "serve.cluster.lease_ttl",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    bogus: 1\n":                  "bogus",
+	} {
+		_, err := Parse([]byte(yaml))
+		require.Error(t, err, yaml)
+		assert.True(t, errors.Is(err, ErrConfig), "%s: %v", yaml, err)
+		assert.Contains(t, err.Error(), key, yaml)
+	}
+}
+
+// Relative file paths of the block are relative to the configuration file;
+// the password comes from password_file without its line end.
+func TestServeClusterFiles(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "etcd.pass"), []byte("s3cret\n"), 0o600))
+	cfg := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("serve:\n  cluster:\n    name: x\n    lease_ttl: 3s\n"+
+		"    etcd: {endpoints: ['h:1'], username: u, password_file: etcd.pass, tls: {ca_file: ca.pem}}\n"), 0o600))
+	f, err := Load(cfg)
+	require.NoError(t, err)
+	c := f.Serve.Cluster
+	assert.Equal(t, filepath.Join(dir, "ca.pem"), c.Etcd.TLS.CAFile)
+	assert.Equal(t, 3*time.Second, c.TTL())
+	pw, err := c.EtcdPassword()
+	require.NoError(t, err)
+	assert.Equal(t, "s3cret", pw)
+}
