@@ -77,8 +77,15 @@ type occupancy struct {
 		id, tok string
 		seen    bool
 	} // the pinned-nick probe (see startVerifying)
-	pingID string      // the self-ping in flight
-	banned error       // the room banned us; a later join refused without a readable reason is that
+	pingID string // the self-ping in flight
+	banned error  // the room banned us; a later join refused without a readable reason is that
+	// lean: this join is a rejoin that reuses what the first join learnt (see
+	// startRejoin); a refusal or a replay showing that it no longer holds
+	// turns the next attempt into a full join.
+	lean bool
+	// known: a join completed in this room, so what its checks learnt holds
+	// until the room shows otherwise (see startRejoin).
+	known  bool
 	queued []queuedReq // requests that need the room joined
 }
 
@@ -105,15 +112,35 @@ func (o *occupancy) withdraw(origin string) bool {
 	return false
 }
 
-// startRejoin joins to regain an occupancy that was lost.
+// startRejoin joins to regain an occupancy that was lost. After a join that
+// completed, a rejoin sends only what the room needs: the join presence
+// (history suppressed) and then, once in, the read of what was missed from the
+// room's cursor. What the first join checked still holds, and is not asked
+// again:
+//   - the room exists (the PersistentRooms disco#info), and it was configured
+//     (or found) then: a room that was destroyed and made anew while the link
+//     was down shows in the replay, whose cursor the new archive doesn't know
+//     (onGap: fallBack, which configures and unlocks it);
+//   - the pinned nick is ours (the disco#items check and the probe): it was
+//     verified, and a ghost of our own lost link may still hold it, which the
+//     server merges (Prosody) or replaces (ejabberd); another connection
+//     taking it meanwhile shows as a conflict (onJoinError: a full join next);
+//   - the room keeps an archive (the archive actor's disco#info, kept there),
+//     and where this occupancy is in it: the fan-out's cursor, which the
+//     replay reads after (a trusted cursor, archive.Query.Trusted), instead of
+//     the archive's tail;
+//   - the room is unlocked: it existed with us in it. The unlock is sent only
+//     when the cursor can't show a recreated room (an empty archive).
 func (o *occupancy) startRejoin(ctx actor.Context) {
-	o.startJoin(ctx)
-	o.kind = rejoin
+	o.begin(ctx, rejoin)
 }
 
-func (o *occupancy) startJoin(ctx actor.Context) {
+func (o *occupancy) startJoin(ctx actor.Context) { o.begin(ctx, firstJoin) }
+
+func (o *occupancy) begin(ctx actor.Context, kind joinKind) {
 	s := o.s
-	o.kind = firstJoin
+	o.kind = kind
+	o.lean = kind == rejoin && o.known
 	o.phase = joining
 	s.epoch++
 	o.joinStart = time.Now()
@@ -126,6 +153,10 @@ func (o *occupancy) startJoin(ctx actor.Context) {
 	o.checks.itemsID, o.checks.existsID = "", ""
 	if o.config.step == configNeeded {
 		o.config.step = configNone
+	}
+	if o.lean {
+		o.sendJoin(ctx)
+		return
 	}
 	if s.cfg.Pinned && !o.nickHeld {
 		// Look, before joining with a pinned nick, at the occupants the room lists
@@ -291,6 +322,9 @@ func (o *occupancy) onJoinError(ctx actor.Context, p stanza.Presence) {
 		// submits the configuration (Prosody); retry until the join timeout.
 		s.arm(ctx, o.retry.NextBackOff(), retryJoin)
 	case "conflict":
+		// Whoever holds the nick now, it is not a ghost of ours to reclaim:
+		// the next join checks it again.
+		o.nickHeld, o.known = false, false
 		if s.cfg.Pinned {
 			s.failJoin(ctx, &NickConflictError{Nick: o.nick, Room: s.cfg.JID})
 			return
@@ -373,9 +407,13 @@ func (o *occupancy) startSettling(ctx actor.Context) {
 		o.phase = replaying
 	}
 	s.fan.hold()
-	if o.config.step == configNeeded && s.cfg.PersistentRooms {
+	switch {
+	case o.config.step == configNeeded && s.cfg.PersistentRooms:
 		o.configure(ctx)
-	} else {
+	case o.lean && o.phase == replaying && s.fan.last != "":
+		// The room existed with us in it; the replay shows if it was made
+		// anew (startRejoin).
+	default:
 		// Refusal is normal (the room existed and we don't own it), and nothing
 		// waits on the answer: the server handles one stream's stanzas in order,
 		// so the room is unlocked before it answers the read below.
@@ -420,10 +458,29 @@ func (o *occupancy) onTail(ctx actor.Context, a *tailAnswer) {
 func (o *occupancy) joined() (replayed bool) {
 	replayed = o.phase == replaying
 	o.phase = joined
-	o.kind, o.banned = firstJoin, nil
+	o.kind, o.banned, o.lean, o.known = firstJoin, nil, false, true
 	o.rejoinWait.Reset()
 	o.s.log.Debug("joined", slog.String("nick", o.nick), slog.Duration("took", time.Since(o.joinStart)), slog.Bool("replayed", replayed))
 	return replayed
+}
+
+// fallBack: a lean rejoin's replay found that the archive no longer knows the
+// room's cursor: the room was destroyed and made anew (or its archive
+// expired). What the first join learnt no longer holds: configure or unlock the
+// room as a first join would (a new room stays locked on Prosody until then),
+// and check everything again on the next join.
+func (o *occupancy) fallBack(ctx actor.Context) {
+	if !o.lean {
+		return
+	}
+	s := o.s
+	o.lean, o.known = false, false
+	s.log.Warn("the room was made anew while the link was down; configuring it as a first join would")
+	if s.cfg.PersistentRooms {
+		o.configure(ctx)
+		return
+	}
+	s.send(ctx, stanza.InstantRoomIQ(s.cfg.JID, rand.Text()))
 }
 
 // failed returns to idle after a failed join; a rejoin that failed (other than
@@ -435,7 +492,7 @@ func (o *occupancy) failed(ctx actor.Context, err error) {
 		s.notify(ctx, RejoinFailed, err)
 		s.arm(ctx, o.rejoinWait.NextBackOff(), rejoinNow)
 	}
-	o.kind = firstJoin
+	o.kind, o.lean = firstJoin, false
 	o.phase = idle
 	s.epoch++
 	s.disarm(joinTimeout)
