@@ -77,16 +77,16 @@ type occupancy struct {
 		id, tok string
 		seen    bool
 	} // the pinned-nick probe (see startVerifying)
-	pingID string // the self-ping in flight
-	banned error  // the room banned us; a later join refused without a readable reason is that
+	pingID string      // the self-ping in flight
+	banned error       // the room banned us; a later join refused without a readable reason is that
+	queued []queuedReq // requests that need the room joined
 	// lean: this join is a rejoin that reuses what the first join learnt (see
 	// startRejoin); a refusal or a replay showing that it no longer holds
 	// turns the next attempt into a full join.
 	lean bool
 	// known: a join completed in this room, so what its checks learnt holds
 	// until the room shows otherwise (see startRejoin).
-	known  bool
-	queued []queuedReq // requests that need the room joined
+	known bool
 }
 
 // whenJoined runs m now if the room is joined, or queues it and starts the join.
