@@ -90,6 +90,10 @@ type Config struct {
 	// removal from a room (then the room is rejoined and replayed). Negative:
 	// off.
 	SelfPing time.Duration // [5m]
+	// RejoinConcurrency bounds the rooms rejoining at once after a reconnect,
+	// rooms with subscribers first; a room whose rejoin takes over 2 s stops
+	// counting, up to twice as many in all [100].
+	RejoinConcurrency int
 	// FailFast: while the link is down, calls fail at once with
 	// seam.ErrNotConnected. By default they wait for the link within their ctx.
 	FailFast bool
@@ -212,6 +216,7 @@ func resolve(c Config) (*resolved, error) {
 	if r.SelfPing == 0 {
 		r.SelfPing = defaults.SelfPing
 	}
+	orDefault(&r.RejoinConcurrency, defaults.RejoinInFlight)
 	orDefault(&r.FetchLimit, defaults.FetchLimit)
 	orDefault(&r.MaxFetchLimit, defaults.MaxFetchLimit)
 	orDefault(&r.MAMPageSize, defaults.MAMPageSize)

@@ -87,7 +87,17 @@ type occupancy struct {
 	// known: a join completed in this room, so what its checks learnt holds
 	// until the room shows otherwise (see startRejoin).
 	known bool
+	turn  turn // the session's rejoin turn (session.RejoinTurn)
 }
+
+// turn is where the occupancy is with the session's rejoin turns.
+type turn int
+
+const (
+	noTurn      turn = iota
+	turnWaiting      // asked for a turn
+	turnHeld         // rejoining in its turn: give it back when in, or failed
+)
 
 // whenJoined runs m now if the room is joined, or queues it and starts the join.
 func (o *occupancy) whenJoined(ctx actor.Context, m any, sender *actor.PID) {
@@ -110,6 +120,41 @@ func (o *occupancy) withdraw(origin string) bool {
 		}
 	}
 	return false
+}
+
+// askTurn answers LinkUp: a room that needs its occupancy back rejoins when
+// the session gives the turn (it bounds the rooms rejoining at once, rooms
+// with subscribers first).
+func (o *occupancy) askTurn(ctx actor.Context) {
+	s := o.s
+	need := o.phase == idle && s.needsRoom()
+	if need {
+		o.turn = turnWaiting
+	}
+	ctx.Send(s.cfg.Session, &session.RejoinTurn{Room: ctx.Self(), Need: need, Subscribed: len(s.fan.subs) > 0})
+}
+
+// onTurn: the session's go. A room that no longer needs it (a request joined
+// it meanwhile, or the link went down) gives it back at once.
+func (o *occupancy) onTurn(ctx actor.Context) {
+	s := o.s
+	if o.turn == turnWaiting && o.phase == idle && s.online() && s.needsRoom() {
+		o.turn = turnHeld
+		o.startRejoin(ctx)
+		return
+	}
+	if o.turn != turnHeld {
+		o.turn = noTurn
+		ctx.Send(s.cfg.Session, &session.RejoinDone{Room: ctx.Self()})
+	}
+}
+
+// giveTurn gives a held turn back (the rejoin ended, one way or another).
+func (o *occupancy) giveTurn(ctx actor.Context) {
+	if o.turn == turnHeld {
+		ctx.Send(o.s.cfg.Session, &session.RejoinDone{Room: ctx.Self()})
+	}
+	o.turn = noTurn
 }
 
 // startRejoin joins to regain an occupancy that was lost. After a join that
@@ -488,6 +533,7 @@ func (o *occupancy) fallBack(ctx actor.Context) {
 func (o *occupancy) failed(ctx actor.Context, err error) {
 	s := o.s
 	s.log.Debug("join failed", slog.Any("err", err))
+	o.giveTurn(ctx)
 	if o.kind == rejoin && !errors.Is(err, ErrBanned) {
 		s.notify(ctx, RejoinFailed, err)
 		s.arm(ctx, o.rejoinWait.NextBackOff(), rejoinNow)

@@ -282,6 +282,8 @@ func (r *Room) Receive(ctx actor.Context) {
 	case *session.LinkUp:
 		s.wire.link = m.Link
 		s.linkUp(ctx)
+	case *session.RejoinGo:
+		s.occ.onTurn(ctx)
 	case *session.Closing:
 		// From here the session decides what still goes out.
 		s.life, s.wire.link = closing, nil
@@ -455,6 +457,7 @@ func (s *state) hasReplayAudience() bool {
 // joinDone: the join is complete; serve what waited for it.
 func (s *state) joinDone(ctx actor.Context) {
 	replayed := s.occ.joined()
+	s.occ.giveTurn(ctx)
 	s.cfg.Metrics.Joined(true)
 	s.disarm(joinTimeout)
 	if replayed {
@@ -507,6 +510,7 @@ func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 // replays.
 func (s *state) leave(ctx actor.Context) {
 	s.occ.left()
+	s.occ.giveTurn(ctx)
 	s.epoch++
 	s.fan.release()
 	clear(s.fan.occupants) // the next join's presences tell them again
@@ -536,9 +540,7 @@ func (s *state) linkDown(ctx actor.Context, err error) {
 func (s *state) linkUp(ctx actor.Context) {
 	s.wire.state = linkUp
 	s.reads.linkUp(ctx)
-	if s.occ.phase == idle && s.needsRoom() {
-		s.occ.startRejoin(ctx)
-	}
+	s.occ.askTurn(ctx)
 }
 
 // failWaiting answers every request that waits on the room or the link with err

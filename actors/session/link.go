@@ -85,6 +85,11 @@ type Config struct {
 	// CloseGrace bounds how long Disconnect waits for the server to close the
 	// stream before dropping the link.
 	CloseGrace time.Duration
+	// RejoinInFlight bounds the rooms rejoining at once after a reconnect
+	// (rooms with subscribers first); RejoinLease is how long one room's
+	// rejoin counts against it (see rejoin.go).
+	RejoinInFlight int
+	RejoinLease    time.Duration
 	// MaxMAMResults is not used: the archive actor bounds the rows of a query
 	// (archive.Config.MaxResults). Kept so configurations that set it compile.
 	MaxMAMResults int
@@ -135,6 +140,7 @@ type Session struct {
 	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
 	iqs      map[string]*pendingIQ
 	queries  map[string]string // the IQ ids of MAM queries in flight, by query id
+	turns    turns             // the rooms' rejoin turns (rejoin.go)
 
 	disconnectors []*actor.PID
 	openConns     int // connections whose goroutines haven't ended yet
@@ -177,6 +183,12 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.KeepAliveTimeout <= 0 {
 		cfg.KeepAliveTimeout = defaults.KeepAliveTimeout
+	}
+	if cfg.RejoinInFlight <= 0 {
+		cfg.RejoinInFlight = defaults.RejoinInFlight
+	}
+	if cfg.RejoinLease <= 0 {
+		cfg.RejoinLease = defaults.RejoinLease
 	}
 	r := &cfg.Reconnect
 	if r.InitialInterval <= 0 {
@@ -253,6 +265,14 @@ func (s *Session) Receive(ctx actor.Context) {
 		}
 	case *ToRoom:
 		s.toRoom(ctx, m)
+	case *RejoinTurn:
+		s.onRejoinTurn(ctx, m)
+	case *RejoinDone:
+		s.onRejoinDone(ctx, m)
+	case *turnLease:
+		s.onTurnLease(ctx, m)
+	case *turnsOpen:
+		s.onTurnsOpen(ctx, m)
 	case *SpawnSubscriber:
 		ctx.Respond(ctx.Spawn(m.Props))
 	case *Disconnect:
@@ -266,6 +286,7 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		s.failIQs(ctx, seam.ErrDisconnected)
 		s.stopTimers()
+		s.dropTurns()
 	}
 }
 
@@ -335,6 +356,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	s.upAfter, s.attempt = s.attempt, 0
 	s.announce(ctx, Online, nil)
 	s.answerConnectors(ctx, nil)
+	s.gatherTurns(ctx, len(s.rooms))
 	for _, pid := range s.rooms {
 		ctx.Send(pid, &LinkUp{Link: m.conn})
 	}
@@ -352,6 +374,7 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 	conn.Abort()
 	s.reapWhenDone(ctx, conn)
 	s.stopTimers()
+	s.dropTurns()
 	s.failIQs(ctx, fmt.Errorf("%w: %v", ErrLinkLost, err))
 	for _, pid := range s.rooms {
 		ctx.Send(pid, &LinkDown{Err: err})
@@ -501,6 +524,7 @@ func (s *Session) disconnect(ctx actor.Context) {
 	s.phase = closing
 	s.epoch++
 	s.stopTimers()
+	s.dropTurns()
 	s.answerConnectors(ctx, seam.ErrDisconnected)
 	s.failIQs(ctx, seam.ErrDisconnected)
 	for _, pid := range s.rooms {
