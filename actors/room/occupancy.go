@@ -472,7 +472,7 @@ func (o *occupancy) startSettling(ctx actor.Context) {
 	// disco#info, the service's when the room is missing, the newest row), each
 	// bounded by IQTimeout; the future only guards against a lost answer.
 	epoch := s.epoch
-	s.ask(ctx, s.archive, &archive.Tail{}, 3*s.cfg.IQTimeout+5*time.Second, func(res any, err error) any {
+	s.ask(ctx, s.archive, &archive.Tail{}, 3*session.MaxIQStretch*s.cfg.IQTimeout+5*time.Second, func(res any, err error) any {
 		t, ok := res.(*archive.TailResult)
 		if !ok {
 			t = &archive.TailResult{Err: fmt.Errorf("room: archive tail of %s: %v", s.cfg.JID, err)}
