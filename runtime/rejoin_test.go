@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,24 +72,6 @@ func wireStanzas(b []byte) []wireStanza {
 	}
 }
 
-type roomEvents struct {
-	mu sync.Mutex
-	es []runtime.RoomEvent
-}
-
-func (e *roomEvents) add(ev runtime.RoomEvent) { e.mu.Lock(); e.es = append(e.es, ev); e.mu.Unlock() }
-func (e *roomEvents) count(kind runtime.RoomEventKind) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, ev := range e.es {
-		if ev.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
 // Issue 12, item 3: after a link kill, a subscribed room's rejoin sends the
 // room only its join presence (history suppressed) and the MAM query from its
 // cursor: no disco#info, no nick probe, no unlock, no read of the archive's
@@ -99,7 +80,7 @@ func (e *roomEvents) count(kind runtime.RoomEventKind) int {
 func TestRejoinSendsOnlyPresenceAndMAMQuery(t *testing.T) {
 	s := xmpptest.Require(t)
 	proxy := xmpptest.NewRecordingProxy(t, s.Addr)
-	var ev roomEvents
+	var ev events
 	online := make(chan struct{}, 4)
 	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
 		c.Service = "xmpp://" + proxy.Addr
@@ -143,7 +124,7 @@ func TestRejoinSendsOnlyPresenceAndMAMQuery(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("never back online")
 	}
-	require.Eventually(t, func() bool { return ev.count(runtime.RoomRejoined) == 1 }, 15*time.Second, 5*time.Millisecond, "rejoined and replayed")
+	require.Eventually(t, func() bool { return ev.has(runtime.RoomRejoined) }, 15*time.Second, 5*time.Millisecond, "rejoined and replayed")
 	require.Eventually(t, func() bool { return len(got.got()) == 2 }, 5*time.Second, 5*time.Millisecond, "the message posted while down")
 	time.Sleep(300 * time.Millisecond) // anything sent right after the replay
 
