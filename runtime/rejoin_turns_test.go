@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,3 +136,90 @@ func TestRejoinTurnsAreBoundedSubscribedFirst(t *testing.T) {
 	assert.Less(t, lastSubscribed, firstPolled, "subscribed rooms first: %v", joins)
 	assert.Equal(t, int32(2), online.Load())
 }
+
+// Issue 12, item 3: a lean rejoin reuses what the first join learnt, until the
+// room shows it no longer holds. Here the room was destroyed and made anew
+// while the link was down: its archive no longer knows the room's cursor. The
+// runtime reports the gap, replays the new archive from its start, and unlocks
+// the new room as a first join would (a new room stays locked on Prosody until
+// its creator configures it).
+func TestRejoinIntoARecreatedRoomFallsBackToAFirstJoin(t *testing.T) {
+	var streams atomic.Int32
+	var mu sync.Mutex
+	unlocks, joins := map[int32]int{}, map[int32]int{}
+	f := &fakeMUC{onStream: func() { streams.Add(1) }}
+	f.onPresence = func() { mu.Lock(); joins[streams.Load()]++; mu.Unlock() }
+	f.onIQ = func(st *xmpptest.Stream, iq xmpptest.Element) bool {
+		if strings.Contains(iq.Inner, "muc#owner") {
+			mu.Lock()
+			unlocks[streams.Load()]++
+			mu.Unlock()
+		}
+		return false
+	}
+	f.onMAM = func(st *xmpptest.Stream, q mamQuery) {
+		switch {
+		case q.last: // the first join's tail: the room's newest message
+			fin(st, q, true, "old-1", "old-1")
+		case q.after == "old-1": // the new room's archive never had it
+			st.Send(`<iq type='error' id='%s' from='%s' to='%s'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, q.iq.Get("id"), hostileRoom, st.JID)
+		default:
+			fin(st, q, true, "", "")
+		}
+	}
+	var ev events
+	rt := hostileRuntime(t, f, func(c *runtime.Config) {
+		c.OnRoomEvent = ev.add
+		c.ReconnectWait = 20 * time.Millisecond
+	})
+	_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+	require.NoError(t, err)
+	first := f.stream()
+	time.Sleep(1100 * time.Millisecond) // past the flap window: reconnect at once
+	_ = first.Conn.Close()
+	require.Eventually(t, func() bool { return ev.has(runtime.RoomRejoined) }, 5*time.Second, 5*time.Millisecond)
+	assert.True(t, ev.has(runtime.RoomHistoryGap), "the gap is reported")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, map[int32]int{1: 1, 2: 1}, joins)
+	assert.Equal(t, 1, unlocks[1], "the first join unlocks")
+	assert.Equal(t, 1, unlocks[2], "the rejoin into the new room unlocks it")
+}
+
+// A lean rejoin trusts the room's cursor without a second query only while
+// the replay's first page is not full (archive.Query.Trusted): a full page may
+// be the newest page a server (ejabberd) answers for a cursor it doesn't know,
+// so the cursor is verified then, before anything is delivered.
+func TestRejoinVerifiesTheCursorBehindAFullPage(t *testing.T) {
+	var streams, verified atomic.Int32
+	f := &fakeMUC{onStream: func() { streams.Add(1) }}
+	f.onMAM = func(st *xmpptest.Stream, q mamQuery) {
+		switch {
+		case q.last: // the first join's tail
+			fin(st, q, true, "c0", "c0")
+		case q.before != "" && q.max == 1: // the verification: the row before the page
+			verified.Add(1)
+			row(st, hostileRoom, q.queryID, "c0", "someone", "<body>old</body>")
+			fin(st, q, false, "c0", "c0")
+		case q.after == "c0": // a full page
+			for i := range q.max {
+				row(st, hostileRoom, q.queryID, fmt.Sprintf("r%02d", i), "someone", fmt.Sprintf("<body>m%d</body>", i))
+			}
+			fin(st, q, false, "r00", fmt.Sprintf("r%02d", q.max-1))
+		default:
+			fin(st, q, true, "", "")
+		}
+	}
+	var got collector
+	rt := hostileRuntime(t, f, func(c *runtime.Config) { c.ReconnectWait = 20 * time.Millisecond })
+	_, err := rt.Subscribe(ctx5(t), hostileTopic, got.add)
+	require.NoError(t, err)
+	first := f.stream()
+	time.Sleep(1100 * time.Millisecond)
+	_ = first.Conn.Close()
+	require.Eventually(t, func() bool { return len(got.got()) == defaultPage }, 5*time.Second, 5*time.Millisecond, "the page replayed")
+	assert.Equal(t, int32(1), verified.Load(), "the cursor was verified")
+	assert.Equal(t, int32(2), streams.Load())
+}
+
+const defaultPage = 50 // defaults.MAMPageSize
