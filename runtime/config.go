@@ -82,8 +82,10 @@ type Config struct {
 	MaxReconnects    int           // [0: forever]
 	StableAfter      time.Duration // [30s]
 	// KeepAlive is the interval of the XEP-0199 pings that find a half-open
-	// link; a ping unanswered for KeepAliveTimeout drops the link and reconnects.
-	// A negative KeepAlive turns them off.
+	// link. A ping unanswered for KeepAliveTimeout is late, not lost: the link
+	// is dropped (and redialed) when neither its answer nor anything else came
+	// for twice the wait, and a late answer lengthens the wait of the next
+	// pings, up to 4 × KeepAliveTimeout. A negative KeepAlive turns them off.
 	KeepAlive        time.Duration // [30s]
 	KeepAliveTimeout time.Duration // [10s]
 	// SelfPing is the interval of the XEP-0410 self-pings that find a silent

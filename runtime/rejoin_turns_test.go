@@ -223,3 +223,48 @@ func TestRejoinVerifiesTheCursorBehindAFullPage(t *testing.T) {
 }
 
 const defaultPage = 50 // defaults.MAMPageSize
+
+// A lean rejoin skips the pinned nick's checks (the nick was verified as ours,
+// and a ghost of our lost link may still hold it). When the rejoin meets a
+// conflict, someone else holds the nick now: the next attempt checks it again
+// (the probe), as a first join does.
+func TestRejoinAfterANickConflictChecksTheNickAgain(t *testing.T) {
+	var streams, conflicts atomic.Int32
+	var mu sync.Mutex
+	probes := map[int32]int{}
+	f := &fakeMUC{onStream: func() { streams.Add(1) }}
+	f.onIQ = func(st *xmpptest.Stream, iq xmpptest.Element) bool {
+		if !strings.Contains(iq.Inner, "nick-probe") {
+			return false
+		}
+		mu.Lock()
+		probes[streams.Load()]++
+		mu.Unlock()
+		st.Send(`<iq type='get' id='routed' from='%s' to='%s'>%s</iq>`, iq.Get("to"), st.JID, iq.Inner)
+		st.Send(`<iq type='result' id='%s' from='%s' to='%s'/>`, iq.Get("id"), iq.Get("to"), st.JID)
+		return true
+	}
+	f.onJoin = func(st *xmpptest.Stream, p xmpptest.Element) bool {
+		if streams.Load() == 2 && conflicts.Add(1) == 1 {
+			joinError(st, p, "conflict")
+			return true
+		}
+		return false
+	}
+	var ev events
+	rt := hostileRuntime(t, f, func(c *runtime.Config) {
+		c.Nick = "pinned"
+		c.OnRoomEvent = ev.add
+		c.ReconnectWait = 20 * time.Millisecond
+	})
+	_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+	require.NoError(t, err)
+	first := f.stream()
+	time.Sleep(1100 * time.Millisecond)
+	_ = first.Conn.Close()
+	require.Eventually(t, func() bool { return ev.has(runtime.RoomRejoined) }, 5*time.Second, 5*time.Millisecond)
+	assert.True(t, ev.has(runtime.RoomRejoinFailed), "the conflict failed the first rejoin")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, map[int32]int{1: 1, 2: 1}, probes, "probed on the first join, and again after the conflict")
+}

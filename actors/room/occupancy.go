@@ -534,13 +534,15 @@ func (o *occupancy) failed(ctx actor.Context, err error) {
 	s := o.s
 	s.log.Debug("join failed", slog.Any("err", err))
 	o.giveTurn(ctx)
+	// The epoch first: the retry's timer carries the epoch it is armed in (armed
+	// before the bump, it was stale and a failed rejoin was never retried).
+	s.epoch++
 	if o.kind == rejoin && !errors.Is(err, ErrBanned) {
 		s.notify(ctx, RejoinFailed, err)
 		s.arm(ctx, o.rejoinWait.NextBackOff(), rejoinNow)
 	}
 	o.kind, o.lean = firstJoin, false
 	o.phase = idle
-	s.epoch++
 	s.disarm(joinTimeout)
 	s.disarm(retryJoin)
 }
