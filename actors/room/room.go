@@ -14,7 +14,9 @@
 //     (disco#items before, the self-addressed probe after), cold creation and
 //     the persistent configuration, settling (the archive's tail on a first
 //     join, a replay of what was missed on a rejoin), removal, self-ping,
-//     rejoin with backoff, and the requests queued until the room is joined.
+//     rejoin with backoff (after a reconnect in the session's turn, and lean:
+//     the first join's checks are reused, startRejoin), and the requests
+//     queued until the room is joined.
 //     Phase: idle, checking, joining, verifying, settling, replaying, joined.
 //   - the post ledger (ledger.go): origin-id -> pending post and its caller,
 //     the window of posts on the wire, resends after a lost link, in-doubt
