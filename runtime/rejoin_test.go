@@ -128,8 +128,38 @@ func TestRejoinSendsOnlyPresenceAndMAMQuery(t *testing.T) {
 	require.Eventually(t, func() bool { return len(got.got()) == 2 }, 5*time.Second, 5*time.Millisecond, "the message posted while down")
 	time.Sleep(300 * time.Millisecond) // anything sent right after the replay
 
+	assertOnlyJoinAndQuery(t, proxy.Sent()[mark:], room)
+
+	// Again, with nothing posted meanwhile (the common case of a short outage):
+	// an empty replay, still nothing else.
+	time.Sleep(1100 * time.Millisecond)
+	mark = len(proxy.Sent())
+	proxy.SetSilent(true)
+	proxy.SetSilent(false)
+	require.Eventually(t, func() bool { return rejoins(&ev) == 2 }, 15*time.Second, 5*time.Millisecond, "rejoined again")
+	time.Sleep(300 * time.Millisecond)
+	assertOnlyJoinAndQuery(t, proxy.Sent()[mark:], room)
+	assert.Len(t, got.got(), 2)
+}
+
+func rejoins(ev *events) int {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	n := 0
+	for _, e := range ev.es {
+		if e.Kind == runtime.RoomRejoined {
+			n++
+		}
+	}
+	return n
+}
+
+// assertOnlyJoinAndQuery: what a client wrote (from a stream's start) holds,
+// for room, the join presence and the MAM query, and nothing else.
+func assertOnlyJoinAndQuery(t *testing.T, sent []byte, room string) {
+	t.Helper()
 	var toRoom []wireStanza
-	for _, w := range wireStanzas(proxy.Sent()[mark:]) {
+	for _, w := range wireStanzas(sent) {
 		if strings.EqualFold(w.to, room) || strings.HasPrefix(strings.ToLower(w.to), strings.ToLower(room)+"/") {
 			toRoom = append(toRoom, w)
 		}

@@ -139,51 +139,57 @@ func TestRejoinTurnsAreBoundedSubscribedFirst(t *testing.T) {
 
 // Issue 12, item 3: a lean rejoin reuses what the first join learnt, until the
 // room shows it no longer holds. Here the room was destroyed and made anew
-// while the link was down: its archive no longer knows the room's cursor. The
-// runtime reports the gap, replays the new archive from its start, and unlocks
-// the new room as a first join would (a new room stays locked on Prosody until
-// its creator configures it).
+// while the link was down: its archive no longer knows the room's cursor,
+// which one server says with an error (Prosody: item-not-found) and another by
+// answering the new archive's newest page, here empty, with an RSM count of 0
+// (ejabberd). Either way the runtime reports the gap, replays the new archive
+// from its start, and unlocks the new room as a first join would (a new room
+// stays locked on Prosody until its creator configures it).
 func TestRejoinIntoARecreatedRoomFallsBackToAFirstJoin(t *testing.T) {
-	var streams atomic.Int32
-	var mu sync.Mutex
-	unlocks, joins := map[int32]int{}, map[int32]int{}
-	f := &fakeMUC{onStream: func() { streams.Add(1) }}
-	f.onPresence = func() { mu.Lock(); joins[streams.Load()]++; mu.Unlock() }
-	f.onIQ = func(st *xmpptest.Stream, iq xmpptest.Element) bool {
-		if strings.Contains(iq.Inner, "muc#owner") {
+	for _, answer := range []string{"item-not-found", "empty page, count 0"} {
+		t.Run(answer, func(t *testing.T) {
+			var streams atomic.Int32
+			var mu sync.Mutex
+			unlocks, joins := map[int32]int{}, map[int32]int{}
+			f := &fakeMUC{onStream: func() { streams.Add(1) }}
+			f.onPresence = func() { mu.Lock(); joins[streams.Load()]++; mu.Unlock() }
+			f.onIQ = func(st *xmpptest.Stream, iq xmpptest.Element) bool {
+				if strings.Contains(iq.Inner, "muc#owner") {
+					mu.Lock()
+					unlocks[streams.Load()]++
+					mu.Unlock()
+				}
+				return false
+			}
+			f.onMAM = func(st *xmpptest.Stream, q mamQuery) {
+				switch {
+				case q.last && streams.Load() == 1: // the first join's tail: the room's newest message
+					fin(st, q, true, "old-1", "old-1")
+				case q.after == "old-1" && answer == "item-not-found":
+					st.Send(`<iq type='error' id='%s' from='%s' to='%s'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, q.iq.Get("id"), hostileRoom, st.JID)
+				default: // the new room's archive: empty
+					st.Send(`<iq type='result' id='%s' from='%s' to='%s'><fin xmlns='urn:xmpp:mam:2' complete='true'><set xmlns='http://jabber.org/protocol/rsm'><count>0</count></set></fin></iq>`, q.iq.Get("id"), hostileRoom, st.JID)
+				}
+			}
+			var ev events
+			rt := hostileRuntime(t, f, func(c *runtime.Config) {
+				c.OnRoomEvent = ev.add
+				c.ReconnectWait = 20 * time.Millisecond
+			})
+			_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
+			require.NoError(t, err)
+			first := f.stream()
+			time.Sleep(1100 * time.Millisecond) // past the flap window: reconnect at once
+			_ = first.Conn.Close()
+			require.Eventually(t, func() bool { return ev.has(runtime.RoomRejoined) }, 5*time.Second, 5*time.Millisecond)
+			assert.True(t, ev.has(runtime.RoomHistoryGap), "the gap is reported")
 			mu.Lock()
-			unlocks[streams.Load()]++
-			mu.Unlock()
-		}
-		return false
+			defer mu.Unlock()
+			assert.Equal(t, map[int32]int{1: 1, 2: 1}, joins)
+			assert.Equal(t, 1, unlocks[1], "the first join unlocks")
+			assert.Equal(t, 1, unlocks[2], "the rejoin into the new room unlocks it")
+		})
 	}
-	f.onMAM = func(st *xmpptest.Stream, q mamQuery) {
-		switch {
-		case q.last: // the first join's tail: the room's newest message
-			fin(st, q, true, "old-1", "old-1")
-		case q.after == "old-1": // the new room's archive never had it
-			st.Send(`<iq type='error' id='%s' from='%s' to='%s'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, q.iq.Get("id"), hostileRoom, st.JID)
-		default:
-			fin(st, q, true, "", "")
-		}
-	}
-	var ev events
-	rt := hostileRuntime(t, f, func(c *runtime.Config) {
-		c.OnRoomEvent = ev.add
-		c.ReconnectWait = 20 * time.Millisecond
-	})
-	_, err := rt.Subscribe(ctx5(t), hostileTopic, func(seam.Message) {})
-	require.NoError(t, err)
-	first := f.stream()
-	time.Sleep(1100 * time.Millisecond) // past the flap window: reconnect at once
-	_ = first.Conn.Close()
-	require.Eventually(t, func() bool { return ev.has(runtime.RoomRejoined) }, 5*time.Second, 5*time.Millisecond)
-	assert.True(t, ev.has(runtime.RoomHistoryGap), "the gap is reported")
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, map[int32]int{1: 1, 2: 1}, joins)
-	assert.Equal(t, 1, unlocks[1], "the first join unlocks")
-	assert.Equal(t, 1, unlocks[2], "the rejoin into the new room unlocks it")
 }
 
 // A lean rejoin trusts the room's cursor without a second query only while

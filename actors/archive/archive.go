@@ -77,7 +77,9 @@ type Query struct {
 	// and a page that is not full then holds the whole archive, so nothing the
 	// archive keeps is skipped unverified; a server that knows the cursor
 	// answers the same page. This spares a rejoin's replay the extra request
-	// (the archive's tail) in the common case of a short outage.
+	// (the archive's tail) in the common case of a short outage. An empty page
+	// whose RSM count says the archive holds no rows at all is verified: the
+	// cursor can't be in it (a room made anew).
 	Trusted bool
 }
 
@@ -400,9 +402,10 @@ func (q *query) page(ctx actor.Context) {
 			q.fail(ctx, p, fmt.Errorf("%w: %s answered a page with only rows it had already sent", ErrStalled, q.a.cfg.Room))
 			return
 		}
-		if q.verify && q.trusted && sent < p.Max {
+		if q.verify && q.trusted && sent < p.Max && (sent > 0 || fin.Count != 0) {
 			// The room's own position, and a page that is not full: see
-			// Query.Trusted.
+			// Query.Trusted. An empty page from an archive that counts no
+			// rows at all can't hold the cursor: that one is verified.
 			q.verify = false
 		}
 		if q.verify {

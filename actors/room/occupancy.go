@@ -176,6 +176,8 @@ func (o *occupancy) giveTurn(ctx actor.Context) {
 //     the archive's tail;
 //   - the room is unlocked: it existed with us in it. The unlock is sent only
 //     when the cursor can't show a recreated room (an empty archive).
+//
+// A removal by the room (forget) makes the next join a full one.
 func (o *occupancy) startRejoin(ctx actor.Context) {
 	o.begin(ctx, rejoin)
 }
@@ -509,6 +511,11 @@ func (o *occupancy) joined() (replayed bool) {
 	return replayed
 }
 
+// forget: the room removed us (a kick, its destruction, a silent removal):
+// what the first join learnt may no longer hold, and the next join checks it
+// all again. Only a lost link, which the room had no part in, leaves it known.
+func (o *occupancy) forget() { o.known = false }
+
 // fallBack: a lean rejoin's replay found that the archive no longer knows the
 // room's cursor: the room was destroyed and made anew (or its archive
 // expired). What the first join learnt no longer holds: configure or unlock the
@@ -591,6 +598,7 @@ func (o *occupancy) onSelfPingAnswer(ctx actor.Context, res *session.IQResult) {
 		case "not-acceptable", "item-not-found", "not-allowed":
 			// The room no longer counts us as an occupant, and said nothing.
 			s.leave(ctx)
+			o.forget()
 			err := fmt.Errorf("%w: self-ping of %s answered %v", ErrLeft, s.cfg.JID, e)
 			s.log.Warn("silently removed from the room; rejoining", slog.Any("err", err))
 			s.notify(ctx, Removed, err)

@@ -492,6 +492,7 @@ func (s *state) failJoin(ctx actor.Context, err error) {
 // a forced nick change) is followed by a rejoin with backoff, and a replay.
 func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 	s.leave(ctx)
+	s.occ.forget()
 	if p.Affiliation == "outcast" {
 		err := fmt.Errorf("%w: %s", ErrBanned, s.cfg.JID)
 		s.occ.banned = err
