@@ -115,6 +115,8 @@ type Runtime struct {
 	// MaxInboundStanzaBytes caps a stanza the server sends [1 MiB].
 	MaxStanzaBytes        int `yaml:"max_stanza_bytes"`
 	MaxInboundStanzaBytes int `yaml:"max_inbound_stanza_bytes"`
+	// RejoinConcurrency bounds the rooms rejoining at once after a reconnect [100].
+	RejoinConcurrency int `yaml:"rejoin_concurrency"`
 }
 
 // Serve configures the fan-out engine.
@@ -414,6 +416,7 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		RingMessages: r.RingMessages, RingBytes: r.RingBytes, ArchiveWait: time.Duration(r.ArchiveWait),
 		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
 		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
+		RejoinConcurrency: r.RejoinConcurrency,
 	}, nil
 }
 

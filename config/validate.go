@@ -27,6 +27,7 @@ func (f *File) validate() error {
 		"runtime.fetch_limit": r.FetchLimit, "runtime.max_fetch_limit": r.MaxFetchLimit,
 		"runtime.mam_page_size": r.MAMPageSize, "runtime.max_content_bytes": r.MaxContentBytes,
 		"runtime.max_stanza_bytes": r.MaxStanzaBytes, "runtime.max_inbound_stanza_bytes": r.MaxInboundStanzaBytes,
+		"runtime.rejoin_concurrency": r.RejoinConcurrency,
 	} {
 		if v < 0 {
 			return bad(key, "must not be negative, got %d", v)

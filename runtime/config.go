@@ -82,14 +82,20 @@ type Config struct {
 	MaxReconnects    int           // [0: forever]
 	StableAfter      time.Duration // [30s]
 	// KeepAlive is the interval of the XEP-0199 pings that find a half-open
-	// link; a ping unanswered for KeepAliveTimeout drops the link and reconnects.
-	// A negative KeepAlive turns them off.
+	// link. A ping unanswered for KeepAliveTimeout is late, not lost: the link
+	// is dropped (and redialed) when neither its answer nor anything else came
+	// for twice the wait, and a late answer lengthens the wait of the next
+	// pings, up to 4 × KeepAliveTimeout. A negative KeepAlive turns them off.
 	KeepAlive        time.Duration // [30s]
 	KeepAliveTimeout time.Duration // [10s]
 	// SelfPing is the interval of the XEP-0410 self-pings that find a silent
 	// removal from a room (then the room is rejoined and replayed). Negative:
 	// off.
 	SelfPing time.Duration // [5m]
+	// RejoinConcurrency bounds the rooms rejoining at once after a reconnect,
+	// rooms with subscribers first; a room whose rejoin takes over 2 s stops
+	// counting, up to twice as many in all [100].
+	RejoinConcurrency int
 	// FailFast: while the link is down, calls fail at once with
 	// seam.ErrNotConnected. By default they wait for the link within their ctx.
 	FailFast bool
@@ -225,6 +231,7 @@ func resolve(c Config) (*resolved, error) {
 	if r.SelfPing == 0 {
 		r.SelfPing = defaults.SelfPing
 	}
+	orDefault(&r.RejoinConcurrency, defaults.RejoinInFlight)
 	orDefault(&r.FetchLimit, defaults.FetchLimit)
 	orDefault(&r.MaxFetchLimit, defaults.MaxFetchLimit)
 	orDefault(&r.MAMPageSize, defaults.MAMPageSize)

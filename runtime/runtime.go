@@ -148,6 +148,7 @@ func (rt *Runtime) start() {
 		KeepAlive:        keepAlive,
 		KeepAliveTimeout: c.KeepAliveTimeout,
 		LoginTimeout:     c.DialTimeout,
+		RejoinInFlight:   c.RejoinConcurrency,
 		Metrics:          c.Metrics,
 	})
 	// A top-level actor ignores its own props' supervisor; the guardian decides.

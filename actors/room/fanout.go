@@ -168,7 +168,10 @@ func (f *fanout) startCatchUp(ctx actor.Context) {
 // the answer).
 func (f *fanout) readGap(ctx actor.Context) {
 	since := seam.Cursor(f.last)
-	f.s.readArchive(ctx, &archive.Query{Since: &since, Limit: f.s.cfg.MaxLimit}, &read{purpose: readGap})
+	// A lean rejoin's replay reads after the room's own position, trusted
+	// (occupancy.startRejoin).
+	trusted := f.s.occ.lean && f.s.occ.phase == replaying
+	f.s.readArchive(ctx, &archive.Query{Since: &since, Limit: f.s.cfg.MaxLimit, Trusted: trusted}, &read{purpose: readGap})
 }
 
 func (f *fanout) onGap(ctx actor.Context, r *read, res *archive.Result) {
@@ -184,6 +187,7 @@ func (f *fanout) onGap(ctx actor.Context, r *read, res *archive.Result) {
 		// everything it still holds is after it. Say so: messages may be gone.
 		s.log.Error("the archive no longer knows the room's cursor; replaying from its start", slog.Any("err", res.Err))
 		s.notify(ctx, HistoryGap, res.Err)
+		s.occ.fallBack(ctx)
 		f.last = ""
 		f.readGap(ctx)
 		return

@@ -80,7 +80,24 @@ type occupancy struct {
 	pingID string      // the self-ping in flight
 	banned error       // the room banned us; a later join refused without a readable reason is that
 	queued []queuedReq // requests that need the room joined
+	// lean: this join is a rejoin that reuses what the first join learnt (see
+	// startRejoin); a refusal or a replay showing that it no longer holds
+	// turns the next attempt into a full join.
+	lean bool
+	// known: a join completed in this room, so what its checks learnt holds
+	// until the room shows otherwise (see startRejoin).
+	known bool
+	turn  turn // the session's rejoin turn (session.RejoinTurn)
 }
+
+// turn is where the occupancy is with the session's rejoin turns.
+type turn int
+
+const (
+	noTurn      turn = iota
+	turnWaiting      // asked for a turn
+	turnHeld         // rejoining in its turn: give it back when in, or failed
+)
 
 // whenJoined runs m now if the room is joined, or queues it and starts the join.
 func (o *occupancy) whenJoined(ctx actor.Context, m any, sender *actor.PID) {
@@ -105,15 +122,72 @@ func (o *occupancy) withdraw(origin string) bool {
 	return false
 }
 
-// startRejoin joins to regain an occupancy that was lost.
-func (o *occupancy) startRejoin(ctx actor.Context) {
-	o.startJoin(ctx)
-	o.kind = rejoin
+// askTurn answers LinkUp: a room that needs its occupancy back rejoins when
+// the session gives the turn (it bounds the rooms rejoining at once, rooms
+// with subscribers first).
+func (o *occupancy) askTurn(ctx actor.Context) {
+	s := o.s
+	need := o.phase == idle && s.needsRoom()
+	if need {
+		o.turn = turnWaiting
+	}
+	ctx.Send(s.cfg.Session, &session.RejoinTurn{Room: ctx.Self(), Need: need, Subscribed: len(s.fan.subs) > 0})
 }
 
-func (o *occupancy) startJoin(ctx actor.Context) {
+// onTurn: the session's go. A room that no longer needs it (a request joined
+// it meanwhile, or the link went down) gives it back at once.
+func (o *occupancy) onTurn(ctx actor.Context) {
 	s := o.s
-	o.kind = firstJoin
+	if o.turn == turnWaiting && o.phase == idle && s.online() && s.needsRoom() {
+		o.turn = turnHeld
+		o.startRejoin(ctx)
+		return
+	}
+	if o.turn != turnHeld {
+		o.turn = noTurn
+		ctx.Send(s.cfg.Session, &session.RejoinDone{Room: ctx.Self()})
+	}
+}
+
+// giveTurn gives a held turn back (the rejoin ended, one way or another).
+func (o *occupancy) giveTurn(ctx actor.Context) {
+	if o.turn == turnHeld {
+		ctx.Send(o.s.cfg.Session, &session.RejoinDone{Room: ctx.Self()})
+	}
+	o.turn = noTurn
+}
+
+// startRejoin joins to regain an occupancy that was lost. After a join that
+// completed, a rejoin sends only what the room needs: the join presence
+// (history suppressed) and then, once in, the read of what was missed from the
+// room's cursor. What the first join checked still holds, and is not asked
+// again:
+//   - the room exists (the PersistentRooms disco#info), and it was configured
+//     (or found) then: a room that was destroyed and made anew while the link
+//     was down shows in the replay, whose cursor the new archive doesn't know
+//     (onGap: fallBack, which configures and unlocks it);
+//   - the pinned nick is ours (the disco#items check and the probe): it was
+//     verified, and a ghost of our own lost link may still hold it, which the
+//     server merges (Prosody) or replaces (ejabberd); another connection
+//     taking it meanwhile shows as a conflict (onJoinError: a full join next);
+//   - the room keeps an archive (the archive actor's disco#info, kept there),
+//     and where this occupancy is in it: the fan-out's cursor, which the
+//     replay reads after (a trusted cursor, archive.Query.Trusted), instead of
+//     the archive's tail;
+//   - the room is unlocked: it existed with us in it. The unlock is sent only
+//     when the cursor can't show a recreated room (an empty archive).
+//
+// A removal by the room (forget) makes the next join a full one.
+func (o *occupancy) startRejoin(ctx actor.Context) {
+	o.begin(ctx, rejoin)
+}
+
+func (o *occupancy) startJoin(ctx actor.Context) { o.begin(ctx, firstJoin) }
+
+func (o *occupancy) begin(ctx actor.Context, kind joinKind) {
+	s := o.s
+	o.kind = kind
+	o.lean = kind == rejoin && o.known
 	o.phase = joining
 	s.epoch++
 	o.joinStart = time.Now()
@@ -126,6 +200,10 @@ func (o *occupancy) startJoin(ctx actor.Context) {
 	o.checks.itemsID, o.checks.existsID = "", ""
 	if o.config.step == configNeeded {
 		o.config.step = configNone
+	}
+	if o.lean {
+		o.sendJoin(ctx)
+		return
 	}
 	if s.cfg.Pinned && !o.nickHeld {
 		// Look, before joining with a pinned nick, at the occupants the room lists
@@ -291,6 +369,9 @@ func (o *occupancy) onJoinError(ctx actor.Context, p stanza.Presence) {
 		// submits the configuration (Prosody); retry until the join timeout.
 		s.arm(ctx, o.retry.NextBackOff(), retryJoin)
 	case "conflict":
+		// Whoever holds the nick now, it is not a ghost of ours to reclaim:
+		// the next join checks it again.
+		o.nickHeld, o.known = false, false
 		if s.cfg.Pinned {
 			s.failJoin(ctx, &NickConflictError{Nick: o.nick, Room: s.cfg.JID})
 			return
@@ -373,9 +454,13 @@ func (o *occupancy) startSettling(ctx actor.Context) {
 		o.phase = replaying
 	}
 	s.fan.hold()
-	if o.config.step == configNeeded && s.cfg.PersistentRooms {
+	switch {
+	case o.config.step == configNeeded && s.cfg.PersistentRooms:
 		o.configure(ctx)
-	} else {
+	case o.lean && o.phase == replaying && s.fan.last != "":
+		// The room existed with us in it; the replay shows if it was made
+		// anew (startRejoin).
+	default:
 		// Refusal is normal (the room existed and we don't own it), and nothing
 		// waits on the answer: the server handles one stream's stanzas in order,
 		// so the room is unlocked before it answers the read below.
@@ -389,7 +474,7 @@ func (o *occupancy) startSettling(ctx actor.Context) {
 	// disco#info, the service's when the room is missing, the newest row), each
 	// bounded by IQTimeout; the future only guards against a lost answer.
 	epoch := s.epoch
-	s.ask(ctx, s.archive, &archive.Tail{}, 3*s.cfg.IQTimeout+5*time.Second, func(res any, err error) any {
+	s.ask(ctx, s.archive, &archive.Tail{}, 3*session.MaxIQStretch*s.cfg.IQTimeout+5*time.Second, func(res any, err error) any {
 		t, ok := res.(*archive.TailResult)
 		if !ok {
 			t = &archive.TailResult{Err: fmt.Errorf("room: archive tail of %s: %v", s.cfg.JID, err)}
@@ -420,10 +505,34 @@ func (o *occupancy) onTail(ctx actor.Context, a *tailAnswer) {
 func (o *occupancy) joined() (replayed bool) {
 	replayed = o.phase == replaying
 	o.phase = joined
-	o.kind, o.banned = firstJoin, nil
+	o.kind, o.banned, o.lean, o.known = firstJoin, nil, false, true
 	o.rejoinWait.Reset()
 	o.s.log.Debug("joined", slog.String("nick", o.nick), slog.Duration("took", time.Since(o.joinStart)), slog.Bool("replayed", replayed))
 	return replayed
+}
+
+// forget: the room removed us (a kick, its destruction, a silent removal):
+// what the first join learnt may no longer hold, and the next join checks it
+// all again. Only a lost link, which the room had no part in, leaves it known.
+func (o *occupancy) forget() { o.known = false }
+
+// fallBack: a lean rejoin's replay found that the archive no longer knows the
+// room's cursor: the room was destroyed and made anew (or its archive
+// expired). What the first join learnt no longer holds: configure or unlock the
+// room as a first join would (a new room stays locked on Prosody until then),
+// and check everything again on the next join.
+func (o *occupancy) fallBack(ctx actor.Context) {
+	if !o.lean {
+		return
+	}
+	s := o.s
+	o.lean, o.known = false, false
+	s.log.Warn("the room was made anew while the link was down; configuring it as a first join would")
+	if s.cfg.PersistentRooms {
+		o.configure(ctx)
+		return
+	}
+	s.send(ctx, stanza.InstantRoomIQ(s.cfg.JID, rand.Text()))
 }
 
 // failed returns to idle after a failed join; a rejoin that failed (other than
@@ -431,13 +540,16 @@ func (o *occupancy) joined() (replayed bool) {
 func (o *occupancy) failed(ctx actor.Context, err error) {
 	s := o.s
 	s.log.Debug("join failed", slog.Any("err", err))
+	o.giveTurn(ctx)
+	// The epoch first: the retry's timer carries the epoch it is armed in (armed
+	// before the bump, it was stale and a failed rejoin was never retried).
+	s.epoch++
 	if o.kind == rejoin && !errors.Is(err, ErrBanned) {
 		s.notify(ctx, RejoinFailed, err)
 		s.arm(ctx, o.rejoinWait.NextBackOff(), rejoinNow)
 	}
-	o.kind = firstJoin
+	o.kind, o.lean = firstJoin, false
 	o.phase = idle
-	s.epoch++
 	s.disarm(joinTimeout)
 	s.disarm(retryJoin)
 }
@@ -486,6 +598,7 @@ func (o *occupancy) onSelfPingAnswer(ctx actor.Context, res *session.IQResult) {
 		case "not-acceptable", "item-not-found", "not-allowed":
 			// The room no longer counts us as an occupant, and said nothing.
 			s.leave(ctx)
+			o.forget()
 			err := fmt.Errorf("%w: self-ping of %s answered %v", ErrLeft, s.cfg.JID, e)
 			s.log.Warn("silently removed from the room; rejoining", slog.Any("err", err))
 			s.notify(ctx, Removed, err)

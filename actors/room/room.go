@@ -14,7 +14,9 @@
 //     (disco#items before, the self-addressed probe after), cold creation and
 //     the persistent configuration, settling (the archive's tail on a first
 //     join, a replay of what was missed on a rejoin), removal, self-ping,
-//     rejoin with backoff, and the requests queued until the room is joined.
+//     rejoin with backoff (after a reconnect in the session's turn, and lean:
+//     the first join's checks are reused, startRejoin), and the requests
+//     queued until the room is joined.
 //     Phase: idle, checking, joining, verifying, settling, replaying, joined.
 //   - the post ledger (ledger.go): origin-id -> pending post and its caller,
 //     the window of posts on the wire, resends after a lost link, in-doubt
@@ -307,6 +309,8 @@ func (r *Room) Receive(ctx actor.Context) {
 	case *session.LinkUp:
 		s.wire.link = m.Link
 		s.linkUp(ctx)
+	case *session.RejoinGo:
+		s.occ.onTurn(ctx)
 	case *session.Closing:
 		// From here the session decides what still goes out.
 		s.life, s.wire.link = closing, nil
@@ -476,6 +480,7 @@ func (s *state) hasReplayAudience() bool {
 // joinDone: the join is complete; serve what waited for it.
 func (s *state) joinDone(ctx actor.Context) {
 	replayed := s.occ.joined()
+	s.occ.giveTurn(ctx)
 	s.cfg.Metrics.Joined(true)
 	s.disarm(joinTimeout)
 	if replayed {
@@ -508,6 +513,7 @@ func (s *state) failJoin(ctx actor.Context, err error) {
 // a forced nick change) is followed by a rejoin with backoff, and a replay.
 func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 	s.leave(ctx)
+	s.occ.forget()
 	if p.Affiliation == "outcast" {
 		err := fmt.Errorf("%w: %s", ErrBanned, s.cfg.JID)
 		s.occ.banned = err
@@ -528,6 +534,7 @@ func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 // replays.
 func (s *state) leave(ctx actor.Context) {
 	s.occ.left()
+	s.occ.giveTurn(ctx)
 	s.epoch++
 	s.fan.release()
 	clear(s.fan.occupants) // the next join's presences tell them again
@@ -557,9 +564,7 @@ func (s *state) linkDown(ctx actor.Context, err error) {
 func (s *state) linkUp(ctx actor.Context) {
 	s.wire.state = linkUp
 	s.reads.linkUp(ctx)
-	if s.occ.phase == idle && s.needsRoom() {
-		s.occ.startRejoin(ctx)
-	}
+	s.occ.askTurn(ctx)
 }
 
 // failWaiting answers every request that waits on the room or the link with err

@@ -267,7 +267,7 @@ func (s *state) readArchive(ctx actor.Context, q *archive.Query, r *read) {
 	// gone wrong.
 	r.epoch = s.epoch
 	pages := q.Limit/max(1, s.cfg.PageSize) + 8
-	s.ask(ctx, s.archive, q, time.Duration(pages)*s.cfg.IQTimeout, func(res any, err error) any {
+	s.ask(ctx, s.archive, q, time.Duration(pages)*session.MaxIQStretch*s.cfg.IQTimeout, func(res any, err error) any {
 		a, ok := res.(*archive.Result)
 		if !ok {
 			a = &archive.Result{Err: fmt.Errorf("room: reading the archive of %s: %v", s.cfg.JID, err)}

@@ -23,6 +23,50 @@ type pendingIQ struct {
 	req     IQ
 	replyTo *actor.PID
 	timer   *time.Timer
+	sent    time.Time
+}
+
+// iqDeadline is when an IQ times out. Its own Timeout, on a server that
+// answers promptly; on a loaded one, whose answers take long (the smoothed
+// round trip, srtt), four round trips, up to MaxIQStretch × Timeout: an answer
+// that is only slow is waited for, while one a prompt server never sends still
+// times out in Timeout. The keepalive ping keeps its own deadline (ping).
+func (s *Session) iqDeadline(p *pendingIQ) time.Time {
+	if p.req.ID == s.pingID {
+		return p.sent.Add(p.req.Timeout)
+	}
+	return p.sent.Add(min(MaxIQStretch*p.req.Timeout, max(p.req.Timeout, 4*s.srtt)))
+}
+
+// MaxIQStretch bounds how far a loaded server stretches an IQ's timeout, in
+// multiples of it: whoever guards a chain of IQs against a lost answer allows
+// for it.
+const MaxIQStretch = 3
+
+// answered takes the round trip of an answered IQ into srtt (weight 1/8, as
+// TCP smooths its own).
+func (s *Session) answered(p *pendingIQ) {
+	rtt := time.Since(p.sent)
+	if s.srtt == 0 {
+		s.srtt = rtt
+		return
+	}
+	s.srtt += (rtt - s.srtt) / 8
+}
+
+// onIQTimer: an IQ's timer fired; it times out unless the server's load gave
+// it more time.
+func (s *Session) onIQTimer(ctx actor.Context, id string) {
+	p, ok := s.iqs[id]
+	if !ok {
+		return
+	}
+	if left := time.Until(s.iqDeadline(p)); left > 0 {
+		p.timer = s.after(ctx, left, &iqTimedOut{id: id})
+		return
+	}
+	s.takeIQ(id)
+	ctx.Send(p.replyTo, &IQResult{ID: id, Err: fmt.Errorf("%w: IQ to %q after %s", ErrIQTimeout, p.req.To, time.Since(p.sent).Round(time.Millisecond))})
 }
 
 // takeIQ removes the IQ in flight with id, and its query id.
@@ -66,7 +110,7 @@ func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
 	if m.Timeout <= 0 {
 		m.Timeout = defaults.IQTimeout
 	}
-	p := &pendingIQ{req: *m, replyTo: replyTo(ctx)}
+	p := &pendingIQ{req: *m, replyTo: replyTo(ctx), sent: time.Now()}
 	p.timer = s.after(ctx, m.Timeout, &iqTimedOut{id: m.ID})
 	s.iqs[m.ID] = p
 	if m.QueryID != "" {
@@ -111,6 +155,7 @@ func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
 			return
 		}
 		s.takeIQ(iq.ID)
+		s.answered(p)
 		ctx.Send(p.replyTo, &IQResult{ID: iq.ID, IQ: iq})
 	case "get", "set":
 		// A request from a room occupant is the room's business (its nick probe

@@ -41,8 +41,9 @@ var (
 	ErrIQTimeout = errors.New("session: no answer in time")
 	// ErrDuplicateIQ: an IQ id already in flight.
 	ErrDuplicateIQ = errors.New("session: duplicate IQ id")
-	// ErrKeepAlive: the server didn't answer a keepalive ping in time: the link
-	// is taken for dead (a half-open connection).
+	// ErrKeepAlive: the server neither answered a keepalive ping nor sent
+	// anything else within the silence bound: the link is taken for dead (a
+	// half-open connection).
 	ErrKeepAlive = errors.New("session: keepalive ping unanswered")
 	// ErrGaveUp: reconnecting stopped after the configured number of attempts.
 	ErrGaveUp = errors.New("session: gave up reconnecting")
@@ -76,7 +77,11 @@ type Config struct {
 	FailFast  bool
 	Reconnect Reconnect
 	// KeepAlive is the interval of the XEP-0199 pings that find a half-open link;
-	// KeepAliveTimeout is how long a ping may go unanswered. 0 turns pings off.
+	// KeepAliveTimeout is how long a ping may take before it counts as late. A
+	// late ping is not a dead link: only silence (no answer, nothing else either)
+	// for twice the current wait drops it, and the wait grows with the round
+	// trips of answered pings, up to 4 × KeepAliveTimeout (see ping). 0 turns
+	// pings off.
 	KeepAlive        time.Duration
 	KeepAliveTimeout time.Duration
 	// LoginTimeout bounds one login attempt, TCP connect included: a link that
@@ -85,6 +90,11 @@ type Config struct {
 	// CloseGrace bounds how long Disconnect waits for the server to close the
 	// stream before dropping the link.
 	CloseGrace time.Duration
+	// RejoinInFlight bounds the rooms rejoining at once after a reconnect
+	// (rooms with subscribers first); RejoinLease is how long one room's
+	// rejoin counts against it (see rejoin.go).
+	RejoinInFlight int
+	RejoinLease    time.Duration
 	// MaxMAMResults is not used: the archive actor bounds the rows of a query
 	// (archive.Config.MaxResults). Kept so configurations that set it compile.
 	MaxMAMResults int
@@ -130,11 +140,20 @@ type Session struct {
 	heard      bool
 	retryTimer *time.Timer
 	pingTimer  *time.Timer
+	pingSent   time.Time
+	// pingWait is when a ping counts as late: KeepAliveTimeout, or more on a
+	// server whose answers come late (twice the last round trip, up to
+	// keepAliveMaxWait times KeepAliveTimeout).
+	pingWait time.Duration
+	// srtt is the smoothed round trip of the IQs the server answered: a loaded
+	// server's IQs get more time (iqDeadline).
+	srtt time.Duration
 
 	rooms    map[string]*actor.PID // by lower-case bare JID
 	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
 	iqs      map[string]*pendingIQ
 	queries  map[string]string // the IQ ids of MAM queries in flight, by query id
+	turns    turns             // the rooms' rejoin turns (rejoin.go)
 
 	disconnectors []*actor.PID
 	openConns     int // connections whose goroutines haven't ended yet
@@ -177,6 +196,12 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.KeepAliveTimeout <= 0 {
 		cfg.KeepAliveTimeout = defaults.KeepAliveTimeout
+	}
+	if cfg.RejoinInFlight <= 0 {
+		cfg.RejoinInFlight = defaults.RejoinInFlight
+	}
+	if cfg.RejoinLease <= 0 {
+		cfg.RejoinLease = defaults.RejoinLease
 	}
 	r := &cfg.Reconnect
 	if r.InitialInterval <= 0 {
@@ -238,8 +263,11 @@ func (s *Session) Receive(ctx actor.Context) {
 		if m.ID == s.pingID && s.phase == online {
 			s.pingID = ""
 			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) && !s.heard {
-				s.linkLost(ctx, fmt.Errorf("%w after %s", ErrKeepAlive, s.cfg.KeepAliveTimeout))
+				s.linkLost(ctx, fmt.Errorf("%w: nothing from the server for %s", ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond)))
 				return
+			}
+			if m.Err == nil {
+				s.pinged(time.Since(s.pingSent))
 			}
 			s.schedulePing(ctx)
 		}
@@ -248,11 +276,17 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *IQ:
 		s.sendIQ(ctx, m)
 	case *iqTimedOut:
-		if p, ok := s.takeIQ(m.id); ok {
-			ctx.Send(p.replyTo, &IQResult{ID: m.id, Err: fmt.Errorf("%w: IQ to %q after %s", ErrIQTimeout, p.req.To, p.req.Timeout)})
-		}
+		s.onIQTimer(ctx, m.id)
 	case *ToRoom:
 		s.toRoom(ctx, m)
+	case *RejoinTurn:
+		s.onRejoinTurn(ctx, m)
+	case *RejoinDone:
+		s.onRejoinDone(ctx, m)
+	case *turnLease:
+		s.onTurnLease(ctx, m)
+	case *turnsOpen:
+		s.onTurnsOpen(ctx, m)
 	case *SpawnSubscriber:
 		ctx.Respond(ctx.Spawn(m.Props))
 	case *Disconnect:
@@ -266,6 +300,7 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		s.failIQs(ctx, seam.ErrDisconnected)
 		s.stopTimers()
+		s.dropTurns()
 	}
 }
 
@@ -325,6 +360,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	}
 	s.conn, s.phase, s.lastErr = m.conn, online, nil
 	s.onlineSince = time.Now()
+	s.pingWait, s.srtt = s.cfg.KeepAliveTimeout, 0
 	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
 	m.conn.Start(xmppconn.Handler{
 		Stanza: func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
@@ -335,6 +371,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	s.upAfter, s.attempt = s.attempt, 0
 	s.announce(ctx, Online, nil)
 	s.answerConnectors(ctx, nil)
+	s.gatherTurns(ctx, len(s.rooms))
 	for _, pid := range s.rooms {
 		ctx.Send(pid, &LinkUp{Link: m.conn})
 	}
@@ -352,6 +389,7 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 	conn.Abort()
 	s.reapWhenDone(ctx, conn)
 	s.stopTimers()
+	s.dropTurns()
 	s.failIQs(ctx, fmt.Errorf("%w: %v", ErrLinkLost, err))
 	for _, pid := range s.rooms {
 		ctx.Send(pid, &LinkDown{Err: err})
@@ -416,11 +454,35 @@ func (s *Session) schedulePing(ctx actor.Context) {
 	s.pingTimer = s.after(ctx, s.cfg.KeepAlive, &pingNow{epoch: s.epoch})
 }
 
+// ping sends a keepalive ping. It is late after pingWait, but a late ping is
+// a slow server, not a dead link: the link is dropped only when neither the
+// answer nor anything else came within keepAliveGrace × pingWait (a half-open
+// link, or a server gone). Anything heard meanwhile is a live link (a ping's
+// answer can wait behind a long send queue on a busy link), and so is a late
+// answer, which lengthens the next pings' wait (pinged).
 func (s *Session) ping(ctx actor.Context) {
-	s.pingID, s.heard = "ping-"+randID(), false
+	s.pingID, s.heard, s.pingSent = "ping-"+randID(), false, time.Now()
 	domain := s.cfg.Conn.User[strings.IndexByte(s.cfg.Conn.User, '@')+1:]
-	s.sendIQ(ctx, &IQ{ID: s.pingID, To: "", Stanza: stanza.PingIQ(domain, s.pingID), Timeout: s.cfg.KeepAliveTimeout})
+	s.sendIQ(ctx, &IQ{ID: s.pingID, To: "", Stanza: stanza.PingIQ(domain, s.pingID), Timeout: keepAliveGrace * s.pingWait})
 }
+
+// pinged takes a ping's round trip: the next pings wait twice as long as it
+// took, from KeepAliveTimeout up to keepAliveMaxWait × KeepAliveTimeout.
+func (s *Session) pinged(rtt time.Duration) {
+	wait := min(max(2*rtt, s.cfg.KeepAliveTimeout), keepAliveMaxWait*s.cfg.KeepAliveTimeout)
+	if rtt > s.pingWait {
+		s.log.Warn("the server answered a keepalive ping late; the link is kept and the wait extended",
+			slog.Duration("took", rtt.Round(time.Millisecond)), slog.Duration("wait", wait))
+	}
+	s.pingWait = wait
+}
+
+// keepAliveGrace: a ping with nothing heard for this many times its wait
+// drops the link; keepAliveMaxWait caps the wait, in KeepAliveTimeouts.
+const (
+	keepAliveGrace   = 2
+	keepAliveMaxWait = 4
+)
 
 func (s *Session) stopTimers() {
 	for _, t := range []*time.Timer{s.retryTimer, s.pingTimer} {
@@ -501,6 +563,7 @@ func (s *Session) disconnect(ctx actor.Context) {
 	s.phase = closing
 	s.epoch++
 	s.stopTimers()
+	s.dropTurns()
 	s.answerConnectors(ctx, seam.ErrDisconnected)
 	s.failIQs(ctx, seam.ErrDisconnected)
 	for _, pid := range s.rooms {

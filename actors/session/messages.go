@@ -82,7 +82,8 @@ type (
 		Err    error
 		GaveUp bool
 	}
-	// LinkUp: a new connection is logged in; rooms rejoin and replay.
+	// LinkUp: a new connection is logged in; rooms rejoin and replay. Every
+	// room answers *RejoinTurn (rejoin.go).
 	LinkUp struct{ Link Link }
 	// Closing: the runtime is disconnecting; the room stops next.
 	Closing struct{}

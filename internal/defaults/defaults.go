@@ -33,6 +33,11 @@ const (
 	KeepAlive        = 30 * time.Second
 	KeepAliveTimeout = 10 * time.Second
 	SelfPing         = 5 * time.Minute
+	// RejoinInFlight bounds the rooms rejoining at once after a reconnect;
+	// a room whose rejoin takes longer than RejoinLease stops counting (up
+	// to twice as many in all).
+	RejoinInFlight = 100
+	RejoinLease    = 2 * time.Second
 )
 
 // Sizes.

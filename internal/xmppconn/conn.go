@@ -81,7 +81,7 @@ type Options struct {
 	AllowPlaintext bool
 	TLSConfig      *tls.Config
 	DialTimeout    time.Duration
-	WriteTimeout   time.Duration // per write; 0: 10 s
+	WriteTimeout   time.Duration // per write, extended while the server still sends (Conn.write); 0: 10 s
 	SendQueue      int           // stanzas queued for the writer; 0: 4096
 	// MaxStanzaBytes caps one stanza we send; the server's advertised XEP-0478
 	// limit, when lower, wins. 0: DefaultMaxStanzaBytes.
@@ -132,7 +132,11 @@ type Conn struct {
 	limit  int // outbound stanza limit
 	in     *inboundLimit
 
-	out       chan outStanza
+	out chan outStanza
+	// writing is when the write in progress began (unix ns; 0: none); keeper
+	// extends its deadline while the server still sends.
+	writing   atomic.Int64
+	keeper    *time.Timer
 	stop      chan struct{} // closed to stop the writer
 	stopOnce  sync.Once
 	readerEnd chan struct{}
@@ -249,6 +253,9 @@ type outStanza struct {
 
 func (c *Conn) writeLoop() {
 	defer close(c.writerEnd)
+	c.keeper = time.AfterFunc(time.Hour, c.keepWriting)
+	c.keeper.Stop()
+	defer c.keeper.Stop()
 	for {
 		select {
 		case <-c.stop:
@@ -257,13 +264,44 @@ func (c *Conn) writeLoop() {
 			if o.fence != nil && o.fence() != nil {
 				continue // its fence ended while it was queued: never written
 			}
-			_ = c.raw.SetWriteDeadline(time.Now().Add(c.wto))
-			if _, err := c.w.Write(o.b); err != nil {
+			if err := c.write(o.b); err != nil {
 				c.fail(fmt.Errorf("xmppconn: write: %w", err))
 				return
 			}
 		}
 	}
+}
+
+// write writes one stanza within WriteTimeout. A server that doesn't read what
+// we send is dead, or only busy: while it still sends (anything came in within
+// the last WriteTimeout) the deadline moves on, up to maxWriteStretch ×
+// WriteTimeout in all, so a CPU-starved server that is working through its
+// backlog doesn't lose its link; one that is silent both ways fails the write
+// in WriteTimeout.
+func (c *Conn) write(b []byte) error {
+	now := time.Now()
+	c.writing.Store(now.UnixNano())
+	_ = c.raw.SetWriteDeadline(now.Add(c.wto))
+	c.keeper.Reset(c.wto / 2)
+	_, err := c.w.Write(b)
+	c.writing.Store(0)
+	return err
+}
+
+// maxWriteStretch bounds a write's extensions, in WriteTimeouts.
+const maxWriteStretch = 6
+
+// keepWriting runs while a write is in progress (every half WriteTimeout).
+func (c *Conn) keepWriting() {
+	began := c.writing.Load()
+	if began == 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(time.Unix(0, c.in.heard.Load())) < c.wto && now.Sub(time.Unix(0, began)) < maxWriteStretch*c.wto {
+		_ = c.raw.SetWriteDeadline(now.Add(c.wto))
+	}
+	c.keeper.Reset(c.wto / 2)
 }
 
 func (c *Conn) readLoop(h Handler) {
@@ -297,10 +335,15 @@ type inboundLimit struct {
 	n       atomic.Int64
 	max     int64
 	tripped atomic.Bool
+	heard   atomic.Int64 // when the server last sent anything (unix ns)
 }
 
 func (l *inboundLimit) Write(p []byte) (int, error) {
-	if bytes.HasPrefix(p, []byte("RECV ")) && l.n.Add(int64(len(p)-len("RECV "))) > l.max {
+	if !bytes.HasPrefix(p, []byte("RECV ")) {
+		return len(p), nil
+	}
+	l.heard.Store(time.Now().UnixNano())
+	if l.n.Add(int64(len(p)-len("RECV "))) > l.max {
 		l.tripped.Store(true)
 		return 0, ErrInboundTooLarge
 	}

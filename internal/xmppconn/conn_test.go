@@ -212,3 +212,72 @@ func TestEndedByServer(t *testing.T) {
 	}
 	assert.False(t, EndedByServer(nil))
 }
+
+// Issue 12, item 3: a server that stops reading what we send but still sends
+// (a CPU-starved server working through its backlog) is busy, not dead: the
+// write's deadline moves on while it talks, and the link stays up once it
+// reads again. A server silent both ways still fails the write in
+// WriteTimeout.
+func TestWriteWaitsForAServerThatStillSends(t *testing.T) {
+	for _, talking := range []bool{true, false} {
+		t.Run(fmt.Sprintf("talking=%v", talking), func(t *testing.T) {
+			release := make(chan struct{})
+			srv := xmpptest.NewScripted(t, "parley.local", func(st *xmpptest.Stream) {
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
+			stalled: // read nothing: the client's writer blocks
+				for {
+					select {
+					case <-release:
+						break stalled
+					case <-tick.C:
+						if talking {
+							st.Send(`<message from='parley.local' to='%s'><body>busy</body></message>`, st.JID)
+						}
+					}
+				}
+				for {
+					if _, err := st.Next(5 * time.Second); err != nil {
+						return
+					}
+				}
+			})
+			var once sync.Once
+			free := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(free) // before the server's own cleanup: its script ends
+			o := opts(srv.Addr)
+			o.WriteTimeout = 200 * time.Millisecond
+			c, err := Dial(context.Background(), o)
+			require.NoError(t, err)
+			defer c.Close(time.Second)
+			closed := make(chan error, 1)
+			c.Start(Handler{Stanza: func(any) {}, Closed: func(err error) { closed <- err }})
+			big := []byte("<presence>" + strings.Repeat("y", 60000) + "</presence>")
+			for range 400 { // 24 MB: more than the socket buffers take
+				if err := c.Send(big); err != nil {
+					break
+				}
+			}
+			select {
+			case err := <-closed:
+				if talking {
+					t.Fatalf("the link to a server that still sends dropped: %v", err)
+				}
+				assert.ErrorContains(t, err, "write")
+			case <-time.After(700 * time.Millisecond): // over 3 × WriteTimeout
+				if !talking {
+					t.Fatal("a server silent both ways kept the link")
+				}
+			}
+			free()
+			if talking {
+				require.Eventually(t, func() bool { return c.Send([]byte("<presence/>")) == nil }, 5*time.Second, 10*time.Millisecond)
+				select {
+				case err := <-closed:
+					t.Fatalf("the link dropped: %v", err)
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
+	}
+}
