@@ -2,16 +2,30 @@
 // waits for the answer within a context.
 //
 // protoactor's own Future waits with a fixed timeout and can't be abandoned early
-// without racing its result (upstream issue #1145). An ask registers a
-// one-shot process of its own as the request's sender: the actor answers it with
-// ctx.Respond as it would a Future, the caller waits on a channel and its context,
-// and a caller that gives up just deregisters the process; a late answer then
-// goes to dead letters.
+// without racing its result (upstream issue #1145), and, like a one-shot reply
+// process, it registers a fresh process id per request. protoactor's registry
+// is 1,024 buckets of 32-shard Go maps, and a Go map keeps its table after a
+// delete: a fresh id per request touches shard after shard until all 32,768
+// hold a table, about 9 MiB that a posting runtime never gives back.
+//
+// An Asker registers one reply address per actor system, for good. Each ask
+// sends its request with a sender PID of its own: a new *actor.PID naming that
+// one address. The address hands every answer, with the PID it was sent to, to
+// the Asker's router actor as a message; the router keeps the waiting asks by
+// that PID (the token) and passes the answer to the one waiting for it. An ask
+// is forgotten when its answer arrives or when its context ends, so a second
+// answer, a late one, or one sent through a copy of the PID finds nobody and
+// is dropped (counted in Dropped, logged at debug). A later ask can't receive
+// it: its PID is a different object, and the stale one can't be recycled while
+// a responder still holds it. The registry is touched only by New.
 package ask
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -19,38 +33,114 @@ import (
 // ErrNoActor: the target actor is gone (stopped, or never existed).
 var ErrNoActor = errors.New("ask: target actor is gone")
 
-type reply struct{ ch chan any }
-
-func (r *reply) SendUserMessage(_ *actor.PID, message any) {
-	_, msg, _ := actor.UnwrapEnvelope(message)
-	select {
-	case r.ch <- msg:
-	default: // one answer counts; later ones are dropped
-	}
+// Asker asks the actors of one actor system. Its methods are safe for
+// concurrent use.
+type Asker struct {
+	system  *actor.ActorSystem
+	router  *actor.PID
+	address string // the reply address's registry id
+	seq     atomic.Uint32
+	dropped atomic.Uint64
 }
 
-func (r *reply) SendSystemMessage(*actor.PID, any) {}
-func (r *reply) Stop(*actor.PID)                   {}
+// New registers an Asker's reply address and router in system. log receives
+// the dropped answers at debug (nil: none).
+func New(system *actor.ActorSystem, log *slog.Logger) (*Asker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Asker{system: system, address: "parley-replies" + system.ProcessRegistry.NextId()}
+	a.router = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &router{waiting: map[*actor.PID]chan<- any{}, dropped: &a.dropped, log: log}
+	}))
+	if _, ok := system.ProcessRegistry.Add(&replies{root: system.Root, router: a.router}, a.address); !ok {
+		system.Root.Stop(a.router)
+		return nil, fmt.Errorf("ask: the reply address %s is taken", a.address)
+	}
+	return a, nil
+}
 
 // Ask sends msg to pid and waits for its answer or for ctx to end.
-func Ask(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any) (any, error) {
+func (a *Asker) Ask(ctx context.Context, pid *actor.PID, msg any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &reply{ch: make(chan any, 1)}
-	self, ok := system.ProcessRegistry.Add(r, "ask"+system.ProcessRegistry.NextId())
-	if !ok {
-		return nil, errors.New("ask: can't register a reply process")
-	}
-	defer system.ProcessRegistry.Remove(self)
-	system.Root.RequestWithCustomSender(pid, msg, self)
+	root := a.system.Root
+	ch := make(chan any, 1)
+	self := &actor.PID{Address: a.system.Address(), Id: a.address, RequestId: a.seq.Add(1)}
+	// The router's mailbox holds the waiter before the request is sent, so
+	// before any answer to it.
+	root.Send(a.router, &await{token: self, ch: ch})
+	root.RequestWithCustomSender(pid, msg, self)
 	select {
-	case res := <-r.ch:
+	case res := <-ch:
 		if _, gone := res.(*actor.DeadLetterResponse); gone {
 			return nil, ErrNoActor
 		}
 		return res, nil
 	case <-ctx.Done():
+		root.Send(a.router, &forget{token: self})
 		return nil, ctx.Err()
+	}
+}
+
+// Dropped is how many answers found no ask waiting for them: late, second, or
+// sent through a copy of the sender PID.
+func (a *Asker) Dropped() uint64 { return a.dropped.Load() }
+
+// replies is the reply address: every answer sent to an ask's PID lands here,
+// with that PID, and goes on to the router as a message.
+type replies struct {
+	root   *actor.RootContext
+	router *actor.PID
+}
+
+func (r *replies) SendUserMessage(to *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	r.root.Send(r.router, &answer{token: to, msg: msg})
+}
+
+func (r *replies) SendSystemMessage(*actor.PID, any) {}
+func (r *replies) Stop(*actor.PID)                   {}
+
+// The router's messages.
+type (
+	await struct { // an ask waits on ch for the answer sent to token
+		token *actor.PID
+		ch    chan<- any
+	}
+	forget struct{ token *actor.PID } // the ask gave up
+	answer struct {                   // msg was sent to token
+		token *actor.PID
+		msg   any
+	}
+	countWaiting struct{ ch chan<- int } // tests: how many asks wait
+)
+
+// router keeps the asks waiting, by the PID each sent as its sender.
+type router struct {
+	waiting map[*actor.PID]chan<- any
+	dropped *atomic.Uint64
+	log     *slog.Logger
+}
+
+func (r *router) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *await:
+		r.waiting[m.token] = m.ch
+	case *forget:
+		delete(r.waiting, m.token)
+	case *answer:
+		ch, ok := r.waiting[m.token]
+		if !ok {
+			r.dropped.Add(1)
+			r.log.Debug("ask: dropped an answer nobody waits for (late, second, or through a copied sender)",
+				slog.Uint64("request", uint64(m.token.RequestId)), slog.String("type", fmt.Sprintf("%T", m.msg)))
+			return
+		}
+		delete(r.waiting, m.token)
+		ch <- m.msg // buffered for one, and this is its one answer
+	case *countWaiting:
+		m.ch <- len(r.waiting)
 	}
 }
