@@ -58,7 +58,7 @@ type Result struct {
 }
 
 // Workloads names the workloads, in the order they run.
-var Workloads = []string{"post-sequential", "post-pipelined", "post-pipelined-100-rooms", "delivery", "fan-out", "replay", "joins", "recovery"}
+var Workloads = []string{"post-sequential", "post-pipelined", "post-pipelined-100-rooms", "delivery", "fan-out", "replay", "joins", "recovery", "busy-room-heap"}
 
 // ErrUnknownWorkload: Options.Only names a workload that doesn't exist.
 var ErrUnknownWorkload = errors.New("bench: unknown workload")
@@ -74,6 +74,7 @@ var workloads = map[string]workload{
 	"replay":                   replay,
 	"joins":                    joins,
 	"recovery":                 recovery,
+	"busy-room-heap":           busyRoomHeap,
 }
 
 // run is one run's shared state.

@@ -58,6 +58,7 @@ func BenchmarkFanOut(b *testing.B)                { benchmark(b, "fan-out") }
 func BenchmarkReplay(b *testing.B)                { benchmark(b, "replay") }
 func BenchmarkJoins(b *testing.B)                 { benchmark(b, "joins") }
 func BenchmarkRecovery(b *testing.B)              { benchmark(b, "recovery") }
+func BenchmarkBusyRoomHeap(b *testing.B)          { benchmark(b, "busy-room-heap") }
 
 // TestSmoke runs every workload at a hundredth of its size: the suite works end
 // to end and every figure is a number. It asserts no speed: speed is measured,
