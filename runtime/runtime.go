@@ -179,7 +179,7 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 	}
 	return room.Props(room.Config{
 		JID: spec.JID, Topic: spec.Topic, Nick: c.Nick, Pinned: c.pinned, Session: spec.Session,
-		Online: spec.Online, Link: spec.Link, Notify: rt.notifier, Logger: rt.log,
+		Online: spec.Online, Link: spec.Link, Notify: rt.notifier, Logger: rt.log, Replies: rt.asker,
 		IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
 		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,

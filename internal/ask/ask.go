@@ -18,6 +18,10 @@
 // is dropped (counted in Dropped, logged at debug). A later ask can't receive
 // it: its PID is a different object, and the stale one can't be recycled while
 // a responder still holds it. The registry is touched only by New.
+//
+// Actors ask through the same address with Request: nothing waits; the answer,
+// a dead letter or the timeout is handed to a function of the asker's (which
+// turns it into a message to itself).
 package ask
 
 import (
@@ -26,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -51,7 +56,7 @@ func New(system *actor.ActorSystem, log *slog.Logger) (*Asker, error) {
 	}
 	a := &Asker{system: system, address: "parley-replies" + system.ProcessRegistry.NextId()}
 	a.router = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &router{waiting: map[*actor.PID]chan<- any{}, dropped: &a.dropped, log: log}
+		return &router{waiting: map[*actor.PID]*waiter{}, dropped: &a.dropped, log: log}
 	}))
 	if _, ok := system.ProcessRegistry.Add(&replies{root: system.Root, router: a.router}, a.address); !ok {
 		system.Root.Stop(a.router)
@@ -66,15 +71,16 @@ func (a *Asker) Ask(ctx context.Context, pid *actor.PID, msg any) (any, error) {
 		return nil, err
 	}
 	root := a.system.Root
-	ch := make(chan any, 1)
-	self := &actor.PID{Address: a.system.Address(), Id: a.address, RequestId: a.seq.Add(1)}
+	ch := make(chan error, 1) // buffered for the one outcome
+	var res any
+	self := a.token()
 	// The router's mailbox holds the waiter before the request is sent, so
 	// before any answer to it.
-	root.Send(a.router, &await{token: self, ch: ch})
+	root.Send(a.router, &await{token: self, deliver: func(r any, err error) { res = r; ch <- err }})
 	root.RequestWithCustomSender(pid, msg, self)
 	select {
-	case res := <-ch:
-		if _, gone := res.(*actor.DeadLetterResponse); gone {
+	case err := <-ch:
+		if err != nil { // a dead letter: the only error without a timeout
 			return nil, ErrNoActor
 		}
 		return res, nil
@@ -82,6 +88,21 @@ func (a *Asker) Ask(ctx context.Context, pid *actor.PID, msg any) (any, error) {
 		root.Send(a.router, &forget{token: self})
 		return nil, ctx.Err()
 	}
+}
+
+// Request sends msg to pid as from ctx (so in order with ctx's other sends),
+// and calls deliver once, on the Asker's router: with the answer, with
+// actor.ErrDeadLetter when pid is gone, or with actor.ErrTimeout when no answer
+// came within timeout. deliver must not block: send the outcome on as a
+// message.
+func (a *Asker) Request(ctx actor.SenderContext, pid *actor.PID, msg any, timeout time.Duration, deliver func(res any, err error)) {
+	self := a.token()
+	a.system.Root.Send(a.router, &await{token: self, deliver: deliver, timeout: timeout})
+	ctx.RequestWithCustomSender(pid, msg, self)
+}
+
+func (a *Asker) token() *actor.PID {
+	return &actor.PID{Address: a.system.Address(), Id: a.address, RequestId: a.seq.Add(1)}
 }
 
 // Dropped is how many answers found no ask waiting for them: late, second, or
@@ -105,12 +126,14 @@ func (r *replies) Stop(*actor.PID)                   {}
 
 // The router's messages.
 type (
-	await struct { // an ask waits on ch for the answer sent to token
-		token *actor.PID
-		ch    chan<- any
+	await struct { // deliver takes the answer sent to token (or the timeout, when > 0)
+		token   *actor.PID
+		deliver func(res any, err error)
+		timeout time.Duration
 	}
-	forget struct{ token *actor.PID } // the ask gave up
-	answer struct {                   // msg was sent to token
+	forget  struct{ token *actor.PID } // the ask gave up
+	expired struct{ token *actor.PID } // the request's timeout passed
+	answer  struct {                   // msg was sent to token
 		token *actor.PID
 		msg   any
 	}
@@ -119,28 +142,58 @@ type (
 
 // router keeps the asks waiting, by the PID each sent as its sender.
 type router struct {
-	waiting map[*actor.PID]chan<- any
+	waiting map[*actor.PID]*waiter
 	dropped *atomic.Uint64
 	log     *slog.Logger
+}
+
+type waiter struct {
+	deliver func(res any, err error)
+	timer   *time.Timer
 }
 
 func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *await:
-		r.waiting[m.token] = m.ch
+		w := &waiter{deliver: m.deliver}
+		if m.timeout > 0 {
+			self, root, token := ctx.Self(), ctx.ActorSystem().Root, m.token
+			w.timer = time.AfterFunc(m.timeout, func() { root.Send(self, &expired{token: token}) })
+		}
+		r.waiting[m.token] = w
 	case *forget:
-		delete(r.waiting, m.token)
+		r.take(m.token)
+	case *expired:
+		if w := r.take(m.token); w != nil {
+			w.deliver(nil, actor.ErrTimeout)
+		}
 	case *answer:
-		ch, ok := r.waiting[m.token]
-		if !ok {
+		w := r.take(m.token)
+		if w == nil {
 			r.dropped.Add(1)
 			r.log.Debug("ask: dropped an answer nobody waits for (late, second, or through a copied sender)",
 				slog.Uint64("request", uint64(m.token.RequestId)), slog.String("type", fmt.Sprintf("%T", m.msg)))
 			return
 		}
-		delete(r.waiting, m.token)
-		ch <- m.msg // buffered for one, and this is its one answer
+		if _, gone := m.msg.(*actor.DeadLetterResponse); gone {
+			w.deliver(nil, actor.ErrDeadLetter)
+			return
+		}
+		w.deliver(m.msg, nil)
 	case *countWaiting:
 		m.ch <- len(r.waiting)
 	}
+}
+
+// take forgets the ask waiting for token and returns it (nil: none).
+func (r *router) take(token *actor.PID) *waiter {
+	w, ok := r.waiting[token]
+	if !ok {
+		return nil
+	}
+	delete(r.waiting, token)
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	return w
 }

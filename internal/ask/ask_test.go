@@ -226,3 +226,38 @@ func TestCancelledAsksLeaveNothingWaiting(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return a.Dropped() == 500 }, 5*time.Second, time.Millisecond)
 }
+
+// outcome is what Request delivered.
+type outcome struct {
+	res any
+	err error
+}
+
+func request(system *actor.ActorSystem, a *Asker, pid *actor.PID, msg any, timeout time.Duration) <-chan outcome {
+	got := make(chan outcome, 4)
+	a.Request(system.Root, pid, msg, timeout, func(res any, err error) { got <- outcome{res, err} })
+	return got
+}
+
+// TestRequestDeliversOnce: an actor's request gets its answer once; a dead
+// target gives ErrDeadLetter; no answer within the timeout gives ErrTimeout,
+// and the answer that comes after it is dropped, not delivered.
+func TestRequestDeliversOnce(t *testing.T) {
+	system, a := newAsker(t)
+	echoPID := system.Root.Spawn(actor.PropsFromFunc(echo))
+	assert.Equal(t, outcome{res: "hi"}, <-request(system, a, echoPID, "hi", time.Minute))
+
+	gone := system.Root.Spawn(actor.PropsFromFunc(echo))
+	require.NoError(t, system.Root.StopFuture(gone).Wait())
+	o := <-request(system, a, gone, "hi", time.Minute)
+	assert.ErrorIs(t, o.err, actor.ErrDeadLetter)
+
+	pid, parked := parker(system)
+	got := request(system, a, pid, "park", 20*time.Millisecond)
+	o = <-got
+	assert.ErrorIs(t, o.err, actor.ErrTimeout)
+	system.Root.Send(<-parked, "too late")
+	require.Eventually(t, func() bool { return a.Dropped() == 1 }, 5*time.Second, time.Millisecond, "the late answer was not dropped")
+	assert.Empty(t, got, "delivered more than once")
+	assert.Zero(t, waiting(t, system, a))
+}
