@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"time"
 
@@ -330,23 +331,45 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 	}
 }
 
-// originRing remembers the ids of the last n settled posts.
+// originRing remembers the ids of the last n settled posts, for a caller that
+// gave up on its post and asks what became of it (CancelPost). It keeps a
+// seeded 64-bit hash of each origin-id, not the origin-id, and the post's id,
+// in two fixed arrays allocated on the first post: 24 bytes a post plus the id
+// itself (about 14 KiB at n = 256 with 24-character ids), nothing for a room
+// that never posts, and add allocates nothing. find scans the n hashes: a
+// cancel is rare. An origin-id is a runtime's own random text or a PostOnce
+// key (the same key settles as the same archived post), so a hash names one
+// post: two origin-ids share one with a chance of n/2^64.
 type originRing struct {
-	n     int
-	order []string
-	ids   map[string]seam.BackendMsgID
+	n      int
+	seed   maphash.Seed
+	hashes []uint64
+	ids    []seam.BackendMsgID
+	next   int // where the next post goes once the ring is full
 }
 
-func newOriginRing(n int) *originRing { return &originRing{n: n, ids: map[string]seam.BackendMsgID{}} }
+func newOriginRing(n int) *originRing { return &originRing{n: max(n, 1), seed: maphash.MakeSeed()} }
 
 func (r *originRing) add(origin string, id seam.BackendMsgID) {
-	if _, ok := r.ids[origin]; ok {
+	h := maphash.String(r.seed, origin)
+	if r.hashes == nil {
+		r.hashes, r.ids = make([]uint64, 0, r.n), make([]seam.BackendMsgID, 0, r.n)
+	}
+	if len(r.hashes) < r.n {
+		r.hashes, r.ids = append(r.hashes, h), append(r.ids, id)
 		return
 	}
-	if len(r.order) == r.n {
-		delete(r.ids, r.order[0])
-		r.order = r.order[1:]
+	r.hashes[r.next], r.ids[r.next] = h, id
+	r.next = (r.next + 1) % r.n
+}
+
+// find returns the id of the settled post with origin.
+func (r *originRing) find(origin string) (seam.BackendMsgID, bool) {
+	h := maphash.String(r.seed, origin)
+	for i, x := range r.hashes {
+		if x == h {
+			return r.ids[i], true
+		}
 	}
-	r.order = append(r.order, origin)
-	r.ids[origin] = id
+	return "", false
 }
