@@ -165,7 +165,7 @@ func (r *router) Receive(ctx actor.Context) {
 		r.take(m.token)
 	case *expired:
 		if w := r.take(m.token); w != nil {
-			w.deliver(nil, actor.ErrTimeout)
+			r.hand(w, nil, actor.ErrTimeout)
 		}
 	case *answer:
 		w := r.take(m.token)
@@ -176,13 +176,24 @@ func (r *router) Receive(ctx actor.Context) {
 			return
 		}
 		if _, gone := m.msg.(*actor.DeadLetterResponse); gone {
-			w.deliver(nil, actor.ErrDeadLetter)
+			r.hand(w, nil, actor.ErrDeadLetter)
 			return
 		}
-		w.deliver(m.msg, nil)
+		r.hand(w, m.msg, nil)
 	case *countWaiting:
 		m.ch <- len(r.waiting)
 	}
+}
+
+// hand gives w its outcome. A deliver that panics is a bug of the asker's: it
+// is logged, and the router (whose waiting asks would be lost with it) goes on.
+func (r *router) hand(w *waiter, res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("ask: a reply's deliver panicked", slog.Any("panic", p))
+		}
+	}()
+	w.deliver(res, err)
 }
 
 // take forgets the ask waiting for token and returns it (nil: none).

@@ -261,3 +261,23 @@ func TestRequestDeliversOnce(t *testing.T) {
 	assert.Empty(t, got, "delivered more than once")
 	assert.Zero(t, waiting(t, system, a))
 }
+
+// TestAPanickingDeliverLeavesTheOthersWaiting: a deliver that panics doesn't
+// take the router, and the asks waiting in it, down.
+func TestAPanickingDeliverLeavesTheOthersWaiting(t *testing.T) {
+	system, a := newAsker(t)
+	pid, parked := parker(system)
+	got := askLater(t, a, pid)
+	waiter := <-parked
+	done := make(chan struct{})
+	echoPID := system.Root.Spawn(actor.PropsFromFunc(echo))
+	a.Request(system.Root, echoPID, "boom", time.Minute, func(any, error) { defer close(done); panic("a bug") })
+	<-done
+	system.Root.Send(waiter, "its own answer")
+	select {
+	case res := <-got:
+		assert.Equal(t, "its own answer", res)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting ask lost its answer")
+	}
+}
