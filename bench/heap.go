@@ -126,7 +126,7 @@ func busyRoomHeap(ctx context.Context, w *run) (Result, error) {
 	}
 
 	return Result{Workload: fmt.Sprintf("(10) busy-room heap: %d rooms × %d messages (in-process fake MUC)", rooms, perRoom),
-		Unit: "KiB per busy room", Runtime: busy / 1024,
+		Unit: "KiB/busy-room", Runtime: busy / 1024,
 		Goal: "≤ 64 KiB per busy room", Met: busy <= 64*1024,
 		Notes: fmt.Sprintf("idle room %.1f KiB (busy %.1f× idle); fixed %.1f MiB, a connected runtime %+.1f MiB; KiB per room after each round of messages: %s; "+
 			"then posts to every room, KiB per room after so many each: %s (the last batch %+.1f bytes per post); %d messages delivered in %s",
