@@ -58,7 +58,7 @@ type Result struct {
 }
 
 // Workloads names the workloads, in the order they run.
-var Workloads = []string{"post-sequential", "post-pipelined", "post-pipelined-100-rooms", "delivery", "fan-out", "replay", "joins", "recovery", "lagging-catch-up", "rejoin"}
+var Workloads = []string{"post-sequential", "post-pipelined", "post-pipelined-100-rooms", "delivery", "fan-out", "replay", "joins", "recovery", "lagging-catch-up", "rejoin", "busy-room-heap"}
 
 // ErrUnknownWorkload: Options.Only names a workload that doesn't exist.
 var ErrUnknownWorkload = errors.New("bench: unknown workload")
@@ -75,6 +75,7 @@ var workloads = map[string]workload{
 	"joins":                    joins,
 	"recovery":                 recovery,
 	"rejoin":                   rejoin,
+	"busy-room-heap":           busyRoomHeap,
 }
 
 // run is one run's shared state.

@@ -60,6 +60,7 @@ func BenchmarkJoins(b *testing.B)                 { benchmark(b, "joins") }
 func BenchmarkRecovery(b *testing.B)              { benchmark(b, "recovery") }
 func BenchmarkLaggingCatchUp(b *testing.B)        { benchmark(b, "lagging-catch-up") }
 func BenchmarkRejoin(b *testing.B)                { benchmark(b, "rejoin") }
+func BenchmarkBusyRoomHeap(b *testing.B)          { benchmark(b, "busy-room-heap") }
 
 // TestSmoke runs every workload at a hundredth of its size: the suite works end
 // to end and every figure is a number. It asserts no speed: speed is measured,

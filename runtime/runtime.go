@@ -50,6 +50,7 @@ type Runtime struct {
 
 	mu       sync.Mutex // guards the lifecycle fields below, not the actors' state
 	system   *actor.ActorSystem
+	asker    *ask.Asker // every call into the actors goes through it
 	session  *actor.PID
 	notifier *actor.PID
 	online   bool // Connect succeeded once
@@ -89,12 +90,15 @@ func (rt *Runtime) Connect(ctx context.Context) error {
 		return seam.ErrDisconnected
 	}
 	if rt.system == nil {
-		rt.start()
+		if err := rt.start(); err != nil {
+			rt.mu.Unlock()
+			return fmt.Errorf("parley-xmpp: connect: %w", err)
+		}
 	}
-	system, pid := rt.system, rt.session
+	system, asker, pid := rt.system, rt.asker, rt.session
 	rt.mu.Unlock()
 
-	res, err := ask.Ask(ctx, system, pid, &session.Connect{})
+	res, err := asker.Ask(ctx, pid, &session.Connect{})
 	if err != nil {
 		if ctx.Err() != nil {
 			system.Root.Send(pid, &session.AbortConnect{})
@@ -110,14 +114,20 @@ func (rt *Runtime) Connect(ctx context.Context) error {
 	return nil
 }
 
-// start builds the actor system, the notifier and the session actor. Called
-// with mu held.
-func (rt *Runtime) start() {
+// start builds the actor system, its asker, the notifier and the session
+// actor. Called with mu held.
+func (rt *Runtime) start() error {
 	c := rt.cfg
-	rt.system = actor.NewActorSystem(
+	system := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet(rt.log) }),
 		actor.WithDeadLetterThrottleInterval(100*time.Millisecond),
 	)
+	asker, err := ask.New(system, rt.log)
+	if err != nil {
+		system.Shutdown()
+		return err
+	}
+	rt.system, rt.asker = system, asker
 	root := rt.system.Root
 	nc := notifier.Config{State: &rt.state, Logger: rt.log}
 	if f := c.OnStateChange; f != nil {
@@ -159,6 +169,7 @@ func (rt *Runtime) start() {
 		root.Send(rt.notifier, &session.StateChange{To: session.Closed, Err: fmt.Errorf("%w: %v", supervision.ErrActorFailed, f.Reason), At: time.Now()})
 	}}.Strategy()
 	rt.session = root.Spawn(props.Configure(actor.WithGuardian(guardian)))
+	return nil
 }
 
 func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
@@ -169,7 +180,7 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 	}
 	return room.Props(room.Config{
 		JID: spec.JID, Topic: spec.Topic, Nick: c.Nick, Pinned: c.pinned, Session: spec.Session,
-		Online: spec.Online, Link: spec.Link, Notify: rt.notifier, Logger: rt.log,
+		Online: spec.Online, Link: spec.Link, Notify: rt.notifier, Logger: rt.log, Replies: rt.asker,
 		IQTimeout: c.RequestTimeout, JoinTimeout: c.JoinTimeout, PostTimeout: c.PostTimeout,
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
 		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,
@@ -205,12 +216,12 @@ func (rt *Runtime) Disconnect(ctx context.Context) error {
 		return nil
 	}
 	rt.closed, rt.online = true, false
-	system, pid := rt.system, rt.session
+	system, asker, pid := rt.system, rt.asker, rt.session
 	rt.mu.Unlock()
 	if system == nil {
 		return nil
 	}
-	_, err := ask.Ask(ctx, system, pid, &session.Disconnect{})
+	_, err := asker.Ask(ctx, pid, &session.Disconnect{})
 	if err := system.Root.StopFuture(pid).Wait(); err != nil {
 		rt.log.Warn("session did not stop in time", slog.Any("err", err))
 	}
@@ -225,17 +236,17 @@ func (rt *Runtime) Disconnect(ctx context.Context) error {
 	return nil
 }
 
-// ready returns the actor system and session of a connected runtime.
-func (rt *Runtime) ready() (*actor.ActorSystem, *actor.PID, error) {
+// ready returns the actor system, asker and session of a connected runtime.
+func (rt *Runtime) ready() (*actor.ActorSystem, *ask.Asker, *actor.PID, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	switch {
 	case rt.closed:
-		return nil, nil, seam.ErrDisconnected
+		return nil, nil, nil, seam.ErrDisconnected
 	case !rt.online:
-		return nil, nil, seam.ErrNotConnected
+		return nil, nil, nil, seam.ErrNotConnected
 	}
-	return rt.system, rt.session, nil
+	return rt.system, rt.asker, rt.session, nil
 }
 
 // toRoom asks topic's room actor msg.
@@ -244,11 +255,11 @@ func (rt *Runtime) toRoom(ctx context.Context, topic seam.Topic, msg any) (any, 
 	if err != nil {
 		return nil, err
 	}
-	system, pid, err := rt.ready()
+	_, asker, pid, err := rt.ready()
 	if err != nil {
 		return nil, err
 	}
-	res, err := ask.Ask(ctx, system, pid, &session.ToRoom{Room: local + "@" + rt.cfg.MUCService, Topic: topic, Msg: msg})
+	res, err := asker.Ask(ctx, pid, &session.ToRoom{Room: local + "@" + rt.cfg.MUCService, Topic: topic, Msg: msg})
 	if err != nil {
 		return nil, rt.callErr("", err)
 	}
@@ -449,7 +460,7 @@ func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handl
 	if _, err := RoomLocalpart(topic); err != nil {
 		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, err)
 	}
-	system, _, err := rt.ready()
+	system, _, _, err := rt.ready()
 	if err != nil {
 		return nil, fmt.Errorf("parley-xmpp: subscribe to %q: %w", topic, err)
 	}

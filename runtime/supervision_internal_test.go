@@ -15,7 +15,6 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/actors/session"
-	"github.com/parley-go/parley-xmpp/internal/ask"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/supervision"
@@ -29,7 +28,7 @@ func failRoom(t *testing.T, rt *Runtime, topic seam.Topic) any {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := ask.Ask(ctx, rt.system, rt.session, &session.ToRoom{Room: local + "@" + rt.cfg.MUCService, Topic: topic, Msg: &room.Fail{Reason: "injected failure"}})
+	res, err := rt.asker.Ask(ctx, rt.session, &session.ToRoom{Room: local + "@" + rt.cfg.MUCService, Topic: topic, Msg: &room.Fail{Reason: "injected failure"}})
 	require.NoError(t, err)
 	return res
 }

@@ -319,7 +319,7 @@ func (l *ledger) cancel(origin string) *PostFate {
 		p.cancelled = true
 		return &PostFate{Sent: true}
 	}
-	if id, ok := l.settled.ids[origin]; ok {
+	if id, ok := l.settled.find(origin); ok {
 		return &PostFate{Sent: true, ID: id}
 	}
 	return &PostFate{}

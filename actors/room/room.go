@@ -59,8 +59,8 @@
 // answer, and a read that fails with a lost link must be seen after the
 // LinkDown that explains it. A ReenterAfter continuation is a system message
 // and would jump the queue. A request to another actor is sent with a one-shot
-// reply address of the room's as its sender (state.ask), which turns the answer
-// into the room's message; no goroutine waits on it.
+// reply token of the runtime's as its sender (state.ask, internal/ask), which
+// turns the answer into the room's message; no goroutine waits on it.
 //
 // # A post's path
 //
@@ -105,6 +105,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/ask"
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
@@ -165,6 +166,9 @@ type Config struct {
 	// Notify, when set, receives *Event.
 	Notify *actor.PID
 	Logger *slog.Logger
+	// Replies is where the answers to the room's requests come back: the
+	// runtime's, shared by its rooms (nil: the room registers one of its own).
+	Replies *ask.Asker
 
 	IQTimeout   time.Duration
 	JoinTimeout time.Duration // one join, cold-creation retries included

@@ -4,8 +4,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -14,6 +14,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/ask"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -36,6 +37,7 @@ type state struct {
 	life    life
 	self    *actor.PID
 	archive *actor.PID
+	replies *ask.Asker // where the answers to the room's requests come back
 
 	// epoch bumps whenever work in flight becomes stale (a lost link, a new
 	// join, a restart); answers carry the epoch they were asked in.
@@ -56,6 +58,7 @@ func newState(cfg Config) *state {
 		wire:   wire{link: cfg.Link},
 		timers: map[timerKind]*time.Timer{},
 	}
+	s.replies = cfg.Replies
 	if cfg.Online {
 		s.wire.state = linkUp
 	}
@@ -204,57 +207,22 @@ type spawned struct {
 }
 
 // ask sends m to pid and delivers the answer to the room as the message wrap
-// makes of it (see the package doc: one reply style). The request's sender is a
-// one-shot address of the room's (replyAddr); no goroutine waits for the answer.
+// makes of it (see the package doc: one reply style). The request's sender is
+// a token of the runtime's reply address (internal/ask): the answer, a dead
+// letter or the timeout comes back to the room once, a late or second answer
+// is dropped there, and the actor system's registry is not touched; no
+// goroutine waits for the answer.
 func (s *state) ask(ctx actor.Context, pid *actor.PID, m any, timeout time.Duration, wrap func(res any, err error) any) {
-	sys := ctx.ActorSystem()
-	r := &replyAddr{sys: sys, room: ctx.Self(), wrap: wrap}
-	r.pid, _ = sys.ProcessRegistry.Add(r, "room-reply"+sys.ProcessRegistry.NextId())
-	r.mu.Lock()
-	r.timer = time.AfterFunc(timeout, func() { r.finish(nil, actor.ErrTimeout) })
-	r.mu.Unlock()
-	ctx.RequestWithCustomSender(pid, m, r.pid)
-}
-
-// replyAddr is the address one answer is sent to: the answer (or a dead
-// letter, or the timeout) comes back to the room as the message wrap makes of
-// it, in the room's mailbox, in order with everything else.
-type replyAddr struct {
-	sys   *actor.ActorSystem
-	room  *actor.PID
-	pid   *actor.PID
-	wrap  func(res any, err error) any
-	mu    sync.Mutex
-	timer *time.Timer
-	done  bool
-}
-
-func (r *replyAddr) SendUserMessage(_ *actor.PID, m any) {
-	_, msg, _ := actor.UnwrapEnvelope(m)
-	if _, dead := msg.(*actor.DeadLetterResponse); dead {
-		r.finish(nil, actor.ErrDeadLetter)
-		return
+	root, room := ctx.ActorSystem().Root, ctx.Self()
+	if s.replies == nil { // a room made without the runtime's (tests): one of its own
+		replies, err := ask.New(ctx.ActorSystem(), s.log)
+		if err != nil {
+			ctx.Send(room, wrap(nil, err))
+			return
+		}
+		s.replies = replies
 	}
-	r.finish(msg, nil)
-}
-
-func (r *replyAddr) SendSystemMessage(*actor.PID, any) {}
-
-func (r *replyAddr) Stop(*actor.PID) { r.finish(nil, actor.ErrTimeout) }
-
-func (r *replyAddr) finish(res any, err error) {
-	r.mu.Lock()
-	if r.done {
-		r.mu.Unlock()
-		return
-	}
-	r.done = true
-	if r.timer != nil {
-		r.timer.Stop()
-	}
-	r.mu.Unlock()
-	r.sys.ProcessRegistry.Remove(r.pid)
-	r.sys.Root.Send(r.room, r.wrap(res, err))
+	s.replies.Request(ctx, pid, m, timeout, func(res any, err error) { root.Send(room, wrap(res, err)) })
 }
 
 // readArchive asks the archive actor q for r; the answer comes back as an
@@ -376,23 +344,45 @@ func (s *state) onTimer(ctx actor.Context, t *timer) {
 	}
 }
 
-// originRing remembers the ids of the last n settled posts.
+// originRing remembers the ids of the last n settled posts, for a caller that
+// gave up on its post and asks what became of it (CancelPost). It keeps a
+// seeded 64-bit hash of each origin-id, not the origin-id, and the post's id,
+// in two fixed arrays allocated on the first post: 24 bytes a post plus the id
+// itself (about 14 KiB at n = 256 with 24-character ids), nothing for a room
+// that never posts, and add allocates nothing. find scans the n hashes: a
+// cancel is rare. An origin-id is a runtime's own random text or a PostOnce
+// key (the same key settles as the same archived post), so a hash names one
+// post: two origin-ids share one with a chance of n/2^64.
 type originRing struct {
-	n     int
-	order []string
-	ids   map[string]seam.BackendMsgID
+	n      int
+	seed   maphash.Seed
+	hashes []uint64
+	ids    []seam.BackendMsgID
+	next   int // where the next post goes once the ring is full
 }
 
-func newOriginRing(n int) *originRing { return &originRing{n: n, ids: map[string]seam.BackendMsgID{}} }
+func newOriginRing(n int) *originRing { return &originRing{n: max(n, 1), seed: maphash.MakeSeed()} }
 
 func (r *originRing) add(origin string, id seam.BackendMsgID) {
-	if _, ok := r.ids[origin]; ok {
+	h := maphash.String(r.seed, origin)
+	if r.hashes == nil {
+		r.hashes, r.ids = make([]uint64, 0, r.n), make([]seam.BackendMsgID, 0, r.n)
+	}
+	if len(r.hashes) < r.n {
+		r.hashes, r.ids = append(r.hashes, h), append(r.ids, id)
 		return
 	}
-	if len(r.order) == r.n {
-		delete(r.ids, r.order[0])
-		r.order = r.order[1:]
+	r.hashes[r.next], r.ids[r.next] = h, id
+	r.next = (r.next + 1) % r.n
+}
+
+// find returns the id of the settled post with origin.
+func (r *originRing) find(origin string) (seam.BackendMsgID, bool) {
+	h := maphash.String(r.seed, origin)
+	for i, x := range r.hashes {
+		if x == h {
+			return r.ids[i], true
+		}
 	}
-	r.order = append(r.order, origin)
-	r.ids[origin] = id
+	return "", false
 }
