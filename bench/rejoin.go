@@ -96,7 +96,8 @@ func rejoinOnce(ctx context.Context, w *run, n int) (turns, error) {
 		if err := b.join(rooms[i], "bare"); err != nil {
 			return err
 		}
-		cursors[i], err = b.post(rooms[i], "cursor "+strconv.Itoa(i))
+		cursor, err := b.post(rooms[i], "cursor "+strconv.Itoa(i))
+		cursors[i] = cursor
 		return err
 	}); err != nil {
 		b.close()
