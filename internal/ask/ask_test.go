@@ -64,6 +64,19 @@ func askLater(t *testing.T, a *Asker, pid *actor.PID) <-chan any {
 	return got
 }
 
+// answerOwn answers the ask parked as waiter, whose answer comes on got, and
+// checks that it gets that answer.
+func answerOwn(t *testing.T, system *actor.ActorSystem, waiter *actor.PID, got <-chan any) {
+	t.Helper()
+	system.Root.Send(waiter, "its own answer")
+	select {
+	case res := <-got:
+		assert.Equal(t, "its own answer", res)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting ask lost its answer")
+	}
+}
+
 func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.GC()
@@ -162,8 +175,7 @@ func TestALateAnswerNeverReachesALaterAsk(t *testing.T) {
 		t.Fatalf("the waiting ask got %v", res)
 	default:
 	}
-	system.Root.Send(waiter, "its own answer")
-	assert.Equal(t, "its own answer", <-got)
+	answerOwn(t, system, waiter, got)
 	assert.Zero(t, waiting(t, system, a))
 }
 
@@ -182,8 +194,7 @@ func TestASecondAnswerNeverReachesALaterAsk(t *testing.T) {
 	waiter := <-parked
 	system.Root.Send(answered, "second answer to the first ask")
 	require.Eventually(t, func() bool { return a.Dropped() == 1 }, 5*time.Second, time.Millisecond, "the second answer was not dropped")
-	system.Root.Send(waiter, "its own answer")
-	assert.Equal(t, "its own answer", <-got)
+	answerOwn(t, system, waiter, got)
 }
 
 // TestOnlyTheSenderPIDItselfAnswers: a PID built with the same address and
@@ -197,8 +208,7 @@ func TestOnlyTheSenderPIDItselfAnswers(t *testing.T) {
 	forged := &actor.PID{Address: waiter.Address, Id: waiter.Id, RequestId: waiter.RequestId}
 	system.Root.Send(forged, "through a copy")
 	require.Eventually(t, func() bool { return a.Dropped() == 1 }, 5*time.Second, time.Millisecond, "the copy's answer was not dropped")
-	system.Root.Send(waiter, "its own answer")
-	assert.Equal(t, "its own answer", <-got)
+	answerOwn(t, system, waiter, got)
 }
 
 // TestCancelledAsksLeaveNothingWaiting: asks whose context ends are forgotten,
@@ -283,11 +293,5 @@ func TestAPanickingDeliverLeavesTheOthersWaiting(t *testing.T) {
 	echoPID := system.Root.Spawn(actor.PropsFromFunc(echo))
 	a.Request(system.Root, echoPID, "boom", time.Minute, func(any, error) { defer close(done); panic("a bug") })
 	<-done
-	system.Root.Send(waiter, "its own answer")
-	select {
-	case res := <-got:
-		assert.Equal(t, "its own answer", res)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the waiting ask lost its answer")
-	}
+	answerOwn(t, system, waiter, got)
 }
