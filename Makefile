@@ -1,12 +1,15 @@
-# parley-xmpp. `make demo` and `make test` bring up a local Prosody (installed from
-# apt if missing) on 127.0.0.1:5222 and stop it afterwards if they started it.
+# parley-xmpp. `make demo` and `make test` bring up the local Prosody and ejabberd
+# (installed from apt if missing) on 127.0.0.1 and stop them afterwards if they
+# started them; `make test` also installs what its tests run (scripts/deps.sh:
+# etcd, prometheus and promtool, systemd-analyze).
 
 .PHONY: demo test chaos soak bench fuzz check build server-start server-stop
 
 demo: ## a short live demo against the local server
 	scripts/with-devserver.sh go run ./cmd/parley-xmpp demo
 
-test: ## gofmt, vet, staticcheck and every test (with -race) against the local server
+test: ## gofmt, vet, staticcheck and every test (with -race) against both local servers
+	scripts/deps.sh
 	scripts/with-devserver.sh scripts/check.sh
 
 chaos: ## the chaos suite alone (SEED=n repeats a run's faults)

@@ -61,30 +61,9 @@ data_root() {
 # Test accounts: user:password. These exist only on this throwaway loopback server.
 ACCOUNTS="parley:parleypass parley2:parleypass2 parley3:parleypass3 observer:observerpass"
 
-log() { printf 'devserver: %s\n' "$*" >&2; }
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-		log "need root (or sudo) to run: $*"; return 1
-	fi
-}
-
-# apt_install PACKAGE: install from apt without letting the package start a
-# system-wide server of its own.
-apt_install() {
-	log "installing $1 from apt"
-	export DEBIAN_FRONTEND=noninteractive
-	# policy-rc.d keeps the package from starting a system-wide server of its own.
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-		as_root chmod +x /usr/sbin/policy-rc.d
-		trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
-	fi
-	as_root apt-get install -y -q "$1" >/dev/null 2>&1 || {
-		as_root apt-get update -q >/dev/null 2>&1
-		as_root apt-get install -y -q "$1" >/dev/null
-	}
-}
+# as_root and apt_install: scripts/apt.sh, shared with scripts/deps.sh.
+. "$(dirname "$0")/apt.sh"
 
 # Prosody's SQL storage reaches SQLite through LuaDBI's driver, a separate package.
 install_prosody() {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# deps.sh: installs from Debian what `make test` runs besides the XMPP servers
+# (scripts/devserver.sh installs those): etcd for the cluster tests, prometheus
+# and promtool for examples/monitoring, systemd-analyze for examples/systemd.
+# Idempotent; a tool that can't be installed fails the run with the command
+# that installs it. Package-started servers (etcd, prometheus) are stopped: the
+# tests start their own on loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/apt.sh
+need systemd-analyze systemd
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+	apt_install prometheus
+	if [ -d /run/systemd/system ]; then as_root systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+fi
+if ! command -v etcd >/dev/null; then
+	apt_install etcd-server
+	if [ -d /run/systemd/system ]; then as_root systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+fi
+for tool in systemd-analyze prometheus promtool etcd; do
+	command -v "$tool" >/dev/null || { log "$tool is still missing after the install"; exit 1; }
+done
