@@ -29,7 +29,13 @@ type Prometheus struct {
 	delivered   *prometheus.CounterVec
 	sinkFailure *prometheus.CounterVec
 	backlog     *prometheus.GaugeVec
+	skipped     *prometheus.CounterVec
 }
+
+// SkippedKinds are the kinds of inbound elements passed over that
+// parley_xmpp_inbound_skipped_total counts (xmppconn's Skip* values), its
+// series initialised at start.
+var SkippedKinds = []string{"unknown-element", "oversized-tree", "reply-dropped"}
 
 // New returns the collectors, registered with a registry of their own (with
 // the Go runtime and process collectors).
@@ -64,8 +70,13 @@ func New() *Prometheus {
 			Help: "Failed attempts to deliver to a serve route's sink (each is retried)."}, []string{"route"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_backlog",
 			Help: "Messages a serve route read from the archive and has yet to deliver."}, []string{"route", "topic"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_inbound_skipped_total",
+			Help: "Elements the connection read and passed over, by kind: unknown-element (no stanza the runtime handles), oversized-tree (a stanza over the element limits), reply-dropped (a ping, version or disco request left unanswered while the send queue was full). None of them ends the link."}, []string{"kind"}),
 	}
-	p.reg.MustRegister(p.gaps, p.dropped)
+	for _, k := range SkippedKinds {
+		p.skipped.WithLabelValues(k)
+	}
+	p.reg.MustRegister(p.gaps, p.dropped, p.skipped)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
 		p.filtered, p.delivered, p.sinkFailure, p.backlog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,6 +98,9 @@ func (p *Prometheus) ConnectionState(s observe.State) {
 		p.state.WithLabelValues(st.String()).Set(v)
 	}
 }
+
+// InboundSkipped implements observe.InboundSkipper.
+func (p *Prometheus) InboundSkipped(kind string) { p.skipped.WithLabelValues(kind).Inc() }
 
 // Reconnected implements observe.Metrics.
 func (p *Prometheus) Reconnected() { p.reconnects.Inc() }

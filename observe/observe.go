@@ -83,6 +83,14 @@ type RowDropper interface {
 	ArchiveRowsDropped(n int)
 }
 
+// InboundSkipper is an optional interface of Metrics: InboundSkipped is called
+// for each element the connection read and passed over (not a stanza the
+// runtime handles, a request it could not answer), by kind: one of a fixed
+// set (xmppconn's Skip* values), never a string from the stream.
+type InboundSkipper interface {
+	InboundSkipped(kind string)
+}
+
 // Nop discards everything.
 type Nop struct{}
 

@@ -691,5 +691,5 @@ func (a *Archive) entry(r stanza.MAMResult) (Entry, bool) {
 	if !f.HasBody || f.Body == "" || !stanza.SameBare(f.From, a.cfg.Room) {
 		return Entry{}, false
 	}
-	return Entry{Message: stanza.SeamMessage(a.cfg.Topic, a.cfg.Room, f.From, f.Body, r.ID, f.Stamp), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
+	return Entry{Message: r.Seam(a.cfg.Topic, a.cfg.Room), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
 }

@@ -429,7 +429,7 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	}
 	// A live reflection shows no real JID; one from our own nick, while we
 	// hold it, is our account's.
-	s.fan.onLive(ctx, live{msg: stanza.SeamMessage(s.cfg.Topic, s.cfg.JID, m.From, m.Body, m.StanzaID.ID, m.Stamp), origin: m.OriginID,
+	s.fan.onLive(ctx, live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID,
 		ours: nick == s.occ.nick, jid: s.fan.occupants[nick]})
 }
 

@@ -137,7 +137,7 @@ func (s *Session) onMAMResult(ctx actor.Context, m stanza.Message) {
 		return
 	}
 	r := *m.MAM
-	if m.Error != nil {
+	if r.Unreadable != "" {
 		// An unreadable row: keep it marked so the archive fails the page.
 		r.ID = ""
 	}

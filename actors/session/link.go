@@ -362,8 +362,14 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	s.onlineSince = time.Now()
 	s.pingWait, s.srtt = s.cfg.KeepAliveTimeout, 0
 	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
+	skipped, _ := s.cfg.Metrics.(observe.InboundSkipper)
 	m.conn.Start(xmppconn.Handler{
 		Stanza: func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
+		Skipped: func(kind string) {
+			if skipped != nil {
+				skipped.InboundSkipped(kind)
+			}
+		},
 		Closed: func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
 	})
 	s.openConns++

@@ -218,3 +218,35 @@ func (cl *Client) Admin(room, xmlns, inner string) error {
 	}
 	return nil
 }
+
+// Raw sends one stanza as it is: what an attacker, or a client of another
+// kind, puts on the wire.
+func (cl *Client) Raw(stanza string) error {
+	_, err := cl.c.SendOrg(stanza)
+	return err
+}
+
+// Request sends an IQ get to `to` with payload (its child element's XML) and
+// returns the answer's type ("result" or "error") within d.
+func (cl *Client) Request(to, payload string, d time.Duration) (string, error) {
+	id := rand.Text()
+	v, err := cl.wait(d, func() error {
+		_, err := cl.c.SendOrg(fmt.Sprintf(`<iq type='get' to='%s' id='%s'>%s</iq>`, to, id, payload))
+		return err
+	}, func(v any) bool {
+		switch iq := v.(type) {
+		case xmpp.IQ:
+			return iq.ID == id
+		case xmpp.DiscoResult:
+			return iq.ID == id
+		}
+		return false
+	})
+	if err != nil {
+		return "", err
+	}
+	if iq, ok := v.(xmpp.IQ); ok {
+		return iq.Type, nil
+	}
+	return "result", nil
+}

@@ -235,5 +235,42 @@ func ErrorReplyIQ(to, id, condition string) []byte {
 	return b.Bytes()
 }
 
+// ResultIQ is an empty result answering the request id from to (for a ping).
+// to "" answers the server itself.
+func ResultIQ(to, id string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "result", to, id)
+	b.Truncate(b.Len() - 1)
+	b.WriteString("/>")
+	return b.Bytes()
+}
+
+// VersionResultIQ answers an XEP-0092 version request.
+func VersionResultIQ(to, id, name, version string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "result", to, id)
+	b.WriteString(`<query xmlns="` + NSVersion + `"><name>`)
+	esc(&b, name)
+	b.WriteString("</name><version>")
+	esc(&b, version)
+	b.WriteString("</version></query></iq>")
+	return b.Bytes()
+}
+
+// DiscoInfoResultIQ answers an XEP-0030 disco#info request: an automated
+// client with features.
+func DiscoInfoResultIQ(to, id string, features ...string) []byte {
+	var b bytes.Buffer
+	iqOpen(&b, "result", to, id)
+	b.WriteString(`<query xmlns="` + NSDiscoInfo + `"><identity category="client" type="bot" name="parley-xmpp"/>`)
+	for _, f := range features {
+		b.WriteString("<feature")
+		attr(&b, "var", f)
+		b.WriteString("/>")
+	}
+	b.WriteString("</query></iq>")
+	return b.Bytes()
+}
+
 // StreamEnd closes the XML stream.
 func StreamEnd() []byte { return []byte("</stream:stream>") }

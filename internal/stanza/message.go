@@ -28,3 +28,16 @@ func SeamMessage(topic seam.Topic, room, from, body, id string, stamp time.Time)
 		Mentions:     seam.ParseMentions(body),
 	}
 }
+
+// Seam is the seam message a room's live groupchat message stands for: the
+// room's stanza-id, stamped now (a live message carries no stamp the runtime
+// can trust: see ParseMessage).
+func (m Message) Seam(topic seam.Topic, room string) seam.Message {
+	return SeamMessage(topic, room, m.From, m.Body, m.StanzaID.ID, time.Time{})
+}
+
+// Seam is the seam message an archived row stands for: the archive id, the
+// archive's stamp.
+func (r *MAMResult) Seam(topic seam.Topic, room string) seam.Message {
+	return SeamMessage(topic, room, r.Message.From, r.Message.Body, r.ID, r.Message.Stamp)
+}

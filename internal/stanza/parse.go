@@ -1,7 +1,6 @@
 package stanza
 
 import (
-	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -39,106 +38,43 @@ func ParseFin(payload []byte) (Fin, error) {
 	return f, nil
 }
 
-// ParseForwarded reads the inner XML of a MAM <result/>: <forwarded/> holding a
-// <delay/> and the archived <message/>.
+// ParseForwarded reads the inner XML of a MAM <result/> (<forwarded/> holding
+// a <delay/> and the archived <message/>) with the same parser as the stream.
 func ParseForwarded(inner string) (Forwarded, error) {
-	var v struct {
-		XMLName xml.Name
-		Delay   struct {
-			Stamp string `xml:"stamp,attr"`
-		} `xml:"urn:xmpp:delay delay"`
-		Message *struct {
-			From     string  `xml:"from,attr"`
-			Type     string  `xml:"type,attr"`
-			Body     *string `xml:"jabber:client body"`
-			OriginID struct {
-				ID string `xml:"id,attr"`
-			} `xml:"urn:xmpp:sid:0 origin-id"`
-			Delay struct {
-				Stamp string `xml:"stamp,attr"`
-			} `xml:"urn:xmpp:delay delay"`
-			X []struct {
-				Items []struct {
-					JID *string `xml:"jid,attr"`
-				} `xml:"http://jabber.org/protocol/muc#user item"`
-			} `xml:"http://jabber.org/protocol/muc#user x"`
-		} `xml:"jabber:client message"`
-	}
-	if err := xml.Unmarshal([]byte(inner), &v); err != nil {
+	e, err := ParseElement([]byte(inner))
+	if err != nil {
 		return Forwarded{}, fmt.Errorf("stanza: unreadable MAM result: %w", err)
 	}
-	if v.XMLName.Local != "forwarded" || v.XMLName.Space != NSForward {
-		return Forwarded{}, fmt.Errorf("stanza: MAM result holds <%s xmlns=%q>, not <forwarded/>", v.XMLName.Local, v.XMLName.Space)
+	if !e.Is(NSForward, "forwarded") {
+		return Forwarded{}, fmt.Errorf("stanza: MAM result holds <%s xmlns=%q>, not <forwarded/>", e.Name.Local, e.Name.Space)
 	}
-	if v.Message == nil {
-		return Forwarded{}, errors.New("stanza: MAM result without a <message/>")
+	r := parseMAMResult("", &Element{Name: xml.Name{Space: NSMAM, Local: "result"}, Children: []*Element{e}})
+	if r.Unreadable != "" {
+		return Forwarded{}, errors.New("stanza: " + r.Unreadable)
 	}
-	f := Forwarded{From: v.Message.From, Type: v.Message.Type, OriginID: v.Message.OriginID.ID}
-	for _, x := range v.Message.X {
-		for _, it := range x.Items {
-			if it.JID != nil {
-				f.RealJIDs = append(f.RealJIDs, *it.JID)
-			}
-		}
-	}
-	if v.Message.Body != nil {
-		f.Body, f.HasBody = *v.Message.Body, true
-	}
-	stamp := v.Delay.Stamp
-	if stamp == "" {
-		stamp = v.Message.Delay.Stamp
-	}
-	t, err := ParseStamp(stamp)
-	if err != nil {
-		return Forwarded{}, err
-	}
-	f.Stamp = t
-	return f, nil
+	return r.Message, nil
 }
 
-// ParseError reads an <error/> element's inner XML (its condition and text).
+// ParseError reads an <error/> element's inner XML (its condition and text),
+// with the same parser as the stream.
 func ParseError(typ string, inner string) *Error {
-	e := &Error{Type: typ}
-	d := xml.NewDecoder(bytes.NewReader([]byte(inner)))
-	depth := 0
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			break
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 && t.Name.Space == NSStanzas {
-				if t.Name.Local == "text" {
-					var s string
-					if d.DecodeElement(&s, &t) == nil {
-						e.Text = s
-					}
-					depth--
-				} else if e.Condition == "" {
-					e.Condition = t.Name.Local
-				}
-			}
-		case xml.EndElement:
-			depth--
-		}
+	e, err := ParseElement([]byte("<error xmlns='" + NSClient + "'>" + inner + "</error>"))
+	if err != nil {
+		return &Error{Type: typ, Condition: "undefined-condition"}
 	}
-	return e
+	out := parseError(e)
+	out.Type = typ
+	return out
 }
 
 // HasFeature reports whether a disco#info payload lists feature.
 func HasFeature(payload []byte, feature string) bool {
-	var v struct {
-		Features []struct {
-			Var string `xml:"var,attr"`
-		} `xml:"feature"`
-	}
-	if xml.Unmarshal(payload, &v) != nil {
+	e, err := ParseElement(payload)
+	if err != nil || !e.Is(NSDiscoInfo, "query") {
 		return false
 	}
-	for _, f := range v.Features {
-		if f.Var == feature {
+	for _, f := range e.All(NSDiscoInfo, "feature") {
+		if f.Attribute("var") == feature {
 			return true
 		}
 	}

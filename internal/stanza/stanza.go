@@ -1,10 +1,12 @@
 // Package stanza holds parley-xmpp's own view of the XMPP stanzas it exchanges:
-// plain types for what arrives, builders for what it sends, and parsers for the
-// payloads go-xmpp hands over raw (MAM results and <fin/>). Nothing here does I/O,
-// so every parser and builder is unit-tested against literal XML.
+// plain types for what arrives, builders for what it sends, and the one
+// namespace-qualified parser (Element, Parse) that decides what every inbound
+// stanza means, live or archived. Nothing here does I/O, so every parser and
+// builder is unit-tested against literal XML.
 package stanza
 
 import (
+	"encoding/xml"
 	"fmt"
 	"strings"
 	"time"
@@ -21,6 +23,7 @@ const (
 	NSForward    = "urn:xmpp:forward:0"
 	NSDelay      = "urn:xmpp:delay"
 	NSPing       = "urn:xmpp:ping"
+	NSVersion    = "jabber:iq:version"
 	NSDataForm   = "jabber:x:data"
 	NSStanzas    = "urn:ietf:params:xml:ns:xmpp-stanzas"
 	NSReply      = "urn:xmpp:reply:0"
@@ -55,20 +58,24 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Message is a <message/> as the runtime sees it.
+// Message is a <message/> as the runtime sees it (ParseMessage says how each
+// field is read).
 type Message struct {
-	From     string
-	ID       string
-	Type     string // groupchat, error, ...
-	Body     string // empty when the message has no body (XMPP can't carry an empty one)
-	Subject  string
-	OriginID string
-	// StanzaID is the <stanza-id/> the message carries. go-xmpp keeps only the last
-	// one, so a room's id can be hidden behind another entity's; callers must check
-	// By and fall back to the archive when it isn't the room.
-	StanzaID StanzaID
-	Stamp    time.Time // <delay stamp/>, zero when absent
-	Error    *Error    // for Type == "error"
+	From       string
+	To         string
+	ID         string
+	Type       string // groupchat, error, ...
+	Body       string // the first jabber:client <body/>
+	HasBody    bool
+	Subject    string
+	HasSubject bool
+	OriginID   string
+	// StanzaID is the <stanza-id/> by the sender's bare JID (the room's own id
+	// for a room's message), zero when there is none; StanzaIDs are all of them.
+	StanzaID  StanzaID
+	StanzaIDs []StanzaID
+	RealJIDs  []string // see Forwarded.RealJIDs
+	Error     *Error   // for Type == "error"
 	// MAM is set when the message is an XEP-0313 archive result.
 	MAM *MAMResult
 }
@@ -79,6 +86,9 @@ type MAMResult struct {
 	QueryID string
 	ID      string // the archive id, equal to the room's stanza-id
 	Message Forwarded
+	// Unreadable says what is wrong with a result whose message can't be read
+	// ("" for a good one): the archive counts it as a fault of its page.
+	Unreadable string
 }
 
 // Forwarded is the archived message inside a MAM result.
@@ -90,11 +100,11 @@ type Forwarded struct {
 	OriginID string
 	Stamp    time.Time
 	// RealJIDs are the jid attributes of every <x xmlns='muc#user'><item/> of
-	// the archived message: the sender's real JID, where the room shows it
-	// (non-anonymous rooms; ejabberd also shows a requester its own). A sender
-	// can put such an element in its own message, and Prosody keeps it beside
-	// the one it adds, so a sender is known only when they all agree (see
-	// SenderJID).
+	// the archived message ("" for an item without one): the sender's real
+	// JID, where the room shows it (non-anonymous rooms; ejabberd also shows a
+	// requester its own). A sender can put such an element in its own
+	// message, and Prosody keeps it beside the one it adds, so a sender is
+	// known only when they all agree (see SenderJID).
 	RealJIDs []string
 }
 
@@ -116,8 +126,7 @@ func SenderJID(jids []string) string {
 	return who
 }
 
-// Presence is a <presence/>. MUC status codes are not available (go-xmpp drops
-// them), so the runtime never relies on them.
+// Presence is a <presence/> (ParsePresence says how each field is read).
 type Presence struct {
 	From        string
 	ID          string
@@ -125,20 +134,21 @@ type Presence struct {
 	Status      string
 	Affiliation string
 	Role        string
-	JID         string // the last <item jid/> of the MUC user payload
+	JID         string   // the real JID every muc#user <item/> agrees on, or ""
+	StatusCodes []string // the muc#user <status code/>s
 	Error       *Error
 }
 
 // IQ is an <iq/>.
 type IQ struct {
-	ID      string
-	From    string
-	To      string
-	Type    string // get, set, result, error
-	Payload []byte // the first child element, re-serialised
-	Error   *Error
-	// Features of a disco#info result, Items of a disco#items result (go-xmpp
-	// decodes those itself).
+	ID          string
+	From        string
+	To          string
+	Type        string   // get, set, result, error
+	Payload     []byte   // the first child element (not <error/>), re-serialised
+	PayloadName xml.Name // its name
+	Error       *Error
+	// Features of a disco#info result, Items of a disco#items result.
 	Features []string
 	Items    []string
 }

@@ -45,6 +45,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -57,6 +58,7 @@ import (
 	xmpp "github.com/xmppo/go-xmpp"
 
 	"github.com/parley-go/parley-xmpp/internal/defaults"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
 )
 
 // Options configure a connection.
@@ -115,18 +117,37 @@ var (
 )
 
 // Handler receives what a connection reads, on the reader goroutine. Stanza gets
-// a stanza.Message, stanza.Presence or stanza.IQ. Closed is called once, last,
-// with the reason the connection ended.
+// a stanza.Message, stanza.Presence or stanza.IQ (requests the connection
+// answers itself, ping, version and plain disco#info, don't reach it).
+// Skipped (nil: not told) hears of every element read and passed over, by
+// kind (one of the Skip* constants). Closed is called once, last, with the
+// reason the connection ended.
 type Handler struct {
-	Stanza func(any)
-	Closed func(error)
+	Stanza  func(any)
+	Skipped func(kind string)
+	Closed  func(error)
 }
+
+// What the reader passes over, for Handler.Skipped. A fixed set: a label
+// value never comes from the stream.
+const (
+	// SkipUnknown: a top-level element that is no jabber:client stanza (a
+	// stream-management <r/>, an unknown extension).
+	SkipUnknown = "unknown-element"
+	// SkipOversized: a stanza over the element-tree limits (stanza.MaxDepth,
+	// stanza.MaxElements), read and dropped.
+	SkipOversized = "oversized-tree"
+	// SkipReplyDropped: a request the connection answers itself came while the
+	// send queue was full; it went unanswered.
+	SkipReplyDropped = "reply-dropped"
+)
 
 // Conn is a logged-in XMPP client stream.
 type Conn struct {
 	client *xmpp.Client
-	raw    net.Conn // the TCP connection under any TLS
-	w      net.Conn // what stanzas are written to (raw, or the TLS connection)
+	dec    *xml.Decoder // go-xmpp's decoder, positioned after the login
+	raw    net.Conn     // the TCP connection under any TLS
+	w      net.Conn     // what stanzas are written to (raw, or the TLS connection)
 	jid    string
 	wto    time.Duration
 	limit  int // outbound stanza limit
@@ -155,14 +176,17 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		return nil, err
 	}
 	defer o.Logins.leave()
-	in := &inboundLimit{max: int64(o.MaxInboundBytes)}
-	if in.max <= 0 {
-		in.max = DefaultMaxInboundBytes
-	}
+	in := newInboundLimit(o.MaxInboundBytes)
 	client, w, raw, err := login(ctx, o, in)
 	if err != nil {
 		return nil, fmt.Errorf("xmppconn: login as %s at %s: %w", o.User, o.Addr, scrub(err, o.Password))
 	}
+	dec, ok := loginDecoder(client)
+	if !ok {
+		_ = raw.Close()
+		return nil, errors.New("xmppconn: go-xmpp's client layout changed: can't take its decoder (pin go-xmpp v0.3.7)")
+	}
+	in.loggedIn()
 	wto := o.WriteTimeout
 	if wto <= 0 {
 		wto = 10 * time.Second
@@ -180,6 +204,7 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	}
 	return &Conn{
 		client:    client,
+		dec:       dec,
 		raw:       raw,
 		w:         w,
 		jid:       client.JID(),
@@ -278,6 +303,9 @@ func (c *Conn) writeLoop() {
 // WriteTimeout in all, so a CPU-starved server that is working through its
 // backlog doesn't lose its link; one that is silent both ways fails the write
 // in WriteTimeout.
+//
+// The deadline is cleared once the write is done: no stale deadline is left
+// on the socket for a later write (they all come through here anyway).
 func (c *Conn) write(b []byte) error {
 	now := time.Now()
 	c.writing.Store(now.UnixNano())
@@ -285,6 +313,10 @@ func (c *Conn) write(b []byte) error {
 	c.keeper.Reset(c.wto / 2)
 	_, err := c.w.Write(b)
 	c.writing.Store(0)
+	c.keeper.Stop()
+	if err == nil {
+		_ = c.raw.SetWriteDeadline(time.Time{})
+	}
 	return err
 }
 
@@ -304,38 +336,164 @@ func (c *Conn) keepWriting() {
 	c.keeper.Reset(c.wto / 2)
 }
 
+// readLoop reads the stream after the login, one top-level element at a time,
+// with package stanza's parser. Only the stream itself ends the link: a
+// decoder or transport error, a stream error, the server's </stream:stream>,
+// or a stanza over the inbound byte cap. Every other element is handed on,
+// answered (answer), or counted and skipped.
 func (c *Conn) readLoop(h Handler) {
 	defer close(c.readerEnd)
 	for {
-		c.in.n.Store(0) // count the next stanza's bytes from here
-		v, err := c.client.Recv()
-		if err != nil {
-			if c.in.tripped.Load() {
-				err = fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, c.in.max, err)
-			} else if isSkippable(err) {
-				continue
-			}
+		v, skip, err := c.readOne()
+		switch {
+		case err != nil:
 			c.fail(err)
 			h.Closed(c.reason())
 			return
-		}
-		if s := convert(v); s != nil {
-			h.Stanza(s)
+		case v != nil:
+			h.Stanza(v)
+		case skip != "" && h.Skipped != nil:
+			h.Skipped(skip)
 		}
 	}
 }
 
-// inboundLimit is go-xmpp's debug writer: it sees every chunk go-xmpp reads
-// (prefixed "RECV ") and every write go-xmpp makes itself ("SEND ", the login
-// among them, which it discards without looking further), and fails the read
-// that takes the current stanza past max. The reader resets n before each
-// stanza; go-xmpp's decoder reads ahead in chunks of 4 KiB, so the count is
-// that exact.
+// readOne reads the next top-level element of the stream: a stanza for the
+// handler (v), or the kind of an element passed over (skip: SkipUnknown...),
+// or neither (whitespace, a request answered here), or the error that ends
+// the link.
+func (c *Conn) readOne() (v any, skip string, err error) {
+	c.in.n.Store(0) // the cap counts each stanza's bytes from here
+	tok, err := c.dec.Token()
+	if err != nil {
+		return nil, "", c.readError(err)
+	}
+	switch t := tok.(type) {
+	case xml.EndElement: // </stream:stream>
+		return nil, "", errors.New("server closed stream")
+	case xml.StartElement:
+		e, err := stanza.ReadElement(c.dec, t)
+		switch {
+		case errors.Is(err, stanza.ErrTooDeep) || errors.Is(err, stanza.ErrTooManyElements):
+			return nil, SkipOversized, nil
+		case err != nil:
+			return nil, "", c.readError(err)
+		case e.Is(nsStream, "error"):
+			return nil, "", streamError(e)
+		}
+		v, _ := stanza.Parse(e)
+		switch v := v.(type) {
+		case nil:
+			return nil, SkipUnknown, nil
+		case stanza.IQ:
+			if answered, queued := c.answer(v); answered {
+				if !queued {
+					return nil, SkipReplyDropped, nil
+				}
+				return nil, "", nil
+			}
+		}
+		return v, "", nil
+	}
+	return nil, "", nil
+}
+
+// readError names why a read failed: the inbound cap, or the stream's error.
+func (c *Conn) readError(err error) error {
+	if c.in.tripped.Load() {
+		return fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, c.in.max.Load(), err)
+	}
+	return err
+}
+
+const nsStream = "http://etherx.jabber.org/streams"
+
+// streamError reads a <stream:error/>: "stream error: CONDITION[: TEXT]", the
+// form EndedByServer knows.
+func streamError(e *stanza.Element) error {
+	const nsStreams = "urn:ietf:params:xml:ns:xmpp-streams"
+	cond, text := "undefined-condition", ""
+	found := false
+	for _, c := range e.Children {
+		if c.Name.Space != nsStreams {
+			continue
+		}
+		if c.Name.Local == "text" {
+			text = c.Text
+		} else if !found {
+			cond, found = c.Name.Local, true
+		}
+	}
+	if text != "" {
+		return fmt.Errorf("stream error: %s: %s", cond, text)
+	}
+	return fmt.Errorf("stream error: %s", cond)
+}
+
+// answer answers the requests every XMPP client must (XEP-0199 ping,
+// XEP-0092 version, XEP-0030 disco#info without a node) through the writer,
+// like every other write. answered: the request was one of those; queued:
+// its answer was queued (false when the send queue is full: the request goes
+// unanswered rather than the link down). Other requests go to the handler.
+func (c *Conn) answer(iq stanza.IQ) (answered, queued bool) {
+	if iq.Type != "get" {
+		return false, false
+	}
+	var reply []byte
+	switch {
+	case iq.PayloadName.Space == stanza.NSPing && iq.PayloadName.Local == "ping":
+		reply = stanza.ResultIQ(iq.From, iq.ID)
+	case iq.PayloadName.Space == stanza.NSVersion && iq.PayloadName.Local == "query":
+		reply = stanza.VersionResultIQ(iq.From, iq.ID, "parley-xmpp", version())
+	case iq.PayloadName.Space == stanza.NSDiscoInfo && iq.PayloadName.Local == "query" && !hasNode(iq.Payload):
+		reply = stanza.DiscoInfoResultIQ(iq.From, iq.ID, stanza.NSDiscoInfo, stanza.NSPing, stanza.NSVersion)
+	default:
+		return false, false
+	}
+	return true, c.Send(reply) == nil
+}
+
+// hasNode: a disco#info request for a node (the rooms' nick probe asks one);
+// those are the runtime's business.
+func hasNode(payload []byte) bool {
+	e, err := stanza.ParseElement(payload)
+	return err != nil || e.Attribute("node") != ""
+}
+
+// inboundLimit is go-xmpp's debug writer: it sees every chunk go-xmpp's decoder
+// reads (prefixed "RECV ") and every write go-xmpp makes itself ("SEND ", the
+// login among them, which it discards without looking further), and fails the
+// read that takes the current stanza past max. The reader resets n before each
+// top-level element; the decoder reads ahead in chunks of 4 KiB, so the count
+// is that exact.
+//
+// During the login the whole exchange after the stream's features (TLS,
+// SASL, bind) counts against loginBudget; loggedIn then sets the cap to
+// stanzaMax, counted per stanza.
 type inboundLimit struct {
-	n       atomic.Int64
-	max     int64
-	tripped atomic.Bool
-	heard   atomic.Int64 // when the server last sent anything (unix ns)
+	n         atomic.Int64
+	max       atomic.Int64
+	stanzaMax int64
+	tripped   atomic.Bool
+	heard     atomic.Int64 // when the server last sent anything (unix ns)
+}
+
+// loginBudget bounds what the server may send during a login, after the
+// features negotiate read (capped on its own: maxNegotiationBytes).
+const loginBudget = 256 << 10
+
+func newInboundLimit(stanzaMax int) *inboundLimit {
+	l := &inboundLimit{stanzaMax: int64(stanzaMax)}
+	if l.stanzaMax <= 0 {
+		l.stanzaMax = DefaultMaxInboundBytes
+	}
+	l.max.Store(min(loginBudget, l.stanzaMax))
+	return l
+}
+
+func (l *inboundLimit) loggedIn() {
+	l.max.Store(l.stanzaMax)
+	l.n.Store(0)
 }
 
 func (l *inboundLimit) Write(p []byte) (int, error) {
@@ -343,7 +501,7 @@ func (l *inboundLimit) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	l.heard.Store(time.Now().UnixNano())
-	if l.n.Add(int64(len(p)-len("RECV "))) > l.max {
+	if l.n.Add(int64(len(p)-len("RECV "))) > l.max.Load() {
 		l.tripped.Store(true)
 		return 0, ErrInboundTooLarge
 	}
@@ -367,12 +525,6 @@ func EndedByServer(err error) bool {
 		return false
 	}
 	return !strings.Contains(strings.ToLower(msg), "shut")
-}
-
-// isSkippable: go-xmpp's error for an element it has no type for (a stream
-// management <r/>, say); the stream itself is fine.
-func isSkippable(err error) bool {
-	return strings.HasPrefix(err.Error(), "unexpected XMPP message ")
 }
 
 // fail records the first reason the connection ends and tears the link down so

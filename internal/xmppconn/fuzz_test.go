@@ -8,32 +8,34 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unsafe"
-
-	xmpp "github.com/xmppo/go-xmpp"
+	"time"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 )
 
-// What a server sends after login, fuzzed through the path a connection reads
-// it by: go-xmpp's Recv on its decoder, then convert. Nothing may panic (a
-// panic on the reader goroutine would end the process), every error stanza
-// carries an error, payloads handed on are well-formed XML, a stream error ends
-// the stream as an error, and what a message says survives a round trip
-// through XML built from it.
+// What a server (or, through it, a stranger or an occupant) sends after login,
+// fuzzed through the path a connection reads it by: readOne, with package
+// stanza's parser. Nothing may panic (a panic on the reader goroutine would
+// end the process); the link survives every element of a well-formed stream:
+// only a decoder error (the input is not well-formed XML), the end of the
+// input, a stream error or </stream:stream> end it; every error stanza carries
+// an error; payloads handed on are well-formed XML; what a message says
+// survives a round trip through XML built from it; and every write made while
+// reading (the answers to pings, version and disco requests) is captured and
+// checked: one well-formed IQ result per request answered, to its sender,
+// with its id.
 //
 // Seeds in testdata/fuzz/<target> are stanzas captured from the dev servers
 // (Prosody 0.12, ejabberd 23.01) while posting, fetching and joining, plus
 // hostile shapes no server sends; each target starts from its kind.
 
-// streamHeader is what go-xmpp's decoder has consumed by the time login ends.
+// streamHeader is what the decoder has consumed by the time login ends.
 const streamHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='parley.local' id='x' version='1.0'>`
 
-// recvClient is a go-xmpp client whose stream is body (after the header): the
-// same decoder and Recv as a logged-in client, with writes (go-xmpp answers
-// pings itself) discarded.
-func recvClient(t *testing.T, body []byte) *xmpp.Client {
-	c := &xmpp.Client{Options: &xmpp.Options{}}
+// readerConn is a connection whose stream is body (after the header), read by
+// the same readOne as a logged-in one; its writer doesn't run, so what it
+// queues (its answers) stays in c.out for the test to check.
+func readerConn(t testing.TB, body []byte) *Conn {
 	d := xml.NewDecoder(io.MultiReader(strings.NewReader(streamHeader), bytes.NewReader(body)))
 	for { // past the stream header, as login leaves it
 		tok, err := d.Token()
@@ -44,38 +46,50 @@ func recvClient(t *testing.T, body []byte) *xmpp.Client {
 			break
 		}
 	}
-	setField(t, c, "p", d)
-	setField(t, c, "stanzaWriter", io.Writer(io.Discard))
-	return c
+	in := newInboundLimit(0)
+	in.loggedIn()
+	return &Conn{dec: d, in: in, limit: DefaultMaxStanzaBytes, out: make(chan outStanza, 1<<16), stop: make(chan struct{})}
 }
 
-// setField sets go-xmpp's unexported field name (checked by type, as rawConn).
-func setField[T any](t *testing.T, c *xmpp.Client, name string, v T) {
-	f := reflect.ValueOf(c).Elem().FieldByName(name)
-	if !f.IsValid() || f.Type() != reflect.TypeFor[T]() {
-		t.Fatalf("go-xmpp's Client.%s changed type", name)
-	}
-	*(*T)(unsafe.Pointer(f.UnsafeAddr())) = v
+// read is what a stream yielded: the stanzas handed on, the kinds skipped, the
+// answers written, and the error that ended it.
+type read struct {
+	out     []any
+	skipped []string
+	written [][]byte
+	end     error
 }
 
-// readAll reads body as readLoop does: every value converted, the skippable
-// errors skipped, until the error that ends the stream.
-func readAll(t *testing.T, body []byte) (out []any, end error) {
-	c := recvClient(t, body)
-	for range 10000 {
-		v, err := c.Recv()
-		if err != nil {
-			if isSkippable(err) {
-				continue
+// readAll reads body as readLoop does, until the error that ends the stream.
+func readAll(t testing.TB, body []byte) read {
+	c := readerConn(t, body)
+	var r read
+	for range 100000 {
+		v, skip, err := c.readOne()
+		switch {
+		case err != nil:
+			r.end = err
+			for len(c.out) > 0 {
+				r.written = append(r.written, (<-c.out).b)
 			}
-			return out, err
-		}
-		if s := convert(v); s != nil {
-			out = append(out, s)
+			return r
+		case v != nil:
+			r.out = append(r.out, v)
+		case skip != "":
+			r.skipped = append(r.skipped, skip)
 		}
 	}
-	t.Fatal("no end after 10000 reads")
-	return nil, nil
+	t.Fatal("no end after 100000 reads")
+	return r
+}
+
+// linkEnding reports whether err may end the link for this input: the input
+// ran out or is not well-formed (the decoder's errors), or the server ended
+// the stream.
+func linkEnding(err error) bool {
+	var syntax *xml.SyntaxError
+	return errors.Is(err, io.EOF) || errors.As(err, &syntax) ||
+		strings.HasPrefix(err.Error(), "stream error") || err.Error() == "server closed stream"
 }
 
 func xmlText(s string) bool {
@@ -90,10 +104,15 @@ func xesc(s string) string {
 
 // checkStream holds the invariants every target checks.
 func checkStream(t *testing.T, body []byte) {
-	out, end := readAll(t, body)
+	r := readAll(t, body)
+	out, end := r.out, r.end
 	if end == nil {
 		t.Fatal("the stream ended without an error")
 	}
+	if !linkEnding(end) {
+		t.Fatalf("the link ended on something other than the stream: %v", end)
+	}
+	checkWritten(t, r.written)
 	for _, v := range out {
 		switch s := v.(type) {
 		case stanza.Message:
@@ -127,7 +146,7 @@ func checkStream(t *testing.T, body []byte) {
 				}
 			}
 		default:
-			t.Fatalf("convert returned %T", v)
+			t.Fatalf("readOne returned %T", v)
 		}
 	}
 	// A stream error read as the first element ends the stream as one.
@@ -136,6 +155,24 @@ func checkStream(t *testing.T, body []byte) {
 	if len(out) == 0 && (bytes.HasPrefix(first, []byte("<stream:error>")) || bytes.HasPrefix(first, []byte("<stream:error "))) &&
 		!errors.As(end, &syntax) && !errors.Is(end, io.EOF) && !strings.HasPrefix(end.Error(), "stream error") {
 		t.Fatalf("a stream error read as %v", end)
+	}
+}
+
+// checkWritten: every write made while reading is an IQ result or error that
+// reads back with our own parser.
+func checkWritten(t *testing.T, written [][]byte) {
+	for _, w := range written {
+		e, err := stanza.ParseElement([]byte("<r xmlns='jabber:client'>" + string(w) + "</r>"))
+		if err != nil || len(e.Children) != 1 {
+			t.Fatalf("written while reading, not one element (%v): %q", err, w)
+		}
+		iq, ok := e.Children[0], true
+		if !iq.Is(stanza.NSClient, "iq") || (iq.Attribute("type") != "result" && iq.Attribute("type") != "error") {
+			ok = false
+		}
+		if !ok {
+			t.Fatalf("written while reading, not an IQ answer: %q", w)
+		}
 	}
 }
 
@@ -163,19 +200,15 @@ func checkMessageRoundTrip(t *testing.T, m stanza.Message) {
 	if m.StanzaID != (stanza.StanzaID{}) {
 		b.WriteString(`<stanza-id xmlns='urn:xmpp:sid:0' by='` + xesc(m.StanzaID.By) + `' id='` + xesc(m.StanzaID.ID) + `'/>`)
 	}
-	if !m.Stamp.IsZero() {
-		b.WriteString(`<delay xmlns='urn:xmpp:delay' stamp='` + m.Stamp.UTC().Format("2006-01-02T15:04:05Z") + `'/>`)
-	}
 	b.WriteString("</message>")
-	out, _ := readAll(t, []byte(b.String()))
+	out := readAll(t, []byte(b.String())).out
 	if len(out) != 1 {
 		t.Fatalf("round trip of %+v: %d stanzas from %s", m, len(out), b.String())
 	}
 	again, ok := out[0].(stanza.Message)
-	if !ok || !again.Stamp.Equal(m.Stamp) {
+	if !ok {
 		t.Fatalf("round trip of %+v: %+v", m, out[0])
 	}
-	again.Stamp, again.ID = m.Stamp, m.ID
 	if again.From != m.From || again.Type != m.Type || again.Body != m.Body || again.Subject != m.Subject ||
 		again.OriginID != m.OriginID || again.StanzaID != m.StanzaID {
 		t.Fatalf("round trip: %+v → %+v", m, again)
@@ -251,11 +284,76 @@ func FuzzStreamError(f *testing.F) {
 
 // The harness itself reads what it is given: a reflection, a stream error.
 func TestFuzzHarnessReads(t *testing.T) {
-	out, end := readAll(t, []byte(`<message from='r@m/a' type='groupchat'><body>hi</body></message><stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`))
+	r := readAll(t, []byte(`<message from='r@m/a' type='groupchat'><body>hi</body></message><stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`))
+	out, end := r.out, r.end
 	if len(out) != 1 || out[0].(stanza.Message).Body != "hi" {
 		t.Fatalf("%+v", out)
 	}
 	if end == nil || !strings.HasPrefix(end.Error(), "stream error") {
 		t.Fatalf("ended with %v", end)
 	}
+}
+
+// FuzzLiveEqualsArchive feeds one message, as a room sends it live and as its
+// archive returns it, through the reader, and requires the same seam message
+// (all but the timestamp: live delivery has no server stamp of its own) and
+// the same sender identity from both paths. children is what the sender put in
+// the message; the room adds its stanza-id (live) or the archive wraps it.
+func FuzzLiveEqualsArchive(f *testing.F) {
+	for _, c := range []string{
+		`<body>hi</body>`,
+		`<body>shown</body><body xmlns='urn:example:hidden'>hidden</body>`,
+		`<body xmlns='urn:example:hidden'>hidden</body><body>shown</body>`,
+		`<body xml:lang='en'>one</body><body xml:lang='fr'>deux</body>`,
+		`<body>x</body><delay xmlns='urn:xmpp:delay' stamp='2001-01-01T00:00:00Z' from='someone@else'/>`,
+		`<body>x</body><delay xmlns='urn:xmpp:delay' stamp='2001-01-01T00:00:00Z' from='general@muc.parley.local'/>`,
+		`<body>x</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='boss@parley.local'/></x>`,
+		`<body>x</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/><subject>s</subject>`,
+		`<html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>rich</body></html><body>plain</body>`,
+	} {
+		f.Add(c, "alice")
+	}
+	const room, sid = "general@muc.parley.local", "s-1"
+	f.Fuzz(func(t *testing.T, children, nick string) {
+		if !xmlText(nick) || nick == "" || strings.ContainsAny(nick, "'&<") {
+			return
+		}
+		from := room + "/" + nick
+		live := readAll(t, []byte(`<message from='`+from+`' type='groupchat' id='m1'>`+children+
+			`<stanza-id xmlns='urn:xmpp:sid:0' by='`+room+`' id='`+sid+`'/></message>`))
+		archived := readAll(t, []byte(`<message from='`+room+`'><result xmlns='urn:xmpp:mam:2' queryid='q' id='`+sid+`'>`+
+			`<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-12-07T10:00:00Z'/>`+
+			`<message xmlns='jabber:client' from='`+from+`' type='groupchat' id='m1'>`+children+`</message></forwarded></result></message>`))
+		if len(live.out) != 1 || len(archived.out) != 1 {
+			return // children not well-formed: neither path has a message
+		}
+		lm, ok1 := live.out[0].(stanza.Message)
+		am, ok2 := archived.out[0].(stanza.Message)
+		if !ok1 || !ok2 || am.MAM == nil {
+			t.Fatalf("live %T, archived %T", live.out[0], archived.out[0])
+		}
+		byRoom := 0
+		for _, id := range lm.StanzaIDs {
+			if strings.EqualFold(id.By, room) {
+				byRoom++
+			}
+		}
+		if byRoom != 1 || am.MAM.Unreadable != "" {
+			return // a sender's own stanza-id by the room: the room strips it (XEP-0359)
+		}
+		if lm.HasBody != am.MAM.Message.HasBody || lm.OriginID != am.MAM.Message.OriginID {
+			t.Fatalf("live %+v, archived %+v", lm, am.MAM.Message)
+		}
+		ls, as := lm.Seam("t", room), am.MAM.Seam("t", room)
+		if time.Since(ls.Timestamp) > time.Minute {
+			t.Fatalf("a live stamp from the sender's own <delay/>: %v", ls.Timestamp)
+		}
+		ls.Timestamp, as.Timestamp = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(ls, as) {
+			t.Fatalf("live and archive disagree:\nlive     %+v\narchived %+v", ls, as)
+		}
+		if a, b := stanza.SenderJID(lm.RealJIDs), stanza.SenderJID(am.MAM.Message.RealJIDs); a != b {
+			t.Fatalf("sender JID live %q, archived %q", a, b)
+		}
+	})
 }

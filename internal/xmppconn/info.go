@@ -1,6 +1,18 @@
 package xmppconn
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"runtime/debug"
+	"sync"
+)
+
+// version is this build's module version, for XEP-0092 answers.
+var version = sync.OnceValue(func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+})
 
 // TLSState is the stream's TLS state, and whether it is encrypted at all
 // (xmpps:// or STARTTLS). For diagnostics (parley-xmpp doctor).

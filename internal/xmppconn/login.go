@@ -74,6 +74,44 @@ func setConn(c *xmpp.Client, nc net.Conn) bool {
 	return true
 }
 
+// loginDecoder is go-xmpp's decoder of the stream, where its login left it:
+// the reader goes on with it, so nothing it has buffered is lost.
+func loginDecoder(c *xmpp.Client) (*xml.Decoder, bool) {
+	f := reflect.ValueOf(c).Elem().FieldByName("p")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[*xml.Decoder]() {
+		return nil, false
+	}
+	d := *(**xml.Decoder)(unsafe.Pointer(f.UnsafeAddr()))
+	return d, d != nil
+}
+
+// maxNegotiationBytes caps what the server may send before TLS: its stream
+// header and features (and the answer to STARTTLS). A real server sends a
+// few hundred bytes.
+const maxNegotiationBytes = 64 << 10
+
+// ErrNegotiationTooLarge: the server sent more than maxNegotiationBytes
+// before TLS.
+var ErrNegotiationTooLarge = fmt.Errorf("xmppconn: the server's stream header and features are over %d KiB", maxNegotiationBytes>>10)
+
+// cappedReader fails a read past its budget.
+type cappedReader struct {
+	r    io.Reader
+	left int
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, ErrNegotiationTooLarge
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= n
+	return n, err
+}
+
 // login dials o.Addr and logs in, within ctx and DialTimeout. w is the stream's
 // connection (TLS, or plain), raw the TCP connection under any TLS; in is
 // go-xmpp's debug tee, which bounds what it reads.
@@ -198,7 +236,7 @@ func negotiate(ctx context.Context, raw net.Conn, domain string, cfg *tls.Config
 	if _, err := io.WriteString(raw, header); err != nil {
 		return nil, err
 	}
-	rec := &recorder{r: raw}
+	rec := &recorder{r: &cappedReader{r: raw, left: maxNegotiationBytes}}
 	br := bufio.NewReader(rec)
 	dec := xml.NewDecoder(br)
 	var f struct {

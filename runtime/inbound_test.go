@@ -1,0 +1,216 @@
+package runtime_test
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// avatarEvent is a pubsub event go-xmpp could not interpret (avatar metadata
+// with no item): its typed Recv ended the link on it.
+const avatarEvent = `<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:avatar:metadata'/></event>`
+
+// Nothing a stranger or an occupant sends ends the link: pubsub events the
+// runtime has no use for, as a private message through the room and as a
+// headline to the account's bare JID from someone in no room; elements in
+// unknown namespaces; thousands of small pings (the inbound cap is per
+// stanza); requests for version and disco. Each is tried many times; the
+// runtime stays online throughout, answers the requests, and the room still
+// delivers afterwards. Before the reader was ours, the first avatar event cut
+// the link.
+func TestStrangersStanzasKeepTheLink(t *testing.T) {
+	s := xmpptest.Require(t)
+	var watch linkWatch
+	nick := "parley-" + strings.ToLower(rand.Text()[:8])
+	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) { c.OnStateChange = watch.on; c.Nick = nick }))
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	got := make(chan seam.Message, 16)
+	_, err := rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
+	require.NoError(t, err)
+
+	mallory, err := xmpptest.Dial(s, 1) // an occupant
+	require.NoError(t, err)
+	defer mallory.Close()
+	require.NoError(t, mallory.Join(room, "mallory"))
+	stranger, err := xmpptest.Dial(s, 2) // in no room at all
+	require.NoError(t, err)
+	defer stranger.Close()
+
+	occupant := room + "/" + nick
+	bare := s.Accounts[0][0] + "@" + s.Domain
+	for i := range 20 {
+		require.NoError(t, mallory.Raw(fmt.Sprintf(`<message to='%s' type='chat' id='a%d'>%s</message>`, occupant, i, avatarEvent)))
+		require.NoError(t, stranger.Raw(fmt.Sprintf(`<message to='%s' type='headline' id='h%d'>%s</message>`, bare, i, avatarEvent)))
+		require.NoError(t, mallory.Raw(fmt.Sprintf(`<message to='%s' type='chat' id='u%d'><body>x</body><thing xmlns='urn:example:unknown'><deep><deeper/></deep></thing></message>`, occupant, i)))
+		require.NoError(t, stranger.Raw(fmt.Sprintf(`<presence to='%s' type='subscribe' id='p%d'/>`, bare, i)))
+	}
+	for i := range 3000 {
+		require.NoError(t, mallory.Raw(fmt.Sprintf(`<iq type='get' to='%s' id='ping%d'><ping xmlns='urn:xmpp:ping'/></iq>`, occupant, i)))
+	}
+	for _, payload := range []string{`<ping xmlns='urn:xmpp:ping'/>`, `<query xmlns='jabber:iq:version'/>`, `<query xmlns='http://jabber.org/protocol/disco#info'/>`} {
+		typ, err := mallory.Request(occupant, payload, 20*time.Second)
+		require.NoError(t, err, payload)
+		assert.Equal(t, "result", typ, "%s answered", payload)
+	}
+
+	id, err := mallory.Post(room, "still here", "")
+	require.NoError(t, err)
+	select {
+	case m := <-got:
+		assert.Equal(t, seam.BackendMsgID(id), m.BackendMsgID)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the room stopped delivering")
+	}
+	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
+	assert.Equal(t, runtime.Online, rt.State())
+}
+
+// A ping or a version request that comes after the link has been idle for
+// longer than the write timeout (10 s) is answered, and the link lives. The
+// old reader answered it through go-xmpp's own writer, on a socket whose
+// write deadline had passed: the answer failed and the link with it.
+func TestIdleLinkAnswersPings(t *testing.T) {
+	s := xmpptest.Require(t)
+	var watch linkWatch
+	nick := "parley-" + strings.ToLower(rand.Text()[:8])
+	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
+		c.OnStateChange = watch.on
+		c.Nick = nick
+		c.KeepAlive = -1 // no pings of our own: the link stays idle
+	}))
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	_, err := rt.Subscribe(ctx5(t), topic, func(seam.Message) {})
+	require.NoError(t, err)
+	mallory, err := xmpptest.Dial(s, 1)
+	require.NoError(t, err)
+	defer mallory.Close()
+	require.NoError(t, mallory.Join(room, "mallory"))
+
+	time.Sleep(11 * time.Second)
+	var wg sync.WaitGroup
+	for _, payload := range []string{`<ping xmlns='urn:xmpp:ping'/>`, `<query xmlns='jabber:iq:version'/>`} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			typ, err := mallory.Request(room+"/"+nick, payload, 10*time.Second)
+			assert.NoError(t, err, payload)
+			assert.Equal(t, "result", typ, payload)
+		}()
+	}
+	wg.Wait()
+	time.Sleep(time.Second) // a failed write would show by now
+	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
+	assert.Equal(t, runtime.Online, rt.State())
+}
+
+// Live and archive agree on what a message says, whatever a sender adds:
+// a second <body/> in another namespace (before or after the real one), a
+// <delay/> claiming the room's stamp. Subscribers get the text the room, its
+// archive and every client show, with the live receive time, never the
+// forged stamp.
+func TestLiveAgreesWithTheArchive(t *testing.T) {
+	s := xmpptest.Require(t)
+	rt := connected(t, newRuntime(t, s, 0, nil))
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	got := make(chan seam.Message, 16)
+	_, err := rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
+	require.NoError(t, err)
+	mallory, err := xmpptest.Dial(s, 1)
+	require.NoError(t, err)
+	defer mallory.Close()
+	require.NoError(t, mallory.Join(room, "mallory"))
+
+	forged := `<delay xmlns='urn:xmpp:delay' from='` + room + `' stamp='2001-01-01T00:00:00Z'/>`
+	for _, extra := range []string{
+		`<body xmlns='urn:example:hidden'>hidden text</body>`,
+		forged,
+	} {
+		_, err := mallory.Post(room, "shown text", extra)
+		require.NoError(t, err)
+	}
+	// A body in another namespace before the real one.
+	require.NoError(t, mallory.Raw(`<message to='`+room+`' type='groupchat' id='h2'><body xmlns='urn:example:hidden'>hidden first</body><body>shown text</body></message>`))
+
+	var live []seam.Message
+	for range 3 {
+		select {
+		case m := <-got:
+			live = append(live, m)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("got %d of 3 messages live", len(live))
+		}
+	}
+	page, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: topic, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, page.Messages, 3)
+	for i, m := range live {
+		assert.Equal(t, "shown text", m.Content, "live")
+		assert.Equal(t, page.Messages[i].BackendMsgID, m.BackendMsgID)
+		assert.Equal(t, page.Messages[i].Content, m.Content, "live and archive content")
+		assert.Equal(t, page.Messages[i].SenderHandle, m.SenderHandle)
+		assert.Greater(t, m.Timestamp.Year(), 2001, "a live stamp from the sender's <delay/>")
+	}
+}
+
+// An occupant whose presence carries an <x><item jid/></x> of its own,
+// claiming another account's JID (in a namespace of its choosing, or in
+// muc#user beside the room's), gets nothing through a JID allowlist: the
+// sender's identity comes only from the room's muc#user payload, and in an
+// anonymous room, whose items name no JID, a JID allowlist admits nobody.
+// The archive path agrees. go-xmpp read any <x> and kept a jid that the
+// room's later item did not overwrite.
+func TestForgedPresenceJIDIsNotASender(t *testing.T) {
+	s := xmpptest.Require(t)
+	victim := s.Accounts[3][0] + "@" + s.Domain
+	for _, tc := range []struct{ name, x string }{
+		{"foreign namespace", `<x xmlns='urn:example:forged'><item jid='` + victim + `/res' affiliation='owner' role='moderator'/></x>`},
+		{"no namespace of its own", `<x><item jid='` + victim + `/res'/></x>`},
+		{"muc#user", `<x xmlns='http://jabber.org/protocol/muc#user'><item jid='` + victim + `/res' affiliation='owner' role='moderator'/></x>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Another account owns the room, as created (semi-anonymous): the
+			// runtime, a plain participant, is shown no real JIDs.
+			topic := freshTopic()
+			room := roomOf(t, s, topic)
+			owner, err := xmpptest.Dial(s, 2)
+			require.NoError(t, err)
+			defer owner.Close()
+			require.NoError(t, owner.Join(room, "owner"))
+			rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
+				c.Allow = map[seam.Topic]runtime.Allowlist{topic: {JIDs: []string{victim}}}
+			}))
+			got := make(chan seam.Message, 16)
+			_, err = rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
+			require.NoError(t, err)
+
+			mallory, err := xmpptest.Dial(s, 1)
+			require.NoError(t, err)
+			defer mallory.Close()
+			require.NoError(t, mallory.Raw(`<presence to='`+room+`/mallory'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x>`+tc.x+`</presence>`))
+			time.Sleep(time.Second)
+			_, err = mallory.Post(room, "let me in", "")
+			require.NoError(t, err)
+			select {
+			case m := <-got:
+				t.Fatalf("a forged presence JID got %q through the allowlist", m.Content)
+			case <-time.After(3 * time.Second):
+			}
+			page, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: topic, Limit: 10})
+			require.NoError(t, err)
+			assert.Empty(t, page.Messages, "the archive path doesn't admit it either")
+		})
+	}
+}
