@@ -400,8 +400,9 @@ func (s *state) stop(ctx actor.Context) {
 
 // ---- the live path ----
 
-// onMessage takes a message the session routed here: a bounce of one of our
-// posts, or a groupchat message of the room.
+// onMessage takes a message the session routed here: an error (a bounce of one
+// of our posts, if the room's own: see ledger.onBounce), or a groupchat message
+// of the room.
 func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	if m.Type == "error" {
 		s.ledger.onBounce(ctx, m)
