@@ -124,7 +124,8 @@ var (
 	ErrPostTimeout = errors.New("room: no reflection in time (the message may still have landed)")
 	// ErrFenced: the post's Fence refused it; it was not sent.
 	ErrFenced = errors.New("room: the post's fence refused it; it was not sent")
-	// ErrPostRefused: the room bounced the post with an error.
+	// ErrPostRefused: the room bounced the post with an error (from its bare
+	// JID, with the post's id: see ledger.onBounce).
 	ErrPostRefused = errors.New("room: post refused")
 	// ErrNoStanzaID: the room reflected the post without an XEP-0359 stanza-id of
 	// its own and the archive doesn't hold it either.
