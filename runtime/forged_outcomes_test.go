@@ -107,7 +107,7 @@ func TestOccupantForgedErrorsDoNotRefusePosts(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the forgeries copied from the last reflections go out
 	close(stopForging)
 	forgers.Wait()
-	t.Logf("%d forged errors sent, %d reached the room and were ignored", forged.Load(), ignored.n.Load())
+	t.Logf("%d forged errors sent, %d had reached the room (and were ignored) when the last post resolved", forged.Load(), ignored.n.Load())
 
 	var refused, failed int
 	for i, err := range errs {
