@@ -32,7 +32,8 @@ var (
 	// doubt (it also wraps ErrPostInDoubt).
 	ErrPostTimeout = room.ErrPostTimeout
 	// ErrPostRefused: the room answered the post with an error (not a
-	// moderator in a moderated room, say).
+	// moderator in a moderated room, say): only an error from the room's bare
+	// JID carrying the post's id counts, never one from an occupant.
 	ErrPostRefused = room.ErrPostRefused
 	// ErrNoStanzaID: the room reflected the post without its stanza-id (a room
 	// without XEP-0359 support), so it has no id to return.

@@ -274,17 +274,27 @@ func (l *ledger) onTimeout(ctx actor.Context, origin string) {
 	}
 }
 
-// onBounce: the room answered a post with an error. go-xmpp drops a message's
-// id, so a bounce can't be matched by it. The room answers our posts in the
-// order they were sent, each with either a reflection or an error, so a bounce
-// belongs to the oldest post not yet answered.
+// onBounce: an error message reached our occupant. It fails a post only when it
+// is the room's own answer to that post: from the room's bare JID (any occupant
+// can send us an error from room/nick, and another room or entity from
+// elsewhere) and carrying the post's id, which is its origin-id
+// (stanza.GroupchatMessage). Anything else is ignored: a post settles only on
+// evidence from the room, and without it stays in doubt (ErrPostTimeout).
 func (l *ledger) onBounce(ctx actor.Context, m stanza.Message) {
-	for _, o := range l.order {
-		if p, ok := l.posts[o]; ok && p.phase == postSent && !p.answered {
-			l.fail(ctx, o, fmt.Errorf("%w: %s answered %v", ErrPostRefused, l.s.cfg.JID, m.Error))
-			return
-		}
+	s := l.s
+	// No resource at all: "room/" is no occupant's, and no room's, JID either.
+	if !stanza.SameBare(m.From, s.cfg.JID) || stanza.Bare(m.From) != m.From {
+		s.log.Debug("ignoring an error message that is not the room's own", "from", m.From, "id", m.ID)
+		return
 	}
+	p, ok := l.posts[m.ID]
+	if m.ID == "" || !ok || p.phase != postSent || p.answered {
+		// Not a post on the wire: unknown, settled, in doubt after a lost link
+		// (the replay decides), or already reflected.
+		s.log.Debug("ignoring the room's error message: no post on the wire has its id", "id", m.ID)
+		return
+	}
+	l.fail(ctx, m.ID, fmt.Errorf("%w: %s answered %v", ErrPostRefused, s.cfg.JID, m.Error))
 }
 
 // answeredWithoutID: the room reflected our post origin without an id of its

@@ -124,7 +124,8 @@ var (
 	ErrPostTimeout = errors.New("room: no reflection in time (the message may still have landed)")
 	// ErrFenced: the post's Fence refused it; it was not sent.
 	ErrFenced = errors.New("room: the post's fence refused it; it was not sent")
-	// ErrPostRefused: the room bounced the post with an error.
+	// ErrPostRefused: the room bounced the post with an error (from its bare
+	// JID, with the post's id: see ledger.onBounce).
 	ErrPostRefused = errors.New("room: post refused")
 	// ErrNoStanzaID: the room reflected the post without an XEP-0359 stanza-id of
 	// its own and the archive doesn't hold it either.
@@ -400,8 +401,9 @@ func (s *state) stop(ctx actor.Context) {
 
 // ---- the live path ----
 
-// onMessage takes a message the session routed here: a bounce of one of our
-// posts, or a groupchat message of the room.
+// onMessage takes a message the session routed here: an error (a bounce of one
+// of our posts, if the room's own: see ledger.onBounce), or a groupchat message
+// of the room.
 func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	if m.Type == "error" {
 		s.ledger.onBounce(ctx, m)

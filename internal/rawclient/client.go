@@ -152,6 +152,43 @@ func (cl *Client) PostWithOrigin(room, body, origin, extra string) (string, erro
 	return v.(xmpp.Chat).StanzaID.ID, nil
 }
 
+// Send writes raw XML to the stream: a stanza a test makes by hand (a forged
+// error, say).
+func (cl *Client) Send(raw string) error {
+	_, err := cl.c.SendOrg(raw)
+	return err
+}
+
+// OriginIDs returns a channel of the XEP-0359 origin-id of every groupchat
+// message from room the client receives from now on (those without one are
+// left out; when the channel is full, ids are dropped), and the function that
+// stops it.
+func (cl *Client) OriginIDs(room string, size int) (<-chan string, func()) {
+	in, stop := cl.listen(size)
+	out := make(chan string, size)
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case v := <-in:
+				m, ok := v.(xmpp.Chat)
+				from, _, _ := strings.Cut(m.Remote, "/")
+				if !ok || m.Type != "groupchat" || m.OriginID == "" || !strings.EqualFold(from, room) {
+					continue
+				}
+				select {
+				case out <- m.OriginID:
+				default:
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() { once.Do(func() { stop(); close(quit) }) }
+}
+
 // Done is closed once the connection has ended (the server closed it, the link
 // broke, or Close).
 func (cl *Client) Done() <-chan struct{} { return cl.end }
