@@ -312,10 +312,6 @@ func TestHostilePostWithoutStanzaIDFails(t *testing.T) {
 // The room bouncing a post with an error (from its bare JID, with the post's
 // id) fails that post, and only that post.
 func TestHostilePostBouncedFails(t *testing.T) {
-	// go-xmpp drops a message's id, so the bounce matches no post and the post
-	// times out in doubt; the reader that fills stanza.Message.ID (issue 18)
-	// removes this skip.
-	t.Skip("needs the inbound reader that fills stanza.Message.ID (issue 18)")
 	rt := hostileRuntime(t, &fakeMUC{onMessage: func(st *xmpptest.Stream, m xmpptest.Element) {
 		st.Send(`<message type='error' from='%s' to='%s' id='%s'><error type='cancel'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`, hostileRoom, st.JID, m.Get("id"))
 	}}, nil)

@@ -50,13 +50,13 @@ func TestStrangersStanzasKeepTheLink(t *testing.T) {
 	occupant := room + "/" + nick
 	bare := s.Accounts[0][0] + "@" + s.Domain
 	for i := range 20 {
-		require.NoError(t, mallory.Raw(fmt.Sprintf(`<message to='%s' type='chat' id='a%d'>%s</message>`, occupant, i, avatarEvent)))
-		require.NoError(t, stranger.Raw(fmt.Sprintf(`<message to='%s' type='headline' id='h%d'>%s</message>`, bare, i, avatarEvent)))
-		require.NoError(t, mallory.Raw(fmt.Sprintf(`<message to='%s' type='chat' id='u%d'><body>x</body><thing xmlns='urn:example:unknown'><deep><deeper/></deep></thing></message>`, occupant, i)))
-		require.NoError(t, stranger.Raw(fmt.Sprintf(`<presence to='%s' type='subscribe' id='p%d'/>`, bare, i)))
+		require.NoError(t, mallory.Send(fmt.Sprintf(`<message to='%s' type='chat' id='a%d'>%s</message>`, occupant, i, avatarEvent)))
+		require.NoError(t, stranger.Send(fmt.Sprintf(`<message to='%s' type='headline' id='h%d'>%s</message>`, bare, i, avatarEvent)))
+		require.NoError(t, mallory.Send(fmt.Sprintf(`<message to='%s' type='chat' id='u%d'><body>x</body><thing xmlns='urn:example:unknown'><deep><deeper/></deep></thing></message>`, occupant, i)))
+		require.NoError(t, stranger.Send(fmt.Sprintf(`<presence to='%s' type='subscribe' id='p%d'/>`, bare, i)))
 	}
 	for i := range 3000 {
-		require.NoError(t, mallory.Raw(fmt.Sprintf(`<iq type='get' to='%s' id='ping%d'><ping xmlns='urn:xmpp:ping'/></iq>`, occupant, i)))
+		require.NoError(t, mallory.Send(fmt.Sprintf(`<iq type='get' to='%s' id='ping%d'><ping xmlns='urn:xmpp:ping'/></iq>`, occupant, i)))
 	}
 	for _, payload := range []string{`<ping xmlns='urn:xmpp:ping'/>`, `<query xmlns='jabber:iq:version'/>`, `<query xmlns='http://jabber.org/protocol/disco#info'/>`} {
 		typ, err := mallory.Request(occupant, payload, 20*time.Second)
@@ -142,7 +142,7 @@ func TestLiveAgreesWithTheArchive(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// A body in another namespace before the real one.
-	require.NoError(t, mallory.Raw(`<message to='`+room+`' type='groupchat' id='h2'><body xmlns='urn:example:hidden'>hidden first</body><body>shown text</body></message>`))
+	require.NoError(t, mallory.Send(`<message to='`+room+`' type='groupchat' id='h2'><body xmlns='urn:example:hidden'>hidden first</body><body>shown text</body></message>`))
 
 	var live []seam.Message
 	for range 3 {
@@ -199,7 +199,7 @@ func TestForgedPresenceJIDIsNotASender(t *testing.T) {
 			mallory, err := xmpptest.Dial(s, 1)
 			require.NoError(t, err)
 			defer mallory.Close()
-			require.NoError(t, mallory.Raw(`<presence to='`+room+`/mallory'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x>`+tc.x+`</presence>`))
+			require.NoError(t, mallory.Send(`<presence to='`+room+`/mallory'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x>`+tc.x+`</presence>`))
 			time.Sleep(time.Second)
 			_, err = mallory.Post(room, "let me in", "")
 			require.NoError(t, err)

@@ -256,13 +256,6 @@ func (cl *Client) Admin(room, xmlns, inner string) error {
 	return nil
 }
 
-// Raw sends one stanza as it is: what an attacker, or a client of another
-// kind, puts on the wire.
-func (cl *Client) Raw(stanza string) error {
-	_, err := cl.c.SendOrg(stanza)
-	return err
-}
-
 // Request sends an IQ get to `to` with payload (its child element's XML) and
 // returns the answer's type ("result" or "error") within d.
 func (cl *Client) Request(to, payload string, d time.Duration) (string, error) {
