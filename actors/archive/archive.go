@@ -23,7 +23,7 @@
 //     sometimes answers the same row two to four times in one page. Ids are
 //     opaque, so "after the cursor" can only be checked as "not the cursor and
 //     not seen before in this read".
-//   - A read is bounded (Config.MaxPages, MaxIdlePages, MaxNonMessageRows): a
+//   - A read is bounded (Config.MaxExtraPages, MaxIdlePages, MaxNonMessageRows): a
 //     server whose paging never ends fails it with ErrRunaway. And it stops
 //     as soon as nobody waits for it (Query.Done): no page is asked for after.
 package archive
@@ -51,7 +51,7 @@ import (
 // rather than loop.
 var ErrStalled = errors.New("archive: page did not advance")
 
-// ErrRunaway: a read went past one of its bounds (Config.MaxPages,
+// ErrRunaway: a read went past one of its bounds (Config.MaxExtraPages,
 // MaxIdlePages, MaxNonMessageRows); paging stops rather than go on for as long
 // as a server keeps answering.
 var ErrRunaway = errors.New("archive: paging did not end")
@@ -70,12 +70,13 @@ type Config struct {
 	// MaxResults bounds the rows one MAM query may collect: a server sending
 	// more fails the query instead of growing memory without bound.
 	MaxResults int
-	// MaxPages bounds the MAM queries of one read; MaxIdlePages the pages in
-	// a row that bring no new row though the server says there is more;
+	// MaxExtraPages bounds the MAM queries of one read beyond the
+	// ceil(Limit/PageSize) its limit needs; MaxIdlePages the pages in a row
+	// that bring no new row though the server says there is more;
 	// MaxNonMessageRows the rows one read passes over that aren't messages.
 	// Past any of them the read fails with ErrRunaway (defaults: the
 	// internal/defaults MaxArchive* constants).
-	MaxPages          int
+	MaxExtraPages     int
 	MaxIdlePages      int
 	MaxNonMessageRows int
 	Logger            *slog.Logger
@@ -214,8 +215,8 @@ func Props(cfg Config) *actor.Props {
 	if cfg.MaxResults <= 0 {
 		cfg.MaxResults = defaults.MaxMAMResults
 	}
-	if cfg.MaxPages <= 0 {
-		cfg.MaxPages = defaults.MaxArchivePages
+	if cfg.MaxExtraPages <= 0 {
+		cfg.MaxExtraPages = defaults.MaxArchiveExtraPages
 	}
 	if cfg.MaxIdlePages <= 0 {
 		cfg.MaxIdlePages = defaults.MaxArchiveIdlePages
@@ -344,6 +345,7 @@ func has(list []string, s string) bool { return slices.Contains(list, s) }
 
 func (a *Archive) query(ctx actor.Context, m *Query, replyTo *actor.PID) {
 	q := &query{a: a, replyTo: replyTo, limit: m.Limit, done: m.Done}
+	q.maxPages = (m.Limit+a.cfg.PageSize-1)/a.cfg.PageSize + a.cfg.MaxExtraPages
 	if m.Since == nil {
 		q.backward = true
 	} else {
@@ -413,9 +415,10 @@ type query struct {
 	// seen: the ids of the entries taken so far (bounded by limit); a row
 	// with one of them is a repeat.
 	seen map[string]struct{}
-	// The read's bounds (Config.MaxPages, MaxIdlePages, MaxNonMessageRows)
-	// and whether anyone still waits for it (Query.Done).
+	// The read's bounds (Config.MaxExtraPages, MaxIdlePages,
+	// MaxNonMessageRows) and whether anyone still waits for it (Query.Done).
 	pages       int // page queries sent
+	maxPages    int // the limit's pages and Config.MaxExtraPages
 	idle        int // pages in a row without a new row, though not complete
 	nonMessages int // rows passed over that aren't messages
 	done        <-chan struct{}
@@ -445,7 +448,7 @@ func (q *query) page(ctx actor.Context) {
 	if q.abandoned(ctx) {
 		return
 	}
-	if q.pages >= q.a.cfg.MaxPages {
+	if q.pages >= q.maxPages {
 		q.runaway(ctx, stanza.Page{}, fmt.Sprintf("%d pages and the archive still says there is more", q.pages))
 		return
 	}

@@ -88,18 +88,19 @@ func read(t *testing.T, s *pagingSession, tune func(*Config), q *Query) *Result 
 var start = seam.Cursor("")
 
 // A server that answers one new message a page, always with more: the read
-// ends at MaxPages queries, though every page made progress.
-func TestReadEndsAtMaxPages(t *testing.T) {
+// ends after the pages its limit needs and MaxExtraPages more, though every
+// page made progress.
+func TestReadEndsPastItsExtraPages(t *testing.T) {
 	s := &pagingSession{page: func(n int) ([]stanza.MAMResult, string) {
 		id := fmt.Sprintf("m%d", n)
 		return []stanza.MAMResult{message(id)}, more(id, id)
 	}}
-	res := read(t, s, func(c *Config) { c.MaxPages = 5 }, &Query{Since: &start, Limit: 100})
+	res := read(t, s, func(c *Config) { c.PageSize, c.MaxExtraPages = 10, 5 }, &Query{Since: &start, Limit: 100})
 	if !errors.Is(res.Err, ErrRunaway) {
 		t.Fatalf("answer: %d entries, err %v; want ErrRunaway", len(res.Entries), res.Err)
 	}
-	if n := s.count(); n != 5 {
-		t.Fatalf("%d queries, want MaxPages (5)", n)
+	if n := s.count(); n != 10+5 {
+		t.Fatalf("%d queries, want 15 (10 pages of 10 for the limit of 100, 5 more)", n)
 	}
 }
 

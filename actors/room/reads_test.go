@@ -146,7 +146,7 @@ func TestArchiveReadStopsWithTheRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := srv.count()
-	if stopped >= defaults.MaxArchivePages {
+	if stopped >= defaults.MaxArchiveExtraPages {
 		t.Fatalf("the read ended on its own bounds (%d queries) before the room stopped", stopped)
 	}
 	time.Sleep(100 * time.Millisecond)

@@ -68,11 +68,12 @@ const (
 // after a rejoin, one page for lagging subscribers) stops with
 // archive.ErrRunaway past any of these.
 const (
-	// MaxArchivePages: MAM queries per read. The largest read
-	// (MaxFetchLimit messages and MaxArchiveNonMessageRows other rows) takes
-	// 400 pages of 50; this leaves room for a server that answers 20 rows a
-	// page.
-	MaxArchivePages = 1000
+	// MaxArchiveExtraPages: MAM queries a read may send beyond those its
+	// limit needs at MAMPageSize rows a page (so a larger MaxFetchLimit or a
+	// smaller MAMPageSize never trips it). The largest read, with
+	// MaxArchiveNonMessageRows other rows on the way, takes 200 more pages
+	// of 50; this leaves room for a server that answers 20 rows a page.
+	MaxArchiveExtraPages = 1000
 	// MaxArchiveIdlePages: pages in a row that bring no new row while the
 	// server says there is more. A real server ends its archive with an
 	// empty page that is complete or has no <last/>; an empty page that
