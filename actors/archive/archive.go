@@ -23,9 +23,10 @@
 //     sometimes answers the same row two to four times in one page. Ids are
 //     opaque, so "after the cursor" can only be checked as "not the cursor and
 //     not seen before in this read".
-//   - A read is bounded (Config.MaxExtraPages, MaxIdlePages, MaxNonMessageRows): a
-//     server whose paging never ends fails it with ErrRunaway. And it stops
-//     as soon as nobody waits for it (Query.Done): no page is asked for after.
+//   - A read is bounded (Config.MaxExtraPages, MaxIdlePages,
+//     MaxNonMessageRows): a server whose paging never ends fails it with
+//     ErrRunaway. And it stops as soon as nobody waits for it (Query.Done):
+//     no page is asked for after.
 package archive
 
 import (
