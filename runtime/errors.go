@@ -66,6 +66,11 @@ var (
 	// ErrArchiveStalled: the archive answered a page that does not advance;
 	// reading stopped rather than loop.
 	ErrArchiveStalled = archive.ErrStalled
+	// ErrArchiveRunaway: a read of the archive went past its bounds (1000
+	// MAM pages beyond those its limit needs; 3 empty pages in a row that
+	// each claim more; 10000 rows that aren't messages); reading stopped
+	// rather than page for as long as the server keeps answering.
+	ErrArchiveRunaway = archive.ErrRunaway
 
 	// The connection.
 

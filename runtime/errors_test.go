@@ -37,6 +37,7 @@ var sentinels = []struct {
 	{"room.ErrArchiveGap", runtime.ErrArchiveGap, room.ErrArchiveGap},
 	{"supervision.ErrActorFailed", runtime.ErrActorFailed, supervision.ErrActorFailed},
 	{"archive.ErrStalled", runtime.ErrArchiveStalled, archive.ErrStalled},
+	{"archive.ErrRunaway", runtime.ErrArchiveRunaway, archive.ErrRunaway},
 	{"session.ErrLinkLost", runtime.ErrLinkLost, session.ErrLinkLost},
 	{"session.ErrIQTimeout", runtime.ErrIQTimeout, session.ErrIQTimeout},
 	{"session.ErrKeepAlive", runtime.ErrKeepAlive, session.ErrKeepAlive},
@@ -56,6 +57,7 @@ var sentinels = []struct {
 // notReceivable are the insides' sentinels no caller can receive, and why.
 var notReceivable = map[string]string{
 	"session.ErrDuplicateIQ": "IQ ids are random: only a bug in the runtime repeats one",
+	"archive.ErrAbandoned":   "it answers a read whose caller stopped waiting: the caller has its ctx.Err()",
 }
 
 // Every error the runtime's insides export is one the runtime exports too, as

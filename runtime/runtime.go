@@ -433,8 +433,14 @@ func (rt *Runtime) abandonPost(topic seam.Topic, origin string, cause error) (se
 // issued, or expired) fails with seam.ErrUnknownCursor. With Block set and
 // nothing newer than Since, it waits up to Block for the next message (joining
 // the room, which creates it if need be).
+//
+// A read is bounded: a server whose paging doesn't end (empty pages that each
+// claim more, or a flood of rows that aren't messages) fails it with
+// ErrArchiveRunaway (see docs/security.md for the bounds). When ctx ends, the
+// read stops at the page in flight: no further page is asked for.
 func (rt *Runtime) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (seam.FetchRecentResult, error) {
-	res, err := rt.toRoom(ctx, args.Topic, &room.Fetch{Since: args.Since, Limit: args.Limit, Block: args.Block})
+	// Done: once ctx ends, the archive asks the server for no further page.
+	res, err := rt.toRoom(ctx, args.Topic, &room.Fetch{Since: args.Since, Limit: args.Limit, Block: args.Block, Done: ctx.Done()})
 	if err != nil {
 		return seam.FetchRecentResult{}, fmt.Errorf("parley-xmpp: fetch %q: %w", args.Topic, err)
 	}

@@ -23,6 +23,10 @@
 //     sometimes answers the same row two to four times in one page. Ids are
 //     opaque, so "after the cursor" can only be checked as "not the cursor and
 //     not seen before in this read".
+//   - A read is bounded (Config.MaxExtraPages, MaxIdlePages,
+//     MaxNonMessageRows): a server whose paging never ends fails it with
+//     ErrRunaway. And it stops as soon as nobody waits for it (Query.Done):
+//     no page is asked for after.
 package archive
 
 import (
@@ -48,6 +52,15 @@ import (
 // rather than loop.
 var ErrStalled = errors.New("archive: page did not advance")
 
+// ErrRunaway: a read went past one of its bounds (Config.MaxExtraPages,
+// MaxIdlePages, MaxNonMessageRows); paging stops rather than go on for as long
+// as a server keeps answering.
+var ErrRunaway = errors.New("archive: paging did not end")
+
+// ErrAbandoned: nobody waits for the read any more (Query.Done was closed); no
+// further page was asked for.
+var ErrAbandoned = errors.New("archive: read abandoned: nobody waits for it")
+
 // Config configures an archive actor.
 type Config struct {
 	Room      string // the room's bare JID, the archive's JID
@@ -58,7 +71,16 @@ type Config struct {
 	// MaxResults bounds the rows one MAM query may collect: a server sending
 	// more fails the query instead of growing memory without bound.
 	MaxResults int
-	Logger     *slog.Logger
+	// MaxExtraPages bounds the MAM queries of one read beyond the
+	// ceil(Limit/PageSize) its limit needs; MaxIdlePages the pages in a row
+	// that bring no new row though the server says there is more;
+	// MaxNonMessageRows the rows one read passes over that aren't messages.
+	// Past any of them the read fails with ErrRunaway (defaults: the
+	// internal/defaults MaxArchive* constants).
+	MaxExtraPages     int
+	MaxIdlePages      int
+	MaxNonMessageRows int
+	Logger            *slog.Logger
 	// Metrics, when it implements observe.RowDropper, counts the rows a read
 	// dropped as sent again (nil: not counted).
 	Metrics observe.Room
@@ -81,6 +103,11 @@ type Query struct {
 	// whose RSM count says the archive holds no rows at all is verified: the
 	// cursor can't be in it (a room made anew).
 	Trusted bool
+	// Done, when closed, says nobody waits for the answer any more (the
+	// caller's ctx.Done(), or a page its lagging subscribers left): no further
+	// page is asked for, and the read ends with ErrAbandoned. It is only
+	// looked at, never waited on (nil: never).
+	Done <-chan struct{}
 }
 
 // Entry is a message read from the archive with what the room needs to resolve
@@ -188,6 +215,15 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.MaxResults <= 0 {
 		cfg.MaxResults = defaults.MaxMAMResults
+	}
+	if cfg.MaxExtraPages <= 0 {
+		cfg.MaxExtraPages = defaults.MaxArchiveExtraPages
+	}
+	if cfg.MaxIdlePages <= 0 {
+		cfg.MaxIdlePages = defaults.MaxArchiveIdlePages
+	}
+	if cfg.MaxNonMessageRows <= 0 {
+		cfg.MaxNonMessageRows = defaults.MaxArchiveNonMessageRows
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -309,7 +345,8 @@ func has(list []string, s string) bool { return slices.Contains(list, s) }
 // ---- reading ----
 
 func (a *Archive) query(ctx actor.Context, m *Query, replyTo *actor.PID) {
-	q := &query{a: a, replyTo: replyTo, limit: m.Limit}
+	q := &query{a: a, replyTo: replyTo, limit: m.Limit, done: m.Done}
+	q.maxPages = (m.Limit+a.cfg.PageSize-1)/a.cfg.PageSize + a.cfg.MaxExtraPages
 	if m.Since == nil {
 		q.backward = true
 	} else {
@@ -379,9 +416,44 @@ type query struct {
 	// seen: the ids of the entries taken so far (bounded by limit); a row
 	// with one of them is a repeat.
 	seen map[string]struct{}
+	// The read's bounds (Config.MaxExtraPages, MaxIdlePages,
+	// MaxNonMessageRows) and whether anyone still waits for it (Query.Done).
+	pages       int // page queries sent
+	maxPages    int // the limit's pages and Config.MaxExtraPages
+	idle        int // pages in a row without a new row, though not complete
+	nonMessages int // rows passed over that aren't messages
+	done        <-chan struct{}
+}
+
+// abandoned reports whether nobody waits for the read any more; then it
+// answers ErrAbandoned, so the caller of every query method sends nothing more.
+func (q *query) abandoned(ctx actor.Context) bool {
+	select {
+	case <-q.done:
+	default:
+		return false
+	}
+	q.a.cfg.Logger.Debug("archive: read abandoned by its caller; paging stops", "room", q.a.cfg.Room, "pages", q.pages)
+	ctx.Send(q.replyTo, &Result{Err: fmt.Errorf("%w (after %d pages of %s)", ErrAbandoned, q.pages, q.a.cfg.Room)})
+	return true
+}
+
+// runaway fails the read for going past one of its bounds.
+func (q *query) runaway(ctx actor.Context, p stanza.Page, why string) {
+	err := fmt.Errorf("%w: %s: %s", ErrRunaway, q.a.cfg.Room, why)
+	q.a.cfg.Logger.Warn("archive: a read went past its bounds; stopped", "err", err)
+	q.fail(ctx, p, err)
 }
 
 func (q *query) page(ctx actor.Context) {
+	if q.abandoned(ctx) {
+		return
+	}
+	if q.pages >= q.maxPages {
+		q.runaway(ctx, stanza.Page{}, fmt.Sprintf("%d pages and the archive still says there is more", q.pages))
+		return
+	}
+	q.pages++
 	p := stanza.Page{Max: min(q.limit-len(q.entries), q.a.cfg.PageSize)}
 	switch {
 	case q.backward && q.before == "":
@@ -464,6 +536,9 @@ func (q *query) onPage(ctx actor.Context, p stanza.Page, rows []stanza.MAMResult
 // page is empty, the archive's newest row must be). A server that ignored an
 // unknown cursor fails this.
 func (q *query) verifySince(ctx actor.Context, rows []stanza.MAMResult, then func()) {
+	if q.abandoned(ctx) {
+		return
+	}
 	unknown := func() {
 		if q.tries++; q.tries < len(verifyWaits) {
 			// Perhaps reflected live but not archived yet: look again shortly.
@@ -525,17 +600,25 @@ func (q *query) fail(ctx actor.Context, p stanza.Page, err error) {
 func (q *query) onForward(ctx actor.Context, p stanza.Page, rows []stanza.MAMResult, fin stanza.Fin) {
 	for _, r := range rows {
 		q.next = seam.Cursor(r.ID)
-		if e, ok := q.a.entry(r); ok {
-			q.entries = append(q.entries, e)
-			q.take(e.Message.Cursor)
-			if len(q.entries) == q.limit {
-				q.done(ctx)
+		e, ok := q.a.entry(r)
+		if !ok {
+			if q.passOver(ctx, p) {
 				return
 			}
+			continue
+		}
+		q.entries = append(q.entries, e)
+		q.take(e.Message.Cursor)
+		if len(q.entries) == q.limit {
+			q.finish(ctx)
+			return
 		}
 	}
 	if fin.Complete || len(rows) == 0 && fin.Last == "" {
-		q.done(ctx)
+		q.finish(ctx)
+		return
+	}
+	if q.idleAgain(ctx, p, rows) {
 		return
 	}
 	last := fin.Last
@@ -559,6 +642,8 @@ func (q *query) onBackward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRe
 	for _, r := range rows {
 		if e, ok := q.a.entry(r); ok {
 			page = append(page, e)
+		} else if q.passOver(ctx, p) {
+			return
 		}
 	}
 	if space := q.limit - len(q.entries); len(page) > space {
@@ -573,7 +658,7 @@ func (q *query) onBackward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRe
 		if n := len(q.entries); n > 0 {
 			q.next = q.entries[n-1].Message.Cursor
 		}
-		q.done(ctx)
+		q.finish(ctx)
 		return
 	}
 	first := fin.First
@@ -588,7 +673,32 @@ func (q *query) onBackward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRe
 	q.page(ctx)
 }
 
-func (q *query) done(ctx actor.Context) {
+// passOver counts a row that isn't a message; past Config.MaxNonMessageRows
+// it fails the read (and reports true).
+func (q *query) passOver(ctx actor.Context, p stanza.Page) bool {
+	if q.nonMessages++; q.nonMessages <= q.a.cfg.MaxNonMessageRows {
+		return false
+	}
+	q.runaway(ctx, p, fmt.Sprintf("more than %d rows that aren't messages", q.a.cfg.MaxNonMessageRows))
+	return true
+}
+
+// idleAgain counts a page that brought no new row though the archive says
+// there is more; past Config.MaxIdlePages in a row it fails the read (and
+// reports true).
+func (q *query) idleAgain(ctx actor.Context, p stanza.Page, rows []stanza.MAMResult) bool {
+	if len(rows) > 0 {
+		q.idle = 0
+		return false
+	}
+	if q.idle++; q.idle < q.a.cfg.MaxIdlePages {
+		return false
+	}
+	q.runaway(ctx, p, fmt.Sprintf("%d empty pages in a row, each saying there is more", q.idle))
+	return true
+}
+
+func (q *query) finish(ctx actor.Context) {
 	ctx.Send(q.replyTo, &Result{Entries: q.entries, NextCursor: q.next})
 }
 

@@ -77,6 +77,18 @@ type lagPage struct {
 	entries []archive.Entry
 	next    string // the archive's NextCursor
 	refs    int
+	// abandoned is closed when the page is forgotten while its read is in
+	// flight (its subscribers left): the archive stops paging for it
+	// (archive.Query.Done).
+	abandoned chan struct{}
+}
+
+// forget closes abandoned if the page's read is still in flight.
+func (p *lagPage) forget() {
+	if p.phase == pageReading && p.abandoned != nil {
+		close(p.abandoned)
+		p.abandoned = nil
+	}
 }
 
 // stallWaits are the waits before reading again when the archive has nothing
@@ -100,6 +112,14 @@ func (f *fanout) lagEnded() {
 		}
 	}
 	f.ring.stop()
+	f.forgetPages()
+}
+
+// forgetPages forgets every page, stopping the reads still in flight.
+func (f *fanout) forgetPages() {
+	for _, p := range f.pages {
+		p.forget()
+	}
 	clear(f.pages)
 	f.kept = nil
 }
@@ -122,8 +142,7 @@ func (f *fanout) linkLost() {
 			sub.phase = subLagging
 		}
 	}
-	clear(f.pages)
-	f.kept = nil
+	f.forgetPages()
 }
 
 // feedLagging sends a lagging subscriber the messages after its cursor while
@@ -194,12 +213,12 @@ func (f *fanout) attach(ctx actor.Context, sub *sub) bool {
 	}
 	if p == nil {
 		s := f.s
-		p = &lagPage{since: key}
+		p = &lagPage{since: key, abandoned: make(chan struct{})}
 		f.pages[key] = p
 		since := seam.Cursor(key)
 		// One full MAM page: what a page holds stays a page, whatever the
 		// subscribers' buffers.
-		s.readArchive(ctx, &archive.Query{Since: &since, Limit: s.cfg.PageSize}, &read{purpose: readLagging, page: p})
+		s.readArchive(ctx, &archive.Query{Since: &since, Limit: s.cfg.PageSize, Done: p.abandoned}, &read{purpose: readLagging, page: p})
 	}
 	p.refs++
 	sub.page, sub.pageAt = p, at
@@ -229,7 +248,9 @@ func (f *fanout) detach(sub *sub) {
 		return
 	}
 	if p.phase != pageReady || len(p.entries) == 0 {
-		delete(f.pages, p.since) // an empty page is read again
+		// A read nobody waits for stops; an empty page is read again.
+		p.forget()
+		delete(f.pages, p.since)
 		return
 	}
 	f.kept = append(f.kept, p)
@@ -385,5 +406,6 @@ func (f *fanout) dropPage(p *lagPage) {
 			sub.page, sub.phase = nil, subLagging
 		}
 	}
+	p.forget()
 	delete(f.pages, p.since)
 }

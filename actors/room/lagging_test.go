@@ -350,3 +350,35 @@ func TestLaggingPageEndingOnRowsThatAreNotMessages(t *testing.T) {
 		}
 	}
 }
+
+// closed reports whether done is closed (without waiting).
+func closed(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// An archive read for lagging subscribers says, through Query.Done, when the
+// last of them has left while it is in flight: the archive then asks for no
+// further page.
+func TestLaggingPageReadStopsWhenItsSubscribersLeave(t *testing.T) {
+	r, _, _ := laggingRig(t, 8, func(c *Config) { c.RingMessages = 2 })
+	r.ack(2)
+	r.archive.wait(t, 1)
+	q := r.queries()
+	if len(q) != 1 || q[0].Done == nil {
+		t.Fatalf("archive reads %+v: want one, with a Done", q)
+	}
+	subs := slices.Clone(r.st.fan.subs)
+	r.do(func(ctx actor.Context) { r.st.fan.unsubscribe(ctx, subs[0].pid) })
+	if closed(q[0].Done) {
+		t.Fatal("the read stopped while a subscriber still waits for it")
+	}
+	r.do(func(ctx actor.Context) { r.st.fan.unsubscribe(ctx, subs[1].pid) })
+	if !closed(q[0].Done) {
+		t.Fatal("the read goes on though no subscriber waits for it")
+	}
+}

@@ -53,6 +53,9 @@ type (
 		Since *seam.Cursor
 		Limit int
 		Block time.Duration
+		// Done, when closed, says the caller stopped waiting (its
+		// ctx.Done()): the archive asks for no further page (archive.Query.Done).
+		Done <-chan struct{}
 
 		until time.Time // when the Block budget ends, counted from arrival
 	}

@@ -33,6 +33,7 @@ type waiter struct {
 	replyTo  *actor.PID
 	since    *seam.Cursor
 	limit    int
+	done     <-chan struct{} // the caller's (Fetch.Done)
 	timer    *time.Timer
 	phase    waitPhase
 	expired  bool // its time ran out while its read was in flight
@@ -64,7 +65,7 @@ func (r *reads) fetch(ctx actor.Context, m *Fetch, sender *actor.PID) {
 		r.awaitingLink = append(r.awaitingLink, queuedReq{msg: m, sender: sender})
 		return
 	}
-	s.readArchive(ctx, &archive.Query{Since: m.Since, Limit: m.Limit}, &read{purpose: readFetch, fetch: m, sender: sender})
+	s.readArchive(ctx, &archive.Query{Since: m.Since, Limit: m.Limit, Done: m.Done}, &read{purpose: readFetch, fetch: m, sender: sender})
 }
 
 // onFetched answers a plain read; the archive's NextCursor passes through.
@@ -88,7 +89,7 @@ func (r *reads) linkUp(ctx actor.Context) {
 
 // startWaiter registers a long-poll (the room is joined) and reads for it.
 func (r *reads) startWaiter(ctx actor.Context, m *Fetch, sender *actor.PID) {
-	w := &waiter{id: r.nextW, replyTo: sender, since: m.Since, limit: m.Limit}
+	w := &waiter{id: r.nextW, replyTo: sender, since: m.Since, limit: m.Limit, done: m.Done}
 	r.nextW++
 	w.timer = r.s.after(ctx, max(time.Until(m.until), 0), &timer{kind: waiterExpired, id: w.id})
 	r.waiters[w.id] = w
@@ -97,7 +98,7 @@ func (r *reads) startWaiter(ctx actor.Context, m *Fetch, sender *actor.PID) {
 
 func (r *reads) readFor(ctx actor.Context, w *waiter) {
 	w.phase, w.captured = waitReading, nil
-	r.s.readArchive(ctx, &archive.Query{Since: w.since, Limit: w.limit}, &read{purpose: readWaiter, waiter: w})
+	r.s.readArchive(ctx, &archive.Query{Since: w.since, Limit: w.limit, Done: w.done}, &read{purpose: readWaiter, waiter: w})
 }
 
 func (r *reads) onWaiterRead(ctx actor.Context, rd *read, a *archive.Result) {

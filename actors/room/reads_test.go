@@ -3,6 +3,8 @@ package room
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +12,9 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/defaults"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -82,5 +87,70 @@ func TestReadsStalledExpires(t *testing.T) {
 	})
 	if res := caller.wait(t, 1)[0].(*archive.Result); !errors.Is(res.Err, seam.ErrNotConnected) {
 		t.Fatalf("answer %v, want ErrNotConnected", res.Err)
+	}
+}
+
+// endlessArchive stands in for the session of a server whose archive pages for
+// ever: the room archives (disco#info), and every MAM page holds one chat
+// state and says there is more.
+type endlessArchive struct {
+	mu      sync.Mutex
+	queries int
+}
+
+func (e *endlessArchive) Receive(ctx actor.Context) {
+	iq, ok := ctx.Message().(*session.IQ)
+	if !ok {
+		return
+	}
+	if iq.QueryID == "" {
+		ctx.Send(ctx.Sender(), &session.IQResult{ID: iq.ID, IQ: stanza.IQ{Type: "result", Features: []string{stanza.NSMAM}}})
+		return
+	}
+	time.Sleep(time.Millisecond) // a server's round trip: the read's own bounds are far off when the room stops
+	e.mu.Lock()
+	e.queries++
+	id := fmt.Sprintf("s%d", e.queries)
+	e.mu.Unlock()
+	ctx.Send(ctx.Sender(), &session.MAMRow{QueryID: iq.QueryID, Row: stanza.MAMResult{ID: id, QueryID: iq.QueryID, Message: stanza.Forwarded{From: "room@muc.example/alice", Type: "groupchat"}}})
+	fin := fmt.Sprintf("<fin xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><first>%s</first><last>%s</last></set></fin>", id, id)
+	ctx.Send(ctx.Sender(), &session.IQResult{ID: iq.ID, IQ: stanza.IQ{Type: "result", Payload: []byte(fin)}})
+}
+
+func (e *endlessArchive) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.queries
+}
+
+// A room that stops takes its archive actor (its child) and the read in
+// flight with it: no MAM query after the one in flight.
+func TestArchiveReadStopsWithTheRoom(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	t.Cleanup(sys.Shutdown)
+	srv := &endlessArchive{}
+	cfg := Config{
+		JID: "room@muc.example", Topic: "topic", Nick: "me", Online: true, Link: &fakeLink{},
+		Session: sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return srv })),
+		Metrics: observe.NopRoom{}, IQTimeout: time.Second, DefaultLimit: 10, MaxLimit: 100, PageSize: 50,
+	}
+	room := sys.Root.Spawn(Props(cfg))
+	since := seam.Cursor("")
+	sys.Root.Send(room, &Fetch{Since: &since, Limit: 10})
+	for deadline := time.Now().Add(5 * time.Second); srv.count() < 20; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queries, want paging under way", srv.count())
+		}
+	}
+	if err := sys.Root.StopFuture(room).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := srv.count()
+	if stopped >= defaults.MaxArchiveExtraPages {
+		t.Fatalf("the read ended on its own bounds (%d queries) before the room stopped", stopped)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := srv.count() - stopped; n > 1 {
+		t.Fatalf("%d queries after the room stopped, want at most the one in flight", n)
 	}
 }

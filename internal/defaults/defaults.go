@@ -62,6 +62,29 @@ const (
 	RingBytes    = 1 << 20
 )
 
+// Archive reads are bounded, so a server whose paging never ends (empty pages,
+// each with a fresh RSM <last/> and complete=false) can't keep a read, and the
+// link, busy for ever. Each read of the archive (one FetchRecent, one replay
+// after a rejoin, one page for lagging subscribers) stops with
+// archive.ErrRunaway past any of these.
+const (
+	// MaxArchiveExtraPages: MAM queries a read may send beyond those its
+	// limit needs at MAMPageSize rows a page (so a larger MaxFetchLimit or a
+	// smaller MAMPageSize never trips it). The largest read, with
+	// MaxArchiveNonMessageRows other rows on the way, takes 200 more pages
+	// of 50; this leaves room for a server that answers 20 rows a page.
+	MaxArchiveExtraPages = 1000
+	// MaxArchiveIdlePages: pages in a row that bring no new row while the
+	// server says there is more. A real server ends its archive with an
+	// empty page that is complete or has no <last/>; an empty page that
+	// claims more is the pathology.
+	MaxArchiveIdlePages = 3
+	// MaxArchiveNonMessageRows: rows a read passes over that aren't messages
+	// (no body: chat states, subject changes, reactions), as many as the
+	// largest read has messages.
+	MaxArchiveNonMessageRows = 10000
+)
+
 // ArchiveWait bounds how long a lagging subscriber waits for the archive to
 // supply messages the room fanned out (ejabberd reflects a message before it
 // archives it) before they are reported skipped.
