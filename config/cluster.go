@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -74,9 +73,9 @@ func (c *Cluster) EtcdPassword() (string, error) {
 	if c.Etcd.PasswordFile == "" {
 		return c.Etcd.Password, nil
 	}
-	data, err := os.ReadFile(c.Etcd.PasswordFile)
+	data, err := ReadSecretFile(c.Etcd.PasswordFile)
 	if err != nil {
-		return "", fmt.Errorf("%w: serve.cluster.etcd.password_file: %w", ErrConfig, err)
+		return "", fmt.Errorf("%w: serve.cluster.etcd.password_file: %v", ErrConfig, err)
 	}
 	return strings.TrimRight(string(data), "\r\n"), nil
 }
