@@ -220,3 +220,21 @@ func TestSecretFilesOpenToOthersAreRefusedBeforeAnyNetwork(t *testing.T) {
 		})
 	}
 }
+
+// serve refuses etcd credentials bound for a non-loopback etcd without TLS:
+// exit status 2 naming the endpoint's key, before any connection.
+func TestServeRefusesEtcdCredentialsInClearText(t *testing.T) {
+	rec := newConnRecorder(t)
+	t.Setenv("PARLEY_XMPP_SERVICE", "")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "serve.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("backend_config: {service: '"+rec.service()+"'}\n"+
+		"serve:\n  state_dir: '"+filepath.Join(dir, "state")+"'\n  routes:\n    - {name: r, topics: [general], sink: {stdout: {}}}\n"+
+		"  cluster:\n    name: x\n    etcd: {endpoints: ['192.0.2.7:2379'], username: parley, password: etcd-pw-in-clear}\n"), 0o600))
+	code, out, errOut := runCLI(t, "", "--config", p, "serve")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, "serve.cluster.etcd.endpoints[0]")
+	assert.Contains(t, errOut, "etcd.tls")
+	assert.NotContains(t, out+errOut, "etcd-pw-in-clear")
+	assert.Equal(t, int32(0), rec.n.Load(), "no connection: %s", errOut)
+}
