@@ -6,7 +6,7 @@
 .PHONY: demo test chaos soak bench fuzz check build server-start server-stop
 
 demo: ## a short live demo against the local server
-	scripts/with-devserver.sh go run ./cmd/parley-xmpp demo
+	scripts/with-devserver.sh go run ./cmd/parley-xmpp demo --dev-server=$(CURDIR)/scripts/devserver.sh
 
 test: ## gofmt, vet, staticcheck and every test (with -race) against both local servers
 	scripts/deps.sh
@@ -40,7 +40,7 @@ soak: ## the soak, 30 min of faults on one server (settings above): make soak SE
 
 bench: ## the benchmarks against a freshly reset local Prosody, left running (docs/performance.md); ARGS="--only replay"
 	scripts/devserver.sh reset prosody
-	go run ./cmd/parley-xmpp bench --transient-muc transient.parley.local $(ARGS)
+	go run ./cmd/parley-xmpp bench --dev-server=$(CURDIR)/scripts/devserver.sh --transient-muc transient.parley.local $(ARGS)
 
 fuzz: ## every fuzz target, FUZZTIME each (default 60s): make fuzz FUZZTIME=10m
 	FUZZTIME=$(or $(FUZZTIME),60s) scripts/fuzz.sh

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/parley-go/parley-xmpp/runtime"
 )
 
 // Cluster is serve's cluster block: the serve processes (nodes) that name the
@@ -74,9 +75,9 @@ func (c *Cluster) EtcdPassword() (string, error) {
 	if c.Etcd.PasswordFile == "" {
 		return c.Etcd.Password, nil
 	}
-	data, err := os.ReadFile(c.Etcd.PasswordFile)
+	data, err := ReadSecretFile(c.Etcd.PasswordFile)
 	if err != nil {
-		return "", fmt.Errorf("%w: serve.cluster.etcd.password_file: %w", ErrConfig, err)
+		return "", fmt.Errorf("%w: serve.cluster.etcd.password_file: %v", ErrConfig, err)
 	}
 	return strings.TrimRight(string(data), "\r\n"), nil
 }
@@ -107,6 +108,13 @@ func (c *Cluster) validate(configDir string) error {
 	if (c.Etcd.Password != "" || c.Etcd.PasswordFile != "") && c.Etcd.Username == "" {
 		return bad("etcd.username", "a password needs a username")
 	}
+	if c.Etcd.Username != "" || c.Etcd.Password != "" || c.Etcd.PasswordFile != "" {
+		for i, e := range c.Etcd.Endpoints {
+			if host, plain := plaintextEndpoint(e, c.Etcd.TLS != nil); plain && !runtime.IsLoopback(host) {
+				return bad(fmt.Sprintf("etcd.endpoints[%d]", i), "%q: etcd.username and its password would cross the network in clear text: set etcd.tls (an http:// endpoint never uses it: write https:// or host:port), or use an etcd on loopback", e)
+			}
+		}
+	}
 	if _, port, err := net.SplitHostPort(c.ListenAddr()); err != nil || port == "" {
 		return bad("listen", "%q is not host:port", c.Listen)
 	}
@@ -128,6 +136,27 @@ func (c *Cluster) validate(configDir string) error {
 		rel(&t.KeyFile)
 	}
 	return nil
+}
+
+// plaintextEndpoint says whether the etcd client talks to endpoint e (checked
+// by checkEndpoint) without TLS, as cluster/etcd.go dials it: an http:// URL
+// always (etcd's client drops TLS for it), host:port unless etcd.tls is set
+// (https:// then); and returns its host.
+func plaintextEndpoint(e string, withTLS bool) (host string, plain bool) {
+	hostport := e
+	plain = !withTLS
+	if strings.Contains(e, "://") {
+		u, err := url.Parse(e)
+		if err != nil {
+			return "", true
+		}
+		hostport, plain = u.Host, u.Scheme != "https"
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport, plain
+	}
+	return host, plain
 }
 
 func checkEndpoint(e string) error {

@@ -61,3 +61,36 @@ func TestServeClusterFiles(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret", pw)
 }
+
+// etcd credentials go to a non-loopback endpoint only over TLS: the error
+// names the endpoint's key and etcd.tls, never the password. An http://
+// endpoint is plain text even with etcd.tls (etcd's client drops TLS for it).
+func TestEtcdCredentialsNeedTLSOffLoopback(t *testing.T) {
+	cluster := func(etcd string) []byte {
+		return []byte("serve:\n  cluster:\n    name: x\n    etcd: " + etcd + "\n")
+	}
+	for etcd, key := range map[string]string{
+		"{endpoints: ['etcd.example:2379'], username: u, password: pw-in-clear}":                                "serve.cluster.etcd.endpoints[0]",
+		"{endpoints: ['10.0.0.5:2379'], username: u}":                                                           "serve.cluster.etcd.endpoints[0]",
+		"{endpoints: ['127.0.0.1:2379', 'http://10.0.0.5:2379'], username: u, password: pw-in-clear}":           "serve.cluster.etcd.endpoints[1]",
+		"{endpoints: ['http://etcd.example:2379'], username: u, password: pw-in-clear, tls: {ca_file: ca.pem}}": "serve.cluster.etcd.endpoints[0]",
+		"{endpoints: ['localhost:2379', '[2001:db8::1]:2379'], username: u, password: pw-in-clear}":             "serve.cluster.etcd.endpoints[1]",
+	} {
+		_, err := Parse(cluster(etcd))
+		require.Error(t, err, etcd)
+		assert.ErrorIs(t, err, ErrConfig, etcd)
+		assert.Contains(t, err.Error(), key+": ", etcd)
+		assert.Contains(t, err.Error(), "clear text", etcd)
+		assert.Contains(t, err.Error(), "etcd.tls", etcd)
+		assert.NotContains(t, err.Error(), "pw-in-clear", etcd)
+	}
+	for _, etcd := range []string{
+		"{endpoints: ['etcd.example:2379'], username: u, password: p, tls: {ca_file: ca.pem}}",
+		"{endpoints: ['https://etcd.example:2379'], username: u, password: p}",
+		"{endpoints: ['127.0.0.1:2379', 'localhost:2379', 'http://[::1]:2379'], username: u, password: p}",
+		"{endpoints: ['etcd.example:2379', 'http://10.0.0.5:2379']}",
+	} {
+		_, err := Parse(cluster(etcd))
+		assert.NoError(t, err, etcd)
+	}
+}

@@ -421,17 +421,17 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 }
 
 // readDotEnv reads KEY=VALUE lines (# comments, optional quotes) from path; a
-// missing file is no error.
+// missing file is no error, one its group or others may open is.
 func readDotEnv(path string) (map[string]string, error) {
-	fh, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
 	}
+	// It holds passwords (PARLEY_XMPP_PASS): the same rule as password_file.
+	data, err := ReadSecretFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: .env: %v", ErrConfig, err)
 	}
-	defer fh.Close()
-	return parseDotEnv(fh, path)
+	return parseDotEnv(bytes.NewReader(data), path)
 }
 
 // parseDotEnv reads a .env file's lines; path names it in errors.

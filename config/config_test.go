@@ -167,9 +167,11 @@ func TestMoreServeChecks(t *testing.T) {
 	assert.NoError(t, err, "a chain is no loop")
 }
 
-// A relay loop through two names of one server is a loop: servers are compared
-// by what they are, not by name.
-func TestRelayLoopsAreFoundByServerIdentity(t *testing.T) {
+// Relay loops are found by the rooms' JIDs (MUC service and room), whatever
+// the servers are called or however they are reached: two names of one
+// server (a host name and its address, xmpp:// and xmpps://) reach the same
+// rooms. Distinct MUC services are distinct rooms.
+func TestRelayLoopsAreFoundByRoomJID(t *testing.T) {
 	servers := func(a, b string) string {
 		return "servers:\n  one:\n    backend_config: {" + a + "}\n  two:\n    backend_config: {" + b + "}\n"
 	}
@@ -178,12 +180,14 @@ func TestRelayLoopsAreFoundByServerIdentity(t *testing.T) {
 		"    - {name: r2, server: one, topics: [b], sink: {relay: {server: two, topic: a}}}\n"
 	self := "serve:\n  routes:\n    - {name: r1, server: one, topics: [a], sink: {relay: {server: two, topic: a}}}\n"
 	same := [][2]string{
+		{"service: 'xmpp://chat.example.org', muc_service: rooms.example.org", "service: 'xmpp://203.0.113.5', muc_service: rooms.example.org"},
+		{"service: 'xmpp://chat.example.org', muc_service: rooms.example.org", "service: 'xmpp://chat-alias.example.net', muc_service: rooms.example.org"},
+		{"service: 'xmpp://h'", "service: 'xmpps://h'"}, // one server, its two ports
 		{"service: 'xmpp://chat.example.org'", "service: 'XMPP://Chat.Example.ORG.:5222'"},
 		{"service: 'xmpp://localhost:5222'", "service: 'xmpp://127.0.0.1'"},
-		{"service: 'xmpp://[::1]:5222'", "service: '127.0.0.1:5222'"},
-		{"service: 'xmpps://h.example'", "service: 'xmpps://H.example:5223'"},
-		{"service: 'xmpp://h', domain: Example.org", "service: 'xmpp://h', domain: example.org"},
+		{"service: 'xmpp://h', muc_service: rooms.a.org", "service: 'xmpp://h', muc_service: 'Rooms.A.org.'"},
 		{"", "service: 'xmpp://localhost'"}, // the default server is local
+		{"", "muc_service: muc.parley.local"},
 	}
 	for _, c := range same {
 		body := servers(c[0], c[1])
@@ -193,13 +197,12 @@ func TestRelayLoopsAreFoundByServerIdentity(t *testing.T) {
 		_, err = Parse([]byte(body + self))
 		require.Error(t, err, "%s", body)
 		assert.Contains(t, err.Error(), "serve.routes[0].sink.relay.topic", body)
+		assert.Contains(t, err.Error(), "own room (a@", body)
 	}
 	differ := [][2]string{
-		{"service: 'xmpp://127.0.0.1:5222'", "service: 'xmpp://127.0.0.1:15222'"},
-		{"service: 'xmpp://a.example'", "service: 'xmpp://b.example'"},
-		{"service: 'xmpp://h', domain: a.org", "service: 'xmpp://h', domain: b.org"},
 		{"service: 'xmpp://h', muc_service: rooms.a.org", "service: 'xmpp://h', muc_service: chat.a.org"},
-		{"service: 'xmpp://h'", "service: 'xmpps://h'"}, // 5222 and 5223
+		{"service: 'xmpp://a.example', muc_service: rooms.a.example", "service: 'xmpp://b.example', muc_service: rooms.b.example"},
+		{"", "service: 'xmpp://127.0.0.1:15222', muc_service: muc.ejabberd.local"},
 	}
 	for _, c := range differ {
 		body := servers(c[0], c[1])

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,6 +36,50 @@ func (f *File) loadSecrets(withEnv bool) error {
 		}
 		f.Servers[name] = srv
 	}
+	if c := f.Serve.Cluster; c != nil && c.Etcd.PasswordFile != "" {
+		if _, err := c.EtcdPassword(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadSecretFile reads a file that holds a secret (a password_file, a .env
+// file). It refuses one its group or others may read or write, naming the
+// file and the chmod that fixes it: anyone else on the machine could read
+// the secret, or change what the engine logs in with. Errors never hold the
+// file's content.
+func ReadSecretFile(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("can't read %s: %v", path, errors.Unwrap(err))
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("can't read %s: %v", path, errors.Unwrap(err))
+	}
+	if err := checkPrivate(path, fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(fh, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("can't read %s: %v", path, errors.Unwrap(err))
+	}
+	if len(data) > maxSecretFile {
+		return nil, fmt.Errorf("%s is over %d bytes: not a secret file", path, maxSecretFile)
+	}
+	return data, nil
+}
+
+// maxSecretFile bounds what ReadSecretFile reads.
+const maxSecretFile = 1 << 20
+
+// checkPrivate refuses a file whose mode lets its group or others in.
+func checkPrivate(path string, fi os.FileInfo) error {
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s is open to its group or others (mode %04o): it holds a secret; chmod 600 %s", path, perm, path)
+	}
 	return nil
 }
 
@@ -47,9 +92,9 @@ func (f *File) loadBackend(b *Backend, key string, withEnv bool) error {
 			return bad("password_file", "set, and so is the password (in the file or PARLEY_XMPP_*PASS): keep one")
 		}
 		p := f.relative(os.ExpandEnv(b.PasswordFile))
-		data, err := os.ReadFile(p)
+		data, err := ReadSecretFile(p)
 		if err != nil {
-			return bad("password_file", "can't read %s: %v", p, errors.Unwrap(err))
+			return bad("password_file", "%v", err)
 		}
 		pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
 		if pw == "" {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -108,5 +109,44 @@ func TestWebhookURLRedactedInErrors(t *testing.T) {
 		require.ErrorIs(t, err, ErrConfig, u)
 		assert.Contains(t, err.Error(), "serve.routes[0].sink.webhook.url")
 		assert.NotContains(t, err.Error(), "hunter2", u)
+	}
+}
+
+// A secret file its group or others may open (password_file, a named
+// server's password_file, the .env file beside the configuration, the etcd
+// password_file) is refused, naming the key, the file and the chmod that
+// fixes it, never the content; 0600 and 0400 are taken.
+func TestSecretFilesOpenToOthersAreRefused(t *testing.T) {
+	clearEnv(t)
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o620, 0o660} {
+		for name, c := range map[string]struct{ file, yaml, key string }{
+			"password_file": {"pw", "backend_config: {service: xmpp://chat.example.org, password_file: pw}\n", "backend_config.password_file"},
+			"named server":  {"pw", "servers: {far: {backend_config: {service: xmpp://10.1.2.3, password_file: pw}}}\n", "servers.far.backend_config.password_file"},
+			".env":          {".env", "backend_config: {service: xmpp://chat.example.org}\n", ".env"},
+			"etcd": {"etcd.pass", "serve:\n  cluster:\n    name: x\n" +
+				"    etcd: {endpoints: ['127.0.0.1:2379'], username: u, password_file: etcd.pass}\n", "serve.cluster.etcd.password_file"},
+		} {
+			dir := t.TempDir()
+			secret := filepath.Join(dir, c.file)
+			body := "the-secret-itself\n"
+			if c.file == ".env" {
+				body = "PARLEY_XMPP_PASS=the-secret-itself\n"
+			}
+			require.NoError(t, os.WriteFile(secret, []byte(body), 0o600))
+			require.NoError(t, os.Chmod(secret, mode))
+			p := write(t, dir, "c.yaml", c.yaml)
+			_, err := Load(p)
+			require.Error(t, err, "%s %04o", name, mode)
+			assert.ErrorIs(t, err, ErrConfig, name)
+			assert.Contains(t, err.Error(), c.key, name)
+			assert.Contains(t, err.Error(), "chmod 600 "+secret, name)
+			assert.NotContains(t, err.Error(), "the-secret-itself", name)
+
+			for _, ok := range []os.FileMode{0o600, 0o400} {
+				require.NoError(t, os.Chmod(secret, ok))
+				_, err = Load(p)
+				assert.NoError(t, err, "%s %04o", name, ok)
+			}
+		}
 	}
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -102,11 +101,9 @@ func (f *File) validate() error {
 			if _, err := runtime.RoomLocalpart(seam.Topic(s.Relay.Topic)); err != nil {
 				return bad(key+".sink.relay.topic", "%v", err)
 			}
-			if f.serverIdentity(s.Relay.Server) == f.serverIdentity(rt.Server) {
-				for _, t := range rt.Topics {
-					if t == s.Relay.Topic {
-						return bad(key+".sink.relay.topic", "%q relays into itself", t)
-					}
+			for _, t := range rt.Topics {
+				if f.roomJID(s.Relay.Server, s.Relay.Topic) == f.roomJID(rt.Server, t) {
+					return bad(key+".sink.relay.topic", "%q relays into its own room (%s)", t, f.roomJID(rt.Server, t))
 				}
 			}
 		}
@@ -129,18 +126,18 @@ func (f *File) validate() error {
 const maxRouteName = 200
 
 // checkRelayLoops refuses relays that lead back to where they started: a
-// message would go round forever. Servers are compared by what they are
-// (serverIdentity), not by their names in this file, so a loop through two
-// names of one server is found.
+// message would go round forever. Topics are compared by their rooms' JIDs
+// (roomJID), not by their servers' names or addresses in this file, so a loop
+// through two names of one server is found.
 func (f *File) checkRelayLoops() error {
-	type node struct{ server, topic string }
+	type node = string // a room's JID
 	next := map[node][]node{}
 	label := map[node]string{}
 	for _, rt := range f.Serve.Routes {
 		if r := rt.Sink.Relay; r != nil {
 			for _, t := range rt.Topics {
-				from := node{f.serverIdentity(rt.Server), t}
-				to := node{f.serverIdentity(r.Server), r.Topic}
+				from := f.roomJID(rt.Server, t)
+				to := f.roomJID(r.Server, r.Topic)
 				next[from] = append(next[from], to)
 				label[from] = describeTopic(rt.Server, t)
 				if _, ok := label[to]; !ok {
@@ -188,53 +185,26 @@ func describeTopic(server, topic string) string {
 	return topic + " (" + server + ")"
 }
 
-// serverIdentity is what the server named name ("" for backend_config) is,
-// whatever it is called here: its address (scheme-less services read as
-// xmpp://, the host in lower case without a trailing dot, every loopback name
-// and address as one, the default port filled in), its XMPP domain and its MUC
-// service (in lower case). Two names with one identity reach the same rooms.
-// Unset fields take the runtime's defaults.
-func (f *File) serverIdentity(name string) string {
+// roomJID is the room a topic of the server named server ("" for
+// backend_config) lives in: the topic's room localpart at the server's MUC
+// service (lower case, no trailing dot; unset: the runtime's default). Relays
+// are compared by it, not by the server's name or address here: a server
+// reached by two names (a host name and its address, two DNS names, a proxy)
+// has one MUC service, so a loop through both names is found. Two distinct
+// servers whose MUC services share a name (two private servers both calling
+// themselves parley.local) count as one: give their topics different names.
+func (f *File) roomJID(server, topic string) string {
 	b := f.Backend
-	if name != "" {
-		b = f.Servers[name].Backend
+	if server != "" {
+		b = f.Servers[server].Backend
 	}
-	or := func(v, def string) string {
-		if v == "" {
-			return def
-		}
-		return v
+	muc := b.MUCService
+	if muc == "" {
+		muc = runtime.DefaultMUCService
 	}
-	return serviceAddr(or(b.Service, runtime.DefaultService)) + " " +
-		strings.ToLower(or(b.Domain, runtime.DefaultDomain)) + " " +
-		strings.ToLower(or(b.MUCService, runtime.DefaultMUCService))
-}
-
-// serviceAddr is the host:port a service URL reaches, normalised (see
-// serverIdentity); a service it can't read is returned in lower case, as is.
-func serviceAddr(service string) string {
-	s := service
-	if !strings.Contains(s, "://") {
-		s = "xmpp://" + s
+	local, err := runtime.RoomLocalpart(seam.Topic(topic))
+	if err != nil {
+		local = topic // refused elsewhere, with its key
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.Hostname() == "" {
-		return strings.ToLower(service)
-	}
-	port := u.Port()
-	switch {
-	case port != "":
-	case strings.EqualFold(u.Scheme, "xmpps"):
-		port = "5223"
-	default:
-		port = "5222"
-	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	if ip := net.ParseIP(host); ip != nil {
-		host = ip.String()
-	}
-	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-		host = "loopback"
-	}
-	return net.JoinHostPort(host, port)
+	return strings.ToLower(local) + "@" + strings.TrimSuffix(strings.ToLower(muc), ".")
 }

@@ -18,7 +18,7 @@ import (
 func (a *app) benchCmd() *cobra.Command {
 	var scale float64
 	var only []string
-	var transient, cpuProfile, memProfile string
+	var transient, cpuProfile, memProfile, devServer string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the runtime against a bare go-xmpp client on the same server, and print a Markdown table",
@@ -28,7 +28,8 @@ both and their ratio (absolute numbers vary between machines; the ratios are the
 claim). Workloads: ` + strings.Join(bench.Workloads, ", ") + `.
 The full suite takes a few minutes and creates about 10,000 rooms; see
 docs/performance.md for the server settings it needs and the reference results.
-It uses the configured server like the demo does.`,
+It uses the configured server like the demo does, and starts the dev server only
+with --dev-server (make bench passes it).`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if scale <= 0 || scale > 10 {
@@ -39,7 +40,10 @@ It uses the configured server like the demo does.`,
 					return fmt.Errorf("%w: --only %s: no such workload (known: %s)", errUsage, name, strings.Join(bench.Workloads, ", "))
 				}
 			}
-			return a.bench(cmd.Context(), bench.Options{Scale: scale, Only: only}, transient, cpuProfile, memProfile)
+			if err := checkDevServerFlag(devServer); err != nil {
+				return err
+			}
+			return a.bench(cmd.Context(), bench.Options{Scale: scale, Only: only}, transient, cpuProfile, memProfile, devServer)
 		},
 	}
 	cmd.Flags().Float64Var(&scale, "scale", 1, "multiply every workload's size (0.01: a smoke pass)")
@@ -47,11 +51,12 @@ It uses the configured server like the demo does.`,
 	cmd.Flags().StringVar(&transient, "transient-muc", envOr("PARLEY_XMPP_TRANSIENT_MUC", ""), "a MUC service with non-persistent rooms, for the joins workload (default: the MUC service)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write an allocation profile of the run to this file")
+	devServerFlag(cmd, &devServer)
 	return cmd
 }
 
-func (a *app) bench(ctx context.Context, o bench.Options, transient, cpuProfile, memProfile string) error {
-	c, addr, stop, err := a.liveServer()
+func (a *app) bench(ctx context.Context, o bench.Options, transient, cpuProfile, memProfile, devServer string) error {
+	c, addr, stop, err := a.liveServer(devServer)
 	if err != nil {
 		return err
 	}

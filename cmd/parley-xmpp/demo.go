@@ -23,6 +23,7 @@ func (a *app) demoCmd() *cobra.Command {
 	var topics int
 	var duration time.Duration
 	var seed uint64
+	var devServer string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Show the promise live: posts and subscribers on several topics while connections are killed",
@@ -31,8 +32,9 @@ connections and cuts them mid-stanza, while they and a third client (around the
 proxy) post. Every subscriber's deliveries and every post are then checked
 against the rooms' archives, and a table says what was lost, duplicated or
 reordered (nothing, is the promise). It uses the configured server; when none is
-reachable and this is a clone of the repository, it starts the local dev server
-(scripts/devserver.sh) and stops it afterwards.`,
+reachable and --dev-server names a clone's scripts/devserver.sh (by absolute
+path: make demo passes it), it runs exactly that script to start the local dev
+server and stops it afterwards. It never looks for a script by itself.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if topics < 1 || topics > 20 {
@@ -41,20 +43,39 @@ reachable and this is a clone of the repository, it starts the local dev server
 			if duration < 2*time.Second || duration > 10*time.Minute {
 				return fmt.Errorf("%w: --duration %s: want 2s to 10m", errUsage, duration)
 			}
-			return a.demo(cmd.Context(), topics, duration, seed)
+			if err := checkDevServerFlag(devServer); err != nil {
+				return err
+			}
+			return a.demo(cmd.Context(), topics, duration, seed, devServer)
 		},
 	}
 	cmd.Flags().IntVar(&topics, "topics", 3, "topics to use")
 	cmd.Flags().DurationVar(&duration, "duration", 12*time.Second, "how long to write while faults happen")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "fault seed, to repeat a run (0: from the clock)")
+	devServerFlag(cmd, &devServer)
 	return cmd
+}
+
+// devServerFlag adds --dev-server to the demo and the benchmarks.
+func devServerFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "dev-server", "", "when no server is reachable, start the dev server with this script (the absolute path of a clone's scripts/devserver.sh; make demo and make bench pass it) and stop it afterwards")
+}
+
+// checkDevServerFlag refuses a --dev-server that is not an absolute path: the
+// script run is exactly the one named, never one found relative to wherever
+// the command happens to run.
+func checkDevServerFlag(script string) error {
+	if script != "" && !filepath.IsAbs(script) {
+		return fmt.Errorf("%w: --dev-server %q: want the absolute path of a clone's scripts/devserver.sh", errUsage, script)
+	}
+	return nil
 }
 
 // liveServer resolves the server the demo and the benchmarks use (--config and
 // --server, the PARLEY_XMPP_* variables, then the dev server's defaults) and,
-// when none is reachable and this is a clone of the repository, starts the
-// local dev server; stop stops what it started.
-func (a *app) liveServer() (c runtime.Config, addr string, stop func(), err error) {
+// when none is reachable and devServer (--dev-server) names a script, starts
+// the local dev server with exactly that script; stop stops what it started.
+func (a *app) liveServer(devServer string) (c runtime.Config, addr string, stop func(), err error) {
 	if c, err = a.runtimeConfig(""); err != nil {
 		return c, "", nil, err
 	}
@@ -75,15 +96,15 @@ func (a *app) liveServer() (c runtime.Config, addr string, stop func(), err erro
 	}
 	stop = func() {}
 	if !reachable(addr) {
-		if stop, err = a.startDevServer(addr); err != nil {
+		if stop, err = a.startDevServer(addr, devServer); err != nil {
 			return c, "", nil, err
 		}
 	}
 	return c, addr, stop, nil
 }
 
-func (a *app) demo(ctx context.Context, topics int, duration time.Duration, seed uint64) error {
-	c, addr, stop, err := a.liveServer()
+func (a *app) demo(ctx context.Context, topics int, duration time.Duration, seed uint64, devServer string) error {
+	c, addr, stop, err := a.liveServer(devServer)
 	if err != nil {
 		return err
 	}
@@ -191,35 +212,35 @@ func reachable(addr string) bool {
 	return true
 }
 
-// startDevServer starts the repository's local Prosody (when run from a clone)
-// for a demo that found no server, and returns how to stop it.
-func (a *app) startDevServer(addr string) (func(), error) {
-	script := findUp("scripts/devserver.sh")
-	if script == "" || !strings.HasSuffix(addr, ":5222") {
-		return nil, fmt.Errorf("no XMPP server at %s: start one (make server-start in a clone), or point --config / PARLEY_XMPP_SERVICE at yours", addr)
+// devServerWait is how long a started dev server gets to listen.
+var devServerWait = 15 * time.Second
+
+// startDevServer starts the local Prosody with script (--dev-server: an
+// absolute path, run as it is and nothing else) for a demo or benchmark that
+// found no server, and returns how to stop it. Without script it starts
+// nothing: it never searches the working directory or its parents, where
+// anyone able to write a directory above could plant a script.
+func (a *app) startDevServer(addr, script string) (func(), error) {
+	if script == "" {
+		return nil, fmt.Errorf("no XMPP server at %s: start one (make server-start in a clone), point --config / PARLEY_XMPP_SERVICE at yours, or pass --dev-server=/path/to/clone/scripts/devserver.sh to start the dev server (make demo and make bench do)", addr)
+	}
+	if !strings.HasSuffix(addr, ":5222") {
+		return nil, fmt.Errorf("no XMPP server at %s: --dev-server starts the dev Prosody on port 5222 only", addr)
+	}
+	if fi, err := os.Stat(script); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: --dev-server %s: not a file (%v)", errUsage, script, err)
 	}
 	fmt.Fprintf(a.errOut, "no server at %s: starting the local dev server (%s)\n", addr, script)
 	if out, err := exec.Command(script, "start", "prosody").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("starting the dev server: %v\n%s", err, out)
+		return nil, fmt.Errorf("starting the dev server with %s: %v\n%s", script, err, out)
 	}
-	return func() { _ = exec.Command(script, "stop", "prosody").Run() }, nil
-}
-
-// findUp looks for rel in the working directory and its parents.
-func findUp(rel string) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p
+	stop := func() { _ = exec.Command(script, "stop", "prosody").Run() }
+	for deadline := time.Now().Add(devServerWait); !reachable(addr); {
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("%s start prosody ran, but nothing listens at %s", script, addr)
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
+		time.Sleep(100 * time.Millisecond)
 	}
+	return stop, nil
 }

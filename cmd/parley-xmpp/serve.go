@@ -35,6 +35,12 @@ for relays.`,
 			if len(sv.Routes) == 0 {
 				return fmt.Errorf("%w: serve.routes: no routes to serve", config.ErrConfig)
 			}
+			// Before any sink starts a child: the children (exec sinks) run
+			// as this user, and must not read the password from this
+			// process's /proc/PID/environ (docs/security.md).
+			if err := serve.HideProcess(); err != nil {
+				return fmt.Errorf("making the engine's /proc entries private (prctl PR_SET_DUMPABLE): %w", err)
+			}
 			ctx := cmd.Context()
 			prog := newProgress(a.errOut)
 			var m *metrics.Prometheus

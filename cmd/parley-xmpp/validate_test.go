@@ -180,3 +180,61 @@ func TestServeChecksEverythingBeforeAnyNetwork(t *testing.T) {
 		})
 	}
 }
+
+// A secret file its group or others may open (password_file, .env, the etcd
+// password_file) is a configuration error: exit status 2 naming the file and
+// "chmod 600 FILE", before any connection to the XMPP server or to etcd.
+func TestSecretFilesOpenToOthersAreRefusedBeforeAnyNetwork(t *testing.T) {
+	rec := newConnRecorder(t)
+	etcd := newConnRecorder(t)
+	t.Setenv("PARLEY_XMPP_SERVICE", "")
+	t.Setenv("PARLEY_XMPP_PASS", "")
+	cases := []struct {
+		name, file, yaml string
+		args             []string
+	}{
+		{"password_file", "pw", "backend_config: {service: '" + rec.service() + "', password_file: pw}\n", []string{"post", "general", "hi"}},
+		{".env", ".env", "backend_config: {service: '" + rec.service() + "'}\n", []string{"fetch", "general"}},
+		{"etcd password_file", "etcd.pass", "backend_config: {service: '" + rec.service() + "'}\n" +
+			"serve:\n  state_dir: state\n  routes:\n    - {name: r, topics: [general], sink: {stdout: {}}}\n" +
+			"  cluster:\n    name: x\n    etcd: {endpoints: ['" + etcd.addr + "'], username: u, password_file: etcd.pass}\n", []string{"serve"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			secret := filepath.Join(dir, c.file)
+			body := "not-for-others\n"
+			if c.file == ".env" {
+				body = "PARLEY_XMPP_PASS=not-for-others\n"
+			}
+			require.NoError(t, os.WriteFile(secret, []byte(body), 0o644))
+			require.NoError(t, os.Chmod(secret, 0o644)) // whatever the umask
+			p := filepath.Join(dir, "c.yaml")
+			require.NoError(t, os.WriteFile(p, []byte(c.yaml), 0o600))
+			code, out, errOut := runCLI(t, "", append([]string{"--config", p}, c.args...)...)
+			assert.Equal(t, 2, code, errOut)
+			assert.Contains(t, errOut, "chmod 600 "+secret)
+			assert.NotContains(t, out+errOut, "not-for-others")
+			assert.Equal(t, int32(0), rec.n.Load(), "no connection to the XMPP server: %s", errOut)
+			assert.Equal(t, int32(0), etcd.n.Load(), "no connection to etcd: %s", errOut)
+		})
+	}
+}
+
+// serve refuses etcd credentials bound for a non-loopback etcd without TLS:
+// exit status 2 naming the endpoint's key, before any connection.
+func TestServeRefusesEtcdCredentialsInClearText(t *testing.T) {
+	rec := newConnRecorder(t)
+	t.Setenv("PARLEY_XMPP_SERVICE", "")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "serve.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("backend_config: {service: '"+rec.service()+"'}\n"+
+		"serve:\n  state_dir: '"+filepath.Join(dir, "state")+"'\n  routes:\n    - {name: r, topics: [general], sink: {stdout: {}}}\n"+
+		"  cluster:\n    name: x\n    etcd: {endpoints: ['192.0.2.7:2379'], username: parley, password: etcd-pw-in-clear}\n"), 0o600))
+	code, out, errOut := runCLI(t, "", "--config", p, "serve")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, "serve.cluster.etcd.endpoints[0]")
+	assert.Contains(t, errOut, "etcd.tls")
+	assert.NotContains(t, out+errOut, "etcd-pw-in-clear")
+	assert.Equal(t, int32(0), rec.n.Load(), "no connection: %s", errOut)
+}
