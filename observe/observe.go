@@ -83,6 +83,14 @@ type RowDropper interface {
 	ArchiveRowsDropped(n int)
 }
 
+// OwnershipRecorder is an optional interface of a Room: RoomNotOwned is called
+// when a full join found the topic's room owned by another account (the room
+// gave this account another affiliation than owner: squatting)
+// (runtime.RoomNotOwned). A Room without it is not told.
+type OwnershipRecorder interface {
+	RoomNotOwned()
+}
+
 // Nop discards everything.
 type Nop struct{}
 
@@ -98,6 +106,9 @@ func (NopRoom) HistoryGap() {}
 
 // ArchiveRowsDropped implements RowDropper.
 func (NopRoom) ArchiveRowsDropped(int) {}
+
+// RoomNotOwned implements OwnershipRecorder.
+func (NopRoom) RoomNotOwned() {}
 
 func (NopRoom) Joined(bool)         {}
 func (NopRoom) MessageIn()          {}
