@@ -80,3 +80,35 @@ func TestSquattedRoomIsReported(t *testing.T) {
 	assert.Equal(t, "1", notOwnedCount(t, m, squatted), "the metric counts the squatted room")
 	assert.Equal(t, "0", notOwnedCount(t, m, own), "a room the runtime created is its own")
 }
+
+// The prevention docs/security.md gives for Prosody: a server admin pre-creates
+// the topic's room, persistent, with the bridge account as its owner (the
+// admin-shell line there). The runtime joins it as its owner: nothing is
+// reported.
+func TestPreCreatedRoomIsOwned(t *testing.T) {
+	s := xmpptest.Require(t)
+	if s.Name != "prosody" {
+		t.Skip("the room is pre-created with Prosody's admin shell")
+	}
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	got := xmpptest.ProsodyShell(t, fmt.Sprintf(`local room = prosody.hosts[%q].modules.muc.create_room(%q); `+
+		`room:set_affiliation(true, %q, "owner"); room:set_persistent(true); room:save(true); return room:get_affiliation(%q)`,
+		s.MUC, room, s.Accounts[0][0]+"@"+s.Domain, s.Accounts[0][0]+"@"+s.Domain))
+	require.Equal(t, "owner", got)
+
+	var ev events
+	m := metrics.New()
+	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
+		c.OnRoomEvent = ev.add
+		c.Metrics = m
+	}))
+	_, err := rt.Subscribe(ctx5(t), topic, func(seam.Message) {})
+	require.NoError(t, err)
+	id, err := rt.Post(ctx5(t), topic, "me", "in the pre-created room", seam.PostOptions{})
+	require.NoError(t, err)
+	assert.NotEmpty(t, id)
+	time.Sleep(200 * time.Millisecond)
+	assert.False(t, ev.has(runtime.RoomNotOwned), "the bridge owns the pre-created room")
+	assert.Equal(t, "0", notOwnedCount(t, m, topic))
+}
