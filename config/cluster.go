@@ -147,12 +147,10 @@ func (c *Cluster) validate(configDir string) error {
 		rel(&t.KeyFile)
 	}
 	if t := c.TLS; t != nil {
+		// Read with the secrets (loadSecrets), once the paths are final.
 		rel(&t.CertFile)
 		rel(&t.KeyFile)
 		rel(&t.CAFile)
-		if _, _, err := c.NodeTLSConfigs(); err != nil {
-			return err
-		}
 	}
 	return nil
 }
