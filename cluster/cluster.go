@@ -157,7 +157,10 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		port = ln.Addr().(*net.TCPAddr).Port
 		_ = ln.Close()
 	}
-	ropts := []remote.ConfigOption{}
+	ropts, err := remoteTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	if c.Advertise != "" {
 		ropts = append(ropts, remote.WithAdvertisedHost(net.JoinHostPort(c.Advertise, strconv.Itoa(port))))
 	}

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -29,6 +32,23 @@ type Cluster struct {
 	// LeaseTTL bounds how long a node that stopped answering keeps its topics
 	// [10s]; whole seconds, at least 2s.
 	LeaseTTL Duration `yaml:"lease_ttl"`
+	// TLS, when set, turns on mutual TLS between the nodes: the listener
+	// requires a client certificate signed by the CA, and a node dialing
+	// another presents its certificate and checks the other's against the CA.
+	// Unset, the listener takes plain, unauthenticated gRPC (docs/cluster.md).
+	TLS *NodeTLS `yaml:"tls"`
+}
+
+// NodeTLS is the nodes' mutual TLS: PEM files, relative paths relative to the
+// configuration file. Every node's certificate is both its server's and its
+// client's (extended key usages serverAuth and clientAuth, or none), and names
+// the host the other nodes dial (advertise, or listen's host), unless
+// server_name says which name to check instead.
+type NodeTLS struct {
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
 }
 
 // Etcd says how to reach etcd.
@@ -135,6 +155,12 @@ func (c *Cluster) validate(configDir string) error {
 		rel(&t.CertFile)
 		rel(&t.KeyFile)
 	}
+	if t := c.TLS; t != nil {
+		// Read with the secrets (loadSecrets), once the paths are final.
+		rel(&t.CertFile)
+		rel(&t.KeyFile)
+		rel(&t.CAFile)
+	}
 	return nil
 }
 
@@ -157,6 +183,57 @@ func plaintextEndpoint(e string, withTLS bool) (host string, plain bool) {
 		return hostport, plain
 	}
 	return host, plain
+}
+
+// NodeTLSConfigs reads tls's files: the listener's configuration (it requires
+// and verifies a client certificate against the CA) and the dialer's (it
+// presents the node's certificate and verifies the other node's against the
+// CA). Both nil when tls is unset. Errors wrap ErrConfig and name the key.
+func (c *Cluster) NodeTLSConfigs() (server, client *tls.Config, err error) {
+	t := c.TLS
+	if t == nil {
+		return nil, nil, nil
+	}
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("%w: serve.cluster.tls.%s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
+	}
+	for _, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"ca_file", t.CAFile}} {
+		if f.path == "" {
+			return nil, nil, bad(f.key, "missing: mutual TLS needs the node's certificate, its key and the CA that signs every node's certificate")
+		}
+	}
+	ca, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, nil, bad("ca_file", "can't read %s: %v", t.CAFile, errors.Unwrap(err))
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, nil, bad("ca_file", "%s holds no PEM certificate", t.CAFile)
+	}
+	for _, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, nil, bad(f.key, "can't read %s: %v", f.path, errors.Unwrap(err))
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, nil, bad("cert_file", "%s with key_file %s: %v", t.CertFile, t.KeyFile, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, bad("cert_file", "%s: %v", t.CertFile, err)
+	}
+	for _, use := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		// Each node is a server and a client of the others.
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{use}}); err != nil {
+			return nil, nil, bad("cert_file", "%s is not a node certificate of ca_file %s (signed by it, valid now, for server and client authentication): %v", t.CertFile, t.CAFile, err)
+		}
+	}
+	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	client = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair},
+		RootCAs: pool, ServerName: t.ServerName}
+	return server, client, nil
 }
 
 func checkEndpoint(e string) error {

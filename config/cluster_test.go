@@ -24,18 +24,20 @@ func TestServeClusterBlock(t *testing.T) {
 	assert.Nil(t, f.Serve.Cluster, "no block: serve runs alone")
 
 	for yaml, key := range map[string]string{
-		"serve:\n  cluster:\n    etcd: {endpoints: ['127.0.0.1:2379']}\n":                                  "serve.cluster.name",
-		"serve:\n  cluster:\n    name: 'a/b'\n    etcd: {endpoints: ['127.0.0.1:2379']}\n":                 "serve.cluster.name",
-		"serve:\n  cluster:\n    name: x\n":                                                                "serve.cluster.etcd.endpoints",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['nohost']}\n":                             "serve.cluster.etcd.endpoints[0]",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['ftp://h:1']}\n":                          "serve.cluster.etcd.endpoints[0]",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], password: p, password_file: f}\n": "serve.cluster.etcd.password_file",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], password: p}\n":                   "serve.cluster.etcd.username",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], tls: {cert_file: c.pem}}\n":       "serve.cluster.etcd.tls",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    listen: nope\n":              "serve.cluster.listen",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 2500ms\n":         "serve.cluster.lease_ttl",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 1s\n":             "serve.cluster.lease_ttl",
-		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    bogus: 1\n":                  "bogus",
+		"serve:\n  cluster:\n    etcd: {endpoints: ['127.0.0.1:2379']}\n":                                                                                                         "serve.cluster.name",
+		"serve:\n  cluster:\n    name: 'a/b'\n    etcd: {endpoints: ['127.0.0.1:2379']}\n":                                                                                        "serve.cluster.name",
+		"serve:\n  cluster:\n    name: x\n":                                                                                                                                       "serve.cluster.etcd.endpoints",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['nohost']}\n":                                                                                                    "serve.cluster.etcd.endpoints[0]",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['ftp://h:1']}\n":                                                                                                 "serve.cluster.etcd.endpoints[0]",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], password: p, password_file: f}\n":                                                                        "serve.cluster.etcd.password_file",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], password: p}\n":                                                                                          "serve.cluster.etcd.username",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1'], tls: {cert_file: c.pem}}\n":                                                                              "serve.cluster.etcd.tls",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    listen: nope\n":                                                                                     "serve.cluster.listen",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 2500ms\n":                                                                                "serve.cluster.lease_ttl",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    lease_ttl: 1s\n":                                                                                    "serve.cluster.lease_ttl",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    bogus: 1\n":                                                                                         "bogus",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    tls: {cert_file: c.pem, key_file: k.pem}\n":                                                         "serve.cluster.tls.ca_file: missing",
+		"serve:\n  cluster:\n    name: x\n    etcd: {endpoints: ['h:1']}\n    tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem, ca_file: /nonexistent/ca.pem}\n": "serve.cluster.tls.ca_file: can't read /nonexistent/ca.pem",
 	} {
 		_, err := Parse([]byte(yaml))
 		require.Error(t, err, yaml)

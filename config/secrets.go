@@ -21,6 +21,12 @@ import (
 // on loopback (the dev server's default password is for loopback only). Errors
 // name the key and the file, never what the file holds.
 func (f *File) loadSecrets(withEnv bool) error {
+	if c := f.Serve.Cluster; c != nil {
+		// The nodes' TLS files, before any network.
+		if _, _, err := c.NodeTLSConfigs(); err != nil {
+			return err
+		}
+	}
 	names := make([]string, 0, len(f.Servers))
 	for name := range f.Servers {
 		names = append(names, name)

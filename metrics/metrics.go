@@ -17,6 +17,7 @@ import (
 type Prometheus struct {
 	gaps        *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
+	notOwned    *prometheus.CounterVec
 	reg         *prometheus.Registry
 	state       *prometheus.GaugeVec
 	reconnects  prometheus.Counter
@@ -45,6 +46,8 @@ func New() *Prometheus {
 			Help: "Replays that found the archive no longer holds the room's cursor (messages in between may be lost), and lagging subscribers that skipped messages the archive never supplied (RoomEvent.Skipped names them)."}, []string{"topic"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_archive_rows_dropped_total",
 			Help: "Archive rows dropped because the server sent them again in one read (a repeated id, or the read's own cursor)."}, []string{"topic"}),
+		notOwned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_rooms_not_owned_total",
+			Help: "Joins that found the topic's room owned by another account (this account's affiliation was not owner: squatting; see docs/security.md)."}, []string{"topic"}),
 		reg: prometheus.NewRegistry(),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the connection's current state (connecting, online, reconnecting, closed), 0 for the others."}, []string{"state"}),
@@ -76,7 +79,7 @@ func New() *Prometheus {
 	for _, k := range SkippedKinds {
 		p.skipped.WithLabelValues(k)
 	}
-	p.reg.MustRegister(p.gaps, p.dropped, p.skipped)
+	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
 		p.filtered, p.delivered, p.sinkFailure, p.backlog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -108,7 +111,7 @@ func (p *Prometheus) Reconnected() { p.reconnects.Inc() }
 // Room implements observe.Metrics: the topic's collectors, bound once.
 func (p *Prometheus) Room(topic string) observe.Room {
 	return &room{
-		gaps: p.gaps.WithLabelValues(topic), dropped: p.dropped.WithLabelValues(topic),
+		gaps: p.gaps.WithLabelValues(topic), dropped: p.dropped.WithLabelValues(topic), notOwned: p.notOwned.WithLabelValues(topic),
 		joined: p.joined.WithLabelValues(topic), in: p.in.WithLabelValues(topic), out: p.out.WithLabelValues(topic),
 		replayed: p.replayed.WithLabelValues(topic), pending: p.pending.WithLabelValues(topic), queued: p.queued.WithLabelValues(topic),
 		filtered: p.filtered.WithLabelValues(topic),
@@ -116,7 +119,7 @@ func (p *Prometheus) Room(topic string) observe.Room {
 }
 
 type room struct {
-	gaps, dropped           prometheus.Counter
+	gaps, dropped, notOwned prometheus.Counter
 	joined, pending, queued prometheus.Gauge
 	in, out, replayed       prometheus.Counter
 	filtered                prometheus.Counter
@@ -127,6 +130,9 @@ func (r *room) HistoryGap() { r.gaps.Inc() }
 
 // ArchiveRowsDropped implements observe.RowDropper.
 func (r *room) ArchiveRowsDropped(n int) { r.dropped.Add(float64(n)) }
+
+// RoomNotOwned implements observe.OwnershipRecorder.
+func (r *room) RoomNotOwned() { r.notOwned.Inc() }
 
 func (r *room) Joined(b bool) {
 	if b {
@@ -170,7 +176,8 @@ func (p *Prometheus) Handler(ready func() bool) http.Handler {
 }
 
 var (
-	_ observe.Metrics     = (*Prometheus)(nil)
-	_ observe.GapRecorder = (*room)(nil)
-	_ observe.RowDropper  = (*room)(nil)
+	_ observe.Metrics           = (*Prometheus)(nil)
+	_ observe.GapRecorder       = (*room)(nil)
+	_ observe.RowDropper        = (*room)(nil)
+	_ observe.OwnershipRecorder = (*room)(nil)
 )

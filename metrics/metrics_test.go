@@ -36,6 +36,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	r.SubscriberQueue(7)
 	r.(observe.GapRecorder).HistoryGap()
 	r.(observe.RowDropper).ArchiveRowsDropped(3)
+	r.(observe.OwnershipRecorder).RoomNotOwned()
 	r.Filtered(4)
 	p.Delivered("to-stdout", "general")
 	p.SinkFailure("to-webhook")
@@ -59,6 +60,7 @@ func TestMetricsAreExposed(t *testing.T) {
 		`parley_xmpp_route_backlog{route="to-stdout",topic="general"} 3`,
 		`parley_xmpp_history_gaps_total{topic="general"} 1`,
 		`parley_xmpp_archive_rows_dropped_total{topic="general"} 3`,
+		`parley_xmpp_rooms_not_owned_total{topic="general"} 1`,
 	} {
 		assert.True(t, strings.Contains(body, want), "missing %s", want)
 	}

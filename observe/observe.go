@@ -91,6 +91,14 @@ type InboundSkipper interface {
 	InboundSkipped(kind string)
 }
 
+// OwnershipRecorder is an optional interface of a Room: RoomNotOwned is called
+// when a full join found the topic's room owned by another account (the room
+// gave this account another affiliation than owner: squatting)
+// (runtime.RoomNotOwned). A Room without it is not told.
+type OwnershipRecorder interface {
+	RoomNotOwned()
+}
+
 // Nop discards everything.
 type Nop struct{}
 
@@ -106,6 +114,9 @@ func (NopRoom) HistoryGap() {}
 
 // ArchiveRowsDropped implements RowDropper.
 func (NopRoom) ArchiveRowsDropped(int) {}
+
+// RoomNotOwned implements OwnershipRecorder.
+func (NopRoom) RoomNotOwned() {}
 
 func (NopRoom) Joined(bool)         {}
 func (NopRoom) MessageIn()          {}

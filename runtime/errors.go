@@ -60,6 +60,9 @@ var (
 	// because the archive never supplied them within Config.ArchiveWait
 	// (RoomHistoryGap's Err; RoomEvent.Skipped names them).
 	ErrArchiveGap = room.ErrArchiveGap
+	// ErrRoomNotOwned: the topic's room existed before the runtime joined it,
+	// and another account owns it (RoomNotOwned's Err).
+	ErrRoomNotOwned = room.ErrNotOwned
 	// ErrActorFailed: the actor serving the request failed; the request is
 	// answered with this rather than retried.
 	ErrActorFailed = supervision.ErrActorFailed

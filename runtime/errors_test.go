@@ -35,6 +35,7 @@ var sentinels = []struct {
 	{"room.ErrBanned", runtime.ErrBanned, room.ErrBanned},
 	{"room.ErrFailed", runtime.ErrRoomFailed, room.ErrFailed},
 	{"room.ErrArchiveGap", runtime.ErrArchiveGap, room.ErrArchiveGap},
+	{"room.ErrNotOwned", runtime.ErrRoomNotOwned, room.ErrNotOwned},
 	{"supervision.ErrActorFailed", runtime.ErrActorFailed, supervision.ErrActorFailed},
 	{"archive.ErrStalled", runtime.ErrArchiveStalled, archive.ErrStalled},
 	{"archive.ErrRunaway", runtime.ErrArchiveRunaway, archive.ErrRunaway},

@@ -84,6 +84,14 @@ const (
 	// RoomFailed: the room actor failed too often and was stopped; what waited
 	// on it failed, and its subscriptions ended.
 	RoomFailed
+	// RoomNotOwned: the topic's room, which the runtime expected to create,
+	// already existed, and it gave this account an affiliation other than
+	// owner (RoomEvent.Affiliation): another account created it first and
+	// controls it (squatting: docs/security.md). The runtime uses the room as it
+	// is; Err wraps ErrRoomNotOwned. Reported once until a join finds this
+	// account the owner again; the metric parley_xmpp_rooms_not_owned_total
+	// counts it.
+	RoomNotOwned
 )
 
 func (k RoomEventKind) String() string {
@@ -106,6 +114,8 @@ func (k RoomEventKind) String() string {
 		return "subscriber-panicked"
 	case RoomFailed:
 		return "failed"
+	case RoomNotOwned:
+		return "not-owned"
 	}
 	return fmt.Sprintf("RoomEventKind(%d)", int(k))
 }
@@ -120,7 +130,10 @@ type RoomEvent struct {
 	// Skipped: for a RoomHistoryGap of a lagging subscriber, the ids of the
 	// messages it never got, oldest first (those the room still knew of).
 	Skipped []seam.BackendMsgID
-	At      time.Time
+	// Affiliation: for RoomNotOwned, this account's affiliation in the room
+	// (admin, member, none).
+	Affiliation string
+	At          time.Time
 }
 
 // The actors' types become the runtime's here, by name: neither side depends
@@ -153,6 +166,7 @@ var roomEventKinds = map[room.EventKind]RoomEventKind{
 	room.SubscriberLagging:  RoomSubscriberLagging,
 	room.SubscriberPanicked: RoomSubscriberPanicked,
 	room.Failed:             RoomFailed,
+	room.NotOwned:           RoomNotOwned,
 }
 
 func roomEventOf(e room.Event) RoomEvent {
@@ -160,5 +174,5 @@ func roomEventOf(e room.Event) RoomEvent {
 	if !ok {
 		kind = RoomEventKind(-1 - int(e.Kind)) // a kind the runtime doesn't know yet: String shows it
 	}
-	return RoomEvent{Topic: e.Topic, Room: e.Room, Kind: kind, Err: e.Err, Skipped: e.Skipped, At: e.At}
+	return RoomEvent{Topic: e.Topic, Room: e.Room, Kind: kind, Err: e.Err, Skipped: e.Skipped, Affiliation: e.Affiliation, At: e.At}
 }

@@ -18,9 +18,9 @@ func TestEventsMapByName(t *testing.T) {
 			t.Errorf("state change %s became %+v", s, c)
 		}
 	}
-	for k := room.Rejoined; k <= room.Failed; k++ {
-		e := roomEventOf(room.Event{Topic: "t", Room: "r@muc", Kind: k})
-		if e.Kind.String() != k.String() || e.Topic != "t" || e.Room != "r@muc" {
+	for k := room.Rejoined; k <= room.NotOwned; k++ {
+		e := roomEventOf(room.Event{Topic: "t", Room: "r@muc", Kind: k, Affiliation: "member"})
+		if e.Kind.String() != k.String() || e.Topic != "t" || e.Room != "r@muc" || e.Affiliation != "member" {
 			t.Errorf("room event %s became %+v (%s)", k, e, e.Kind)
 		}
 	}

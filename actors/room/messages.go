@@ -117,6 +117,11 @@ const (
 	// Failed: the room actor failed too often and was stopped; what waited on
 	// it failed, and its subscriptions ended.
 	Failed
+	// NotOwned: a full join found the topic's room already there, and the
+	// room's own presence gave this account an affiliation other than owner
+	// (Event.Affiliation): another account created the room first (squatting)
+	// and controls it. The room is used as it is; Err wraps ErrNotOwned.
+	NotOwned
 )
 
 func (k EventKind) String() string {
@@ -139,6 +144,8 @@ func (k EventKind) String() string {
 		return "subscriber-panicked"
 	case Failed:
 		return "failed"
+	case NotOwned:
+		return "not-owned"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -152,5 +159,8 @@ type Event struct {
 	// Skipped: a HistoryGap's messages that a subscriber never got, by id,
 	// oldest first (those the room knows of).
 	Skipped []seam.BackendMsgID
-	At      time.Time
+	// Affiliation: for NotOwned, the affiliation the room gave this account
+	// (admin, member, none).
+	Affiliation string
+	At          time.Time
 }

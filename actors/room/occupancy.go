@@ -15,6 +15,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 )
 
 // Occupancy: being in the room. It joins (after the pinned-nick check and,
@@ -88,6 +89,10 @@ type occupancy struct {
 	// until the room shows otherwise (see startRejoin).
 	known bool
 	turn  turn // the session's rejoin turn (session.RejoinTurn)
+	// notOwned: the affiliation other than owner that a full join found and
+	// reported (NotOwned); "" while the room shows this account as its owner,
+	// or before it said.
+	notOwned string
 }
 
 // turn is where the occupancy is with the session's rejoin turns.
@@ -344,6 +349,9 @@ func (o *occupancy) onPresence(ctx actor.Context, p stanza.Presence) {
 				s.log.Warn("the room assigned another nick", slog.String("asked", o.nick), slog.String("got", nick))
 				o.nick = nick
 			}
+			if !o.lean {
+				o.checkOwner(ctx, p.Affiliation)
+			}
 			if s.cfg.Pinned && !o.nickHeld {
 				o.startVerifying(ctx)
 			} else {
@@ -354,6 +362,35 @@ func (o *occupancy) onPresence(ctx actor.Context, p stanza.Presence) {
 		if nick == o.nick && p.Type == "unavailable" {
 			s.removed(ctx, p)
 		}
+	}
+}
+
+// checkOwner reads this account's affiliation in the room's own presence of a
+// full join. A topic's room is the runtime's own: it creates it on first use
+// (cold creation), and its creator is the room's owner. A room that gives it
+// less than owner was there before it, made by another account, which controls
+// it (squatting: docs/security.md): the room is used as it is, and reported
+// (NotOwned, a warning, the metric) once until a join shows this account as its
+// owner again. A presence without an affiliation says nothing.
+func (o *occupancy) checkOwner(ctx actor.Context, aff string) {
+	s := o.s
+	switch aff {
+	case "":
+		return
+	case "owner":
+		o.notOwned = ""
+		return
+	case o.notOwned:
+		return // reported
+	}
+	o.notOwned = aff
+	err := fmt.Errorf("%w: %s existed before this join and gives %s the affiliation %q, not owner: another account created it", ErrNotOwned, s.cfg.JID, s.cfg.Account, aff)
+	s.log.Warn("the topic's room is owned by another account (squatting: see docs/security.md)", slog.String("affiliation", aff))
+	if m, ok := s.cfg.Metrics.(observe.OwnershipRecorder); ok {
+		m.RoomNotOwned()
+	}
+	if s.cfg.Notify != nil {
+		ctx.Send(s.cfg.Notify, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: NotOwned, Err: err, Affiliation: aff, At: time.Now()})
 	}
 }
 

@@ -2,12 +2,15 @@ package room
 
 import (
 	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -105,5 +108,78 @@ func TestOccupancyWithdrawQueuedPost(t *testing.T) {
 	r.do(func(ctx actor.Context) { o.whenJoined(ctx, &Post{Origin: "a", Content: "a"}, pid) })
 	if !o.withdraw("a") || len(o.queued) != 0 || o.withdraw("a") {
 		t.Fatalf("withdraw: %d still queued", len(o.queued))
+	}
+}
+
+// notOwnedCounter counts RoomNotOwned.
+type notOwnedCounter struct {
+	observe.NopRoom
+	mu sync.Mutex
+	n  int
+}
+
+func (c *notOwnedCounter) RoomNotOwned() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *notOwnedCounter) count() int    { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
+
+// A full join whose own presence gives this account less than owner found a
+// room another account created first (squatting): it reports NotOwned, naming
+// the affiliation, and counts it, once until a join shows it as the owner
+// again. A join that made the room (owner) reports nothing, and neither does a
+// presence without an affiliation.
+func TestOccupancyReportsARoomItDoesNotOwn(t *testing.T) {
+	notify := &probe{}
+	m := &notOwnedCounter{}
+	var notifyPID *actor.PID
+	r := newRig(t, func(c *Config) {
+		c.Metrics, c.Account = m, "me@example"
+	})
+	notifyPID = r.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return notify }))
+	r.st.cfg.Notify = notifyPID
+	o := &r.st.occ
+	pid, _ := r.caller()
+	join := func(aff string) {
+		r.do(func(ctx actor.Context) {
+			if o.phase != idle {
+				r.st.removed(ctx, stanza.Presence{From: "room@muc.example/" + o.nick, Type: "unavailable"})
+			}
+			o.forget() // a full join, as after a kick
+			o.whenJoined(ctx, &Fetch{}, pid)
+			o.onPresence(ctx, stanza.Presence{From: "room@muc.example/" + o.nick, Affiliation: aff, Role: "participant"})
+		})
+	}
+	notOwned := func() []*Event {
+		var es []*Event
+		for _, msg := range notify.all() {
+			if e, ok := msg.(*Event); ok && e.Kind == NotOwned {
+				es = append(es, e)
+			}
+		}
+		return es
+	}
+	join("owner")
+	join("")
+	time.Sleep(50 * time.Millisecond)
+	if n := len(notOwned()); n != 0 || m.count() != 0 {
+		t.Fatalf("an owned room reported: %d events, metric %d", n, m.count())
+	}
+	join("none")
+	join("none") // the same squatted room again: reported once
+	deadline := time.Now().Add(5 * time.Second)
+	for len(notOwned()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	es := notOwned()
+	if len(es) != 1 || m.count() != 1 {
+		t.Fatalf("a squatted room: %d events, metric %d; want 1 and 1", len(es), m.count())
+	}
+	if e := es[0]; e.Affiliation != "none" || e.Room != "room@muc.example" || e.Topic != "topic" || !errors.Is(e.Err, ErrNotOwned) {
+		t.Fatalf("event %+v: want the room, its topic, affiliation none and ErrNotOwned", e)
+	}
+	join("owner") // the account owns it now (the squatter handed it over)
+	join("member")
+	time.Sleep(50 * time.Millisecond)
+	if es := notOwned(); len(es) != 2 || es[1].Affiliation != "member" || m.count() != 2 {
+		t.Fatalf("lost ownership again: %d events, metric %d; want 2 and 2", len(es), m.count())
 	}
 }

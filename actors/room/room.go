@@ -139,6 +139,9 @@ var (
 	// ErrArchiveGap: a lagging subscriber skipped messages the room fanned out
 	// because the archive never supplied them (HistoryGap, Event.Skipped).
 	ErrArchiveGap = errors.New("room: the archive never supplied messages the room fanned out; a lagging subscriber skipped them")
+	// ErrNotOwned: the topic's room exists and this account is not its owner:
+	// another account created it first (NotOwned).
+	ErrNotOwned = errors.New("room: the topic's room is owned by another account")
 )
 
 // NickConflictError: the pinned nick is in use by another connection. It

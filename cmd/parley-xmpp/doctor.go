@@ -20,7 +20,9 @@ func (a *app) doctorCmd() *cobra.Command {
 server: TLS and its certificate, login, MAM on the MUC service, a room created
 and made persistent, MAM on for new rooms, the stanza size limit against
 max_content_bytes, the MAM page cap, the archive's retention in the given
-topics (default: the serve routes' topics) and the clock offset. It creates a
+topics (default: the serve routes' topics), that the topics' rooms which exist
+are owned by this account (not squatted by another), and the clock offset. It
+joins each existing topic room briefly to read its affiliation. It creates a
 room of its own (parley-doctor-...), posts a few messages there, and destroys
 it.
 

@@ -21,20 +21,22 @@ func doctorTable(t *testing.T, out string) map[string][2]string {
 	rows := map[string][2]string{}
 	for _, line := range strings.Split(out, "\n") {
 		for _, name := range []string{doctor.CheckTLS, doctor.CheckLogin, doctor.CheckMUC, doctor.CheckRoom, doctor.CheckMAM,
-			doctor.CheckStanzaSize, doctor.CheckPageCap, doctor.CheckRetention, doctor.CheckClockOffset} {
+			doctor.CheckStanzaSize, doctor.CheckPageCap, doctor.CheckRetention, doctor.CheckOwnership, doctor.CheckClockOffset} {
 			if rest, ok := strings.CutPrefix(line, name+"  "); ok {
 				result, detail, _ := strings.Cut(strings.TrimSpace(rest), " ")
 				rows[name] = [2]string{result, strings.TrimSpace(detail)}
 			}
 		}
 	}
-	require.Len(t, rows, 9, "every check has a row:\n%s", out)
+	require.Len(t, rows, 10, "every check has a row:\n%s", out)
 	return rows
 }
 
 // On the dev servers every check passes but TLS: they speak plain text on
 // loopback, which doctor reports as a failure (exit 1). ejabberd's dev
-// configuration has no mod_time: the clock check warns, naming it.
+// configuration has no mod_time: the clock check warns, naming it. The topic's
+// room was created by another account (the poster, parley2), so the ownership
+// check fails too: the doctor's account does not own it (squatting).
 func TestDoctorOnTheDevServer(t *testing.T) {
 	s := xmpptest.Require(t)
 	topic := topicFor(t)
@@ -52,6 +54,9 @@ func TestDoctorOnTheDevServer(t *testing.T) {
 		assert.Equal(t, "ok", rows[name][0], "%s: %s", name, rows[name][1])
 	}
 	assert.Contains(t, rows[doctor.CheckRetention][1], topic+": oldest message")
+	assert.Equal(t, "FAIL", rows[doctor.CheckOwnership][0], rows[doctor.CheckOwnership][1])
+	assert.Contains(t, rows[doctor.CheckOwnership][1], "gives this account the affiliation none, not owner")
+	assert.Contains(t, out, "topic rooms owned (FAIL): another account created the room first")
 	if s.Name == "ejabberd" {
 		assert.Equal(t, "warn", rows[doctor.CheckClockOffset][0], rows[doctor.CheckClockOffset][1])
 		assert.Contains(t, out, "mod_time")

@@ -120,8 +120,15 @@ func (c *client) iq(ctx context.Context, id string, req []byte, other func(any))
 // join enters room as nick and returns once the room sent the doctor's own
 // presence.
 func (c *client) join(ctx context.Context, room, nick string) error {
+	_, err := c.enter(ctx, room, nick)
+	return err
+}
+
+// enter is join, returning the doctor's own presence (its affiliation and
+// role in the room).
+func (c *client) enter(ctx context.Context, room, nick string) (stanza.Presence, error) {
 	if err := c.conn.Send(stanza.JoinPresence(room, nick, c.id("join"))); err != nil {
-		return err
+		return stanza.Presence{}, err
 	}
 	self := stanza.Occupant(room, nick)
 	s, err := c.until(ctx, "the room's presence", func(s any) bool {
@@ -129,12 +136,18 @@ func (c *client) join(ctx context.Context, room, nick string) error {
 		return ok && stanza.SameBare(p.From, room) && (stanza.Resource(p.From) == nick || p.Type == "error")
 	})
 	if err != nil {
-		return err
+		return stanza.Presence{}, err
 	}
-	if p := s.(stanza.Presence); p.Type == "error" {
-		return fmt.Errorf("joining %s refused: %v", self, p.Error)
+	p := s.(stanza.Presence)
+	if p.Type == "error" {
+		return p, fmt.Errorf("joining %s refused: %v", self, p.Error)
 	}
-	return nil
+	return p, nil
+}
+
+// leave leaves room (it doesn't wait for the room's answer).
+func (c *client) leave(room, nick string) error {
+	return c.conn.Send(stanza.LeavePresence(room, nick))
 }
 
 // post sends bodies to room and returns the room's stanza-ids of their

@@ -79,6 +79,7 @@ const (
 	CheckStanzaSize  = "stanza size limit"
 	CheckPageCap     = "MAM page cap"
 	CheckRetention   = "retention"
+	CheckOwnership   = "topic rooms owned"
 	CheckClockOffset = "clock offset"
 )
 
@@ -112,7 +113,7 @@ func Run(ctx context.Context, o Options) []Check {
 	if err != nil {
 		d.add(CheckTLS, Skip, "no connection", "")
 		d.add(CheckLogin, Fail, err.Error(), loginFix(err))
-		for _, n := range []string{CheckMUC, CheckRoom, CheckMAM, CheckStanzaSize, CheckPageCap, CheckRetention, CheckClockOffset} {
+		for _, n := range []string{CheckMUC, CheckRoom, CheckMAM, CheckStanzaSize, CheckPageCap, CheckRetention, CheckOwnership, CheckClockOffset} {
 			d.add(n, Skip, "needs a login", "")
 		}
 		return d.report
@@ -126,6 +127,7 @@ func Run(ctx context.Context, o Options) []Check {
 	mamOn := d.checkMAM(ctx, joined, mamAdvertised)
 	d.checkPageCap(ctx, mamOn)
 	d.checkRetention(ctx)
+	d.checkOwnership(ctx)
 	d.checkClock(ctx)
 	d.checkStanzaSize(ctx, joined) // last: a server may end the stream over a stanza too large
 	d.cleanup(ctx)
@@ -355,6 +357,71 @@ func (d *doctor) checkPageCap(ctx context.Context, mamOn bool) {
 	default:
 		d.add(CheckPageCap, Warn, fmt.Sprintf("asked for 10000 rows of a room holding %d, got %d: the server's cap %d is below mam_page_size %d (the runtime pages on, in smaller pages)", total, len(rows), len(rows), page), fix)
 	}
+}
+
+// squatFix is what to do about a topic's room another account owns.
+const squatFix = "another account created the room first and owns it (squatting): have the server destroy it (Prosody: prosodyctl shell, then prosody.hosts['MUC SERVICE'].modules.muc.get_room_from_jid('ROOM JID'):destroy(); ejabberd: ejabberdctl destroy_room NAME SERVICE) so the bridge account creates it anew, or have its owner make this account an owner; then let only this account create rooms (Prosody: restrict_room_creation; ejabberd: mod_muc access_create); see docs/security.md"
+
+// checkOwnership joins each topic's room that exists and reads this account's
+// affiliation in its own presence: the runtime takes a topic's room as its own
+// (it creates it on first use), so a room another account owns is one it
+// squats. A room not there yet passes: the runtime will create it (unless
+// another account does first, which this check then shows).
+func (d *doctor) checkOwnership(ctx context.Context) {
+	if len(d.o.Topics) == 0 {
+		d.add(CheckOwnership, Skip, "no topics to look at: name some (doctor TOPIC...) or configure serve routes", "")
+		return
+	}
+	var notes []string
+	status, fix := Pass, ""
+	worse := func(s Status, f string) {
+		if s > status {
+			status, fix = s, f
+		}
+	}
+	nick := "parley-doctor-" + strings.ToLower(rand.Text()[:8])
+	for _, t := range d.o.Topics {
+		local, err := runtime.RoomLocalpart(t)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %v", t, err))
+			worse(Warn, "")
+			continue
+		}
+		room := local + "@" + d.o.Probe.MUCService
+		id := d.c.id("exists")
+		_, err = d.c.iq(ctx, id, stanza.DiscoInfoIQ(room, id), nil)
+		var se *stanza.Error
+		switch {
+		case errors.As(err, &se) && se.Condition == "item-not-found":
+			notes = append(notes, fmt.Sprintf("%s: no room yet (the runtime creates it, and owns it, unless another account creates it first)", t))
+			continue
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("%s: %s does not answer service discovery: %v", t, room, err))
+			worse(Warn, "")
+			continue
+		}
+		p, err := d.c.enter(ctx, room, nick)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %s exists and refuses this account: %v", t, room, err))
+			worse(Fail, squatFix)
+			continue
+		}
+		_ = d.c.leave(room, nick)
+		switch aff := p.Affiliation; aff {
+		case "owner":
+			notes = append(notes, fmt.Sprintf("%s: %s is owned by this account", t, room))
+		case "":
+			notes = append(notes, fmt.Sprintf("%s: %s did not say this account's affiliation", t, room))
+			worse(Warn, "")
+		case "admin":
+			notes = append(notes, fmt.Sprintf("%s: %s gives this account the affiliation admin, not owner: another account owns it", t, room))
+			worse(Warn, squatFix)
+		default:
+			notes = append(notes, fmt.Sprintf("%s: %s gives this account the affiliation %s, not owner: another account owns it", t, room, aff))
+			worse(Fail, squatFix)
+		}
+	}
+	d.add(CheckOwnership, status, strings.Join(notes, "; "), fix)
 }
 
 // oneWeek is Prosody's default archive expiry (muc_log_expires_after).
