@@ -214,3 +214,45 @@ func TestForgedPresenceJIDIsNotASender(t *testing.T) {
 		})
 	}
 }
+
+// 12,000 small pings from an occupant, sent as fast as the server takes
+// them, keep the link: the inbound cap counts each stanza, not everything
+// read while go-xmpp answered pings inside one Recv (which passed 1 MiB and
+// dropped the link).
+func TestPingFloodKeepsTheLink(t *testing.T) {
+	s := xmpptest.Require(t)
+	var watch linkWatch
+	nick := "parley-" + strings.ToLower(rand.Text()[:8])
+	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) { c.OnStateChange = watch.on; c.Nick = nick }))
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	got := make(chan seam.Message, 16)
+	_, err := rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
+	require.NoError(t, err)
+	mallory, err := xmpptest.Dial(s, 1)
+	require.NoError(t, err)
+	defer mallory.Close()
+	require.NoError(t, mallory.Join(room, "mallory"))
+
+	var b strings.Builder
+	for i := range 12000 {
+		fmt.Fprintf(&b, `<iq type='get' to='%s/%s' id='flood%d'><ping xmlns='urn:xmpp:ping'/></iq>`, room, nick, i)
+		if i%200 == 199 {
+			require.NoError(t, mallory.Send(b.String()))
+			b.Reset()
+		}
+	}
+	// The last ping's answer comes after every other one's: the flood was read.
+	typ, err := mallory.Request(room+"/"+nick, `<ping xmlns='urn:xmpp:ping'/>`, 60*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, "result", typ)
+	id, err := mallory.Post(room, "after the flood", "")
+	require.NoError(t, err)
+	select {
+	case m := <-got:
+		assert.Equal(t, seam.BackendMsgID(id), m.BackendMsgID)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the room stopped delivering")
+	}
+	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
+}
