@@ -33,11 +33,6 @@ type Prometheus struct {
 	skipped     *prometheus.CounterVec
 }
 
-// SkippedKinds are the kinds of inbound elements passed over that
-// parley_xmpp_inbound_skipped_total counts (xmppconn's Skip* values), its
-// series initialised at start.
-var SkippedKinds = []string{"unknown-element", "oversized-tree", "reply-dropped"}
-
 // New returns the collectors, registered with a registry of their own (with
 // the Go runtime and process collectors).
 func New() *Prometheus {
@@ -74,9 +69,9 @@ func New() *Prometheus {
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_backlog",
 			Help: "Messages a serve route read from the archive and has yet to deliver."}, []string{"route", "topic"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_inbound_skipped_total",
-			Help: "Elements the connection read and passed over, by kind: unknown-element (no stanza the runtime handles), oversized-tree (a stanza over the element limits), reply-dropped (a ping, version or disco request left unanswered while the send queue was full). None of them ends the link."}, []string{"kind"}),
+			Help: "Elements the connection read and passed over, by kind: unknown-element (no stanza the runtime handles), oversized-tree (a stanza over the element limits), reply-dropped (a ping, version or disco request left unanswered while the send queue was full), private-message (a chat or headline message, such as a stranger's pubsub event), unrouted (from no room the runtime is in). None of them ends the link."}, []string{"kind"}),
 	}
-	for _, k := range SkippedKinds {
+	for _, k := range observe.SkippedKinds { // every series from the start
 		p.skipped.WithLabelValues(k)
 	}
 	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned)

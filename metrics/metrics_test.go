@@ -77,3 +77,24 @@ func TestHealthAndReadiness(t *testing.T) {
 	code, _ = get(t, h, "/readyz")
 	assert.Equal(t, 200, code)
 }
+
+// Every kind of skipped inbound element has its series from the start, and
+// counts.
+func TestInboundSkippedSeries(t *testing.T) {
+	p := New()
+	p.InboundSkipped(observe.SkipPrivate)
+	fams, err := p.Registry().Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() == "parley_xmpp_inbound_skipped_total" {
+			for _, m := range f.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for _, k := range observe.SkippedKinds {
+		assert.Contains(t, got, k)
+	}
+	assert.Equal(t, 1.0, got[observe.SkipPrivate])
+}

@@ -85,11 +85,33 @@ type RowDropper interface {
 
 // InboundSkipper is an optional interface of Metrics: InboundSkipped is called
 // for each element the connection read and passed over (not a stanza the
-// runtime handles, a request it could not answer), by kind: one of a fixed
-// set (xmppconn's Skip* values), never a string from the stream.
+// runtime handles, a request it could not answer), by kind: one of
+// SkippedKinds, never a string from the stream.
 type InboundSkipper interface {
 	InboundSkipped(kind string)
 }
+
+// The kinds of inbound elements passed over (InboundSkipper). None of them
+// ends the link.
+const (
+	// SkipUnknown: a top-level element that is no jabber:client stanza (a
+	// stream-management <r/>, an unknown extension).
+	SkipUnknown = "unknown-element"
+	// SkipOversized: a stanza over the element-tree limits, read and dropped.
+	SkipOversized = "oversized-tree"
+	// SkipReplyDropped: a ping, version or disco request came while the send
+	// queue was full; it went unanswered.
+	SkipReplyDropped = "reply-dropped"
+	// SkipPrivate: a message that is neither a room's groupchat message nor an
+	// error (a chat or headline message: a stranger's pubsub event, an
+	// occupant's private message).
+	SkipPrivate = "private-message"
+	// SkipUnrouted: a message or presence from no room the runtime is in.
+	SkipUnrouted = "unrouted"
+)
+
+// SkippedKinds are every kind InboundSkipped is told.
+var SkippedKinds = []string{SkipUnknown, SkipOversized, SkipReplyDropped, SkipPrivate, SkipUnrouted}
 
 // OwnershipRecorder is an optional interface of a Room: RoomNotOwned is called
 // when a full join found the topic's room owned by another account (the room

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
+	"github.com/parley-go/parley-xmpp/metrics"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -32,7 +34,8 @@ func TestStrangersStanzasKeepTheLink(t *testing.T) {
 	s := xmpptest.Require(t)
 	var watch linkWatch
 	nick := "parley-" + strings.ToLower(rand.Text()[:8])
-	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) { c.OnStateChange = watch.on; c.Nick = nick }))
+	prom := metrics.New()
+	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) { c.OnStateChange = watch.on; c.Nick = nick; c.Metrics = prom }))
 	topic := freshTopic()
 	room := roomOf(t, s, topic)
 	got := make(chan seam.Message, 16)
@@ -74,6 +77,27 @@ func TestStrangersStanzasKeepTheLink(t *testing.T) {
 	}
 	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
 	assert.Equal(t, runtime.Online, rt.State())
+	// 20 avatar events and 20 unknown payloads through the room, 20 headlines
+	// to the bare JID: every one counted as a private message passed over.
+	assert.Eventually(t, func() bool { return skippedOf(t, prom, observe.SkipPrivate) >= 60 }, 10*time.Second, 10*time.Millisecond,
+		"private messages counted: %v", skippedOf(t, prom, observe.SkipPrivate))
+}
+
+// skippedOf reads parley_xmpp_inbound_skipped_total{kind}.
+func skippedOf(t *testing.T, p *metrics.Prometheus, kind string) float64 {
+	fams, err := p.Registry().Gather()
+	require.NoError(t, err)
+	for _, f := range fams {
+		if f.GetName() != "parley_xmpp_inbound_skipped_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetLabel()[0].GetValue() == kind {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // A ping or a version request that comes after the link has been idle for

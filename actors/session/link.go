@@ -362,15 +362,10 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	s.onlineSince = time.Now()
 	s.pingWait, s.srtt = s.cfg.KeepAliveTimeout, 0
 	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
-	skipped, _ := s.cfg.Metrics.(observe.InboundSkipper)
 	m.conn.Start(xmppconn.Handler{
-		Stanza: func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
-		Skipped: func(kind string) {
-			if skipped != nil {
-				skipped.InboundSkipped(kind)
-			}
-		},
-		Closed: func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
+		Stanza:  func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
+		Skipped: skipCounter(s.cfg.Metrics),
+		Closed:  func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
 	})
 	s.openConns++
 	s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))

@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -40,11 +41,16 @@ func (s *Session) forgetRoom(pid *actor.PID) {
 func (s *Session) onStanza(ctx actor.Context, v any) {
 	switch st := v.(type) {
 	case stanza.Message:
-		if st.MAM != nil {
+		switch {
+		case st.MAM != nil:
 			s.onMAMResult(ctx, st)
-			return
+		case st.Type != "groupchat" && st.Type != "error":
+			// A chat, normal or headline message: nothing a room takes (a
+			// stranger's pubsub event, an occupant's private message).
+			s.skipped(observe.SkipPrivate)
+		default:
+			s.route(ctx, st.From, st)
 		}
-		s.route(ctx, st.From, st)
 	case stanza.Presence:
 		s.route(ctx, st.From, st)
 	case stanza.IQ:
@@ -52,12 +58,14 @@ func (s *Session) onStanza(ctx actor.Context, v any) {
 	}
 }
 
-// onMAMResult files a result with the query it answers: same query id, and from
-
+// route hands a stanza to the room it comes from; one from no room the
+// runtime is in is counted and dropped.
 func (s *Session) route(ctx actor.Context, from string, v any) {
 	if pid, ok := s.rooms[strings.ToLower(stanza.Bare(from))]; ok {
 		ctx.Send(pid, v)
+		return
 	}
+	s.skipped(observe.SkipUnrouted)
 }
 
 func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
@@ -88,4 +96,17 @@ func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
 		s.roomKeys[pid.Id] = key
 	}
 	ctx.RequestWithCustomSender(pid, m.Msg, ctx.Sender())
+}
+
+// skipped counts an inbound element passed over (see skipCounter).
+func (s *Session) skipped(kind string) { skipCounter(s.cfg.Metrics)(kind) }
+
+// skipCounter is what counts inbound elements passed over, where the metrics
+// take it: the connection's reader calls it too, so it holds the metrics and
+// nothing of the session's.
+func skipCounter(m observe.Metrics) func(kind string) {
+	if c, ok := m.(observe.InboundSkipper); ok {
+		return c.InboundSkipped
+	}
+	return func(string) {}
 }

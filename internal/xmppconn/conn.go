@@ -59,6 +59,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
 )
 
 // Options configure a connection.
@@ -120,27 +121,13 @@ var (
 // a stanza.Message, stanza.Presence or stanza.IQ (requests the connection
 // answers itself, ping, version and plain disco#info, don't reach it).
 // Skipped (nil: not told) hears of every element read and passed over, by
-// kind (one of the Skip* constants). Closed is called once, last, with the
-// reason the connection ended.
+// kind (observe.SkipUnknown, SkipOversized or SkipReplyDropped). Closed is
+// called once, last, with the reason the connection ended.
 type Handler struct {
 	Stanza  func(any)
 	Skipped func(kind string)
 	Closed  func(error)
 }
-
-// What the reader passes over, for Handler.Skipped. A fixed set: a label
-// value never comes from the stream.
-const (
-	// SkipUnknown: a top-level element that is no jabber:client stanza (a
-	// stream-management <r/>, an unknown extension).
-	SkipUnknown = "unknown-element"
-	// SkipOversized: a stanza over the element-tree limits (stanza.MaxDepth,
-	// stanza.MaxElements), read and dropped.
-	SkipOversized = "oversized-tree"
-	// SkipReplyDropped: a request the connection answers itself came while the
-	// send queue was full; it went unanswered.
-	SkipReplyDropped = "reply-dropped"
-)
 
 // Conn is a logged-in XMPP client stream.
 type Conn struct {
@@ -359,7 +346,7 @@ func (c *Conn) readLoop(h Handler) {
 }
 
 // readOne reads the next top-level element of the stream: a stanza for the
-// handler (v), or the kind of an element passed over (skip: SkipUnknown...),
+// handler (v), or the kind of an element passed over (skip: observe.Skip*),
 // or neither (whitespace, a request answered here), or the error that ends
 // the link.
 func (c *Conn) readOne() (v any, skip string, err error) {
@@ -375,7 +362,7 @@ func (c *Conn) readOne() (v any, skip string, err error) {
 		e, err := stanza.ReadElement(c.dec, t)
 		switch {
 		case errors.Is(err, stanza.ErrTooDeep) || errors.Is(err, stanza.ErrTooManyElements):
-			return nil, SkipOversized, nil
+			return nil, observe.SkipOversized, nil
 		case err != nil:
 			return nil, "", c.readError(err)
 		case e.Is(nsStream, "error"):
@@ -384,11 +371,11 @@ func (c *Conn) readOne() (v any, skip string, err error) {
 		v, _ := stanza.Parse(e)
 		switch v := v.(type) {
 		case nil:
-			return nil, SkipUnknown, nil
+			return nil, observe.SkipUnknown, nil
 		case stanza.IQ:
 			if answered, queued := c.answer(v); answered {
 				if !queued {
-					return nil, SkipReplyDropped, nil
+					return nil, observe.SkipReplyDropped, nil
 				}
 				return nil, "", nil
 			}
