@@ -3,6 +3,7 @@ package xmppconn
 import (
 	"context"
 	"errors"
+	"io"
 	"fmt"
 	"net"
 	"strings"
@@ -279,5 +280,43 @@ func TestWriteWaitsForAServerThatStillSends(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// deadlineConn records the write deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.deadlines = append(d.deadlines, t)
+	d.mu.Unlock()
+	return d.Conn.SetWriteDeadline(t)
+}
+
+// Every write gets a fresh deadline and clears it when done: no stale
+// deadline is left on the socket for whatever writes next (go-xmpp's own
+// answers to pings once failed on one, 10 s after our last write). raw is
+// the TCP connection under any TLS, so this holds with TLS too.
+func TestWriteLeavesNoDeadline(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() { _, _ = io.Copy(io.Discard, b) }()
+	rec := &deadlineConn{Conn: a}
+	c := &Conn{raw: rec, w: rec, wto: time.Second, in: newInboundLimit(0)}
+	c.keeper = time.AfterFunc(time.Hour, c.keepWriting)
+	c.keeper.Stop()
+	for range 3 {
+		require.NoError(t, c.write([]byte("<presence/>")))
+		rec.mu.Lock()
+		last := rec.deadlines[len(rec.deadlines)-1]
+		n := len(rec.deadlines)
+		rec.mu.Unlock()
+		assert.True(t, last.IsZero(), "a deadline left on the socket after a write: %v", last)
+		assert.False(t, rec.deadlines[n-2].IsZero(), "the write itself had a deadline")
 	}
 }
