@@ -70,6 +70,14 @@ type Recorder interface {
 	Backlog(route, topic string, n int)
 }
 
+// LoopRecorder is an optional interface of a Recorder: RelayLoopRefused counts
+// a message that a relay route passed over because it carried one of this
+// engine's own relay keys (a relay loop; see loopGuard). *metrics.Prometheus
+// satisfies it.
+type LoopRecorder interface {
+	RelayLoopRefused(route string)
+}
+
 // Options configure Run.
 type Options struct {
 	Routes   []config.Route
@@ -80,6 +88,12 @@ type Options struct {
 	Metrics  Recorder           // nil → none; called from every worker at once
 	Progress func(line string)  // human progress lines; nil → Info records through Logger (with route and topic); called from every worker at once
 	Wait     time.Duration      // long-poll budget per archive read [30s]
+	// RoomJID names the room a topic of a server ("" for the default) lives
+	// in (config.File.RoomJID): the relay loop guard lets a message that one of
+	// this engine's relays posted into a relay's source room pass on (a
+	// chain), and it is by rooms that "into" is decided. nil: by server name
+	// and topic.
+	RoomJID func(server, topic string) string
 
 	secret []byte // the relays' secret, from the state dir (see loadSecret)
 }
@@ -319,7 +333,8 @@ func newWorker(o Options, r config.Route, topic string, saved topicState, found 
 	return &worker{
 		route: r, topic: seam.Topic(topic), state: saved, resumed: found,
 		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
-		log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+		log:   o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+		guard: newLoopGuard(o, r, topic),
 	}
 }
 
