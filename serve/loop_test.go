@@ -83,3 +83,36 @@ func TestRelayRefusesItsOwnRelayKeys(t *testing.T) {
 	assert.Contains(t, logged.String(), copied)
 	assert.NotContains(t, logged.String(), relayed[0].OriginID)
 }
+
+// A chain of the engine's own relays (a → b → c, which the configuration
+// allows) is no loop: what the first relay posted into b carries the
+// engine's key, made by a relay into b, and the second relays it on.
+func TestRelayChainIsNoLoop(t *testing.T) {
+	noLeaks(t)
+	s := xmpptest.Require(t)
+	source := connectedRuntime(t, s, 0)
+	dest := connectedRuntime(t, s, 1)
+	a, b, c := freshTopic("chain a"), freshTopic("chain b"), freshTopic("chain c")
+	ids := post(t, source, a, "m1", "m2")
+	dir := t.TempDir()
+	log, logged := testLogger(t)
+	rec := newFakeRecorder()
+	relay := func(name string, from, to seam.Topic) config.Route {
+		return config.Route{Name: name, Server: "other", Topics: []string{string(from)}, Start: "start",
+			Sink: config.Sink{Relay: &config.RelaySink{Server: "other", Topic: string(to)}}}
+	}
+	first := relay("ab", a, b)
+	first.Server = ""
+	run := start(t, Options{
+		Routes: []config.Route{first, relay("bc", b, c)}, StateDir: dir,
+		Backends: map[string]Backend{"": source, "other": dest}, Logger: log, Metrics: rec, Wait: 5 * time.Second,
+	})
+	waitForCursor(t, stateOf(t, dir, "ab", a), seam.Cursor(ids[1]))
+	require.Eventually(t, func() bool { return len(archive(t, dest, c)) >= 2 }, waitFor, 100*time.Millisecond,
+		"the chain's second relay never relayed both")
+	run.stop(t)
+	assert.Equal(t, []string{"m1", "m2"}, contents(archive(t, dest, b)))
+	assert.Equal(t, []string{"m1", "m2"}, contents(archive(t, dest, c)))
+	assert.Zero(t, rec.loopsRefused("bc"))
+	assert.NotContains(t, logged.String(), "relay loop")
+}
