@@ -26,7 +26,12 @@
 //     first to suppress the message; the state file also keeps the destination id of the
 //     last relayed message. After a crash between the post and the save,
 //     PostOnce finds the earlier post in the destination's archive (after that
-//     id) and answers its id instead of posting again.
+//     id) and answers its id instead of posting again. The keys carry a tag
+//     made with the secret, so a relay recognises one on any message: it
+//     passes over (logs, counts, moves its cursor past) a message that
+//     carries one of the engine's keys, come back round a relay loop, unless
+//     one of the engine's own relays posts into its source room (a chain);
+//     see loopGuard.
 //
 // Order is per topic: a route's topics are forwarded independently, and a
 // failing sink holds up only the topic whose message it refuses (the message
