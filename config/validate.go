@@ -102,8 +102,8 @@ func (f *File) validate() error {
 				return bad(key+".sink.relay.topic", "%v", err)
 			}
 			for _, t := range rt.Topics {
-				if f.roomJID(s.Relay.Server, s.Relay.Topic) == f.roomJID(rt.Server, t) {
-					return bad(key+".sink.relay.topic", "%q relays into its own room (%s)", t, f.roomJID(rt.Server, t))
+				if f.RoomJID(s.Relay.Server, s.Relay.Topic) == f.RoomJID(rt.Server, t) {
+					return bad(key+".sink.relay.topic", "%q relays into its own room (%s)", t, f.RoomJID(rt.Server, t))
 				}
 			}
 		}
@@ -127,7 +127,7 @@ const maxRouteName = 200
 
 // checkRelayLoops refuses relays that lead back to where they started: a
 // message would go round forever. Topics are compared by their rooms' JIDs
-// (roomJID), not by their servers' names or addresses in this file, so a loop
+// (RoomJID), not by their servers' names or addresses in this file, so a loop
 // through two names of one server is found.
 func (f *File) checkRelayLoops() error {
 	type node = string // a room's JID
@@ -136,8 +136,8 @@ func (f *File) checkRelayLoops() error {
 	for _, rt := range f.Serve.Routes {
 		if r := rt.Sink.Relay; r != nil {
 			for _, t := range rt.Topics {
-				from := f.roomJID(rt.Server, t)
-				to := f.roomJID(r.Server, r.Topic)
+				from := f.RoomJID(rt.Server, t)
+				to := f.RoomJID(r.Server, r.Topic)
 				next[from] = append(next[from], to)
 				label[from] = describeTopic(rt.Server, t)
 				if _, ok := label[to]; !ok {
@@ -185,7 +185,7 @@ func describeTopic(server, topic string) string {
 	return topic + " (" + server + ")"
 }
 
-// roomJID is the room a topic of the server named server ("" for
+// RoomJID is the room a topic of the server named server ("" for
 // backend_config) lives in: the topic's room localpart at the server's MUC
 // service (lower case, no trailing dot; unset: the runtime's default). Relays
 // are compared by it, not by the server's name or address here: a server
@@ -193,7 +193,7 @@ func describeTopic(server, topic string) string {
 // has one MUC service, so a loop through both names is found. Two distinct
 // servers whose MUC services share a name (two private servers both calling
 // themselves parley.local) count as one: give their topics different names.
-func (f *File) roomJID(server, topic string) string {
+func (f *File) RoomJID(server, topic string) string {
 	b := f.Backend
 	if server != "" {
 		b = f.Servers[server].Backend

@@ -29,6 +29,7 @@ type Prometheus struct {
 	filtered    *prometheus.CounterVec
 	delivered   *prometheus.CounterVec
 	sinkFailure *prometheus.CounterVec
+	loops       *prometheus.CounterVec
 	backlog     *prometheus.GaugeVec
 	skipped     *prometheus.CounterVec
 }
@@ -66,6 +67,8 @@ func New() *Prometheus {
 			Help: "Messages a serve route delivered to its sink."}, []string{"route", "topic"}),
 		sinkFailure: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_sink_failures_total",
 			Help: "Failed attempts to deliver to a serve route's sink (each is retried)."}, []string{"route"}),
+		loops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_relay_loops_refused_total",
+			Help: "Messages a serve relay route passed over, unrelayed, because they carried one of the engine's own relay keys: a relay loop (see docs/security.md)."}, []string{"route"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_backlog",
 			Help: "Messages a serve route read from the archive and has yet to deliver."}, []string{"route", "topic"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_inbound_skipped_total",
@@ -76,7 +79,7 @@ func New() *Prometheus {
 	}
 	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
-		p.filtered, p.delivered, p.sinkFailure, p.backlog,
+		p.filtered, p.delivered, p.sinkFailure, p.loops, p.backlog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -148,6 +151,10 @@ func (p *Prometheus) Delivered(route, topic string) { p.delivered.WithLabelValue
 
 // SinkFailure counts a failed delivery attempt of a route.
 func (p *Prometheus) SinkFailure(route string) { p.sinkFailure.WithLabelValues(route).Inc() }
+
+// RelayLoopRefused counts a message a relay route passed over because it
+// carried one of the engine's own relay keys (serve.LoopRecorder).
+func (p *Prometheus) RelayLoopRefused(route string) { p.loops.WithLabelValues(route).Inc() }
 
 // Backlog sets how many messages a route has read and not yet delivered.
 func (p *Prometheus) Backlog(route, topic string, n int) {

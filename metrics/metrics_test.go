@@ -40,6 +40,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	r.Filtered(4)
 	p.Delivered("to-stdout", "general")
 	p.SinkFailure("to-webhook")
+	p.RelayLoopRefused("to-relay")
 	p.Backlog("to-stdout", "general", 3)
 
 	code, body := get(t, p.Handler(nil), "/metrics")
@@ -57,6 +58,7 @@ func TestMetricsAreExposed(t *testing.T) {
 		`parley_xmpp_messages_filtered_total{topic="general"} 4`,
 		`parley_xmpp_sink_deliveries_total{route="to-stdout",topic="general"} 1`,
 		`parley_xmpp_sink_failures_total{route="to-webhook"} 1`,
+		`parley_xmpp_relay_loops_refused_total{route="to-relay"} 1`,
 		`parley_xmpp_route_backlog{route="to-stdout",topic="general"} 3`,
 		`parley_xmpp_history_gaps_total{topic="general"} 1`,
 		`parley_xmpp_archive_rows_dropped_total{topic="general"} 3`,

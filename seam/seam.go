@@ -22,6 +22,13 @@ type (
 )
 
 // Message is one message of a topic, as read back from the backend.
+//
+// OriginID is the sender's own id for the message, as the sender chose it (on
+// XMPP its XEP-0359 origin-id), "" when it gave none or the backend has no
+// such notion (seam/memory). It is the sender's word, not the backend's: any
+// sender can put any text there, so it identifies nothing by itself (a
+// holder of a secret can recognise ids it derived, as serve's relays do).
+// A backend fills it the same on every path (Subscribe and FetchRecent).
 type Message struct {
 	Topic        Topic
 	SenderHandle Handle
@@ -30,6 +37,7 @@ type Message struct {
 	BackendMsgID BackendMsgID
 	Cursor       Cursor
 	Mentions     []Handle // ParseMentions(Content)
+	OriginID     string   // the sender's id for the message; "" when none
 }
 
 // BackendIdentity is what ResolveIdentity answers for a handle.

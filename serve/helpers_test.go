@@ -152,10 +152,11 @@ type fakeRecorder struct {
 	delivered map[string]int // by route/topic
 	failures  map[string]int // by route
 	backlog   map[string]int // by route/topic, the last value
+	loops     map[string]int // by route: messages refused as a relay loop
 }
 
 func newFakeRecorder() *fakeRecorder {
-	return &fakeRecorder{delivered: map[string]int{}, failures: map[string]int{}, backlog: map[string]int{}}
+	return &fakeRecorder{delivered: map[string]int{}, failures: map[string]int{}, backlog: map[string]int{}, loops: map[string]int{}}
 }
 
 func (f *fakeRecorder) Delivered(route, topic string) {
@@ -174,6 +175,18 @@ func (f *fakeRecorder) Backlog(route, topic string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.backlog[route+"/"+topic] = n
+}
+
+func (f *fakeRecorder) RelayLoopRefused(route string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loops[route]++
+}
+
+func (f *fakeRecorder) loopsRefused(route string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.loops[route]
 }
 
 func (f *fakeRecorder) counts(route string, topic seam.Topic) (delivered, failures, backlog int) {

@@ -26,7 +26,12 @@
 //     first to suppress the message; the state file also keeps the destination id of the
 //     last relayed message. After a crash between the post and the save,
 //     PostOnce finds the earlier post in the destination's archive (after that
-//     id) and answers its id instead of posting again.
+//     id) and answers its id instead of posting again. The keys carry a tag
+//     made with the secret, so a relay recognises one on any message: it
+//     passes over (logs, counts, moves its cursor past) a message that
+//     carries one of the engine's keys, come back round a relay loop, unless
+//     one of the engine's own relays posts into its source room (a chain);
+//     see loopGuard.
 //
 // Order is per topic: a route's topics are forwarded independently, and a
 // failing sink holds up only the topic whose message it refuses (the message
@@ -70,6 +75,14 @@ type Recorder interface {
 	Backlog(route, topic string, n int)
 }
 
+// LoopRecorder is an optional interface of a Recorder: RelayLoopRefused counts
+// a message that a relay route passed over because it carried one of this
+// engine's own relay keys (a relay loop; see loopGuard). *metrics.Prometheus
+// satisfies it.
+type LoopRecorder interface {
+	RelayLoopRefused(route string)
+}
+
 // Options configure Run.
 type Options struct {
 	Routes   []config.Route
@@ -80,6 +93,12 @@ type Options struct {
 	Metrics  Recorder           // nil → none; called from every worker at once
 	Progress func(line string)  // human progress lines; nil → Info records through Logger (with route and topic); called from every worker at once
 	Wait     time.Duration      // long-poll budget per archive read [30s]
+	// RoomJID names the room a topic of a server ("" for the default) lives
+	// in (config.File.RoomJID): the relay loop guard lets a message that one of
+	// this engine's relays posted into a relay's source room pass on (a
+	// chain), and it is by rooms that "into" is decided. nil: by server name
+	// and topic.
+	RoomJID func(server, topic string) string
 
 	secret []byte // the relays' secret, from the state dir (see loadSecret)
 }
@@ -319,7 +338,8 @@ func newWorker(o Options, r config.Route, topic string, saved topicState, found 
 	return &worker{
 		route: r, topic: seam.Topic(topic), state: saved, resumed: found,
 		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
-		log: o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+		log:   o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+		guard: newLoopGuard(o, r, topic),
 	}
 }
 

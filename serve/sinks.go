@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/config"
-	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -287,16 +286,3 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 }
 
 func (*relaySink) close() {}
-
-// relayKey is the origin-id a relayed message is posted under: stable across
-// restarts (so PostOnce finds a post made before a crash), distinct per route,
-// source topic and message (two routes relaying one message into one topic
-// post it twice, as configured), and keyed with the state dir's secret, so an
-// occupant of the destination who sees the source can't post it first.
-func relayKey(secret []byte, route string, topic seam.Topic, id seam.BackendMsgID) (string, error) {
-	k, err := runtime.OriginKey(secret, "relay", route, string(topic), string(id))
-	if err != nil {
-		return "", fmt.Errorf("relay key: %w", err)
-	}
-	return "relay-" + k, nil
-}

@@ -154,7 +154,8 @@ func TestRelayKeyIsShortStableAndDistinct(t *testing.T) {
 	k := key(secret, "route", "topic", "id-1")
 	assert.Equal(t, k, key(secret, "route", "topic", "id-1"))
 	assert.True(t, strings.HasPrefix(k, "relay-"))
-	assert.Len(t, k, len("relay-")+32)
+	assert.Len(t, k, len("relay-")+32+16+16)
+	assert.LessOrEqual(t, len(k), 128, "a PostOnce key holds at most 128 bytes")
 	for _, other := range []string{key(secret, "route2", "topic", "id-1"), key(secret, "route", "topic2", "id-1"),
 		key(secret, "route", "topic", "id-2"), key(secret, "rou", "te\x00topic", "id-1"),
 		key(bytes.Repeat([]byte{2}, 32), "route", "topic", "id-1")} {

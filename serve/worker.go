@@ -28,6 +28,7 @@ type worker struct {
 	metrics  Recorder
 	progress func(string)
 	log      *slog.Logger
+	guard    *loopGuard // a relay route's; nil for the others
 
 	started    bool // the first page since Run started was read
 	catchingUp bool // a progress line said the route is behind
@@ -131,6 +132,16 @@ func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool 
 	for i, m := range page.Messages {
 		if ctx.Err() != nil || !w.mayDeliver(ctx) {
 			return false
+		}
+		if w.guard != nil && w.guard.refuses(m) {
+			// Passed over, not delivered: the cursor moves past it.
+			w.refuseLoop(m)
+			w.state.Cursor = m.Cursor
+			if !w.save(ctx) {
+				return false
+			}
+			w.metrics.Backlog(name, topic, n-i-1)
+			continue
 		}
 		relayed, ok := w.deliver(ctx, m)
 		if !ok {

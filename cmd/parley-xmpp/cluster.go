@@ -94,7 +94,7 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 		return err
 	}
 	engine, err := serve.NewEngine(serve.Options{
-		Routes: sv.Routes, Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+		Routes: sv.Routes, RoomJID: a.file.RoomJID, Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
 	}, secret)
 	if err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)

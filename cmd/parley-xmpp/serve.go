@@ -79,7 +79,7 @@ for relays.`,
 				return err
 			}
 			engine, err := serve.Prepare(serve.Options{
-				Routes: sv.Routes, StateDir: sv.StateDir,
+				Routes: sv.Routes, StateDir: sv.StateDir, RoomJID: a.file.RoomJID,
 				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
 			})
 			if err != nil {
@@ -131,6 +131,9 @@ func serverKey(name string) string {
 	}
 	return "servers." + name
 }
+
+// The engine counts relay loops it refuses through the optional interface.
+var _ serve.LoopRecorder = (*metrics.Prometheus)(nil)
 
 // recorder is m as a serve.Recorder, or nil (an untyped nil, not a nil pointer).
 func recorder(m *metrics.Prometheus) serve.Recorder {

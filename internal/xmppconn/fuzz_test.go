@@ -345,6 +345,9 @@ func FuzzLiveEqualsArchive(f *testing.F) {
 			t.Fatalf("live %+v, archived %+v", lm, am.MAM.Message)
 		}
 		ls, as := lm.Seam("t", room), am.MAM.Seam("t", room)
+		if ls.OriginID != lm.OriginID {
+			t.Fatalf("the seam message's origin-id %q, the stanza's %q", ls.OriginID, lm.OriginID)
+		}
 		if time.Since(ls.Timestamp) > time.Minute {
 			t.Fatalf("a live stamp from the sender's own <delay/>: %v", ls.Timestamp)
 		}
