@@ -280,3 +280,51 @@ func TestPingFloodKeepsTheLink(t *testing.T) {
 	}
 	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
 }
+
+// One timestamp per message (issue 19): live deliveries carry the server's
+// stamp, at the archive's precision, the same as FetchRecent gives for the
+// same id: on ejabberd the archive id's microseconds, on Prosody the whole
+// second (read back from the archive when the receipt is too near a second's
+// boundary to tell). Posts from another connection and the runtime's own.
+func TestLiveAndArchiveCarryOneTimestamp(t *testing.T) {
+	s := xmpptest.Require(t)
+	rt := connected(t, newRuntime(t, s, 0, nil))
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	const n = 40
+	got := make(chan seam.Message, 2*n)
+	_, err := rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
+	require.NoError(t, err)
+	other, err := xmpptest.Dial(s, 1)
+	require.NoError(t, err)
+	defer other.Close()
+	require.NoError(t, other.Join(room, "other"))
+	var tOther, tOurs time.Duration
+	for i := range n {
+		t0 := time.Now()
+		_, err := other.Post(room, fmt.Sprint("other ", i), "")
+		require.NoError(t, err)
+		t1 := time.Now()
+		_, err = rt.Post(ctx5(t), topic, "", fmt.Sprint("ours ", i), seam.PostOptions{})
+		require.NoError(t, err)
+		tOther, tOurs = tOther+t1.Sub(t0), tOurs+time.Since(t1)
+		time.Sleep(time.Duration(7+i%13) * time.Millisecond) // receipts all over the second
+	}
+	t.Logf("posting: other %v, ours %v", tOther, tOurs)
+	live := map[seam.BackendMsgID]time.Time{}
+	for len(live) < 2*n {
+		select {
+		case m := <-got:
+			live[m.BackendMsgID] = m.Timestamp
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of %d delivered live", len(live), 2*n)
+		}
+	}
+	start := seam.Cursor("")
+	page, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: topic, Since: &start, Limit: 2 * n})
+	require.NoError(t, err)
+	require.Len(t, page.Messages, 2*n)
+	for _, m := range page.Messages {
+		assert.True(t, live[m.BackendMsgID].Equal(m.Timestamp), "%s: live %v, archive %v", m.BackendMsgID, live[m.BackendMsgID], m.Timestamp)
+	}
+}

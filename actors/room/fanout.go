@@ -110,6 +110,21 @@ func (f *fanout) onLive(ctx actor.Context, l live) {
 	f.s.deliver(ctx, l)
 }
 
+// fromArchive takes a live reflection whose server stamp only the archive
+// knows: a catch-up reads it (and what follows), or, while one runs, reads
+// again once it ends; held meanwhile like any live message, so a first join
+// still places it.
+func (f *fanout) fromArchive(ctx actor.Context, l live) {
+	if f.stream == streaming {
+		if f.s.occ.phase == joined {
+			f.startCatchUp(ctx)
+		}
+		return
+	}
+	f.onLive(ctx, l)
+	f.overflowed = true
+}
+
 // advance records a message as fanned out; false: it already was.
 func (f *fanout) advance(l *live) bool {
 	if !f.recent.add(string(l.msg.BackendMsgID)) {

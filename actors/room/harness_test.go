@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/observe"
 )
 
@@ -113,6 +114,9 @@ func newRig(t testing.TB, tune func(*Config)) *rig {
 		tune(&cfg)
 	}
 	r.st = newState(cfg)
+	// As if learned from an ejabberd archive (the tests' ids are numbers): a
+	// live message's stamp is known, so it is fanned out live.
+	r.st.stamps.learn([]archive.Entry{{Message: seam.Message{BackendMsgID: "1", Timestamp: time.UnixMicro(1)}}})
 	r.archive = &probe{}
 	r.st.archive = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return r.archive }))
 	t.Cleanup(func() { sys.Shutdown() })

@@ -329,8 +329,12 @@ func (r *Room) Receive(ctx actor.Context) {
 	}
 }
 
-// onArchive routes the archive's answer to the machine that asked.
+// onArchive routes the archive's answer to the machine that asked, after the
+// stamp rule learns from its rows.
 func (s *state) onArchive(ctx actor.Context, a *archiveAnswer) {
+	if a.res.Err == nil {
+		s.stamps.learn(a.res.Entries)
+	}
 	switch a.read.purpose {
 	case readGap:
 		s.fan.onGap(ctx, a.read, a.res)
@@ -421,9 +425,8 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	nick := stanza.Resource(m.From)
 	valid := m.StanzaID.ID != "" && stanza.SameBare(m.StanzaID.By, s.cfg.JID) && stanza.Resource(m.StanzaID.By) == ""
 	if !valid {
-		// No id of the room's own on it (absent, or hidden by go-xmpp keeping only
-		// the last <stanza-id/>): the archive has the message with its id; read
-		// everything after the last message fanned out, in order.
+		// No id of the room's own on it: the archive has the message with its
+		// id; read everything after the last message fanned out, in order.
 		if nick == s.occ.nick {
 			s.ledger.answeredWithoutID(m.OriginID)
 		}
@@ -434,8 +437,20 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	}
 	// A live reflection shows no real JID; one from our own nick, while we
 	// hold it, is our account's.
-	s.fan.onLive(ctx, live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID,
-		ours: nick == s.occ.nick, jid: s.fan.occupants[nick]})
+	l := live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID, ours: nick == s.occ.nick, jid: s.fan.occupants[nick]}
+	stamp, known := s.stamps.live(m.StanzaID.ID, time.Now())
+	if !known {
+		// Only the archive knows the server's stamp of it (stamps.go): the post
+		// it answers resolves now, with its id, and the message is fanned out
+		// from the archive, with the stamp a read of it gives.
+		if l.ours && l.origin != "" {
+			s.ledger.resolve(ctx, l.origin, l.msg.BackendMsgID)
+		}
+		s.fan.fromArchive(ctx, l)
+		return
+	}
+	l.msg.Timestamp = stamp
+	s.fan.onLive(ctx, l)
 }
 
 // deliver hands a message, in archive order, to the post waiting for it, every

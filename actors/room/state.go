@@ -48,6 +48,7 @@ type state struct {
 	occ    occupancy
 	ledger ledger
 	fan    fanout
+	stamps stamps // how a live message's server stamp is known (stamps.go)
 	reads  reads
 }
 

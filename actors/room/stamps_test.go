@@ -1,0 +1,93 @@
+package room
+
+import (
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+func row(id string, stamp time.Time) archive.Entry {
+	return archive.Entry{Message: seam.Message{BackendMsgID: seam.BackendMsgID(id), Timestamp: stamp}}
+}
+
+// The rule is learned from archive rows: ids that are their stamps in
+// microseconds (ejabberd), whole-second stamps (Prosody), anything else; a
+// row that contradicts a rule demotes it for good.
+func TestStampRuleIsLearnedFromRows(t *testing.T) {
+	at := time.Date(2026, 12, 7, 15, 28, 29, 678549000, time.UTC)
+	for _, tc := range []struct {
+		name string
+		rows [][]archive.Entry
+		want stampRule
+	}{
+		{"nothing read", nil, stampsUnknown},
+		{"an empty read", [][]archive.Entry{{}}, stampsUnknown},
+		{"ejabberd", [][]archive.Entry{{row("1796657309678549", at)}}, stampsFromID},
+		{"prosody", [][]archive.Entry{{row("6b3c66ff-a445", at.Truncate(time.Second))}}, stampsSeconds},
+		{"sub-second, random ids", [][]archive.Entry{{row("6b3c66ff-a445", at)}}, stampsOther},
+		{"a later row contradicts the ids", [][]archive.Entry{{row("1796657309678549", at)}, {row("17", at)}}, stampsOther},
+		{"a later row contradicts whole seconds", [][]archive.Entry{{row("x", at.Truncate(time.Second))}, {row("y", at)}}, stampsOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st stamps
+			for _, r := range tc.rows {
+				st.learn(r)
+			}
+			assert.Equal(t, tc.want, st.rule)
+		})
+	}
+}
+
+// A live message's stamp under each rule: the id's microseconds; the
+// receipt's second, unless the receipt is near a second's boundary; none.
+func TestLiveStampFollowsTheRule(t *testing.T) {
+	sec := time.Date(2026, 12, 7, 15, 28, 29, 0, time.UTC)
+	fromID := stamps{rule: stampsFromID}
+	got, ok := fromID.live("1796657309678549", sec)
+	require.True(t, ok)
+	assert.Equal(t, time.UnixMicro(1796657309678549).UTC(), got)
+	_, ok = fromID.live("not-a-number", sec)
+	assert.False(t, ok)
+
+	seconds := stamps{rule: stampsSeconds}
+	got, ok = seconds.live("x", sec.Add(500*time.Millisecond))
+	require.True(t, ok)
+	assert.Equal(t, sec, got)
+	for _, into := range []time.Duration{0, secondsGuard - 1, time.Second - secondsGuard + 1} {
+		_, ok = seconds.live("x", sec.Add(into))
+		assert.False(t, ok, "%v into the second is in doubt", into)
+	}
+	for _, r := range []stampRule{stampsUnknown, stampsOther} {
+		_, ok = (&stamps{rule: r}).live("1796657309678549", sec)
+		assert.False(t, ok)
+	}
+}
+
+// A live message whose stamp only the archive knows is not fanned out live:
+// the room reads the archive after its last message (a catch-up), while the
+// post it answers resolves at once with its id.
+func TestUnknownStampIsReadFromTheArchive(t *testing.T) {
+	r := joinedRig(t, nil)
+	r.st.stamps = stamps{} // nothing learned
+	sub := r.subscribe()
+	pid, caller := r.caller()
+	r.do(func(ctx actor.Context) { r.st.ledger.onPost(ctx, &Post{Origin: "o1", Content: "hi"}, pid) })
+	m := reflection("s1", "me", "hi")
+	m.OriginID = "o1"
+	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, m) })
+	got := caller.wait(t, 1)[0].(*Posted)
+	assert.Equal(t, seam.BackendMsgID("s1"), got.ID, "the post resolves with the live id")
+	require.Eventually(t, func() bool { return len(r.queries()) == 1 }, time.Second, time.Millisecond)
+	assert.Equal(t, catchingUp, r.st.fan.stream)
+	assert.Empty(t, sub.all(), "not fanned out live")
+
+	// While that read runs, another such message asks for a read after it.
+	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, reflection("s2", "alice", "x")) })
+	assert.True(t, r.st.fan.overflowed, "read again once the catch-up ends")
+}
