@@ -12,7 +12,9 @@ import (
 // error and never a half-filled value, and what a parser accepts is what a
 // stanza carrying those values says (a round trip through XML built from them).
 // Seeds are stanzas captured from Prosody 0.12 and ejabberd 23.01 (the dev
-// servers) plus hostile shapes; testdata/fuzz holds what the fuzzers found.
+// servers) plus hostile shapes; testdata/fuzz holds what the fuzzers found,
+// and the captured-<server>-<step> seeds, which internal/xmppconn's
+// TestCaptureSeeds writes (PARLEY_CAPTURE_SEEDS=1; see its fuzz_test.go).
 
 func xesc(s string) string {
 	var b strings.Builder

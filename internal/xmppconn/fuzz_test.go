@@ -27,7 +27,17 @@ import (
 //
 // Seeds in testdata/fuzz/<target> are stanzas captured from the dev servers
 // (Prosody 0.12, ejabberd 23.01) while posting, fetching and joining, plus
-// hostile shapes no server sends; each target starts from its kind.
+// hostile shapes no server sends; each target starts from its kind. The
+// captured-<server>-<step> seeds are what a client receives when others send
+// it things (pubsub events as private messages and headlines, IQ gets from an
+// occupant, error messages and the rooms' bounces and kicks, presences with
+// payloads from other namespaces, MAM results, reflections, a stream error),
+// byte for byte, and captured-<server>-session the whole stream after bind;
+// TestCaptureSeeds (capture_seeds_test.go) records them over a plain socket
+// and rewrites them, here and in internal/stanza's testdata, with the dev
+// servers running (scripts/devserver.sh start):
+//
+//	PARLEY_CAPTURE_SEEDS=1 go test -count=1 -run '^TestCaptureSeeds$' -v ./internal/xmppconn/
 
 // streamHeader is what the decoder has consumed by the time login ends.
 const streamHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='parley.local' id='x' version='1.0'>`
