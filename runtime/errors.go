@@ -97,6 +97,11 @@ var (
 	// closed because the server sent a stanza over MaxInboundStanzaBytes; it
 	// reconnects with backoff.
 	ErrInboundTooLarge = xmppconn.ErrInboundTooLarge
+	// ErrNegotiationTooLarge: the server sent more than 64 KiB before TLS (its
+	// stream header and features, which a real server keeps to a few hundred
+	// bytes); the connect attempt failed and nothing about the account was
+	// sent.
+	ErrNegotiationTooLarge = xmppconn.ErrNegotiationTooLarge
 	// ErrSendQueueFull: the link's send queue is full; nothing was sent and the
 	// link is fine: retry later.
 	ErrSendQueueFull = xmppconn.ErrSendQueueFull

@@ -46,6 +46,7 @@ var sentinels = []struct {
 	{"xmppconn.ErrTLS", runtime.ErrTLS, xmppconn.ErrTLS},
 	{"xmppconn.ErrTLSRequired", runtime.ErrTLSRequired, xmppconn.ErrTLSRequired},
 	{"xmppconn.ErrInboundTooLarge", runtime.ErrInboundTooLarge, xmppconn.ErrInboundTooLarge},
+	{"xmppconn.ErrNegotiationTooLarge", runtime.ErrNegotiationTooLarge, xmppconn.ErrNegotiationTooLarge},
 	{"xmppconn.ErrSendQueueFull", runtime.ErrSendQueueFull, xmppconn.ErrSendQueueFull},
 	{"xmppconn.ErrStanzaTooLarge", runtime.ErrStanzaTooLarge, xmppconn.ErrStanzaTooLarge},
 	{"xmppconn.ErrClosed", runtime.ErrConnClosed, xmppconn.ErrClosed},
