@@ -33,7 +33,7 @@ type Message struct {
 	Topic        Topic
 	SenderHandle Handle
 	Content      string
-	Timestamp    time.Time // informational only
+	Timestamp    time.Time // the backend's, the same on every path; informational only
 	BackendMsgID BackendMsgID
 	Cursor       Cursor
 	Mentions     []Handle // ParseMentions(Content)
