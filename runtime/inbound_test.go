@@ -320,3 +320,21 @@ func TestLiveAndArchiveCarryOneTimestamp(t *testing.T) {
 		assert.True(t, live[m.BackendMsgID].Equal(m.Timestamp), "%s: live %v, archive %v", m.BackendMsgID, live[m.BackendMsgID], m.Timestamp)
 	}
 }
+
+// An occupant's own <stanza-id by=ROOM/> in its message (before or after the
+// room's, which a server may or may not strip: XEP-0359 says it must) never
+// becomes the message's id: the subscriber gets the archive's id.
+func TestForgedStanzaIDIsNotTheMessagesID(t *testing.T) {
+	s := xmpptest.Require(t)
+	o := occupiedRoom(t, s, nil)
+	forged := `<stanza-id xmlns='urn:xmpp:sid:0' by='` + o.room + `' id='forged-id'/>`
+	id, err := o.mallory.Post(o.room, "with a forged id", forged)
+	require.NoError(t, err)
+	require.NotEqual(t, "forged-id", id, "the server kept the forged id as the room's")
+	m := o.next(t)
+	assert.Equal(t, seam.BackendMsgID(id), m.BackendMsgID)
+	page, err := o.rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: o.topic, Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, page.Messages, 1)
+	assert.Equal(t, page.Messages[0].BackendMsgID, m.BackendMsgID, "live and archive ids")
+}

@@ -438,8 +438,9 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	// A live reflection shows no real JID; one from our own nick, while we
 	// hold it, is our account's.
 	l := live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID, ours: nick == s.occ.nick, jid: s.fan.occupants[nick]}
-	stamp, known := s.stamps.live(m.StanzaID.ID, time.Now())
-	if !known {
+	stamp, exact := s.stamps.live(m.StanzaID.ID, time.Now())
+	l.msg.Timestamp = stamp
+	if !exact {
 		// Only the archive knows the server's stamp of it (stamps.go): the post
 		// it answers resolves now, with its id, and the message is fanned out
 		// from the archive, with the stamp a read of it gives.
@@ -449,7 +450,6 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 		s.fan.fromArchive(ctx, l)
 		return
 	}
-	l.msg.Timestamp = stamp
 	s.fan.onLive(ctx, l)
 }
 

@@ -66,22 +66,19 @@ func (st *stamps) learn(entries []archive.Entry) {
 }
 
 // live returns the server's stamp of the live message id received at
-// received, and whether the rule knows it; when it doesn't, the message is
-// read back from the archive, which does.
+// received, and whether it is exact; when it isn't, the message is read back
+// from the archive, which knows, and the stamp returned is the best guess,
+// for a message the archive never supplies.
 func (st *stamps) live(id string, received time.Time) (time.Time, bool) {
 	switch st.rule {
 	case stampsFromID:
-		n, err := strconv.ParseInt(id, 10, 64)
-		if err != nil {
-			return time.Time{}, false
+		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+			return time.UnixMicro(n).UTC(), true
 		}
-		return time.UnixMicro(n).UTC(), true
 	case stampsSeconds:
 		sec := received.Truncate(time.Second)
-		if into := received.Sub(sec); into < secondsGuard || into > time.Second-secondsGuard {
-			return time.Time{}, false
-		}
-		return sec.UTC(), true
+		into := received.Sub(sec)
+		return sec.UTC(), into >= secondsGuard && into <= time.Second-secondsGuard
 	}
-	return time.Time{}, false
+	return received.UTC(), false
 }

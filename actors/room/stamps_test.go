@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -90,4 +91,39 @@ func TestUnknownStampIsReadFromTheArchive(t *testing.T) {
 	// While that read runs, another such message asks for a read after it.
 	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, reflection("s2", "alice", "x")) })
 	assert.True(t, r.st.fan.overflowed, "read again once the catch-up ends")
+}
+
+// The catch-up for a message whose stamp only the archive knows delivers the
+// archive's copy, with the archive's stamp, when the read has it; and the
+// held live copy, with its best-guess stamp, when the archive never stored
+// it: nothing the room saw is lost, nothing is delivered twice.
+func TestCatchUpForAStampDeliversOnce(t *testing.T) {
+	archived := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		entries []archive.Entry
+		want    time.Time // the stamp delivered; zero: the live guess
+	}{
+		{"the archive has it", []archive.Entry{{Message: seam.Message{BackendMsgID: "s1", Cursor: "s1", Content: "x", Timestamp: archived}}}, archived},
+		{"the archive never stored it", nil, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := joinedRig(t, nil)
+			r.st.stamps = stamps{}
+			sub := r.subscribe()
+			r.do(func(ctx actor.Context) { r.st.onMessage(ctx, reflection("s1", "alice", "x")) })
+			require.Equal(t, catchingUp, r.st.fan.stream)
+			r.do(func(ctx actor.Context) {
+				r.st.fan.onGap(ctx, &read{purpose: readGap, epoch: r.st.epoch}, &archive.Result{Entries: tc.entries})
+			})
+			got := sub.wait(t, 1)
+			d := got[0].(*subscriber.Deliver)
+			assert.Equal(t, seam.BackendMsgID("s1"), d.Msg.BackendMsgID)
+			if !tc.want.IsZero() {
+				assert.Equal(t, tc.want, d.Msg.Timestamp)
+			}
+			time.Sleep(20 * time.Millisecond)
+			assert.Len(t, sub.all(), 1, "delivered once")
+		})
+	}
 }
