@@ -121,12 +121,12 @@ var (
 	// labelValuesArg is label_values(SELECTOR, LABEL): $1 is the selector.
 	labelValuesArg = regexp.MustCompile(`^label_values\((.*),\s*\w+\)$`)
 	strLit         = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-	matchers  = regexp.MustCompile(`\{[^}]*\}`)
-	ranges    = regexp.MustCompile(`\[[^\]]*\]`)
-	grouping  = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	variables = regexp.MustCompile(`\$\{?\w+\}?`)
-	ident     = regexp.MustCompile(`\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(\s*\()?`)
-	keywords  = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true}
+	matchers       = regexp.MustCompile(`\{[^}]*\}`)
+	ranges         = regexp.MustCompile(`\[[^\]]*\]`)
+	grouping       = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	variables      = regexp.MustCompile(`\$\{?\w+\}?`)
+	ident          = regexp.MustCompile(`\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(\s*\()?`)
+	keywords       = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true}
 )
 
 // metricNames are the metric names a PromQL expression selects: identifiers

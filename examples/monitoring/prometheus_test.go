@@ -243,8 +243,8 @@ scrape_configs:
 	// 0; the build is labelled.
 	for q, want := range map[string]int{
 		`parley_xmpp_sink_failures_total{route=~"to-stdout|relay"} == 0`: 2,
-		`parley_xmpp_route_backlog == 0`:                                  2,
-		`parley_xmpp_build_info{version!="", revision!=""} == 1`:          1,
+		`parley_xmpp_route_backlog == 0`:                                 2,
+		`parley_xmpp_build_info{version!="", revision!=""} == 1`:         1,
 	} {
 		res, err := query(ctx, base, q)
 		require.NoError(t, err)
