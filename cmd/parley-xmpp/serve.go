@@ -46,6 +46,9 @@ for relays.`,
 			var m *metrics.Prometheus
 			if sv.MetricsListen != "" {
 				m = metrics.New()
+				for _, r := range sv.Routes { // every route's series from the start
+					m.Route(r.Name, r.Topics)
+				}
 			}
 			// Everything that needs no server is checked before any network:
 			// every server's configuration, the state dir's lock, the saved
@@ -58,7 +61,7 @@ for relays.`,
 					return err
 				}
 				if m != nil {
-					c.Metrics = m
+					c.Metrics = m.ForServer(serverLabel(name)) // series labelled server="default" or the name
 				}
 				c.Allow = sv.Allow(name)
 				label := serverLabel(name)
