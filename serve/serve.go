@@ -68,6 +68,13 @@ type Recorder interface {
 	Delivered(route, topic string)
 	SinkFailure(route string)
 	Backlog(route, topic string, n int)
+	// Skipped counts a message passed over (on_exhausted: skip); reason is
+	// refused (for good) or max_attempts.
+	Skipped(route, reason string)
+	// DeadLettered counts a message handed to the route's dead-letter sink.
+	DeadLettered(route string)
+	// Stopped reports a topic stopped on a message its sink refused.
+	Stopped(route, topic string)
 }
 
 // Options configure Run.
@@ -119,9 +126,18 @@ type Prepared struct {
 }
 
 type preparedRoute struct {
-	route   config.Route
-	sink    sink
-	workers []*worker
+	route      config.Route
+	sink       sink
+	deadLetter sink // nil unless on_exhausted is dead_letter
+	workers    []*worker
+}
+
+// close closes the route's sinks.
+func (r preparedRoute) close() {
+	r.sink.close()
+	if r.deadLetter != nil {
+		r.deadLetter.close()
+	}
 }
 
 // Prepare checks o and takes the state dir's lock; o.Backends is not used
@@ -161,7 +177,7 @@ func Prepare(o Options) (*Prepared, error) {
 func (p *Prepared) Close() {
 	p.closing.Do(func() {
 		for _, r := range p.routes {
-			r.sink.close()
+			r.close()
 		}
 		p.unlock()
 	})
@@ -274,14 +290,15 @@ func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
 		workers = append(workers, w)
 	}
 
-	s, err := newSink(o, r)
+	pr, err := newSinks(o, r)
 	if err != nil {
 		return fail("%v", err)
 	}
 	for _, w := range workers {
-		w.sink = s
+		w.sink, w.deadLetter = pr.sink, pr.deadLetter
 	}
-	return preparedRoute{route: r, sink: s, workers: workers}, nil
+	pr.workers = workers
+	return pr, nil
 }
 
 // checkRoute checks route i as far as it can wherever its cursors live.
@@ -299,6 +316,25 @@ func checkRoute(i int, r config.Route) error {
 	}
 	if len(r.Topics) == 0 {
 		return fail("no topics")
+	}
+	if r.MaxAttempts < 0 {
+		return fail("max_attempts: must not be negative, got %d", r.MaxAttempts)
+	}
+	switch r.OnExhausted.Action {
+	case "", config.ExhaustedStop, config.ExhaustedSkip:
+	case config.ExhaustedDeadLetter:
+		if dl := r.OnExhausted.DeadLetter; dl == nil || dl.Relay != nil {
+			return fail("on_exhausted.dead_letter: a dead-letter sink is stdout, exec or webhook")
+		}
+	default:
+		return fail("on_exhausted %q is none of stop, skip or dead_letter", r.OnExhausted.Action)
+	}
+	if rl := r.Sink.Relay; rl != nil {
+		switch rl.Oversize {
+		case "", config.OversizeExhausted, config.OversizeSplit, config.OversizeTruncate:
+		default:
+			return fail("sink.relay.oversize %q is none of split, truncate or on_exhausted", rl.Oversize)
+		}
 	}
 	seen := map[string]bool{}
 	for j, t := range r.Topics {
@@ -347,6 +383,9 @@ type noRecorder struct{}
 func (noRecorder) Delivered(string, string)    {}
 func (noRecorder) SinkFailure(string)          {}
 func (noRecorder) Backlog(string, string, int) {}
+func (noRecorder) Skipped(string, string)      {}
+func (noRecorder) DeadLettered(string)         {}
+func (noRecorder) Stopped(string, string)      {}
 
 // lockedWriter serialises writes from every worker, so lines don't interleave.
 type lockedWriter struct {
