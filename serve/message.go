@@ -31,8 +31,6 @@ type DeadLetter struct {
 	Error    string `json:"error"`    // the sink's last error
 }
 
-
-
 // Encode gives m its JSON shape.
 func Encode(m seam.Message) Message {
 	ts := m.Timestamp.UTC()

@@ -15,16 +15,16 @@ import (
 
 // worker forwards one topic of one route: it owns the topic's saved state.
 type worker struct {
-	route   config.Route // with defaults applied
-	topic   seam.Topic
-	source  Backend
-	sink    sink
+	route  config.Route // with defaults applied
+	topic  seam.Topic
+	source Backend
+	sink   sink
 	// deadLetter takes what the sink gave up on (on_exhausted: dead_letter).
 	deadLetter sink
-	file    stateFile // where the state is saved when store is nil
-	store   store     // where the state is saved (a cluster's etcd); nil: file
-	state   topicState
-	resumed bool // state was read from the file or the store
+	file       stateFile // where the state is saved when store is nil
+	store      store     // where the state is saved (a cluster's etcd); nil: file
+	state      topicState
+	resumed    bool // state was read from the file or the store
 
 	wait     time.Duration
 	metrics  Recorder
@@ -42,7 +42,7 @@ type phase int
 
 const (
 	delivering phase = iota // delivering (or waiting for messages)
-	halted               // stopped on a message its sink refused (on_exhausted: stop)
+	halted                  // stopped on a message its sink refused (on_exhausted: stop)
 )
 
 // run forwards messages until ctx ends.
