@@ -71,10 +71,10 @@ func TestStateCommand(t *testing.T) {
 	// Bad usage: exit 2, and the cursor is untouched.
 	for _, args := range [][]string{
 		{"state"},
-		{"state", "set", "--route", "r", "--topic", "a"},                             // no --to
-		{"state", "set", "--topic", "a", "--to", "x"},                                // no --route
-		{"state", "set", "--route", "nope", "--topic", "a", "--to", "x"},             // unknown route
-		{"state", "set", "--route", "r", "--topic", "zz", "--to", "x"},               // unknown topic
+		{"state", "set", "--route", "r", "--topic", "a"},                            // no --to
+		{"state", "set", "--topic", "a", "--to", "x"},                               // no --route
+		{"state", "set", "--route", "nope", "--topic", "a", "--to", "x"},            // unknown route
+		{"state", "set", "--route", "r", "--topic", "zz", "--to", "x"},              // unknown topic
 		{"state", "set", "--route", "r", "--topic", "B c", "--to", "not a\ncursor"}, // not a cursor
 		{"state", "show", "--route", "nope"},
 		{"state", "skip", "--route", "r"},
