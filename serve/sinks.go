@@ -43,21 +43,23 @@ type sink interface {
 // newSinks makes a route's sink and, for on_exhausted: dead_letter, its
 // dead-letter sink.
 func newSinks(o Options, r config.Route) (preparedRoute, error) {
-	s, err := newSink(o, r.Name, r.Sink)
+	s, err := newSink(o, r.Name, "sink", r.Sink)
 	if err != nil {
 		return preparedRoute{}, err
 	}
 	pr := preparedRoute{route: r, sink: s}
 	if r.OnExhausted.Action == config.ExhaustedDeadLetter {
-		if pr.deadLetter, err = newSink(o, r.Name, *r.OnExhausted.DeadLetter); err != nil {
+		if pr.deadLetter, err = newSink(o, r.Name, "on_exhausted.dead_letter", *r.OnExhausted.DeadLetter); err != nil {
 			s.close()
-			return preparedRoute{}, fmt.Errorf("on_exhausted.dead_letter: %w", err)
+			return preparedRoute{}, err
 		}
 	}
 	return pr, nil
 }
 
-func newSink(o Options, route string, s config.Sink) (sink, error) {
+// newSink makes the sink s of route; key is where s is in the route
+// (sink, on_exhausted.dead_letter), for errors.
+func newSink(o Options, route, key string, s config.Sink) (sink, error) {
 	n := 0
 	for _, set := range []bool{s.Stdout != nil, s.Exec != nil, s.Webhook != nil, s.Relay != nil} {
 		if set {
@@ -65,15 +67,23 @@ func newSink(o Options, route string, s config.Sink) (sink, error) {
 		}
 	}
 	if n != 1 {
-		return nil, fmt.Errorf("a route needs exactly one sink (stdout, exec, webhook or relay), got %d", n)
+		return nil, fmt.Errorf("%s: exactly one of stdout, exec, webhook or relay, got %d", key, n)
 	}
 	switch {
 	case s.Stdout != nil:
 		return stdoutSink{w: o.Stdout}, nil
 	case s.Exec != nil:
-		return newExecSink(*s.Exec)
+		sk, err := newExecSink(*s.Exec)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%w", key, err)
+		}
+		return sk, nil
 	case s.Webhook != nil:
-		return newWebhookSink(*s.Webhook)
+		sk, err := newWebhookSink(*s.Webhook)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%w", key, err)
+		}
+		return sk, nil
 	default:
 		// Its destination is bound when the engine runs (Prepared.Run).
 		return &relaySink{topic: seam.Topic(s.Relay.Topic), oversize: s.Relay.Oversize, secret: o.secret, log: o.Logger.With(slog.String("route", route))}, nil
@@ -100,12 +110,12 @@ type execSink struct {
 
 func newExecSink(c config.ExecSink) (*execSink, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
-		return nil, errors.New("sink.exec.command: the command to run is missing")
+		return nil, errors.New("exec.command: the command to run is missing")
 	}
 	// A typo in the command would otherwise be retried forever, message after
 	// message never delivered.
 	if _, err := exec.LookPath(c.Command[0]); err != nil {
-		return nil, fmt.Errorf("sink.exec.command: %w", err)
+		return nil, fmt.Errorf("exec.command: %w", err)
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {
@@ -215,7 +225,7 @@ type webhookSink struct {
 func newWebhookSink(c config.WebhookSink) (*webhookSink, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("webhook: the url is not an http(s) URL")
+		return nil, errors.New("webhook.url: not an http(s) URL")
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {
