@@ -29,9 +29,18 @@
 //     id) and answers its id instead of posting again.
 //
 // Order is per topic: a route's topics are forwarded independently, and a
-// failing sink holds up only the topic whose message it refuses (the message
-// is retried, never skipped). Relays count on the destination's archive:
-// a post that expired from it before the restart can't be found again.
+// failing sink holds up only the topic whose message it refuses. By default
+// the message is retried until the sink takes it; a route's max_attempts
+// bounds the attempts, and an error no retry can mend (ErrRefused, invalid or
+// oversize content) ends them at once. Then the route's on_exhausted decides:
+// stop (the default: the topic stops, is logged and counted in
+// parley_xmpp_route_stopped, and RunTopic answers ErrStopped; the other topics
+// go on), skip (the message is passed over, logged by id and counted), or
+// dead_letter (the message goes to another sink, then is passed over). A
+// relay whose destination can't take the content in one post splits or
+// truncates it when its oversize says so. Relays count on the destination's
+// archive: a post that expired from it before the restart can't be found
+// again.
 //
 // A saved cursor that the archive no longer knows (expired, or the room was
 // recreated) is reported as an error that says messages may have been lost,
