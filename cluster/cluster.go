@@ -577,6 +577,13 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		if lost {
 			n.m.lockLosses.Inc()
 			n.say(fmt.Sprintf("route %s: %s: lock lost; deliveries stopped", t.Route, t.Topic))
+		} else if errors.Is(err, serve.ErrStopped) {
+			// on_exhausted: stop. Taking the lock again would only refuse
+			// the same message again: the topic waits here for an operator
+			// (a restart of this node, after fixing the sink).
+			n.say(fmt.Sprintf("route %s: %s: stopped on a message its sink refused; restart the node once the sink is fixed", t.Route, t.Topic))
+			<-ctx.Done()
+			return
 		} else if err != nil && ctx.Err() == nil {
 			log.Error("cluster: the worker stopped", slog.Any("err", err))
 			sleep(ctx, n.call)

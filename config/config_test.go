@@ -158,6 +158,15 @@ func TestMoreServeChecks(t *testing.T) {
 		route("    - {name: r, topics: [a], retry_wait: 2m, max_retry_wait: 1m, sink: {stdout: {}}}\n"):                               "serve.routes[0].retry_wait",
 		route("    - {name: r, topics: [a], sink: {webhook: {url: 'http://x', headers: {'Bad Name': v}}}}\n"):                         "serve.routes[0].sink.webhook.headers.Bad Name",
 		route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: a}}}\n"): "relays go round in a loop",
+		route("    - {name: r, topics: [a], max_attempts: -1, sink: {stdout: {}}}\n"):                                                 "serve.routes[0].max_attempts",
+		route("    - {name: r, topics: [a], on_exhausted: drop, sink: {stdout: {}}}\n"):                                               "serve.routes[0].on_exhausted",
+		route("    - {name: r, topics: [a], on_exhausted: dead_letter, sink: {stdout: {}}}\n"):                                        "serve.routes[0].on_exhausted",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {}}, sink: {stdout: {}}}\n"):                                  "serve.routes[0].on_exhausted.dead_letter",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {webhook: {url: 'x'}}}, sink: {stdout: {}}}\n"):               "serve.routes[0].on_exhausted.dead_letter.webhook.url",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {webhook: {ulr: 'http://x'}}}, sink: {stdout: {}}}\n"):        "unknown key ulr",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {relay: {topic: z}}}, sink: {stdout: {}}}\n"):                 "serve.routes[0].on_exhausted.dead_letter.relay",
+		route("    - {name: r, topics: [a], on_exhausted: {dead: {stdout: {}}}, sink: {stdout: {}}}\n"):                               "unknown key dead",
+		route("    - {name: r, topics: [a], sink: {relay: {topic: b, oversize: chop}}}\n"):                                            "serve.routes[0].sink.relay.oversize",
 	} {
 		_, err := Parse([]byte(body))
 		require.Error(t, err, body)
@@ -165,6 +174,17 @@ func TestMoreServeChecks(t *testing.T) {
 	}
 	_, err := Parse([]byte(route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: c}}}\n")))
 	assert.NoError(t, err, "a chain is no loop")
+
+	f, err := Parse([]byte(route("    - {name: r, topics: [a], max_attempts: 3, on_exhausted: {dead_letter: {exec: {command: [cat]}}}, sink: {relay: {topic: b, oversize: split}}}\n" +
+		"    - {name: s, topics: [a], on_exhausted: skip, sink: {stdout: {}}}\n")))
+	require.NoError(t, err)
+	r := f.Serve.Routes[0]
+	assert.Equal(t, 3, r.MaxAttempts)
+	assert.Equal(t, ExhaustedDeadLetter, r.OnExhausted.Action)
+	require.NotNil(t, r.OnExhausted.DeadLetter)
+	assert.Equal(t, []string{"cat"}, r.OnExhausted.DeadLetter.Exec.Command)
+	assert.Equal(t, OversizeSplit, r.Sink.Relay.Oversize)
+	assert.Equal(t, ExhaustedSkip, f.Serve.Routes[1].OnExhausted.Action)
 }
 
 // Relay loops are found by the rooms' JIDs (MUC service and room), whatever

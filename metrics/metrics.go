@@ -42,6 +42,9 @@ type Prometheus struct {
 	loops       *prometheus.CounterVec
 	backlog     *prometheus.GaugeVec
 	skipped     *prometheus.CounterVec
+	routeSkip   *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	stopped     *prometheus.GaugeVec
 
 	def     sync.Once
 	defSrv  *Server  // ForServer(""), bound on first use
@@ -86,6 +89,12 @@ func New() *Prometheus {
 			Help: "Messages a serve relay route passed over, unrelayed, because they carried one of the engine's own relay keys: a relay loop (see docs/security.md)."}, []string{"route"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_backlog",
 			Help: "Messages a serve route read from the archive and has yet to deliver."}, []string{"route", "topic"}),
+		routeSkip: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_route_skipped_total",
+			Help: "Messages a serve route passed over undelivered (on_exhausted: skip), by reason: refused (an error no retry mends) or max_attempts."}, []string{"route", "reason"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_dead_letters_total",
+			Help: "Messages a serve route handed to its dead-letter sink (on_exhausted: dead_letter) and passed over."}, []string{"route"}),
+		stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_route_stopped",
+			Help: "1 while a serve route's topic is stopped on a message its sink refused (on_exhausted: stop); it delivers no more until an operator steps in."}, []string{"route", "topic"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_inbound_skipped_total",
 			Help: "Elements the server's connection read and passed over, by kind: unknown-element (no stanza the runtime handles), oversized-tree (a stanza over the element limits), reply-dropped (a ping, version or disco request left unanswered while the send queue was full), private-message (a chat or headline message, such as a stranger's pubsub event), unrouted (from no room the runtime is in). None of them ends the link."}, []string{"server", "kind"}),
 	}
@@ -96,7 +105,7 @@ func New() *Prometheus {
 	build.Set(1)
 	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned, build)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
-		p.filtered, p.delivered, p.sinkFailure, p.loops, p.backlog,
+		p.filtered, p.delivered, p.sinkFailure, p.loops, p.backlog, p.routeSkip, p.deadLetters, p.stopped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -253,6 +262,15 @@ func (p *Prometheus) RelayLoopRefused(route string) { p.loops.WithLabelValues(ro
 func (p *Prometheus) Backlog(route, topic string, n int) {
 	p.backlog.WithLabelValues(route, topic).Set(float64(n))
 }
+
+// Skipped counts a message a route passed over, by reason.
+func (p *Prometheus) Skipped(route, reason string) { p.routeSkip.WithLabelValues(route, reason).Inc() }
+
+// DeadLettered counts a message a route handed to its dead-letter sink.
+func (p *Prometheus) DeadLettered(route string) { p.deadLetters.WithLabelValues(route).Inc() }
+
+// Stopped marks a route's topic stopped.
+func (p *Prometheus) Stopped(route, topic string) { p.stopped.WithLabelValues(route, topic).Set(1) }
 
 // Handler serves /metrics; /healthz answers 200 while the process runs;
 // /readyz answers 200 when ready() says so, 503 otherwise.

@@ -43,6 +43,9 @@ func TestMetricsAreExposed(t *testing.T) {
 	p.SinkFailure("to-webhook")
 	p.RelayLoopRefused("to-relay")
 	p.Backlog("to-stdout", "general", 3)
+	p.Skipped("to-webhook", "refused")
+	p.DeadLettered("to-webhook")
+	p.Stopped("to-webhook", "general")
 
 	code, body := get(t, p.Handler(nil), "/metrics")
 	require.Equal(t, 200, code)
@@ -61,6 +64,9 @@ func TestMetricsAreExposed(t *testing.T) {
 		`parley_xmpp_sink_failures_total{route="to-webhook"} 1`,
 		`parley_xmpp_relay_loops_refused_total{route="to-relay"} 1`,
 		`parley_xmpp_route_backlog{route="to-stdout",topic="general"} 3`,
+		`parley_xmpp_route_skipped_total{reason="refused",route="to-webhook"} 1`,
+		`parley_xmpp_dead_letters_total{route="to-webhook"} 1`,
+		`parley_xmpp_route_stopped{route="to-webhook",topic="general"} 1`,
 		`parley_xmpp_history_gaps_total{server="",topic="general"} 1`,
 		`parley_xmpp_archive_rows_dropped_total{server="",topic="general"} 3`,
 		`parley_xmpp_rooms_not_owned_total{server="",topic="general"} 1`,

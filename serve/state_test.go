@@ -124,7 +124,7 @@ func TestSetupErrors(t *testing.T) {
 			Sink: config.Sink{Exec: &config.ExecSink{Command: []string{"no-such-command-xyz", "--token=secret"}}}}}},
 			[]string{"exec", "no-such-command-xyz"}},
 		{"no sink", Options{StateDir: t.TempDir(), Routes: []config.Route{{Name: "r", Topics: []string{"t"}}}},
-			[]string{"exactly one sink"}},
+			[]string{"sink: exactly one of"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

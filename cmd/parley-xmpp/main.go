@@ -97,6 +97,6 @@ operation failed, 2 bad usage or configuration.`,
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on standard error: text or json (one JSON object per line)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "least severe log level shown: debug, info, warn or error (default warn)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
-	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.demoCmd(), a.benchCmd(), a.versionCmd(), a.doctorCmd(), a.clusterCmd())
+	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.stateCmd(), a.demoCmd(), a.benchCmd(), a.versionCmd(), a.doctorCmd(), a.clusterCmd())
 	return root
 }

@@ -159,6 +159,11 @@ func TestServeChecksEverythingBeforeAnyNetwork(t *testing.T) {
 		{"a bad second server", filepath.Join(dir, "s3"), "{relay: {server: two, topic: elsewhere}}",
 			"servers:\n  two:\n    backend_config: {service: 'ftp://127.0.0.1'}\n", "", []string{"servers.two", "scheme"}},
 		{"metrics address in use", filepath.Join(dir, "s4"), stdout, "", rec.addr, []string{"serve.metrics_listen"}},
+		{"bad on_exhausted", filepath.Join(dir, "s5"), stdout + ", on_exhausted: drop", "", "", []string{"serve.routes[0].on_exhausted", "drop"}},
+		{"bad max_attempts", filepath.Join(dir, "s6"), stdout + ", max_attempts: -2", "", "", []string{"serve.routes[0].max_attempts"}},
+		{"bad oversize", filepath.Join(dir, "s7"), "{relay: {topic: elsewhere, oversize: chop}}", "", "", []string{"serve.routes[0].sink.relay.oversize"}},
+		{"dead-letter command not found", filepath.Join(dir, "s8"), stdout + ", on_exhausted: {dead_letter: {exec: {command: [no-such-dl-xyz]}}}", "", "",
+			[]string{"serve.routes[0]", "on_exhausted.dead_letter.exec.command", "no-such-dl-xyz"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -108,6 +108,9 @@ func exported(t *testing.T) map[string]bool {
 	p.Delivered("r", "t")
 	p.SinkFailure("r")
 	p.Backlog("r", "t", 1)
+	p.Skipped("r", "refused")
+	p.DeadLettered("r")
+	p.Stopped("r", "t")
 	fams, err := p.Registry().Gather()
 	require.NoError(t, err)
 	names := map[string]bool{"up": true}
