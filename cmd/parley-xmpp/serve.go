@@ -67,9 +67,12 @@ for relays.`,
 						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
 					}
 				}
+				if a.nick != "" {
+					c.Nick = a.nick
+				}
 				rt, err := runtime.New(c)
 				if err != nil {
-					return fmt.Errorf("%w: %s: %v", config.ErrConfig, serverKey(name), err)
+					return fmt.Errorf("%w: %s: %w", config.ErrConfig, a.configPath, a.file.Explain(name, err))
 				}
 				rts = append(rts, rt)
 			}
