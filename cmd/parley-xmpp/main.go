@@ -132,10 +132,16 @@ operation failed, 2 bad usage or configuration.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.SetVersionTemplate("{{.Version}}")
 	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.demoCmd(), a.benchCmd(), a.versionCmd(), a.doctorCmd(), a.clusterCmd(), a.manCmd(root))
+	root.SetOut(a.out) // cobra's completion command keeps the writer it is made with
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		if ex, ok := examples[c.Name()]; ok && c.Example == "" {
 			c.Example = ex
+		}
+		if c.Name() == "completion" {
+			for _, shell := range c.Commands() {
+				shell.Example = "  parley-xmpp completion " + shell.Name() + " > parley-xmpp." + shell.Name()
+			}
 		}
 	}
 	return root
