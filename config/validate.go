@@ -110,6 +110,11 @@ func (f *File) validate() error {
 			if _, err := runtime.RoomLocalpart(seam.Topic(s.Relay.Topic)); err != nil {
 				return bad(key+".sink.relay.topic", "%v", err)
 			}
+			if s.Relay.Format != "" {
+				if _, err := parseRelayFormat(s.Relay.Format); err != nil {
+					return bad(key+".sink.relay.format", "%v", err)
+				}
+			}
 			for _, t := range rt.Topics {
 				if f.roomJID(s.Relay.Server, s.Relay.Topic) == f.roomJID(rt.Server, t) {
 					return bad(key+".sink.relay.topic", "%q relays into its own room (%s)", t, f.roomJID(rt.Server, t))

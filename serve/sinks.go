@@ -58,7 +58,7 @@ func newSink(o Options, r config.Route) (sink, error) {
 		return newWebhookSink(*s.Webhook)
 	default:
 		// Its destination is bound when the engine runs (Prepared.Run).
-		return &relaySink{topic: seam.Topic(s.Relay.Topic), secret: o.secret, log: o.Logger.With(slog.String("route", r.Name))}, nil
+		return &relaySink{topic: seam.Topic(s.Relay.Topic), format: s.Relay.Format, secret: o.secret, log: o.Logger.With(slog.String("route", r.Name))}, nil
 	}
 }
 
@@ -257,8 +257,21 @@ func redactURL(u *url.URL) string {
 type relaySink struct {
 	dest   Backend
 	topic  seam.Topic
+	format string // config.RelaySink.Format ("": the content alone)
 	secret []byte
 	log    *slog.Logger
+}
+
+// text is what the relay posts for m: its content, or the route's format
+// filled in.
+func (s *relaySink) text(m seam.Message) string {
+	if s.format == "" {
+		return m.Content
+	}
+	return config.ExpandRelayFormat(s.format, map[string]string{
+		"sender": string(m.SenderHandle), "content": m.Content, "topic": string(m.Topic),
+		"id": string(m.BackendMsgID), "timestamp": Encode(m).Timestamp.Format(time.RFC3339),
+	})
 }
 
 func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
@@ -272,13 +285,23 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 		c := seam.Cursor(d.relayLast)
 		after = &c
 	}
-	id, err := s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, after)
+	text := s.text(d.msg)
+	id, err := s.dest.PostOnce(ctx, s.topic, key, text, after)
+	if err != nil && text != d.msg.Content && errors.Is(err, seam.ErrInvalidContent) {
+		// The format made the text too long for the destination (the check
+		// comes before anything is sent): relay the content alone rather
+		// than retry forever.
+		s.log.Warn("the formatted text can't be posted; relaying the content alone",
+			slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)), slog.Any("err", err))
+		text = d.msg.Content
+		id, err = s.dest.PostOnce(ctx, s.topic, key, text, after)
+	}
 	if err != nil && after != nil && errors.Is(err, seam.ErrUnknownCursor) {
 		// The last relayed message left the destination's archive (expired, or
 		// the room was recreated): look for this one in the whole archive.
 		s.log.Warn("the last relayed message is no longer in the destination's archive; checking all of it for this message",
 			slog.String("topic", string(d.msg.Topic)), slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
-		id, err = s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, nil)
+		id, err = s.dest.PostOnce(ctx, s.topic, key, text, nil)
 	}
 	if err != nil {
 		return "", fmt.Errorf("relay to %q: %w", s.topic, err)

@@ -186,6 +186,8 @@ func TestServeChecksEverythingBeforeAnyNetwork(t *testing.T) {
 		{"a bad second server", filepath.Join(dir, "s3"), "{relay: {server: two, topic: elsewhere}}",
 			"servers:\n  two:\n    backend_config: {service: 'ftp://127.0.0.1'}\n", "", []string{"servers.two", "scheme"}},
 		{"metrics address in use", filepath.Join(dir, "s4"), stdout, "", rec.addr, []string{"serve.metrics_listen"}},
+		{"unknown placeholder in a relay's format", filepath.Join(dir, "s5"), "{relay: {topic: elsewhere, format: '<{nick}> {content}'}}", "", "",
+			[]string{"serve.routes[0].sink.relay.format", "unknown placeholder {nick}"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
