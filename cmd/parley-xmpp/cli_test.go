@@ -45,7 +45,7 @@ func TestPostLinesNickAndFetchLines(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	ids := strings.Fields(out)
 	require.Len(t, ids, 3, "one id per non-empty line: %s", out)
-	code, out, errOut = runCLI(t, "", "--nick", "cli-test-bot", "post", topic, "four")
+	code, _, errOut = runCLI(t, "", "--nick", "cli-test-bot", "post", topic, "four")
 	require.Equal(t, 0, code, errOut)
 
 	code, out, errOut = runCLI(t, "", "fetch", "--from-start", topic)

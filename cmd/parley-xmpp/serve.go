@@ -152,14 +152,6 @@ func serverLabel(name string) string {
 	return name
 }
 
-// serverKey is the configuration key of server name.
-func serverKey(name string) string {
-	if name == "" {
-		return "backend_config"
-	}
-	return "servers." + name
-}
-
 // recorder is m as a serve.Recorder, or nil (an untyped nil, not a nil pointer).
 func recorder(m *metrics.Prometheus) serve.Recorder {
 	if m == nil {
