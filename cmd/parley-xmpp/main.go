@@ -128,7 +128,7 @@ operation failed, 2 bad usage or configuration.`,
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logs on standard error (--log-level debug)")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on standard error: text or json (one JSON object per line)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "least severe log level shown: debug, info, warn or error (default warn)")
-	root.PersistentFlags().StringVar(&a.nick, "nick", "", "the occupant nick to join rooms and post under (default: the configured nick; for post, the account's stable nick; else a random one)")
+	root.PersistentFlags().StringVar(&a.nick, "nick", "", "the occupant nick post, fetch, tail and serve join rooms and post under (default: the configured nick; for post, the account's stable nick, parley-<8 hex digits>; else a random one)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.SetVersionTemplate("{{.Version}}")
 	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.demoCmd(), a.benchCmd(), a.versionCmd(), a.doctorCmd(), a.clusterCmd(), a.manCmd(root))
