@@ -121,7 +121,8 @@ type Runtime struct {
 
 // Serve configures the fan-out engine.
 type Serve struct {
-	// StateDir holds each route's durable cursors [./parley-state].
+	// StateDir holds each route's durable cursors [./parley-state]; Load
+	// makes a relative one relative to the file's directory.
 	StateDir string `yaml:"state_dir"`
 	// MetricsListen, when set, serves /metrics, /healthz and /readyz there.
 	MetricsListen string  `yaml:"metrics_listen"`
@@ -269,6 +270,9 @@ type RelaySink struct {
 	// as several, in order, each exactly once), "truncate" (its start, marked
 	// with …), or "on_exhausted" (the route's on_exhausted, at once) [on_exhausted].
 	Oversize string `yaml:"oversize"`
+	// Format, when set, is the relayed text: "<{sender}> {content}" keeps
+	// the original sender (see RelayPlaceholders) [{content}].
+	Format string `yaml:"format,omitempty"`
 }
 
 // Oversize values.
@@ -336,10 +340,38 @@ func Load(path string) (*File, error) {
 	if err := f.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := f.resolveStateDir(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if err := f.loadSecrets(true); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
+}
+
+// resolveStateDir makes a relative serve.state_dir relative to the file's
+// directory, as password_file is. A state dir that used to resolve against the
+// working directory and is still there, while the file's directory has none,
+// is an error: starting without the saved cursors would skip or repeat
+// messages.
+func (f *File) resolveStateDir() error {
+	sd := f.Serve.StateDir
+	if sd == "" || filepath.IsAbs(sd) {
+		return nil
+	}
+	resolved := f.relative(sd)
+	f.Serve.StateDir = resolved
+	if filepath.Clean(resolved) == filepath.Clean(sd) {
+		return nil // the file is in the working directory
+	}
+	if _, err := os.Stat(resolved); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if fi, err := os.Stat(sd); err == nil && fi.IsDir() {
+		abs, _ := filepath.Abs(sd)
+		return fmt.Errorf("%w: serve.state_dir: %q is relative to the configuration file's directory: %s, which doesn't exist, while %s (relative to the working directory, as before) does: move it to %s, or make state_dir absolute", ErrConfig, sd, resolved, abs, resolved)
+	}
+	return nil
 }
 
 // FromEnv is the configuration without a file: the default server from the

@@ -269,3 +269,66 @@ func TestFromEnv(t *testing.T) {
 	assert.Equal(t, "envnick", c.Nick)
 	assert.Empty(t, c.Domain)
 }
+
+// A relative state_dir is relative to the configuration file's directory, as
+// password_file is, wherever the command runs; an absolute one stays.
+func TestStateDirIsRelativeToTheFile(t *testing.T) {
+	clearEnv(t)
+	confDir, cwd := t.TempDir(), t.TempDir()
+	t.Chdir(cwd)
+	p := write(t, confDir, "c.yaml", "serve:\n  state_dir: state\n  routes: [{name: r, topics: [a], sink: {stdout: {}}}]\n")
+	f, err := Load(p)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(confDir, "state"), f.Serve.StateDir)
+
+	abs := write(t, confDir, "abs.yaml", "serve:\n  state_dir: /var/lib/parley\n")
+	f, err = Load(abs)
+	require.NoError(t, err)
+	assert.Equal(t, "/var/lib/parley", f.Serve.StateDir)
+
+	// In the working directory, the two agree.
+	here := write(t, cwd, "here.yaml", "serve:\n  state_dir: state\n")
+	f, err = Load(filepath.Base(here))
+	require.NoError(t, err)
+	assert.Equal(t, "state", f.Serve.StateDir)
+
+	// The state where it used to resolve (the working directory), none beside
+	// the file: refused, naming both, so that no cursor is lost.
+	require.NoError(t, os.Mkdir(filepath.Join(cwd, "state"), 0o700))
+	_, err = Load(p)
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "serve.state_dir")
+	assert.Contains(t, err.Error(), filepath.Join(confDir, "state"))
+	assert.Contains(t, err.Error(), filepath.Join(cwd, "state"))
+	// Once moved, fine.
+	require.NoError(t, os.Mkdir(filepath.Join(confDir, "state"), 0o700))
+	f, err = Load(p)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(confDir, "state"), f.Serve.StateDir)
+}
+
+// A relay's format names known placeholders only, keeps {content}, and
+// balances its braces; the error names the key.
+func TestRelayFormatIsCheckedAtLoad(t *testing.T) {
+	route := func(format string) string {
+		return "serve:\n  routes:\n    - {name: r, topics: [a], sink: {relay: {topic: b, format: '" + format + "'}}}\n"
+	}
+	for _, ok := range []string{"<{sender}> {content}", "{content}", "[{topic}] {content} ({id}, {timestamp})", "{{literal}} {content}"} {
+		_, err := Parse([]byte(route(ok)))
+		assert.NoError(t, err, ok)
+	}
+	for format, want := range map[string]string{
+		"<{nick}> {content}":  "unknown placeholder {nick}",
+		"<{sender}>":          "has no {content}",
+		"{content":            "is not closed",
+		"{content} }":         "closes nothing",
+		"{Content}":           "unknown placeholder {Content}",
+		"<{sender}> {content": "is not closed",
+	} {
+		_, err := Parse([]byte(route(format)))
+		require.ErrorIs(t, err, ErrConfig, format)
+		assert.Contains(t, err.Error(), "serve.routes[0].sink.relay.format", format)
+		assert.Contains(t, err.Error(), want, format)
+	}
+	assert.Equal(t, "{x} <bob> hi", ExpandRelayFormat("{{x}} <{sender}> {content}", map[string]string{"sender": "bob", "content": "hi"}))
+}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -30,6 +31,14 @@ func (f *File) validate() error {
 	} {
 		if v < 0 {
 			return bad(key, "must not be negative, got %d", v)
+		}
+	}
+	if r.MaxFetchLimit > 0 {
+		switch {
+		case r.FetchLimit > r.MaxFetchLimit:
+			return bad("runtime.fetch_limit", "%d exceeds runtime.max_fetch_limit %d", r.FetchLimit, r.MaxFetchLimit)
+		case r.FetchLimit == 0 && defaults.FetchLimit > r.MaxFetchLimit:
+			return bad("runtime.max_fetch_limit", "%d is under runtime.fetch_limit's default, %d: set fetch_limit too", r.MaxFetchLimit, defaults.FetchLimit)
 		}
 	}
 	names := map[string]bool{}
@@ -85,6 +94,11 @@ func (f *File) validate() error {
 			}
 			if _, err := runtime.RoomLocalpart(seam.Topic(s.Relay.Topic)); err != nil {
 				return bad(key+".sink.relay.topic", "%v", err)
+			}
+			if s.Relay.Format != "" {
+				if _, err := parseRelayFormat(s.Relay.Format); err != nil {
+					return bad(key+".sink.relay.format", "%v", err)
+				}
 			}
 			for _, t := range rt.Topics {
 				if f.RoomJID(s.Relay.Server, s.Relay.Topic) == f.RoomJID(rt.Server, t) {

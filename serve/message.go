@@ -9,7 +9,7 @@ import (
 )
 
 // Message is the JSON shape of a message given to sinks (and printed by the
-// command).
+// command). Every field is always present: mentions is [] when there are none.
 type Message struct {
 	Topic     string    `json:"topic"`
 	ID        string    `json:"id"`
@@ -17,7 +17,7 @@ type Message struct {
 	Sender    string    `json:"sender"`
 	Timestamp time.Time `json:"timestamp"`
 	Content   string    `json:"content"`
-	Mentions  []string  `json:"mentions,omitempty"`
+	Mentions  []string  `json:"mentions"`
 	// DeadLetter is set on what a dead-letter sink receives: why the route
 	// gave up on the message.
 	DeadLetter *DeadLetter `json:"dead_letter,omitempty"`
@@ -44,6 +44,7 @@ func Encode(m seam.Message) Message {
 		Sender:    string(m.SenderHandle),
 		Timestamp: ts,
 		Content:   m.Content,
+		Mentions:  make([]string, 0, len(m.Mentions)),
 	}
 	for _, h := range m.Mentions {
 		out.Mentions = append(out.Mentions, string(h))

@@ -84,7 +84,7 @@ func newSink(o Options, route, key string, s config.Sink) (sink, error) {
 		return sk, nil
 	default:
 		// Its destination is bound when the engine runs (Prepared.Run).
-		return &relaySink{topic: seam.Topic(s.Relay.Topic), oversize: s.Relay.Oversize, secret: o.secret, log: o.Logger.With(slog.String("route", route))}, nil
+		return &relaySink{topic: seam.Topic(s.Relay.Topic), oversize: s.Relay.Oversize, format: s.Relay.Format, secret: o.secret, log: o.Logger.With(slog.String("route", route))}, nil
 	}
 }
 
@@ -308,6 +308,7 @@ type relaySink struct {
 	dest     Backend
 	topic    seam.Topic
 	oversize string // config.Oversize*: what becomes of content the destination can't take
+	format   string // config.RelaySink.Format ("": the content alone)
 	secret   []byte
 	log      *slog.Logger
 }
@@ -319,14 +320,35 @@ type postChecker interface {
 	MaxContentBytes() int
 }
 
+// text is what the relay posts for m: its content, or the route's format
+// filled in.
+func (s *relaySink) text(m seam.Message) string {
+	if s.format == "" {
+		return m.Content
+	}
+	return config.ExpandRelayFormat(s.format, map[string]string{
+		"sender": string(m.SenderHandle), "content": m.Content, "topic": string(m.Topic),
+		"id": string(m.BackendMsgID), "timestamp": Encode(m).Timestamp.Format(time.RFC3339),
+	})
+}
+
 func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
 	key, err := relayKey(s.secret, d.route, d.msg.Topic, d.msg.BackendMsgID)
 	if err != nil {
 		return "", err
 	}
-	parts := []relayPost{{key: key, content: d.msg.Content}}
-	if pc, ok := s.dest.(postChecker); ok && s.oversize != "" && s.oversize != config.OversizeExhausted && s.tooLarge(pc, key, d.msg.Content) {
-		if parts, err = s.fit(pc, d, key); err != nil {
+	text := s.text(d.msg)
+	pc, checks := s.dest.(postChecker)
+	if checks && text != d.msg.Content && s.tooLarge(pc, key, text) && !s.tooLarge(pc, key, d.msg.Content) {
+		// The format made the text too long for the destination: relay the
+		// content alone rather than refuse a message that fits.
+		s.log.Warn("the formatted text can't be posted; relaying the content alone",
+			slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)))
+		text = d.msg.Content
+	}
+	parts := []relayPost{{key: key, content: text}}
+	if checks && s.oversize != "" && s.oversize != config.OversizeExhausted && s.tooLarge(pc, key, text) {
+		if parts, err = s.fit(pc, d, key, text); err != nil {
 			return "", fmt.Errorf("relay to %q: %w", s.topic, err)
 		}
 		s.log.Info("the message is too large for the destination: relayed "+s.oversize,
@@ -375,14 +397,13 @@ func (s *relaySink) tooLarge(pc postChecker, key, content string) bool {
 // truncMark ends truncated content.
 const truncMark = "…"
 
-// fit makes oversize content fit, as s.oversize says: split, each part with
+// fit makes oversize content (the text relayed) fit, as s.oversize says: split, each part with
 // a key of its own (relayPartKey), or truncated under the message's key.
 // Content no part of which fits is ErrRefused.
-func (s *relaySink) fit(pc postChecker, d delivery, key string) ([]relayPost, error) {
+func (s *relaySink) fit(pc postChecker, d delivery, key, content string) ([]relayPost, error) {
 	// Every key has key's length, so a part that fits under key fits under
 	// its own.
 	fits := func(c string) bool { return pc.CheckPostOnce(s.topic, key, c) == nil }
-	content := d.msg.Content
 	if s.oversize == config.OversizeTruncate {
 		n := longestFit(content, func(c string) bool { return fits(c + truncMark) })
 		if n == 0 {

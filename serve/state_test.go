@@ -174,6 +174,7 @@ func TestEncode(t *testing.T) {
 	line, err := marshalLine(seam.Message{Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
 	require.NoError(t, err, "a timestamp JSON can't hold doesn't make a message undeliverable")
 	assert.True(t, strings.HasSuffix(string(line), "}\n"))
+	assert.Contains(t, string(line), `"mentions":[]`, "mentions is [] when there are none, never left out")
 }
 
 // Two engines never share a state dir: the second is refused at once.

@@ -17,9 +17,10 @@ import (
 
 func (a *app) clusterCmd() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "cluster",
-		Short: "Inspect a serve cluster (serve.cluster in the configuration)",
-		Args:  argsBetween(0, 0),
+		Use:     "cluster",
+		Short:   "Inspect a serve cluster (serve.cluster in the configuration)",
+		Example: `  parley-xmpp --config serve.yaml cluster status`,
+		Args:    argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("%w: name a subcommand: status", errUsage)
 		},
@@ -30,7 +31,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		Long: `Print the members of the serve cluster that --config's serve.cluster names, and,
 for every route and topic, the node holding its lock (the node delivering it).
 Exit status 1 when etcd can't be reached, 2 for a bad configuration.`,
-		Args: argsBetween(0, 0),
+		Example: `  parley-xmpp --config serve.yaml cluster status`,
+		Args:    argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.configPath == "" {
 				return fmt.Errorf("%w: cluster status needs --config FILE with serve.cluster", errUsage)

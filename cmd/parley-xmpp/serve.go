@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +28,16 @@ forwards every message of its topics, in order, to its sink (stdout, exec,
 webhook, or a relay to a topic on another server) and saves its cursor after
 each delivery, so a restart, even after kill -9, resumes after the last message
 delivered: at least once to sinks (each message carries its id), exactly once
-for relays.`,
+for relays.
+
+SIGINT, SIGTERM and SIGHUP stop it gracefully: the deliveries in flight end,
+every cursor is saved, and it exits 0. SIGHUP does not reload the
+configuration in place: run serve under a supervisor that restarts it (systemd
+Restart=always, ExecReload=/bin/kill -HUP $MAINPID) and the next run reads the
+file again and resumes where this one stopped.`,
+		Example: `  parley-xmpp --config serve.yaml serve
+  parley-xmpp --config serve.yaml --log-format json serve
+  kill -HUP "$(pidof parley-xmpp)"   # stop gracefully; the supervisor restarts it with the new configuration`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.configPath == "" {
@@ -41,8 +53,21 @@ for relays.`,
 			if err := serve.HideProcess(); err != nil {
 				return fmt.Errorf("making the engine's /proc entries private (prctl PR_SET_DUMPABLE): %w", err)
 			}
-			ctx := cmd.Context()
 			prog := newProgress(a.errOut)
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				select {
+				case <-hup:
+					prog.line("SIGHUP: stopping gracefully, saving every cursor (restart serve to load the configuration again)")
+					a.log.Info("SIGHUP: stopping gracefully; restart serve to load the configuration again")
+					stop()
+				case <-ctx.Done():
+				}
+			}()
 			var m *metrics.Prometheus
 			if sv.MetricsListen != "" {
 				m = metrics.New()
@@ -70,9 +95,12 @@ for relays.`,
 						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
 					}
 				}
+				if a.nick != "" {
+					c.Nick = a.nick
+				}
 				rt, err := runtime.New(c)
 				if err != nil {
-					return fmt.Errorf("%w: %s: %v", config.ErrConfig, serverKey(name), err)
+					return fmt.Errorf("%w: %s: %w", config.ErrConfig, a.configPath, a.file.Explain(name, err))
 				}
 				rts = append(rts, rt)
 			}
