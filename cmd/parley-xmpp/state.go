@@ -25,6 +25,8 @@ func (a *app) stateCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "state",
 		Short: "Show or change the cursors serve saved in serve.state_dir (show, set, skip)",
+		Example: `  parley-xmpp --config serve.yaml state show
+  parley-xmpp --config serve.yaml state skip --route to-webhook --topic alerts`,
 		Long: `Show or change the cursor serve saved for a route's topic in serve.state_dir:
 the last message the route delivered (or passed over). set and skip take the
 state dir's lock, as serve does: stop serve first (a running serve is reported,
@@ -40,6 +42,8 @@ topic, a bad cursor, a cluster configuration).`,
 	showCmd := &cobra.Command{
 		Use:   "show [--route R] [--topic T]",
 		Short: "Print each configured route's topics and their saved cursors",
+		Example: `  parley-xmpp --config serve.yaml state show
+  parley-xmpp --config serve.yaml state show --route to-webhook --topic alerts`,
 		Long: `Print each configured route's topics (or those --route and --topic name) with
 their saved cursor ("start": the archive's start) and, for relays, relay_last.
 It reads without the lock (state files are replaced by rename), so it works
@@ -89,6 +93,8 @@ while serve runs.`,
 	setCmd := &cobra.Command{
 		Use:   "set --route R --topic T --to CURSOR",
 		Short: "Set a route's topic's cursor: the route resumes after CURSOR",
+		Example: `  parley-xmpp --config serve.yaml state set --route to-webhook --topic alerts --to xmqZTCS2ghgT1Idd2SI5-T20
+  parley-xmpp --config serve.yaml state set --route to-webhook --topic alerts --to ''   # from the archive's start`,
 		Long: `Set the cursor of --route's --topic to --to, a message id of the topic's
 archive (the route resumes after that message), or '' for the archive's start.
 relay_last is kept. Moving a relay's cursor back relays again what it had
@@ -114,8 +120,9 @@ relayed before relay_last (PostOnce looks for earlier posts after it only).`,
 
 	var skip stateFlags
 	skipCmd := &cobra.Command{
-		Use:   "skip --route R --topic T",
-		Short: "Move a route's topic past the message it is stuck on (reads it from the server)",
+		Use:     "skip --route R --topic T",
+		Short:   "Move a route's topic past the message it is stuck on (reads it from the server)",
+		Example: `  parley-xmpp --config serve.yaml state skip --route to-webhook --topic alerts`,
 		Long: `Move the cursor of --route's --topic past the next message after it: the one
 the route is stuck on. It connects to the route's server to find that message
 (as the route reads: senders outside the route's senders are passed over too)
