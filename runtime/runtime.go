@@ -56,7 +56,10 @@ type Runtime struct {
 	online   bool // Connect succeeded once
 	closed   bool
 
-	state atomic.Int32 // the connection's State, kept by the notifier
+	// state is the connection's State, stored by the session actor as it
+	// changes, before it answers Connect or Disconnect: not by the notifier,
+	// whose events wait behind the embedder's callbacks.
+	state atomic.Int32
 }
 
 var _ seam.Backend = (*Runtime)(nil)
@@ -78,7 +81,10 @@ func New(cfg Config) (*Runtime, error) {
 func (rt *Runtime) Nick() string { return rt.cfg.Nick }
 
 // State is the connection's state now. Before the first Connect it is
-// Connecting.
+// Connecting; once Connect has returned nil it is Online (until the link
+// drops), and once Disconnect has returned it is Closed. It does not wait for
+// OnStateChange: the callbacks run later, in order, on a goroutine of their
+// own.
 func (rt *Runtime) State() State { return stateOf(session.State(rt.state.Load())) }
 
 // Connect dials the server and logs in; it returns once logged in. Rooms are
@@ -129,7 +135,7 @@ func (rt *Runtime) start() error {
 	}
 	rt.system, rt.asker = system, asker
 	root := rt.system.Root
-	nc := notifier.Config{State: &rt.state, Logger: rt.log}
+	nc := notifier.Config{Logger: rt.log}
 	if f := c.OnStateChange; f != nil {
 		nc.OnStateChange = func(sc session.StateChange) { f(stateChangeOf(sc)) }
 	}
@@ -146,6 +152,7 @@ func (rt *Runtime) start() error {
 		Logger:  rt.log,
 		NewRoom: rt.roomProps,
 		Notify:  rt.notifier,
+		State:   &rt.state,
 		Rooms: supervision.Policy{
 			MaxFailures: 5, Window: time.Minute, InitialDelay: 10 * time.Millisecond, MaxDelay: 5 * time.Second,
 			Report: func(f supervision.Failure) { rt.log.Error("room actor failed", slog.String("failure", f.String())) },
@@ -166,6 +173,7 @@ func (rt *Runtime) start() error {
 	// runtime reports Closed) rather than restarting it without its rooms.
 	guardian := supervision.Policy{MaxFailures: 0, Report: func(f supervision.Failure) {
 		rt.log.Error("session actor failed; the runtime is closed", slog.String("failure", f.String()))
+		rt.state.Store(int32(session.Closed))
 		root.Send(rt.notifier, &session.StateChange{To: session.Closed, Err: fmt.Errorf("%w: %v", supervision.ErrActorFailed, f.Reason), At: time.Now()})
 	}}.Strategy()
 	rt.session = root.Spawn(props.Configure(actor.WithGuardian(guardian)))
@@ -218,6 +226,10 @@ func (rt *Runtime) Disconnect(ctx context.Context) error {
 	rt.closed, rt.online = true, false
 	system, asker, pid := rt.system, rt.asker, rt.session
 	rt.mu.Unlock()
+	// Closed once Disconnect returns, whatever the session said last (it
+	// says so itself before answering; a session that never ran, or didn't
+	// answer in time, says nothing).
+	defer rt.state.Store(int32(session.Closed))
 	if system == nil {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -72,6 +73,11 @@ type Config struct {
 	Rooms actor.SupervisorStrategy
 	// Notify, when set, receives a *StateChange on every change of state.
 	Notify *actor.PID
+	// State, when set, is stored the State at every change, before the
+	// change is announced or any caller is answered: a reader outside the
+	// actors sees Online once Connect has been answered (Notify's events
+	// arrive later, behind the embedder's callbacks).
+	State *atomic.Int32
 	// FailFast: while the link is down, requests fail at once with
 	// seam.ErrNotConnected instead of waiting for it.
 	FailFast  bool
@@ -517,6 +523,9 @@ func (s *Session) reap(ctx actor.Context, conn *xmppconn.Conn, grace time.Durati
 func (s *Session) announce(ctx actor.Context, to State, err error) {
 	from := s.state
 	s.state = to
+	if s.cfg.State != nil {
+		s.cfg.State.Store(int32(to))
+	}
 	s.cfg.Metrics.ConnectionState(metricState(to))
 	if s.cfg.Notify != nil {
 		ctx.Send(s.cfg.Notify, &StateChange{From: from, To: to, Err: err, Attempt: s.attempt, At: time.Now()})
