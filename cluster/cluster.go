@@ -164,7 +164,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if c.Advertise != "" {
 		ropts = append(ropts, remote.WithAdvertisedHost(net.JoinHostPort(c.Advertise, strconv.Itoa(port))))
 	}
-	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quietActors(o.Logger) }))
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger(o.Logger) }))
 	n.id = n.system.ID
 	provider, err := etcdprovider.NewWithConfig(n.keys.members(), mustEtcdConfig(c))
 	if err != nil {
@@ -698,26 +698,4 @@ func (g *grain) stopIfElsewhere(ctx actor.Context) {
 		g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
 		ctx.Poison(ctx.Self())
 	}
-}
-
-// quietActors keeps protoactor's chatter (Info: every topology update) out of
-// the user's log.
-func quietActors(l *slog.Logger) *slog.Logger {
-	return slog.New(levelAtLeast{h: l.Handler(), min: slog.LevelWarn})
-}
-
-type levelAtLeast struct {
-	h   slog.Handler
-	min slog.Level
-}
-
-func (l levelAtLeast) Enabled(ctx context.Context, lv slog.Level) bool {
-	return lv >= l.min && l.h.Enabled(ctx, lv)
-}
-func (l levelAtLeast) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
-func (l levelAtLeast) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelAtLeast{h: l.h.WithAttrs(a), min: l.min}
-}
-func (l levelAtLeast) WithGroup(g string) slog.Handler {
-	return levelAtLeast{h: l.h.WithGroup(g), min: l.min}
 }
