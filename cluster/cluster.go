@@ -71,7 +71,7 @@ type Options struct {
 	Engine   *serve.Engine    // the routes, bound to their servers; the caller closes it after Stop
 	Logger   *slog.Logger     // nil → discard
 	Registry prometheus.Registerer
-	Progress func(line string) // nil → Info records
+	Progress func(line string) // nil → Info records with attributes (route, topic, node)
 }
 
 // Node is this process's member of the cluster.
@@ -210,7 +210,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		}
 	})
 	n.bg.Go(n.reconcile)
-	n.say(fmt.Sprintf("cluster %s: node %s joined at %s", c.Name, n.id, n.system.Address()))
+	n.say(fmt.Sprintf("cluster %s: node %s joined at %s", c.Name, n.id, n.system.Address()),
+		slog.String("cluster", c.Name), slog.String("node", n.id), slog.String("address", n.system.Address()))
 	return n, nil
 }
 
@@ -268,12 +269,14 @@ func (n *Node) Stop() {
 // shutdownWait bounds leaving the cluster at Stop.
 const shutdownWait = 10 * time.Second
 
-func (n *Node) say(line string) {
+// say reports progress: to Options.Progress as a line, or as an Info record
+// with attrs.
+func (n *Node) say(line string, attrs ...slog.Attr) {
 	if n.o.Progress != nil {
 		n.o.Progress(line)
 		return
 	}
-	n.log.Info(line)
+	n.log.LogAttrs(context.Background(), slog.LevelInfo, line, attrs...)
 }
 
 // keepSession keeps this node's lease: a new one whenever the last ended.
@@ -306,7 +309,7 @@ func (n *Node) keepSession() {
 		select {
 		case <-s.Done():
 			if n.ctx.Err() == nil {
-				n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stop until it gets a new one", n.id))
+				n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stop until it gets a new one", n.id), slog.String("node", n.id))
 			}
 		case <-n.ctx.Done():
 		}
@@ -555,7 +558,8 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		n.m.owned.Inc()
 		if prev != "" && prev != n.id {
 			n.m.handovers.Inc()
-			n.say(fmt.Sprintf("route %s: %s: taken over from node %s", t.Route, t.Topic, prev))
+			n.say(fmt.Sprintf("route %s: %s: taken over from node %s", t.Route, t.Topic, prev),
+				slog.String("route", t.Route), slog.String("topic", t.Topic), slog.String("from", prev))
 		}
 		wctx, wcancel := context.WithCancel(ctx)
 		go func() {
@@ -576,7 +580,8 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		n.m.owned.Dec()
 		if lost {
 			n.m.lockLosses.Inc()
-			n.say(fmt.Sprintf("route %s: %s: lock lost; deliveries stopped", t.Route, t.Topic))
+			n.say(fmt.Sprintf("route %s: %s: lock lost; deliveries stopped", t.Route, t.Topic),
+				slog.String("route", t.Route), slog.String("topic", t.Topic))
 		} else if err != nil && ctx.Err() == nil {
 			log.Error("cluster: the worker stopped", slog.Any("err", err))
 			sleep(ctx, n.call)

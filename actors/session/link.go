@@ -461,7 +461,7 @@ func (s *Session) retryLater(ctx actor.Context, err error, lost bool) {
 	}
 	wait := s.backoff.NextBackOff()
 	if !lost {
-		s.log.Debug("login failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait), slog.Int("attempt", s.attempt))
+		s.log.Info("login failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait), slog.Int("attempt", s.attempt))
 	}
 	s.announceRetry(ctx, Reconnecting, err, wait)
 	epoch := s.epoch

@@ -37,7 +37,7 @@ type app struct {
 	server      string
 	verbose     bool
 	logFormat   string // text or json
-	logLevel    string // debug, info, warn, error ("": warn, or debug with -v)
+	logLevel    string // debug, info, warn, error ("": defaultLevel, or debug with -v)
 	log         *slog.Logger
 	file        *config.File
 }
@@ -80,14 +80,12 @@ operation failed, 2 bad usage or configuration.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := newLogger(a.errOut, a.logFormat, a.logLevel, a.verbose)
+			l, err := newLogger(a.errOut, a.logFormat, a.logLevel, a.verbose, defaultLevel(cmd))
 			if err != nil {
 				return err
 			}
 			a.log = l
-			if a.jsonLogs() {
-				a.errOut = jsonStderr{a.errOut, l} // progress lines become records
-			}
+			a.errOut = logStderr{a.errOut, l} // progress lines are its records
 			return a.loadConfig()
 		},
 	}
@@ -95,7 +93,7 @@ operation failed, 2 bad usage or configuration.`,
 	root.PersistentFlags().StringVar(&a.server, "server", "", "which configured server to use (a name under servers; default: backend_config)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logs on standard error (--log-level debug)")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on standard error: text or json (one JSON object per line)")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "least severe log level shown: debug, info, warn or error (default warn)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "least severe log level shown: debug, info, warn or error (default info for serve, tail, demo and bench, warn for the others)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.AddCommand(a.postCmd(), a.fetchCmd(), a.tailCmd(), a.roomCmd(), a.serveCmd(), a.demoCmd(), a.benchCmd(), a.versionCmd(), a.doctorCmd(), a.clusterCmd())
 	return root

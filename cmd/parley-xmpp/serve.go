@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -61,12 +62,9 @@ for relays.`,
 					c.Metrics = m
 				}
 				c.Allow = sv.Allow(name)
-				label := serverLabel(name)
-				c.OnStateChange = func(sc runtime.StateChange) {
-					if sc.To != runtime.Online || sc.From != runtime.Connecting {
-						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
-					}
-				}
+				// The link's state is logged by the runtime (c.Logger, with
+				// server): lost, each failed login and when the next comes,
+				// back and why it went.
 				rt, err := runtime.New(c)
 				if err != nil {
 					return fmt.Errorf("%w: %s: %v", config.ErrConfig, serverKey(name), err)
@@ -80,7 +78,7 @@ for relays.`,
 			}
 			engine, err := serve.Prepare(serve.Options{
 				Routes: sv.Routes, StateDir: sv.StateDir,
-				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+				Stdout: a.out, Logger: a.log, Metrics: recorder(m),
 			})
 			if err != nil {
 				return fmt.Errorf("%w: %v", config.ErrConfig, err)
@@ -108,7 +106,7 @@ for relays.`,
 				connected = append(connected, rts[i])
 				backends[name] = rts[i]
 			}
-			prog.line(fmt.Sprintf("serving %d routes", len(sv.Routes)))
+			prog.info(fmt.Sprintf("serving %d routes", len(sv.Routes)), slog.Int("routes", len(sv.Routes)))
 			err = engine.Run(ctx, backends)
 			prog.done()
 			return err
