@@ -53,7 +53,7 @@ func (w *worker) run(ctx context.Context) {
 	} else if !w.startFresh(ctx) {
 		return
 	}
-	retry := w.newBackOff()
+	retry, attempt := w.newBackOff(), 0
 	for ctx.Err() == nil {
 		since := w.state.Cursor
 		page, err := w.source.FetchRecent(ctx, seam.FetchRecentArgs{
@@ -74,13 +74,15 @@ func (w *worker) run(ctx context.Context) {
 				continue
 			}
 			wait := retry.NextBackOff()
-			w.log.Warn("reading the archive failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+			attempt++
+			w.log.Warn("reading the archive failed; retrying", slog.Any("err", err), slog.Int("attempt", attempt), slog.Duration("retry_in", wait))
 			if !sleep(ctx, wait) {
 				return
 			}
 			continue
 		}
 		retry.Reset()
+		attempt = 0
 		if !w.forward(ctx, page) {
 			return
 		}
@@ -96,7 +98,7 @@ func (w *worker) startFresh(ctx context.Context) bool {
 		return w.save(ctx)
 	}
 	retry := w.newBackOff()
-	for {
+	for attempt := 1; ; attempt++ {
 		// The newest message's cursor: everything after it is new. A
 		// never-posted topic answers "", the start, which is as new.
 		page, err := w.source.FetchRecent(ctx, seam.FetchRecentArgs{Topic: w.topic, Limit: 1})
@@ -113,7 +115,7 @@ func (w *worker) startFresh(ctx context.Context) bool {
 			return w.save(ctx)
 		}
 		wait := retry.NextBackOff()
-		w.log.Warn("reading the newest message failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+		w.log.Warn("reading the newest message failed; retrying", slog.Any("err", err), slog.Int("attempt", attempt), slog.Duration("retry_in", wait))
 		if !sleep(ctx, wait) {
 			return false
 		}

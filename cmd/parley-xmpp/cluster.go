@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -96,7 +97,7 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 		return err
 	}
 	engine, err := serve.NewEngine(serve.Options{
-		Routes: sv.Routes, RoomJID: a.file.RoomJID, Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+		Routes: sv.Routes, RoomJID: a.file.RoomJID, Stdout: a.out, Logger: a.log, Metrics: recorder(m),
 	}, secret)
 	if err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
@@ -120,7 +121,7 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 	if err := engine.Bind(backends); err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}
-	o := cluster.Options{Config: sv.Cluster, Client: cli, Engine: engine, Logger: a.log, Progress: prog.line}
+	o := cluster.Options{Config: sv.Cluster, Client: cli, Engine: engine, Logger: a.log}
 	if m != nil {
 		o.Registry = m.Registry()
 	}
@@ -136,7 +137,8 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 		}
 		defer stop()
 	}
-	prog.line(fmt.Sprintf("serving %d routes as node %s of cluster %s", len(sv.Routes), node.ID(), sv.Cluster.Name))
+	prog.info(fmt.Sprintf("serving %d routes as node %s of cluster %s", len(sv.Routes), node.ID(), sv.Cluster.Name),
+		slog.Int("routes", len(sv.Routes)), slog.String("node", node.ID()), slog.String("cluster", sv.Cluster.Name))
 	<-ctx.Done()
 	return nil
 }

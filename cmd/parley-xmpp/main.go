@@ -39,7 +39,7 @@ type app struct {
 	server      string
 	verbose     bool
 	logFormat   string // text or json
-	logLevel    string // debug, info, warn, error ("": warn, or debug with -v)
+	logLevel    string // debug, info, warn, error ("": defaultLevel, or debug with -v)
 	nick        string // --nick: the occupant nick, for every server
 	log         *slog.Logger
 	file        *config.File
@@ -107,7 +107,7 @@ operation failed, 2 bad usage or configuration.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := newLogger(a.errOut, a.logFormat, a.logLevel, a.verbose)
+			l, err := newLogger(a.errOut, a.logFormat, a.logLevel, a.verbose, defaultLevel(cmd))
 			if err != nil {
 				return err
 			}
@@ -117,9 +117,7 @@ operation failed, 2 bad usage or configuration.`,
 				}
 			}
 			a.log = l
-			if a.jsonLogs() {
-				a.errOut = jsonStderr{a.errOut, l} // progress lines become records
-			}
+			a.errOut = logStderr{a.errOut, l} // progress lines are its records
 			return a.loadConfig()
 		},
 	}
@@ -127,7 +125,7 @@ operation failed, 2 bad usage or configuration.`,
 	root.PersistentFlags().StringVar(&a.server, "server", "", "which configured server to use (a name under servers; default: backend_config)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logs on standard error (--log-level debug)")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on standard error: text or json (one JSON object per line)")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "least severe log level shown: debug, info, warn or error (default warn)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "least severe log level shown: debug, info, warn or error (default info for serve, tail, demo and bench, warn for the others)")
 	root.PersistentFlags().StringVar(&a.nick, "nick", "", "the occupant nick post, fetch, tail and serve join rooms and post under (default: the configured nick; for post, the account's stable nick, parley-<8 hex digits>; else a random one)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.SetVersionTemplate("{{.Version}}")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -89,12 +90,9 @@ file again and resumes where this one stopped.`,
 					c.Metrics = m.ForServer(serverLabel(name)) // series labelled server="default" or the name
 				}
 				c.Allow = sv.Allow(name)
-				label := serverLabel(name)
-				c.OnStateChange = func(sc runtime.StateChange) {
-					if sc.To != runtime.Online || sc.From != runtime.Connecting {
-						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
-					}
-				}
+				// The link's state is logged by the runtime (c.Logger, with
+				// server): lost, each failed login and when the next comes,
+				// back and why it went.
 				if a.nick != "" {
 					c.Nick = a.nick
 				}
@@ -111,7 +109,7 @@ file again and resumes where this one stopped.`,
 			}
 			engine, err := serve.Prepare(serve.Options{
 				Routes: sv.Routes, StateDir: sv.StateDir, RoomJID: a.file.RoomJID,
-				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+				Stdout: a.out, Logger: a.log, Metrics: recorder(m),
 			})
 			if err != nil {
 				return fmt.Errorf("%w: %v", config.ErrConfig, err)
@@ -139,7 +137,7 @@ file again and resumes where this one stopped.`,
 				connected = append(connected, rts[i])
 				backends[name] = rts[i]
 			}
-			prog.line(fmt.Sprintf("serving %d routes", len(sv.Routes)))
+			prog.info(fmt.Sprintf("serving %d routes", len(sv.Routes)), slog.Int("routes", len(sv.Routes)))
 			err = engine.Run(ctx, backends)
 			prog.done()
 			return err
