@@ -126,6 +126,15 @@ func (f *fanout) fromArchive(ctx actor.Context, l live) {
 	f.onLive(ctx, l)
 }
 
+// holds reports whether the message with cursor c may be held, not yet
+// fanned out: while a catch-up runs, anything not fanned out recently (a
+// held live copy, or one a full buffer dropped for the read to find). Wrong
+// only for a message older than the dedup window, which costs a long-poll
+// its live answer, not a duplicate.
+func (f *fanout) holds(c seam.Cursor) bool {
+	return f.stream == catchingUp && !f.recent.has(string(c))
+}
+
 // advance records a message as fanned out; false: it already was.
 func (f *fanout) advance(l *live) bool {
 	if !f.recent.add(string(l.msg.BackendMsgID)) {

@@ -27,12 +27,14 @@ const (
 	stampsOther
 )
 
-// secondsGuard is how close to a second's boundary a receipt leaves the
-// archived second in doubt under stampsSeconds: the archive's clock may have
-// been in the second before (the reflection's transit) or, by clock skew,
-// the one after. It assumes the server's clock is within about this of ours
-// and that a reflection takes less than this to arrive.
-const secondsGuard = 100 * time.Millisecond
+// secondsGuard is how close to a second's boundary a receipt (read off the
+// socket: stanza.Message.Received) leaves the archived second in doubt under
+// stampsSeconds: the archive's clock may have been in the second before (the
+// reflection's transit) or, by clock skew, the one after. It assumes the
+// server's clock within about this of ours and a reflection sent within this
+// of its archiving; each message in doubt costs an archive read, so it is
+// kept small (1 in 20 messages).
+const secondsGuard = 25 * time.Millisecond
 
 // stamps is the room's stamp rule and what it was learned from.
 type stamps struct {
