@@ -224,10 +224,22 @@ func mustEtcdConfig(c *config.Cluster) clientv3.Config {
 func (n *Node) ID() string { return n.id }
 
 // Ready says whether the node holds a live etcd lease, has joined, and is
-// still in its own member list.
+// still in its own member list. A lease is live only while its local
+// validity bound (the last confirmed renewal's send time + TTL, on the
+// monotonic clock) has not passed: the etcd client's own view (Done) closes
+// up to a second after etcd expired the lease, and a node resumed after a
+// pause past its lease answered ready for ~50 ms (issue 20).
 func (n *Node) Ready() bool {
 	s := n.sess.Load()
 	if s == nil || !n.ready.Load() || n.dropped.Load() {
+		return false
+	}
+	return s.live()
+}
+
+// live: the lease is surely alive now.
+func (s *nodeLease) live() bool {
+	if s.clock.left() <= 0 {
 		return false
 	}
 	select {
