@@ -99,7 +99,14 @@ type Node struct {
 	warmed  sync.Map                      // identity → struct{}: prepared as this node's backup
 	warming atomic.Bool                   // warmBackups is running
 	ready   atomic.Bool
+	lost    chan struct{} // closed when the node's lease ended (not at Stop)
 }
+
+// ErrLeaseLost is why a node ends on its own: its etcd lease ended (a pause or
+// stall past lease_ttl, etcd unreachable for as long). serve exits non-zero
+// on it, for its supervisor to start a fresh process.
+var ErrLeaseLost = errors.New("this node's etcd lease ended (paused, stalled or cut off from etcd for lease_ttl): " +
+	"its topics moved to the other nodes; exiting so that a supervisor starts it afresh")
 
 // registry is the cluster's members as etcd lists them: node id → the lease
 // its registration is bound to.
@@ -143,7 +150,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	host, _ := os.Hostname()
 	n := &Node{o: o, id: newNodeID(), addr: fmt.Sprintf("%s/%d", host, os.Getpid()), keys: keysOf(c.Name), cli: o.Client,
 		ttl: ttl, call: min(ttl/2, 5*time.Second), log: o.Logger, m: newNodeMetrics(o.Registry),
-		kick: make(chan struct{}, 1), running: map[string]context.CancelFunc{}}
+		kick: make(chan struct{}, 1), running: map[string]context.CancelFunc{}, lost: make(chan struct{})}
 	n.topics = o.Engine.Topics()
 	for _, t := range n.topics {
 		n.idents = append(n.idents, identity(t))
@@ -161,6 +168,10 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 
 // newNodeID is a fresh node id: 12 lower-case base32 characters (60 bits).
 func newNodeID() string { return strings.ToLower(rand.Text()[:12]) }
+
+// Lost is closed when this node's lease ended (ErrLeaseLost): it has stopped
+// every worker, and the process should exit non-zero.
+func (n *Node) Lost() <-chan struct{} { return n.lost }
 
 // ID is this node's member id.
 func (n *Node) ID() string { return n.id }
@@ -217,8 +228,13 @@ func (n *Node) say(line string) {
 	n.log.Info(line)
 }
 
-// keepSession keeps this node's lease and its registration under it: a new
-// lease and a new registration whenever the last lease ended.
+// keepSession gets this node's lease, registers under it and keeps it. When
+// the lease ends, the node stops for good (Lost): it doesn't register again in
+// the same process. A process stopped past its lease comes back with stale
+// state everywhere (its rooms' live buffers, its XMPP streams): issue 20 saw a
+// resumed node that re-registered take its topics back and deliver again up
+// to 15 messages per topic that the other node had delivered while it was
+// stopped. A fresh process starts clean.
 func (n *Node) keepSession() {
 	wait := 100 * time.Millisecond
 	for n.ctx.Err() == nil {
@@ -263,13 +279,15 @@ func (n *Node) keepSession() {
 		close(nl.ended)
 		kcancel()
 		if n.ctx.Err() == nil {
-			n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stop; it registers again with a new lease", n.id))
-			n.kickReconciler()
+			n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stopped; the node stops", n.id))
+			n.kickReconciler() // stops every owner: no live lease
 			// Revoke it, should it still live in etcd (the bound passed
 			// first): nothing of the old lease lingers. Not waited for: etcd
 			// may be away.
 			n.bg.Go(func() { _ = s.Close() })
+			close(n.lost)
 		}
+		return
 	}
 }
 
@@ -550,7 +568,15 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		// (issue 13: a node paused with a post queued wrote it when resumed,
 		// after the new owner had looked for it and posted it).
 		err = n.o.Engine.RunTopic(runtime.WithPostFence(wctx, sess.clock.fence(postMargin(n.ttl), n.m.fenced.Inc)), t, saved, store)
-		lost := errors.Is(err, serve.ErrFenced) || (ctx.Err() == nil && wctx.Err() != nil)
+		leaseEnded := false
+		select {
+		case <-sess.ended:
+			leaseEnded = true
+		default:
+		}
+		// Lost: fenced, or the lease ended under it (whether or not the
+		// reconciler, seeing the same, stopped it too).
+		lost := errors.Is(err, serve.ErrFenced) || leaseEnded || (ctx.Err() == nil && wctx.Err() != nil)
 		wcancel()
 		l.release()
 		n.m.owned.Dec()

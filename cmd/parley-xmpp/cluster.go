@@ -135,6 +135,10 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 		defer stop()
 	}
 	prog.line(fmt.Sprintf("serving %d routes as node %s of cluster %s", len(sv.Routes), node.ID(), sv.Cluster.Name))
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-node.Lost():
+		return fmt.Errorf("cluster %s: node %s: %w", sv.Cluster.Name, node.ID(), cluster.ErrLeaseLost)
+	}
 }
