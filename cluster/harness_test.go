@@ -386,7 +386,10 @@ func (f *fixture) checkDeliveries() map[string]int {
 		}
 		sortRuns := func() {
 			for a := 1; a < len(runs); a++ {
-				for b := a; b > 0 && runs[b].start < runs[b-1].start; b-- {
+				// Same start: the shorter run first (a node that delivered
+				// the first message and handed over before its cursor
+				// write, then the next owner's run from that message).
+				for b := a; b > 0 && (runs[b].start < runs[b-1].start || (runs[b].start == runs[b-1].start && runs[b].end < runs[b-1].end)); b-- {
 					runs[b], runs[b-1] = runs[b-1], runs[b]
 				}
 			}
