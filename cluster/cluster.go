@@ -95,7 +95,7 @@ type Node struct {
 	owners  sync.WaitGroup
 	bg      sync.WaitGroup
 	kick    chan struct{}
-	running map[string]context.CancelFunc // identity → its owner's cancel; the reconciler's alone
+	running map[string]*activation // identity → its owner; the reconciler's alone
 	warmed  sync.Map                      // identity → struct{}: prepared as this node's backup
 	warming atomic.Bool                   // warmBackups is running
 	ready   atomic.Bool
@@ -107,6 +107,12 @@ type Node struct {
 // on it, for its supervisor to start a fresh process.
 var ErrLeaseLost = errors.New("this node's etcd lease ended (paused, stalled or cut off from etcd for lease_ttl): " +
 	"its topics moved to the other nodes; exiting so that a supervisor starts it afresh")
+
+// activation is one owner goroutine of a (route, topic) on this node.
+type activation struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the owner returned (its lock released)
+}
 
 // registry is the cluster's members as etcd lists them: node id → the lease
 // its registration is bound to.
@@ -150,7 +156,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	host, _ := os.Hostname()
 	n := &Node{o: o, id: newNodeID(), addr: fmt.Sprintf("%s/%d", host, os.Getpid()), keys: keysOf(c.Name), cli: o.Client,
 		ttl: ttl, call: min(ttl/2, 5*time.Second), log: o.Logger, m: newNodeMetrics(o.Registry),
-		kick: make(chan struct{}, 1), running: map[string]context.CancelFunc{}, lost: make(chan struct{})}
+		kick: make(chan struct{}, 1), running: map[string]*activation{}, lost: make(chan struct{})}
 	n.topics = o.Engine.Topics()
 	for _, t := range n.topics {
 		n.idents = append(n.idents, identity(t))
@@ -392,8 +398,8 @@ func (n *Node) reconcile() {
 		}
 		select {
 		case <-n.ctx.Done():
-			for id, stop := range n.running {
-				stop()
+			for id, a := range n.running {
+				a.cancel()
 				delete(n.running, id)
 			}
 			return
@@ -424,10 +430,15 @@ func (n *Node) mine(v *registry) map[string]bool {
 func (n *Node) apply() *registry {
 	v := n.view.Load()
 	want := n.mine(v)
-	for id, stop := range n.running {
+	for id, a := range n.running {
+		select {
+		case <-a.done:
+			delete(n.running, id) // returned (stopped earlier): start anew if wanted
+			continue
+		default:
+		}
 		if !want[id] {
-			stop() // the owner stops its worker and releases the lock
-			delete(n.running, id)
+			a.cancel() // the owner stops its worker and releases the lock
 		}
 	}
 	for i, id := range n.idents {
@@ -435,11 +446,18 @@ func (n *Node) apply() *registry {
 			continue
 		}
 		if _, ok := n.running[id]; ok || !n.track() {
+			// Running, or still stopping: one owner per topic at a time on
+			// a node (its end kicks the reconciler).
 			continue
 		}
 		octx, cancel := context.WithCancel(n.ctx)
-		n.running[id] = cancel
-		go n.own(octx, n.topics[i])
+		a := &activation{cancel: cancel, done: make(chan struct{})}
+		n.running[id] = a
+		go func() {
+			defer n.kickReconciler()
+			defer close(a.done)
+			n.own(octx, n.topics[i])
+		}()
 	}
 	return v
 }

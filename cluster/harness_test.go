@@ -117,7 +117,6 @@ serve:
     etcd:
       endpoints: [%q]
     lease_ttl: %s
-    listen: "127.0.0.1:0"
   routes:
     - name: out
       topics: [%s]
