@@ -96,8 +96,8 @@ type Node struct {
 	bg      sync.WaitGroup
 	kick    chan struct{}
 	running map[string]*activation // identity → its owner; the reconciler's alone
-	warmed  sync.Map                      // identity → struct{}: prepared as this node's backup
-	warming atomic.Bool                   // warmBackups is running
+	warmed  sync.Map               // identity → struct{}: prepared as this node's backup
+	warming atomic.Bool            // warmBackups is running
 	ready   atomic.Bool
 	lost    chan struct{} // closed when the node's lease ended (not at Stop)
 }
