@@ -81,6 +81,15 @@ type File struct {
 	path string
 }
 
+// ServerLabel is how logs and metrics name server name: "default" for the
+// default server (backend_config), else its name under servers.
+func ServerLabel(name string) string {
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
 // Server is a named server.
 type Server struct {
 	Backend Backend `yaml:"backend_config"`

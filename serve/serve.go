@@ -383,7 +383,7 @@ func newWorker(o Options, r config.Route, topic string, saved topicState, found 
 	return &worker{
 		route: r, topic: seam.Topic(topic), state: saved, resumed: found,
 		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
-		log:   o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+		log:   o.Logger.With(slog.String("server", config.ServerLabel(r.Server)), slog.String("route", r.Name), slog.String("topic", topic)),
 		guard: newLoopGuard(o, r, topic),
 	}
 }

@@ -102,6 +102,7 @@ func TestServeLogsJSONWithRouteTopicRoom(t *testing.T) {
 		if _, ok := rec["route"]; ok {
 			assert.Equal(t, "to-stdout", rec["route"], "line %q", line)
 			assert.Equal(t, topic, rec["topic"], "a route's line names its topic: %q", line)
+			assert.Equal(t, "default", rec["server"], "a route's line names its server: %q", line)
 		}
 		if _, ok := rec["room"]; ok {
 			roomLines++
@@ -240,7 +241,7 @@ func TestServeProgressIsLogRecords(t *testing.T) {
 			assert.NotContains(t, l, "level=DEBUG", "the default level is info")
 		}
 		for msg, attrs := range map[string][]string{
-			"starting from the archive's start": {"level=INFO", "route=to-stdout", "topic="},
+			"starting from the archive's start": {"level=INFO", "server=default", "route=to-stdout", "topic="},
 			"serving 1 routes":                  {"level=INFO", "routes=1"},
 			"online":                            {"level=INFO", "server=default", "attempt=1"},
 			"connection lost; reconnecting":     {"level=INFO", "server=default", "err="},

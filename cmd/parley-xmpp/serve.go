@@ -146,12 +146,7 @@ file again and resumes where this one stopped.`,
 }
 
 // serverLabel names server name in progress lines and errors.
-func serverLabel(name string) string {
-	if name == "" {
-		return "default"
-	}
-	return name
-}
+func serverLabel(name string) string { return config.ServerLabel(name) }
 
 // serverKey is the configuration key of server name.
 func serverKey(name string) string {
