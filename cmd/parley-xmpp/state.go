@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-go/parley-xmpp/cluster"
 	"github.com/parley-go/parley-xmpp/config"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -19,20 +22,36 @@ import (
 // stateFlags are the flags that name one (route, topic).
 type stateFlags struct {
 	route, topic, to string
+	wait             time.Duration // a cluster's held lock: how long to wait for it (0: the lease TTL plus 5s)
 }
 
 func (a *app) stateCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "state",
-		Short: "Show or change the cursors serve saved in serve.state_dir (show, set, skip)",
+		Short: "Show or change the cursors serve saved (serve.state_dir, or a cluster's etcd): show, set, skip",
 		Example: `  parley-xmpp --config serve.yaml state show
   parley-xmpp --config serve.yaml state skip --route to-webhook --topic alerts`,
-		Long: `Show or change the cursor serve saved for a route's topic in serve.state_dir:
-the last message the route delivered (or passed over). set and skip take the
-state dir's lock, as serve does: stop serve first (a running serve is reported,
-exit 1). Writes are atomic: a crash leaves the old cursor or the new one.
-Exit status: 0 done, 1 the operation failed, 2 bad usage (an unknown route or
-topic, a bad cursor, a cluster configuration).`,
+		Long: `Show or change the cursor serve saved for a route's topic: the last message
+the route delivered (or passed over).
+
+In serve.state_dir: set and skip take the state dir's lock, as serve does:
+stop serve first (a running serve is reported, exit 1). Writes are atomic: a
+crash leaves the old cursor or the new one.
+
+In a cluster (serve.cluster): the cursors live in etcd. show reads them
+without locks. set and skip take the topic's lock in etcd as a node does
+(for a lease of their own, at most 5s), so no node delivers the topic
+meanwhile, write the cursor in a transaction that checks the lock is still
+theirs, and release it. A node holding the lock (delivering the topic) holds
+it for as long as it runs: set and skip wait --wait for it (default: the lease
+TTL plus 5s, time for a node killed without a goodbye to lose it), then fail
+(exit 1) changing nothing: stop the node delivering it, or retry. A node
+whose topic stopped on a refused message has released its lock: skip works
+while it runs, and the topic resumes when that node restarts (or the topic
+moves to another node).
+
+Exit status: 0 done, 1 the operation failed (etcd unreachable, the lock
+held: nothing changed), 2 bad usage (an unknown route or topic, a bad cursor).`,
 		Args: argsBetween(0, 0),
 		RunE: func(*cobra.Command, []string) error {
 			return fmt.Errorf("%w: name a subcommand: show, set or skip", errUsage)
@@ -49,14 +68,16 @@ their saved cursor ("start": the archive's start) and, for relays, relay_last.
 It reads without the lock (state files are replaced by rename), so it works
 while serve runs.`,
 		Args: argsBetween(0, 0),
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			sv, err := a.stateServe()
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ROUTE\tTOPIC\tCURSOR\tRELAY_LAST")
-			matched := false
+			type row struct {
+				r     config.Route
+				topic string
+			}
+			var rows []row
 			for _, r := range sv.Routes {
 				if show.route != "" && r.Name != show.route {
 					continue
@@ -65,23 +86,41 @@ while serve runs.`,
 					if show.topic != "" && t != show.topic {
 						continue
 					}
-					matched = true
-					st, found, err := serve.ReadState(stateDir(sv), r.Name, t)
-					if err != nil {
-						return fmt.Errorf("route %s: topic %s: %w", r.Name, t, err)
-					}
-					cursor, relayLast := describeCursor(st.Cursor), string(st.RelayLast)
-					if !found {
-						cursor = "none yet (starts at " + startOf(r) + ")"
-					}
-					if relayLast == "" {
-						relayLast = "-"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, t, cursor, relayLast)
+					rows = append(rows, row{r, t})
 				}
 			}
-			if !matched {
+			if len(rows) == 0 {
 				return fmt.Errorf("%w: no configured route and topic match --route %q --topic %q", errUsage, show.route, show.topic)
+			}
+			read := func(i int) (serve.State, bool, error) {
+				return serve.ReadState(stateDir(sv), rows[i].r.Name, rows[i].topic)
+			}
+			if sv.Cluster != nil {
+				topics := make([]serve.Topic, len(rows))
+				for i, rw := range rows {
+					topics[i] = serve.Topic{Route: rw.r.Name, Topic: rw.topic}
+				}
+				saved, err := cluster.ReadCursors(cmd.Context(), sv.Cluster, topics)
+				if err != nil {
+					return fmt.Errorf("serve.cluster: %w", err)
+				}
+				read = func(i int) (serve.State, bool, error) { return saved[i].State, saved[i].Found, nil }
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROUTE\tTOPIC\tCURSOR\tRELAY_LAST")
+			for i, rw := range rows {
+				st, found, err := read(i)
+				if err != nil {
+					return fmt.Errorf("route %s: topic %s: %w", rw.r.Name, rw.topic, err)
+				}
+				cursor, relayLast := describeCursor(st.Cursor), string(st.RelayLast)
+				if !found {
+					cursor = "none yet (starts at " + startOf(rw.r) + ")"
+				}
+				if relayLast == "" {
+					relayLast = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rw.r.Name, rw.topic, cursor, relayLast)
 			}
 			return tw.Flush()
 		},
@@ -104,10 +143,10 @@ relayed before relay_last (PostOnce looks for earlier posts after it only).`,
 			if !cmd.Flags().Changed("to") {
 				return fmt.Errorf("%w: set needs --to CURSOR ('' for the archive's start)", errUsage)
 			}
+			if err := runtime.CheckCursor(seam.Cursor(set.to)); err != nil {
+				return fmt.Errorf("%w: --to %q: %v", errUsage, set.to, err)
+			}
 			return a.editState(cmd.Context(), set, func(ctx context.Context, _ config.Route, st serve.State, _ bool) (serve.State, string, error) {
-				if err := runtime.CheckCursor(seam.Cursor(set.to)); err != nil {
-					return st, "", fmt.Errorf("%w: --to %q: %v", errUsage, set.to, err)
-				}
 				old := st.Cursor
 				st.Cursor = seam.Cursor(set.to)
 				return st, fmt.Sprintf("cursor %s → %s", describeCursor(old), describeCursor(st.Cursor)), nil
@@ -117,6 +156,7 @@ relayed before relay_last (PostOnce looks for earlier posts after it only).`,
 	setCmd.Flags().StringVar(&set.route, "route", "", "the route (required)")
 	setCmd.Flags().StringVar(&set.topic, "topic", "", "the topic (required)")
 	setCmd.Flags().StringVar(&set.to, "to", "", "the message id to resume after ('': the archive's start)")
+	setCmd.Flags().DurationVar(&set.wait, "wait", 0, waitUsage)
 
 	var skip stateFlags
 	skipCmd := &cobra.Command{
@@ -145,9 +185,12 @@ and prints its id, never its content.`,
 	}
 	skipCmd.Flags().StringVar(&skip.route, "route", "", "the route (required)")
 	skipCmd.Flags().StringVar(&skip.topic, "topic", "", "the topic (required)")
+	skipCmd.Flags().DurationVar(&skip.wait, "wait", 0, waitUsage)
 	c.AddCommand(showCmd, setCmd, skipCmd)
 	return c
 }
+
+const waitUsage = "serve.cluster: how long to wait for the topic's lock while a node holds it (default: lease_ttl + 5s)"
 
 // stateServe is the serve block the state commands work on: a configuration
 // with routes whose cursors live in a state dir.
@@ -156,11 +199,6 @@ func (a *app) stateServe() (config.Serve, error) {
 		return config.Serve{}, fmt.Errorf("%w: state needs --config FILE with serve.routes", errUsage)
 	}
 	sv := a.file.Serve
-	if sv.Cluster != nil {
-		return sv, fmt.Errorf("%w: serve.cluster is set: the cluster's cursors live in etcd (under /parley-xmpp/%s/cursors/), which `state` doesn't edit yet; "+
-			"stop every node, then edit the key with etcdctl (JSON: cursor, relay_last), or drop the route's topic and let it start again as start says",
-			errUsage, sv.Cluster.Name)
-	}
 	if len(sv.Routes) == 0 {
 		return sv, fmt.Errorf("%w: serve.routes: no routes", config.ErrConfig)
 	}
@@ -185,6 +223,9 @@ func (a *app) editState(ctx context.Context, f stateFlags, edit func(context.Con
 	if !slices.Contains(r.Topics, f.topic) {
 		return fmt.Errorf("%w: --topic %q: not a topic of route %s", errUsage, f.topic, r.Name)
 	}
+	if sv.Cluster != nil {
+		return a.editClusterState(ctx, sv.Cluster, r, f, edit)
+	}
 	dir, err := serve.LockStateDir(stateDir(sv))
 	if err != nil {
 		if errors.Is(err, serve.ErrStateDirInUse) {
@@ -203,6 +244,38 @@ func (a *app) editState(ctx context.Context, f stateFlags, edit func(context.Con
 		return err
 	}
 	if err := dir.Write(r.Name, f.topic, st); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.out, "route %s: topic %s: %s\n", r.Name, f.topic, what)
+	return nil
+}
+
+// editClusterState runs edit on the cursor of f's (route, topic) in the
+// cluster's etcd under the topic's lock, as a node takes it, and saves what
+// it answers, printing what changed.
+func (a *app) editClusterState(ctx context.Context, cc *config.Cluster, r config.Route, f stateFlags,
+	edit func(context.Context, config.Route, serve.State, bool) (serve.State, string, error)) error {
+	wait := f.wait
+	if wait <= 0 {
+		wait = cc.TTL() + 5*time.Second
+	}
+	host, _ := os.Hostname()
+	var what string
+	err := cluster.EditCursor(ctx, cc, serve.Topic{Route: r.Name, Topic: f.topic}, cluster.EditOptions{
+		Owner: fmt.Sprintf("parley-xmpp-state@%s/%d", host, os.Getpid()),
+		Wait:  wait,
+		Waiting: func() {
+			fmt.Fprintf(a.errOut, "route %s: topic %s: a node holds its lock; waiting up to %s for it\n", r.Name, f.topic, wait)
+		},
+	}, func(ctx context.Context, st serve.State, found bool) (serve.State, error) {
+		st, w, err := edit(ctx, r, st, found)
+		what = w
+		return st, err
+	})
+	if err != nil {
+		if errors.Is(err, cluster.ErrEtcdUnreachable) {
+			return fmt.Errorf("serve.cluster: %w (nothing changed)", err)
+		}
 		return err
 	}
 	fmt.Fprintf(a.out, "route %s: topic %s: %s\n", r.Name, f.topic, what)

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +17,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/internal/etcdtest"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/serve"
 )
@@ -108,12 +113,132 @@ func TestStateCommand(t *testing.T) {
 	code, _, errOut = runCLI(t, "", "--config", cfg, "state", "set", "--route", "r", "--topic", "a", "--to", "id-2")
 	assert.Equal(t, 0, code, errOut)
 
-	// A cluster keeps its cursors in etcd: refused, saying what to do.
-	cluster, _ := stateConfig(t, "  cluster: {name: bridge, etcd: {endpoints: ['127.0.0.1:1']}, listen: '127.0.0.1:0'}\n")
-	code, _, errOut = runCLI(t, "", "--config", cluster, "state", "show")
-	assert.Equal(t, 2, code, errOut)
-	assert.Contains(t, errOut, "etcd")
-	assert.Contains(t, errOut, "/parley-xmpp/bridge/cursors/")
+	// A cluster whose etcd can't be reached: 1, saying so.
+	cluster, _ := stateConfig(t, fmt.Sprintf("  cluster: {name: bridge, etcd: {endpoints: ['127.0.0.1:%d'], dial_timeout: 1s}}\n", etcdtest.FreePort(t)))
+	for _, args := range [][]string{
+		{"state", "show"},
+		{"state", "set", "--route", "r", "--topic", "a", "--to", "x"},
+	} {
+		code, _, errOut = runCLI(t, "", append([]string{"--config", cluster}, args...)...)
+		assert.Equal(t, 1, code, errOut)
+		assert.Contains(t, errOut, "etcd is unreachable")
+	}
+}
+
+// clusterStateConfig writes a cluster configuration (its etcd: e) whose route
+// r has topics a and "B c", and answers a client of e.
+func clusterStateConfig(t *testing.T, e *etcdtest.Server, name string) (string, *clientv3.Client) {
+	t.Helper()
+	cfg, _ := stateConfig(t, "  cluster: {name: "+name+", etcd: {endpoints: ['"+e.ClientURL+"']}, lease_ttl: 2s}\n")
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.ClientURL}, DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cli.Close() })
+	return cfg, cli
+}
+
+// savedCursor reads a cursor as the cluster keeps it in etcd (nil: none).
+func savedCursor(t *testing.T, cli *clientv3.Client, name, route, topic string) map[string]any {
+	t.Helper()
+	resp, err := cli.Get(context.Background(), "/parley-xmpp/"+name+"/cursors/"+url.PathEscape(route)+"/"+url.PathEscape(topic))
+	require.NoError(t, err)
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	var c map[string]any
+	require.NoError(t, json.Unmarshal(resp.Kvs[0].Value, &c))
+	return c
+}
+
+// state show and set on a cluster configuration: the cursors in etcd; set
+// takes the topic's lock as a node does, and while a node holds it set waits
+// --wait, then exits 1 changing nothing.
+func TestStateCommandCluster(t *testing.T) {
+	e := etcdtest.Start(t)
+	cfg, cli := clusterStateConfig(t, e, "st")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	code, out, errOut := runCLI(t, "", "--config", cfg, "state", "show")
+	require.Equal(t, 0, code, errOut)
+	assert.Regexp(t, `r\s+a\s+none yet \(starts at the newest message\)`, out)
+	assert.Regexp(t, `r\s+B c\s+none yet`, out)
+
+	code, out, errOut = runCLI(t, "", "--config", cfg, "state", "set", "--route", "r", "--topic", "B c", "--to", "id-1")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "route r: topic B c: cursor start → id-1\n", out)
+	c := savedCursor(t, cli, "st", "r", "B c")
+	require.NotNil(t, c)
+	assert.Equal(t, "id-1", c["cursor"])
+	assert.Equal(t, "r", c["route"])
+	assert.Equal(t, "B c", c["topic"])
+	assert.Contains(t, c["edited_by"], "parley-xmpp-state@")
+	resp, err := cli.Get(ctx, "/parley-xmpp/st/locks/", clientv3.WithPrefix())
+	require.NoError(t, err)
+	assert.Empty(t, resp.Kvs, "the lock is released")
+
+	// A node's cursor: relay_last and its node are kept.
+	key := "/parley-xmpp/st/cursors/r/B%20c"
+	_, err = cli.Put(ctx, key, `{"cursor":"id-1","relay_last":"d-9","route":"r","topic":"B c","node":"node-7","at":"x"}`)
+	require.NoError(t, err)
+	code, out, _ = runCLI(t, "", "--config", cfg, "state", "show", "--topic", "B c")
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `r\s+B c\s+id-1\s+d-9`, out)
+	assert.NotContains(t, out, "none yet", "only the topic asked for")
+	code, _, errOut = runCLI(t, "", "--config", cfg, "state", "set", "--route", "r", "--topic", "B c", "--to", "")
+	require.Equal(t, 0, code, errOut)
+	c = savedCursor(t, cli, "st", "r", "B c")
+	assert.Equal(t, "", c["cursor"])
+	assert.Equal(t, "d-9", c["relay_last"])
+	assert.Equal(t, "node-7", c["node"])
+
+	// Bad usage: 2, nothing written.
+	for _, args := range [][]string{
+		{"state", "set", "--route", "r", "--topic", "a"},
+		{"state", "set", "--route", "nope", "--topic", "a", "--to", "x"},
+		{"state", "set", "--route", "r", "--topic", "zz", "--to", "x"},
+		{"state", "set", "--route", "r", "--topic", "a", "--to", "not a\ncursor"},
+		{"state", "set", "--route", "r", "--topic", "a", "--to", "x", "--wait", "soon"},
+		{"state", "show", "--route", "nope"},
+	} {
+		code, _, errOut := runCLI(t, "", append([]string{"--config", cfg}, args...)...)
+		assert.Equal(t, 2, code, "%q: %s", args, errOut)
+	}
+	assert.Nil(t, savedCursor(t, cli, "st", "r", "a"))
+
+	// A node holds topic a's lock (the key a node creates, on its lease):
+	// set waits --wait, then exits 1; the cursor and the lock are untouched.
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(5))
+	require.NoError(t, err)
+	defer sess.Close()
+	lockKey := "/parley-xmpp/st/locks/r/a"
+	held, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(lockKey), "=", 0)).
+		Then(clientv3.OpPut(lockKey, "node-7", clientv3.WithLease(sess.Lease()))).Commit()
+	require.NoError(t, err)
+	require.True(t, held.Succeeded)
+	_, err = cli.Put(ctx, "/parley-xmpp/st/cursors/r/a", `{"cursor":"id-5","relay_last":"","route":"r","topic":"a","node":"node-7","at":"x"}`)
+	require.NoError(t, err)
+	start := time.Now()
+	code, out, errOut = runCLI(t, "", "--config", cfg, "state", "set", "--route", "r", "--topic", "a", "--to", "id-6", "--wait", "1s")
+	assert.Equal(t, 1, code, errOut)
+	assert.Empty(t, out)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "it waited")
+	assert.Contains(t, errOut, "a node holds its lock; waiting up to 1s")
+	assert.Contains(t, errOut, "still held by node node-7")
+	assert.Contains(t, errOut, "stop the node delivering it, or retry")
+	assert.Equal(t, "id-5", savedCursor(t, cli, "st", "r", "a")["cursor"], "unchanged")
+	resp, err = cli.Get(ctx, lockKey)
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	assert.Equal(t, held.Header.Revision, resp.Kvs[0].CreateRevision, "the node's lock is untouched")
+	code, _, _ = runCLI(t, "", "--config", cfg, "state", "show", "--topic", "a")
+	assert.Equal(t, 0, code, "show reads while a node holds the lock")
+
+	// Released (the node stopped) while set waits: set goes through.
+	go func() { time.Sleep(300 * time.Millisecond); _, _ = cli.Delete(context.Background(), lockKey) }()
+	code, out, errOut = runCLI(t, "", "--config", cfg, "state", "set", "--route", "r", "--topic", "a", "--to", "id-6", "--wait", "20s")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "route r: topic a: cursor id-5 → id-6\n", out)
+	assert.Equal(t, "id-6", savedCursor(t, cli, "st", "r", "a")["cursor"])
 }
 
 // The way out of a stopped topic: a webhook refuses one message for good,
@@ -185,4 +310,57 @@ func TestStateSkipUnsticksAStoppedRoute(t *testing.T) {
 	code, _, errOut = runCLI(t, "", "--config", cfg, "state", "skip", "--route", "hook", "--topic", topic)
 	assert.Equal(t, 1, code)
 	assert.True(t, strings.Contains(errOut, "nothing to skip"), errOut)
+}
+
+// state skip on a cluster configuration: it reads the message after the
+// cursor in etcd from the route's server and moves the cursor past it, under
+// the topic's lock; with nothing saved, or nothing after the cursor, it fails
+// (1) writing nothing.
+func TestStateSkipCluster(t *testing.T) {
+	s := xmpptest.Require(t)
+	e := etcdtest.Start(t)
+	topic := topicFor(t)
+	cfg := serveConfig(t, s, "  cluster: {name: sk, etcd: {endpoints: ['"+e.ClientURL+"']}, lease_ttl: 2s}\n"+
+		"  routes:\n    - {name: hook, topics: ["+topic+"], start: start, sink: {stdout: {}}}\n")
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.ClientURL}, DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ids := postAs(t, ctx, s, topic, 3)
+
+	code, _, errOut := runCLI(t, "", "--config", cfg, "state", "skip", "--route", "hook", "--topic", topic)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "nothing is stuck")
+	assert.Nil(t, savedCursor(t, cli, "sk", "hook", topic))
+
+	code, _, errOut = runCLI(t, "", "--config", cfg, "state", "set", "--route", "hook", "--topic", topic, "--to", ids[0])
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut := runCLI(t, "", "--config", cfg, "state", "skip", "--route", "hook", "--topic", topic)
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "route hook: topic "+topic+": skipped message "+ids[1]+" (cursor "+ids[0]+" → "+ids[1]+")\n", out)
+	assert.Equal(t, ids[1], savedCursor(t, cli, "sk", "hook", topic)["cursor"])
+	code, out, _ = runCLI(t, "", "--config", cfg, "state", "show")
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `hook\s+`+topic+`\s+`+ids[1], out)
+
+	// A node holds the lock: skip waits, then fails, changing nothing.
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(5))
+	require.NoError(t, err)
+	lockKey := "/parley-xmpp/sk/locks/hook/" + url.PathEscape(topic)
+	_, err = cli.Put(ctx, lockKey, "node-1", clientv3.WithLease(sess.Lease()))
+	require.NoError(t, err)
+	code, _, errOut = runCLI(t, "", "--config", cfg, "state", "skip", "--route", "hook", "--topic", topic, "--wait", "500ms")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "stop the node delivering it, or retry")
+	assert.Equal(t, ids[1], savedCursor(t, cli, "sk", "hook", topic)["cursor"])
+	require.NoError(t, sess.Close())
+
+	code, _, errOut = runCLI(t, "", "--config", cfg, "state", "skip", "--route", "hook", "--topic", topic)
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, ids[2], savedCursor(t, cli, "sk", "hook", topic)["cursor"])
+	code, _, errOut = runCLI(t, "", "--config", cfg, "state", "skip", "--route", "hook", "--topic", topic)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "nothing to skip")
+	assert.Equal(t, ids[2], savedCursor(t, cli, "sk", "hook", topic)["cursor"])
 }
