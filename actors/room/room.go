@@ -547,6 +547,9 @@ func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 	}
 	err := fmt.Errorf("%w: %s removed %q (kicked, or the room was destroyed)", ErrLeft, s.cfg.JID, s.occ.nick)
 	s.log.Warn("removed from the room; rejoining", slog.Any("err", err))
+	// A destroyed room may be made anew, with an archive of its own: the
+	// replay must verify its cursor there, not trust what the old one showed.
+	ctx.Send(s.archive, &archive.Forget{})
 	s.notify(ctx, Removed, err)
 	s.arm(ctx, s.occ.rejoinWait.NextBackOff(), rejoinNow)
 }
