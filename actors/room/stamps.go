@@ -33,8 +33,8 @@ const (
 // reflection's transit) or, by clock skew, the one after. It assumes the
 // server's clock within about this of ours and a reflection sent within this
 // of its archiving; each message in doubt costs an archive read, so it is
-// kept small (1 in 20 messages).
-const secondsGuard = 25 * time.Millisecond
+// kept small (1 in 50 messages).
+const secondsGuard = 10 * time.Millisecond
 
 // stamps is the room's stamp rule and what it was learned from.
 type stamps struct {
