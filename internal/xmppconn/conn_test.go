@@ -307,11 +307,13 @@ func TestWriteLeavesNoDeadline(t *testing.T) {
 	defer b.Close()
 	go func() { _, _ = io.Copy(io.Discard, b) }()
 	rec := &deadlineConn{Conn: a}
-	c := &Conn{raw: rec, w: rec, wto: time.Second, in: newInboundLimit(0)}
+	c := &Conn{wto: time.Second}
+	tr := &transport{raw: rec, w: rec, in: newInboundLimit(0)}
+	c.t.Store(tr)
 	c.keeper = time.AfterFunc(time.Hour, c.keepWriting)
 	c.keeper.Stop()
 	for range 3 {
-		require.NoError(t, c.write([]byte("<presence/>")))
+		require.NoError(t, c.write(tr, []byte("<presence/>")))
 		rec.mu.Lock()
 		last := rec.deadlines[len(rec.deadlines)-1]
 		n := len(rec.deadlines)
