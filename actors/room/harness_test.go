@@ -10,8 +10,8 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
-	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/observe"
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 // The machines are tested in place: each test runs its steps inside an actor's
