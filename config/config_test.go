@@ -249,3 +249,17 @@ func TestFromEnv(t *testing.T) {
 	assert.Equal(t, "envnick", c.Nick)
 	assert.Empty(t, c.Domain)
 }
+
+// stream_management: on unless set false (issue 22).
+func TestStreamManagementReachesTheRuntime(t *testing.T) {
+	clearEnv(t)
+	for body, disabled := range map[string]bool{
+		"runtime:\n  stream_management: false\n": true,
+		"runtime:\n  stream_management: true\n":  false,
+		"runtime:\n  keepalive: 30s\n":           false,
+	} {
+		f, err := Parse([]byte(body))
+		require.NoError(t, err)
+		assert.Equal(t, disabled, f.RuntimeConfig().DisableStreamManagement, body)
+	}
+}

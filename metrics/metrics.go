@@ -21,6 +21,8 @@ type Prometheus struct {
 	reg         *prometheus.Registry
 	state       *prometheus.GaugeVec
 	reconnects  prometheus.Counter
+	resumes     prometheus.Counter
+	unacked     prometheus.Gauge
 	joined      *prometheus.GaugeVec
 	in, out     *prometheus.CounterVec
 	replayed    *prometheus.CounterVec
@@ -48,7 +50,11 @@ func New() *Prometheus {
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the connection's current state (connecting, online, reconnecting, closed), 0 for the others."}, []string{"state"}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_reconnects_total",
-			Help: "Lost links re-established."}),
+			Help: "Lost links re-established by a new login: a full recovery (every room rejoins and replays from the archive). Resumed links count in parley_xmpp_resumptions_total."}),
+		resumes: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_resumptions_total",
+			Help: "Lost links resumed (XEP-0198 stream management): the server kept the session and the rooms' occupancy; no rejoin, no replay."}),
+		unacked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_xmpp_unacked_stanzas",
+			Help: "Stanzas sent that the server has not acknowledged yet (XEP-0198), kept to be sent again on a resumption."}),
 		joined: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_room_joined",
 			Help: "1 while the topic's room is joined."}, []string{"topic"}),
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_messages_in_total",
@@ -78,7 +84,7 @@ func New() *Prometheus {
 		p.skipped.WithLabelValues(k)
 	}
 	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned)
-	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
+	p.reg.MustRegister(p.state, p.reconnects, p.resumes, p.unacked, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
 		p.filtered, p.delivered, p.sinkFailure, p.loops, p.backlog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
@@ -105,6 +111,12 @@ func (p *Prometheus) InboundSkipped(kind string) { p.skipped.WithLabelValues(kin
 
 // Reconnected implements observe.Metrics.
 func (p *Prometheus) Reconnected() { p.reconnects.Inc() }
+
+// Resumed implements observe.StreamManager.
+func (p *Prometheus) Resumed() { p.resumes.Inc() }
+
+// UnackedStanzas implements observe.StreamManager.
+func (p *Prometheus) UnackedStanzas(n int) { p.unacked.Set(float64(n)) }
 
 // Room implements observe.Metrics: the topic's collectors, bound once.
 func (p *Prometheus) Room(topic string) observe.Room {

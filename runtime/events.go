@@ -92,6 +92,13 @@ const (
 	// account the owner again; the metric parley_xmpp_rooms_not_owned_total
 	// counts it.
 	RoomNotOwned
+	// RoomResumed: the lost link was resumed (XEP-0198 stream management,
+	// stream_management): the server kept the session and the room's
+	// occupancy, and delivered what the link had missed; the room was not
+	// joined again and nothing was read from the archive. A link that could
+	// not be resumed (the server restarted, the resumption timed out) recovers
+	// in full: RoomRejoined.
+	RoomResumed
 )
 
 func (k RoomEventKind) String() string {
@@ -116,6 +123,8 @@ func (k RoomEventKind) String() string {
 		return "failed"
 	case RoomNotOwned:
 		return "not-owned"
+	case RoomResumed:
+		return "resumed"
 	}
 	return fmt.Sprintf("RoomEventKind(%d)", int(k))
 }
@@ -167,6 +176,7 @@ var roomEventKinds = map[room.EventKind]RoomEventKind{
 	room.SubscriberPanicked: RoomSubscriberPanicked,
 	room.Failed:             RoomFailed,
 	room.NotOwned:           RoomNotOwned,
+	room.Resumed:            RoomResumed,
 }
 
 func roomEventOf(e room.Event) RoomEvent {

@@ -122,6 +122,11 @@ const (
 	// (Event.Affiliation): another account created the room first (squatting)
 	// and controls it. The room is used as it is; Err wraps ErrNotOwned.
 	NotOwned
+	// Resumed: the lost link was resumed (XEP-0198): the server kept the
+	// session, with the room's occupancy, and delivered what the link had
+	// not; the room was not joined again and nothing was read from the
+	// archive. A link that could not be resumed recovers in full (Rejoined).
+	Resumed
 )
 
 func (k EventKind) String() string {
@@ -146,6 +151,8 @@ func (k EventKind) String() string {
 		return "failed"
 	case NotOwned:
 		return "not-owned"
+	case Resumed:
+		return "resumed"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }

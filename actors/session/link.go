@@ -134,6 +134,8 @@ type Session struct {
 	upAfter     int // the attempts the current link took
 	onlineSince time.Time
 	pingID      string
+	// suspended: the connection is resuming a lost link (XEP-0198).
+	suspended bool
 	// heard: a stanza came in since the ping in flight was sent. A link that
 	// delivers is alive, however late the ping's answer (it waits behind a long
 	// send queue on a busy link).
@@ -178,6 +180,13 @@ type (
 	connEnded  struct{}
 	retryNow   struct{ epoch int }
 	pingNow    struct{ epoch int }
+	// The link was lost and the connection is resuming it (XEP-0198), and
+	// it resumed.
+	linkSuspended struct {
+		epoch int
+		err   error
+	}
+	linkResumed struct{ epoch int }
 )
 
 // Props returns the session's props.
@@ -253,10 +262,19 @@ func (s *Session) Receive(ctx actor.Context) {
 		}
 	case *linkClosed:
 		if m.epoch == s.epoch && s.phase == online {
+			s.suspended = false
 			s.linkLost(ctx, m.err)
 		}
-	case *pingNow:
+	case *linkSuspended:
 		if m.epoch == s.epoch && s.phase == online {
+			s.onSuspended(m.err)
+		}
+	case *linkResumed:
+		if m.epoch == s.epoch && s.phase == online {
+			s.onResumed(ctx)
+		}
+	case *pingNow:
+		if m.epoch == s.epoch && s.phase == online && !s.suspended {
 			s.ping(ctx)
 		}
 	case *IQResult: // the answer to our own keepalive ping
@@ -358,15 +376,21 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	if s.phase == reconnecting {
 		s.cfg.Metrics.Reconnected()
 	}
-	s.conn, s.phase, s.lastErr = m.conn, online, nil
+	s.conn, s.phase, s.lastErr, s.suspended = m.conn, online, nil, false
 	s.onlineSince = time.Now()
 	s.pingWait, s.srtt = s.cfg.KeepAliveTimeout, 0
 	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
-	m.conn.Start(xmppconn.Handler{
-		Stanza:  func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
-		Skipped: skipCounter(s.cfg.Metrics),
-		Closed:  func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
-	})
+	h := xmppconn.Handler{
+		Stanza:    func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
+		Skipped:   skipCounter(s.cfg.Metrics),
+		Closed:    func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
+		Suspended: func(err error) { root.Send(self, &linkSuspended{epoch: epoch, err: err}) },
+		Resumed:   func() { root.Send(self, &linkResumed{epoch: epoch}) },
+	}
+	if sm, ok := s.cfg.Metrics.(observe.StreamManager); ok {
+		h.Unacked = sm.UnackedStanzas
+	}
+	m.conn.Start(h)
 	s.openConns++
 	s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
 	s.upAfter, s.attempt = s.attempt, 0
@@ -417,6 +441,36 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 	s.attempt = 0
 	s.announce(ctx, Reconnecting, err)
 	s.dial(ctx) // the first attempt at once: most losses are a single dropped link
+}
+
+// onSuspended: the link was lost and the connection is resuming it
+// (XEP-0198). The rooms are not told: the session on the server keeps their
+// occupancy, what they send waits in the connection's queue, and what was
+// sent to them the server delivers on the resumption. Keepalive pings wait
+// too (the connection bounds the resumption); the IQs in flight keep their
+// timeouts. A resumption that fails ends the link: linkClosed, a full
+// recovery.
+func (s *Session) onSuspended(err error) {
+	s.log.Warn("connection lost; resuming the session", slog.Any("err", err))
+	s.suspended = true
+	if s.pingTimer != nil {
+		s.pingTimer.Stop()
+	}
+	s.pingID = "" // the ping in flight, if any, proves nothing now
+}
+
+// onResumed: the connection resumed the session: the rooms hear of it
+// (RoomResumed), nothing else changes.
+func (s *Session) onResumed(ctx actor.Context) {
+	s.log.Info("session resumed", slog.String("jid", s.conn.JID()))
+	s.suspended = false
+	if sm, ok := s.cfg.Metrics.(observe.StreamManager); ok {
+		sm.Resumed()
+	}
+	for _, pid := range s.rooms {
+		ctx.Send(pid, &LinkResumed{})
+	}
+	s.schedulePing(ctx)
 }
 
 // flapWindow: a link lost sooner than this after its login counts as a failed
