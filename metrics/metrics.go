@@ -50,7 +50,7 @@ func New() *Prometheus {
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the connection's current state (connecting, online, reconnecting, closed), 0 for the others."}, []string{"state"}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_reconnects_total",
-			Help: "Lost links re-established by a new login: a full recovery (every room rejoins and replays from the archive). Resumed links count in parley_xmpp_resumptions_total."}),
+			Help: "Lost links re-established, resumed ones (parley_xmpp_resumptions_total) included; the others were full recoveries (every room rejoined and replayed from the archive)."}),
 		resumes: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_xmpp_resumptions_total",
 			Help: "Lost links resumed (XEP-0198 stream management): the server kept the session and the rooms' occupancy; no rejoin, no replay."}),
 		unacked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_xmpp_unacked_stanzas",

@@ -85,8 +85,8 @@ type RowDropper interface {
 
 // StreamManager is an optional interface of Metrics (XEP-0198 stream
 // management): Resumed is called when a lost link was resumed (the rooms kept
-// their occupancy: no rejoin, no replay), where Reconnected counts the full
-// recoveries; UnackedStanzas with the number of stanzas sent that the server
+// their occupancy: no rejoin, no replay), after Reconnected, which counts
+// every re-established link; UnackedStanzas with the number of stanzas sent that the server
 // has not acknowledged yet, kept for a resumption, whenever it changes (from
 // the connection's goroutines). Metrics without it are not told.
 type StreamManager interface {

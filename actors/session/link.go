@@ -267,7 +267,7 @@ func (s *Session) Receive(ctx actor.Context) {
 		}
 	case *linkSuspended:
 		if m.epoch == s.epoch && s.phase == online {
-			s.onSuspended(m.err)
+			s.onSuspended(ctx, m.err)
 		}
 	case *linkResumed:
 		if m.epoch == s.epoch && s.phase == online {
@@ -450,9 +450,14 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 // too (the connection bounds the resumption); the IQs in flight keep their
 // timeouts. A resumption that fails ends the link: linkClosed, a full
 // recovery.
-func (s *Session) onSuspended(err error) {
+//
+// Embedders see the link as it is: Reconnecting (with the error), then
+// Online when it resumed. Requests keep queueing meanwhile (FailFast fails
+// them only once the link is given up for a full recovery).
+func (s *Session) onSuspended(ctx actor.Context, err error) {
 	s.log.Warn("connection lost; resuming the session", slog.Any("err", err))
 	s.suspended = true
+	s.announce(ctx, Reconnecting, err)
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
@@ -464,9 +469,11 @@ func (s *Session) onSuspended(err error) {
 func (s *Session) onResumed(ctx actor.Context) {
 	s.log.Info("session resumed", slog.String("jid", s.conn.JID()))
 	s.suspended = false
+	s.cfg.Metrics.Reconnected() // a lost link re-established, resumed
 	if sm, ok := s.cfg.Metrics.(observe.StreamManager); ok {
 		sm.Resumed()
 	}
+	s.announce(ctx, Online, nil)
 	for _, pid := range s.rooms {
 		ctx.Send(pid, &LinkResumed{})
 	}
