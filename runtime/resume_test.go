@@ -29,6 +29,7 @@ import (
 type cutProxy struct {
 	Addr  string
 	mute  atomic.Bool
+	hold  atomic.Bool // connections are closed as they come
 	mu    sync.Mutex
 	up    []byte
 	conns []net.Conn
@@ -46,6 +47,10 @@ func newCutProxy(t *testing.T, upstream string) *cutProxy {
 			c, err := l.Accept()
 			if err != nil {
 				return
+			}
+			if p.hold.Load() {
+				_ = c.Close()
+				continue
 			}
 			u, err := net.Dial("tcp", upstream)
 			if err != nil {
@@ -366,4 +371,75 @@ func devPort(name string) string {
 		return os.Getenv("PARLEY_DEV_EJABBERD_PORT")
 	}
 	return os.Getenv("PARLEY_DEV_PROSODY_PORT")
+}
+
+// TestRecoveryFigures measures, for PARLEY_RECOVERY_ROOMS subscribed rooms
+// (PARLEY_RECOVERY_FIGURES=1 runs it; it asserts nothing but delivery), the
+// time from a link kill to every room delivering again (a message posted to
+// each by another account right after the kill), resumed and with stream
+// management off (the full recovery: rejoin and replay). docs/reliability.md
+// quotes it.
+func TestRecoveryFigures(t *testing.T) {
+	if os.Getenv("PARLEY_RECOVERY_FIGURES") != "1" {
+		t.Skip("a measurement: PARLEY_RECOVERY_FIGURES=1")
+	}
+	s := xmpptest.Require(t)
+	rooms := 50
+	if v := os.Getenv("PARLEY_RECOVERY_ROOMS"); v != "" {
+		_, _ = fmt.Sscan(v, &rooms)
+	}
+	for _, resume := range []bool{true, false} {
+		var ev events
+		var online atomic.Int64 // when the runtime was last online again (unix ns)
+		rt, proxy := resumable(t, s, &ev, func(c *runtime.Config) {
+			c.DisableStreamManagement = !resume
+			c.MaxReconnectWait = 200 * time.Millisecond
+			c.OnStateChange = func(sc runtime.StateChange) {
+				if sc.To == runtime.Online {
+					online.Store(time.Now().UnixNano())
+				}
+			}
+		})
+		if resume {
+			requireResumable(t, s, proxy)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		topics := make([]seam.Topic, rooms)
+		var delivered atomic.Int64
+		for i := range topics {
+			topics[i] = freshTopic()
+			_, err := rt.Subscribe(ctx, topics[i], func(seam.Message) { delivered.Add(1) })
+			require.NoError(t, err)
+		}
+		poster := &independentPoster{s: s}
+		for _, tp := range topics { // the poster joins every room before the kill
+			require.NoError(t, poster.post(t, tp, "before the kill", ""))
+		}
+		require.Eventually(t, func() bool { return delivered.Load() == int64(rooms) }, time.Minute, time.Millisecond)
+		time.Sleep(1100 * time.Millisecond) // past the flap window
+		mark := len(proxy.sent())
+		// The link down, and held down while a message is posted to every
+		// room; then back. Measured: from the runtime online again to every
+		// room delivering (the resumption's deliveries, or the rejoins'
+		// replays), apart from the backoff of the logins meanwhile.
+		proxy.hold.Store(true)
+		proxy.kill()
+		for _, tp := range topics {
+			require.NoError(t, poster.post(t, tp, "while down", ""))
+		}
+		online.Store(0)
+		proxy.hold.Store(false)
+		require.Eventually(t, func() bool { return delivered.Load() == int64(2*rooms) }, 4*time.Minute, time.Millisecond)
+		done := time.Now()
+		time.Sleep(500 * time.Millisecond)
+		var presences, queries int
+		for _, tp := range topics {
+			p, q := toRoom(proxy.sent()[mark:], roomOf(t, s, tp))
+			presences, queries = presences+p, queries+q
+		}
+		t.Logf("%s, %d rooms, stream management %v: every room delivering again %s after the link was back; %d presences and %d MAM queries to the rooms; resumed %v, rejoined %v",
+			s.Name, rooms, resume, done.Sub(time.Unix(0, online.Load())).Round(time.Millisecond), presences, queries, ev.has(runtime.RoomResumed), ev.has(runtime.RoomRejoined))
+		assert.Equal(t, int64(2*rooms), delivered.Load(), "each message once")
+		cancel()
+	}
 }
