@@ -427,6 +427,7 @@ func (c *Conn) readLoop(h Handler) {
 				continue
 			}
 			c.fail(err)
+			c.reportUnacked(0) // the queue goes with the Conn
 			h.Closed(c.reason())
 			return
 		case v != nil:

@@ -63,13 +63,13 @@ const (
 	ackInterval         = 2 * time.Second
 )
 
-// ErrResumeRefused: the server refused to resume the session (<failed/>: it
+// errResumeRefused: the server refused to resume the session (<failed/>: it
 // restarted, or the session timed out), or offered no stream management on
 // the new stream.
-var ErrResumeRefused = errors.New("xmppconn: the server refused to resume the session")
+var errResumeRefused = errors.New("xmppconn: the server refused to resume the session")
 
 // errBoundFresh: a login meant to resume bound a fresh session instead.
-var errBoundFresh = fmt.Errorf("%w: the login bound a fresh session (SASL2 inline bind)", ErrResumeRefused)
+var errBoundFresh = fmt.Errorf("%w: the login bound a fresh session (SASL2 inline bind)", errResumeRefused)
 
 // SMState is what stream management came to on a Conn.
 type SMState struct {
@@ -382,7 +382,7 @@ func (c *Conn) resume(h Handler, lossErr error) bool {
 			}
 			_ = t.raw.Close()
 		}
-		if errors.Is(err, ErrResumeRefused) || ctx.Err() != nil {
+		if errors.Is(err, errResumeRefused) || ctx.Err() != nil {
 			c.errOnce.Do(func() { c.closeErr = fmt.Errorf("%w (resumption: %v)", lossErr, err) })
 			return false
 		}
@@ -478,14 +478,14 @@ func (c *Conn) dialResume(ctx context.Context, id string) (*transport, uint32, e
 }
 
 // resumeExchange reads the new stream's header and features, sends
-// <resume/>, and reads the answer: the server's h, or ErrResumeRefused.
+// <resume/>, and reads the answer: the server's h, or errResumeRefused.
 func resumeExchange(dec *xml.Decoder, w interface{ Write([]byte) (int, error) }, id string, h uint32) (uint32, error) {
 	var f smFeatures
 	if err := readFeatures(dec, &f); err != nil {
 		return 0, err
 	}
 	if f.SM == nil {
-		return 0, fmt.Errorf("%w: no stream management offered", ErrResumeRefused)
+		return 0, fmt.Errorf("%w: no stream management offered", errResumeRefused)
 	}
 	if _, err := fmt.Fprintf(w, "<resume xmlns='%s' h='%d' previd='%s'/>", NSStreamManagement, h, xmlEscape(id)); err != nil {
 		return 0, err
@@ -515,7 +515,7 @@ func resumeExchange(dec *xml.Decoder, w interface{ Write([]byte) (int, error) },
 			if len(e.Children) > 0 {
 				cond = e.Children[0].Name.Local
 			}
-			return 0, fmt.Errorf("%w (%s)", ErrResumeRefused, cond)
+			return 0, fmt.Errorf("%w (%s)", errResumeRefused, cond)
 		case e.Is(nsStream, "error"):
 			return 0, streamError(e)
 		default:

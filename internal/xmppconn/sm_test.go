@@ -175,7 +175,7 @@ func TestResumeRefusedEndsTheConn(t *testing.T) {
 	select {
 	case err := <-sc.closed:
 		require.Error(t, err)
-		assert.True(t, errors.Is(err, ErrResumeRefused) || strings.Contains(err.Error(), ErrResumeRefused.Error()), "%v", err)
+		assert.True(t, errors.Is(err, errResumeRefused) || strings.Contains(err.Error(), errResumeRefused.Error()), "%v", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("the refused resumption didn't end the Conn")
 	}
