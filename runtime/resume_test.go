@@ -443,3 +443,42 @@ func TestRecoveryFigures(t *testing.T) {
 		cancel()
 	}
 }
+
+// A half-open link (the server's side goes silent, nothing closes) found by
+// the keepalive is resumed on a new link, not recovered in full.
+func TestResumeAfterKeepAliveTimeout(t *testing.T) {
+	s := xmpptest.Require(t)
+	var ev events
+	reconnecting := make(chan struct{}, 4)
+	rt, proxy := resumable(t, s, &ev, func(c *runtime.Config) {
+		c.KeepAlive, c.KeepAliveTimeout = 300*time.Millisecond, 300*time.Millisecond
+		c.OnStateChange = func(sc runtime.StateChange) {
+			if sc.To == runtime.Reconnecting {
+				reconnecting <- struct{}{}
+			}
+		}
+	})
+	requireResumable(t, s, proxy)
+	topic := freshTopic()
+	var got collector
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	_, err := rt.Subscribe(ctx, topic, got.add)
+	require.NoError(t, err)
+	_, err = rt.Post(ctx, topic, "me", "before", seam.PostOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(got.got()) == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	proxy.mute.Store(true)
+	select {
+	case <-reconnecting:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the keepalive never found the silent link")
+	}
+	proxy.mute.Store(false)
+	require.Eventually(t, func() bool { return ev.has(runtime.RoomResumed) }, 25*time.Second, 5*time.Millisecond, "resumed")
+	_, err = rt.Post(ctx, topic, "me", "after", seam.PostOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(got.got()) == 2 }, 10*time.Second, 5*time.Millisecond)
+	assert.False(t, ev.has(runtime.RoomRejoined), "no rejoin")
+}

@@ -281,7 +281,16 @@ func (s *Session) Receive(ctx actor.Context) {
 		if m.ID == s.pingID && s.phase == online {
 			s.pingID = ""
 			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) && !s.heard {
-				s.linkLost(ctx, fmt.Errorf("%w: nothing from the server for %s", ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond)))
+				err := fmt.Errorf("%w: nothing from the server for %s", ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond))
+				if s.conn.SM().Resumable {
+					// A half-open link: the connection drops it and resumes
+					// the session on a new one (Suspended, then Resumed or,
+					// refused, Closed and the full recovery).
+					s.log.Warn("keepalive unanswered; resuming the session on a new link", slog.Any("err", err))
+					s.conn.Drop(err)
+					return
+				}
+				s.linkLost(ctx, err)
 				return
 			}
 			if m.Err == nil {

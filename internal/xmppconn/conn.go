@@ -426,6 +426,9 @@ func (c *Conn) readLoop(h Handler) {
 			if c.resumableLoss(err) && c.resume(h, err) {
 				continue
 			}
+			if p := c.t.Load().lossErr.Load(); p != nil { // a failed write, or Drop, lost it first
+				err = fmt.Errorf("%w (%v)", *p, err)
+			}
 			c.fail(err)
 			c.reportUnacked(0) // the queue goes with the Conn
 			h.Closed(c.reason())

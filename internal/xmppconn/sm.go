@@ -316,6 +316,16 @@ func (c *Conn) lostWrite(t *transport, err error) bool {
 	return true
 }
 
+// Drop abandons the link now (a half-open link the keepalive found): on a
+// resumable session the Conn resumes (Suspended, then Resumed or Closed);
+// otherwise it ends, as Abort, with err as its reason. It doesn't block.
+func (c *Conn) Drop(err error) {
+	if c.lostWrite(c.t.Load(), err) {
+		return
+	}
+	c.fail(err)
+}
+
 // resumableLoss: the reader's err is a lost link that may be resumed.
 func (c *Conn) resumableLoss(err error) bool {
 	select {

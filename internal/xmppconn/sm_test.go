@@ -221,3 +221,26 @@ func TestResumeResendsWhatTheServerNeverGot(t *testing.T) {
 	assert.Equal(t, want("w", 3), sc.got())
 	assert.Equal(t, 1, sc.SM().Resumes)
 }
+
+// Drop (the keepalive's verdict on a half-open link) resumes a resumable
+// session on a new link; without resumption it ends the Conn with its error.
+func TestDropResumes(t *testing.T) {
+	sc := dialSM(t, nil)
+	sc.chat(t, "d0")
+	require.Eventually(t, func() bool { return len(sc.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	sc.Drop(errors.New("keepalive unanswered"))
+	sc.chat(t, "d1")
+	require.Eventually(t, func() bool { return len(sc.got()) == 2 }, 20*time.Second, 10*time.Millisecond)
+	assert.Equal(t, want("d", 2), sc.got())
+	assert.Equal(t, 1, sc.SM().Resumes)
+
+	off := dialSM(t, func(o *Options) { o.DisableStreamManagement = true })
+	gone := errors.New("keepalive unanswered")
+	off.Drop(gone)
+	select {
+	case err := <-off.closed:
+		assert.ErrorIs(t, err, gone)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drop without resumption didn't end the Conn")
+	}
+}
