@@ -244,3 +244,66 @@ func TestDropResumes(t *testing.T) {
 		t.Fatal("Drop without resumption didn't end the Conn")
 	}
 }
+
+// Over TLS (STARTTLS, SCRAM with channel binding; on ejabberd the login's
+// retry over TLS 1.2), a killed link resumes: the resumption's login is the
+// same as the first, stopped before the bind.
+func TestResumeOverTLS(t *testing.T) {
+	for _, name := range []string{"prosody", "ejabberd"} {
+		t.Run(name, func(t *testing.T) {
+			po := xmpptest.PrivateOptions{Accounts: map[string]string{"tlsuser": tlsPass}, StreamManagement: true}
+			var p *xmpptest.Private
+			if name == "prosody" {
+				p = xmpptest.StartProsody(t, po)
+			} else {
+				p = xmpptest.StartEjabberd(t, po)
+			}
+			proxy := xmpptest.NewRecordingProxy(t, p.Addr)
+			o := tlsOpts(p, proxy.Addr)
+			o.TLSConfig = p.CA.TLSConfig()
+			c, err := Dial(context.Background(), o)
+			require.NoError(t, err)
+			defer c.Close(time.Second)
+			var mu sync.Mutex
+			var bodies []string
+			resumed := make(chan struct{}, 1)
+			c.Start(Handler{
+				Stanza: func(v any) {
+					if m, ok := v.(stanza.Message); ok && m.Body != "" {
+						mu.Lock()
+						bodies = append(bodies, m.Body)
+						mu.Unlock()
+					}
+				},
+				Closed:  func(error) {},
+				Resumed: func() { resumed <- struct{}{} },
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			require.True(t, c.WaitSM(ctx).Resumable, "%+v", c.SM())
+			mech := c.t.Load().client.Mechanism
+			chat := func(b string) {
+				require.NoError(t, c.Send(fmt.Appendf(nil, "<message to='%s' type='chat'><body>%s</body></message>", c.JID(), b)))
+			}
+			chat("t0")
+			proxy.SetSilent(true)
+			proxy.SetSilent(false)
+			chat("t1")
+			select {
+			case <-resumed:
+			case <-time.After(30 * time.Second):
+				t.Fatal("not resumed")
+			}
+			require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(bodies) == 2 }, 10*time.Second, 10*time.Millisecond)
+			mu.Lock()
+			assert.Equal(t, []string{"t0", "t1"}, bodies)
+			mu.Unlock()
+			assert.True(t, c.t.Load().client.IsEncrypted())
+			assert.Equal(t, mech, c.t.Load().client.Mechanism, "the resumption's login used the same mechanism")
+			if name == "ejabberd" { // its TLS 1.2 retry keeps channel binding
+				assert.True(t, strings.HasSuffix(mech, "-PLUS"), mech)
+			}
+			assertNothingInClear(t, proxy.Sent())
+		})
+	}
+}

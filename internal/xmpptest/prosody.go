@@ -113,6 +113,9 @@ type PrivateOptions struct {
 	NoTLS bool
 	// Accounts to register: username → password.
 	Accounts map[string]string
+	// StreamManagement: XEP-0198 with resumption (Prosody's smacks,
+	// ejabberd's mod_stream_mgmt), as the dev servers have it.
+	StreamManagement bool
 }
 
 // Private is a private server (Prosody or ejabberd) started by a test: its own
@@ -183,6 +186,9 @@ c2s_direct_tls_ssl = { certificate = %[2]q; key = %[3]q }
 	if o.NoTLS {
 		p.DirectTLS, tlsLines, vhostTLS = "", "", ""
 		modules = `"roster", "saslauth", "disco", "ping", "mam", "register"`
+	}
+	if o.StreamManagement {
+		modules += `, "smacks"`
 	}
 	cfg := fmt.Sprintf(`-- A private Prosody for one test (internal/xmpptest).
 daemonize = false
