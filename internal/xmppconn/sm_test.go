@@ -307,3 +307,50 @@ func TestResumeOverTLS(t *testing.T) {
 		})
 	}
 }
+
+// Past the server's resumption timeout (the link held down longer) there is
+// no resumption: the Conn tries no longer than the server's <enabled max/>
+// (here 1 s) and ends, and the runtime then recovers in full.
+func TestResumeRefusedAfterTheTimeout(t *testing.T) {
+	for _, name := range []string{"prosody", "ejabberd"} {
+		t.Run(name, func(t *testing.T) {
+			po := xmpptest.PrivateOptions{Accounts: map[string]string{"tlsuser": tlsPass}, StreamManagement: true, ResumeTimeout: time.Second}
+			var p *xmpptest.Private
+			if name == "prosody" {
+				p = xmpptest.StartProsody(t, po)
+			} else {
+				p = xmpptest.StartEjabberd(t, po)
+			}
+			proxy := xmpptest.NewRecordingProxy(t, p.Addr)
+			o := tlsOpts(p, proxy.Addr)
+			o.TLSConfig, o.DialTimeout = p.CA.TLSConfig(), 2*time.Second
+			c, err := Dial(context.Background(), o)
+			require.NoError(t, err)
+			defer c.Close(time.Second)
+			closed := make(chan error, 1)
+			suspended := make(chan struct{}, 1)
+			c.Start(Handler{
+				Stanza:    func(any) {},
+				Closed:    func(err error) { closed <- err },
+				Suspended: func(error) { suspended <- struct{}{} },
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			st := c.WaitSM(ctx)
+			require.True(t, st.Resumable, "%+v", st)
+			require.Equal(t, time.Second, st.Max, "the server's resumption timeout")
+			proxy.SetSilent(true) // down, and logins hang
+			<-suspended
+			time.Sleep(4 * time.Second) // past the server's timeout (the server may take a little more)
+			proxy.SetSilent(false)
+			select {
+			case err := <-closed:
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "(resumption: ", "the resumption was tried and gave up")
+			case <-time.After(30 * time.Second):
+				t.Fatal("a resumption past the server's timeout was not refused")
+			}
+			assert.Equal(t, 0, c.SM().Resumes)
+		})
+	}
+}

@@ -94,7 +94,7 @@ EJABBERD_PID_PATH=%s
 	}
 	sm := ""
 	if o.StreamManagement {
-		sm = "\n  mod_stream_mgmt: {resume_timeout: 300}"
+		sm = fmt.Sprintf("\n  mod_stream_mgmt: {resume_timeout: %d}", o.resumeSeconds())
 	}
 	yml := fmt.Sprintf(`# A private ejabberd for one test (internal/xmpptest).
 hosts: [%q]
