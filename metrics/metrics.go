@@ -18,6 +18,7 @@ type Prometheus struct {
 	gaps        *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 	notOwned    *prometheus.CounterVec
+	unmatched   *prometheus.CounterVec
 	reg         *prometheus.Registry
 	state       *prometheus.GaugeVec
 	reconnects  prometheus.Counter
@@ -44,6 +45,8 @@ func New() *Prometheus {
 			Help: "Archive rows dropped because the server sent them again in one read (a repeated id, or the read's own cursor)."}, []string{"topic"}),
 		notOwned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_rooms_not_owned_total",
 			Help: "Joins that found the topic's room owned by another account (this account's affiliation was not owner: squatting; see docs/security.md)."}, []string{"topic"}),
+		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_relations_unmatched_total",
+			Help: "Relations (kind: reply, correction, retraction, moderation, reactions) not honoured, their target unknown or not the sender's to change: the message was delivered as a plain one. Each read of it counts (live, and every archive page that holds it)."}, []string{"topic", "kind"}),
 		reg: prometheus.NewRegistry(),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the connection's current state (connecting, online, reconnecting, closed), 0 for the others."}, []string{"state"}),
@@ -77,7 +80,7 @@ func New() *Prometheus {
 	for _, k := range observe.SkippedKinds { // every series from the start
 		p.skipped.WithLabelValues(k)
 	}
-	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned)
+	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned, p.unmatched)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
 		p.filtered, p.delivered, p.sinkFailure, p.loops, p.backlog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -112,7 +115,7 @@ func (p *Prometheus) Room(topic string) observe.Room {
 		gaps: p.gaps.WithLabelValues(topic), dropped: p.dropped.WithLabelValues(topic), notOwned: p.notOwned.WithLabelValues(topic),
 		joined: p.joined.WithLabelValues(topic), in: p.in.WithLabelValues(topic), out: p.out.WithLabelValues(topic),
 		replayed: p.replayed.WithLabelValues(topic), pending: p.pending.WithLabelValues(topic), queued: p.queued.WithLabelValues(topic),
-		filtered: p.filtered.WithLabelValues(topic),
+		filtered: p.filtered.WithLabelValues(topic), unmatched: p.unmatched.MustCurryWith(prometheus.Labels{"topic": topic}),
 	}
 }
 
@@ -121,7 +124,11 @@ type room struct {
 	joined, pending, queued prometheus.Gauge
 	in, out, replayed       prometheus.Counter
 	filtered                prometheus.Counter
+	unmatched               *prometheus.CounterVec // by kind
 }
+
+// UnmatchedRelation implements observe.RelationRecorder.
+func (r *room) UnmatchedRelation(kind string) { r.unmatched.WithLabelValues(kind).Inc() }
 
 // HistoryGap implements observe.GapRecorder.
 func (r *room) HistoryGap() { r.gaps.Inc() }
@@ -182,4 +189,5 @@ var (
 	_ observe.GapRecorder       = (*room)(nil)
 	_ observe.RowDropper        = (*room)(nil)
 	_ observe.OwnershipRecorder = (*room)(nil)
+	_ observe.RelationRecorder  = (*room)(nil)
 )

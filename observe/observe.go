@@ -75,6 +75,15 @@ type GapRecorder interface {
 	HistoryGap()
 }
 
+// RelationRecorder is an optional interface of a Room: UnmatchedRelation is
+// called when a message's relation (kind: reply, correction, retraction,
+// moderation, reactions) was not honoured, its target unknown or not the
+// sender's to change, and the message was delivered as a plain one (issue
+// 23). The live path and the archive path each count what they read.
+type RelationRecorder interface {
+	UnmatchedRelation(kind string)
+}
+
 // RowDropper is an optional interface of a Room: ArchiveRowsDropped is called
 // when an archive read dropped n rows the server sent again (an id repeated in
 // the read, or the read's own cursor): ejabberd sometimes answers the same row
@@ -133,6 +142,9 @@ type NopRoom struct{}
 
 // HistoryGap implements GapRecorder.
 func (NopRoom) HistoryGap() {}
+
+// UnmatchedRelation implements RelationRecorder.
+func (NopRoom) UnmatchedRelation(string) {}
 
 // ArchiveRowsDropped implements RowDropper.
 func (NopRoom) ArchiveRowsDropped(int) {}

@@ -122,6 +122,10 @@ const (
 	// (Event.Affiliation): another account created the room first (squatting)
 	// and controls it. The room is used as it is; Err wraps ErrNotOwned.
 	NotOwned
+	// SubjectChanged: an occupant (Event.By, its nick; "" for the room itself)
+	// set the room's subject to Event.Subject, while the runtime was in the
+	// room (the subject a join shows is not a change).
+	SubjectChanged
 )
 
 func (k EventKind) String() string {
@@ -146,6 +150,8 @@ func (k EventKind) String() string {
 		return "failed"
 	case NotOwned:
 		return "not-owned"
+	case SubjectChanged:
+		return "subject-changed"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -162,5 +168,7 @@ type Event struct {
 	// Affiliation: for NotOwned, the affiliation the room gave this account
 	// (admin, member, none).
 	Affiliation string
+	// Subject and By: for SubjectChanged, the new subject and who set it.
+	Subject, By string
 	At          time.Time
 }

@@ -1,0 +1,60 @@
+package room
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/observe"
+	"github.com/parley-go/parley-xmpp/seam"
+)
+
+// Relations (issue 23): a message that corrects, retracts, reacts to or
+// answers another names it by the sender's word (an origin-id or message id
+// for a correction or a retraction, the room's stanza-id for a reply, a
+// reaction or a moderation). The room maps that to the target's
+// BackendMsgID through s.seen, the bounded record of the messages it has seen
+// on both paths (live, and every archive page it reads), with stanza.Apply,
+// the one function both paths use. A relation it can't honour (its target
+// not seen, or a correction or retraction by someone else than the target's
+// sender, or a moderation not from the room) leaves the message plain, with
+// its whole body, and is counted (observe.RelationRecorder).
+
+// relate applies a message's relations and remembers it.
+func (s *state) relate(m seam.Message, id, body string, rel stanza.Relations, from stanza.Sender) seam.Message {
+	out, unmatched := stanza.Apply(m, body, rel, from, s.seen)
+	if unmatched != stanza.RelNone {
+		if r, ok := s.cfg.Metrics.(observe.RelationRecorder); ok {
+			r.UnmatchedRelation(unmatched)
+		}
+		s.log.Debug("relation not honoured; delivered as a plain message", "kind", unmatched, "id", string(m.BackendMsgID))
+	}
+	s.seen.Remember(m.BackendMsgID, from, id, m.OriginID)
+	return out
+}
+
+// relateEntries applies the relations of an archive page's rows, oldest
+// first, into a copy of the page's entries (the archive's own slice is left
+// alone).
+func (s *state) relateEntries(res *archive.Result) {
+	if len(res.Entries) == 0 {
+		return
+	}
+	out := make([]archive.Entry, len(res.Entries))
+	for i, e := range res.Entries {
+		from := stanza.Sender{Nick: stanza.Resource(e.From), OccupantID: e.Rel.OccupantID, JID: stanza.SenderJID(e.RealJIDs)}
+		e.Message = s.relate(e.Message, e.ID, e.Body, e.Rel, from)
+		out[i] = e
+	}
+	res.Entries = out
+}
+
+// onSubject reports a subject change made while the runtime is in the room.
+func (s *state) onSubject(ctx actor.Context, m stanza.Message) {
+	if s.occ.phase != joined {
+		return // the subject a join shows
+	}
+	s.sendEvent(ctx, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: SubjectChanged, Subject: m.Subject, By: stanza.Resource(m.From), At: time.Now()})
+}
