@@ -52,8 +52,8 @@ type state struct {
 	stamps stamps // how a live message's server stamp is known (stamps.go)
 	// seen: the room's recent messages, for mapping a relation's target
 	// (relations.go).
-	seen *stanza.Seen
-	reads  reads
+	seen  *stanza.Seen
+	reads reads
 }
 
 func newState(cfg Config) *state {
