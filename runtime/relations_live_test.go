@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func (p *person) do(cmd map[string]any) sent {
 	require.NoError(p.t, err)
 	a := p.read()
 	require.Empty(p.t, a.Error, "%v", cmd)
-	if cmd["op"] != "subject" {
+	if cmd["op"] != "subject" && cmd["op"] != "last" {
 		require.NotEmpty(p.t, a.StanzaID, "the room's stanza-id on the reflection of %v: %s", cmd, a.XML)
 	}
 	return a
@@ -156,6 +157,11 @@ func (l *liveMessages) wait(t *testing.T, id string) seam.Message {
 	}
 	t.Fatalf("%s never delivered live", id)
 	return seam.Message{}
+}
+
+// bridgeNick is the runtime's nick in the room: the sender of its post.
+func bridgeNick(t *testing.T, live *liveMessages, post seam.BackendMsgID) string {
+	return string(live.wait(t, string(post)).SenderHandle)
 }
 
 // TestRelationsFromARealClient: a person using a real third-party client
@@ -230,6 +236,24 @@ func TestRelationsFromARealClient(t *testing.T) {
 	assert.Equal(t, bridge, m.InReplyTo)
 	assert.Equal(t, "an answer 👋", m.Content, "the quote is not content")
 
+	// The bridge's reply to alice carries XEP-0461's to and a quote marked
+	// as XEP-0428 fallback, which slixmpp receives; the runtime's own reader
+	// strips the quote again.
+	answer, err := rt.Post(ctx, topic, "bridge", "the bridge answers", seam.PostOptions{InReplyTo: seam.BackendMsgID(orig.StanzaID)})
+	require.NoError(t, err)
+	m = live.wait(t, string(answer))
+	assert.Equal(t, seam.BackendMsgID(orig.StanzaID), m.InReplyTo)
+	assert.Equal(t, "the bridge answers", m.Content)
+	var seen string
+	require.Eventually(t, func() bool {
+		seen = alice.do(map[string]any{"op": "last", "nick": bridgeNick(t, live, bridge)}).XML
+		return strings.Contains(seen, string(answer))
+	}, 10*time.Second, 100*time.Millisecond, "alice received the bridge's reply")
+	assert.Contains(t, seen, `<reply xmlns="urn:xmpp:reply:0" to="`+room+`/alice" id="`+orig.StanzaID+`"`)
+	assert.Contains(t, seen, "<body>&gt; alice: the original\nthe bridge answers</body>")
+	assert.Regexp(t, `<fallback xmlns="urn:xmpp:fallback:0" for="urn:xmpp:reply:0"><body (start="0" end="22"|end="22" start="0") /></fallback>`, seen,
+		"the quote, 22 code points, is the fallback")
+
 	// A reaction (XEP-0444), by someone else than the sender: anyone may.
 	react := mallory.do(map[string]any{"op": "react", "id": orig.StanzaID, "reactions": []string{"👍"}})
 	m = live.wait(t, react.StanzaID)
@@ -262,7 +286,7 @@ func TestRelationsFromARealClient(t *testing.T) {
 
 	// FetchRecent agrees with live, on this runtime and on a fresh one that
 	// saw none of it live.
-	want := []string{orig.StanzaID, fix.StanzaID, forged.StanzaID, forgedRetract.StanzaID, reply.StanzaID, react.StanzaID, file.StanzaID, retract.StanzaID}
+	want := []string{orig.StanzaID, fix.StanzaID, forged.StanzaID, forgedRetract.StanzaID, reply.StanzaID, string(answer), react.StanzaID, file.StanzaID, retract.StanzaID}
 	fresh := connected(t, newRuntime(t, s, 0, nil))
 	for name, b := range map[string]*runtime.Runtime{"this runtime": rt, "a fresh runtime": fresh} {
 		r, err := b.FetchRecent(ctx, seam.FetchRecentArgs{Topic: topic})

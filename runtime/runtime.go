@@ -399,7 +399,9 @@ func (rt *Runtime) checkStanzaSize(topic seam.Topic, origin, content, inReplyTo 
 	if err != nil {
 		return nil // the room lookup reports it
 	}
-	n := len(stanza.GroupchatMessage(local+"@"+rt.cfg.MUCService, origin, content, inReplyTo))
+	// Measured without the reply's quote: the room drops the quote of a reply
+	// it would make too large.
+	n := len(stanza.GroupchatMessage(local+"@"+rt.cfg.MUCService, origin, content, stanza.Reply{ID: inReplyTo}))
 	if n > rt.cfg.MaxStanzaBytes {
 		return fmt.Errorf("%w: %w: the message is %d bytes once XML-escaped (its content %d), over the %d-byte stanza limit (Config.MaxStanzaBytes; the server closes the stream on a stanza over its own limit): shorten it, or send fewer characters that need escaping (& < > and carriage returns)",
 			seam.ErrContentTooLarge, seam.ErrInvalidContent, n, len(content), rt.cfg.MaxStanzaBytes)

@@ -172,7 +172,14 @@ func (l *ledger) sendPost(ctx actor.Context, p *pendingPost) {
 			return
 		}
 	}
-	err := s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, string(p.post.InReplyTo)), p.post.Fence)
+	reply := s.reply(p.post.InReplyTo)
+	err := s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, reply), p.post.Fence)
+	if errors.Is(err, xmppconn.ErrStanzaTooLarge) && reply.Quote != "" {
+		// The quote made it too large (the runtime measured the post without
+		// one): the reply goes without its quote.
+		reply.Quote = ""
+		err = s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, reply), p.post.Fence)
+	}
 	if errors.Is(err, xmppconn.ErrStanzaTooLarge) {
 		// Nothing was sent, and nothing sent later will be smaller.
 		l.fail(ctx, p.post.Origin, fmt.Errorf("%w: %w: %v", seam.ErrContentTooLarge, seam.ErrInvalidContent, err))

@@ -32,6 +32,9 @@ func (s *state) relate(m seam.Message, id, body string, rel stanza.Relations, fr
 		s.log.Debug("relation not honoured; delivered as a plain message", "kind", unmatched, "id", string(m.BackendMsgID))
 	}
 	s.seen.Remember(m.BackendMsgID, from, id, m.OriginID)
+	if !out.IsRelation() {
+		s.seen.Note(m.BackendMsgID, out.Content)
+	}
 	return out
 }
 
@@ -49,6 +52,21 @@ func (s *state) relateEntries(res *archive.Result) {
 		out[i] = e
 	}
 	res.Entries = out
+}
+
+// reply is what a post answering parent says of it: the quote and to where
+// the room has seen the parent (a nick: an occupant's message), else the id
+// alone.
+func (s *state) reply(parent seam.BackendMsgID) stanza.Reply {
+	if parent == "" {
+		return stanza.Reply{}
+	}
+	r := stanza.Reply{ID: string(parent)}
+	if from, text, ok := s.seen.Describe(parent); ok && from.Nick != "" {
+		r.To = stanza.Occupant(s.cfg.JID, from.Nick)
+		r.Quote = stanza.ReplyQuote(from.Nick, text)
+	}
+	return r
 }
 
 // onSubject reports a subject change made while the runtime is in the room.

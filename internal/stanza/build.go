@@ -74,28 +74,66 @@ func escBody(b *bytes.Buffer, s string) {
 	b.WriteString(s[last:])
 }
 
+// Reply is what a post says of the message it answers (XEP-0461): the
+// parent's id (its stanza-id), and, where the room knows the parent, its
+// sender's occupant JID (To) and the quote (ReplyQuote) shown by clients
+// without replies, marked as XEP-0428 fallback. The zero value: no reply.
+type Reply struct {
+	ID, To, Quote string
+}
+
 // GroupchatMessage is a post to room. The stanza id and the XEP-0359 origin-id are
 // both originID, so the reflection and any error bounce can be matched to the post.
-// inReplyTo, when set, is carried as an XEP-0461 reply reference.
-func GroupchatMessage(room, originID, body, inReplyTo string) []byte {
+// reply.ID, when set, is carried as an XEP-0461 reply reference, with its to
+// and its quote (before the body, marked as fallback in code points) when
+// the reply has them.
+func GroupchatMessage(room, originID, body string, reply Reply) []byte {
 	var b bytes.Buffer
-	b.Grow(len(body) + 256)
+	b.Grow(len(body) + len(reply.Quote) + 256)
 	b.WriteString("<message")
 	attr(&b, "to", room)
 	attr(&b, "type", "groupchat")
 	attr(&b, "id", originID)
 	b.WriteString("><body>")
+	quote := reply.ID != "" && reply.Quote != ""
+	if quote {
+		escBody(&b, reply.Quote)
+	}
 	escBody(&b, body)
 	b.WriteString(`</body><origin-id xmlns="` + NSSID + `"`)
 	attr(&b, "id", originID)
 	b.WriteString("/>")
-	if inReplyTo != "" {
+	if reply.ID != "" {
 		b.WriteString(`<reply xmlns="` + NSReply + `"`)
-		attr(&b, "id", inReplyTo)
+		if reply.To != "" {
+			attr(&b, "to", reply.To)
+		}
+		attr(&b, "id", reply.ID)
 		b.WriteString("/>")
+		if quote {
+			b.WriteString(`<fallback xmlns="` + NSFallback + `"`)
+			attr(&b, "for", NSReply)
+			b.WriteString(`><body start="0"`)
+			attr(&b, "end", strconv.Itoa(utf8.RuneCountInString(reply.Quote)))
+			b.WriteString("/></fallback>")
+		}
 	}
 	b.WriteString("</message>")
 	return b.Bytes()
+}
+
+// MaxQuoteRunes bounds the parent's text a reply quotes.
+const MaxQuoteRunes = 100
+
+// ReplyQuote is the fallback quote of a reply to nick's text: "> nick: text"
+// and a newline, each line of text quoted, text cut at MaxQuoteRunes (with
+// an ellipsis).
+func ReplyQuote(nick, text string) string {
+	r := []rune(text)
+	if len(r) > MaxQuoteRunes {
+		text = string(r[:MaxQuoteRunes]) + "…"
+	}
+	return "> " + nick + ": " + strings.ReplaceAll(strings.TrimRight(text, "\n"), "\n", "\n> ") + "\n"
 }
 
 func iqOpen(b *bytes.Buffer, typ, to, id string) {

@@ -17,6 +17,7 @@ type Seen struct {
 type seenMsg struct {
 	ids  []string
 	from Sender
+	text string // the start of its content, for a reply's quote
 }
 
 // NewSeen returns a Seen that remembers max messages (at least 1).
@@ -89,6 +90,26 @@ func (s *Seen) forget(id seam.BackendMsgID) {
 			s.bySender[x] = l
 		}
 	}
+}
+
+// Note keeps the start of a remembered message's content (what a reply to it
+// quotes: ReplyQuote).
+func (s *Seen) Note(id seam.BackendMsgID, content string) {
+	m, ok := s.byID[id]
+	if !ok {
+		return
+	}
+	if r := []rune(content); len(r) > MaxQuoteRunes+1 {
+		content = string(r[:MaxQuoteRunes+1])
+	}
+	m.text = content
+	s.byID[id] = m
+}
+
+// Describe returns a remembered message's sender and the start of its content.
+func (s *Seen) Describe(id seam.BackendMsgID) (from Sender, content string, ok bool) {
+	m, ok := s.byID[id]
+	return m.from, m.text, ok
 }
 
 // Find implements Targets.

@@ -17,6 +17,8 @@ room's stanza-id). Commands ("op"):
                                               apply-to + fallback body)
     oob       {url, body}                     XEP-0066 attachment
     subject   {subject}                       a subject change
+    last      {nick}                          sends nothing: answers {"xml"},
+                                              the last message nick sent
     quit
 
 An answer is {"id", "origin", "stanza_id", "xml"} (the reflection's). The
@@ -50,6 +52,7 @@ class Person(slixmpp.ClientXMPP):
                   'xep_0461'):
             self.register_plugin(p)
         self.waiting = {}
+        self.last = {}  # nick -> the last groupchat message from it, as XML
         self.add_event_handler('session_start', self.start)
         # Every message, with or without a body (groupchat_message needs one).
         self.register_handler(Callback('person', MatchXPath('{jabber:client}message'), self.on_message))
@@ -68,6 +71,8 @@ class Person(slixmpp.ClientXMPP):
     def on_message(self, msg):
         if DEBUG:
             sys.stderr.write('in: %s\n' % msg)
+        if msg['type'] == 'groupchat':
+            self.last[msg['from'].resource] = str(msg)
         if msg['type'] != 'groupchat' or msg['from'].resource != nick:
             return
         key = msg['id']
@@ -103,6 +108,9 @@ class Person(slixmpp.ClientXMPP):
             if op == 'quit':
                 self.disconnect()
                 return
+            if op == 'last':
+                out({'xml': self.last.get(c['nick'], '')})
+                continue
             m = self.message()
             if op == 'send':
                 m['body'] = c['body']
