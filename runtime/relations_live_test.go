@@ -254,6 +254,41 @@ func TestRelationsFromARealClient(t *testing.T) {
 	assert.Regexp(t, `<fallback xmlns="urn:xmpp:fallback:0" for="urn:xmpp:reply:0"><body (start="0" end="22"|end="22" start="0") /></fallback>`, seen,
 		"the quote, 22 code points, is the fallback")
 
+	// The runtime edits, reacts and retracts (its own messages only), with
+	// Post's rules: a key makes it idempotent.
+	typo, err := rt.Post(ctx, topic, "bridge", "the brigde's typo", seam.PostOptions{})
+	require.NoError(t, err)
+	key, err := runtime.OriginKey([]byte("relations test secret"), string(topic), "edit")
+	require.NoError(t, err)
+	edited, err := rt.Edit(ctx, topic, typo, "the bridge's typo, fixed", runtime.ActOptions{Key: key})
+	require.NoError(t, err)
+	again, err := rt.Edit(ctx, topic, typo, "the bridge's typo, fixed", runtime.ActOptions{Key: key})
+	require.NoError(t, err)
+	assert.Equal(t, edited, again, "the same key: sent once")
+	m = live.wait(t, string(edited))
+	assert.Equal(t, typo, m.Replaces)
+	assert.Equal(t, "the bridge's typo, fixed", m.Content)
+	nick := bridgeNick(t, live, bridge)
+	require.Eventually(t, func() bool {
+		seen = alice.do(map[string]any{"op": "last", "nick": nick}).XML
+		return strings.Contains(seen, "typo, fixed")
+	}, 10*time.Second, 100*time.Millisecond)
+	assert.Regexp(t, `<replace xmlns="urn:xmpp:message-correct:0" id="[^"]+" />`, seen, "slixmpp reads a correction")
+	reacted, err := rt.React(ctx, topic, seam.BackendMsgID(orig.StanzaID), []string{"🎉"}, runtime.ActOptions{})
+	require.NoError(t, err)
+	m = live.wait(t, string(reacted))
+	assert.Equal(t, seam.BackendMsgID(orig.StanzaID), m.ReactsTo)
+	assert.Equal(t, []string{"🎉"}, m.Reactions)
+	_, err = rt.Edit(ctx, topic, seam.BackendMsgID(orig.StanzaID), "not mine", runtime.ActOptions{})
+	assert.ErrorIs(t, err, runtime.ErrNotOwnMessage)
+	_, err = rt.Retract(ctx, topic, "no-such-message", runtime.ActOptions{})
+	assert.ErrorIs(t, err, runtime.ErrUnknownTarget)
+	withdrawn, err := rt.Retract(ctx, topic, typo, runtime.ActOptions{})
+	require.NoError(t, err)
+	m = live.wait(t, string(withdrawn))
+	assert.Equal(t, typo, m.Retracts)
+	assert.Empty(t, m.Content)
+
 	// A reaction (XEP-0444), by someone else than the sender: anyone may.
 	react := mallory.do(map[string]any{"op": "react", "id": orig.StanzaID, "reactions": []string{"👍"}})
 	m = live.wait(t, react.StanzaID)
@@ -286,7 +321,7 @@ func TestRelationsFromARealClient(t *testing.T) {
 
 	// FetchRecent agrees with live, on this runtime and on a fresh one that
 	// saw none of it live.
-	want := []string{orig.StanzaID, fix.StanzaID, forged.StanzaID, forgedRetract.StanzaID, reply.StanzaID, string(answer), react.StanzaID, file.StanzaID, retract.StanzaID}
+	want := []string{orig.StanzaID, fix.StanzaID, forged.StanzaID, forgedRetract.StanzaID, reply.StanzaID, string(answer), string(typo), string(edited), string(reacted), string(withdrawn), react.StanzaID, file.StanzaID, retract.StanzaID}
 	fresh := connected(t, newRuntime(t, s, 0, nil))
 	for name, b := range map[string]*runtime.Runtime{"this runtime": rt, "a fresh runtime": fresh} {
 		r, err := b.FetchRecent(ctx, seam.FetchRecentArgs{Topic: topic})

@@ -24,6 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -313,6 +315,91 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, p.Err)
 	}
 	return p.ID, nil
+}
+
+// ActOptions are the optional parts of Edit, Retract and React.
+type ActOptions struct {
+	// Key, when set, makes the call idempotent as PostOnce is with its key
+	// (the XEP-0359 origin-id of what is sent, derived with a secret:
+	// OriginKey), reading the archive after *After (nil: from the start).
+	// Unset, a random origin-id is used, as Post does.
+	Key   string
+	After *seam.Cursor
+}
+
+// Edit corrects one of this account's messages of topic (XEP-0308): content
+// replaces its text. The room must have seen target (live, or in a
+// FetchRecent of this runtime): else ErrUnknownTarget; a message of another
+// account: ErrNotOwnMessage; nothing is sent then. It returns the
+// correction's own id. The exactly-once and in-doubt rules are Post's (with
+// ActOptions.Key, PostOnce's). Readers receive it with seam.Message.Replaces.
+func (rt *Runtime) Edit(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, content string, opts ActOptions) (seam.BackendMsgID, error) {
+	if err := rt.checkContent(content); err != nil {
+		return "", err
+	}
+	return rt.act(ctx, topic, &room.Post{Content: content, Replaces: target}, opts)
+}
+
+// Retract withdraws one of this account's messages of topic (XEP-0424: v0.3
+// and v0.4's elements, and a fallback body marked as XEP-0428). Target
+// rules, errors and delivery as Edit; readers receive it with
+// seam.Message.Retracts. The archive keeps the original.
+func (rt *Runtime) Retract(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, opts ActOptions) (seam.BackendMsgID, error) {
+	return rt.act(ctx, topic, &room.Post{Retracts: target}, opts)
+}
+
+// React sets this account's reactions to any message of topic the room has
+// seen (XEP-0444): reactions is the full set it now holds (none: withdraw
+// them all), each an emoji or short text. Errors and delivery as Edit.
+func (rt *Runtime) React(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, reactions []string, opts ActOptions) (seam.BackendMsgID, error) {
+	if len(reactions) > 64 {
+		return "", fmt.Errorf("parley-xmpp: react: at most 64 reactions: %w", ErrInvalidArgument)
+	}
+	for _, r := range reactions {
+		if err := stanza.CheckText(r); err != nil || strings.TrimSpace(r) == "" || len(r) > 64 {
+			return "", fmt.Errorf("parley-xmpp: react: reaction %q: %w", r, ErrInvalidArgument)
+		}
+	}
+	return rt.act(ctx, topic, &room.Post{ReactsTo: target, Reactions: slices.Clone(reactions)}, opts)
+}
+
+// act sends a relation post, with Post's (or PostOnce's) rules.
+func (rt *Runtime) act(ctx context.Context, topic seam.Topic, p *room.Post, opts ActOptions) (seam.BackendMsgID, error) {
+	for _, id := range []seam.BackendMsgID{p.Replaces, p.Retracts, p.ReactsTo} {
+		if err := stanza.CheckText(string(id)); err != nil {
+			return "", fmt.Errorf("parley-xmpp: target: %v: %w", err, ErrInvalidArgument)
+		}
+	}
+	if p.Replaces == "" && p.Retracts == "" && p.ReactsTo == "" {
+		return "", fmt.Errorf("parley-xmpp: no target: %w", ErrInvalidArgument)
+	}
+	p.Origin = rand.Text()
+	if opts.Key != "" {
+		if len(opts.Key) > 128 || stanza.CheckText(opts.Key) != nil {
+			return "", fmt.Errorf("parley-xmpp: the key must hold 1 to 128 bytes of text: %w", ErrInvalidArgument)
+		}
+		since := seam.Cursor("")
+		if opts.After != nil {
+			since = *opts.After
+		}
+		p.Origin, p.OnceAfter = opts.Key, &since
+	}
+	if err := rt.checkStanzaSize(topic, p.Origin, p.Content, ""); err != nil {
+		return "", err
+	}
+	p.Fence = postFence(ctx)
+	res, err := rt.toRoom(ctx, topic, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			return rt.abandonPost(topic, p.Origin, err)
+		}
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, err)
+	}
+	posted := res.(*room.Posted)
+	if posted.Err != nil {
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, posted.Err)
+	}
+	return posted.ID, nil
 }
 
 // WithPostFence answers a ctx under which Post and PostOnce write their message

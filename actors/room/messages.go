@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -30,6 +31,15 @@ type (
 		// that a post queued before a pause (SIGSTOP) is not written after
 		// another node took over.
 		Fence func() error
+		// Replaces, Retracts, ReactsTo: the post is a relation instead
+		// (issue 23): a correction (Content the new text) or a retraction of
+		// one of this account's messages the room has seen, or reactions
+		// (Reactions, the full set) to any message it has seen. Refused
+		// with ErrUnknownTarget or ErrNotOwnMessage before anything is sent.
+		Replaces, Retracts, ReactsTo seam.BackendMsgID
+		Reactions                    []string
+
+		act *stanza.Act // the relation, its target's ids resolved (ledger.add)
 	}
 	// Posted answers Post with the message's stanza-id.
 	Posted struct {

@@ -1,6 +1,9 @@
 package room
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -67,6 +70,35 @@ func (s *state) reply(parent seam.BackendMsgID) stanza.Reply {
 		r.Quote = stanza.ReplyQuote(from.Nick, text)
 	}
 	return r
+}
+
+// act resolves what a relation post names: the origin-id of one of this
+// account's own messages (a correction, a retraction), or the stanza-id of
+// any message (reactions), among the messages the room has seen.
+func (s *state) act(m *Post) (*stanza.Act, error) {
+	target := m.Replaces
+	if target == "" {
+		target = m.Retracts
+	}
+	if target == "" {
+		if _, _, ok := s.seen.Sent(m.ReactsTo); !ok {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, m.ReactsTo)
+		}
+		return &stanza.Act{React: string(m.ReactsTo), Reactions: slices.Clone(m.Reactions)}, nil
+	}
+	from, ids, ok := s.seen.Sent(target)
+	if !ok || len(ids) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, target)
+	}
+	ours := (from.Nick != "" && from.Nick == s.occ.nick) || (from.JID != "" && strings.EqualFold(from.JID, s.cfg.Account))
+	if !ours {
+		return nil, fmt.Errorf("%w: %s", ErrNotOwnMessage, target)
+	}
+	origin := ids[len(ids)-1] // the origin-id (remembered after the id attribute)
+	if m.Replaces != "" {
+		return &stanza.Act{Replace: origin}, nil
+	}
+	return &stanza.Act{Retract: origin, RetractSID: string(target)}, nil
 }
 
 // onSubject reports a subject change made while the runtime is in the room.

@@ -139,6 +139,13 @@ var (
 	// ErrArchiveGap: a lagging subscriber skipped messages the room fanned out
 	// because the archive never supplied them (HistoryGap, Event.Skipped).
 	ErrArchiveGap = errors.New("room: the archive never supplied messages the room fanned out; a lagging subscriber skipped them")
+	// ErrUnknownTarget: an edit, retraction or reaction names a message the
+	// room has not seen (not among its recent messages, live or read from
+	// the archive: a FetchRecent that reads it makes it known).
+	ErrUnknownTarget = errors.New("room: the message named is not one the room has seen")
+	// ErrNotOwnMessage: an edit or retraction names a message this account
+	// did not send.
+	ErrNotOwnMessage = errors.New("room: the message named is not this account's")
 	// ErrNotOwned: the topic's room exists and this account is not its owner:
 	// another account created it first (NotOwned).
 	ErrNotOwned = errors.New("room: the topic's room is owned by another account")

@@ -122,6 +122,70 @@ func GroupchatMessage(room, originID, body string, reply Reply) []byte {
 	return b.Bytes()
 }
 
+// Act is a relation the runtime sends about a message (its target's ids
+// resolved by the room): exactly one of Replace (a correction: the target's
+// origin-id, with Body the new text), Retract (the target's origin-id) or
+// React (the target's stanza-id, with Reactions the full set).
+type Act struct {
+	Replace, Retract, React string
+	// RetractSID: the target's stanza-id, for v0.4's <retract id/> (in a
+	// room, the room's id; "" to name Retract there too).
+	RetractSID string
+	Reactions  []string
+}
+
+// RetractFallback is the body of a retraction, for clients without XEP-0424.
+const RetractFallback = "This message was retracted."
+
+// ActMessage is a relation posted to room, with origin-id and id originID as
+// GroupchatMessage: an XEP-0308 correction, an XEP-0424 retraction (v0.3, as
+// slixmpp 1.8.3 and Prosody 0.12's clients read it, and v0.4's <retract id/>
+// beside it, both naming the same message; a fallback body marked as
+// XEP-0428), or XEP-0444 reactions (no body; a store hint, so the room
+// archives it).
+func ActMessage(room, originID, body string, a Act) []byte {
+	var b bytes.Buffer
+	b.WriteString("<message")
+	attr(&b, "to", room)
+	attr(&b, "type", "groupchat")
+	attr(&b, "id", originID)
+	b.WriteByte('>')
+	switch {
+	case a.Replace != "":
+		b.WriteString("<body>")
+		escBody(&b, body)
+		b.WriteString(`</body><replace xmlns="` + NSCorrect + `"`)
+		attr(&b, "id", a.Replace)
+		b.WriteString("/>")
+	case a.Retract != "":
+		b.WriteString("<body>")
+		escBody(&b, RetractFallback)
+		b.WriteString(`</body><apply-to xmlns="` + NSFasten + `"`)
+		attr(&b, "id", a.Retract)
+		b.WriteString(`><retract xmlns="` + NSRetract0 + `"/></apply-to><retract xmlns="` + NSRetract1 + `"`)
+		sid := a.RetractSID
+		if sid == "" {
+			sid = a.Retract
+		}
+		attr(&b, "id", sid)
+		b.WriteString(`/><fallback xmlns="` + NSFallback + `"/><store xmlns="` + NSHints + `"/>`)
+	case a.React != "":
+		b.WriteString(`<reactions xmlns="` + NSReactions + `"`)
+		attr(&b, "id", a.React)
+		b.WriteByte('>')
+		for _, r := range a.Reactions {
+			b.WriteString("<reaction>")
+			escBody(&b, r)
+			b.WriteString("</reaction>")
+		}
+		b.WriteString(`</reactions><store xmlns="` + NSHints + `"/>`)
+	}
+	b.WriteString(`<origin-id xmlns="` + NSSID + `"`)
+	attr(&b, "id", originID)
+	b.WriteString("/></message>")
+	return b.Bytes()
+}
+
 // MaxQuoteRunes bounds the parent's text a reply quotes.
 const MaxQuoteRunes = 100
 

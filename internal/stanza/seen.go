@@ -112,6 +112,13 @@ func (s *Seen) Describe(id seam.BackendMsgID) (from Sender, content string, ok b
 	return m.from, m.text, ok
 }
 
+// Sent returns a remembered message's sender and the ids its sender gave it
+// (its id attribute and origin-id, first given first).
+func (s *Seen) Sent(id seam.BackendMsgID) (from Sender, senderIDs []string, ok bool) {
+	m, ok := s.byID[id]
+	return m.from, m.ids, ok
+}
+
 // Find implements Targets.
 func (s *Seen) Find(id string, by *Sender) (seam.BackendMsgID, bool) {
 	if id == "" {
