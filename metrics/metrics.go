@@ -46,7 +46,7 @@ func New() *Prometheus {
 		notOwned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_rooms_not_owned_total",
 			Help: "Joins that found the topic's room owned by another account (this account's affiliation was not owner: squatting; see docs/security.md)."}, []string{"topic"}),
 		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_relations_unmatched_total",
-			Help: "Relations (kind: reply, correction, retraction, moderation, reactions) not honoured, their target unknown or not the sender's to change: the message was delivered as a plain one. Each read of it counts (live, and every archive page that holds it)."}, []string{"topic", "kind"}),
+			Help: "Relations (kind: reply, correction, retraction, moderation, reactions) not honoured, their target unknown or not the sender's to change: the message was delivered as a plain one. Counted once per message while the room remembers it (live and archive reads alike)."}, []string{"topic", "kind"}),
 		reg: prometheus.NewRegistry(),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the connection's current state (connecting, online, reconnecting, closed), 0 for the others."}, []string{"state"}),

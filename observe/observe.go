@@ -79,7 +79,8 @@ type GapRecorder interface {
 // called when a message's relation (kind: reply, correction, retraction,
 // moderation, reactions) was not honoured, its target unknown or not the
 // sender's to change, and the message was delivered as a plain one (issue
-// 23). The live path and the archive path each count what they read.
+// 23). Once per message while the room remembers it: the live path and
+// archive reads of the same message count it once.
 type RelationRecorder interface {
 	UnmatchedRelation(kind string)
 }

@@ -23,12 +23,16 @@ import (
 // the one function both paths use. A relation it can't honour (its target
 // not seen, or a correction or retraction by someone else than the target's
 // sender, or a moderation not from the room) leaves the message plain, with
-// its whole body, and is counted (observe.RelationRecorder).
+// its whole body, and is counted (observe.RelationRecorder), once per
+// message while the room remembers it.
 
-// relate applies a message's relations and remembers it.
+// relate applies a message's relations and remembers it. An unmatched
+// relation is counted once while the room remembers the message (the live
+// path and the archive reads of the same message count it once).
 func (s *state) relate(m seam.Message, id, body string, rel stanza.Relations, from stanza.Sender) seam.Message {
+	_, _, known := s.seen.Sent(m.BackendMsgID)
 	out, unmatched := stanza.Apply(m, body, rel, from, s.seen)
-	if unmatched != stanza.RelNone {
+	if unmatched != stanza.RelNone && !known {
 		if r, ok := s.cfg.Metrics.(observe.RelationRecorder); ok {
 			r.UnmatchedRelation(unmatched)
 		}
