@@ -11,7 +11,7 @@ import (
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// The relation clauses (30-35, issue 23): people in a topic (Fixture.Say)
+// The relation clauses (31-36, issue 23): people in a topic (Fixture.Say)
 // correct, retract, react to and answer each other's messages, and share
 // files; the backend delivers each as what it is, the same live and from
 // FetchRecent, and refuses (delivers as a plain message, never drops) a
@@ -60,9 +60,9 @@ func (s *suite) say(t *testing.T, topic seam.Topic, live *collector, person stri
 	return got
 }
 
-// 30. A reply names its parent (InReplyTo), live and from FetchRecent; its
+// 31. A reply names its parent (InReplyTo), live and from FetchRecent; its
 // Content is its own text.
-func clause30(s *suite, t *testing.T) {
+func clause31(s *suite, t *testing.T) {
 	topic, live := s.relTopic(t)
 	parent := s.say(t, topic, live, alice, seam.Message{Content: "a question"})
 	reply := s.say(t, topic, live, bob, seam.Message{Content: "an answer", InReplyTo: parent.BackendMsgID})
@@ -72,9 +72,9 @@ func clause30(s *suite, t *testing.T) {
 	requirePlain(t, parent)
 }
 
-// 31. A correction names the message it replaces, by its sender only: the
+// 32. A correction names the message it replaces, by its sender only: the
 // same correction by someone else is a plain message.
-func clause31(s *suite, t *testing.T) {
+func clause32(s *suite, t *testing.T) {
 	topic, live := s.relTopic(t)
 	orig := s.say(t, topic, live, alice, seam.Message{Content: "teh original"})
 	fix := s.say(t, topic, live, alice, seam.Message{Content: "the original", Replaces: orig.BackendMsgID})
@@ -85,10 +85,10 @@ func clause31(s *suite, t *testing.T) {
 	require.Equal(t, "bob's version", forged.Content, "refused, delivered as a plain message")
 }
 
-// 32. A retraction names the message it withdraws, by its sender only, with
+// 33. A retraction names the message it withdraws, by its sender only, with
 // an empty Content; someone else's is a plain message. The original stays in
 // FetchRecent, and the retraction follows it.
-func clause32(s *suite, t *testing.T) {
+func clause33(s *suite, t *testing.T) {
 	topic, live := s.relTopic(t)
 	orig := s.say(t, topic, live, alice, seam.Message{Content: "oops"})
 	forged := s.say(t, topic, live, bob, seam.Message{Content: "bob tried to retract", Retracts: orig.BackendMsgID})
@@ -102,9 +102,9 @@ func clause32(s *suite, t *testing.T) {
 		"the original stays, the retraction follows it")
 }
 
-// 33. Reactions are the full set the sender now holds on the target; an
+// 34. Reactions are the full set the sender now holds on the target; an
 // empty set withdraws them. Anyone may react to anyone's message.
-func clause33(s *suite, t *testing.T) {
+func clause34(s *suite, t *testing.T) {
 	topic, live := s.relTopic(t)
 	orig := s.say(t, topic, live, alice, seam.Message{Content: "nice weather"})
 	r := s.say(t, topic, live, bob, seam.Message{ReactsTo: orig.BackendMsgID, Reactions: []string{"👍", "☀️"}})
@@ -116,8 +116,8 @@ func clause33(s *suite, t *testing.T) {
 	require.Empty(t, r.Reactions, "all withdrawn")
 }
 
-// 34. Attachments come back as shared.
-func clause34(s *suite, t *testing.T) {
+// 35. Attachments come back as shared.
+func clause35(s *suite, t *testing.T) {
 	topic, live := s.relTopic(t)
 	url := "https://files.example/" + tag() + ".png"
 	m := s.say(t, topic, live, alice, seam.Message{Content: url, Attachments: []seam.Attachment{{URL: url}}})
@@ -126,9 +126,9 @@ func clause34(s *suite, t *testing.T) {
 	require.False(t, m.IsRelation())
 }
 
-// 35. A relation to a message the topic doesn't hold is not honoured: the
+// 36. A relation to a message the topic doesn't hold is not honoured: the
 // message is delivered as a plain one, its text whole.
-func clause35(s *suite, t *testing.T) {
+func clause36(s *suite, t *testing.T) {
 	topic, live := s.relTopic(t)
 	s.say(t, topic, live, alice, seam.Message{Content: "something"})
 	// An id of another topic: never a target here.

@@ -56,7 +56,7 @@ type Fixture struct {
 	// fields of m set (Content, InReplyTo, Replaces, Retracts, ReactsTo,
 	// Reactions, Attachments), targets named by their BackendMsgID, and
 	// returns the new message's id once FetchRecent can read it. Nil: the
-	// relation clauses (30-35) are not applicable (a backend without
+	// relation clauses (31-36) are not applicable (a backend without
 	// relations).
 	Say func(ctx context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error)
 	// Cleanup runs when the suite ends; may be nil.
