@@ -449,6 +449,28 @@ func postFence(ctx context.Context) func() error {
 // An outcome that leaves the post in doubt is errors.Is(err, ErrPostInDoubt);
 // calling PostOnce again with the same key and after resolves it.
 func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error) {
+	return rt.PostOnceWith(ctx, topic, key, content, after, seam.PostOptions{})
+}
+
+// OwnID returns the id of this account's message of topic whose origin-id
+// is origin (a PostOnce key, say), among the messages the topic's room has
+// seen (live, or in a FetchRecent of this runtime): ErrUnknownTarget when
+// none. serve's relays map a relation's target into the destination with it.
+func (rt *Runtime) OwnID(ctx context.Context, topic seam.Topic, origin string) (seam.BackendMsgID, error) {
+	res, err := rt.toRoom(ctx, topic, &room.OwnID{Origin: origin})
+	if err != nil {
+		return "", fmt.Errorf("parley-xmpp: own id in %q: %w", topic, err)
+	}
+	r := res.(*room.OwnIDResult)
+	return r.ID, r.Err
+}
+
+// PostOnceWith is PostOnce with PostOptions: a reply (opts.InReplyTo) posted
+// exactly once.
+func (rt *Runtime) PostOnceWith(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor, opts seam.PostOptions) (seam.BackendMsgID, error) {
+	if err := stanza.CheckText(string(opts.InReplyTo)); err != nil {
+		return "", fmt.Errorf("%w: InReplyTo: %v", seam.ErrInvalidContent, err)
+	}
 	if key == "" || len(key) > 128 {
 		return "", fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes: %w", ErrInvalidArgument)
 	}
@@ -462,10 +484,10 @@ func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content 
 	if after != nil {
 		since = *after
 	}
-	if err := rt.checkStanzaSize(topic, key, content, ""); err != nil {
+	if err := rt.checkStanzaSize(topic, key, content, string(opts.InReplyTo)); err != nil {
 		return "", err
 	}
-	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since, Fence: postFence(ctx)})
+	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, InReplyTo: opts.InReplyTo, OnceAfter: &since, Fence: postFence(ctx)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return rt.abandonPost(topic, key, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -271,13 +272,36 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 		c := seam.Cursor(d.relayLast)
 		after = &c
 	}
-	id, err := s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, after)
+	var send func(after *seam.Cursor) (seam.BackendMsgID, error)
+	if rb, ok := s.dest.(RelationBackend); ok && (d.msg.IsRelation() || d.msg.InReplyTo != "") {
+		relation, skip, err := s.relation(ctx, rb, d, key)
+		if err != nil {
+			return "", err
+		}
+		if skip {
+			return "", nil
+		}
+		send = relation
+	}
+	if send == nil {
+		if d.msg.Content == "" {
+			// A retraction or reactions the destination can't carry, or a
+			// relation not honoured at the source that had no text: there
+			// is nothing to post.
+			s.log.Info("a message without text is passed over", slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)))
+			return "", nil
+		}
+		send = func(after *seam.Cursor) (seam.BackendMsgID, error) {
+			return s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, after)
+		}
+	}
+	id, err := send(after)
 	if err != nil && after != nil && errors.Is(err, seam.ErrUnknownCursor) {
 		// The last relayed message left the destination's archive (expired, or
 		// the room was recreated): look for this one in the whole archive.
 		s.log.Warn("the last relayed message is no longer in the destination's archive; checking all of it for this message",
 			slog.String("topic", string(d.msg.Topic)), slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
-		id, err = s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, nil)
+		id, err = send(nil)
 	}
 	if err != nil {
 		return "", fmt.Errorf("relay to %q: %w", s.topic, err)
@@ -286,3 +310,58 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 }
 
 func (*relaySink) close() {}
+
+// relation is how a relation is relayed: the send that carries it into the
+// destination, its target mapped to the destination's copy; nil when the
+// destination holds no copy of the target and the message has text (it goes
+// as a plain message); skip when it has none (a retraction or reactions
+// whose target was never relayed: nothing to carry).
+func (s *relaySink) relation(ctx context.Context, rb RelationBackend, d delivery, key string) (send func(*seam.Cursor) (seam.BackendMsgID, error), skip bool, err error) {
+	m := d.msg
+	target := m.InReplyTo
+	for _, t := range []seam.BackendMsgID{m.Replaces, m.Retracts, m.ReactsTo} {
+		if t != "" {
+			target = t
+		}
+	}
+	copyKey, err := relayKey(s.secret, d.route, m.Topic, target)
+	if err != nil {
+		return nil, false, err
+	}
+	dest, err := rb.OwnID(ctx, s.topic, copyKey)
+	if errors.Is(err, runtime.ErrUnknownTarget) {
+		// The destination's room may not have read its copy yet (after a
+		// restart): a read of its newest page makes it known.
+		if _, ferr := s.dest.FetchRecent(ctx, seam.FetchRecentArgs{Topic: s.topic}); ferr == nil {
+			dest, err = rb.OwnID(ctx, s.topic, copyKey)
+		}
+	}
+	switch {
+	case errors.Is(err, runtime.ErrUnknownTarget):
+		if m.Content == "" || m.Retracts != "" || m.ReactsTo != "" {
+			s.log.Info("a relation whose target was never relayed is passed over", slog.String("topic", string(m.Topic)), slog.String("id", string(m.BackendMsgID)))
+			return nil, true, nil
+		}
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	opts := func(after *seam.Cursor) runtime.ActOptions { return runtime.ActOptions{Key: key, After: after} }
+	switch {
+	case m.Replaces != "":
+		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+			return rb.Edit(ctx, s.topic, dest, m.Content, opts(after))
+		}, false, nil
+	case m.Retracts != "":
+		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+			return rb.Retract(ctx, s.topic, dest, opts(after))
+		}, false, nil
+	case m.ReactsTo != "":
+		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+			return rb.React(ctx, s.topic, dest, m.Reactions, opts(after))
+		}, false, nil
+	}
+	return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+		return rb.PostOnceWith(ctx, s.topic, key, m.Content, after, seam.PostOptions{InReplyTo: dest})
+	}, false, nil
+}

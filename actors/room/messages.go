@@ -47,6 +47,15 @@ type (
 		Err error
 	}
 
+	// OwnID asks for the id of this account's message whose origin-id is
+	// Origin, among the messages the room has seen. Answer: *OwnIDResult.
+	OwnID struct{ Origin string }
+	// OwnIDResult answers OwnID (Err: ErrUnknownTarget).
+	OwnIDResult struct {
+		ID  seam.BackendMsgID
+		Err error
+	}
+
 	// CancelPost withdraws the Post with Origin whose caller gave up. Answer:
 	// *PostFate: a post not yet sent never will be; one sent is no longer
 	// resent after a lost link.

@@ -76,6 +76,23 @@ func (s *state) reply(parent seam.BackendMsgID) stanza.Reply {
 	return r
 }
 
+// ownID finds this account's message with origin-id origin among the
+// messages the room has seen (the newest, should there be several).
+func (s *state) ownID(origin string) *OwnIDResult {
+	for _, id := range slices.Backward(s.seen.BySenderID(origin)) {
+		if from, _, ok := s.seen.Sent(id); ok && s.ours(from) {
+			return &OwnIDResult{ID: id}
+		}
+	}
+	return &OwnIDResult{Err: fmt.Errorf("%w: no message of this account with that origin-id", ErrUnknownTarget)}
+}
+
+// ours says whether a message's sender is this account: the nick the room
+// holds now, or the account's real JID where the room showed it.
+func (s *state) ours(from stanza.Sender) bool {
+	return (from.Nick != "" && from.Nick == s.occ.nick) || (from.JID != "" && strings.EqualFold(from.JID, s.cfg.Account))
+}
+
 // act resolves what a relation post names: the origin-id of one of this
 // account's own messages (a correction, a retraction), or the stanza-id of
 // any message (reactions), among the messages the room has seen.
@@ -94,8 +111,7 @@ func (s *state) act(m *Post) (*stanza.Act, error) {
 	if !ok || len(ids) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, target)
 	}
-	ours := (from.Nick != "" && from.Nick == s.occ.nick) || (from.JID != "" && strings.EqualFold(from.JID, s.cfg.Account))
-	if !ours {
+	if !s.ours(from) {
 		return nil, fmt.Errorf("%w: %s", ErrNotOwnMessage, target)
 	}
 	origin := ids[len(ids)-1] // the origin-id (remembered after the id attribute)

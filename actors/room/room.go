@@ -288,6 +288,8 @@ func (r *Room) Receive(ctx actor.Context) {
 		} else {
 			ctx.Respond(s.ledger.cancel(m.Origin))
 		}
+	case *OwnID:
+		ctx.Respond(s.ownID(m.Origin))
 	case *Subscribe:
 		s.occ.whenJoined(ctx, m, ctx.Sender())
 	case *Unsubscribe:

@@ -1,6 +1,10 @@
 package stanza
 
-import "github.com/parley-go/parley-xmpp/seam"
+import (
+	"slices"
+
+	"github.com/parley-go/parley-xmpp/seam"
+)
 
 // Seen is a bounded record of a room's recent messages, for Apply to map a
 // relation's target: each message's BackendMsgID, the ids its sender gave it
@@ -117,6 +121,12 @@ func (s *Seen) Describe(id seam.BackendMsgID) (from Sender, content string, ok b
 func (s *Seen) Sent(id seam.BackendMsgID) (from Sender, senderIDs []string, ok bool) {
 	m, ok := s.byID[id]
 	return m.from, m.ids, ok
+}
+
+// BySenderID returns the remembered messages whose sender gave them id,
+// oldest first.
+func (s *Seen) BySenderID(id string) []seam.BackendMsgID {
+	return slices.Clone(s.bySender[id])
 }
 
 // Find implements Targets.
