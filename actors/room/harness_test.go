@@ -114,9 +114,10 @@ func newRig(t testing.TB, tune func(*Config)) *rig {
 		tune(&cfg)
 	}
 	r.st = newState(cfg)
-	// As if learned from an ejabberd archive (the tests' ids are numbers): a
-	// live message's stamp is known, so it is fanned out live.
-	r.st.stamps.learn([]archive.Entry{{Message: seam.Message{BackendMsgID: "1", Timestamp: time.UnixMicro(1)}}})
+	// As if learned from a Prosody archive (whole-second stamps): the tests'
+	// reflections arrive mid-second (reflection), so their stamp is known and
+	// they are fanned out live.
+	r.st.stamps.learn([]archive.Entry{{Message: seam.Message{BackendMsgID: "x", Timestamp: midSecond.Truncate(time.Second)}}})
 	r.archive = &probe{}
 	r.st.archive = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return r.archive }))
 	t.Cleanup(func() { sys.Shutdown() })

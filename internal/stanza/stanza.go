@@ -76,6 +76,9 @@ type Message struct {
 	StanzaIDs []StanzaID
 	RealJIDs  []string // see Forwarded.RealJIDs
 	Error     *Error   // for Type == "error"
+	// Received is when the connection read it (zero for a message not read
+	// off a stream).
+	Received time.Time
 	// MAM is set when the message is an XEP-0313 archive result.
 	MAM *MAMResult
 }

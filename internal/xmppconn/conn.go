@@ -476,6 +476,9 @@ func (c *Conn) readOne() (v any, skip string, counted bool, err error) {
 		}
 		v, _ := stanza.Parse(e)
 		switch v := v.(type) {
+		case stanza.Message:
+			v.Received = time.Now()
+			return v, "", counted, nil
 		case nil:
 			return nil, observe.SkipUnknown, counted, nil
 		case stanza.IQ:
