@@ -41,7 +41,10 @@ type fanout struct {
 	recent     *idRing // the ids fanned out lately, to drop a second copy
 	buffered   []live  // live messages held while the position is unplaced or catching up
 	overflowed bool    // live messages were dropped from buffered: read the archive again
-	subs       []*sub
+	// stampRead: a catch-up for messages held for their stamp is due (its
+	// read not sent yet): more such messages join it (fromArchive).
+	stampRead bool
+	subs      []*sub
 	unacked    int // messages waiting in all the subscribers' queues
 	// ring holds the recent messages while a subscriber lags; pages, the
 	// archive pages lagging subscribers read through, by the cursor read after
@@ -70,7 +73,7 @@ func (f *fanout) hold() {
 	if f.stream == streaming {
 		f.stream = catchingUp
 	}
-	f.buffered, f.overflowed = nil, false
+	f.buffered, f.overflowed, f.stampRead = nil, false, false
 }
 
 // release stops a catch-up cut short (a failed join, a lost occupancy): what
@@ -79,7 +82,7 @@ func (f *fanout) release() {
 	if f.stream == catchingUp {
 		f.stream = streaming
 	}
-	f.buffered = nil
+	f.buffered, f.stampRead = nil, false
 }
 
 // place fixes where a first occupancy starts in the archive: the newest live
@@ -116,11 +119,19 @@ func (f *fanout) onLive(ctx actor.Context, l live) {
 // best-guess stamp: the archive's copy goes out instead when the read has it
 // (advance drops the held one), the held one when the archive never stored
 // it, so nothing the room saw is lost; and a first join still places it.
-func (f *fanout) fromArchive(ctx actor.Context, l live) {
+//
+// The read is put off until the doubt around this second's boundary has
+// passed (stamps.go: readAfter), so that one read serves every message held
+// meanwhile: a busy room reads its archive about once a second for stamps,
+// not once per message.
+func (f *fanout) fromArchive(ctx actor.Context, l live, readAfter time.Duration) {
 	switch {
-	case f.stream == streaming && f.s.occ.phase == joined:
+	case f.stream == streaming && f.s.occ.phase == joined && readAfter <= 0:
 		f.startCatchUp(ctx) // read after this message arrived: it holds it
-	case f.stream != streaming:
+	case f.stream == streaming && f.s.occ.phase == joined:
+		f.stream, f.overflowed, f.stampRead = catchingUp, false, true
+		f.s.arm(ctx, readAfter, gapRetry) // then readGap, after this message: it holds it
+	case f.stream != streaming && !f.stampRead:
 		f.overflowed = true // the read in flight may predate it: read again
 	}
 	f.onLive(ctx, l)
@@ -192,6 +203,7 @@ func (f *fanout) startCatchUp(ctx actor.Context) {
 // readGap reads the archive after the last message fanned out (onGap takes
 // the answer).
 func (f *fanout) readGap(ctx actor.Context) {
+	f.stampRead = false
 	since := seam.Cursor(f.last)
 	// A lean rejoin's replay reads after the room's own position, trusted
 	// (occupancy.startRejoin).

@@ -438,14 +438,14 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	// A live reflection shows no real JID; one from our own nick, while we
 	// hold it, is our account's.
 	l := live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID, ours: nick == s.occ.nick, jid: s.fan.occupants[nick]}
-	stamp, exact := s.stamps.live(m.StanzaID.ID, m.Received)
+	stamp, exact, readAfter := s.stamps.live(m.StanzaID.ID, m.Received)
 	l.msg.Timestamp = stamp
 	if !exact {
 		// Only the archive knows the server's stamp of it (stamps.go): it is
 		// fanned out from the archive, with the stamp a read gives, and the
 		// post it answers resolves then, when the room has fanned it out
 		// (reads rely on that order).
-		s.fan.fromArchive(ctx, l)
+		s.fan.fromArchive(ctx, l, readAfter)
 		return
 	}
 	s.fan.onLive(ctx, l)

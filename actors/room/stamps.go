@@ -27,14 +27,17 @@ const (
 	stampsOther
 )
 
-// secondsGuard is how close to a second's boundary a receipt (read off the
-// socket: stanza.Message.Received) leaves the archived second in doubt under
-// stampsSeconds: the archive's clock may have been in the second before (the
-// reflection's transit) or, by clock skew, the one after. It assumes the
-// server's clock within about this of ours and a reflection sent within this
-// of its archiving; each message in doubt costs an archive read, so it is
-// kept small (1 in 50 messages).
-const secondsGuard = 10 * time.Millisecond
+// Under stampsSeconds a receipt (read off the socket: stanza.Message.Received)
+// near a second's boundary leaves the archived second in doubt: the message
+// was archived before the reflection arrived, so just after a boundary
+// (transitLag: the reflection's transit, a loaded server's or our own delay)
+// it may have been archived in the second before; and just before one
+// (clockSkew: a server clock a little ahead of ours) in the second after.
+// Each message in doubt costs an archive read, about 1 in 9.
+const (
+	transitLag = 100 * time.Millisecond
+	clockSkew  = 10 * time.Millisecond
+)
 
 // stamps is the room's stamp rule and what it was learned from.
 type stamps struct {
@@ -70,17 +73,25 @@ func (st *stamps) learn(entries []archive.Entry) {
 // live returns the server's stamp of the live message id received at
 // received, and whether it is exact; when it isn't, the message is read back
 // from the archive, which knows, and the stamp returned is the best guess,
-// for a message the archive never supplies.
-func (st *stamps) live(id string, received time.Time) (time.Time, bool) {
+// for a message the archive never supplies. readAfter is how long to put
+// that read off so that it serves every message in the same doubt (the rest
+// of this boundary's transit window).
+func (st *stamps) live(id string, received time.Time) (stamp time.Time, exact bool, readAfter time.Duration) {
 	switch st.rule {
 	case stampsFromID:
 		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-			return time.UnixMicro(n).UTC(), true
+			return time.UnixMicro(n).UTC(), true, 0
 		}
 	case stampsSeconds:
 		sec := received.Truncate(time.Second)
 		into := received.Sub(sec)
-		return sec.UTC(), into >= secondsGuard && into <= time.Second-secondsGuard
+		switch {
+		case into < transitLag:
+			return sec.UTC(), false, transitLag - into
+		case into > time.Second-clockSkew:
+			return sec.UTC(), false, time.Second - into + transitLag
+		}
+		return sec.UTC(), true, 0
 	}
-	return received.UTC(), false
+	return received.UTC(), false, 0
 }

@@ -50,23 +50,29 @@ func TestStampRuleIsLearnedFromRows(t *testing.T) {
 func TestLiveStampFollowsTheRule(t *testing.T) {
 	sec := time.Date(2026, 12, 7, 15, 28, 29, 0, time.UTC)
 	fromID := stamps{rule: stampsFromID}
-	got, ok := fromID.live("1796657309678549", sec)
+	got, ok, _ := fromID.live("1796657309678549", sec)
 	require.True(t, ok)
 	assert.Equal(t, time.UnixMicro(1796657309678549).UTC(), got)
-	_, ok = fromID.live("not-a-number", sec)
+	_, ok, _ = fromID.live("not-a-number", sec)
 	assert.False(t, ok)
 
 	seconds := stamps{rule: stampsSeconds}
-	got, ok = seconds.live("x", sec.Add(500*time.Millisecond))
+	got, ok, _ = seconds.live("x", sec.Add(500*time.Millisecond))
 	require.True(t, ok)
 	assert.Equal(t, sec, got)
-	for _, into := range []time.Duration{0, secondsGuard - 1, time.Second - secondsGuard + 1} {
-		_, ok = seconds.live("x", sec.Add(into))
-		assert.False(t, ok, "%v into the second is in doubt", into)
+	for _, tc := range []struct{ into, readAfter time.Duration }{
+		{0, transitLag},
+		{transitLag - 1, 1},
+		{time.Second - clockSkew + 1, clockSkew - 1 + transitLag},
+	} {
+		_, ok, after := seconds.live("x", sec.Add(tc.into))
+		assert.False(t, ok, "%v into the second is in doubt", tc.into)
+		assert.Equal(t, tc.readAfter, after, "%v into the second: read once the doubt has passed", tc.into)
 	}
 	for _, r := range []stampRule{stampsUnknown, stampsOther} {
-		_, ok = (&stamps{rule: r}).live("1796657309678549", sec)
+		_, ok, after := (&stamps{rule: r}).live("1796657309678549", sec)
 		assert.False(t, ok)
+		assert.Zero(t, after, "no doubt to wait out: read at once")
 	}
 }
 
@@ -171,4 +177,23 @@ func TestLongPollSkipsWhatTheRoomHeldUpToItsCursor(t *testing.T) {
 	res := caller.wait(t, 1)[0].(*archive.Result)
 	require.Len(t, res.Entries, 1)
 	assert.Equal(t, seam.BackendMsgID("s3"), res.Entries[0].Message.BackendMsgID)
+}
+
+// Messages in the same doubt (just after a second's boundary, Prosody's
+// whole-second stamps) share one archive read, sent once the doubt has
+// passed: the first holds the stream and arms the read; the next ones wait
+// with it rather than ask for reads of their own.
+func TestMessagesInDoubtShareOneRead(t *testing.T) {
+	r := joinedRig(t, nil)
+	early := midSecond.Truncate(time.Second).Add(5 * time.Millisecond) // just after a boundary
+	for _, id := range []string{"s1", "s2", "s3"} {
+		m := reflection(id, "alice", id)
+		m.Received = early
+		r.do(func(ctx actor.Context) { r.st.onMessage(ctx, m) })
+	}
+	assert.Equal(t, catchingUp, r.st.fan.stream)
+	assert.True(t, r.st.fan.stampRead, "one read armed")
+	assert.False(t, r.st.fan.overflowed, "no read of their own for the later ones")
+	assert.Len(t, r.st.fan.buffered, 3)
+	assert.Empty(t, r.queries(), "nothing read before the doubt has passed")
 }
