@@ -45,7 +45,7 @@ type fanout struct {
 	// read not sent yet): more such messages join it (fromArchive).
 	stampRead bool
 	subs      []*sub
-	unacked    int // messages waiting in all the subscribers' queues
+	unacked   int // messages waiting in all the subscribers' queues
 	// ring holds the recent messages while a subscriber lags; pages, the
 	// archive pages lagging subscribers read through, by the cursor read after
 	// (see lagging.go).
