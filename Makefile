@@ -3,7 +3,7 @@
 # started them; `make test` also installs what its tests run (scripts/deps.sh:
 # etcd, prometheus and promtool, systemd-analyze).
 
-.PHONY: demo test chaos soak bench fuzz check build server-start server-stop
+.PHONY: demo test chaos soak bench fuzz check build man server-start server-stop
 
 demo: ## a short live demo against the local server
 	scripts/with-devserver.sh go run ./cmd/parley-xmpp demo --dev-server=$(CURDIR)/scripts/devserver.sh
@@ -47,6 +47,9 @@ fuzz: ## every fuzz target, FUZZTIME each (default 60s): make fuzz FUZZTIME=10m
 
 build:
 	go build -buildvcs=true -o bin/parley-xmpp ./cmd/parley-xmpp
+
+man: ## the man pages (parley-xmpp.1, parley-xmpp-post.1, ...) into man/: man -l man/parley-xmpp.1
+	go run ./cmd/parley-xmpp man man
 
 server-start: ## start the local dev server and leave it running
 	scripts/devserver.sh start

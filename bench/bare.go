@@ -10,6 +10,8 @@ import (
 	"time"
 
 	xmpp "github.com/xmppo/go-xmpp"
+
+	"github.com/parley-go/parley-xmpp/internal/rawclient"
 )
 
 // bare is the baseline: go-xmpp with nothing of the runtime's above it, doing
@@ -47,8 +49,8 @@ func (b *bare) read() {
 	for {
 		v, err := b.c.Recv()
 		if err != nil {
-			if strings.HasPrefix(err.Error(), "unexpected XMPP message") {
-				continue
+			if !rawclient.StreamEnded(err) {
+				continue // an element go-xmpp can't interpret: the stream reads on
 			}
 			return
 		}

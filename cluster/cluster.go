@@ -71,7 +71,7 @@ type Options struct {
 	Engine   *serve.Engine    // the routes, bound to their servers; the caller closes it after Stop
 	Logger   *slog.Logger     // nil → discard
 	Registry prometheus.Registerer
-	Progress func(line string) // nil → Info records
+	Progress func(line string) // nil → Info records with attributes (route, topic, node)
 }
 
 // Node is this process's member of the cluster.
@@ -164,7 +164,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if c.Advertise != "" {
 		ropts = append(ropts, remote.WithAdvertisedHost(net.JoinHostPort(c.Advertise, strconv.Itoa(port))))
 	}
-	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quietActors(o.Logger) }))
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger(o.Logger) }))
 	n.id = n.system.ID
 	provider, err := etcdprovider.NewWithConfig(n.keys.members(), mustEtcdConfig(c))
 	if err != nil {
@@ -210,7 +210,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		}
 	})
 	n.bg.Go(n.reconcile)
-	n.say(fmt.Sprintf("cluster %s: node %s joined at %s", c.Name, n.id, n.system.Address()))
+	n.say(fmt.Sprintf("cluster %s: node %s joined at %s", c.Name, n.id, n.system.Address()),
+		slog.String("cluster", c.Name), slog.String("node", n.id), slog.String("address", n.system.Address()))
 	return n, nil
 }
 
@@ -268,12 +269,14 @@ func (n *Node) Stop() {
 // shutdownWait bounds leaving the cluster at Stop.
 const shutdownWait = 10 * time.Second
 
-func (n *Node) say(line string) {
+// say reports progress: to Options.Progress as a line, or as an Info record
+// with attrs.
+func (n *Node) say(line string, attrs ...slog.Attr) {
 	if n.o.Progress != nil {
 		n.o.Progress(line)
 		return
 	}
-	n.log.Info(line)
+	n.log.LogAttrs(context.Background(), slog.LevelInfo, line, attrs...)
 }
 
 // keepSession keeps this node's lease: a new one whenever the last ended.
@@ -306,7 +309,7 @@ func (n *Node) keepSession() {
 		select {
 		case <-s.Done():
 			if n.ctx.Err() == nil {
-				n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stop until it gets a new one", n.id))
+				n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stop until it gets a new one", n.id), slog.String("node", n.id))
 			}
 		case <-n.ctx.Done():
 		}
@@ -555,7 +558,8 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		n.m.owned.Inc()
 		if prev != "" && prev != n.id {
 			n.m.handovers.Inc()
-			n.say(fmt.Sprintf("route %s: %s: taken over from node %s", t.Route, t.Topic, prev))
+			n.say(fmt.Sprintf("route %s: %s: taken over from node %s", t.Route, t.Topic, prev),
+				slog.String("route", t.Route), slog.String("topic", t.Topic), slog.String("from", prev))
 		}
 		wctx, wcancel := context.WithCancel(ctx)
 		go func() {
@@ -576,7 +580,16 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		n.m.owned.Dec()
 		if lost {
 			n.m.lockLosses.Inc()
-			n.say(fmt.Sprintf("route %s: %s: lock lost; deliveries stopped", t.Route, t.Topic))
+			n.say(fmt.Sprintf("route %s: %s: lock lost; deliveries stopped", t.Route, t.Topic),
+				slog.String("route", t.Route), slog.String("topic", t.Topic))
+		} else if errors.Is(err, serve.ErrStopped) {
+			// on_exhausted: stop. Taking the lock again would only refuse
+			// the same message again: the topic waits here for an operator
+			// (a restart of this node, after fixing the sink).
+			n.say(fmt.Sprintf("route %s: %s: stopped on a message its sink refused; restart the node once the sink is fixed", t.Route, t.Topic),
+				slog.String("route", t.Route), slog.String("topic", t.Topic))
+			<-ctx.Done()
+			return
 		} else if err != nil && ctx.Err() == nil {
 			log.Error("cluster: the worker stopped", slog.Any("err", err))
 			sleep(ctx, n.call)
@@ -698,26 +711,4 @@ func (g *grain) stopIfElsewhere(ctx actor.Context) {
 		g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
 		ctx.Poison(ctx.Self())
 	}
-}
-
-// quietActors keeps protoactor's chatter (Info: every topology update) out of
-// the user's log.
-func quietActors(l *slog.Logger) *slog.Logger {
-	return slog.New(levelAtLeast{h: l.Handler(), min: slog.LevelWarn})
-}
-
-type levelAtLeast struct {
-	h   slog.Handler
-	min slog.Level
-}
-
-func (l levelAtLeast) Enabled(ctx context.Context, lv slog.Level) bool {
-	return lv >= l.min && l.h.Enabled(ctx, lv)
-}
-func (l levelAtLeast) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
-func (l levelAtLeast) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelAtLeast{h: l.h.WithAttrs(a), min: l.min}
-}
-func (l levelAtLeast) WithGroup(g string) slog.Handler {
-	return levelAtLeast{h: l.h.WithGroup(g), min: l.min}
 }

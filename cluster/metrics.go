@@ -34,3 +34,9 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 	}
 	return m
 }
+
+// RegisterMetrics registers a cluster node's collectors, at 0, with reg: for
+// what lists the metrics a node exports (examples/monitoring's tests check
+// the alert rules and the dashboard against them). A node registers its own
+// with Options.Registry.
+func RegisterMetrics(reg prometheus.Registerer) { newNodeMetrics(reg) }

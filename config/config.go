@@ -81,6 +81,15 @@ type File struct {
 	path string
 }
 
+// ServerLabel is how logs and metrics name server name: "default" for the
+// default server (backend_config), else its name under servers.
+func ServerLabel(name string) string {
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
 // Server is a named server.
 type Server struct {
 	Backend Backend `yaml:"backend_config"`
@@ -121,7 +130,8 @@ type Runtime struct {
 
 // Serve configures the fan-out engine.
 type Serve struct {
-	// StateDir holds each route's durable cursors [./parley-state].
+	// StateDir holds each route's durable cursors [./parley-state]; Load
+	// makes a relative one relative to the file's directory.
 	StateDir string `yaml:"state_dir"`
 	// MetricsListen, when set, serves /metrics, /healthz and /readyz there.
 	MetricsListen string  `yaml:"metrics_listen"`
@@ -148,6 +158,87 @@ type Route struct {
 	MaxRetryWait Duration `yaml:"max_retry_wait"`
 	// Senders, when set, delivers only these senders' messages (see Senders).
 	Senders *Senders `yaml:"senders"`
+	// MaxAttempts bounds the attempts at one message before OnExhausted
+	// decides its fate [0: unlimited, the message is retried until the sink
+	// takes it].
+	MaxAttempts int `yaml:"max_attempts"`
+	// OnExhausted: what happens to a message the sink refused max_attempts
+	// times, or refused for good (an error no retry can mend) [stop].
+	OnExhausted OnExhausted `yaml:"on_exhausted"`
+}
+
+// Exhausted actions: what OnExhausted.Action holds.
+const (
+	ExhaustedStop       = "stop"        // the topic stops delivering (the others go on)
+	ExhaustedSkip       = "skip"        // the message is passed over, logged and counted
+	ExhaustedDeadLetter = "dead_letter" // the message goes to DeadLetter, then is passed over
+)
+
+// OnExhausted is a route's on_exhausted: "stop", "skip", or a mapping
+// {dead_letter: SINK}, SINK shaped as a route's sink (stdout, exec or webhook).
+type OnExhausted struct {
+	Action     string // "" (unset: stop), or one of the Exhausted constants
+	DeadLetter *Sink  // for dead_letter
+}
+
+// UnmarshalYAML reads a scalar action or a {dead_letter: SINK} mapping; a
+// mapping's keys are checked as strictly as the rest of the file.
+func (o *OnExhausted) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		switch n.Value {
+		case "", ExhaustedStop, ExhaustedSkip: // "": unset, as MarshalYAML writes it
+			*o = OnExhausted{Action: n.Value}
+			return nil
+		case ExhaustedDeadLetter:
+			return fmt.Errorf("line %d: key on_exhausted: dead_letter needs its sink: on_exhausted: {dead_letter: {webhook: {url: ...}}}", n.Line)
+		}
+		return fmt.Errorf("line %d: key on_exhausted: %q is none of stop, skip or {dead_letter: SINK}", n.Line, n.Value)
+	case yaml.MappingNode:
+		// Errors name the mapping's first key: on the node's line, where
+		// explain finds it (in flow and block style alike).
+		first := "dead_letter"
+		if len(n.Content) > 0 {
+			first = n.Content[0].Value
+		}
+		var v struct {
+			DeadLetter *Sink `yaml:"dead_letter"`
+		}
+		// Node.Decode doesn't refuse unknown keys: decode a copy strictly.
+		data, err := yaml.Marshal(n)
+		if err != nil {
+			return fmt.Errorf("line %d: key %s: %v", n.Line, first, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&v); err != nil {
+			what := "not {dead_letter: SINK}"
+			var te *yaml.TypeError
+			if errors.As(err, &te) && len(te.Errors) > 0 {
+				if m := lineRE.FindStringSubmatch(te.Errors[0]); m != nil {
+					what = m[2]
+					if u := unknownRE.FindStringSubmatch(what); u != nil {
+						what = "unknown key " + u[1]
+					}
+				}
+			}
+			return fmt.Errorf("line %d: key %s: %s", n.Line, first, what)
+		}
+		if v.DeadLetter == nil {
+			return fmt.Errorf("line %d: key %s: a mapping here is {dead_letter: SINK}", n.Line, first)
+		}
+		*o = OnExhausted{Action: ExhaustedDeadLetter, DeadLetter: v.DeadLetter}
+		return nil
+	}
+	return fmt.Errorf("line %d: key on_exhausted: none of stop, skip or {dead_letter: SINK}", n.Line)
+}
+
+// MarshalYAML writes o as UnmarshalYAML reads it.
+func (o OnExhausted) MarshalYAML() (any, error) {
+	if o.Action == ExhaustedDeadLetter {
+		return map[string]*Sink{"dead_letter": o.DeadLetter}, nil
+	}
+	return o.Action, nil
 }
 
 // Sink says where a route delivers: exactly one of its fields.
@@ -183,7 +274,22 @@ type WebhookSink struct {
 type RelaySink struct {
 	Server string `yaml:"server"` // "" for the default server
 	Topic  string `yaml:"topic"`
+	// Oversize: what becomes of content the destination can't take in one
+	// post (over its max_content_bytes or max_stanza_bytes): "split" (posted
+	// as several, in order, each exactly once), "truncate" (its start, marked
+	// with …), or "on_exhausted" (the route's on_exhausted, at once) [on_exhausted].
+	Oversize string `yaml:"oversize"`
+	// Format, when set, is the relayed text: "<{sender}> {content}" keeps
+	// the original sender (see RelayPlaceholders) [{content}].
+	Format string `yaml:"format,omitempty"`
 }
+
+// Oversize values.
+const (
+	OversizeExhausted = "on_exhausted"
+	OversizeSplit     = "split"
+	OversizeTruncate  = "truncate"
+)
 
 // Duration is a time.Duration written as "1.5s", "100ms", "5m".
 type Duration time.Duration
@@ -243,10 +349,38 @@ func Load(path string) (*File, error) {
 	if err := f.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := f.resolveStateDir(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if err := f.loadSecrets(true); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
+}
+
+// resolveStateDir makes a relative serve.state_dir relative to the file's
+// directory, as password_file is. A state dir that used to resolve against the
+// working directory and is still there, while the file's directory has none,
+// is an error: starting without the saved cursors would skip or repeat
+// messages.
+func (f *File) resolveStateDir() error {
+	sd := f.Serve.StateDir
+	if sd == "" || filepath.IsAbs(sd) {
+		return nil
+	}
+	resolved := f.relative(sd)
+	f.Serve.StateDir = resolved
+	if filepath.Clean(resolved) == filepath.Clean(sd) {
+		return nil // the file is in the working directory
+	}
+	if _, err := os.Stat(resolved); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if fi, err := os.Stat(sd); err == nil && fi.IsDir() {
+		abs, _ := filepath.Abs(sd)
+		return fmt.Errorf("%w: serve.state_dir: %q is relative to the configuration file's directory: %s, which doesn't exist, while %s (relative to the working directory, as before) does: move it to %s, or make state_dir absolute", ErrConfig, sd, resolved, abs, resolved)
+	}
+	return nil
 }
 
 // FromEnv is the configuration without a file: the default server from the
@@ -287,6 +421,10 @@ func parse(data []byte) (*File, error) {
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 var unknownRE = regexp.MustCompile(`^field (\S+) not found in type`)
 
+// keyRE: an UnmarshalYAML error that names the key on its line ("key K: why"),
+// where a line holds several (flow style).
+var keyRE = regexp.MustCompile(`^key (\S+): (.*)$`)
+
 // explain rewrites yaml.v3's errors ("line 3: cannot unmarshal ...") so each
 // names the key at fault ("backend_config.nick (line 3): ...").
 func explain(data []byte, err error) error {
@@ -308,6 +446,8 @@ func explain(data []byte, err error) error {
 		what, name := m[2], ""
 		if u := unknownRE.FindStringSubmatch(what); u != nil {
 			what, name = "unknown key", u[1]
+		} else if k := keyRE.FindStringSubmatch(what); k != nil {
+			what, name = k[2], k[1]
 		}
 		msgs = append(msgs, fmt.Sprintf("%s (line %d): %s", keyAt(&root, line, name), line, what))
 	}

@@ -158,6 +158,15 @@ func TestMoreServeChecks(t *testing.T) {
 		route("    - {name: r, topics: [a], retry_wait: 2m, max_retry_wait: 1m, sink: {stdout: {}}}\n"):                               "serve.routes[0].retry_wait",
 		route("    - {name: r, topics: [a], sink: {webhook: {url: 'http://x', headers: {'Bad Name': v}}}}\n"):                         "serve.routes[0].sink.webhook.headers.Bad Name",
 		route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: a}}}\n"): "relays go round in a loop",
+		route("    - {name: r, topics: [a], max_attempts: -1, sink: {stdout: {}}}\n"):                                                 "serve.routes[0].max_attempts",
+		route("    - {name: r, topics: [a], on_exhausted: drop, sink: {stdout: {}}}\n"):                                               "serve.routes[0].on_exhausted",
+		route("    - {name: r, topics: [a], on_exhausted: dead_letter, sink: {stdout: {}}}\n"):                                        "serve.routes[0].on_exhausted",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {}}, sink: {stdout: {}}}\n"):                                  "serve.routes[0].on_exhausted.dead_letter",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {webhook: {url: 'x'}}}, sink: {stdout: {}}}\n"):               "serve.routes[0].on_exhausted.dead_letter.webhook.url",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {webhook: {ulr: 'http://x'}}}, sink: {stdout: {}}}\n"):        "unknown key ulr",
+		route("    - {name: r, topics: [a], on_exhausted: {dead_letter: {relay: {topic: z}}}, sink: {stdout: {}}}\n"):                 "serve.routes[0].on_exhausted.dead_letter.relay",
+		route("    - {name: r, topics: [a], on_exhausted: {dead: {stdout: {}}}, sink: {stdout: {}}}\n"):                               "unknown key dead",
+		route("    - {name: r, topics: [a], sink: {relay: {topic: b, oversize: chop}}}\n"):                                            "serve.routes[0].sink.relay.oversize",
 	} {
 		_, err := Parse([]byte(body))
 		require.Error(t, err, body)
@@ -165,6 +174,17 @@ func TestMoreServeChecks(t *testing.T) {
 	}
 	_, err := Parse([]byte(route("    - {name: r1, topics: [a], sink: {relay: {topic: b}}}\n    - {name: r2, topics: [b], sink: {relay: {topic: c}}}\n")))
 	assert.NoError(t, err, "a chain is no loop")
+
+	f, err := Parse([]byte(route("    - {name: r, topics: [a], max_attempts: 3, on_exhausted: {dead_letter: {exec: {command: [cat]}}}, sink: {relay: {topic: b, oversize: split}}}\n" +
+		"    - {name: s, topics: [a], on_exhausted: skip, sink: {stdout: {}}}\n")))
+	require.NoError(t, err)
+	r := f.Serve.Routes[0]
+	assert.Equal(t, 3, r.MaxAttempts)
+	assert.Equal(t, ExhaustedDeadLetter, r.OnExhausted.Action)
+	require.NotNil(t, r.OnExhausted.DeadLetter)
+	assert.Equal(t, []string{"cat"}, r.OnExhausted.DeadLetter.Exec.Command)
+	assert.Equal(t, OversizeSplit, r.Sink.Relay.Oversize)
+	assert.Equal(t, ExhaustedSkip, f.Serve.Routes[1].OnExhausted.Action)
 }
 
 // Relay loops are found by the rooms' JIDs (MUC service and room), whatever
@@ -248,4 +268,67 @@ func TestFromEnv(t *testing.T) {
 	assert.Equal(t, "xmpp://127.0.0.1:15222", c.Service)
 	assert.Equal(t, "envnick", c.Nick)
 	assert.Empty(t, c.Domain)
+}
+
+// A relative state_dir is relative to the configuration file's directory, as
+// password_file is, wherever the command runs; an absolute one stays.
+func TestStateDirIsRelativeToTheFile(t *testing.T) {
+	clearEnv(t)
+	confDir, cwd := t.TempDir(), t.TempDir()
+	t.Chdir(cwd)
+	p := write(t, confDir, "c.yaml", "serve:\n  state_dir: state\n  routes: [{name: r, topics: [a], sink: {stdout: {}}}]\n")
+	f, err := Load(p)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(confDir, "state"), f.Serve.StateDir)
+
+	abs := write(t, confDir, "abs.yaml", "serve:\n  state_dir: /var/lib/parley\n")
+	f, err = Load(abs)
+	require.NoError(t, err)
+	assert.Equal(t, "/var/lib/parley", f.Serve.StateDir)
+
+	// In the working directory, the two agree.
+	here := write(t, cwd, "here.yaml", "serve:\n  state_dir: state\n")
+	f, err = Load(filepath.Base(here))
+	require.NoError(t, err)
+	assert.Equal(t, "state", f.Serve.StateDir)
+
+	// The state where it used to resolve (the working directory), none beside
+	// the file: refused, naming both, so that no cursor is lost.
+	require.NoError(t, os.Mkdir(filepath.Join(cwd, "state"), 0o700))
+	_, err = Load(p)
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "serve.state_dir")
+	assert.Contains(t, err.Error(), filepath.Join(confDir, "state"))
+	assert.Contains(t, err.Error(), filepath.Join(cwd, "state"))
+	// Once moved, fine.
+	require.NoError(t, os.Mkdir(filepath.Join(confDir, "state"), 0o700))
+	f, err = Load(p)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(confDir, "state"), f.Serve.StateDir)
+}
+
+// A relay's format names known placeholders only, keeps {content}, and
+// balances its braces; the error names the key.
+func TestRelayFormatIsCheckedAtLoad(t *testing.T) {
+	route := func(format string) string {
+		return "serve:\n  routes:\n    - {name: r, topics: [a], sink: {relay: {topic: b, format: '" + format + "'}}}\n"
+	}
+	for _, ok := range []string{"<{sender}> {content}", "{content}", "[{topic}] {content} ({id}, {timestamp})", "{{literal}} {content}"} {
+		_, err := Parse([]byte(route(ok)))
+		assert.NoError(t, err, ok)
+	}
+	for format, want := range map[string]string{
+		"<{nick}> {content}":  "unknown placeholder {nick}",
+		"<{sender}>":          "has no {content}",
+		"{content":            "is not closed",
+		"{content} }":         "closes nothing",
+		"{Content}":           "unknown placeholder {Content}",
+		"<{sender}> {content": "is not closed",
+	} {
+		_, err := Parse([]byte(route(format)))
+		require.ErrorIs(t, err, ErrConfig, format)
+		assert.Contains(t, err.Error(), "serve.routes[0].sink.relay.format", format)
+		assert.Contains(t, err.Error(), want, format)
+	}
+	assert.Equal(t, "{x} <bob> hi", ExpandRelayFormat("{{x}} <{sender}> {content}", map[string]string{"sender": "bob", "content": "hi"}))
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/redact"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -32,6 +33,14 @@ func (f *File) validate() error {
 			return bad(key, "must not be negative, got %d", v)
 		}
 	}
+	if r.MaxFetchLimit > 0 {
+		switch {
+		case r.FetchLimit > r.MaxFetchLimit:
+			return bad("runtime.fetch_limit", "%d exceeds runtime.max_fetch_limit %d", r.FetchLimit, r.MaxFetchLimit)
+		case r.FetchLimit == 0 && defaults.FetchLimit > r.MaxFetchLimit:
+			return bad("runtime.max_fetch_limit", "%d is under runtime.fetch_limit's default, %d: set fetch_limit too", r.MaxFetchLimit, defaults.FetchLimit)
+		}
+	}
 	names := map[string]bool{}
 	for i, rt := range f.Serve.Routes {
 		key := fmt.Sprintf("serve.routes[%d]", i)
@@ -53,6 +62,9 @@ func (f *File) validate() error {
 		if rt.RetryWait > 0 && rt.MaxRetryWait > 0 && rt.RetryWait > rt.MaxRetryWait {
 			return bad(key+".retry_wait", "%s is longer than max_retry_wait %s", time.Duration(rt.RetryWait), time.Duration(rt.MaxRetryWait))
 		}
+		if err := checkPolicy(key, rt); err != nil {
+			return err
+		}
 		names[rt.Name] = true
 		if rt.Server != "" {
 			if _, ok := f.Servers[rt.Server]; !ok {
@@ -70,28 +82,10 @@ func (f *File) validate() error {
 			seen[t] = true
 		}
 		s := rt.Sink
-		n := 0
-		for _, set := range []bool{s.Stdout != nil, s.Exec != nil, s.Webhook != nil, s.Relay != nil} {
-			if set {
-				n++
-			}
-		}
-		if n != 1 {
-			return bad(key+".sink", "exactly one of stdout, exec, webhook or relay, got %d", n)
+		if err := checkSink(key+".sink", s); err != nil {
+			return err
 		}
 		switch {
-		case s.Exec != nil && len(s.Exec.Command) == 0:
-			return bad(key+".sink.exec.command", "the command to run is missing")
-		case s.Webhook != nil:
-			u, err := url.Parse(s.Webhook.URL)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return bad(key+".sink.webhook.url", "%q is not an http(s) URL", redact.URL(s.Webhook.URL))
-			}
-			for name, value := range s.Webhook.Headers {
-				if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
-					return bad(key+".sink.webhook.headers."+name, "not a valid HTTP header")
-				}
-			}
 		case s.Relay != nil:
 			if s.Relay.Server != "" {
 				if _, ok := f.Servers[s.Relay.Server]; !ok {
@@ -100,6 +94,11 @@ func (f *File) validate() error {
 			}
 			if _, err := runtime.RoomLocalpart(seam.Topic(s.Relay.Topic)); err != nil {
 				return bad(key+".sink.relay.topic", "%v", err)
+			}
+			if s.Relay.Format != "" {
+				if _, err := parseRelayFormat(s.Relay.Format); err != nil {
+					return bad(key+".sink.relay.format", "%v", err)
+				}
 			}
 			for _, t := range rt.Topics {
 				if f.RoomJID(s.Relay.Server, s.Relay.Topic) == f.RoomJID(rt.Server, t) {
@@ -119,6 +118,68 @@ func (f *File) validate() error {
 		return err
 	}
 	return f.checkRelayLoops()
+}
+
+// checkSink checks what a sink at key needs, whatever its route: exactly one
+// kind, and that kind's own keys (a relay's topic and server are the route's
+// business).
+func checkSink(key string, s Sink) error {
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
+	}
+	n := 0
+	for _, set := range []bool{s.Stdout != nil, s.Exec != nil, s.Webhook != nil, s.Relay != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return bad(key, "exactly one of stdout, exec, webhook or relay, got %d", n)
+	}
+	switch {
+	case s.Exec != nil && len(s.Exec.Command) == 0:
+		return bad(key+".exec.command", "the command to run is missing")
+	case s.Webhook != nil:
+		u, err := url.Parse(s.Webhook.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad(key+".webhook.url", "%q is not an http(s) URL", redact.URL(s.Webhook.URL))
+		}
+		for name, value := range s.Webhook.Headers {
+			if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
+				return bad(key+".webhook.headers."+name, "not a valid HTTP header")
+			}
+		}
+	case s.Relay != nil:
+		switch s.Relay.Oversize {
+		case "", OversizeExhausted, OversizeSplit, OversizeTruncate:
+		default:
+			return bad(key+".relay.oversize", "%q is none of split, truncate or on_exhausted", s.Relay.Oversize)
+		}
+	}
+	return nil
+}
+
+// checkPolicy checks a route's max_attempts and on_exhausted.
+func checkPolicy(key string, rt Route) error {
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
+	}
+	if rt.MaxAttempts < 0 {
+		return bad(key+".max_attempts", "must not be negative, got %d (0: unlimited)", rt.MaxAttempts)
+	}
+	o := rt.OnExhausted
+	if o.Action != ExhaustedDeadLetter {
+		return nil
+	}
+	dl := key + ".on_exhausted.dead_letter"
+	if o.DeadLetter == nil {
+		return bad(dl, "the dead-letter sink is missing")
+	}
+	if o.DeadLetter.Relay != nil {
+		// A relay needs its own destination, key and state: not supported.
+		return bad(dl+".relay", "a dead-letter sink is stdout, exec or webhook")
+	}
+	return checkSink(dl, *o.DeadLetter)
 }
 
 // maxRouteName bounds a route's name, which names its state directory (file

@@ -85,6 +85,9 @@ type RelationRecorder interface {
 	UnmatchedRelation(kind string)
 }
 
+// RelationKinds are every kind UnmatchedRelation is told.
+var RelationKinds = []string{"reply", "correction", "retraction", "moderation", "reactions"}
+
 // RowDropper is an optional interface of a Room: ArchiveRowsDropped is called
 // when an archive read dropped n rows the server sent again (an id repeated in
 // the read, or the read's own cursor): ejabberd sometimes answers the same row

@@ -22,6 +22,23 @@ func (rt *Runtime) CheckPost(topic seam.Topic, content string) error {
 	return rt.checkStanzaSize(topic, rand.Text(), content, "") // Post's origin-ids are rand.Text()
 }
 
+// CheckPostOnce reports, without touching the network, why PostOnce would
+// refuse key and content for topic (as CheckPost does for Post: the stanza is
+// measured with key as its origin-id), or nil. A relay that splits or
+// truncates content asks it what fits.
+func (rt *Runtime) CheckPostOnce(topic seam.Topic, key, content string) error {
+	if _, err := RoomLocalpart(topic); err != nil {
+		return err
+	}
+	if key == "" || len(key) > 128 {
+		return fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes: %w", ErrInvalidArgument)
+	}
+	if err := rt.checkContent(content); err != nil {
+		return err
+	}
+	return rt.checkStanzaSize(topic, key, content, "")
+}
+
 // checkContent: why Post and PostOnce refuse content before anything is sent.
 func (rt *Runtime) checkContent(content string) error {
 	switch {

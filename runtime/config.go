@@ -165,7 +165,9 @@ type Config struct {
 	// Topics it doesn't name deliver every message. Posts are not affected.
 	Allow map[seam.Topic]Allowlist
 
-	// Logger receives the runtime's logs (nil: none). Passwords never appear.
+	// Logger receives the runtime's logs (nil: none, but for a Subscribe
+	// handler's panic, logged at ERROR to slog.Default()). Passwords never
+	// appear.
 	Logger *slog.Logger
 }
 

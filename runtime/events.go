@@ -45,6 +45,9 @@ type StateChange struct {
 	Err error
 	// Attempt counts the login attempts of this outage (1 is the first).
 	Attempt int
+	// RetryIn: to Reconnecting, how long until the next login attempt (0:
+	// at once, as after a link that was up for a while).
+	RetryIn time.Duration
 	At      time.Time
 }
 
@@ -162,7 +165,7 @@ func stateOf(s session.State) State {
 }
 
 func stateChangeOf(c session.StateChange) StateChange {
-	return StateChange{From: stateOf(c.From), To: stateOf(c.To), Err: c.Err, Attempt: c.Attempt, At: c.At}
+	return StateChange{From: stateOf(c.From), To: stateOf(c.To), Err: c.Err, Attempt: c.Attempt, RetryIn: c.RetryIn, At: c.At}
 }
 
 var roomEventKinds = map[room.EventKind]RoomEventKind{

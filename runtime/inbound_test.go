@@ -11,12 +11,61 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parley-go/parley-xmpp/internal/rawclient"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/metrics"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
+
+// occupied is a runtime subscribed to a fresh topic's room, under a nick of
+// its own, with mallory (account parley2) in the room beside it; got has
+// what the subscription delivers.
+type occupied struct {
+	rt      *runtime.Runtime
+	room    string
+	nick    string // the runtime's
+	topic   seam.Topic
+	got     chan seam.Message
+	watch   *linkWatch
+	mallory *rawclient.Client
+}
+
+// occupiedRoom sets one up on s; mod tunes the runtime's configuration.
+func occupiedRoom(t *testing.T, s xmpptest.Server, mod func(*runtime.Config)) *occupied {
+	t.Helper()
+	o := &occupied{nick: "parley-" + strings.ToLower(rand.Text()[:8]), topic: freshTopic(), got: make(chan seam.Message, 64), watch: &linkWatch{}}
+	o.rt = connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
+		c.OnStateChange, c.Nick = o.watch.on, o.nick
+		if mod != nil {
+			mod(c)
+		}
+	}))
+	o.room = roomOf(t, s, o.topic)
+	_, err := o.rt.Subscribe(ctx5(t), o.topic, func(m seam.Message) { o.got <- m })
+	require.NoError(t, err)
+	o.mallory, err = xmpptest.Dial(s, 1)
+	require.NoError(t, err)
+	t.Cleanup(o.mallory.Close)
+	require.NoError(t, o.mallory.Join(o.room, "mallory"))
+	return o
+}
+
+// occupant is the runtime's occupant JID.
+func (o *occupied) occupant() string { return o.room + "/" + o.nick }
+
+// next waits for the subscription's next message.
+func (o *occupied) next(t *testing.T) seam.Message {
+	t.Helper()
+	select {
+	case m := <-o.got:
+		return m
+	case <-time.After(20 * time.Second):
+		t.Fatal("the room stopped delivering")
+		return seam.Message{}
+	}
+}
 
 // avatarEvent is a pubsub event go-xmpp could not interpret (avatar metadata
 // with no item): its typed Recv ended the link on it.
@@ -32,25 +81,13 @@ const avatarEvent = `<event xmlns='http://jabber.org/protocol/pubsub#event'><ite
 // the link.
 func TestStrangersStanzasKeepTheLink(t *testing.T) {
 	s := xmpptest.Require(t)
-	var watch linkWatch
-	nick := "parley-" + strings.ToLower(rand.Text()[:8])
 	prom := metrics.New()
-	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) { c.OnStateChange = watch.on; c.Nick = nick; c.Metrics = prom }))
-	topic := freshTopic()
-	room := roomOf(t, s, topic)
-	got := make(chan seam.Message, 16)
-	_, err := rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
-	require.NoError(t, err)
-
-	mallory, err := xmpptest.Dial(s, 1) // an occupant
-	require.NoError(t, err)
-	defer mallory.Close()
-	require.NoError(t, mallory.Join(room, "mallory"))
+	o := occupiedRoom(t, s, func(c *runtime.Config) { c.Metrics = prom })
+	mallory, room, occupant := o.mallory, o.room, o.occupant()
 	stranger, err := xmpptest.Dial(s, 2) // in no room at all
 	require.NoError(t, err)
 	defer stranger.Close()
 
-	occupant := room + "/" + nick
 	bare := s.Accounts[0][0] + "@" + s.Domain
 	for i := range 20 {
 		require.NoError(t, mallory.Send(fmt.Sprintf(`<message to='%s' type='chat' id='a%d'>%s</message>`, occupant, i, avatarEvent)))
@@ -69,14 +106,9 @@ func TestStrangersStanzasKeepTheLink(t *testing.T) {
 
 	id, err := mallory.Post(room, "still here", "")
 	require.NoError(t, err)
-	select {
-	case m := <-got:
-		assert.Equal(t, seam.BackendMsgID(id), m.BackendMsgID)
-	case <-time.After(20 * time.Second):
-		t.Fatal("the room stopped delivering")
-	}
-	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
-	assert.Equal(t, runtime.Online, rt.State())
+	assert.Equal(t, seam.BackendMsgID(id), o.next(t).BackendMsgID)
+	assert.Zero(t, o.watch.drops.Load(), "links lost: %v", o.watch.reasons())
+	assert.Equal(t, runtime.Online, o.rt.State())
 	// 20 avatar events and 20 unknown payloads through the room, 20 headlines
 	// to the bare JID: every one counted as a private message passed over.
 	assert.Eventually(t, func() bool { return skippedOf(t, prom, observe.SkipPrivate) >= 60 }, 10*time.Second, 10*time.Millisecond,
@@ -106,21 +138,9 @@ func skippedOf(t *testing.T, p *metrics.Prometheus, kind string) float64 {
 // write deadline had passed: the answer failed and the link with it.
 func TestIdleLinkAnswersPings(t *testing.T) {
 	s := xmpptest.Require(t)
-	var watch linkWatch
-	nick := "parley-" + strings.ToLower(rand.Text()[:8])
-	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
-		c.OnStateChange = watch.on
-		c.Nick = nick
+	o := occupiedRoom(t, s, func(c *runtime.Config) {
 		c.KeepAlive = -1 // no pings of our own: the link stays idle
-	}))
-	topic := freshTopic()
-	room := roomOf(t, s, topic)
-	_, err := rt.Subscribe(ctx5(t), topic, func(seam.Message) {})
-	require.NoError(t, err)
-	mallory, err := xmpptest.Dial(s, 1)
-	require.NoError(t, err)
-	defer mallory.Close()
-	require.NoError(t, mallory.Join(room, "mallory"))
+	})
 
 	time.Sleep(11 * time.Second)
 	var wg sync.WaitGroup
@@ -128,15 +148,15 @@ func TestIdleLinkAnswersPings(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			typ, err := mallory.Request(room+"/"+nick, payload, 10*time.Second)
+			typ, err := o.mallory.Request(o.occupant(), payload, 10*time.Second)
 			assert.NoError(t, err, payload)
 			assert.Equal(t, "result", typ, payload)
 		}()
 	}
 	wg.Wait()
 	time.Sleep(time.Second) // a failed write would show by now
-	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
-	assert.Equal(t, runtime.Online, rt.State())
+	assert.Zero(t, o.watch.drops.Load(), "links lost: %v", o.watch.reasons())
+	assert.Equal(t, runtime.Online, o.rt.State())
 }
 
 // Live and archive agree on what a message says, whatever a sender adds:
@@ -146,16 +166,8 @@ func TestIdleLinkAnswersPings(t *testing.T) {
 // forged stamp.
 func TestLiveAgreesWithTheArchive(t *testing.T) {
 	s := xmpptest.Require(t)
-	rt := connected(t, newRuntime(t, s, 0, nil))
-	topic := freshTopic()
-	room := roomOf(t, s, topic)
-	got := make(chan seam.Message, 16)
-	_, err := rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
-	require.NoError(t, err)
-	mallory, err := xmpptest.Dial(s, 1)
-	require.NoError(t, err)
-	defer mallory.Close()
-	require.NoError(t, mallory.Join(room, "mallory"))
+	o := occupiedRoom(t, s, nil)
+	rt, topic, room, mallory := o.rt, o.topic, o.room, o.mallory
 
 	forged := `<delay xmlns='urn:xmpp:delay' from='` + room + `' stamp='2001-01-01T00:00:00Z'/>`
 	for _, extra := range []string{
@@ -170,12 +182,7 @@ func TestLiveAgreesWithTheArchive(t *testing.T) {
 
 	var live []seam.Message
 	for range 3 {
-		select {
-		case m := <-got:
-			live = append(live, m)
-		case <-time.After(20 * time.Second):
-			t.Fatalf("got %d of 3 messages live", len(live))
-		}
+		live = append(live, o.next(t))
 	}
 	page, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: topic, Limit: 10})
 	require.NoError(t, err)
@@ -245,18 +252,8 @@ func TestForgedPresenceJIDIsNotASender(t *testing.T) {
 // dropped the link).
 func TestPingFloodKeepsTheLink(t *testing.T) {
 	s := xmpptest.Require(t)
-	var watch linkWatch
-	nick := "parley-" + strings.ToLower(rand.Text()[:8])
-	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) { c.OnStateChange = watch.on; c.Nick = nick }))
-	topic := freshTopic()
-	room := roomOf(t, s, topic)
-	got := make(chan seam.Message, 16)
-	_, err := rt.Subscribe(ctx5(t), topic, func(m seam.Message) { got <- m })
-	require.NoError(t, err)
-	mallory, err := xmpptest.Dial(s, 1)
-	require.NoError(t, err)
-	defer mallory.Close()
-	require.NoError(t, mallory.Join(room, "mallory"))
+	o := occupiedRoom(t, s, nil)
+	mallory, room, nick := o.mallory, o.room, o.nick
 
 	var b strings.Builder
 	for i := range 12000 {
@@ -272,13 +269,8 @@ func TestPingFloodKeepsTheLink(t *testing.T) {
 	assert.Equal(t, "result", typ)
 	id, err := mallory.Post(room, "after the flood", "")
 	require.NoError(t, err)
-	select {
-	case m := <-got:
-		assert.Equal(t, seam.BackendMsgID(id), m.BackendMsgID)
-	case <-time.After(20 * time.Second):
-		t.Fatal("the room stopped delivering")
-	}
-	assert.Zero(t, watch.drops.Load(), "links lost: %v", watch.reasons())
+	assert.Equal(t, seam.BackendMsgID(id), o.next(t).BackendMsgID)
+	assert.Zero(t, o.watch.drops.Load(), "links lost: %v", o.watch.reasons())
 }
 
 // One timestamp per message (issue 19): live deliveries carry the server's
@@ -327,4 +319,22 @@ func TestLiveAndArchiveCarryOneTimestamp(t *testing.T) {
 	for _, m := range page.Messages {
 		assert.True(t, live[m.BackendMsgID].Equal(m.Timestamp), "%s: live %v, archive %v", m.BackendMsgID, live[m.BackendMsgID], m.Timestamp)
 	}
+}
+
+// An occupant's own <stanza-id by=ROOM/> in its message (before or after the
+// room's, which a server may or may not strip: XEP-0359 says it must) never
+// becomes the message's id: the subscriber gets the archive's id.
+func TestForgedStanzaIDIsNotTheMessagesID(t *testing.T) {
+	s := xmpptest.Require(t)
+	o := occupiedRoom(t, s, nil)
+	forged := `<stanza-id xmlns='urn:xmpp:sid:0' by='` + o.room + `' id='forged-id'/>`
+	id, err := o.mallory.Post(o.room, "with a forged id", forged)
+	require.NoError(t, err)
+	require.NotEqual(t, "forged-id", id, "the server kept the forged id as the room's")
+	m := o.next(t)
+	assert.Equal(t, seam.BackendMsgID(id), m.BackendMsgID)
+	page, err := o.rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: o.topic, Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, page.Messages, 1)
+	assert.Equal(t, page.Messages[0].BackendMsgID, m.BackendMsgID, "live and archive ids")
 }

@@ -16,6 +16,17 @@
 // matches a sentinel of this package (errors.go) or of package seam. The
 // runtime reads no environment (see ConfigFromEnv). docs/architecture.md draws
 // the whole house.
+//
+// # Bridging
+//
+// A bridge that forwards a topic elsewhere and restarts where it stopped
+// subscribes first, then reads FetchRecent from its saved cursor (an empty
+// cursor: from the start), and drops the live messages whose ids the archive
+// already gave it: nothing is missed between the two, nothing handled twice
+// (FetchRecent says how; its examples run against a server). Post's identity
+// argument is ignored: every post is the runtime's nick's (Post). A handler
+// that panics is logged at ERROR with its topic, also without a Logger
+// (Subscribe).
 package runtime
 
 import (
@@ -24,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -58,7 +70,10 @@ type Runtime struct {
 	online   bool // Connect succeeded once
 	closed   bool
 
-	state atomic.Int32 // the connection's State, kept by the notifier
+	// state is the connection's State, stored by the session actor as it
+	// changes, before it answers Connect or Disconnect: not by the notifier,
+	// whose events wait behind the embedder's callbacks.
+	state atomic.Int32
 }
 
 var _ seam.Backend = (*Runtime)(nil)
@@ -80,7 +95,10 @@ func New(cfg Config) (*Runtime, error) {
 func (rt *Runtime) Nick() string { return rt.cfg.Nick }
 
 // State is the connection's state now. Before the first Connect it is
-// Connecting.
+// Connecting; once Connect has returned nil it is Online (until the link
+// drops), and once Disconnect has returned it is Closed. It does not wait for
+// OnStateChange: the callbacks run later, in order, on a goroutine of their
+// own.
 func (rt *Runtime) State() State { return stateOf(session.State(rt.state.Load())) }
 
 // Connect dials the server and logs in; it returns once logged in. Rooms are
@@ -131,7 +149,7 @@ func (rt *Runtime) start() error {
 	}
 	rt.system, rt.asker = system, asker
 	root := rt.system.Root
-	nc := notifier.Config{State: &rt.state, Logger: rt.log}
+	nc := notifier.Config{Logger: rt.log}
 	if f := c.OnStateChange; f != nil {
 		nc.OnStateChange = func(sc session.StateChange) { f(stateChangeOf(sc)) }
 	}
@@ -148,6 +166,7 @@ func (rt *Runtime) start() error {
 		Logger:  rt.log,
 		NewRoom: rt.roomProps,
 		Notify:  rt.notifier,
+		State:   &rt.state,
 		Rooms: supervision.Policy{
 			MaxFailures: 5, Window: time.Minute, InitialDelay: 10 * time.Millisecond, MaxDelay: 5 * time.Second,
 			Report: func(f supervision.Failure) { rt.log.Error("room actor failed", slog.String("failure", f.String())) },
@@ -168,6 +187,7 @@ func (rt *Runtime) start() error {
 	// runtime reports Closed) rather than restarting it without its rooms.
 	guardian := supervision.Policy{MaxFailures: 0, Report: func(f supervision.Failure) {
 		rt.log.Error("session actor failed; the runtime is closed", slog.String("failure", f.String()))
+		rt.state.Store(int32(session.Closed))
 		root.Send(rt.notifier, &session.StateChange{To: session.Closed, Err: fmt.Errorf("%w: %v", supervision.ErrActorFailed, f.Reason), At: time.Now()})
 	}}.Strategy()
 	rt.session = root.Spawn(props.Configure(actor.WithGuardian(guardian)))
@@ -220,6 +240,10 @@ func (rt *Runtime) Disconnect(ctx context.Context) error {
 	rt.closed, rt.online = true, false
 	system, asker, pid := rt.system, rt.asker, rt.session
 	rt.mu.Unlock()
+	// Closed once Disconnect returns, whatever the session said last (it
+	// says so itself before answering; a session that never ran, or didn't
+	// answer in time, says nothing).
+	defer rt.state.Store(int32(session.Closed))
 	if system == nil {
 		return nil
 	}
@@ -282,8 +306,15 @@ func (rt *Runtime) callErr(op string, err error) error {
 }
 
 // Post sends content to topic's room and returns the room's stanza-id for it once
-// the room reflects it. identity is not used: XMPP's sender is the runtime's
-// occupant nick (see ResolveIdentity). Content that XML can't carry (NUL and
+// the room reflects it.
+//
+// identity is there for seam.Backend, and ignored: it is not sent, stored or
+// checked. Every post goes out under the runtime's occupant nick (Nick), and
+// that nick is the SenderHandle subscribers, the archive and other clients
+// see (ResolveIdentity answers so). A bridge relaying other people's messages
+// puts their names in the content (see the Post example).
+//
+// Content that XML can't carry (NUL and
 // other control characters, invalid UTF-8, U+FFFE, U+FFFF), empty content, and
 // content over MaxContentBytes fail with seam.ErrInvalidContent before anything
 // is sent. A carriage return arrives as a line feed (XML normalises line ends).
@@ -538,9 +569,18 @@ func (rt *Runtime) abandonPost(topic seam.Topic, origin string, cause error) (se
 }
 
 // FetchRecent reads topic's archive: with Since nil the newest Limit messages,
-// otherwise up to Limit messages strictly after *Since, oldest first. A topic
-// never posted to gives an empty page whose NextCursor replays from the start,
-// and reading does not create its room. A Since the archive doesn't know (never
+// otherwise up to Limit messages strictly after *Since, oldest first. Since
+// pointing at an empty cursor ("") means from the start: the topic's oldest
+// Limit messages, then on from NextCursor (see the fromTheStart example). A
+// topic never posted to gives an empty page whose NextCursor replays from the
+// start, and reading does not create its room.
+//
+// To resume without a gap (a bridge restarting with its saved cursor):
+// Subscribe first, keeping what it delivers; then read from the saved cursor
+// until a page comes back empty, handling each message and noting its id;
+// then handle the kept live messages, dropping those whose ids the archive
+// gave (a message reflected while the reads ran comes both ways), and go on
+// live. Save each handled message's Cursor (see the resume example). A Since the archive doesn't know (never
 // issued, or expired) fails with seam.ErrUnknownCursor. With Block set and
 // nothing newer than Since, it waits up to Block for the next message (joining
 // the room, which creates it if need be).
@@ -568,8 +608,18 @@ func (rt *Runtime) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (
 
 // Subscribe delivers every message of topic reflected after it returns, own
 // posts included, once each, in archive order, to h, on a goroutine of the
-// subscription's own: a slow handler delays only itself. A handler that panics
-// is logged and keeps its subscription.
+// subscription's own: a slow handler delays only itself.
+//
+// A handler that panics keeps its subscription: the message counts as
+// delivered, the next one follows. The panic is logged at ERROR with the
+// topic, the message's id, the panic's value and stack: to Config.Logger, or,
+// without one, to slog.Default(); and OnRoomEvent gets a
+// RoomSubscriberPanicked event.
+//
+// Messages reflected before Subscribe returns are the archive's: a bridge
+// that resumes from a saved cursor without a gap subscribes first, then reads
+// FetchRecent from the cursor, and drops the live messages whose ids the
+// archive gave it (see the FetchRecent resume example).
 func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handler) (seam.Subscription, error) {
 	if h == nil {
 		return nil, fmt.Errorf("parley-xmpp: subscribe: nil handler: %w", ErrInvalidArgument)
@@ -583,6 +633,13 @@ func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handl
 	}
 	notify, root := rt.notifier, system.Root
 	onPanic := func(m seam.Message, r any) {
+		if rt.cfg.Logger == nil {
+			// Without a Logger the runtime logs nothing, but a handler's
+			// panic is a bug of the embedder's, which must not pass unseen.
+			slog.Default().Error("subscription handler panicked; continuing with the next message",
+				slog.String("topic", string(topic)), slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r)),
+				slog.String("stack", string(debug.Stack())))
+		}
 		root.Send(notify, &room.Event{Topic: topic, Kind: room.SubscriberPanicked, Err: fmt.Errorf("handler panicked on %s: %v", m.BackendMsgID, r), At: time.Now()})
 	}
 	res, err := rt.toRoom(ctx, topic, &room.Subscribe{Handler: h, OnPanic: onPanic})

@@ -18,13 +18,13 @@ import (
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// notOwnedCount is parley_xmpp_rooms_not_owned_total{topic} as m's /metrics
+// notOwnedCount is parley_xmpp_rooms_not_owned_total{server="",topic} as m's /metrics
 // shows it ("" when it doesn't).
 func notOwnedCount(t *testing.T, m *metrics.Prometheus, topic seam.Topic) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	m.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	prefix := fmt.Sprintf("parley_xmpp_rooms_not_owned_total{topic=%q} ", string(topic))
+	prefix := fmt.Sprintf("parley_xmpp_rooms_not_owned_total{server=\"\",topic=%q} ", string(topic))
 	for _, line := range strings.Split(rec.Body.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, prefix); ok {
 			return v

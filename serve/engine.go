@@ -72,12 +72,12 @@ func NewEngine(o Options, relaySecret []byte) (*Engine, error) {
 			e.Close()
 			return nil, fmt.Errorf("serve.routes[%d] (route %q): a relay needs the cluster's relay secret (%d bytes)", i, r.Name, secretBytes)
 		}
-		s, err := newSink(o, r)
+		pr, err := newSinks(o, r)
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("serve.routes[%d] (route %q): %v", i, r.Name, err)
 		}
-		e.routes[r.Name] = preparedRoute{route: r, sink: s}
+		e.routes[r.Name] = pr
 		for _, t := range r.Topics {
 			e.order = append(e.order, Topic{Route: r.Name, Topic: t})
 		}
@@ -104,8 +104,9 @@ func (e *Engine) Bind(backends map[string]Backend) error {
 // Topics lists every (route, topic), in configuration order.
 func (e *Engine) Topics() []Topic { return append([]Topic(nil), e.order...) }
 
-// RunTopic forwards one (route, topic) until ctx ends or st answers ErrFenced
-// (then it returns ErrFenced), resuming after saved (nil: none yet, start as
+// RunTopic forwards one (route, topic) until ctx ends, st answers ErrFenced
+// (then it returns ErrFenced), or the topic stops on a message its sink
+// refused (on_exhausted: stop; then it returns ErrStopped), resuming after saved (nil: none yet, start as
 // the route's start says). Run it at most once at a time per (route, topic):
 // the caller fences that.
 func (e *Engine) RunTopic(ctx context.Context, t Topic, saved *State, st Store) error {
@@ -126,10 +127,13 @@ func (e *Engine) RunTopic(ctx context.Context, t Topic, saved *State, st Store) 
 	}
 	fs := &fencedStore{st: st}
 	w := newWorker(e.o, pr.route, t.Topic, state, saved != nil)
-	w.store, w.source, w.sink = fs, source, pr.sink
+	w.store, w.source, w.sink, w.deadLetter = fs, source, pr.sink, pr.deadLetter
 	w.run(ctx)
-	if fs.fenced {
+	switch {
+	case fs.fenced:
 		return ErrFenced
+	case w.phase == halted:
+		return ErrStopped
 	}
 	return nil
 }
@@ -161,7 +165,7 @@ func (e *Engine) Warm(ctx context.Context, t Topic, saved *State) error {
 // Close releases the sinks, once every RunTopic returned.
 func (e *Engine) Close() {
 	for _, r := range e.routes {
-		r.sink.close()
+		r.close()
 	}
 	e.routes = nil
 }

@@ -3,6 +3,8 @@
 package serve
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,4 +83,16 @@ func alive(pid int) bool {
 	// The state follows the parenthesised command name.
 	i := strings.LastIndexByte(string(stat), ')')
 	return i < 0 || !strings.HasPrefix(string(stat[i+1:]), " Z")
+}
+
+// A handler that exits 65 (EX_DATAERR) refuses the message for good; any other
+// failure is retried.
+func TestExecRefusal(t *testing.T) {
+	for script, refused := range map[string]bool{"exit 65": true, "exit 1": false, "exit 75": false} {
+		s, err := newExecSink(config.ExecSink{Command: []string{"sh", "-c", script}})
+		require.NoError(t, err)
+		_, err = s.deliver(context.Background(), delivery{route: "r", line: []byte("{}\n")})
+		require.Error(t, err, script)
+		assert.Equal(t, refused, errors.Is(err, ErrRefused), "%s: %v", script, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -153,10 +154,14 @@ type fakeRecorder struct {
 	failures  map[string]int // by route
 	backlog   map[string]int // by route/topic, the last value
 	loops     map[string]int // by route: messages refused as a relay loop
+	skipped   map[string]int // by route/reason
+	dead      map[string]int // by route
+	stopped   map[string]int // by route/topic
 }
 
 func newFakeRecorder() *fakeRecorder {
-	return &fakeRecorder{delivered: map[string]int{}, failures: map[string]int{}, backlog: map[string]int{}, loops: map[string]int{}}
+	return &fakeRecorder{delivered: map[string]int{}, failures: map[string]int{}, backlog: map[string]int{}, loops: map[string]int{},
+		skipped: map[string]int{}, dead: map[string]int{}, stopped: map[string]int{}}
 }
 
 func (f *fakeRecorder) Delivered(route, topic string) {
@@ -187,6 +192,32 @@ func (f *fakeRecorder) loopsRefused(route string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.loops[route]
+}
+
+func (f *fakeRecorder) Skipped(route, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.skipped[route+"/"+reason]++
+}
+
+func (f *fakeRecorder) DeadLettered(route string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dead[route]++
+}
+
+func (f *fakeRecorder) Stopped(route, topic string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped[route+"/"+topic]++
+}
+
+// policy is what the policy counted: skipped by route/reason, dead letters
+// by route, stops by route/topic.
+func (f *fakeRecorder) policy() (skipped, dead, stopped map[string]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.skipped), maps.Clone(f.dead), maps.Clone(f.stopped)
 }
 
 func (f *fakeRecorder) counts(route string, topic seam.Topic) (delivered, failures, backlog int) {

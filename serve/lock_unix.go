@@ -24,7 +24,7 @@ func lockStateDir(dir string) (unlock func(), err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("serve.state_dir: %s is in use by another serve process (set serve.state_dir apart for each)", dir)
+			return nil, fmt.Errorf("serve.state_dir: %s is in use by another serve process (set serve.state_dir apart for each): %w", dir, ErrStateDirInUse)
 		}
 		return nil, fmt.Errorf("serve.state_dir: lock: %w", err)
 	}

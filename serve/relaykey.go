@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/parley-go/parley-xmpp/config"
@@ -42,7 +43,23 @@ const (
 // occupant of the destination who sees the source can't post it first. This
 // engine recognises it as its own (ownRelayKey).
 func relayKey(secret []byte, route string, topic seam.Topic, id seam.BackendMsgID) (string, error) {
-	x, err := runtime.OriginKey(secret, "relay", route, string(topic), string(id))
+	return ownKey(secret, route, topic, "relay", string(id))
+}
+
+// relayPartKey is the origin-id of part i of a relayed message that the
+// destination takes only in parts: keyed as relayKey, plus the part's index
+// and content, so that the same split finds its parts again after a crash,
+// and a different one (the destination's limits changed in between) posts its
+// own parts rather than take another split's for its own. Recognised as this
+// engine's own like any relay key.
+func relayPartKey(secret []byte, route string, topic seam.Topic, id seam.BackendMsgID, i int, content string) (string, error) {
+	return ownKey(secret, route, topic, "relay-part", string(id), strconv.Itoa(i), content)
+}
+
+// ownKey is "relay-" + X + M + T for the relay (route, topic), X keyed on
+// what (a purpose and the message's parts).
+func ownKey(secret []byte, route string, topic seam.Topic, what ...string) (string, error) {
+	x, err := runtime.OriginKey(secret, append([]string{what[0], route, string(topic)}, what[1:]...)...)
 	if err != nil {
 		return "", fmt.Errorf("relay key: %w", err)
 	}

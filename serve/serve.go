@@ -34,9 +34,18 @@
 //     see loopGuard.
 //
 // Order is per topic: a route's topics are forwarded independently, and a
-// failing sink holds up only the topic whose message it refuses (the message
-// is retried, never skipped). Relays count on the destination's archive:
-// a post that expired from it before the restart can't be found again.
+// failing sink holds up only the topic whose message it refuses. By default
+// the message is retried until the sink takes it; a route's max_attempts
+// bounds the attempts, and an error no retry can mend (ErrRefused, invalid or
+// oversize content) ends them at once. Then the route's on_exhausted decides:
+// stop (the default: the topic stops, is logged and counted in
+// parley_xmpp_route_stopped, and RunTopic answers ErrStopped; the other topics
+// go on), skip (the message is passed over, logged by id and counted), or
+// dead_letter (the message goes to another sink, then is passed over). A
+// relay whose destination can't take the content in one post splits or
+// truncates it when its oversize says so. Relays count on the destination's
+// archive: a post that expired from it before the restart can't be found
+// again.
 //
 // A saved cursor that the archive no longer knows (expired, or the room was
 // recreated) is reported as an error that says messages may have been lost,
@@ -91,6 +100,13 @@ type Recorder interface {
 	Delivered(route, topic string)
 	SinkFailure(route string)
 	Backlog(route, topic string, n int)
+	// Skipped counts a message passed over (on_exhausted: skip); reason is
+	// refused (for good) or max_attempts.
+	Skipped(route, reason string)
+	// DeadLettered counts a message handed to the route's dead-letter sink.
+	DeadLettered(route string)
+	// Stopped reports a topic stopped on a message its sink refused.
+	Stopped(route, topic string)
 }
 
 // LoopRecorder is an optional interface of a Recorder: RelayLoopRefused counts
@@ -156,9 +172,18 @@ type Prepared struct {
 }
 
 type preparedRoute struct {
-	route   config.Route
-	sink    sink
-	workers []*worker
+	route      config.Route
+	sink       sink
+	deadLetter sink // nil unless on_exhausted is dead_letter
+	workers    []*worker
+}
+
+// close closes the route's sinks.
+func (r preparedRoute) close() {
+	r.sink.close()
+	if r.deadLetter != nil {
+		r.deadLetter.close()
+	}
 }
 
 // Prepare checks o and takes the state dir's lock; o.Backends is not used
@@ -198,7 +223,7 @@ func Prepare(o Options) (*Prepared, error) {
 func (p *Prepared) Close() {
 	p.closing.Do(func() {
 		for _, r := range p.routes {
-			r.sink.close()
+			r.close()
 		}
 		p.unlock()
 	})
@@ -311,14 +336,15 @@ func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
 		workers = append(workers, w)
 	}
 
-	s, err := newSink(o, r)
+	pr, err := newSinks(o, r)
 	if err != nil {
 		return fail("%v", err)
 	}
 	for _, w := range workers {
-		w.sink = s
+		w.sink, w.deadLetter = pr.sink, pr.deadLetter
 	}
-	return preparedRoute{route: r, sink: s, workers: workers}, nil
+	pr.workers = workers
+	return pr, nil
 }
 
 // checkRoute checks route i as far as it can wherever its cursors live.
@@ -336,6 +362,25 @@ func checkRoute(i int, r config.Route) error {
 	}
 	if len(r.Topics) == 0 {
 		return fail("no topics")
+	}
+	if r.MaxAttempts < 0 {
+		return fail("max_attempts: must not be negative, got %d", r.MaxAttempts)
+	}
+	switch r.OnExhausted.Action {
+	case "", config.ExhaustedStop, config.ExhaustedSkip:
+	case config.ExhaustedDeadLetter:
+		if dl := r.OnExhausted.DeadLetter; dl == nil || dl.Relay != nil {
+			return fail("on_exhausted.dead_letter: a dead-letter sink is stdout, exec or webhook")
+		}
+	default:
+		return fail("on_exhausted %q is none of stop, skip or dead_letter", r.OnExhausted.Action)
+	}
+	if rl := r.Sink.Relay; rl != nil {
+		switch rl.Oversize {
+		case "", config.OversizeExhausted, config.OversizeSplit, config.OversizeTruncate:
+		default:
+			return fail("sink.relay.oversize %q is none of split, truncate or on_exhausted", rl.Oversize)
+		}
 	}
 	seen := map[string]bool{}
 	for j, t := range r.Topics {
@@ -356,7 +401,7 @@ func newWorker(o Options, r config.Route, topic string, saved topicState, found 
 	return &worker{
 		route: r, topic: seam.Topic(topic), state: saved, resumed: found,
 		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,
-		log:   o.Logger.With(slog.String("route", r.Name), slog.String("topic", topic)),
+		log:   o.Logger.With(slog.String("server", config.ServerLabel(r.Server)), slog.String("route", r.Name), slog.String("topic", topic)),
 		guard: newLoopGuard(o, r, topic),
 	}
 }
@@ -385,6 +430,9 @@ type noRecorder struct{}
 func (noRecorder) Delivered(string, string)    {}
 func (noRecorder) SinkFailure(string)          {}
 func (noRecorder) Backlog(string, string, int) {}
+func (noRecorder) Skipped(string, string)      {}
+func (noRecorder) DeadLettered(string)         {}
+func (noRecorder) Stopped(string, string)      {}
 
 // lockedWriter serialises writes from every worker, so lines don't interleave.
 type lockedWriter struct {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-go/parley-xmpp/config"
 	"github.com/parley-go/parley-xmpp/runtime"
@@ -38,8 +39,26 @@ type sink interface {
 	close()
 }
 
-func newSink(o Options, r config.Route) (sink, error) {
-	s := r.Sink
+// newSinks makes a route's sink and, for on_exhausted: dead_letter, its
+// dead-letter sink.
+func newSinks(o Options, r config.Route) (preparedRoute, error) {
+	s, err := newSink(o, r.Name, "sink", r.Sink)
+	if err != nil {
+		return preparedRoute{}, err
+	}
+	pr := preparedRoute{route: r, sink: s}
+	if r.OnExhausted.Action == config.ExhaustedDeadLetter {
+		if pr.deadLetter, err = newSink(o, r.Name, "on_exhausted.dead_letter", *r.OnExhausted.DeadLetter); err != nil {
+			s.close()
+			return preparedRoute{}, err
+		}
+	}
+	return pr, nil
+}
+
+// newSink makes the sink s of route; key is where s is in the route
+// (sink, on_exhausted.dead_letter), for errors.
+func newSink(o Options, route, key string, s config.Sink) (sink, error) {
 	n := 0
 	for _, set := range []bool{s.Stdout != nil, s.Exec != nil, s.Webhook != nil, s.Relay != nil} {
 		if set {
@@ -47,18 +66,26 @@ func newSink(o Options, r config.Route) (sink, error) {
 		}
 	}
 	if n != 1 {
-		return nil, fmt.Errorf("a route needs exactly one sink (stdout, exec, webhook or relay), got %d", n)
+		return nil, fmt.Errorf("%s: exactly one of stdout, exec, webhook or relay, got %d", key, n)
 	}
 	switch {
 	case s.Stdout != nil:
 		return stdoutSink{w: o.Stdout}, nil
 	case s.Exec != nil:
-		return newExecSink(*s.Exec)
+		sk, err := newExecSink(*s.Exec)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%w", key, err)
+		}
+		return sk, nil
 	case s.Webhook != nil:
-		return newWebhookSink(*s.Webhook)
+		sk, err := newWebhookSink(*s.Webhook)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%w", key, err)
+		}
+		return sk, nil
 	default:
 		// Its destination is bound when the engine runs (Prepared.Run).
-		return &relaySink{topic: seam.Topic(s.Relay.Topic), secret: o.secret, log: o.Logger.With(slog.String("route", r.Name))}, nil
+		return &relaySink{topic: seam.Topic(s.Relay.Topic), oversize: s.Relay.Oversize, format: s.Relay.Format, secret: o.secret, log: o.Logger.With(slog.String("route", route))}, nil
 	}
 }
 
@@ -82,12 +109,12 @@ type execSink struct {
 
 func newExecSink(c config.ExecSink) (*execSink, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
-		return nil, errors.New("sink.exec.command: the command to run is missing")
+		return nil, errors.New("exec.command: the command to run is missing")
 	}
 	// A typo in the command would otherwise be retried forever, message after
 	// message never delivered.
 	if _, err := exec.LookPath(c.Command[0]); err != nil {
-		return nil, fmt.Errorf("sink.exec.command: %w", err)
+		return nil, fmt.Errorf("exec.command: %w", err)
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {
@@ -123,6 +150,11 @@ func (s *execSink) childEnv(d delivery) []string {
 	)
 }
 
+// exitDataErr (sysexits' EX_DATAERR) is how a handler says it refuses this
+// message for good: the route's on_exhausted takes it at once. Any other
+// failure is retried.
+const exitDataErr = 65
+
 // waitDelay bounds how long a finished command's inherited pipes may stay open
 // (a daemon it started holding stderr): the exit status decides, not them.
 const waitDelay = 2 * time.Second
@@ -148,6 +180,8 @@ func (s *execSink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, 
 		return "", nil // it exited 0; something it left running kept its stderr open
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return "", fmt.Errorf("exec %s: timed out after %s (killed)%s", name, s.timeout, stderr.suffix())
+	case cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == exitDataErr:
+		return "", fmt.Errorf("exec %s: %w: exit status %d (EX_DATAERR)%s", name, ErrRefused, exitDataErr, stderr.suffix())
 	default:
 		return "", fmt.Errorf("exec %s: %w%s", name, err, stderr.suffix())
 	}
@@ -190,7 +224,7 @@ type webhookSink struct {
 func newWebhookSink(c config.WebhookSink) (*webhookSink, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("webhook: the url is not an http(s) URL")
+		return nil, errors.New("webhook.url: not an http(s) URL")
 	}
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {
@@ -240,10 +274,27 @@ func (s *webhookSink) deliver(ctx context.Context, d delivery) (seam.BackendMsgI
 	// Drained, so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	_ = resp.Body.Close()
+	if refusesContent(resp.StatusCode) {
+		return "", fmt.Errorf("webhook %s answered %s: %w", s.shownURL, resp.Status, ErrRefused)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return "", fmt.Errorf("webhook %s answered %s", s.shownURL, resp.Status)
 	}
 	return "", nil
+}
+
+// refusesContent says whether a webhook's status refuses the message itself,
+// which no retry mends: 400 Bad Request, 413 Content Too Large, 415
+// Unsupported Media Type, 422 Unprocessable Content. Other 4xx (401, 403,
+// 404, 408, 409, 429...) speak of the endpoint, its credentials or its load,
+// which an operator can mend, so they are retried like 5xx: were they
+// refusals, a wrong token would pass over every message.
+func refusesContent(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 func (s *webhookSink) close() { s.transport.CloseIdleConnections() }
@@ -255,10 +306,31 @@ func redactURL(u *url.URL) string {
 
 // relaySink posts each message to a topic, exactly once (see relayKey).
 type relaySink struct {
-	dest   Backend
-	topic  seam.Topic
-	secret []byte
-	log    *slog.Logger
+	dest     Backend
+	topic    seam.Topic
+	oversize string // config.Oversize*: what becomes of content the destination can't take
+	format   string // config.RelaySink.Format ("": the content alone)
+	secret   []byte
+	log      *slog.Logger
+}
+
+// postChecker is what a destination tells about what fits in a post (the
+// runtime does); without it, oversize content follows on_exhausted.
+type postChecker interface {
+	CheckPostOnce(topic seam.Topic, key, content string) error
+	MaxContentBytes() int
+}
+
+// text is what the relay posts for m: its content, or the route's format
+// filled in.
+func (s *relaySink) text(m seam.Message) string {
+	if s.format == "" {
+		return m.Content
+	}
+	return config.ExpandRelayFormat(s.format, map[string]string{
+		"sender": string(m.SenderHandle), "content": m.Content, "topic": string(m.Topic),
+		"id": string(m.BackendMsgID), "timestamp": Encode(m).Timestamp.Format(time.RFC3339),
+	})
 }
 
 func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID, error) {
@@ -266,57 +338,188 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 	if err != nil {
 		return "", err
 	}
-	var after *seam.Cursor
-	if d.relayLast != "" {
-		// The runtime's ids are its cursors (the room's stanza-id).
-		c := seam.Cursor(d.relayLast)
-		after = &c
+	text := s.text(d.msg)
+	pc, checks := s.dest.(postChecker)
+	if checks && text != d.msg.Content && s.tooLarge(pc, key, text) && !s.tooLarge(pc, key, d.msg.Content) {
+		// The format made the text too long for the destination: relay the
+		// content alone rather than refuse a message that fits.
+		s.log.Warn("the formatted text can't be posted; relaying the content alone",
+			slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)))
+		text = d.msg.Content
 	}
-	var send func(after *seam.Cursor) (seam.BackendMsgID, error)
 	if rb, ok := s.dest.(RelationBackend); ok && (d.msg.IsRelation() || d.msg.InReplyTo != "") {
-		relation, skip, err := s.relation(ctx, rb, d, key)
+		if checks && d.msg.Content != "" && s.oversize != "" && s.oversize != config.OversizeExhausted && s.tooLarge(pc, key, text) {
+			// A correction or reply is one message: past the destination's
+			// limit it is truncated, under split too (a part would be no
+			// correction, nor a reply).
+			n := longestFit(text, func(c string) bool { return pc.CheckPostOnce(s.topic, key, c+truncMark) == nil })
+			if n == 0 {
+				return "", fmt.Errorf("relay to %q: %w: not even its first character fits the destination", s.topic, ErrRefused)
+			}
+			s.log.Info("the relation's text is too large for the destination: relayed truncated", slog.String("id", string(d.msg.BackendMsgID)))
+			text = text[:n] + truncMark
+		}
+		send, skip, err := s.relation(ctx, rb, d, key, text)
 		if err != nil {
 			return "", err
 		}
 		if skip {
 			return "", nil
 		}
-		send = relation
-	}
-	if send == nil {
-		if d.msg.Content == "" {
-			// A retraction or reactions the destination can't carry, or a
-			// relation not honoured at the source that had no text: there
-			// is nothing to post.
-			s.log.Info("a message without text is passed over", slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)))
-			return "", nil
+		if send != nil {
+			var after *seam.Cursor
+			if d.relayLast != "" {
+				// The runtime's ids are its cursors (the room's stanza-id).
+				c := seam.Cursor(d.relayLast)
+				after = &c
+			}
+			id, err := send(after)
+			if err != nil && after != nil && errors.Is(err, seam.ErrUnknownCursor) {
+				// As in postOnce: look for it in the whole archive.
+				s.log.Warn("the last relayed message is no longer in the destination's archive; checking all of it for this message",
+					slog.String("topic", string(d.msg.Topic)), slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
+				id, err = send(nil)
+			}
+			if err != nil {
+				return "", fmt.Errorf("relay to %q: %w", s.topic, err)
+			}
+			return id, nil
 		}
-		send = func(after *seam.Cursor) (seam.BackendMsgID, error) {
-			return s.dest.PostOnce(ctx, s.topic, key, d.msg.Content, after)
+		// The target has no copy at the destination: the text goes as a
+		// plain message.
+	}
+	if d.msg.Content == "" {
+		// A retraction or reactions the destination can't carry, or a
+		// relation not honoured at the source that had no text: there is
+		// nothing to post.
+		s.log.Info("a message without text is passed over", slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)))
+		return "", nil
+	}
+	parts := []relayPost{{key: key, content: text}}
+	if checks && s.oversize != "" && s.oversize != config.OversizeExhausted && s.tooLarge(pc, key, text) {
+		if parts, err = s.fit(pc, d, key, text); err != nil {
+			return "", fmt.Errorf("relay to %q: %w", s.topic, err)
+		}
+		s.log.Info("the message is too large for the destination: relayed "+s.oversize,
+			slog.String("id", string(d.msg.BackendMsgID)), slog.Int("parts", len(parts)))
+	}
+	// Each part is posted after the one before (PostOnce looks for it there
+	// after a crash), the first after the last message relayed.
+	last := d.relayLast
+	for _, p := range parts {
+		if last, err = s.postOnce(ctx, d, p, last); err != nil {
+			return "", fmt.Errorf("relay to %q: %w", s.topic, err)
 		}
 	}
-	id, err := send(after)
-	if err != nil && after != nil && errors.Is(err, seam.ErrUnknownCursor) {
+	return last, nil
+}
+
+// relayPost is one PostOnce of a relayed message: the whole, or a part of it.
+type relayPost struct{ key, content string }
+
+// postOnce posts p after the destination id after ("" for the archive's
+// start), or finds it there.
+func (s *relaySink) postOnce(ctx context.Context, d delivery, p relayPost, after seam.BackendMsgID) (seam.BackendMsgID, error) {
+	var since *seam.Cursor
+	if after != "" {
+		// The runtime's ids are its cursors (the room's stanza-id).
+		c := seam.Cursor(after)
+		since = &c
+	}
+	id, err := s.dest.PostOnce(ctx, s.topic, p.key, p.content, since)
+	if err != nil && since != nil && errors.Is(err, seam.ErrUnknownCursor) {
 		// The last relayed message left the destination's archive (expired, or
 		// the room was recreated): look for this one in the whole archive.
 		s.log.Warn("the last relayed message is no longer in the destination's archive; checking all of it for this message",
-			slog.String("topic", string(d.msg.Topic)), slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
-		id, err = send(nil)
+			slog.String("topic", string(d.msg.Topic)), slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(after)))
+		id, err = s.dest.PostOnce(ctx, s.topic, p.key, p.content, nil)
 	}
-	if err != nil {
-		return "", fmt.Errorf("relay to %q: %w", s.topic, err)
+	return id, err
+}
+
+// tooLarge says whether content is over what the destination takes in one
+// post: its max_content_bytes, or its stanza limit once escaped.
+func (s *relaySink) tooLarge(pc postChecker, key, content string) bool {
+	return len(content) > pc.MaxContentBytes() || errors.Is(pc.CheckPostOnce(s.topic, key, content), seam.ErrContentTooLarge)
+}
+
+// truncMark ends truncated content.
+const truncMark = "…"
+
+// fit makes oversize content (the text relayed) fit, as s.oversize says: split, each part with
+// a key of its own (relayPartKey), or truncated under the message's key.
+// Content no part of which fits is ErrRefused.
+func (s *relaySink) fit(pc postChecker, d delivery, key, content string) ([]relayPost, error) {
+	// Every key has key's length, so a part that fits under key fits under
+	// its own.
+	fits := func(c string) bool { return pc.CheckPostOnce(s.topic, key, c) == nil }
+	if s.oversize == config.OversizeTruncate {
+		n := longestFit(content, func(c string) bool { return fits(c + truncMark) })
+		if n == 0 {
+			return nil, fmt.Errorf("%w: not even its first character fits the destination", ErrRefused)
+		}
+		return []relayPost{{key: key, content: content[:n] + truncMark}}, nil
 	}
-	return id, nil
+	var parts []relayPost
+	for i := 0; content != ""; i++ {
+		n := len(content)
+		if !fits(content) {
+			n = longestFit(content, fits)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: part %d does not fit the destination", ErrRefused, i+1)
+		}
+		k, err := relayPartKey(s.secret, d.route, d.msg.Topic, d.msg.BackendMsgID, i, content[:n])
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, relayPost{key: k, content: content[:n]})
+		content = content[n:]
+	}
+	return parts, nil
+}
+
+// longestFit is the length of the longest prefix of content that fits (0:
+// none), cut at a rune boundary, and after a line break or space when one is
+// in its last quarter, so that words stay whole. fits must be monotonic over
+// prefixes (a longer prefix escapes to a longer stanza).
+func longestFit(content string, fits func(string) bool) int {
+	lo, hi := 0, len(content) // content[:lo] fits (or lo is 0); content[:hi] doesn't
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		for mid > lo && !utf8.RuneStart(content[mid]) {
+			mid--
+		}
+		if mid == lo {
+			// No rune boundary between lo and hi but hi itself.
+			break
+		}
+		if fits(content[:mid]) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return 0
+	}
+	if i := strings.LastIndexAny(content[:lo], "\n "); i >= lo-lo/4 && i > 0 {
+		return i + 1
+	}
+	return lo
 }
 
 func (*relaySink) close() {}
 
 // relation is how a relation is relayed: the send that carries it into the
-// destination, its target mapped to the destination's copy; nil when the
+// destination, its target mapped to the destination's copy (a correction or
+// reply posts text: the route's format filled in); nil when the
 // destination holds no copy of the target and the message has text (it goes
 // as a plain message); skip when it has none (a retraction or reactions
-// whose target was never relayed: nothing to carry).
-func (s *relaySink) relation(ctx context.Context, rb RelationBackend, d delivery, key string) (send func(*seam.Cursor) (seam.BackendMsgID, error), skip bool, err error) {
+// whose target was never relayed: nothing to carry). A target relayed in
+// parts (oversize: split) has no copy under its own key, so it counts as
+// never relayed.
+func (s *relaySink) relation(ctx context.Context, rb RelationBackend, d delivery, key, text string) (send func(*seam.Cursor) (seam.BackendMsgID, error), skip bool, err error) {
 	m := d.msg
 	target := m.InReplyTo
 	for _, t := range []seam.BackendMsgID{m.Replaces, m.Retracts, m.ReactsTo} {
@@ -350,7 +553,7 @@ func (s *relaySink) relation(ctx context.Context, rb RelationBackend, d delivery
 	switch {
 	case m.Replaces != "":
 		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
-			return rb.Edit(ctx, s.topic, dest, m.Content, opts(after))
+			return rb.Edit(ctx, s.topic, dest, text, opts(after))
 		}, false, nil
 	case m.Retracts != "":
 		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
@@ -362,6 +565,6 @@ func (s *relaySink) relation(ctx context.Context, rb RelationBackend, d delivery
 		}, false, nil
 	}
 	return func(after *seam.Cursor) (seam.BackendMsgID, error) {
-		return rb.PostOnceWith(ctx, s.topic, key, m.Content, after, seam.PostOptions{InReplyTo: dest})
+		return rb.PostOnceWith(ctx, s.topic, key, text, after, seam.PostOptions{InReplyTo: dest})
 	}, false, nil
 }

@@ -21,6 +21,27 @@ import (
 
 // topicState is what a worker keeps across restarts: one JSON file per (route,
 // topic).
+//
+// The state file format. Under serve.state_dir, each route has a directory
+// named after it, and each of its topics a file in it named after the
+// topic's room localpart (runtime.RoomLocalpart) plus ".json", or, for a
+// localpart too long for a file name, its start, '+', and a hash of the whole
+// (stateFileName). The file holds one JSON object:
+//
+//	{
+//	  "topic": "alerts",           // the topic, for people (and checked on load)
+//	  "cursor": "xmqZTCS2ghgT1Idd", // the last message delivered or passed over; "" the archive's start
+//	  "relay_last": ""              // relays: the destination id of the last post ("" before the first)
+//	}
+//
+// "cursor" is required and must be a message id (a stanza-id); a file that
+// isn't such an object is refused as corrupt, naming it. The file is replaced
+// atomically (a synced temp file ".<name>.tmp-*" renamed over it, then the
+// directory synced), so a reader sees the old state or the new one. Beside
+// the route directories are ".lock" (flock: one serve, or one `parley-xmpp
+// state set|skip`, at a time) and relay.secret (see loadSecret). To change a
+// cursor, stop serve and use `parley-xmpp state set` or `skip` (LockStateDir):
+// they take the lock and write as serve does.
 type topicState struct {
 	// Topic is there for people reading the file: its name is the topic's room
 	// localpart.

@@ -124,7 +124,7 @@ func TestSetupErrors(t *testing.T) {
 			Sink: config.Sink{Exec: &config.ExecSink{Command: []string{"no-such-command-xyz", "--token=secret"}}}}}},
 			[]string{"exec", "no-such-command-xyz"}},
 		{"no sink", Options{StateDir: t.TempDir(), Routes: []config.Route{{Name: "r", Topics: []string{"t"}}}},
-			[]string{"exactly one sink"}},
+			[]string{"sink: exactly one of"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -174,6 +174,7 @@ func TestEncode(t *testing.T) {
 	line, err := marshalLine(seam.Message{Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
 	require.NoError(t, err, "a timestamp JSON can't hold doesn't make a message undeliverable")
 	assert.True(t, strings.HasSuffix(string(line), "}\n"))
+	assert.Contains(t, string(line), `"mentions":[]`, "mentions is [] when there are none, never left out")
 }
 
 // Two engines never share a state dir: the second is refused at once.

@@ -15,14 +15,16 @@ import (
 
 // worker forwards one topic of one route: it owns the topic's saved state.
 type worker struct {
-	route   config.Route // with defaults applied
-	topic   seam.Topic
-	source  Backend
-	sink    sink
-	file    stateFile // where the state is saved when store is nil
-	store   store     // where the state is saved (a cluster's etcd); nil: file
-	state   topicState
-	resumed bool // state was read from the file or the store
+	route  config.Route // with defaults applied
+	topic  seam.Topic
+	source Backend
+	sink   sink
+	// deadLetter takes what the sink gave up on (on_exhausted: dead_letter).
+	deadLetter sink
+	file       stateFile // where the state is saved when store is nil
+	store      store     // where the state is saved (a cluster's etcd); nil: file
+	state      topicState
+	resumed    bool // state was read from the file or the store
 
 	wait     time.Duration
 	metrics  Recorder
@@ -33,7 +35,16 @@ type worker struct {
 	started    bool // the first page since Run started was read
 	catchingUp bool // a progress line said the route is behind
 	caughtUp   int  // messages delivered since it said so
+	phase      phase
 }
+
+// phase is where a worker is in its life.
+type phase int
+
+const (
+	delivering phase = iota // delivering (or waiting for messages)
+	halted                  // stopped on a message its sink refused (on_exhausted: stop)
+)
 
 // run forwards messages until ctx ends.
 func (w *worker) run(ctx context.Context) {
@@ -42,7 +53,7 @@ func (w *worker) run(ctx context.Context) {
 	} else if !w.startFresh(ctx) {
 		return
 	}
-	retry := w.newBackOff()
+	retry, attempt := w.newBackOff(), 0
 	for ctx.Err() == nil {
 		since := w.state.Cursor
 		page, err := w.source.FetchRecent(ctx, seam.FetchRecentArgs{
@@ -63,13 +74,15 @@ func (w *worker) run(ctx context.Context) {
 				continue
 			}
 			wait := retry.NextBackOff()
-			w.log.Warn("reading the archive failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+			attempt++
+			w.log.Warn("reading the archive failed; retrying", slog.Any("err", err), slog.Int("attempt", attempt), slog.Duration("retry_in", wait))
 			if !sleep(ctx, wait) {
 				return
 			}
 			continue
 		}
 		retry.Reset()
+		attempt = 0
 		if !w.forward(ctx, page) {
 			return
 		}
@@ -85,7 +98,7 @@ func (w *worker) startFresh(ctx context.Context) bool {
 		return w.save(ctx)
 	}
 	retry := w.newBackOff()
-	for {
+	for attempt := 1; ; attempt++ {
 		// The newest message's cursor: everything after it is new. A
 		// never-posted topic answers "", the start, which is as new.
 		page, err := w.source.FetchRecent(ctx, seam.FetchRecentArgs{Topic: w.topic, Limit: 1})
@@ -102,7 +115,7 @@ func (w *worker) startFresh(ctx context.Context) bool {
 			return w.save(ctx)
 		}
 		wait := retry.NextBackOff()
-		w.log.Warn("reading the newest message failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait))
+		w.log.Warn("reading the newest message failed; retrying", slog.Any("err", err), slog.Int("attempt", attempt), slog.Duration("retry_in", wait))
 		if !sleep(ctx, wait) {
 			return false
 		}
@@ -143,8 +156,12 @@ func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool 
 			w.metrics.Backlog(name, topic, n-i-1)
 			continue
 		}
-		relayed, ok := w.deliver(ctx, m)
-		if !ok {
+		relayed, out := w.deliver(ctx, m)
+		switch out {
+		case cancelled:
+			return false
+		case stopped:
+			w.phase = halted
 			return false
 		}
 		w.state.Cursor = m.Cursor
@@ -154,10 +171,12 @@ func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool 
 		if !w.save(ctx) {
 			return false
 		}
-		w.metrics.Delivered(name, topic)
+		if out == delivered {
+			w.metrics.Delivered(name, topic)
+			w.caughtUp++
+			w.log.Debug("delivered", slog.String("id", string(m.BackendMsgID)))
+		}
 		w.metrics.Backlog(name, topic, n-i-1)
-		w.caughtUp++
-		w.log.Debug("delivered", slog.String("id", string(m.BackendMsgID)))
 	}
 	// The archive may have skipped rows without a body after the last message:
 	// step past them too, or the next read would return them again.
@@ -172,35 +191,6 @@ func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool 
 		w.say("caught up (%s delivered)", messages(w.caughtUp))
 	}
 	return true
-}
-
-// deliver hands m to the sink until it takes it; ok is false when ctx ended
-// first (the message is then not recorded).
-func (w *worker) deliver(ctx context.Context, m seam.Message) (relayed seam.BackendMsgID, ok bool) {
-	// Encode keeps every field encodable; were it not, the message would count
-	// as undeliverable rather than be skipped.
-	line, encodeErr := marshalLine(m)
-	d := delivery{route: w.route.Name, msg: m, line: line, relayLast: w.state.RelayLast}
-	retry := w.newBackOff()
-	for attempt := 1; ; attempt++ {
-		relayed, err := seam.BackendMsgID(""), encodeErr
-		if err == nil {
-			relayed, err = w.sink.deliver(ctx, d)
-		}
-		if err == nil {
-			return relayed, true
-		}
-		if ctx.Err() != nil {
-			return "", false
-		}
-		w.metrics.SinkFailure(w.route.Name)
-		wait := retry.NextBackOff()
-		w.log.Warn("delivery failed; retrying", slog.String("id", string(m.BackendMsgID)),
-			slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.Any("err", err))
-		if !sleep(ctx, wait) {
-			return "", false
-		}
-	}
 }
 
 // save writes the state, retrying until it succeeds: the next delivery must

@@ -86,6 +86,11 @@ type Config struct {
 	Metrics observe.Room
 }
 
+// Forget tells the archive that the room it reads may have been destroyed
+// and made anew (the room was left by removal): ids it saw before no longer
+// count as known, so the next read after one verifies it. No answer.
+type Forget struct{}
+
 // Query reads the archive. Since nil: the newest Limit messages. Since non-nil:
 // up to Limit messages strictly after *Since; "" is the start of the archive.
 // Answer: *Result.
@@ -264,6 +269,10 @@ func (a *Archive) Receive(ctx actor.Context) {
 		a.onRow(m)
 	case *session.IQResult:
 		a.onIQResult(m)
+	case *Forget:
+		// The room may be another by now: nothing seen in the old one
+		// vouches for a cursor in it.
+		clear(a.known)
 	case *Tail:
 		sender := ctx.Sender()
 		a.whenChecked(ctx, func(err error) {

@@ -7,7 +7,6 @@ package notifier
 import (
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -20,9 +19,7 @@ import (
 type Config struct {
 	OnStateChange func(session.StateChange)
 	OnRoomEvent   func(room.Event)
-	// State is kept current for readers outside the actors.
-	State  *atomic.Int32
-	Logger *slog.Logger
+	Logger        *slog.Logger
 }
 
 type notifier struct{ cfg Config }
@@ -38,9 +35,6 @@ func Props(cfg Config) *actor.Props {
 func (n *notifier) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *session.StateChange:
-		if n.cfg.State != nil {
-			n.cfg.State.Store(int32(m.To))
-		}
 		if n.cfg.OnStateChange != nil {
 			n.call(func() { n.cfg.OnStateChange(*m) })
 		}

@@ -112,17 +112,27 @@ func (f *fanout) onLive(ctx actor.Context, l live) {
 
 // fromArchive takes a live reflection whose server stamp only the archive
 // knows: a catch-up reads it (and what follows), or, while one runs, reads
-// again once it ends; held meanwhile like any live message, so a first join
-// still places it.
+// again once it ends. It is held meanwhile like any live message, with its
+// best-guess stamp: the archive's copy goes out instead when the read has it
+// (advance drops the held one), the held one when the archive never stored
+// it, so nothing the room saw is lost; and a first join still places it.
 func (f *fanout) fromArchive(ctx actor.Context, l live) {
-	if f.stream == streaming {
-		if f.s.occ.phase == joined {
-			f.startCatchUp(ctx)
-		}
-		return
+	switch {
+	case f.stream == streaming && f.s.occ.phase == joined:
+		f.startCatchUp(ctx) // read after this message arrived: it holds it
+	case f.stream != streaming:
+		f.overflowed = true // the read in flight may predate it: read again
 	}
 	f.onLive(ctx, l)
-	f.overflowed = true
+}
+
+// holds reports whether the message with cursor c may be held, not yet
+// fanned out: while a catch-up runs, anything not fanned out recently (a
+// held live copy, or one a full buffer dropped for the read to find). Wrong
+// only for a message older than the dedup window, which costs a long-poll
+// its live answer, not a duplicate.
+func (f *fanout) holds(c seam.Cursor) bool {
+	return f.stream == catchingUp && !f.recent.has(string(c))
 }
 
 // advance records a message as fanned out; false: it already was.

@@ -3,6 +3,7 @@ package room
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -10,9 +11,13 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 )
 
+// midSecond is when the tests' reflections arrive: well inside a second, so
+// the rig's rule (whole-second stamps) knows their stamp.
+var midSecond = time.Date(2026, 12, 7, 15, 0, 0, 500_000_000, time.UTC)
+
 func reflection(id, nick, body string) stanza.Message {
 	return stanza.Message{Type: "groupchat", From: "room@muc.example/" + nick, Body: body,
-		StanzaID: stanza.StanzaID{ID: id, By: "room@muc.example"}}
+		StanzaID: stanza.StanzaID{ID: id, By: "room@muc.example"}, Received: midSecond}
 }
 
 func (r *rig) subscribe() *probe {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
-	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/observe"
+	"github.com/parley-go/parley-xmpp/seam"
 )
 
 // The machines are tested in place: each test runs its steps inside an actor's
@@ -114,9 +114,10 @@ func newRig(t testing.TB, tune func(*Config)) *rig {
 		tune(&cfg)
 	}
 	r.st = newState(cfg)
-	// As if learned from an ejabberd archive (the tests' ids are numbers): a
-	// live message's stamp is known, so it is fanned out live.
-	r.st.stamps.learn([]archive.Entry{{Message: seam.Message{BackendMsgID: "1", Timestamp: time.UnixMicro(1)}}})
+	// As if learned from a Prosody archive (whole-second stamps): the tests'
+	// reflections arrive mid-second (reflection), so their stamp is known and
+	// they are fanned out live.
+	r.st.stamps.learn([]archive.Entry{{Message: seam.Message{BackendMsgID: "x", Timestamp: midSecond.Truncate(time.Second)}}})
 	r.archive = &probe{}
 	r.st.archive = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return r.archive }))
 	t.Cleanup(func() { sys.Shutdown() })

@@ -39,6 +39,10 @@ type waiter struct {
 	expired  bool // its time ran out while its read was in flight
 	next     seam.Cursor
 	captured []seam.Message
+	// skipThrough: the room holds the waiter's own cursor, not yet fanned
+	// out (a live message whose stamp the archive is read for): what the room
+	// fans out up to and including it is not news to this waiter.
+	skipThrough seam.Cursor
 }
 
 type reads struct {
@@ -108,6 +112,9 @@ func (r *reads) onWaiterRead(ctx actor.Context, rd *read, a *archive.Result) {
 	}
 	w.phase = waitStalled
 	r.s.fan.filter(a)
+	if a.Err == nil && len(a.Entries) == 0 {
+		r.notNews(w)
+	}
 	switch {
 	case a.Err != nil && errors.Is(a.Err, session.ErrLinkLost):
 		// Read again after the rejoin.
@@ -156,10 +163,35 @@ func (r *reads) listening() bool {
 	return false
 }
 
+// notNews: the archive had nothing after w's cursor, so neither is anything
+// the room fanned out while the read was in flight, up to and including the
+// cursor, news to w; and if the room still holds the cursor's message (for
+// its stamp: fanout.fromArchive), what it fans out up to it isn't either.
+func (r *reads) notNews(w *waiter) {
+	if w.since == nil || *w.since == "" {
+		return
+	}
+	for i, m := range w.captured {
+		if m.Cursor == *w.since {
+			w.captured = w.captured[i+1:]
+			return
+		}
+	}
+	if r.s.fan.holds(*w.since) {
+		w.captured, w.skipThrough = nil, *w.since
+	}
+}
+
 // offer hands a message fanned out to the long-polls: one listening is
 // answered; one whose read is in flight keeps it, in case the read misses it.
 func (r *reads) offer(ctx actor.Context, msg seam.Message) {
 	for _, w := range r.waiters {
+		if w.skipThrough != "" {
+			if msg.Cursor == w.skipThrough {
+				w.skipThrough = ""
+			}
+			continue
+		}
 		if w.phase != waitListening {
 			// Its archive read is in flight: whatever it misses is caught here.
 			if len(w.captured) < w.limit {
@@ -177,7 +209,12 @@ func (r *reads) offer(ctx actor.Context, msg seam.Message) {
 func (r *reads) withhold(msg seam.Message) int {
 	n := 0
 	for _, w := range r.waiters {
-		if w.phase == waitListening {
+		switch {
+		case w.skipThrough != "":
+			if msg.Cursor == w.skipThrough {
+				w.skipThrough = ""
+			}
+		case w.phase == waitListening:
 			w.next = msg.Cursor
 			n++
 		}

@@ -456,18 +456,16 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	// hold it, is our account's.
 	l := live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID, ours: nick == s.occ.nick, jid: s.fan.occupants[nick]}
 	l.msg = s.relate(l.msg, m.ID, m.Body, m.Rel, stanza.Sender{Nick: nick, OccupantID: m.Rel.OccupantID, JID: l.jid})
-	stamp, known := s.stamps.live(m.StanzaID.ID, time.Now())
-	if !known {
-		// Only the archive knows the server's stamp of it (stamps.go): the post
-		// it answers resolves now, with its id, and the message is fanned out
-		// from the archive, with the stamp a read of it gives.
-		if l.ours && l.origin != "" {
-			s.ledger.resolve(ctx, l.origin, l.msg.BackendMsgID)
-		}
+	stamp, exact := s.stamps.live(m.StanzaID.ID, m.Received)
+	l.msg.Timestamp = stamp
+	if !exact {
+		// Only the archive knows the server's stamp of it (stamps.go): it is
+		// fanned out from the archive, with the stamp a read gives, and the
+		// post it answers resolves then, when the room has fanned it out
+		// (reads rely on that order).
 		s.fan.fromArchive(ctx, l)
 		return
 	}
-	l.msg.Timestamp = stamp
 	s.fan.onLive(ctx, l)
 }
 
@@ -567,6 +565,9 @@ func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 	}
 	err := fmt.Errorf("%w: %s removed %q (kicked, or the room was destroyed)", ErrLeft, s.cfg.JID, s.occ.nick)
 	s.log.Warn("removed from the room; rejoining", slog.Any("err", err))
+	// A destroyed room may be made anew, with an archive of its own: the
+	// replay must verify its cursor there, not trust what the old one showed.
+	ctx.Send(s.archive, &archive.Forget{})
 	s.notify(ctx, Removed, err)
 	s.arm(ctx, s.occ.rejoinWait.NextBackOff(), rejoinNow)
 }

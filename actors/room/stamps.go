@@ -27,12 +27,14 @@ const (
 	stampsOther
 )
 
-// secondsGuard is how close to a second's boundary a receipt leaves the
-// archived second in doubt under stampsSeconds: the archive's clock may have
-// been in the second before (the reflection's transit) or, by clock skew,
-// the one after. It assumes the server's clock is within about this of ours
-// and that a reflection takes less than this to arrive.
-const secondsGuard = 100 * time.Millisecond
+// secondsGuard is how close to a second's boundary a receipt (read off the
+// socket: stanza.Message.Received) leaves the archived second in doubt under
+// stampsSeconds: the archive's clock may have been in the second before (the
+// reflection's transit) or, by clock skew, the one after. It assumes the
+// server's clock within about this of ours and a reflection sent within this
+// of its archiving; each message in doubt costs an archive read, so it is
+// kept small (1 in 50 messages).
+const secondsGuard = 10 * time.Millisecond
 
 // stamps is the room's stamp rule and what it was learned from.
 type stamps struct {
@@ -66,22 +68,19 @@ func (st *stamps) learn(entries []archive.Entry) {
 }
 
 // live returns the server's stamp of the live message id received at
-// received, and whether the rule knows it; when it doesn't, the message is
-// read back from the archive, which does.
+// received, and whether it is exact; when it isn't, the message is read back
+// from the archive, which knows, and the stamp returned is the best guess,
+// for a message the archive never supplies.
 func (st *stamps) live(id string, received time.Time) (time.Time, bool) {
 	switch st.rule {
 	case stampsFromID:
-		n, err := strconv.ParseInt(id, 10, 64)
-		if err != nil {
-			return time.Time{}, false
+		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+			return time.UnixMicro(n).UTC(), true
 		}
-		return time.UnixMicro(n).UTC(), true
 	case stampsSeconds:
 		sec := received.Truncate(time.Second)
-		if into := received.Sub(sec); into < secondsGuard || into > time.Second-secondsGuard {
-			return time.Time{}, false
-		}
-		return sec.UTC(), true
+		into := received.Sub(sec)
+		return sec.UTC(), into >= secondsGuard && into <= time.Second-secondsGuard
 	}
-	return time.Time{}, false
+	return received.UTC(), false
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
+	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -70,8 +71,9 @@ func TestLiveStampFollowsTheRule(t *testing.T) {
 }
 
 // A live message whose stamp only the archive knows is not fanned out live:
-// the room reads the archive after its last message (a catch-up), while the
-// post it answers resolves at once with its id.
+// the room reads the archive after its last message (a catch-up); the post
+// it answers resolves when the catch-up fans it out, not before (a read
+// from the id Post returned relies on the room having fanned it out).
 func TestUnknownStampIsReadFromTheArchive(t *testing.T) {
 	r := joinedRig(t, nil)
 	r.st.stamps = stamps{} // nothing learned
@@ -81,13 +83,92 @@ func TestUnknownStampIsReadFromTheArchive(t *testing.T) {
 	m := reflection("s1", "me", "hi")
 	m.OriginID = "o1"
 	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, m) })
-	got := caller.wait(t, 1)[0].(*Posted)
-	assert.Equal(t, seam.BackendMsgID("s1"), got.ID, "the post resolves with the live id")
 	require.Eventually(t, func() bool { return len(r.queries()) == 1 }, time.Second, time.Millisecond)
 	assert.Equal(t, catchingUp, r.st.fan.stream)
 	assert.Empty(t, sub.all(), "not fanned out live")
+	assert.Empty(t, caller.all(), "the post waits for the fan-out")
 
 	// While that read runs, another such message asks for a read after it.
 	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, reflection("s2", "alice", "x")) })
 	assert.True(t, r.st.fan.overflowed, "read again once the catch-up ends")
+
+	// The archive's answer: the post resolves with the message's id as it is fanned out.
+	archived := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	r.do(func(ctx actor.Context) {
+		r.st.fan.onGap(ctx, &read{purpose: readGap, epoch: r.st.epoch}, &archive.Result{Entries: []archive.Entry{
+			{Message: seam.Message{BackendMsgID: "s1", Cursor: "s1", Content: "hi", SenderHandle: "me", Timestamp: archived}, OriginID: "o1"}}})
+	})
+	got := caller.wait(t, 1)[0].(*Posted)
+	assert.Equal(t, seam.BackendMsgID("s1"), got.ID)
+	assert.Equal(t, archived, sub.wait(t, 1)[0].(*subscriber.Deliver).Msg.Timestamp)
+}
+
+// The catch-up for a message whose stamp only the archive knows delivers the
+// archive's copy, with the archive's stamp, when the read has it; and the
+// held live copy, with its best-guess stamp, when the archive never stored
+// it: nothing the room saw is lost, nothing is delivered twice.
+func TestCatchUpForAStampDeliversOnce(t *testing.T) {
+	archived := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		entries []archive.Entry
+		want    time.Time // the stamp delivered; zero: the live guess
+	}{
+		{"the archive has it", []archive.Entry{{Message: seam.Message{BackendMsgID: "s1", Cursor: "s1", Content: "x", Timestamp: archived}}}, archived},
+		{"the archive never stored it", nil, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := joinedRig(t, nil)
+			r.st.stamps = stamps{}
+			sub := r.subscribe()
+			r.do(func(ctx actor.Context) { r.st.onMessage(ctx, reflection("s1", "alice", "x")) })
+			require.Equal(t, catchingUp, r.st.fan.stream)
+			r.do(func(ctx actor.Context) {
+				r.st.fan.onGap(ctx, &read{purpose: readGap, epoch: r.st.epoch}, &archive.Result{Entries: tc.entries})
+			})
+			got := sub.wait(t, 1)
+			d := got[0].(*subscriber.Deliver)
+			assert.Equal(t, seam.BackendMsgID("s1"), d.Msg.BackendMsgID)
+			if !tc.want.IsZero() {
+				assert.Equal(t, tc.want, d.Msg.Timestamp)
+			}
+			time.Sleep(20 * time.Millisecond)
+			assert.Len(t, sub.all(), 1, "delivered once")
+		})
+	}
+}
+
+// A long-poll from the cursor of a message the room still holds for its
+// stamp (a reader that got it from the archive first) is not answered with
+// it, nor with what comes before it, when the catch-up fans them out: only
+// with what comes after.
+func TestLongPollSkipsWhatTheRoomHeldUpToItsCursor(t *testing.T) {
+	r := joinedRig(t, nil)
+	r.st.stamps = stamps{} // nothing learned: s1 and s2 are held
+	pid, caller := r.caller()
+	since := seam.Cursor("s2")
+	r.do(func(ctx actor.Context) {
+		r.st.onMessage(ctx, reflection("s1", "alice", "one"))
+		r.st.onMessage(ctx, reflection("s2", "alice", "two"))
+		r.st.reads.startWaiter(ctx, &Fetch{Since: &since, Limit: 5, Block: time.Minute, until: time.Now().Add(time.Minute)}, pid)
+		var w *waiter
+		for _, w = range r.st.reads.waiters {
+		}
+		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readWaiter, waiter: w, epoch: r.st.epoch}, res: &archive.Result{NextCursor: "s2"}})
+		// The catch-up fans out s1 and s2 (the archive's copies).
+		at := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+		r.st.fan.onGap(ctx, &read{purpose: readGap, epoch: r.st.epoch}, &archive.Result{Entries: []archive.Entry{
+			{Message: seam.Message{BackendMsgID: "s1", Cursor: "s1", Content: "one", Timestamp: at}},
+			{Message: seam.Message{BackendMsgID: "s2", Cursor: "s2", Content: "two", Timestamp: at}}}})
+		// s2 came during the first read: a second one, which finds nothing more.
+		r.st.fan.onGap(ctx, &read{purpose: readGap, epoch: r.st.epoch}, &archive.Result{})
+	})
+	require.Equal(t, streaming, r.st.fan.stream)
+	time.Sleep(20 * time.Millisecond)
+	require.Empty(t, caller.all(), "s1 and s2 are not news to a reader from s2")
+	r.st.stamps.learn([]archive.Entry{{Message: seam.Message{BackendMsgID: "x", Timestamp: midSecond.Truncate(time.Second)}}})
+	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, reflection("s3", "alice", "three")) })
+	res := caller.wait(t, 1)[0].(*archive.Result)
+	require.Len(t, res.Entries, 1)
+	assert.Equal(t, seam.BackendMsgID("s3"), res.Entries[0].Message.BackendMsgID)
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -72,6 +73,11 @@ type Config struct {
 	Rooms actor.SupervisorStrategy
 	// Notify, when set, receives a *StateChange on every change of state.
 	Notify *actor.PID
+	// State, when set, is stored the State at every change, before the
+	// change is announced or any caller is answered: a reader outside the
+	// actors sees Online once Connect has been answered (Notify's events
+	// arrive later, behind the embedder's callbacks).
+	State *atomic.Int32
 	// FailFast: while the link is down, requests fail at once with
 	// seam.ErrNotConnected instead of waiting for it.
 	FailFast  bool
@@ -128,6 +134,8 @@ type Session struct {
 	cancelDial context.CancelFunc
 	connectors []*actor.PID // Connect requests waiting for the login
 	lastErr    error        // why the link is down / why reconnecting gave up
+	lostErr    error        // why the link was lost, for the reconnect's log line
+	lostAt     time.Time
 
 	backoff     *backoff.ExponentialBackOff
 	attempt     int // login attempts in this outage
@@ -352,7 +360,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 			return
 		}
 		s.lastErr = m.err
-		s.retryLater(ctx, m.err, true)
+		s.retryLater(ctx, m.err, false)
 		return
 	}
 	if s.phase == reconnecting {
@@ -368,7 +376,15 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 		Closed:  func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
 	})
 	s.openConns++
-	s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
+	if s.lostErr != nil {
+		// A reconnect says why it was needed: the cause of the outage, not
+		// the last failed attempt's.
+		s.log.Info("reconnected", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt),
+			slog.Any("cause", s.lostErr), slog.Duration("down", time.Since(s.lostAt).Round(time.Millisecond)))
+		s.lostErr = nil
+	} else {
+		s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
+	}
 	s.upAfter, s.attempt = s.attempt, 0
 	s.announce(ctx, Online, nil)
 	s.answerConnectors(ctx, nil)
@@ -383,9 +399,10 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 // hang on a stream broken mid-stanza), tells every room, and starts
 // reconnecting.
 func (s *Session) linkLost(ctx actor.Context, err error) {
-	s.log.Warn("connection lost; reconnecting", slog.Any("err", err))
+	s.log.Info("connection lost; reconnecting", slog.Any("err", err))
 	conn := s.conn
 	s.conn, s.lastErr = nil, err
+	s.lostErr, s.lostAt = err, time.Now()
 	s.epoch++ // whatever the old connection still reports is stale
 	conn.Abort()
 	s.reapWhenDone(ctx, conn)
@@ -410,13 +427,12 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 		// the login counts as failed, and the next waits its backoff.
 		s.attempt = s.upAfter
 		s.log.Warn("the link died soon after login; counted as a failed attempt", slog.Duration("up", up), slog.Int("attempt", s.attempt))
-		s.announce(ctx, Reconnecting, err)
-		s.retryLater(ctx, err, false)
+		s.retryLater(ctx, err, true)
 		return
 	}
 	s.attempt = 0
 	s.announce(ctx, Reconnecting, err)
-	s.dial(ctx) // the first attempt at once: most losses are a single dropped link
+	s.dial(ctx) // the first attempt at once (RetryIn 0): most losses are a single dropped link
 }
 
 // flapWindow: a link lost sooner than this after its login counts as a failed
@@ -425,10 +441,14 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 // longer is reconnected at once, as a single dropped link should be.
 const flapWindow = time.Second
 
-// retryLater schedules the next login attempt, or gives up. announce: tell
-// Notify of the failed attempt (a lost link has just been announced).
-func (s *Session) retryLater(ctx actor.Context, err error, announce bool) {
+// retryLater schedules the next login attempt, or gives up, and says so:
+// lost, the link was just lost (Online to Reconnecting); otherwise a login
+// attempt failed (Reconnecting to Reconnecting).
+func (s *Session) retryLater(ctx actor.Context, err error, lost bool) {
 	if max := s.cfg.Reconnect.MaxAttempts; max > 0 && s.attempt >= max {
+		if lost {
+			s.announce(ctx, Reconnecting, err)
+		}
 		s.phase = idle
 		s.lastErr = fmt.Errorf("%w after %d attempts: %v", ErrGaveUp, s.attempt, err)
 		s.log.Error("reconnecting gave up", slog.Any("err", s.lastErr))
@@ -440,10 +460,10 @@ func (s *Session) retryLater(ctx actor.Context, err error, announce bool) {
 		return
 	}
 	wait := s.backoff.NextBackOff()
-	s.log.Debug("login failed; retrying", slog.Any("err", err), slog.Duration("in", wait), slog.Int("attempt", s.attempt))
-	if announce {
-		s.announceAttempt(ctx, err)
+	if !lost {
+		s.log.Info("login failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait), slog.Int("attempt", s.attempt))
 	}
+	s.announceRetry(ctx, Reconnecting, err, wait)
 	epoch := s.epoch
 	s.retryTimer = s.after(ctx, wait, &retryNow{epoch: epoch})
 }
@@ -515,17 +535,22 @@ func (s *Session) reap(ctx actor.Context, conn *xmppconn.Conn, grace time.Durati
 }
 
 func (s *Session) announce(ctx actor.Context, to State, err error) {
-	from := s.state
-	s.state = to
-	s.cfg.Metrics.ConnectionState(metricState(to))
-	if s.cfg.Notify != nil {
-		ctx.Send(s.cfg.Notify, &StateChange{From: from, To: to, Err: err, Attempt: s.attempt, At: time.Now()})
-	}
+	s.announceRetry(ctx, to, err, 0)
 }
 
-func (s *Session) announceAttempt(ctx actor.Context, err error) {
+// announceRetry announces a State (Reconnecting to Reconnecting: a failed
+// login attempt) with the wait before the next login attempt.
+func (s *Session) announceRetry(ctx actor.Context, to State, err error, retryIn time.Duration) {
+	from := s.state
+	s.state = to
+	if s.cfg.State != nil {
+		s.cfg.State.Store(int32(to))
+	}
+	if from != Reconnecting || to != Reconnecting { // not a failed attempt
+		s.cfg.Metrics.ConnectionState(metricState(to))
+	}
 	if s.cfg.Notify != nil {
-		ctx.Send(s.cfg.Notify, &StateChange{From: Reconnecting, To: Reconnecting, Err: err, Attempt: s.attempt, At: time.Now()})
+		ctx.Send(s.cfg.Notify, &StateChange{From: from, To: to, Err: err, Attempt: s.attempt, RetryIn: retryIn, At: time.Now()})
 	}
 }
 

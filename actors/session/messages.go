@@ -118,6 +118,9 @@ type StateChange struct {
 	Err error
 	// Attempt counts the login attempts of this outage (1 is the first).
 	Attempt int
+	// RetryIn: to Reconnecting, how long until the next login attempt (0: at
+	// once).
+	RetryIn time.Duration
 	At      time.Time
 }
 

@@ -11,6 +11,7 @@ package subscriber
 import (
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -90,7 +91,8 @@ func (s *subscriber) call(m seam.Message) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.Logger.Error("subscription handler panicked; continuing with the next message",
-				slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r))) // the room's logger names topic and room
+				slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r)),
+				slog.String("stack", string(debug.Stack()))) // the room's logger names topic and room
 			if s.cfg.OnPanic != nil {
 				s.cfg.OnPanic(m, r)
 			}

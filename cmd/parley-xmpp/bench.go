@@ -30,6 +30,9 @@ The full suite takes a few minutes and creates about 10,000 rooms; see
 docs/performance.md for the server settings it needs and the reference results.
 It uses the configured server like the demo does, and starts the dev server only
 with --dev-server (make bench passes it).`,
+		Example: `  parley-xmpp bench --scale 0.1
+  parley-xmpp bench --only replay,fan-out --cpuprofile cpu.out
+  make bench ARGS="--only replay"   # from a clone, against a freshly reset Prosody`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if scale <= 0 || scale > 10 {
@@ -42,6 +45,13 @@ with --dev-server (make bench passes it).`,
 			}
 			if err := checkDevServerFlag(devServer); err != nil {
 				return err
+			}
+			for _, f := range []struct{ flag, path string }{{"--cpuprofile", cpuProfile}, {"--memprofile", memProfile}} {
+				if f.path != "" {
+					if err := checkWritable(f.flag, f.path); err != nil {
+						return err
+					}
+				}
 			}
 			return a.bench(cmd.Context(), bench.Options{Scale: scale, Only: only}, transient, cpuProfile, memProfile, devServer)
 		},

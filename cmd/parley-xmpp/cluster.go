@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -17,9 +18,10 @@ import (
 
 func (a *app) clusterCmd() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "cluster",
-		Short: "Inspect a serve cluster (serve.cluster in the configuration)",
-		Args:  argsBetween(0, 0),
+		Use:     "cluster",
+		Short:   "Inspect a serve cluster (serve.cluster in the configuration)",
+		Example: `  parley-xmpp --config serve.yaml cluster status`,
+		Args:    argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("%w: name a subcommand: status", errUsage)
 		},
@@ -30,7 +32,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		Long: `Print the members of the serve cluster that --config's serve.cluster names, and,
 for every route and topic, the node holding its lock (the node delivering it).
 Exit status 1 when etcd can't be reached, 2 for a bad configuration.`,
-		Args: argsBetween(0, 0),
+		Example: `  parley-xmpp --config serve.yaml cluster status`,
+		Args:    argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.configPath == "" {
 				return fmt.Errorf("%w: cluster status needs --config FILE with serve.cluster", errUsage)
@@ -94,7 +97,7 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 		return err
 	}
 	engine, err := serve.NewEngine(serve.Options{
-		Routes: sv.Routes, RoomJID: a.file.RoomJID, Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+		Routes: sv.Routes, RoomJID: a.file.RoomJID, Stdout: a.out, Logger: a.log, Metrics: recorder(m),
 	}, secret)
 	if err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
@@ -118,7 +121,7 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 	if err := engine.Bind(backends); err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}
-	o := cluster.Options{Config: sv.Cluster, Client: cli, Engine: engine, Logger: a.log, Progress: prog.line}
+	o := cluster.Options{Config: sv.Cluster, Client: cli, Engine: engine, Logger: a.log}
 	if m != nil {
 		o.Registry = m.Registry()
 	}
@@ -134,7 +137,8 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 		}
 		defer stop()
 	}
-	prog.line(fmt.Sprintf("serving %d routes as node %s of cluster %s", len(sv.Routes), node.ID(), sv.Cluster.Name))
+	prog.info(fmt.Sprintf("serving %d routes as node %s of cluster %s", len(sv.Routes), node.ID(), sv.Cluster.Name),
+		slog.Int("routes", len(sv.Routes)), slog.String("node", node.ID()), slog.String("cluster", sv.Cluster.Name))
 	<-ctx.Done()
 	return nil
 }

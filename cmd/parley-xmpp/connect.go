@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/parley-go/parley-xmpp/config"
@@ -44,16 +47,49 @@ func (a *app) runtimeConfig(server string) (runtime.Config, error) {
 
 // newRuntime returns a runtime for server ("" for --server), checked and not
 // yet connected: a command checks its input against it before any network.
-func (a *app) newRuntime(server string) (*runtime.Runtime, error) {
+// Its nick is --nick, else the configured one, else, with stable (post), the
+// account's stable nick (stableNick), else a random one per run.
+func (a *app) newRuntime(server string, stable bool) (*runtime.Runtime, error) {
 	c, err := a.runtimeConfig(server)
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case a.nick != "":
+		c.Nick = a.nick
+	case c.Nick == "" && stable:
+		c.Nick = stableNick(c.Username, c.Domain)
+	}
 	rt, err := runtime.New(c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", config.ErrConfig, err)
+		err = a.file.Explain(a.serverFor(server), err)
+		if a.configPath != "" {
+			return nil, fmt.Errorf("%w: %s: %w", config.ErrConfig, a.configPath, err)
+		}
+		return nil, fmt.Errorf("%w: %w", config.ErrConfig, err)
 	}
 	return rt, nil
+}
+
+// serverFor is the server a command uses: server, else --server.
+func (a *app) serverFor(server string) string {
+	if server == "" {
+		return a.server
+	}
+	return server
+}
+
+// explain names, in err (from the runtime's checks of a command's input), the
+// configuration keys instead of the runtime's Go fields.
+func (a *app) explain(err error) error { return a.file.Explain(a.serverFor(""), err) }
+
+// stableNick is the nick one-shot posts take when none is set: "parley-" and
+// the first 8 hex digits of the SHA-256 of the account's bare JID (lower
+// case), the same on every run and machine, so a route's senders can name it.
+func stableNick(username, domain string) string {
+	jid := strings.ToLower(or(username, runtime.DefaultUsername) + "@" + or(domain, runtime.DefaultDomain))
+	sum := sha256.Sum256([]byte(jid))
+	return "parley-" + hex.EncodeToString(sum[:4])
 }
 
 // connect connects rt, giving it 20 s.

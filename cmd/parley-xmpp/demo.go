@@ -35,6 +35,9 @@ reordered (nothing, is the promise). It uses the configured server; when none is
 reachable and --dev-server names a clone's scripts/devserver.sh (by absolute
 path: make demo passes it), it runs exactly that script to start the local dev
 server and stops it afterwards. It never looks for a script by itself.`,
+		Example: `  parley-xmpp demo
+  parley-xmpp demo --topics 5 --duration 30s --seed 1796154904736567143
+  make demo   # from a clone: starts the local dev server when none answers`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if topics < 1 || topics > 20 {

@@ -12,7 +12,7 @@ import (
 )
 
 func (a *app) doctorCmd() *cobra.Command {
-	var muc string
+	var muc, format string
 	cmd := &cobra.Command{
 		Use:   "doctor [TOPIC...]",
 		Short: "Check that the server is set up the way parley-xmpp needs, and say what to change",
@@ -26,54 +26,108 @@ joins each existing topic room briefly to read its affiliation. It creates a
 room of its own (parley-doctor-...), posts a few messages there, and destroys
 it.
 
-Prints a table of the checks, then what to change on the server for each one
-that did not pass. Exit status: 0 every check passed (warnings allowed), 1 a
-check failed, 2 bad usage or configuration.`,
+Without --server, every server the serve routes read from or relay to is
+checked (backend_config as "default", then each one under servers), each with
+the topics the routes read or relay there; with --server, or without serve
+routes, the one server.
+
+A plain-text stream is a warning on a loopback server (nothing crosses a
+network: the dev servers) and a failure anywhere else.
+
+--format table (the default) prints a table of the checks per server, then
+what to change on the server for each one that did not pass. --format json
+prints one JSON document: {"status", "servers": [{"server", "service",
+"domain", "muc_service", "status", "checks": [{"name", "status", "detail",
+"fix"}]}]}, each status pass, warn, fail or skip. Exit status: 0 every check
+passed (warnings allowed), 1 a check failed, 2 bad usage or configuration.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.runtimeConfig("")
-			if err != nil {
-				return err
+			if format != "table" && format != "json" {
+				return fmt.Errorf("%w: --format %q: table or json", errUsage, format)
 			}
-			p, err := runtime.Probe(c)
-			if err != nil {
-				return fmt.Errorf("%w: %v", config.ErrConfig, err)
-			}
-			var topics []seam.Topic
+			var given []seam.Topic
 			for _, t := range args {
-				topics = append(topics, seam.Topic(t))
+				given = append(given, seam.Topic(t))
 			}
-			if len(args) == 0 {
-				topics = a.serveTopics()
+			// Every server's configuration is checked before any network.
+			type target struct {
+				name string
+				o    doctor.Options
 			}
-			report := doctor.Run(cmd.Context(), doctor.Options{Probe: p, PersistentRooms: c.PersistentRooms, Topics: topics, MUCService: muc})
-			if err := doctor.Print(a.out, report); err != nil {
+			var targets []target
+			for _, name := range a.doctorServers() {
+				c, err := a.runtimeConfig(name)
+				if err != nil {
+					return err
+				}
+				p, err := runtime.Probe(c)
+				if err != nil {
+					return fmt.Errorf("%w: %s: %v", config.ErrConfig, serverKey(name), err)
+				}
+				topics := given
+				if len(args) == 0 {
+					topics = a.serveTopics(name)
+				}
+				targets = append(targets, target{name, doctor.Options{Probe: p, PersistentRooms: c.PersistentRooms, Topics: topics,
+					MUCService: muc, Key: serverKey(name)}})
+			}
+			var reports []doctor.Server
+			failed := false
+			for _, t := range targets {
+				checks := doctor.Run(cmd.Context(), t.o)
+				failed = failed || doctor.Failed(checks)
+				reports = append(reports, doctor.NewServer(serverLabel(t.name), t.o, checks))
+			}
+			var err error
+			if format == "json" {
+				err = doctor.WriteJSON(a.out, reports)
+			} else {
+				err = doctor.PrintServers(a.out, reports)
+			}
+			if err != nil {
 				return err
 			}
-			if doctor.Failed(report) {
+			if failed {
 				return errChecksFailed
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&muc, "muc-service", "", "check this MUC service instead of the configuration's muc_service")
+	cmd.Flags().StringVar(&format, "format", "table", "output: table, or json (one document with every check)")
 	return cmd
 }
 
-var errChecksFailed = fmt.Errorf("doctor: a check failed (see the table above)")
+var errChecksFailed = fmt.Errorf("doctor: a check failed (see the report above)")
 
-// serveTopics are the topics the serve routes read from --server's server.
-func (a *app) serveTopics() []seam.Topic {
+// doctorServers are the servers doctor checks: --server's when given, else
+// every server the serve routes read from or relay to (serve's order), else
+// the default one.
+func (a *app) doctorServers() []string {
+	if a.server != "" || len(a.file.Serve.Routes) == 0 {
+		return []string{a.server}
+	}
+	return serversOf(a.file.Serve.Routes)
+}
+
+// serveTopics are the topics the serve routes read from server, and those
+// they relay to it (the runtime creates and owns those rooms too).
+func (a *app) serveTopics(server string) []seam.Topic {
 	seen := map[string]bool{}
 	var out []seam.Topic
-	for _, r := range a.file.Serve.Routes {
-		if r.Server != a.server {
-			continue
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, seam.Topic(t))
 		}
-		for _, t := range r.Topics {
-			if !seen[t] {
-				seen[t] = true
-				out = append(out, seam.Topic(t))
+	}
+	for _, r := range a.file.Serve.Routes {
+		if r.Server == server {
+			for _, t := range r.Topics {
+				add(t)
 			}
+		}
+		if rl := r.Sink.Relay; rl != nil && rl.Server == server {
+			add(rl.Topic)
 		}
 	}
 	return out

@@ -236,12 +236,12 @@ func TestServeMetricsAndReadinessFollowTheLink(t *testing.T) {
 		}
 		return name + "{" + b.String() + "}"
 	}
-	online := series("parley_xmpp_connection_state", "state", "online")
+	online := series("parley_xmpp_connection_state", "server", "default", "state", "online")
 
 	until("online", 30*time.Second, func(m map[string]float64) bool { return m[online] == 1 })
 	require.Equal(t, http.StatusOK, status(ctx, base+"/readyz"), "ready once online")
-	reconnects := series("parley_xmpp_reconnects_total")
-	gaps := series("parley_xmpp_history_gaps_total", "topic", src)
+	reconnects := series("parley_xmpp_reconnects_total", "server", "default")
+	gaps := series("parley_xmpp_history_gaps_total", "server", "default", "topic", src)
 	until("the served topic's gap series, at 0", 10*time.Second, func(m map[string]float64) bool {
 		v, ok := m[gaps]
 		return ok && v == 0
@@ -254,9 +254,9 @@ func TestServeMetricsAndReadinessFollowTheLink(t *testing.T) {
 	const n = 5
 	ids := postAs(t, ctx, s, src, n)
 	backlog := series("parley_xmpp_route_backlog", "route", "held", "topic", src)
-	relayed := series("parley_xmpp_messages_out_total", "topic", dst)
+	relayed := series("parley_xmpp_messages_out_total", "server", "default", "topic", dst)
 	relayDelivered := series("parley_xmpp_sink_deliveries_total", "route", "relay", "topic", src)
-	in := series("parley_xmpp_messages_in_total", "topic", src)
+	in := series("parley_xmpp_messages_in_total", "server", "default", "topic", src)
 	until("the held sink's backlog, the messages in, the relay's posts", 30*time.Second, func(m map[string]float64) bool {
 		return m[backlog] >= 1 && m[in] >= n && m[relayed] == n && m[relayDelivered] == n
 	})

@@ -5,12 +5,15 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // newLogger is the logger of --log-format, --log-level and -v (a shorthand
-// for --log-level debug). Bad values are usage errors naming the flag.
-func newLogger(w io.Writer, format, level string, verbose bool) (*slog.Logger, error) {
-	lv := slog.LevelWarn
+// for --log-level debug); without either, the level is def. Bad values are
+// usage errors naming the flag.
+func newLogger(w io.Writer, format, level string, verbose bool, def slog.Level) (*slog.Logger, error) {
+	lv := def
 	switch strings.ToLower(level) {
 	case "":
 		if verbose {
@@ -41,8 +44,21 @@ func newLogger(w io.Writer, format, level string, verbose bool) (*slog.Logger, e
 	}
 }
 
+// defaultLevel is a command's log level without --log-level or -v: Info for
+// the commands that run for long (serve, tail, demo, bench), whose progress
+// (a route starting, catching up; the link lost, a login attempt failed and
+// when the next comes, the link back and why it went) is Info records; Warn
+// for the others, whose output is their answer.
+func defaultLevel(cmd *cobra.Command) slog.Level {
+	switch cmd.Name() {
+	case "serve", "tail", "demo", "bench":
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
+
 // jsonLogs reports whether the logs are JSON lines: then nothing else may go
-// to standard error as free text (progress lines become log records).
+// to standard error as free text.
 func (a *app) jsonLogs() bool { return strings.EqualFold(a.logFormat, "json") }
 
 // serverName labels a configured server in logs: its name, or "default".
@@ -53,18 +69,9 @@ func serverName(name string) string {
 	return name
 }
 
-// jsonStderr is standard error in JSON mode: writes pass through, and
-// progress lines written through newProgress become log records.
-type jsonStderr struct {
+// logStderr is standard error once the logger is set up: writes pass through,
+// and newProgress finds the logger in it.
+type logStderr struct {
 	io.Writer
 	log *slog.Logger
-}
-
-// routeProgress is serve's Progress: the progress lines, or, in JSON mode,
-// nil, so that serve logs each route's progress with its route and topic.
-func (a *app) routeProgress(p *progress) func(string) {
-	if a.jsonLogs() {
-		return nil
-	}
-	return p.line
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,6 +102,7 @@ func TestServeLogsJSONWithRouteTopicRoom(t *testing.T) {
 		if _, ok := rec["route"]; ok {
 			assert.Equal(t, "to-stdout", rec["route"], "line %q", line)
 			assert.Equal(t, topic, rec["topic"], "a route's line names its topic: %q", line)
+			assert.Equal(t, "default", rec["server"], "a route's line names its server: %q", line)
 		}
 		if _, ok := rec["room"]; ok {
 			roomLines++
@@ -165,4 +167,117 @@ func duplicateKeys(t *testing.T, line string) []string {
 			expectKey = true
 		}
 	}
+}
+
+// serveLogs runs serve on topic (one message posted first) with args before
+// the command, calls during(stderr) once the message is delivered, stops it
+// with SIGTERM, and returns its standard error's lines.
+func serveLogs(t *testing.T, s xmpptest.Server, extra string, during func(stderr *syncBuffer), args ...string) []string {
+	t.Helper()
+	bin := buildCLI(t)
+	topic := topicFor(t)
+	cfg := writeServeConfig(t, s, fmt.Sprintf(`%sserve:
+  state_dir: %q
+  routes:
+    - name: to-stdout
+      topics: [%q]
+      start: start
+      sink:
+        stdout: {}
+`, extra, filepath.Join(t.TempDir(), "state"), topic))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	postAs(t, ctx, s, topic, 1)
+	var stdout, stderr syncBuffer
+	cmd := exec.Command(bin, append(append([]string{"--config", cfg}, args...), "serve")...)
+	cmd.Env = cliEnv(s)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	require.Eventually(t, func() bool { return strings.Count(stdout.String(), "\n") >= 1 }, 30*time.Second, 20*time.Millisecond,
+		"stdout %q; stderr %s", stdout.String(), stderr.String())
+	if during != nil {
+		during(&stderr)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	st, err := cmd.Process.Wait()
+	require.NoError(t, err)
+	assert.True(t, st.Success(), "serve exits 0 on SIGTERM: %v; stderr %s", st, stderr.String())
+	return strings.Split(strings.TrimSpace(stderr.String()), "\n")
+}
+
+// textLine finds the first text record with message msg and returns it.
+func textLine(lines []string, msg string) string {
+	for _, l := range lines {
+		if strings.Contains(l, "msg="+strconv.Quote(msg)+" ") || strings.Contains(l, "msg="+msg+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// Every progress line of serve is a log record (issue 19): in text mode with
+// a time, a level and attributes, the link's loss, failed logins (with the
+// attempt and when the next comes) and the reconnect (with its cause) among
+// them; shown at the default level in text and JSON; hidden by --log-level
+// warn.
+func TestServeProgressIsLogRecords(t *testing.T) {
+	s := xmpptest.Require(t)
+	t.Run("text, default level, a reconnect", func(t *testing.T) {
+		proxy := xmpptest.NewRecordingProxy(t, s.Addr)
+		via := s
+		via.Addr = proxy.Addr
+		lines := serveLogs(t, via, "runtime:\n  dial_timeout: 500ms\n  reconnect_wait: 200ms\n", func(stderr *syncBuffer) {
+			time.Sleep(1100 * time.Millisecond) // a link up for a second reconnects at once
+			proxy.SetSilent(true)
+			require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "login failed; retrying") }, 20*time.Second, 20*time.Millisecond,
+				"a failed login: %s", stderr.String())
+			proxy.SetSilent(false)
+			require.Eventually(t, func() bool { return strings.Contains(stderr.String(), `msg=reconnected`) }, 20*time.Second, 20*time.Millisecond,
+				"the reconnect: %s", stderr.String())
+		})
+		for _, l := range lines {
+			assert.Regexp(t, `^time=\S+ level=(DEBUG|INFO|WARN|ERROR) msg=`, l, "every line is a record")
+			assert.NotContains(t, l, "level=DEBUG", "the default level is info")
+		}
+		for msg, attrs := range map[string][]string{
+			"starting from the archive's start": {"level=INFO", "server=default", "route=to-stdout", "topic="},
+			"serving 1 routes":                  {"level=INFO", "routes=1"},
+			"online":                            {"level=INFO", "server=default", "attempt=1"},
+			"connection lost; reconnecting":     {"level=INFO", "server=default", "err="},
+			"login failed; retrying":            {"level=INFO", "server=default", "err=", "attempt=", "retry_in="},
+			"reconnected":                       {"level=INFO", "server=default", "cause=", "attempt=", "down="},
+		} {
+			l := textLine(lines, msg)
+			if !assert.NotEmpty(t, l, "a line %q:\n%s", msg, strings.Join(lines, "\n")) {
+				continue
+			}
+			for _, a := range attrs {
+				assert.Contains(t, l, a, "line %q", l)
+			}
+		}
+	})
+	t.Run("json, default level", func(t *testing.T) {
+		lines := serveLogs(t, s, "", nil, "--log-format", "json")
+		var msgs []string
+		for _, l := range lines {
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal([]byte(l), &rec), "every line is JSON: %q", l)
+			msgs = append(msgs, fmt.Sprint(rec["msg"]))
+			if rec["msg"] == "starting from the archive's start" {
+				assert.Equal(t, "INFO", rec["level"])
+				assert.Equal(t, "to-stdout", rec["route"])
+			}
+		}
+		assert.Contains(t, msgs, "starting from the archive's start", "progress at the default level")
+		assert.Contains(t, msgs, "serving 1 routes")
+		assert.Contains(t, msgs, "online")
+	})
+	t.Run("text, --log-level warn", func(t *testing.T) {
+		lines := serveLogs(t, s, "", nil, "--log-level", "warn")
+		for _, l := range lines {
+			assert.NotContains(t, l, "level=INFO", "--log-level warn hides progress")
+			assert.NotContains(t, l, "serving 1 routes")
+		}
+	})
 }

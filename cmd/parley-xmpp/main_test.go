@@ -88,12 +88,24 @@ func TestPostFetchTail(t *testing.T) {
 	code, out, errOut = runCLI(t, "", "fetch", "--limit", "1", topic)
 	require.Equal(t, 0, code, errOut)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 2, out)
+	require.Len(t, lines, 1, "one line per message, nothing else: %s", out)
 	var m serve.Message
 	require.NoError(t, json.Unmarshal([]byte(lines[0]), &m))
 	assert.Equal(t, second, m.ID)
 	assert.Equal(t, "second", m.Content)
-	assert.Contains(t, lines[1], `"next_cursor":"`+second+`"`)
+	assert.Equal(t, "next cursor: "+second+"\n", errOut, "the next cursor goes to standard error")
+
+	// --trailer: the old last line; --cursor-file: the cursor in a file.
+	cursorFile := filepath.Join(t.TempDir(), "cursor")
+	code, out, errOut = runCLI(t, "", "fetch", "--limit", "1", "--trailer", "--cursor-file", cursorFile, topic)
+	require.Equal(t, 0, code, errOut)
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, out)
+	assert.Equal(t, `{"next_cursor":"`+second+`"}`, lines[1])
+	assert.Empty(t, errOut, "with --cursor-file, nothing on standard error")
+	saved, err := os.ReadFile(cursorFile)
+	require.NoError(t, err)
+	assert.Equal(t, second+"\n", string(saved))
 
 	code, out, errOut = runCLI(t, "", "fetch", "--from-start", "--format", "table", topic)
 	require.Equal(t, 0, code, errOut)
@@ -117,7 +129,7 @@ func TestPostFetchTail(t *testing.T) {
 		ids = append(ids, m.ID)
 	}
 	assert.Equal(t, []string{first, second}, ids)
-	saved, err := os.ReadFile(state)
+	saved, err = os.ReadFile(state)
 	require.NoError(t, err)
 	assert.Contains(t, string(saved), second, "the state file holds the last cursor printed")
 

@@ -1,58 +1,31 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"sync"
 )
 
-// progress shows how long work goes (joining many rooms, a long backlog): on a
-// terminal, one status line rewritten in place; elsewhere, plain lines.
-type progress struct {
-	mu   sync.Mutex
-	w    io.Writer
-	tty  bool
-	open bool         // a status line is on screen
-	log  *slog.Logger // JSON mode: lines are Info records
-}
+// progress reports how long work goes (a route starting and catching up, a
+// cluster node joining, a benchmark's steps): each line is an Info record of
+// the command's logger, so it has a time and a level, honours --log-level, and
+// is a JSON object in JSON mode.
+type progress struct{ log *slog.Logger }
 
+// newProgress reports through the logger w carries (logStderr), or, for a
+// bare writer, a text logger on it.
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w}
-	if j, ok := w.(jsonStderr); ok {
-		p.log = j.log
-		return p
+	if l, ok := w.(logStderr); ok {
+		return &progress{log: l.log}
 	}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	return p
+	return &progress{log: slog.New(slog.NewTextHandler(w, nil))}
 }
 
-func (p *progress) line(s string) {
-	if p.log != nil {
-		p.log.Info(s)
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", s)
-		p.open = true
-		return
-	}
-	fmt.Fprintln(p.w, s)
-}
+// line reports s (a bench or chaos step, already worded).
+func (p *progress) line(s string) { p.log.Info(s) }
 
-// done ends the status line, if any.
-func (p *progress) done() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.open {
-		fmt.Fprintln(p.w)
-		p.open = false
-	}
-}
+// info reports msg with attributes (slog's key-value pairs or Attrs).
+func (p *progress) info(msg string, args ...any) { p.log.Info(msg, args...) }
+
+// done marks the end of the work. Every line is a whole record: there is no
+// status line to end.
+func (p *progress) done() {}

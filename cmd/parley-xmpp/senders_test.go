@@ -80,7 +80,7 @@ func TestServeRouteSenders(t *testing.T) {
 	var out syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- runCtx(ctx, &out, "--config", cfg, "serve") }()
-	filtered := regexp.MustCompile(`parley_xmpp_messages_filtered_total\{topic="` + regexp.QuoteMeta(topic) + `"\} (\d+)`)
+	filtered := regexp.MustCompile(`parley_xmpp_messages_filtered_total\{server="default",topic="` + regexp.QuoteMeta(topic) + `"\} (\d+)`)
 	count := func() string {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {

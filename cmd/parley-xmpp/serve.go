@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +29,16 @@ forwards every message of its topics, in order, to its sink (stdout, exec,
 webhook, or a relay to a topic on another server) and saves its cursor after
 each delivery, so a restart, even after kill -9, resumes after the last message
 delivered: at least once to sinks (each message carries its id), exactly once
-for relays.`,
+for relays.
+
+SIGINT, SIGTERM and SIGHUP stop it gracefully: the deliveries in flight end,
+every cursor is saved, and it exits 0. SIGHUP does not reload the
+configuration in place: run serve under a supervisor that restarts it (systemd
+Restart=always, ExecReload=/bin/kill -HUP $MAINPID) and the next run reads the
+file again and resumes where this one stopped.`,
+		Example: `  parley-xmpp --config serve.yaml serve
+  parley-xmpp --config serve.yaml --log-format json serve
+  kill -HUP "$(pidof parley-xmpp)"   # stop gracefully; the supervisor restarts it with the new configuration`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.configPath == "" {
@@ -41,11 +54,27 @@ for relays.`,
 			if err := serve.HideProcess(); err != nil {
 				return fmt.Errorf("making the engine's /proc entries private (prctl PR_SET_DUMPABLE): %w", err)
 			}
-			ctx := cmd.Context()
 			prog := newProgress(a.errOut)
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				select {
+				case <-hup:
+					prog.line("SIGHUP: stopping gracefully, saving every cursor (restart serve to load the configuration again)")
+					a.log.Info("SIGHUP: stopping gracefully; restart serve to load the configuration again")
+					stop()
+				case <-ctx.Done():
+				}
+			}()
 			var m *metrics.Prometheus
 			if sv.MetricsListen != "" {
 				m = metrics.New()
+				for _, r := range sv.Routes { // every route's series from the start
+					m.Route(r.Name, r.Topics)
+				}
 			}
 			// Everything that needs no server is checked before any network:
 			// every server's configuration, the state dir's lock, the saved
@@ -58,18 +87,18 @@ for relays.`,
 					return err
 				}
 				if m != nil {
-					c.Metrics = m
+					c.Metrics = m.ForServer(serverLabel(name)) // series labelled server="default" or the name
 				}
 				c.Allow = sv.Allow(name)
-				label := serverLabel(name)
-				c.OnStateChange = func(sc runtime.StateChange) {
-					if sc.To != runtime.Online || sc.From != runtime.Connecting {
-						prog.line(fmt.Sprintf("server %s: %s", label, sc.To))
-					}
+				// The link's state is logged by the runtime (c.Logger, with
+				// server): lost, each failed login and when the next comes,
+				// back and why it went.
+				if a.nick != "" {
+					c.Nick = a.nick
 				}
 				rt, err := runtime.New(c)
 				if err != nil {
-					return fmt.Errorf("%w: %s: %v", config.ErrConfig, serverKey(name), err)
+					return fmt.Errorf("%w: %s: %w", config.ErrConfig, a.configPath, a.file.Explain(name, err))
 				}
 				rts = append(rts, rt)
 			}
@@ -80,7 +109,7 @@ for relays.`,
 			}
 			engine, err := serve.Prepare(serve.Options{
 				Routes: sv.Routes, StateDir: sv.StateDir, RoomJID: a.file.RoomJID,
-				Stdout: a.out, Logger: a.log, Metrics: recorder(m), Progress: a.routeProgress(prog),
+				Stdout: a.out, Logger: a.log, Metrics: recorder(m),
 			})
 			if err != nil {
 				return fmt.Errorf("%w: %v", config.ErrConfig, err)
@@ -108,7 +137,7 @@ for relays.`,
 				connected = append(connected, rts[i])
 				backends[name] = rts[i]
 			}
-			prog.line(fmt.Sprintf("serving %d routes", len(sv.Routes)))
+			prog.info(fmt.Sprintf("serving %d routes", len(sv.Routes)), slog.Int("routes", len(sv.Routes)))
 			err = engine.Run(ctx, backends)
 			prog.done()
 			return err
@@ -117,12 +146,7 @@ for relays.`,
 }
 
 // serverLabel names server name in progress lines and errors.
-func serverLabel(name string) string {
-	if name == "" {
-		return "default"
-	}
-	return name
-}
+func serverLabel(name string) string { return config.ServerLabel(name) }
 
 // serverKey is the configuration key of server name.
 func serverKey(name string) string {

@@ -173,3 +173,47 @@ func stateHolds(dir, cursor string) bool {
 	})
 	return found
 }
+
+// SIGHUP stops serve gracefully: it exits 0 with every cursor saved, and the
+// next run (the configuration read again) resumes after the last delivery.
+func TestServeStopsGracefullyOnSIGHUP(t *testing.T) {
+	s := xmpptest.Require(t)
+	bin := buildCLI(t)
+	topic := topicFor(t)
+	stateDir := filepath.Join(t.TempDir(), "state")
+	cfg := writeServeConfig(t, s, fmt.Sprintf("serve:\n  state_dir: %q\n  routes:\n    - {name: out, topics: [%q], start: start, sink: {stdout: {}}}\n", stateDir, topic))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	run := func(want int, then func(*exec.Cmd)) []serve.Message {
+		cmd := exec.Command(bin, "--config", cfg, "serve")
+		cmd.Env = cliEnv(s)
+		var out, errOut syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		require.Eventually(t, func() bool { return strings.Count(out.String(), "\n") >= want }, 30*time.Second, 20*time.Millisecond, "stdout: %s\nstderr: %s", out.String(), errOut.String())
+		then(cmd)
+		st, err := cmd.Process.Wait()
+		require.NoError(t, err)
+		assert.True(t, st.Success(), "serve exits 0 on SIGHUP: %v; stderr: %s", st, errOut.String())
+		assert.Contains(t, errOut.String(), "SIGHUP: stopping gracefully")
+		return decodeLines(t, out.String())
+	}
+	ids := postAs(t, ctx, s, topic, 3)
+	got := run(3, func(cmd *exec.Cmd) {
+		require.Eventually(t, func() bool { return stateHolds(stateDir, ids[2]) }, 10*time.Second, 10*time.Millisecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	})
+	require.Len(t, got, 3)
+	assert.True(t, stateHolds(stateDir, ids[2]), "the last cursor is saved")
+
+	more := postAs(t, ctx, s, topic, 2)
+	got = run(2, func(cmd *exec.Cmd) {
+		time.Sleep(300 * time.Millisecond) // room for a redelivery to show
+		require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	})
+	require.Len(t, got, 2, "resumed after the last delivery: nothing again")
+	assert.Equal(t, more, []string{got[0].ID, got[1].ID})
+	assert.True(t, stateHolds(stateDir, more[1]))
+}

@@ -54,6 +54,12 @@ func TestBadInputIsRefusedBeforeAnyNetwork(t *testing.T) {
 	dir := t.TempDir()
 	badState := filepath.Join(dir, "cursors.json")
 	require.NoError(t, os.WriteFile(badState, []byte(`{"general": "a b"}`), 0o600))
+	notJSON := filepath.Join(dir, "not.json")
+	require.NoError(t, os.WriteFile(notJSON, []byte(`{"general": `), 0o600))
+	aFile := filepath.Join(dir, "a-file")
+	require.NoError(t, os.WriteFile(aFile, nil, 0o600))
+	missing := filepath.Join(dir, "missing", "cursors.json")
+	longLine := "ok\n" + strings.Repeat("y", 70000) + "\n"
 
 	cases := []struct {
 		name  string
@@ -81,6 +87,19 @@ func TestBadInputIsRefusedBeforeAnyNetwork(t *testing.T) {
 		{"tail: bad topic", "", []string{"tail", "general", ""}, "TOPIC"},
 		{"tail: malformed since", "", []string{"tail", "--since", "x\ty", "general"}, "--since"},
 		{"tail: bad cursor in the state file", "", []string{"tail", "--state", badState, "general"}, "--state"},
+		{"tail: state file not JSON", "", []string{"tail", "--state", notJSON, "general"}, "--state " + notJSON},
+		{"tail: state in a missing directory", "", []string{"tail", "--state", missing, "general"}, "--state " + missing + ": the directory " + filepath.Dir(missing) + " doesn't exist"},
+		{"tail: state under a file", "", []string{"tail", "--state", filepath.Join(aFile, "x.json"), "general"}, "is not a directory"},
+		{"tail: state is a directory", "", []string{"tail", "--state", dir, "general"}, "is a directory"},
+		{"tail: negative count", "", []string{"tail", "--count", "-1", "general"}, "--count"},
+		{"fetch: cursor file in a missing directory", "", []string{"fetch", "--cursor-file", missing, "general"}, "--cursor-file " + missing},
+		{"bench: profile in a missing directory", "", []string{"bench", "--cpuprofile", missing}, "--cpuprofile " + missing},
+		{"bench: memory profile in a missing directory", "", []string{"bench", "--memprofile", missing}, "--memprofile " + missing},
+		{"post --lines: a line over the cap", longLine, []string{"post", "--lines", "general"}, "line 2 of standard input: 70000 bytes is over the 65536-byte limit"},
+		{"post --lines: a bad line", "ok\na\x00b\n", []string{"post", "--lines", "general"}, "line 2 of standard input"},
+		{"post --lines: nothing to post", "\n\n", []string{"post", "--lines", "general"}, "--lines"},
+		{"post --lines and a TEXT", "", []string{"post", "--lines", "general", "hi"}, "--lines"},
+		{"bad --nick", "", []string{"--nick", "a/b", "post", "general", "hi"}, `--nick "a/b"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -92,11 +111,19 @@ func TestBadInputIsRefusedBeforeAnyNetwork(t *testing.T) {
 		})
 	}
 
-	// post reads no more of its standard input than it can post.
+	// A text over the cap is reported with its real size (it is read to its
+	// end, keeping no more than can be posted), up to maxInput.
 	big := &countingReader{left: 100 << 20}
 	var out, errOut bytes.Buffer
 	assert.Equal(t, 2, run([]string{"post", "general"}, big, &out, &errOut), errOut.String())
-	assert.LessOrEqual(t, big.read, 64*1024+2, "read %d bytes of standard input", big.read)
+	assert.Equal(t, "parley-xmpp: TEXT (standard input): 104857600 bytes is over the 65536-byte limit (runtime.max_content_bytes in a --config file)\n", errOut.String())
+	defer func(m int64) { maxInput = m }(maxInput)
+	maxInput = 1 << 20
+	endless := &countingReader{left: 1 << 40}
+	errOut.Reset()
+	assert.Equal(t, 2, run([]string{"post", "general"}, endless, &out, &errOut), errOut.String())
+	assert.LessOrEqual(t, endless.read, int(maxInput)+4096, "an endless standard input is read up to maxInput")
+	assert.Contains(t, errOut.String(), "TEXT (standard input): over 1048576 bytes")
 
 	// The controls: good input does reach the (useless) server, and fails with 1.
 	before := rec.n.Load()
@@ -159,6 +186,13 @@ func TestServeChecksEverythingBeforeAnyNetwork(t *testing.T) {
 		{"a bad second server", filepath.Join(dir, "s3"), "{relay: {server: two, topic: elsewhere}}",
 			"servers:\n  two:\n    backend_config: {service: 'ftp://127.0.0.1'}\n", "", []string{"servers.two", "scheme"}},
 		{"metrics address in use", filepath.Join(dir, "s4"), stdout, "", rec.addr, []string{"serve.metrics_listen"}},
+		{"bad on_exhausted", filepath.Join(dir, "s5"), stdout + ", on_exhausted: drop", "", "", []string{"serve.routes[0].on_exhausted", "drop"}},
+		{"bad max_attempts", filepath.Join(dir, "s6"), stdout + ", max_attempts: -2", "", "", []string{"serve.routes[0].max_attempts"}},
+		{"bad oversize", filepath.Join(dir, "s7"), "{relay: {topic: elsewhere, oversize: chop}}", "", "", []string{"serve.routes[0].sink.relay.oversize"}},
+		{"dead-letter command not found", filepath.Join(dir, "s8"), stdout + ", on_exhausted: {dead_letter: {exec: {command: [no-such-dl-xyz]}}}", "", "",
+			[]string{"serve.routes[0]", "on_exhausted.dead_letter.exec.command", "no-such-dl-xyz"}},
+		{"unknown placeholder in a relay's format", filepath.Join(dir, "s9"), "{relay: {topic: elsewhere, format: '<{nick}> {content}'}}", "", "",
+			[]string{"serve.routes[0].sink.relay.format", "unknown placeholder {nick}"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -14,13 +14,21 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print the module version and the VCS revision it was built from",
 		Long: `Print the module version (v1.2.3 for a go install of a tag, "(devel)" for a
 build from a checkout), the Go version, and, when the build recorded them, the
-VCS revision, its commit time, and whether the checkout had local changes.`,
+VCS revision, its commit time, and whether the checkout had local changes.
+parley-xmpp --version prints the same.`,
+		Example: `  parley-xmpp version
+  parley-xmpp --version`,
 		Args: argsBetween(0, 0),
 		Run: func(cmd *cobra.Command, _ []string) {
-			bi, _ := debug.ReadBuildInfo()
-			fmt.Fprint(a.out, versionText(bi))
+			fmt.Fprint(a.out, versionString())
 		},
 	}
+}
+
+// versionString is this build's versionText (--version prints it).
+func versionString() string {
+	bi, _ := debug.ReadBuildInfo()
+	return versionText(bi)
 }
 
 // versionText describes a build: the module's path and version, the Go

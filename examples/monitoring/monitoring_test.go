@@ -6,6 +6,7 @@ package monitoring
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/parley-go/parley-xmpp/cluster"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/metrics"
 	"github.com/parley-go/parley-xmpp/observe"
@@ -86,11 +88,12 @@ func rules(t *testing.T) []rule {
 }
 
 // exported lists the metric names a serve's /metrics has: package metrics'
-// collectors (each touched once so every vector has a series), the Go
-// runtime's and the process's, and Prometheus's own up.
+// collectors (each touched once so every vector has a series), a cluster
+// node's, the Go runtime's and the process's, and Prometheus's own up.
 func exported(t *testing.T) map[string]bool {
 	t.Helper()
 	p := metrics.New()
+	cluster.RegisterMetrics(p.Registry())
 	p.ConnectionState(observe.State(1))
 	p.Reconnected()
 	r := p.Room("t")
@@ -105,6 +108,9 @@ func exported(t *testing.T) map[string]bool {
 	p.Delivered("r", "t")
 	p.SinkFailure("r")
 	p.Backlog("r", "t", 1)
+	p.Skipped("r", "refused")
+	p.DeadLettered("r")
+	p.Stopped("r", "t")
 	fams, err := p.Registry().Gather()
 	require.NoError(t, err)
 	names := map[string]bool{"up": true}
@@ -115,13 +121,15 @@ func exported(t *testing.T) map[string]bool {
 }
 
 var (
-	strLit    = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-	matchers  = regexp.MustCompile(`\{[^}]*\}`)
-	ranges    = regexp.MustCompile(`\[[^\]]*\]`)
-	grouping  = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	variables = regexp.MustCompile(`\$\{?\w+\}?`)
-	ident     = regexp.MustCompile(`\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(\s*\()?`)
-	keywords  = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true}
+	// labelValuesArg is label_values(SELECTOR, LABEL): $1 is the selector.
+	labelValuesArg = regexp.MustCompile(`^label_values\((.*),\s*\w+\)$`)
+	strLit         = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	matchers       = regexp.MustCompile(`\{[^}]*\}`)
+	ranges         = regexp.MustCompile(`\[[^\]]*\]`)
+	grouping       = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	variables      = regexp.MustCompile(`\$\{?\w+\}?`)
+	ident          = regexp.MustCompile(`\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(\s*\()?`)
+	keywords       = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true}
 )
 
 // metricNames are the metric names a PromQL expression selects: identifiers
@@ -203,6 +211,9 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		ids[p.ID] = true
 		require.NotNil(t, p.GridPos, "panel %q has a gridPos", p.Title)
 		assert.Positive(t, p.GridPos.W*p.GridPos.H, "panel %q has a size", p.Title)
+		if p.Type == "row" {
+			continue // a heading
+		}
 		require.NotEmpty(t, p.Targets, "panel %q queries something", p.Title)
 		for _, tg := range p.Targets {
 			got := metricNames(tg.Expr)
@@ -214,7 +225,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		}
 	}
 	for _, v := range d.Templating.List {
-		for _, n := range metricNames(strings.TrimSuffix(strings.TrimPrefix(v.Definition, "label_values("), ", instance)")) {
+		for _, n := range metricNames(labelValuesArg.ReplaceAllString(v.Definition, "$1")) {
 			assert.True(t, names[n], "variable %s: %q is not exported", v.Name, n)
 		}
 	}
@@ -223,4 +234,103 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 			assert.True(t, used[n], "the dashboard shows no panel of %s", n)
 		}
 	}
+}
+
+// The dashboard queries the data source chosen when it is imported: Grafana
+// replaces each ${DS_...} of __inputs with the chosen data source's uid, and
+// nothing else. So every panel, query and query variable uses the datasource
+// variable, and that variable starts at ${DS_PROMETHEUS} (switchable later;
+// provisioned from a file, where nothing is replaced, Grafana falls back to
+// the default Prometheus). Imported with a data source "chosen-uid", every
+// query resolves to it.
+func TestDashboardUsesTheDataSourceChosenAtImport(t *testing.T) {
+	raw, err := os.ReadFile("dashboard.json")
+	require.NoError(t, err)
+	var inputs struct {
+		Inputs []struct {
+			Name     string `json:"name"`
+			Type     string `json:"type"`
+			PluginID string `json:"pluginId"`
+		} `json:"__inputs"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &inputs))
+	require.Len(t, inputs.Inputs, 1, "one data source to choose")
+	in := inputs.Inputs[0]
+	assert.Equal(t, "datasource", in.Type)
+	assert.Equal(t, "prometheus", in.PluginID)
+	placeholder := "${" + in.Name + "}"
+	for _, m := range regexp.MustCompile(`\$\{(DS_\w+)\}`).FindAllStringSubmatch(string(raw), -1) {
+		assert.Equal(t, in.Name, m[1], "%s is no input of __inputs: import would leave it unreplaced", m[0])
+	}
+
+	// Import: Grafana replaces the input's placeholder, as text.
+	imported := strings.ReplaceAll(string(raw), placeholder, "chosen-uid")
+	var d struct {
+		Panels     []dsPanel `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name       string      `json:"name"`
+				Type       string      `json:"type"`
+				Query      any         `json:"query"`
+				Datasource *datasource `json:"datasource"`
+				Current    struct {
+					Value any `json:"value"`
+				} `json:"current"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(imported), &d))
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		if v.Type == "datasource" {
+			assert.Equal(t, "prometheus", v.Query, "variable %s lists Prometheus data sources", v.Name)
+			value, _ := v.Current.Value.(string)
+			vars["${"+v.Name+"}"] = value
+		}
+	}
+	require.Contains(t, vars, "${datasource}", "a datasource variable")
+	assert.Equal(t, "chosen-uid", vars["${datasource}"], "the datasource variable starts at the data source chosen at import")
+	resolve := func(what string, ds *datasource) {
+		t.Helper()
+		if !assert.NotNil(t, ds, "%s names its data source", what) {
+			return
+		}
+		assert.Equal(t, "prometheus", ds.Type, what)
+		assert.Equal(t, "${datasource}", ds.UID, "%s uses the datasource variable", what)
+		uid := ds.UID
+		if v, ok := vars[uid]; ok {
+			uid = v
+		}
+		assert.Equal(t, "chosen-uid", uid, "%s queries the data source chosen at import", what)
+	}
+	for _, v := range d.Templating.List {
+		if v.Type == "query" {
+			resolve("variable "+v.Name, v.Datasource)
+		}
+	}
+	require.NotEmpty(t, d.Panels)
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		resolve(fmt.Sprintf("panel %q", p.Title), p.Datasource)
+		for _, tg := range p.Targets {
+			resolve(fmt.Sprintf("panel %q, query %s", p.Title, tg.RefID), tg.Datasource)
+		}
+	}
+}
+
+type datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type dsPanel struct {
+	Type       string      `json:"type"`
+	Title      string      `json:"title"`
+	Datasource *datasource `json:"datasource"`
+	Targets    []struct {
+		RefID      string      `json:"refId"`
+		Datasource *datasource `json:"datasource"`
+	} `json:"targets"`
 }

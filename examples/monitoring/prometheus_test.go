@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parley-go/parley-xmpp/chaos"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 )
 
@@ -34,7 +35,8 @@ func freePort(t *testing.T) string {
 func start(t *testing.T, logf string, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+xmpptest.Env().Accounts[0][1])
+	pass := xmpptest.Env().Accounts[0][1] // the dev servers' account, on both
+	cmd.Env = append(os.Environ(), "PARLEY_XMPP_SERVICE=xmpp://"+prosodyAddr, "PARLEY_XMPP_PASS="+pass, "PARLEY_XMPP_EJABBERD_PASS="+pass)
 	log, err := os.Create(logf)
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -117,25 +119,61 @@ func rulesHealth(ctx context.Context, base string) (map[string][2]string, error)
 	return out, nil
 }
 
-// A real Prometheus scrapes a real serve and evaluates alerts.yml: the
-// link-down rule's series says the link is up, every rule evaluates without
-// error, and when the engine stops, ParleyXMPPDown goes pending.
+// requireBoth fails (CI) or skips unless both dev servers are up.
+func requireBoth(t *testing.T) {
+	t.Helper()
+	for _, addr := range []string{prosodyAddr, ejabberdAddr} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			continue
+		}
+		if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
+			t.Fatalf("this test needs both dev servers; %s: %v", addr, err)
+		}
+		t.Skipf("this test needs both dev servers (scripts/devserver.sh start); %s: %v", addr, err)
+	}
+}
+
+// The dev servers (scripts/devserver.sh).
+const prosodyAddr, ejabberdAddr = "127.0.0.1:5222", "127.0.0.1:15222"
+
+// A real Prometheus scrapes a real serve with two servers (Prosody as
+// backend_config, ejabberd as servers.ejabberd, reached through a fault
+// proxy; a relay from one to the other) and evaluates alerts.yml: each
+// server's link-up series is its own, the series of the routes exist before
+// any delivery, every rule evaluates without error and none fires on a
+// healthy engine; when ejabberd's link is held down, its series leaves online
+// while Prosody's stays, and ParleyXMPPLinkDown goes pending for ejabberd
+// alone; when the engine stops, ParleyXMPPDown goes pending.
 func TestPrometheusScrapesServeAndEvaluatesTheRules(t *testing.T) {
-	s := xmpptest.Require(t)
+	requireBoth(t)
+	s := xmpptest.Env()
 	prom := xmpptest.RequireTool(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "parley-xmpp")
 	build := exec.Command("go", "build", "-o", bin, "../../cmd/parley-xmpp")
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run())
+	proxy, err := chaos.NewProxy(ejabberdAddr)
+	require.NoError(t, err)
+	defer proxy.Close()
 
 	metricsAddr, promAddr := freePort(t), freePort(t)
+	n := time.Now().UnixNano() % 1000000
 	serveCfg := filepath.Join(dir, "serve.yaml")
 	require.NoError(t, os.WriteFile(serveCfg, []byte(fmt.Sprintf(`backend_config:
   service: "xmpp://%s"
   domain: %q
   muc_service: %q
   username: %q
+servers:
+  ejabberd:
+    backend_config:
+      service: "xmpp://%s"
+      domain: %q
+      muc_service: %q
+      username: %q
 serve:
   state_dir: %q
   metrics_listen: %q
@@ -144,7 +182,12 @@ serve:
       topics: [prom-%d]
       sink:
         stdout: {}
-`, s.Addr, s.Domain, s.MUC, s.Accounts[0][0], filepath.Join(dir, "state"), metricsAddr, time.Now().UnixNano()%1000000)), 0o600))
+    - name: relay
+      topics: [prom-%d]
+      sink:
+        relay: {server: ejabberd, topic: prom-%d-relayed}
+`, prosodyAddr, s.Domain, s.MUC, s.Accounts[0][0], proxy.Addr(), s.Domain, s.MUC, s.Accounts[0][0],
+		filepath.Join(dir, "state"), metricsAddr, n, n, n)), 0o600))
 	rulesPath, err := filepath.Abs("alerts.yml")
 	require.NoError(t, err)
 	promCfg := filepath.Join(dir, "prometheus.yml")
@@ -162,23 +205,51 @@ scrape_configs:
 	start(t, filepath.Join(dir, "prometheus.log"), prom, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	base := "http://" + promAddr
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	logs := func() string {
 		a, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
 		b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
 		return "serve:\n" + string(a) + "\nprometheus:\n" + string(b)
 	}
+	// byServer is the query's value per server label.
+	byServer := func(q string) (map[string]string, error) {
+		res, err := query(ctx, base, q)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		for _, r := range res {
+			if r.Metric["job"] != "parley-xmpp" || r.Metric["instance"] != metricsAddr {
+				return nil, fmt.Errorf("a series of another target: %v", r.Metric)
+			}
+			v, _ := r.Value[1].(string)
+			out[r.Metric["server"]] = v
+		}
+		return out, nil
+	}
 
-	// The link-down rule's expression, without its comparison: 1 while up.
-	linkUp := `max by (job, instance) (parley_xmpp_connection_state{state="online"})`
+	// The link-down rule's expression, without its comparison: 1 while a
+	// server's link is up, one series per server.
+	linkUp := `max by (job, instance, server) (parley_xmpp_connection_state{state="online"})`
 	var last string
 	require.Eventually(t, func() bool {
-		res, err := query(ctx, base, linkUp)
-		last = fmt.Sprint(res, err)
-		return err == nil && len(res) == 1 && res[0].Metric["job"] == "parley-xmpp" &&
-			res[0].Metric["instance"] == metricsAddr && res[0].Value[1] == "1"
-	}, 30*time.Second, 250*time.Millisecond, "the link-up series: last %s\n%s", last, logs)
+		got, err := byServer(linkUp)
+		last = fmt.Sprint(got, err)
+		return err == nil && len(got) == 2 && got["default"] == "1" && got["ejabberd"] == "1"
+	}, 30*time.Second, 250*time.Millisecond, "each server's link-up series: last %s\n%s", last, logs)
+
+	// The routes' failure and backlog series exist before any delivery, at
+	// 0; the build is labelled.
+	for q, want := range map[string]int{
+		`parley_xmpp_sink_failures_total{route=~"to-stdout|relay"} == 0`: 2,
+		`parley_xmpp_route_backlog == 0`:                                 2,
+		`parley_xmpp_build_info{version!="", revision!=""} == 1`:         1,
+	} {
+		res, err := query(ctx, base, q)
+		require.NoError(t, err)
+		require.Len(t, res, want, "%s: %v", q, res)
+	}
 
 	// Every rule evaluated, none failing, none firing on a healthy engine.
 	require.Eventually(t, func() bool {
@@ -194,6 +265,22 @@ scrape_configs:
 		}
 		return true
 	}, 10*time.Second, 250*time.Millisecond, "rules: %s", last)
+
+	// ejabberd's link held down (every connection cut, redials hang in the
+	// login): its series leaves online, Prosody's stays; the link-down rule
+	// goes pending for ejabberd alone.
+	require.NoError(t, proxy.Blackhole())
+	require.NoError(t, proxy.KillAll())
+	require.Eventually(t, func() bool {
+		got, err := byServer(linkUp)
+		last = fmt.Sprint(got, err)
+		return err == nil && len(got) == 2 && got["default"] == "1" && got["ejabberd"] == "0"
+	}, 20*time.Second, 250*time.Millisecond, "ejabberd's link down, Prosody's up: last %s\n%s", last, logs)
+	require.Eventually(t, func() bool {
+		res, err := query(ctx, base, `ALERTS{alertname="ParleyXMPPLinkDown"}`)
+		last = fmt.Sprint(res, err)
+		return err == nil && len(res) == 1 && res[0].Metric["server"] == "ejabberd" && res[0].Metric["alertstate"] == "pending"
+	}, 10*time.Second, 250*time.Millisecond, "ParleyXMPPLinkDown pending for ejabberd alone: %s", last)
 
 	// The engine stops: the scrape fails and ParleyXMPPDown goes pending
 	// (it fires after its 5 minutes).

@@ -13,10 +13,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -40,12 +42,20 @@ func (s Status) String() string {
 	return [...]string{"ok", "warn", "FAIL", "skipped"}[s]
 }
 
+// Word is the status in the JSON report: pass, warn, fail or skip.
+func (s Status) Word() string {
+	return [...]string{"pass", "warn", "fail", "skip"}[s]
+}
+
+// MarshalText implements encoding.TextMarshaler: Word.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.Word()), nil }
+
 // Check is one line of the report.
 type Check struct {
-	Name   string
-	Status Status
-	Detail string // what the doctor found
-	Fix    string // what to change on the server (Warn, Fail)
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Detail string `json:"detail"`        // what the doctor found
+	Fix    string `json:"fix,omitempty"` // what to change on the server (Warn, Fail)
 }
 
 // Options configure a diagnosis.
@@ -59,6 +69,16 @@ type Options struct {
 	// MUCService overrides Probe.MUCService (tests point it at a MAM-less or
 	// non-persistent service).
 	MUCService string
+	// Key is the configuration key of the server's settings, for the
+	// advice ("backend_config" when empty, "servers.NAME.backend_config").
+	Key string
+}
+
+func (o Options) key() string {
+	if o.Key == "" {
+		return "backend_config"
+	}
+	return o.Key
 }
 
 // Thresholds.
@@ -112,7 +132,7 @@ func Run(ctx context.Context, o Options) []Check {
 	c, err := dial(ctx, o.Probe.Dial, timeout)
 	if err != nil {
 		d.add(CheckTLS, Skip, "no connection", "")
-		d.add(CheckLogin, Fail, err.Error(), loginFix(err))
+		d.add(CheckLogin, Fail, err.Error(), loginFix(err, o))
 		for _, n := range []string{CheckMUC, CheckRoom, CheckMAM, CheckStanzaSize, CheckPageCap, CheckRetention, CheckOwnership, CheckClockOffset} {
 			d.add(n, Skip, "needs a login", "")
 		}
@@ -122,8 +142,13 @@ func Run(ctx context.Context, o Options) []Check {
 	defer func() { d.c.close() }()
 	d.checkTLS()
 	d.add(CheckLogin, Pass, "logged in as "+c.conn.JID(), "")
-	mamAdvertised := d.checkMUC(ctx)
-	joined := d.checkRoom(ctx)
+	service, mamAdvertised := d.checkMUC(ctx)
+	joined := false
+	if service {
+		joined = d.checkRoom(ctx)
+	} else {
+		d.add(CheckRoom, Skip, "needs a MUC service: "+d.muc+" is none of this server's", "")
+	}
 	mamOn := d.checkMAM(ctx, joined, mamAdvertised)
 	d.checkPageCap(ctx, mamOn)
 	d.checkRetention(ctx)
@@ -134,9 +159,12 @@ func Run(ctx context.Context, o Options) []Check {
 	return d.report
 }
 
-func loginFix(err error) string {
+func loginFix(err error, o Options) string {
 	s := err.Error()
 	switch {
+	case strings.Contains(s, "host-unknown"), strings.Contains(s, "host-gone"), strings.Contains(s, "improper-addressing"):
+		return fmt.Sprintf("the server at %s does not serve the domain %q: set %s.domain (or PARLEY_XMPP_DOMAIN) to a domain it serves, the domain of the account's JID (Prosody: a VirtualHost; ejabberd: hosts), or add %s to the server",
+			o.Probe.Dial.Addr, o.Probe.Domain, o.key(), o.Probe.Domain)
 	case strings.Contains(s, "not-authorized"), strings.Contains(s, "auth failure"), strings.Contains(s, "authentication"):
 		return "check username and password (password_file, PARLEY_XMPP_PASS); register the account on the server (prosodyctl adduser, ejabberdctl register)"
 	case strings.Contains(s, "connection refused"), strings.Contains(s, "no such host"), strings.Contains(s, "i/o timeout"), strings.Contains(s, "deadline"):
@@ -144,7 +172,8 @@ func loginFix(err error) string {
 	case strings.Contains(s, "TLS") || strings.Contains(s, "tls") || strings.Contains(s, "certificate"):
 		return "the server must offer TLS with a certificate for the domain (or use xmpps:// for direct TLS); see the TLS check"
 	}
-	return "see the error; the server's log says more"
+	return fmt.Sprintf("the login as %s@%s at %s failed for a reason the doctor does not know: the server's log says why (prosodyctl / ejabberdctl logs); check %s (service, domain, username, password)",
+		o.Probe.Username, o.Probe.Domain, o.Probe.Dial.Addr, o.key())
 }
 
 func (d *doctor) checkTLS() {
@@ -156,8 +185,16 @@ func (d *doctor) checkTLS() {
 func tlsCheck(st tls.ConnectionState, encrypted bool, p runtime.ProbeConfig, now time.Time) Check {
 	c := Check{Name: CheckTLS, Status: Fail}
 	if !encrypted {
+		// On loopback nothing crosses a network: fine for a server on this
+		// machine (the dev servers), worth a look anywhere else.
+		if p.Loopback {
+			c.Status = Warn
+		}
 		c.Detail = "the stream is not encrypted (plain text, allowed only because " + plainReason(p) + ")"
 		c.Fix = "give the server a certificate for " + p.Domain + " and require encryption (Prosody: c2s_require_encryption = true; ejabberd: starttls_required: true), or connect with xmpps://"
+		if p.Loopback {
+			c.Fix += "; fine as it is for a server on this machine that only this machine reaches"
+		}
 		return c
 	}
 	if len(st.PeerCertificates) == 0 {
@@ -205,36 +242,114 @@ func certName(c *x509.Certificate) string {
 	return strings.Join(names, ", ")
 }
 
-// checkMUC asks the MUC service's disco#info; it reports whether MAM is
-// advertised there.
-func (d *doctor) checkMUC(ctx context.Context) bool {
+// hasFeature reports whether a disco#info answer lists feature f.
+func hasFeature(iq stanza.IQ, f string) bool {
+	return slices.Contains(iq.Features, f) || stanza.HasFeature(iq.Payload, f)
+}
+
+// noSuchService: the conditions a server answers for a JID that is none of
+// its services (Prosody: not-allowed, "Communication with remote domains is
+// not enabled"; ejabberd: remote-server-not-found, a DNS lookup that failed).
+var noSuchService = []string{"remote-server-not-found", "remote-server-timeout", "not-allowed", "item-not-found",
+	"service-unavailable", "recipient-unavailable", "host-unknown", "jid-malformed"}
+
+// mucService is a MUC service the server lists.
+type mucService struct {
+	jid string
+	mam bool
+}
+
+// mucServices lists the server's MUC services: the items of the domain's
+// disco#items whose disco#info says muc (at most 20 asked).
+func (d *doctor) mucServices(ctx context.Context) ([]mucService, error) {
+	id := d.c.id("items")
+	iq, err := d.c.iq(ctx, id, stanza.DiscoItemsIQ(d.o.Probe.Domain, id), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []mucService
+	for i, jid := range iq.Items {
+		if i == 20 || jid == "" {
+			break
+		}
+		id := d.c.id("info")
+		info, err := d.c.iq(ctx, id, stanza.DiscoInfoIQ(jid, id), nil)
+		if err == nil && hasFeature(info, stanza.NSMUC) {
+			out = append(out, mucService{jid: jid, mam: hasFeature(info, stanza.NSMAM)})
+		}
+	}
+	return out, nil
+}
+
+// pointAtMUC is the advice to set muc_service to one of the server's MUC
+// services (found by mucServices), those with MAM first.
+func (d *doctor) pointAtMUC(ctx context.Context) string {
+	key := d.o.key() + ".muc_service"
+	if d.o.MUCService != "" {
+		key = "--muc-service"
+	}
+	list, err := d.mucServices(ctx)
+	if err != nil {
+		return fmt.Sprintf("set %s to the server's MUC service (the domain %s does not list its services: %v)", key, d.o.Probe.Domain, err)
+	}
+	slices.SortStableFunc(list, func(a, b mucService) int {
+		switch {
+		case a.mam == b.mam:
+			return 0
+		case a.mam:
+			return -1
+		}
+		return 1
+	})
+	var names []string
+	for _, m := range list {
+		if m.jid == d.muc {
+			continue
+		}
+		n := m.jid
+		if m.mam {
+			n += " (with MAM)"
+		} else {
+			n += " (without MAM)"
+		}
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("the server lists no MUC service on %s (disco#items): add one (Prosody: Component \"muc.%s\" \"muc\" with modules_enabled = { \"muc_mam\" }; ejabberd: mod_muc with host muc.%s, and mod_mam) and set %s to it",
+			d.o.Probe.Domain, d.o.Probe.Domain, d.o.Probe.Domain, key)
+	}
+	return fmt.Sprintf("set %s to the server's MUC service: %s", key, strings.Join(names, ", "))
+}
+
+// checkMUC asks the MUC service's disco#info; it reports whether the service
+// is one of the server's (else no room can be created there) and whether MAM
+// is advertised there.
+func (d *doctor) checkMUC(ctx context.Context) (service, mam bool) {
 	id := d.c.id("disco")
 	iq, err := d.c.iq(ctx, id, stanza.DiscoInfoIQ(d.muc, id), nil)
-	if err != nil {
+	var se *stanza.Error
+	switch {
+	case errors.As(err, &se) && slices.Contains(noSuchService, se.Condition):
+		d.add(CheckMUC, Fail, fmt.Sprintf("%s is not a service of this server (service discovery answered %v)", d.muc, err),
+			d.pointAtMUC(ctx)+fmt.Sprintf("; or add a MUC component named %s (Prosody: Component \"%s\" \"muc\"; ejabberd: mod_muc host)", d.muc, d.muc))
+		return false, false
+	case err != nil:
 		d.add(CheckMUC, Fail, fmt.Sprintf("%s does not answer service discovery: %v", d.muc, err),
 			"check muc_service; the server needs a MUC component at that name (Prosody: Component \""+d.muc+"\" \"muc\"; ejabberd: mod_muc host)")
-		return false
-	}
-	has := func(f string) bool {
-		for _, x := range iq.Features {
-			if x == f {
-				return true
-			}
-		}
-		return stanza.HasFeature(iq.Payload, f)
+		return true, false
 	}
 	switch {
-	case !has(stanza.NSMUC):
-		d.add(CheckMUC, Fail, d.muc+" is not a MUC service (no "+stanza.NSMUC+")", "point muc_service at the server's MUC component")
-	case !has(stanza.NSMAM):
+	case !hasFeature(iq, stanza.NSMUC):
+		d.add(CheckMUC, Fail, d.muc+" is not a MUC service (no "+stanza.NSMUC+")", d.pointAtMUC(ctx))
+		return false, false
+	case !hasFeature(iq, stanza.NSMAM):
 		d.add(CheckMUC, Fail, d.muc+" does not advertise "+stanza.NSMAM,
 			"enable MAM on the MUC service (Prosody: modules_enabled = { \"muc_mam\" } on the component; ejabberd: mod_mam, and mod_muc access_mam)")
-		return false
+		return true, false
 	default:
 		d.add(CheckMUC, Pass, d.muc+" advertises "+stanza.NSMUC+" and "+stanza.NSMAM, "")
-		return true
+		return true, true
 	}
-	return false
 }
 
 const persistentVar = "muc#roomconfig_persistentroom"
@@ -582,6 +697,77 @@ func Failed(report []Check) bool {
 		}
 	}
 	return false
+}
+
+// Server is one server's report.
+type Server struct {
+	Name    string  `json:"server"` // "default" for backend_config, else its name under servers
+	Service string  `json:"service"`
+	Domain  string  `json:"domain"`
+	MUC     string  `json:"muc_service"`
+	Status  Status  `json:"status"` // the worst of its checks (skipped ones aside)
+	Checks  []Check `json:"checks"`
+}
+
+// NewServer is the report of a server checked with o.
+func NewServer(name string, o Options, checks []Check) Server {
+	s := Server{Name: name, Service: o.Probe.Service, Domain: o.Probe.Domain, MUC: o.Probe.MUCService, Checks: checks}
+	if o.MUCService != "" {
+		s.MUC = o.MUCService
+	}
+	s.Status = worst(checks)
+	return s
+}
+
+func worst(checks []Check) Status {
+	st := Pass
+	for _, c := range checks {
+		if c.Status != Skip && c.Status > st {
+			st = c.Status
+		}
+	}
+	return st
+}
+
+// WriteJSON writes one JSON document with every server's checks:
+//
+//	{"status": "warn", "servers": [{"server": "default", "service": ...,
+//	  "domain": ..., "muc_service": ..., "status": "warn",
+//	  "checks": [{"name": "TLS", "status": "warn", "detail": ..., "fix": ...}, ...]}]}
+//
+// A status is pass, warn, fail or skip (not checked: an earlier check
+// failed); the document's is the worst of its servers'.
+func WriteJSON(w io.Writer, servers []Server) error {
+	var all []Check
+	for _, s := range servers {
+		all = append(all, s.Checks...)
+	}
+	if servers == nil {
+		servers = []Server{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Status  Status   `json:"status"`
+		Servers []Server `json:"servers"`
+	}{worst(all), servers})
+}
+
+// PrintServers writes each server's table (Print), under a heading naming
+// the server when there are several.
+func PrintServers(w io.Writer, servers []Server) error {
+	for i, s := range servers {
+		if len(servers) > 1 {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "server %s (%s, %s at %s)\n", s.Name, s.Service, s.Domain, s.MUC)
+		}
+		if err := Print(w, s.Checks); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Print writes the report as a table, then what to change for each check

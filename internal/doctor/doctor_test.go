@@ -8,7 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,9 +38,12 @@ func TestTLSCheck(t *testing.T) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	p := runtime.ProbeConfig{Domain: "example.org", Loopback: true}
 	plain := tlsCheck(tls.ConnectionState{}, false, p, now)
-	assert.Equal(t, Fail, plain.Status, "plain text fails, even on loopback")
+	assert.Equal(t, Warn, plain.Status, "plain text on loopback (a dev server) warns")
 	assert.Contains(t, plain.Detail, "loopback")
 	assert.Contains(t, plain.Fix, "c2s_require_encryption")
+	remote := tlsCheck(tls.ConnectionState{}, false, runtime.ProbeConfig{Domain: "example.org"}, now)
+	assert.Equal(t, Fail, remote.Status, "plain text to a server elsewhere (allow_plaintext) fails")
+	assert.Contains(t, remote.Detail, "allow_plaintext")
 
 	st := func(days int) tls.ConnectionState {
 		return tls.ConnectionState{Version: tls.VersionTLS13, PeerCertificates: []*x509.Certificate{certExpiring(t, now.Add(time.Duration(days)*24*time.Hour))}}
@@ -92,4 +98,62 @@ func TestPrintAndFailed(t *testing.T) {
 	assert.Contains(t, b.String(), "clock offset (warn): enable mod_time")
 	report = append(report, Check{Name: CheckLogin, Status: Fail, Detail: "not-authorized", Fix: "check the password"})
 	assert.True(t, Failed(report))
+}
+
+// The JSON report: one document, every check with its name, status (pass,
+// warn, fail, skip), detail and fix; each server's status and the
+// document's are the worst of their checks (skipped ones aside).
+func TestWriteJSON(t *testing.T) {
+	o := Options{Probe: runtime.ProbeConfig{Service: "xmpp://127.0.0.1:5222", Domain: "parley.local", MUCService: "muc.parley.local"}}
+	a := NewServer("default", o, []Check{
+		{Name: CheckTLS, Status: Warn, Detail: "plain text", Fix: "a certificate"},
+		{Name: CheckLogin, Status: Pass, Detail: "logged in"},
+		{Name: CheckRetention, Status: Skip, Detail: "no topics"},
+	})
+	o.MUCService = "rooms.example.org"
+	b := NewServer("remote", o, []Check{{Name: CheckLogin, Status: Fail, Detail: "host-unknown", Fix: "set the domain"}})
+	var buf bytes.Buffer
+	require.NoError(t, WriteJSON(&buf, []Server{a, b}))
+	var doc struct {
+		Status  string `json:"status"`
+		Servers []struct {
+			Server, Service, Domain, Status string
+			MUC                             string `json:"muc_service"`
+			Checks                          []map[string]string
+		} `json:"servers"`
+	}
+	dec := json.NewDecoder(&buf)
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&doc), buf.String())
+	assert.False(t, dec.More(), "one document")
+	assert.Equal(t, "fail", doc.Status)
+	require.Len(t, doc.Servers, 2)
+	assert.Equal(t, "default", doc.Servers[0].Server)
+	assert.Equal(t, "warn", doc.Servers[0].Status, "a skipped check is no failure")
+	assert.Equal(t, "muc.parley.local", doc.Servers[0].MUC)
+	assert.Equal(t, "rooms.example.org", doc.Servers[1].MUC, "the --muc-service checked")
+	assert.Equal(t, "fail", doc.Servers[1].Status)
+	assert.Equal(t, []map[string]string{
+		{"name": CheckTLS, "status": "warn", "detail": "plain text", "fix": "a certificate"},
+		{"name": CheckLogin, "status": "pass", "detail": "logged in"},
+		{"name": CheckRetention, "status": "skip", "detail": "no topics"},
+	}, doc.Servers[0].Checks)
+
+	var table bytes.Buffer
+	require.NoError(t, PrintServers(&table, []Server{a, b}))
+	assert.Contains(t, table.String(), "server default (xmpp://127.0.0.1:5222, parley.local at muc.parley.local)")
+	assert.Contains(t, table.String(), "server remote (")
+	assert.Equal(t, 2, strings.Count(table.String(), "CHECK "), "a table per server")
+}
+
+// A login refused with host-unknown: the advice names the domain setting.
+func TestLoginFixForAnUnknownDomain(t *testing.T) {
+	o := Options{Key: "servers.remote.backend_config", Probe: runtime.ProbeConfig{Domain: "nosuch.local", Username: "parley"}}
+	o.Probe.Dial.Addr = "127.0.0.1:5222"
+	fix := loginFix(errors.New("xmppconn: login as parley@nosuch.local at 127.0.0.1:5222: xmppconn: stream error: host-unknown"), o)
+	assert.Contains(t, fix, `does not serve the domain "nosuch.local"`)
+	assert.Contains(t, fix, "servers.remote.backend_config.domain")
+	assert.Contains(t, fix, "VirtualHost")
+	other := loginFix(errors.New("something new"), Options{})
+	assert.Contains(t, other, "backend_config", "never empty advice")
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +48,7 @@ func (cl *Client) read() {
 	for {
 		v, err := cl.c.Recv()
 		if err != nil {
-			if strings.HasPrefix(err.Error(), "unexpected XMPP message") {
+			if !StreamEnded(err) {
 				continue
 			}
 			return
@@ -60,6 +62,23 @@ func (cl *Client) read() {
 		}
 		cl.nl.Unlock()
 	}
+}
+
+// StreamEnded reports whether an error of go-xmpp's Recv ended the stream
+// (a transport or decoder error, a stream error, the server's
+// </stream:stream>), as opposed to one it returns after reading a whole
+// element it could not interpret (an unknown top-level element, a pubsub
+// event without items: anyone can send one to the account's bare JID, and
+// every resource gets it), after which the stream reads on. Test tooling
+// on go-xmpp (this client, bench's bare client) reads on past those, as the
+// runtime's own reader does.
+func StreamEnded(err error) bool {
+	var syntax *xml.SyntaxError
+	var netErr net.Error
+	msg := err.Error()
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.As(err, &syntax) || errors.As(err, &netErr) ||
+		strings.HasPrefix(msg, "stream error") || strings.HasPrefix(msg, "server closed stream")
 }
 
 // listen returns a channel of every stanza the client receives from now on,

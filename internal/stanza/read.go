@@ -32,7 +32,8 @@ func Parse(e *Element) (v any, kind string) {
 //     elements of the same local name in any other namespace are not the
 //     message's text (no client shows them).
 //   - StanzaID is the <stanza-id/> whose by is the sender's bare JID (the
-//     room, for a room's message); ids by anyone else are in StanzaIDs only.
+//     room, for a room's message), none when there are several such; ids by
+//     anyone else are in StanzaIDs only.
 //   - No <delay/> is read: a sender can put one in its message, with any
 //     from, and the room passes it on. The only stamp trusted is the
 //     archive's, on the <forwarded/> of a MAM result.
@@ -57,12 +58,19 @@ func ParseMessage(e *Element) Message {
 		m.Subject, m.HasSubject = s.Text, true
 	}
 	room := Bare(m.From)
+	byRoom := 0
 	for _, s := range e.All(NSSID, "stanza-id") {
 		id := StanzaID{ID: s.Attribute("id"), By: s.Attribute("by")}
 		m.StanzaIDs = append(m.StanzaIDs, id)
-		if m.StanzaID.ID == "" && room != "" && strings.EqualFold(id.By, room) {
+		if room != "" && strings.EqualFold(id.By, room) {
 			m.StanzaID = id
+			byRoom++
 		}
+	}
+	if byRoom > 1 {
+		// A sender's own beside the room's (a server must strip it, XEP-0359):
+		// which is the room's can't be told; the archive's id decides.
+		m.StanzaID = StanzaID{}
 	}
 	if o := e.Child(NSSID, "origin-id"); o != nil {
 		m.OriginID = o.Attribute("id")

@@ -42,6 +42,9 @@ func TestParseMessage(t *testing.T) {
 
 	none := parsed(t, `<message xmlns='jabber:client' from='`+room+`/alice' type='groupchat'><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='someone@else' id='f'/></message>`).(Message)
 	assert.Zero(t, none.StanzaID, "no id by the room: none")
+	two := parsed(t, `<message xmlns='jabber:client' from='`+room+`/alice' type='groupchat'><body>x</body>`+
+		`<stanza-id xmlns='urn:xmpp:sid:0' by='`+room+`' id='forged'/><stanza-id xmlns='urn:xmpp:sid:0' by='`+room+`' id='real'/></message>`).(Message)
+	assert.Zero(t, two.StanzaID, "two ids by the room: which is the room's can't be told")
 
 	e := parsed(t, `<message xmlns='jabber:client' from='`+room+`' id='p1' type='error'><error type='modify'>`+
 		`<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>too big</text><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`).(Message)

@@ -79,6 +79,9 @@ type Message struct {
 	// retractions, attachments), as its sender wrote them.
 	Rel   Relations
 	Error *Error // for Type == "error"
+	// Received is when the connection read it (zero for a message not read
+	// off a stream).
+	Received time.Time
 	// MAM is set when the message is an XEP-0313 archive result.
 	MAM *MAMResult
 }

@@ -370,6 +370,9 @@ func (c *Conn) readOne() (v any, skip string, err error) {
 		}
 		v, _ := stanza.Parse(e)
 		switch v := v.(type) {
+		case stanza.Message:
+			v.Received = time.Now()
+			return v, "", nil
 		case nil:
 			return nil, observe.SkipUnknown, nil
 		case stanza.IQ:

@@ -3,8 +3,8 @@ package xmppconn
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
