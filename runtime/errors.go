@@ -109,6 +109,10 @@ var (
 	// bytes); the connect attempt failed and nothing about the account was
 	// sent.
 	ErrNegotiationTooLarge = xmppconn.ErrNegotiationTooLarge
+	// ErrReaderPanicked is the reason (StateChange.Err) for a link ended
+	// because reading a stanza panicked (a bug, worth reporting): the
+	// runtime reconnects, and the process goes on.
+	ErrReaderPanicked = xmppconn.ErrReaderPanicked
 	// ErrSendQueueFull: the link's send queue is full; nothing was sent and the
 	// link is fine: retry later.
 	ErrSendQueueFull = xmppconn.ErrSendQueueFull

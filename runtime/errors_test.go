@@ -49,6 +49,7 @@ var sentinels = []struct {
 	{"xmppconn.ErrTLSRequired", runtime.ErrTLSRequired, xmppconn.ErrTLSRequired},
 	{"xmppconn.ErrInboundTooLarge", runtime.ErrInboundTooLarge, xmppconn.ErrInboundTooLarge},
 	{"xmppconn.ErrNegotiationTooLarge", runtime.ErrNegotiationTooLarge, xmppconn.ErrNegotiationTooLarge},
+	{"xmppconn.ErrReaderPanicked", runtime.ErrReaderPanicked, xmppconn.ErrReaderPanicked},
 	{"xmppconn.ErrSendQueueFull", runtime.ErrSendQueueFull, xmppconn.ErrSendQueueFull},
 	{"xmppconn.ErrStanzaTooLarge", runtime.ErrStanzaTooLarge, xmppconn.ErrStanzaTooLarge},
 	{"xmppconn.ErrClosed", runtime.ErrConnClosed, xmppconn.ErrClosed},

@@ -95,6 +95,10 @@ func TestStrangersStanzasKeepTheLink(t *testing.T) {
 		require.NoError(t, mallory.Send(fmt.Sprintf(`<message to='%s' type='chat' id='u%d'><body>x</body><thing xmlns='urn:example:unknown'><deep><deeper/></deep></thing></message>`, occupant, i)))
 		require.NoError(t, stranger.Send(fmt.Sprintf(`<presence to='%s' type='subscribe' id='p%d'/>`, bare, i)))
 	}
+	// Elements nested 20 deep with text around each level (once a panic on
+	// the reader goroutine: the whole process).
+	deep := strings.Repeat("<x xmlns='urn:example:deep'>t", 20) + strings.Repeat("u</x>", 20)
+	require.NoError(t, mallory.Send(fmt.Sprintf(`<message to='%s' type='chat' id='deep'><body>x</body>%s</message>`, occupant, deep)))
 	for i := range 3000 {
 		require.NoError(t, mallory.Send(fmt.Sprintf(`<iq type='get' to='%s' id='ping%d'><ping xmlns='urn:xmpp:ping'/></iq>`, occupant, i)))
 	}

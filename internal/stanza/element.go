@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Element is one XML element as read off the stream: a namespace-qualified
@@ -42,7 +41,9 @@ var (
 func ReadElement(d *xml.Decoder, start xml.StartElement) (*Element, error) {
 	root := newElement(start)
 	stack := []*Element{root}
-	var text []strings.Builder = make([]strings.Builder, 1, 8)
+	// The text of each open element, by level: byte slices, which the slice
+	// of levels may copy as it grows (a strings.Builder may not be copied).
+	text := make([][]byte, 1, 8)
 	count := 1
 	var over error
 	for {
@@ -65,14 +66,14 @@ func ReadElement(d *xml.Decoder, start xml.StartElement) (*Element, error) {
 				parent.Children = append(parent.Children, e)
 			}
 			stack = append(stack, e)
-			text = append(text, strings.Builder{})
+			text = append(text, nil)
 		case xml.CharData:
 			if over == nil {
-				text[len(text)-1].Write(t)
+				text[len(text)-1] = append(text[len(text)-1], t...)
 			}
 		case xml.EndElement:
 			top := len(stack) - 1
-			stack[top].Text = text[top].String()
+			stack[top].Text = string(text[top])
 			stack, text = stack[:top], text[:top]
 			if top == 0 {
 				if over != nil {

@@ -3,6 +3,7 @@ package stanza
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -120,3 +121,25 @@ func TestReadElementLimits(t *testing.T) {
 }
 
 func xmlName(space, local string) xml.Name { return xml.Name{Space: space, Local: local} }
+
+// Text around elements nested deeper than the reader's first guess of depth
+// is kept, at every level (the per-level text buffers grow without losing
+// or corrupting what they hold).
+func TestReadElementTextAroundDeepNesting(t *testing.T) {
+	const depth = 20
+	var b strings.Builder
+	for i := range depth {
+		fmt.Fprintf(&b, "<e%d>before%d", i, i)
+	}
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "after%d</e%d>", i, i)
+	}
+	e, err := ParseElement([]byte(b.String()))
+	require.NoError(t, err)
+	for i := range depth {
+		assert.Equal(t, fmt.Sprintf("before%dafter%d", i, i), e.Text, "level %d", i)
+		if i < depth-1 {
+			e = e.Children[0]
+		}
+	}
+}

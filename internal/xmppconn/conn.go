@@ -112,6 +112,9 @@ var (
 	// ErrStanzaTooLarge: the stanza is over the link's limit (MaxStanza); it was
 	// not sent, and the link is untouched.
 	ErrStanzaTooLarge = errors.New("xmppconn: stanza too large")
+	// ErrReaderPanicked: reading a stanza panicked (a bug); the link was
+	// closed, and the process goes on.
+	ErrReaderPanicked = errors.New("xmppconn: reading a stanza panicked")
 	// ErrInboundTooLarge: the server sent a stanza over MaxInboundBytes; the link
 	// was closed.
 	ErrInboundTooLarge = errors.New("xmppconn: the server sent a stanza over the inbound limit")
@@ -350,6 +353,14 @@ func (c *Conn) readLoop(h Handler) {
 // or neither (whitespace, a request answered here), or the error that ends
 // the link.
 func (c *Conn) readOne() (v any, skip string, err error) {
+	defer func() {
+		// A bug in reading one stanza ends this link (the runtime
+		// reconnects), never the process: the reader runs for every
+		// stranger's stanza.
+		if r := recover(); r != nil {
+			v, skip, err = nil, "", fmt.Errorf("%w: %v", ErrReaderPanicked, r)
+		}
+	}()
 	c.in.n.Store(0) // the cap counts each stanza's bytes from here
 	tok, err := c.dec.Token()
 	if err != nil {

@@ -2,6 +2,7 @@ package xmppconn
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -319,4 +320,18 @@ func TestWriteLeavesNoDeadline(t *testing.T) {
 		assert.True(t, last.IsZero(), "a deadline left on the socket after a write: %v", last)
 		assert.False(t, rec.deadlines[n-2].IsZero(), "the write itself had a deadline")
 	}
+}
+
+// panicReader panics when read.
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("a bug in reading") }
+
+// A panic while reading a stanza ends the link with ErrReaderPanicked; it
+// never reaches the process.
+func TestReaderPanicEndsTheLinkNotTheProcess(t *testing.T) {
+	c := readerConn(t, nil)
+	c.dec = xml.NewDecoder(panicReader{})
+	_, _, err := c.readOne()
+	require.ErrorIs(t, err, ErrReaderPanicked)
 }

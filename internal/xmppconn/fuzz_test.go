@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -393,4 +394,22 @@ func FuzzLiveEqualsArchive(f *testing.F) {
 			t.Fatalf("sender JID live %q, archived %q", a, b)
 		}
 	})
+}
+
+// FuzzDeepText: elements nested past the reader's first guess of depth,
+// with text around them at every level (a strings.Builder copied as the
+// levels grew once panicked here: on the reader goroutine, a crash any
+// occupant could cause with one private message).
+func FuzzDeepText(f *testing.F) {
+	var b strings.Builder
+	b.WriteString("<message from='r@muc/a' type='chat'>")
+	for i := range 20 {
+		b.WriteString("<x>t" + strconv.Itoa(i))
+	}
+	for range 20 {
+		b.WriteString("u</x>")
+	}
+	b.WriteString("</message>")
+	f.Add([]byte(b.String()))
+	f.Fuzz(checkStream)
 }
