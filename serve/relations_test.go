@@ -73,3 +73,51 @@ func TestRelayCarriesRelations(t *testing.T) {
 	_ = reply
 	_ = react
 }
+
+// A relay route's format fills in a correction's and a reply's text as it
+// does a plain message's, and the correction still replaces the copy (issue
+// 23 beside the relay format).
+func TestRelayFormatsRelations(t *testing.T) {
+	noLeaks(t)
+	s := xmpptest.Require(t)
+	source := connectedRuntime(t, s, 0)
+	dest := connectedRuntime(t, s, 1)
+	from, to := freshTopic("formatted relations from"), freshTopic("formatted relations to")
+
+	alice, err := xmpptest.Dial(s, 2)
+	require.NoError(t, err)
+	defer alice.Close()
+	local, err := runtime.RoomLocalpart(from)
+	require.NoError(t, err)
+	room := local + "@" + s.MUC
+	require.NoError(t, alice.Join(room, "alice"))
+	say := func(body, origin, extra string) seam.BackendMsgID {
+		t.Helper()
+		id, err := alice.PostWithOrigin(room, body, origin, extra)
+		require.NoError(t, err)
+		return seam.BackendMsgID(id)
+	}
+	orig := say("helo", "f-orig", "")
+	say("hello", "f-fix", "<replace xmlns='urn:xmpp:message-correct:0' id='f-orig'/>")
+	last := say("an answer", "f-reply", "<reply xmlns='urn:xmpp:reply:0' id='"+string(orig)+"'/>")
+
+	dir := t.TempDir()
+	log, _ := testLogger(t)
+	file := stateOf(t, dir, "relay", from)
+	run := start(t, Options{
+		Routes: []config.Route{{Name: "relay", Topics: []string{string(from)}, Start: "start",
+			Sink: config.Sink{Relay: &config.RelaySink{Server: "other", Topic: string(to), Format: "<{sender}> {content}"}}}},
+		StateDir: dir, Backends: map[string]Backend{"": source, "other": dest}, Logger: log, Wait: 5 * time.Second,
+	})
+	waitForCursor(t, file, seam.Cursor(last))
+	run.stop(t)
+
+	got := archive(t, dest, to)
+	require.Len(t, got, 3, "%+v", got)
+	copyOrig, copyFix, copyReply := got[0], got[1], got[2]
+	assert.Equal(t, "<alice> helo", copyOrig.Content)
+	assert.Equal(t, copyOrig.BackendMsgID, copyFix.Replaces, "the correction replaces the destination's copy")
+	assert.Equal(t, "<alice> hello", copyFix.Content)
+	assert.Equal(t, copyOrig.BackendMsgID, copyReply.InReplyTo)
+	assert.Equal(t, "<alice> an answer", copyReply.Content)
+}
