@@ -28,6 +28,7 @@ type Prometheus struct {
 	gaps        *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 	notOwned    *prometheus.CounterVec
+	unmatched   *prometheus.CounterVec
 	reg         *prometheus.Registry
 	state       *prometheus.GaugeVec
 	reconnects  *prometheus.CounterVec
@@ -62,6 +63,8 @@ func New() *Prometheus {
 			Help: "Archive rows dropped because the server sent them again in one read (a repeated id, or the read's own cursor); every message is still delivered once."}, perTopic),
 		notOwned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_rooms_not_owned_total",
 			Help: "Joins that found the topic's room owned by another account (this account's affiliation was not owner: squatting; see docs/security.md)."}, perTopic),
+		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_relations_unmatched_total",
+			Help: "Relations (kind: reply, correction, retraction, moderation, reactions) not honoured, their target unknown or not the sender's to change: the message was delivered as a plain one. Counted once per message while the room remembers it (live and archive reads alike)."}, []string{"server", "topic", "kind"}),
 		reg: prometheus.NewRegistry(),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the server's connection's current state (connecting, online, reconnecting, closed), 0 for the others; all 0 before its first connect. One set per server (label server: its name under servers, \"default\" for backend_config)."}, []string{"server", "state"}),
@@ -103,7 +106,7 @@ func New() *Prometheus {
 		Help:        "1, labelled with the module version (\"(devel)\" for a build from a checkout) and the VCS revision it was built from (\"unknown\" when the build recorded none), as parley-xmpp version prints them.",
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision}})
 	build.Set(1)
-	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned, build)
+	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned, p.unmatched, build)
 	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
 		p.filtered, p.delivered, p.sinkFailure, p.loops, p.backlog, p.routeSkip, p.deadLetters, p.stopped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -199,11 +202,15 @@ func (s *Server) Reconnected() { s.reconnects.Inc() }
 // bound once (and so at 0 from the room's creation on).
 func (s *Server) Room(topic string) observe.Room {
 	p, l := s.p, []string{s.name, topic}
+	unmatched := p.unmatched.MustCurryWith(prometheus.Labels{"server": s.name, "topic": topic})
+	for _, k := range observe.RelationKinds { // every kind's series from the start
+		unmatched.WithLabelValues(k)
+	}
 	return &room{
 		gaps: p.gaps.WithLabelValues(l...), dropped: p.dropped.WithLabelValues(l...), notOwned: p.notOwned.WithLabelValues(l...),
 		joined: p.joined.WithLabelValues(l...), in: p.in.WithLabelValues(l...), out: p.out.WithLabelValues(l...),
 		replayed: p.replayed.WithLabelValues(l...), pending: p.pending.WithLabelValues(l...), queued: p.queued.WithLabelValues(l...),
-		filtered: p.filtered.WithLabelValues(l...),
+		filtered: p.filtered.WithLabelValues(l...), unmatched: unmatched,
 	}
 }
 
@@ -212,7 +219,11 @@ type room struct {
 	joined, pending, queued prometheus.Gauge
 	in, out, replayed       prometheus.Counter
 	filtered                prometheus.Counter
+	unmatched               *prometheus.CounterVec // by kind
 }
+
+// UnmatchedRelation implements observe.RelationRecorder.
+func (r *room) UnmatchedRelation(kind string) { r.unmatched.WithLabelValues(kind).Inc() }
 
 // HistoryGap implements observe.GapRecorder.
 func (r *room) HistoryGap() { r.gaps.Inc() }
@@ -296,4 +307,5 @@ var (
 	_ observe.GapRecorder       = (*room)(nil)
 	_ observe.RowDropper        = (*room)(nil)
 	_ observe.OwnershipRecorder = (*room)(nil)
+	_ observe.RelationRecorder  = (*room)(nil)
 )

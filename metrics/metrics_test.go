@@ -38,6 +38,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	r.(observe.GapRecorder).HistoryGap()
 	r.(observe.RowDropper).ArchiveRowsDropped(3)
 	r.(observe.OwnershipRecorder).RoomNotOwned()
+	r.(observe.RelationRecorder).UnmatchedRelation("correction")
 	r.Filtered(4)
 	p.Delivered("to-stdout", "general")
 	p.SinkFailure("to-webhook")
@@ -70,6 +71,8 @@ func TestMetricsAreExposed(t *testing.T) {
 		`parley_xmpp_history_gaps_total{server="",topic="general"} 1`,
 		`parley_xmpp_archive_rows_dropped_total{server="",topic="general"} 3`,
 		`parley_xmpp_rooms_not_owned_total{server="",topic="general"} 1`,
+		`parley_xmpp_relations_unmatched_total{kind="correction",server="",topic="general"} 1`,
+		`parley_xmpp_relations_unmatched_total{kind="reply",server="",topic="general"} 0`,
 	} {
 		assert.True(t, strings.Contains(body, want), "missing %s", want)
 	}
@@ -173,9 +176,15 @@ func TestEveryServerHasItsOwnSeries(t *testing.T) {
 // deliveries and backlog once declared, a room's once the runtime binds it.
 func TestSeriesExistFromTheStart(t *testing.T) {
 	p := New()
-	p.ForServer("default")
+	p.ForServer("default").Room("alerts")
 	p.Route("hook", []string{"alerts", "audit"})
 	got := gathered(t, p)
+	for _, k := range observe.RelationKinds {
+		series := `parley_xmpp_relations_unmatched_total{kind="` + k + `",server="default",topic="alerts"}`
+		if v, ok := got[series]; assert.True(t, ok, "no series %s before any event", series) {
+			assert.Zero(t, v, series)
+		}
+	}
 	for _, series := range []string{
 		`parley_xmpp_connection_state{server="default",state="connecting"}`,
 		`parley_xmpp_connection_state{server="default",state="online"}`,

@@ -75,6 +75,19 @@ type GapRecorder interface {
 	HistoryGap()
 }
 
+// RelationRecorder is an optional interface of a Room: UnmatchedRelation is
+// called when a message's relation (kind: reply, correction, retraction,
+// moderation, reactions) was not honoured, its target unknown or not the
+// sender's to change, and the message was delivered as a plain one (issue
+// 23). Once per message while the room remembers it: the live path and
+// archive reads of the same message count it once.
+type RelationRecorder interface {
+	UnmatchedRelation(kind string)
+}
+
+// RelationKinds are every kind UnmatchedRelation is told.
+var RelationKinds = []string{"reply", "correction", "retraction", "moderation", "reactions"}
+
 // RowDropper is an optional interface of a Room: ArchiveRowsDropped is called
 // when an archive read dropped n rows the server sent again (an id repeated in
 // the read, or the read's own cursor): ejabberd sometimes answers the same row
@@ -133,6 +146,9 @@ type NopRoom struct{}
 
 // HistoryGap implements GapRecorder.
 func (NopRoom) HistoryGap() {}
+
+// UnmatchedRelation implements RelationRecorder.
+func (NopRoom) UnmatchedRelation(string) {}
 
 // ArchiveRowsDropped implements RowDropper.
 func (NopRoom) ArchiveRowsDropped(int) {}

@@ -118,6 +118,7 @@ func xmppFixture(t *testing.T) conformance.Fixture {
 		IndependentPost: func(ctx context.Context, topic seam.Topic, content string) error {
 			return indep.post(t, topic, content, "")
 		},
+		Say: (&people{s: s}).say(t),
 		Capabilities: conformance.Capabilities{
 			BlockingFetch:         true,
 			CarriesSenderIdentity: false,
@@ -147,4 +148,76 @@ func xmppFixture(t *testing.T) conformance.Fixture {
 
 func TestConformance(t *testing.T) {
 	conformance.Run(t, xmppFixture(t))
+}
+
+// people are the relation clauses' alice and bob (Fixture.Say): bare go-xmpp
+// clients of accounts 1 and 2, writing the XEPs' elements by hand as a
+// client would (a correction and a retraction name the target's origin-id,
+// as slixmpp does; a reply and a reaction its stanza-id).
+type people struct {
+	s       xmpptest.Server
+	mu      sync.Mutex
+	clients map[string]*rawclient.Client
+	joined  map[string]bool
+	origins map[seam.BackendMsgID]string
+}
+
+func (p *people) say(t testing.TB) func(ctx context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error) {
+	return func(ctx context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.clients == nil {
+			p.clients, p.joined, p.origins = map[string]*rawclient.Client{}, map[string]bool{}, map[seam.BackendMsgID]string{}
+		}
+		c := p.clients[person]
+		if c == nil {
+			account := map[string]int{"alice": 1, "bob": 2}[person]
+			var err error
+			if c, err = xmpptest.Dial(p.s, account); err != nil {
+				return "", err
+			}
+			p.clients[person] = c
+			t.Cleanup(c.Close)
+		}
+		room := roomOf(t, p.s, topic)
+		if !p.joined[room+"/"+person] {
+			if err := c.Join(room, person); err != nil {
+				return "", err
+			}
+			p.joined[room+"/"+person] = true
+		}
+		sender := func(id seam.BackendMsgID) string {
+			if o, ok := p.origins[id]; ok {
+				return o
+			}
+			return string(id)
+		}
+		var extra strings.Builder
+		if m.InReplyTo != "" {
+			fmt.Fprintf(&extra, "<reply xmlns='urn:xmpp:reply:0' id='%s'/>", m.InReplyTo)
+		}
+		if m.Replaces != "" {
+			fmt.Fprintf(&extra, "<replace xmlns='urn:xmpp:message-correct:0' id='%s'/>", sender(m.Replaces))
+		}
+		if m.Retracts != "" {
+			fmt.Fprintf(&extra, "<fallback xmlns='urn:xmpp:fallback:0'/><apply-to xmlns='urn:xmpp:fasten:0' id='%s'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to>", sender(m.Retracts))
+		}
+		if m.ReactsTo != "" {
+			fmt.Fprintf(&extra, "<reactions xmlns='urn:xmpp:reactions:0' id='%s'>", m.ReactsTo)
+			for _, r := range m.Reactions {
+				fmt.Fprintf(&extra, "<reaction>%s</reaction>", r)
+			}
+			extra.WriteString("</reactions><store xmlns='urn:xmpp:hints'/>") // as clients send it: a body-less message is archived on request
+		}
+		for _, a := range m.Attachments {
+			fmt.Fprintf(&extra, "<x xmlns='jabber:x:oob'><url>%s</url></x>", a.URL)
+		}
+		origin := strings.ToLower(rand.Text())
+		id, err := c.PostWithOrigin(room, m.Content, origin, extra.String())
+		if err != nil {
+			return "", err
+		}
+		p.origins[seam.BackendMsgID(id)] = origin
+		return seam.BackendMsgID(id), nil
+	}
 }

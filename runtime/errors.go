@@ -60,6 +60,13 @@ var (
 	// because the archive never supplied them within Config.ArchiveWait
 	// (RoomHistoryGap's Err; RoomEvent.Skipped names them).
 	ErrArchiveGap = room.ErrArchiveGap
+	// ErrUnknownTarget: Edit, Retract or React named a message the topic's
+	// room has not seen (live, or in a FetchRecent of this runtime): read it
+	// first, or it is too old for the room's record (Config.DedupWindow).
+	ErrUnknownTarget = room.ErrUnknownTarget
+	// ErrNotOwnMessage: Edit or Retract named a message this account did not
+	// send.
+	ErrNotOwnMessage = room.ErrNotOwnMessage
 	// ErrRoomNotOwned: the topic's room existed before the runtime joined it,
 	// and another account owns it (RoomNotOwned's Err).
 	ErrRoomNotOwned = room.ErrNotOwned

@@ -35,6 +35,8 @@ var sentinels = []struct {
 	{"room.ErrBanned", runtime.ErrBanned, room.ErrBanned},
 	{"room.ErrFailed", runtime.ErrRoomFailed, room.ErrFailed},
 	{"room.ErrArchiveGap", runtime.ErrArchiveGap, room.ErrArchiveGap},
+	{"room.ErrUnknownTarget", runtime.ErrUnknownTarget, room.ErrUnknownTarget},
+	{"room.ErrNotOwnMessage", runtime.ErrNotOwnMessage, room.ErrNotOwnMessage},
 	{"room.ErrNotOwned", runtime.ErrRoomNotOwned, room.ErrNotOwned},
 	{"supervision.ErrActorFailed", runtime.ErrActorFailed, supervision.ErrActorFailed},
 	{"archive.ErrStalled", runtime.ErrArchiveStalled, archive.ErrStalled},

@@ -95,6 +95,10 @@ const (
 	// account the owner again; the metric parley_xmpp_rooms_not_owned_total
 	// counts it.
 	RoomNotOwned
+	// RoomSubjectChanged: an occupant (RoomEvent.By, its nick; "" for the room
+	// itself) set the room's subject to RoomEvent.Subject while the runtime was
+	// in the room. The subject a join shows is not reported.
+	RoomSubjectChanged
 )
 
 func (k RoomEventKind) String() string {
@@ -119,6 +123,8 @@ func (k RoomEventKind) String() string {
 		return "failed"
 	case RoomNotOwned:
 		return "not-owned"
+	case RoomSubjectChanged:
+		return "subject-changed"
 	}
 	return fmt.Sprintf("RoomEventKind(%d)", int(k))
 }
@@ -136,6 +142,9 @@ type RoomEvent struct {
 	// Affiliation: for RoomNotOwned, this account's affiliation in the room
 	// (admin, member, none).
 	Affiliation string
+	// Subject and By: for RoomSubjectChanged, the new subject and the nick of
+	// who set it.
+	Subject, By string
 	At          time.Time
 }
 
@@ -170,6 +179,7 @@ var roomEventKinds = map[room.EventKind]RoomEventKind{
 	room.SubscriberPanicked: RoomSubscriberPanicked,
 	room.Failed:             RoomFailed,
 	room.NotOwned:           RoomNotOwned,
+	room.SubjectChanged:     RoomSubjectChanged,
 }
 
 func roomEventOf(e room.Event) RoomEvent {
@@ -177,5 +187,5 @@ func roomEventOf(e room.Event) RoomEvent {
 	if !ok {
 		kind = RoomEventKind(-1 - int(e.Kind)) // a kind the runtime doesn't know yet: String shows it
 	}
-	return RoomEvent{Topic: e.Topic, Room: e.Room, Kind: kind, Err: e.Err, Skipped: e.Skipped, Affiliation: e.Affiliation, At: e.At}
+	return RoomEvent{Topic: e.Topic, Room: e.Room, Kind: kind, Err: e.Err, Skipped: e.Skipped, Affiliation: e.Affiliation, Subject: e.Subject, By: e.By, At: e.At}
 }

@@ -18,7 +18,7 @@ func TestEventsMapByName(t *testing.T) {
 			t.Errorf("state change %s became %+v", s, c)
 		}
 	}
-	for k := room.Rejoined; k <= room.NotOwned; k++ {
+	for k := room.Rejoined; k <= room.SubjectChanged; k++ {
 		e := roomEventOf(room.Event{Topic: "t", Room: "r@muc", Kind: k, Affiliation: "member"})
 		if e.Kind.String() != k.String() || e.Topic != "t" || e.Room != "r@muc" || e.Affiliation != "member" {
 			t.Errorf("room event %s became %+v (%s)", k, e, e.Kind)

@@ -36,6 +36,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -346,6 +348,91 @@ func (rt *Runtime) Post(ctx context.Context, topic seam.Topic, identity seam.Han
 	return p.ID, nil
 }
 
+// ActOptions are the optional parts of Edit, Retract and React.
+type ActOptions struct {
+	// Key, when set, makes the call idempotent as PostOnce is with its key
+	// (the XEP-0359 origin-id of what is sent, derived with a secret:
+	// OriginKey), reading the archive after *After (nil: from the start).
+	// Unset, a random origin-id is used, as Post does.
+	Key   string
+	After *seam.Cursor
+}
+
+// Edit corrects one of this account's messages of topic (XEP-0308): content
+// replaces its text. The room must have seen target (live, or in a
+// FetchRecent of this runtime): else ErrUnknownTarget; a message of another
+// account: ErrNotOwnMessage; nothing is sent then. It returns the
+// correction's own id. The exactly-once and in-doubt rules are Post's (with
+// ActOptions.Key, PostOnce's). Readers receive it with seam.Message.Replaces.
+func (rt *Runtime) Edit(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, content string, opts ActOptions) (seam.BackendMsgID, error) {
+	if err := rt.checkContent(content); err != nil {
+		return "", err
+	}
+	return rt.act(ctx, topic, &room.Post{Content: content, Replaces: target}, opts)
+}
+
+// Retract withdraws one of this account's messages of topic (XEP-0424: v0.3
+// and v0.4's elements, and a fallback body marked as XEP-0428). Target
+// rules, errors and delivery as Edit; readers receive it with
+// seam.Message.Retracts. The archive keeps the original.
+func (rt *Runtime) Retract(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, opts ActOptions) (seam.BackendMsgID, error) {
+	return rt.act(ctx, topic, &room.Post{Retracts: target}, opts)
+}
+
+// React sets this account's reactions to any message of topic the room has
+// seen (XEP-0444): reactions is the full set it now holds (none: withdraw
+// them all), each an emoji or short text. Errors and delivery as Edit.
+func (rt *Runtime) React(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, reactions []string, opts ActOptions) (seam.BackendMsgID, error) {
+	if len(reactions) > 64 {
+		return "", fmt.Errorf("parley-xmpp: react: at most 64 reactions: %w", ErrInvalidArgument)
+	}
+	for _, r := range reactions {
+		if err := stanza.CheckText(r); err != nil || strings.TrimSpace(r) == "" || len(r) > 64 {
+			return "", fmt.Errorf("parley-xmpp: react: reaction %q: %w", r, ErrInvalidArgument)
+		}
+	}
+	return rt.act(ctx, topic, &room.Post{ReactsTo: target, Reactions: slices.Clone(reactions)}, opts)
+}
+
+// act sends a relation post, with Post's (or PostOnce's) rules.
+func (rt *Runtime) act(ctx context.Context, topic seam.Topic, p *room.Post, opts ActOptions) (seam.BackendMsgID, error) {
+	for _, id := range []seam.BackendMsgID{p.Replaces, p.Retracts, p.ReactsTo} {
+		if err := stanza.CheckText(string(id)); err != nil {
+			return "", fmt.Errorf("parley-xmpp: target: %v: %w", err, ErrInvalidArgument)
+		}
+	}
+	if p.Replaces == "" && p.Retracts == "" && p.ReactsTo == "" {
+		return "", fmt.Errorf("parley-xmpp: no target: %w", ErrInvalidArgument)
+	}
+	p.Origin = rand.Text()
+	if opts.Key != "" {
+		if len(opts.Key) > 128 || stanza.CheckText(opts.Key) != nil {
+			return "", fmt.Errorf("parley-xmpp: the key must hold 1 to 128 bytes of text: %w", ErrInvalidArgument)
+		}
+		since := seam.Cursor("")
+		if opts.After != nil {
+			since = *opts.After
+		}
+		p.Origin, p.OnceAfter = opts.Key, &since
+	}
+	if err := rt.checkStanzaSize(topic, p.Origin, p.Content, ""); err != nil {
+		return "", err
+	}
+	p.Fence = postFence(ctx)
+	res, err := rt.toRoom(ctx, topic, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			return rt.abandonPost(topic, p.Origin, err)
+		}
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, err)
+	}
+	posted := res.(*room.Posted)
+	if posted.Err != nil {
+		return "", fmt.Errorf("parley-xmpp: post to %q: %w", topic, posted.Err)
+	}
+	return posted.ID, nil
+}
+
 // WithPostFence answers a ctx under which Post and PostOnce write their message
 // only while fence answers nil. It is asked immediately before every write of
 // the message (its first, and a resend after a lost link), the last time by
@@ -393,6 +480,28 @@ func postFence(ctx context.Context) func() error {
 // An outcome that leaves the post in doubt is errors.Is(err, ErrPostInDoubt);
 // calling PostOnce again with the same key and after resolves it.
 func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor) (seam.BackendMsgID, error) {
+	return rt.PostOnceWith(ctx, topic, key, content, after, seam.PostOptions{})
+}
+
+// OwnID returns the id of this account's message of topic whose origin-id
+// is origin (a PostOnce key, say), among the messages the topic's room has
+// seen (live, or in a FetchRecent of this runtime): ErrUnknownTarget when
+// none. serve's relays map a relation's target into the destination with it.
+func (rt *Runtime) OwnID(ctx context.Context, topic seam.Topic, origin string) (seam.BackendMsgID, error) {
+	res, err := rt.toRoom(ctx, topic, &room.OwnID{Origin: origin})
+	if err != nil {
+		return "", fmt.Errorf("parley-xmpp: own id in %q: %w", topic, err)
+	}
+	r := res.(*room.OwnIDResult)
+	return r.ID, r.Err
+}
+
+// PostOnceWith is PostOnce with PostOptions: a reply (opts.InReplyTo) posted
+// exactly once.
+func (rt *Runtime) PostOnceWith(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor, opts seam.PostOptions) (seam.BackendMsgID, error) {
+	if err := stanza.CheckText(string(opts.InReplyTo)); err != nil {
+		return "", fmt.Errorf("%w: InReplyTo: %v", seam.ErrInvalidContent, err)
+	}
 	if key == "" || len(key) > 128 {
 		return "", fmt.Errorf("parley-xmpp: post once: the key must hold 1 to 128 bytes: %w", ErrInvalidArgument)
 	}
@@ -406,10 +515,10 @@ func (rt *Runtime) PostOnce(ctx context.Context, topic seam.Topic, key, content 
 	if after != nil {
 		since = *after
 	}
-	if err := rt.checkStanzaSize(topic, key, content, ""); err != nil {
+	if err := rt.checkStanzaSize(topic, key, content, string(opts.InReplyTo)); err != nil {
 		return "", err
 	}
-	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, OnceAfter: &since, Fence: postFence(ctx)})
+	res, err := rt.toRoom(ctx, topic, &room.Post{Origin: key, Content: content, InReplyTo: opts.InReplyTo, OnceAfter: &since, Fence: postFence(ctx)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return rt.abandonPost(topic, key, err)
@@ -430,7 +539,9 @@ func (rt *Runtime) checkStanzaSize(topic seam.Topic, origin, content, inReplyTo 
 	if err != nil {
 		return nil // the room lookup reports it
 	}
-	n := len(stanza.GroupchatMessage(local+"@"+rt.cfg.MUCService, origin, content, inReplyTo))
+	// Measured without the reply's quote: the room drops the quote of a reply
+	// it would make too large.
+	n := len(stanza.GroupchatMessage(local+"@"+rt.cfg.MUCService, origin, content, stanza.Reply{ID: inReplyTo}))
 	if n > rt.cfg.MaxStanzaBytes {
 		return fmt.Errorf("%w: %w: the message is %d bytes once XML-escaped (its content %d), over the %d-byte stanza limit (Config.MaxStanzaBytes; the server closes the stream on a stanza over its own limit): shorten it, or send fewer characters that need escaping (& < > and carriage returns)",
 			seam.ErrContentTooLarge, seam.ErrInvalidContent, n, len(content), rt.cfg.MaxStanzaBytes)

@@ -29,6 +29,36 @@ type (
 // sender can put any text there, so it identifies nothing by itself (a
 // holder of a secret can recognise ids it derived, as serve's relays do).
 // A backend fills it the same on every path (Subscribe and FetchRecent).
+//
+// # Relations
+//
+// A message can say something about an earlier message of its topic: the
+// relation fields below, each empty for a plain message (so a caller that
+// reads none of them sees what it saw before they existed, except that
+// reactions and retractions, which have no text of their own, now arrive as
+// messages with an empty Content). The shape is fields on Message, not a kind:
+// a reply can also be a correction, and any message can carry attachments.
+// Every target is a BackendMsgID of the same topic, the same on every path.
+//
+//   - InReplyTo: the message this one answers (XEP-0461 on XMPP). Content is
+//     the reply's own text: the quote a sender adds for clients without
+//     replies (XEP-0428 fallback) is not part of it.
+//   - Replaces: this message corrects Replaces (XEP-0308); Content is the
+//     whole new text. Only the target's sender can correct it.
+//   - Retracts: the target is withdrawn (XEP-0424) by its sender, or, with
+//     Moderated, by the room's moderators (XEP-0425; the sender is then the
+//     room). Content is "". The original stays in FetchRecent as it was
+//     archived, at its place; the retraction follows it, at its own place, on
+//     both paths: a caller hides the target when it sees the retraction.
+//   - ReactsTo and Reactions: the full set of reactions (emoji) the sender now
+//     holds on ReactsTo (XEP-0444); none: it withdrew them all. Content is "".
+//   - Attachments: files shared as links (XEP-0066, XEP-0447). Content stays
+//     as sent (often the URL itself, for clients that show no attachment).
+//
+// A relation whose target the backend can't find, or which comes from
+// someone other than the target's sender (a correction, a retraction), is
+// not honoured: the message is delivered as a plain one, with its whole
+// text, and never dropped. Backends without a relation leave these empty.
 type Message struct {
 	Topic        Topic
 	SenderHandle Handle
@@ -38,7 +68,28 @@ type Message struct {
 	Cursor       Cursor
 	Mentions     []Handle // ParseMentions(Content)
 	OriginID     string   // the sender's id for the message; "" when none
+
+	InReplyTo   BackendMsgID // the message this one answers
+	Replaces    BackendMsgID // the sender's message this one corrects
+	Retracts    BackendMsgID // the message this one withdraws
+	Moderated   bool         // Retracts by a moderator, not the sender
+	ReactsTo    BackendMsgID // the message Reactions are on
+	Reactions   []string     // the sender's full set on ReactsTo
+	Attachments []Attachment // files shared as links
 }
+
+// Attachment is a file a message shares as a link.
+type Attachment struct {
+	URL       string
+	Name      string // "" when the sender gave none
+	MediaType string // "" when the sender gave none
+	Size      int64  // 0 when unknown
+	Desc      string
+}
+
+// IsRelation reports whether m is about another message (a correction, a
+// retraction or reactions) rather than a new message of its own.
+func (m Message) IsRelation() bool { return m.Replaces != "" || m.Retracts != "" || m.ReactsTo != "" }
 
 // BackendIdentity is what ResolveIdentity answers for a handle.
 type BackendIdentity struct {

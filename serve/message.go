@@ -9,7 +9,8 @@ import (
 )
 
 // Message is the JSON shape of a message given to sinks (and printed by the
-// command). Every field is always present: mentions is [] when there are none.
+// command). Every field but the relations and dead_letter is always present:
+// mentions is [] when there are none.
 type Message struct {
 	Topic     string    `json:"topic"`
 	ID        string    `json:"id"`
@@ -18,9 +19,27 @@ type Message struct {
 	Timestamp time.Time `json:"timestamp"`
 	Content   string    `json:"content"`
 	Mentions  []string  `json:"mentions"`
+	// The relations (seam.Message's godoc), each left out when empty: a
+	// plain message's line is what it was before they existed.
+	InReplyTo   string       `json:"in_reply_to,omitempty"`
+	Replaces    string       `json:"replaces,omitempty"`
+	Retracts    string       `json:"retracts,omitempty"`
+	Moderated   bool         `json:"moderated,omitempty"`
+	ReactsTo    string       `json:"reacts_to,omitempty"`
+	Reactions   *[]string    `json:"reactions,omitempty"` // present (maybe empty: all withdrawn) with reacts_to
+	Attachments []Attachment `json:"attachments,omitempty"`
 	// DeadLetter is set on what a dead-letter sink receives: why the route
 	// gave up on the message.
 	DeadLetter *DeadLetter `json:"dead_letter,omitempty"`
+}
+
+// Attachment is the JSON shape of a seam.Attachment.
+type Attachment struct {
+	URL       string `json:"url"`
+	Name      string `json:"name,omitempty"`
+	MediaType string `json:"media_type,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	Desc      string `json:"desc,omitempty"`
 }
 
 // DeadLetter says why a route handed a message to its dead-letter sink.
@@ -48,6 +67,15 @@ func Encode(m seam.Message) Message {
 	}
 	for _, h := range m.Mentions {
 		out.Mentions = append(out.Mentions, string(h))
+	}
+	out.InReplyTo, out.Replaces, out.Retracts, out.Moderated = string(m.InReplyTo), string(m.Replaces), string(m.Retracts), m.Moderated
+	if m.ReactsTo != "" {
+		out.ReactsTo = string(m.ReactsTo)
+		r := append([]string{}, m.Reactions...)
+		out.Reactions = &r
+	}
+	for _, a := range m.Attachments {
+		out.Attachments = append(out.Attachments, Attachment{URL: a.URL, Name: a.Name, MediaType: a.MediaType, Size: a.Size, Desc: a.Desc})
 	}
 	return out
 }

@@ -77,6 +77,24 @@ type Backend interface {
 
 var _ Backend = (*runtime.Runtime)(nil)
 
+// RelationBackend is an optional interface of a relay's destination Backend
+// (the runtime satisfies it). With it, a relay carries a correction, a
+// retraction, reactions and a reply into the destination as what they are,
+// their target mapped to the destination's copy of it (the relayed copy's
+// origin-id is the target's relay key: OwnID finds it); without it, or when
+// the destination holds no copy of the target, a relation with text is
+// relayed as a plain message, and one without (a retraction, reactions) is
+// passed over, logged.
+type RelationBackend interface {
+	OwnID(ctx context.Context, topic seam.Topic, origin string) (seam.BackendMsgID, error)
+	PostOnceWith(ctx context.Context, topic seam.Topic, key, content string, after *seam.Cursor, opts seam.PostOptions) (seam.BackendMsgID, error)
+	Edit(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, content string, opts runtime.ActOptions) (seam.BackendMsgID, error)
+	Retract(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, opts runtime.ActOptions) (seam.BackendMsgID, error)
+	React(ctx context.Context, topic seam.Topic, target seam.BackendMsgID, reactions []string, opts runtime.ActOptions) (seam.BackendMsgID, error)
+}
+
+var _ RelationBackend = (*runtime.Runtime)(nil)
+
 // Recorder receives the engine's measurements; *metrics.Prometheus satisfies it.
 type Recorder interface {
 	Delivered(route, topic string)

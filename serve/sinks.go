@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -346,6 +347,54 @@ func (s *relaySink) deliver(ctx context.Context, d delivery) (seam.BackendMsgID,
 			slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)))
 		text = d.msg.Content
 	}
+	if rb, ok := s.dest.(RelationBackend); ok && (d.msg.IsRelation() || d.msg.InReplyTo != "") {
+		if checks && d.msg.Content != "" && s.oversize != "" && s.oversize != config.OversizeExhausted && s.tooLarge(pc, key, text) {
+			// A correction or reply is one message: past the destination's
+			// limit it is truncated, under split too (a part would be no
+			// correction, nor a reply).
+			n := longestFit(text, func(c string) bool { return pc.CheckPostOnce(s.topic, key, c+truncMark) == nil })
+			if n == 0 {
+				return "", fmt.Errorf("relay to %q: %w: not even its first character fits the destination", s.topic, ErrRefused)
+			}
+			s.log.Info("the relation's text is too large for the destination: relayed truncated", slog.String("id", string(d.msg.BackendMsgID)))
+			text = text[:n] + truncMark
+		}
+		send, skip, err := s.relation(ctx, rb, d, key, text)
+		if err != nil {
+			return "", err
+		}
+		if skip {
+			return "", nil
+		}
+		if send != nil {
+			var after *seam.Cursor
+			if d.relayLast != "" {
+				// The runtime's ids are its cursors (the room's stanza-id).
+				c := seam.Cursor(d.relayLast)
+				after = &c
+			}
+			id, err := send(after)
+			if err != nil && after != nil && errors.Is(err, seam.ErrUnknownCursor) {
+				// As in postOnce: look for it in the whole archive.
+				s.log.Warn("the last relayed message is no longer in the destination's archive; checking all of it for this message",
+					slog.String("topic", string(d.msg.Topic)), slog.String("relay_topic", string(s.topic)), slog.String("relay_last", string(d.relayLast)))
+				id, err = send(nil)
+			}
+			if err != nil {
+				return "", fmt.Errorf("relay to %q: %w", s.topic, err)
+			}
+			return id, nil
+		}
+		// The target has no copy at the destination: the text goes as a
+		// plain message.
+	}
+	if d.msg.Content == "" {
+		// A retraction or reactions the destination can't carry, or a
+		// relation not honoured at the source that had no text: there is
+		// nothing to post.
+		s.log.Info("a message without text is passed over", slog.String("topic", string(d.msg.Topic)), slog.String("id", string(d.msg.BackendMsgID)))
+		return "", nil
+	}
 	parts := []relayPost{{key: key, content: text}}
 	if checks && s.oversize != "" && s.oversize != config.OversizeExhausted && s.tooLarge(pc, key, text) {
 		if parts, err = s.fit(pc, d, key, text); err != nil {
@@ -461,3 +510,61 @@ func longestFit(content string, fits func(string) bool) int {
 }
 
 func (*relaySink) close() {}
+
+// relation is how a relation is relayed: the send that carries it into the
+// destination, its target mapped to the destination's copy (a correction or
+// reply posts text: the route's format filled in); nil when the
+// destination holds no copy of the target and the message has text (it goes
+// as a plain message); skip when it has none (a retraction or reactions
+// whose target was never relayed: nothing to carry). A target relayed in
+// parts (oversize: split) has no copy under its own key, so it counts as
+// never relayed.
+func (s *relaySink) relation(ctx context.Context, rb RelationBackend, d delivery, key, text string) (send func(*seam.Cursor) (seam.BackendMsgID, error), skip bool, err error) {
+	m := d.msg
+	target := m.InReplyTo
+	for _, t := range []seam.BackendMsgID{m.Replaces, m.Retracts, m.ReactsTo} {
+		if t != "" {
+			target = t
+		}
+	}
+	copyKey, err := relayKey(s.secret, d.route, m.Topic, target)
+	if err != nil {
+		return nil, false, err
+	}
+	dest, err := rb.OwnID(ctx, s.topic, copyKey)
+	if errors.Is(err, runtime.ErrUnknownTarget) {
+		// The destination's room may not have read its copy yet (after a
+		// restart): a read of its newest page makes it known.
+		if _, ferr := s.dest.FetchRecent(ctx, seam.FetchRecentArgs{Topic: s.topic}); ferr == nil {
+			dest, err = rb.OwnID(ctx, s.topic, copyKey)
+		}
+	}
+	switch {
+	case errors.Is(err, runtime.ErrUnknownTarget):
+		if m.Content == "" || m.Retracts != "" || m.ReactsTo != "" {
+			s.log.Info("a relation whose target was never relayed is passed over", slog.String("topic", string(m.Topic)), slog.String("id", string(m.BackendMsgID)))
+			return nil, true, nil
+		}
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	opts := func(after *seam.Cursor) runtime.ActOptions { return runtime.ActOptions{Key: key, After: after} }
+	switch {
+	case m.Replaces != "":
+		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+			return rb.Edit(ctx, s.topic, dest, text, opts(after))
+		}, false, nil
+	case m.Retracts != "":
+		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+			return rb.Retract(ctx, s.topic, dest, opts(after))
+		}, false, nil
+	case m.ReactsTo != "":
+		return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+			return rb.React(ctx, s.topic, dest, m.Reactions, opts(after))
+		}, false, nil
+	}
+	return func(after *seam.Cursor) (seam.BackendMsgID, error) {
+		return rb.PostOnceWith(ctx, s.topic, key, text, after, seam.PostOptions{InReplyTo: dest})
+	}, false, nil
+}

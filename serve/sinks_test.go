@@ -203,3 +203,25 @@ func TestExecRoute(t *testing.T) {
 	}
 	assert.Equal(t, want, string(env))
 }
+
+// A sink's line carries the relations (issue 23), and a plain message's line
+// is what it was before they existed (mentions always present).
+func TestEncodeRelations(t *testing.T) {
+	plain := seam.Message{Topic: "t", BackendMsgID: "1", Cursor: "1", SenderHandle: "a", Content: "hi"}
+	b, err := marshalLine(plain)
+	require.NoError(t, err)
+	require.Equal(t, `{"topic":"t","id":"1","cursor":"1","sender":"a","timestamp":"0001-01-01T00:00:00Z","content":"hi","mentions":[]}`+"\n", string(b))
+
+	b, err = marshalLine(seam.Message{Topic: "t", BackendMsgID: "2", Cursor: "2", SenderHandle: "a", Content: "ok",
+		InReplyTo: "0", Replaces: "1", Attachments: []seam.Attachment{{URL: "https://x/y", MediaType: "image/png"}}})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"content":"ok","mentions":[],"in_reply_to":"0","replaces":"1","attachments":[{"url":"https://x/y","media_type":"image/png"}]}`)
+
+	b, err = marshalLine(seam.Message{Topic: "t", BackendMsgID: "3", Cursor: "3", SenderHandle: "b", ReactsTo: "1"})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"content":"","mentions":[],"reacts_to":"1","reactions":[]}`, "every reaction withdrawn: an empty set, not none")
+
+	b, err = marshalLine(seam.Message{Topic: "t", BackendMsgID: "4", Cursor: "4", SenderHandle: "room", Retracts: "1", Moderated: true})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"retracts":"1","moderated":true}`)
+}

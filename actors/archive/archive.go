@@ -120,6 +120,12 @@ type Query struct {
 type Entry struct {
 	Message  seam.Message
 	OriginID string
+	// From, ID, Body and Rel: the archived message's sender (its occupant
+	// JID), its id attribute, its whole body and its relations, as
+	// stanza.ParseMessage read them: the room applies the relations
+	// (stanza.Apply) before the entry reaches anyone.
+	From, ID, Body string
+	Rel            stanza.Relations
 	// RealJIDs: the sender's real JIDs as the archive shows them (see
 	// stanza.Forwarded.RealJIDs); none in an anonymous room.
 	RealJIDs []string
@@ -803,12 +809,14 @@ func (a *Archive) check(res *session.IQResult) ([]stanza.MAMResult, stanza.Fin, 
 	return res.MAM, fin, nil
 }
 
-// entry turns an archive row into a message; rows without a body (chat states,
-// subject changes) and rows not from the room's occupants are not messages.
+// entry turns an archive row into a message; rows without a body or a
+// relation (chat states, subject changes) and rows not from the room's
+// occupants are not messages.
 func (a *Archive) entry(r stanza.MAMResult) (Entry, bool) {
 	f := r.Message
-	if !f.HasBody || f.Body == "" || !stanza.SameBare(f.From, a.cfg.Room) {
+	if (!f.HasBody || f.Body == "") && f.Rel.IsZero() || !stanza.SameBare(f.From, a.cfg.Room) {
 		return Entry{}, false
 	}
-	return Entry{Message: r.Seam(a.cfg.Topic, a.cfg.Room), OriginID: f.OriginID, RealJIDs: f.RealJIDs}, true
+	return Entry{Message: r.Seam(a.cfg.Topic, a.cfg.Room), OriginID: f.OriginID, RealJIDs: f.RealJIDs,
+		From: f.From, ID: f.ID, Body: f.Body, Rel: f.Rel}, true
 }

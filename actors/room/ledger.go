@@ -79,6 +79,14 @@ func (l *ledger) onPost(ctx actor.Context, m *Post, sender *actor.PID) {
 
 // add takes a post once the room is joined.
 func (l *ledger) add(ctx actor.Context, m *Post, sender *actor.PID) {
+	if m.Replaces != "" || m.Retracts != "" || m.ReactsTo != "" {
+		act, err := l.s.act(m)
+		if err != nil {
+			ctx.Send(sender, &Posted{Err: err})
+			return
+		}
+		m.act = act
+	}
 	p := &pendingPost{post: m, replyTo: sender}
 	l.posts[m.Origin] = p
 	l.order = append(l.order, m.Origin)
@@ -172,7 +180,19 @@ func (l *ledger) sendPost(ctx actor.Context, p *pendingPost) {
 			return
 		}
 	}
-	err := s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, string(p.post.InReplyTo)), p.post.Fence)
+	reply := s.reply(p.post.InReplyTo)
+	var err error
+	if p.post.act != nil {
+		err = s.sendFenced(ctx, stanza.ActMessage(s.cfg.JID, p.post.Origin, p.post.Content, *p.post.act), p.post.Fence)
+	} else {
+		err = s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, reply), p.post.Fence)
+	}
+	if errors.Is(err, xmppconn.ErrStanzaTooLarge) && reply.Quote != "" && p.post.act == nil {
+		// The quote made it too large (the runtime measured the post without
+		// one): the reply goes without its quote.
+		reply.Quote = ""
+		err = s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, reply), p.post.Fence)
+	}
 	if errors.Is(err, xmppconn.ErrStanzaTooLarge) {
 		// Nothing was sent, and nothing sent later will be smaller.
 		l.fail(ctx, p.post.Origin, fmt.Errorf("%w: %w: %v", seam.ErrContentTooLarge, seam.ErrInvalidContent, err))

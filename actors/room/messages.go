@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -30,9 +31,27 @@ type (
 		// that a post queued before a pause (SIGSTOP) is not written after
 		// another node took over.
 		Fence func() error
+		// Replaces, Retracts, ReactsTo: the post is a relation instead
+		// (issue 23): a correction (Content the new text) or a retraction of
+		// one of this account's messages the room has seen, or reactions
+		// (Reactions, the full set) to any message it has seen. Refused
+		// with ErrUnknownTarget or ErrNotOwnMessage before anything is sent.
+		Replaces, Retracts, ReactsTo seam.BackendMsgID
+		Reactions                    []string
+
+		act *stanza.Act // the relation, its target's ids resolved (ledger.add)
 	}
 	// Posted answers Post with the message's stanza-id.
 	Posted struct {
+		ID  seam.BackendMsgID
+		Err error
+	}
+
+	// OwnID asks for the id of this account's message whose origin-id is
+	// Origin, among the messages the room has seen. Answer: *OwnIDResult.
+	OwnID struct{ Origin string }
+	// OwnIDResult answers OwnID (Err: ErrUnknownTarget).
+	OwnIDResult struct {
 		ID  seam.BackendMsgID
 		Err error
 	}
@@ -122,6 +141,10 @@ const (
 	// (Event.Affiliation): another account created the room first (squatting)
 	// and controls it. The room is used as it is; Err wraps ErrNotOwned.
 	NotOwned
+	// SubjectChanged: an occupant (Event.By, its nick; "" for the room itself)
+	// set the room's subject to Event.Subject, while the runtime was in the
+	// room (the subject a join shows is not a change).
+	SubjectChanged
 )
 
 func (k EventKind) String() string {
@@ -146,6 +169,8 @@ func (k EventKind) String() string {
 		return "failed"
 	case NotOwned:
 		return "not-owned"
+	case SubjectChanged:
+		return "subject-changed"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -162,5 +187,7 @@ type Event struct {
 	// Affiliation: for NotOwned, the affiliation the room gave this account
 	// (admin, member, none).
 	Affiliation string
+	// Subject and By: for SubjectChanged, the new subject and who set it.
+	Subject, By string
 	At          time.Time
 }

@@ -139,6 +139,13 @@ var (
 	// ErrArchiveGap: a lagging subscriber skipped messages the room fanned out
 	// because the archive never supplied them (HistoryGap, Event.Skipped).
 	ErrArchiveGap = errors.New("room: the archive never supplied messages the room fanned out; a lagging subscriber skipped them")
+	// ErrUnknownTarget: an edit, retraction or reaction names a message the
+	// room has not seen (not among its recent messages, live or read from
+	// the archive: a FetchRecent that reads it makes it known).
+	ErrUnknownTarget = errors.New("room: the message named is not one the room has seen")
+	// ErrNotOwnMessage: an edit or retraction names a message this account
+	// did not send.
+	ErrNotOwnMessage = errors.New("room: the message named is not this account's")
 	// ErrNotOwned: the topic's room exists and this account is not its owner:
 	// another account created it first (NotOwned).
 	ErrNotOwned = errors.New("room: the topic's room is owned by another account")
@@ -281,6 +288,8 @@ func (r *Room) Receive(ctx actor.Context) {
 		} else {
 			ctx.Respond(s.ledger.cancel(m.Origin))
 		}
+	case *OwnID:
+		ctx.Respond(s.ownID(m.Origin))
 	case *Subscribe:
 		s.occ.whenJoined(ctx, m, ctx.Sender())
 	case *Unsubscribe:
@@ -333,6 +342,7 @@ func (r *Room) Receive(ctx actor.Context) {
 // stamp rule learns from its rows.
 func (s *state) onArchive(ctx actor.Context, a *archiveAnswer) {
 	if a.res.Err == nil {
+		s.relateEntries(a.res)
 		s.stamps.learn(a.res.Entries)
 	}
 	switch a.read.purpose {
@@ -416,8 +426,15 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 		s.ledger.onBounce(ctx, m)
 		return
 	}
-	if m.Type != "groupchat" || m.Body == "" || !stanza.SameBare(m.From, s.cfg.JID) {
-		return // subjects, chat states, and anything not from the room
+	if m.Type != "groupchat" || !stanza.SameBare(m.From, s.cfg.JID) {
+		return // anything not from the room
+	}
+	if m.HasSubject && !m.HasBody && m.Rel.IsZero() {
+		s.onSubject(ctx, m)
+		return
+	}
+	if m.Body == "" && m.Rel.IsZero() {
+		return // chat states, and the like
 	}
 	if p := s.occ.phase; p != settling && p != replaying && p != joined {
 		return
@@ -438,6 +455,7 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	// A live reflection shows no real JID; one from our own nick, while we
 	// hold it, is our account's.
 	l := live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID, ours: nick == s.occ.nick, jid: s.fan.occupants[nick]}
+	l.msg = s.relate(l.msg, m.ID, m.Body, m.Rel, stanza.Sender{Nick: nick, OccupantID: m.Rel.OccupantID, JID: l.jid})
 	stamp, exact, readAfter := s.stamps.live(m.StanzaID.ID, m.Received)
 	l.msg.Timestamp = stamp
 	if !exact {
@@ -615,8 +633,12 @@ func (s *state) event(ctx actor.Context, kind EventKind, err error, skipped []se
 	if g, ok := s.cfg.Metrics.(observe.GapRecorder); ok && kind == HistoryGap {
 		g.HistoryGap()
 	}
+	s.sendEvent(ctx, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: kind, Err: err, Skipped: skipped, At: time.Now()})
+}
+
+func (s *state) sendEvent(ctx actor.Context, e *Event) {
 	if s.cfg.Notify != nil {
-		ctx.Send(s.cfg.Notify, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: kind, Err: err, Skipped: skipped, At: time.Now()})
+		ctx.Send(s.cfg.Notify, e)
 	}
 }
 

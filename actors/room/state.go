@@ -15,6 +15,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/ask"
+	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -49,7 +50,10 @@ type state struct {
 	ledger ledger
 	fan    fanout
 	stamps stamps // how a live message's server stamp is known (stamps.go)
-	reads  reads
+	// seen: the room's recent messages, for mapping a relation's target
+	// (relations.go).
+	seen  *stanza.Seen
+	reads reads
 }
 
 func newState(cfg Config) *state {
@@ -72,6 +76,7 @@ func newState(cfg Config) *state {
 	s.fan = fanout{s: s, recent: newIDRing(cfg.DedupWindow), allow: newAllowSet(cfg.Allow),
 		ring: newLagRing(cfg.RingMessages, cfg.RingBytes), pages: map[string]*lagPage{}}
 	s.reads = reads{s: s, waiters: map[int]*waiter{}}
+	s.seen = stanza.NewSeen(cfg.DedupWindow)
 	return s
 }
 

@@ -157,7 +157,7 @@ func (c *client) post(ctx context.Context, room string, bodies []string) ([]stri
 	for i, b := range bodies {
 		o := c.id("doctor-post")
 		origins[o] = i
-		if err := c.conn.Send(stanza.GroupchatMessage(room, o, b, "")); err != nil {
+		if err := c.conn.Send(stanza.GroupchatMessage(room, o, b, stanza.Reply{})); err != nil {
 			return nil, err
 		}
 	}

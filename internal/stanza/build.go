@@ -74,28 +74,130 @@ func escBody(b *bytes.Buffer, s string) {
 	b.WriteString(s[last:])
 }
 
+// Reply is what a post says of the message it answers (XEP-0461): the
+// parent's id (its stanza-id), and, where the room knows the parent, its
+// sender's occupant JID (To) and the quote (ReplyQuote) shown by clients
+// without replies, marked as XEP-0428 fallback. The zero value: no reply.
+type Reply struct {
+	ID, To, Quote string
+}
+
 // GroupchatMessage is a post to room. The stanza id and the XEP-0359 origin-id are
 // both originID, so the reflection and any error bounce can be matched to the post.
-// inReplyTo, when set, is carried as an XEP-0461 reply reference.
-func GroupchatMessage(room, originID, body, inReplyTo string) []byte {
+// reply.ID, when set, is carried as an XEP-0461 reply reference, with its to
+// and its quote (before the body, marked as fallback in code points) when
+// the reply has them.
+func GroupchatMessage(room, originID, body string, reply Reply) []byte {
 	var b bytes.Buffer
-	b.Grow(len(body) + 256)
+	b.Grow(len(body) + len(reply.Quote) + 256)
 	b.WriteString("<message")
 	attr(&b, "to", room)
 	attr(&b, "type", "groupchat")
 	attr(&b, "id", originID)
 	b.WriteString("><body>")
+	quote := reply.ID != "" && reply.Quote != ""
+	if quote {
+		escBody(&b, reply.Quote)
+	}
 	escBody(&b, body)
 	b.WriteString(`</body><origin-id xmlns="` + NSSID + `"`)
 	attr(&b, "id", originID)
 	b.WriteString("/>")
-	if inReplyTo != "" {
+	if reply.ID != "" {
 		b.WriteString(`<reply xmlns="` + NSReply + `"`)
-		attr(&b, "id", inReplyTo)
+		if reply.To != "" {
+			attr(&b, "to", reply.To)
+		}
+		attr(&b, "id", reply.ID)
 		b.WriteString("/>")
+		if quote {
+			b.WriteString(`<fallback xmlns="` + NSFallback + `"`)
+			attr(&b, "for", NSReply)
+			b.WriteString(`><body start="0"`)
+			attr(&b, "end", strconv.Itoa(utf8.RuneCountInString(reply.Quote)))
+			b.WriteString("/></fallback>")
+		}
 	}
 	b.WriteString("</message>")
 	return b.Bytes()
+}
+
+// Act is a relation the runtime sends about a message (its target's ids
+// resolved by the room): exactly one of Replace (a correction: the target's
+// origin-id, with Body the new text), Retract (the target's origin-id) or
+// React (the target's stanza-id, with Reactions the full set).
+type Act struct {
+	Replace, Retract, React string
+	// RetractSID: the target's stanza-id, for v0.4's <retract id/> (in a
+	// room, the room's id; "" to name Retract there too).
+	RetractSID string
+	Reactions  []string
+}
+
+// RetractFallback is the body of a retraction, for clients without XEP-0424.
+const RetractFallback = "This message was retracted."
+
+// ActMessage is a relation posted to room, with origin-id and id originID as
+// GroupchatMessage: an XEP-0308 correction, an XEP-0424 retraction (v0.3, as
+// slixmpp 1.8.3 and Prosody 0.12's clients read it, and v0.4's <retract id/>
+// beside it, both naming the same message; a fallback body marked as
+// XEP-0428), or XEP-0444 reactions (no body; a store hint, so the room
+// archives it).
+func ActMessage(room, originID, body string, a Act) []byte {
+	var b bytes.Buffer
+	b.WriteString("<message")
+	attr(&b, "to", room)
+	attr(&b, "type", "groupchat")
+	attr(&b, "id", originID)
+	b.WriteByte('>')
+	switch {
+	case a.Replace != "":
+		b.WriteString("<body>")
+		escBody(&b, body)
+		b.WriteString(`</body><replace xmlns="` + NSCorrect + `"`)
+		attr(&b, "id", a.Replace)
+		b.WriteString("/>")
+	case a.Retract != "":
+		b.WriteString("<body>")
+		escBody(&b, RetractFallback)
+		b.WriteString(`</body><apply-to xmlns="` + NSFasten + `"`)
+		attr(&b, "id", a.Retract)
+		b.WriteString(`><retract xmlns="` + NSRetract0 + `"/></apply-to><retract xmlns="` + NSRetract1 + `"`)
+		sid := a.RetractSID
+		if sid == "" {
+			sid = a.Retract
+		}
+		attr(&b, "id", sid)
+		b.WriteString(`/><fallback xmlns="` + NSFallback + `"/><store xmlns="` + NSHints + `"/>`)
+	case a.React != "":
+		b.WriteString(`<reactions xmlns="` + NSReactions + `"`)
+		attr(&b, "id", a.React)
+		b.WriteByte('>')
+		for _, r := range a.Reactions {
+			b.WriteString("<reaction>")
+			escBody(&b, r)
+			b.WriteString("</reaction>")
+		}
+		b.WriteString(`</reactions><store xmlns="` + NSHints + `"/>`)
+	}
+	b.WriteString(`<origin-id xmlns="` + NSSID + `"`)
+	attr(&b, "id", originID)
+	b.WriteString("/></message>")
+	return b.Bytes()
+}
+
+// MaxQuoteRunes bounds the parent's text a reply quotes.
+const MaxQuoteRunes = 100
+
+// ReplyQuote is the fallback quote of a reply to nick's text: "> nick: text"
+// and a newline, each line of text quoted, text cut at MaxQuoteRunes (with
+// an ellipsis).
+func ReplyQuote(nick, text string) string {
+	r := []rune(text)
+	if len(r) > MaxQuoteRunes {
+		text = string(r[:MaxQuoteRunes]) + "…"
+	}
+	return "> " + nick + ": " + strings.ReplaceAll(strings.TrimRight(text, "\n"), "\n", "\n> ") + "\n"
 }
 
 func iqOpen(b *bytes.Buffer, typ, to, id string) {

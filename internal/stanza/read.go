@@ -38,6 +38,12 @@ func Parse(e *Element) (v any, kind string) {
 //     from, and the room passes it on. The only stamp trusted is the
 //     archive's, on the <forwarded/> of a MAM result.
 //   - RealJIDs are every muc#user <item/>'s jid, "" for an item without one.
+//   - Rel are the relations (parseRelations): XEP-0308 <replace/>, XEP-0461
+//     <reply/>, XEP-0444 <reactions/>, XEP-0424 retractions (v0.3's
+//     <apply-to><retract/></apply-to> as slixmpp 1.8.3 sends, and v0.4's
+//     <retract id/>), XEP-0425 moderation, XEP-0066 and XEP-0447
+//     attachments, XEP-0428 fallbacks and the XEP-0421 occupant-id, each by
+//     its namespace.
 func ParseMessage(e *Element) Message {
 	m := Message{
 		From: e.Attribute("from"),
@@ -70,6 +76,7 @@ func ParseMessage(e *Element) Message {
 		m.OriginID = o.Attribute("id")
 	}
 	m.RealJIDs = mucUserJIDs(e)
+	m.Rel = parseRelations(e)
 	if m.Type == "error" {
 		m.Error = &Error{Condition: "undefined-condition"} // an error without its <error/> is still one
 		if er := e.Child(NSClient, "error"); er != nil {
@@ -107,8 +114,8 @@ func parseMAMResult(archive string, r *Element) *MAMResult {
 		return res
 	}
 	inner := ParseMessage(msg)
-	f := Forwarded{From: inner.From, Type: inner.Type, Body: inner.Body, HasBody: inner.HasBody,
-		OriginID: inner.OriginID, RealJIDs: inner.RealJIDs}
+	f := Forwarded{From: inner.From, ID: inner.ID, Type: inner.Type, Body: inner.Body, HasBody: inner.HasBody,
+		Subject: inner.Subject, HasSubject: inner.HasSubject, OriginID: inner.OriginID, Rel: inner.Rel, RealJIDs: inner.RealJIDs}
 	// The archive's own stamp, on <forwarded/>, is the server's word (the
 	// result came from the archive asked); the inner message's delay is the
 	// sender's (ParseMessage reads none).

@@ -75,7 +75,10 @@ type Message struct {
 	StanzaID  StanzaID
 	StanzaIDs []StanzaID
 	RealJIDs  []string // see Forwarded.RealJIDs
-	Error     *Error   // for Type == "error"
+	// Rel: the relations the message carries (edits, replies, reactions,
+	// retractions, attachments), as its sender wrote them.
+	Rel   Relations
+	Error *Error // for Type == "error"
 	// Received is when the connection read it (zero for a message not read
 	// off a stream).
 	Received time.Time
@@ -96,12 +99,16 @@ type MAMResult struct {
 
 // Forwarded is the archived message inside a MAM result.
 type Forwarded struct {
-	From     string
-	Type     string
-	Body     string
-	HasBody  bool
-	OriginID string
-	Stamp    time.Time
+	From       string
+	ID         string // the sender's id attribute
+	Type       string
+	Body       string
+	HasBody    bool
+	Subject    string
+	HasSubject bool
+	OriginID   string
+	Rel        Relations // as Message.Rel
+	Stamp      time.Time
 	// RealJIDs are the jid attributes of every <x xmlns='muc#user'><item/> of
 	// the archived message ("" for an item without one): the sender's real
 	// JID, where the room shows it (non-anonymous rooms; ejabberd also shows a

@@ -35,7 +35,7 @@ func TestJoinPresenceAsksForNoHistory(t *testing.T) {
 
 func TestGroupchatMessageRoundTripsBodyAndCarriesOriginID(t *testing.T) {
 	body := "a\nb \t<tag> & 'q' \"dq\" 🎉 e\u0301 \r\n ]]> end"
-	b := GroupchatMessage("room@muc", "orig-1", body, "reply-to-7")
+	b := GroupchatMessage("room@muc", "orig-1", body, Reply{ID: "reply-to-7"})
 	wellFormed(t, b)
 	var v struct {
 		Type   string `xml:"type,attr"`
@@ -54,14 +54,41 @@ func TestGroupchatMessageRoundTripsBodyAndCarriesOriginID(t *testing.T) {
 	assert.Equal(t, "orig-1", v.ID)
 	assert.Equal(t, "orig-1", v.Origin.ID)
 	assert.Equal(t, "reply-to-7", v.Reply.ID)
-	assert.NotContains(t, string(GroupchatMessage("r", "o", "x", "")), "reply")
+	assert.NotContains(t, string(GroupchatMessage("r", "o", "x", Reply{})), "reply")
+}
+
+// A reply to a message the room has seen carries its sender's occupant JID
+// and a quote marked as XEP-0428 fallback, in code points; the runtime's own
+// reader strips it again.
+func TestGroupchatReplyCarriesToAndFallbackQuote(t *testing.T) {
+	quote := ReplyQuote("émile 🎉", "first line\nsecond 👍")
+	assert.Equal(t, "> émile 🎉: first line\n> second 👍\n", quote)
+	b := GroupchatMessage("room@muc", "o1", "the answer", Reply{ID: "s1", To: "room@muc/émile 🎉", Quote: quote})
+	wellFormed(t, b)
+	e, err := ParseElement(b)
+	require.NoError(t, err)
+	e.Name.Space = NSClient
+	e.Attr = append(e.Attr, xml.Attr{Name: xml.Name{Local: "from"}, Value: "room@muc/bridge"})
+	for _, c := range e.Children {
+		if c.Name.Space == "" {
+			c.Name.Space = NSClient
+		}
+	}
+	m := ParseMessage(e)
+	assert.Equal(t, quote+"the answer", m.Body)
+	assert.Equal(t, "room@muc/émile 🎉", m.Rel.ReplyTo)
+	assert.Equal(t, "s1", m.Rel.ReplyID)
+	assert.Equal(t, "the answer", StripFallback(m.Body, m.Rel.Fallbacks, NSReply))
+	long := ReplyQuote("n", strings.Repeat("é", MaxQuoteRunes+5))
+	assert.Equal(t, "> n: "+strings.Repeat("é", MaxQuoteRunes)+"…\n", long)
+	assert.NotContains(t, string(GroupchatMessage("r", "o", "x", Reply{ID: "s1"})), "fallback", "no quote, no fallback")
 }
 
 // Quotes, apostrophes and line feeds stay one byte each in a body (xml.EscapeText
 // makes them five): a post of them doesn't outgrow the server's stanza limit.
 func TestGroupchatMessageBodyStaysItsSize(t *testing.T) {
 	body := strings.Repeat("\"'\n\t", 4096)
-	b := GroupchatMessage("room@muc", "orig-1", body, "")
+	b := GroupchatMessage("room@muc", "orig-1", body, Reply{})
 	assert.Less(t, len(b), len(body)+200)
 	var v struct {
 		Body string `xml:"body"`
@@ -69,7 +96,7 @@ func TestGroupchatMessageBodyStaysItsSize(t *testing.T) {
 	require.NoError(t, xml.Unmarshal(b, &v))
 	assert.Equal(t, body, v.Body)
 	// What XML can't carry raw still can't make it through unescaped.
-	assert.Contains(t, string(GroupchatMessage("r", "o", "a\x00b", "")), "\uFFFD")
+	assert.Contains(t, string(GroupchatMessage("r", "o", "a\x00b", Reply{})), "\uFFFD")
 }
 
 func TestMAMQueryPaging(t *testing.T) {

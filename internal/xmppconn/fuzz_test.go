@@ -321,6 +321,14 @@ func FuzzLiveEqualsArchive(f *testing.F) {
 		`<body>x</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='boss@parley.local'/></x>`,
 		`<body>x</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/><subject>s</subject>`,
 		`<html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>rich</body></html><body>plain</body>`,
+		// Relations (issue 23), as slixmpp 1.8.3 and the XEPs shape them.
+		`<body>fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='o-t'/><origin-id xmlns='urn:xmpp:sid:0' id='o2'/>`,
+		`<body>&gt; alice: hi&#10;yes 👍</body><reply xmlns='urn:xmpp:reply:0' to='general@muc.parley.local/alice' id='s-t'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='12'/></fallback>`,
+		`<reactions xmlns='urn:xmpp:reactions:0' id='s-t'><reaction>👍</reaction></reactions><store xmlns='urn:xmpp:hints'/>`,
+		`<body>This person attempted to retract a previous message, but your client does not support it.</body><fallback xmlns='urn:xmpp:fallback:0'/><apply-to xmlns='urn:xmpp:fasten:0' id='o-t'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to>`,
+		`<retract xmlns='urn:xmpp:message-retract:1' id='s-t'/><body>retracted</body><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/>`,
+		`<body>https://x/y.png</body><x xmlns='jabber:x:oob'><url>https://x/y.png</url></x><occupant-id xmlns='urn:xmpp:occupant-id:0' id='occ'/>`,
+		`<file-sharing xmlns='urn:xmpp:sfs:0'><file xmlns='urn:xmpp:file:metadata:0'><name>z</name><size>3</size></file><sources><url-data xmlns='http://jabber.org/protocol/url-data' target='https://x/z'/></sources></file-sharing>`,
 	} {
 		f.Add(c, "alice")
 	}
@@ -365,6 +373,22 @@ func FuzzLiveEqualsArchive(f *testing.F) {
 		ls.Timestamp, as.Timestamp = time.Time{}, time.Time{}
 		if !reflect.DeepEqual(ls, as) {
 			t.Fatalf("live and archive disagree:\nlive     %+v\narchived %+v", ls, as)
+		}
+		// The relations, read and applied by the one function both paths use,
+		// against the same record of the room (a target "s-t", origin-id
+		// "o-t", sent by alice), agree too: every field of the seam message.
+		if !reflect.DeepEqual(lm.Rel, am.MAM.Message.Rel) || lm.ID != am.MAM.Message.ID || lm.Subject != am.MAM.Message.Subject {
+			t.Fatalf("relations live %+v, archived %+v", lm.Rel, am.MAM.Message.Rel)
+		}
+		seen := func() *stanza.Seen {
+			s := stanza.NewSeen(4)
+			s.Remember("s-t", stanza.Sender{Nick: "alice"}, "o-t")
+			return s
+		}
+		lr, lu := stanza.Apply(ls, lm.Body, lm.Rel, stanza.Sender{Nick: nick, OccupantID: lm.Rel.OccupantID, JID: stanza.SenderJID(lm.RealJIDs)}, seen())
+		ar, au := stanza.Apply(as, am.MAM.Message.Body, am.MAM.Message.Rel, stanza.Sender{Nick: nick, OccupantID: am.MAM.Message.Rel.OccupantID, JID: stanza.SenderJID(am.MAM.Message.RealJIDs)}, seen())
+		if !reflect.DeepEqual(lr, ar) || lu != au {
+			t.Fatalf("live and archive disagree on relations:\nlive     %+v (%s)\narchived %+v (%s)", lr, lu, ar, au)
 		}
 		if a, b := stanza.SenderJID(lm.RealJIDs), stanza.SenderJID(am.MAM.Message.RealJIDs); a != b {
 			t.Fatalf("sender JID live %q, archived %q", a, b)

@@ -51,12 +51,19 @@
 //	27_xmpp_no_archive               a room without MAM fails with seam.ErrNoArchive
 //	28_unknown_cursor_is_error       an unknown Since gives seam.ErrUnknownCursor
 //	29_xmpp_forged_stanza_id         forged <stanza-id>s are never the id or cursor
+//	31_relation_reply                a reply names its parent, live and fetched alike
+//	32_relation_correction_by_sender_only  a correction by its sender only
+//	33_relation_retraction_by_sender_only  a retraction by its sender only, Content ""
+//	34_relation_reactions_full_set   reactions are the sender's full set
+//	35_relation_attachments          attachments come back as shared
+//	36_relation_unknown_target_is_plain    an unknown target leaves the message plain
 //
 // Clauses 18-21 run only with Capabilities.BlockingFetch and 22 only without it
 // (the others are skipped). Clauses 25, 26, 27 and 29 run only when Fixture.XMPP is
 // set; otherwise Run logs that they are not applicable. Clause 30 (surviving a
 // dropped connection) is not checked here: package chaos checks it, cutting and
-// restarting the link to a real server under load.
+// restarting the link to a real server under load. Clauses 31-36 (relations,
+// issue 23) run only when Fixture.Say is set.
 //
 // Every call runs under a timeout, so a hung backend fails its clause instead of
 // hanging the run. The suite's own tests hold it to the contract both ways: the

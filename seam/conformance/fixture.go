@@ -51,6 +51,14 @@ type Fixture struct {
 	// backend (another connection, ideally another library). Nil: a NewBackend
 	// connection writes instead (clause 15).
 	IndependentPost func(ctx context.Context, topic seam.Topic, content string) error
+	// Say has person ("alice" or "bob": two participants other than Backend,
+	// each always the same one) write a message to topic with the relation
+	// fields of m set (Content, InReplyTo, Replaces, Retracts, ReactsTo,
+	// Reactions, Attachments), targets named by their BackendMsgID, and
+	// returns the new message's id once FetchRecent can read it. Nil: the
+	// relation clauses (31-36) are not applicable (a backend without
+	// relations).
+	Say func(ctx context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error)
 	// Cleanup runs when the suite ends; may be nil.
 	Cleanup func()
 	// Capabilities of the backend.

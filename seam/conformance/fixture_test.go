@@ -32,7 +32,12 @@ type fixtureOpts struct {
 	caps    *conformance.Capabilities // nil: memoryCaps
 	minimal bool                      // no ConcurrentPost or IndependentPost: the suite's fallbacks run
 	xmpp    *xmppBreaks               // non-nil: XMPP hooks on a fake MUC, broken as it says
+	// say, when set, breaks Fixture.Say: it gets the store's Say and
+	// returns the variant's.
+	say func(healthy sayFunc) sayFunc
 }
+
+type sayFunc = func(ctx context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error)
 
 // world is what the backends of one fixture share.
 type world struct {
@@ -104,6 +109,12 @@ func newFixture(t testing.TB, o fixtureOpts) conformance.Fixture {
 			_, err := w.connected().Post(ctx, topic, "independent", content, seam.PostOptions{})
 			return err
 		}
+	}
+	f.Say = func(_ context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error) {
+		return w.store.Say(topic, seam.Handle(person), m), nil
+	}
+	if o.say != nil {
+		f.Say = o.say(f.Say)
 	}
 	if o.xmpp != nil {
 		w.muc = newFakeMUC(w, *o.xmpp)

@@ -99,6 +99,37 @@ var variants = []variant{
 	{"unknown-cursor-newest-page", 28, fixtureOpts{wrap: onPage(unknownCursorNewestPage)}},
 	{"unknown-cursor-full-replay", 28, fixtureOpts{wrap: onPage(unknownCursorFullReplay)}},
 	{"forged-id-trusted", 29, fixtureOpts{xmpp: &xmppBreaks{trustForgedIDs: true}, wrap: trustsForgedIDs}},
+	{"fetch-drops-in-reply-to", 31, fixtureOpts{wrap: onFetched(func(m seam.Message) seam.Message { m.InReplyTo = ""; return m })}},
+	{"anyone-corrects", 32, fixtureOpts{say: impersonates}},
+	{"anyone-retracts", 33, fixtureOpts{say: impersonates}},
+	{"fetch-drops-reactions", 34, fixtureOpts{wrap: onFetched(func(m seam.Message) seam.Message { m.Reactions = nil; return m })}},
+	{"attachments-dropped", 35, fixtureOpts{say: func(healthy sayFunc) sayFunc {
+		return func(ctx context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error) {
+			m.Attachments = nil
+			return healthy(ctx, topic, person, m)
+		}
+	}}},
+	{"invents-targets", 36, fixtureOpts{wrap: inventsTargets}},
+}
+
+// impersonates says everything as alice: a backend that lets anyone correct
+// or retract anyone's message.
+func impersonates(healthy sayFunc) sayFunc {
+	return func(ctx context.Context, topic seam.Topic, _ string, m seam.Message) (seam.BackendMsgID, error) {
+		return healthy(ctx, topic, "alice", m)
+	}
+}
+
+// inventsTargets links a message that names no known target to one anyway,
+// on both paths.
+func inventsTargets(inner seam.Backend, w *world) seam.Backend {
+	invent := func(m seam.Message) seam.Message {
+		if strings.HasSuffix(m.Content, "of nothing") || strings.HasSuffix(m.Content, "to nothing") {
+			m.Replaces = "ghost"
+		}
+		return m
+	}
+	return &hooked{Backend: inner, fetch: mapFetch(inner, invent), subscribe: mapLive(inner, invent)}
 }
 
 // TestBrokenVariant is the child's side: it runs the suite against the variant
@@ -122,7 +153,7 @@ func TestNegativeControls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a child process per variant")
 	}
-	for _, c := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 28} {
+	for _, c := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 28, 31, 32, 33, 34, 35, 36} {
 		assert.True(t, slices.ContainsFunc(variants, func(v variant) bool { return v.clause == c }), "no variant fails clause %d", c)
 	}
 

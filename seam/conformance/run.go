@@ -61,6 +61,16 @@ func clauses(f Fixture) []clause {
 		{"24_concurrent_unique_and_since", clause24},
 		{"28_unknown_cursor_is_error", clause28},
 	}
+	if f.Say != nil {
+		all = append(all,
+			clause{"31_relation_reply", clause31},
+			clause{"32_relation_correction_by_sender_only", clause32},
+			clause{"33_relation_retraction_by_sender_only", clause33},
+			clause{"34_relation_reactions_full_set", clause34},
+			clause{"35_relation_attachments", clause35},
+			clause{"36_relation_unknown_target_is_plain", clause36},
+		)
+	}
 	if f.XMPP != nil {
 		all = append(all,
 			clause{"25_xmpp_cold_room_creation", clause25},
@@ -83,6 +93,9 @@ func Run(t *testing.T, f Fixture) {
 	}
 	if f.XMPP == nil {
 		t.Log("clauses 25, 26, 27 and 29 (XMPP) not applicable: Fixture.XMPP is nil")
+	}
+	if f.Say == nil {
+		t.Log("clauses 31-36 (relations) not applicable: Fixture.Say is nil")
 	}
 	s := &suite{f: f}
 	for _, c := range clauses(f) {

@@ -84,22 +84,64 @@ func position(c seam.Cursor, key string) (pos int, ok bool) {
 	return pos, true
 }
 
-// append stores a message and hands it to the topic's subscriptions. Both happen
+// Say is a participant other than the store's backends (a person, in the
+// store's terms) writing to topic as sender: a message with the relation
+// fields of m (Content, InReplyTo, Replaces, Retracts, ReactsTo, Reactions,
+// Attachments; the rest is ignored), targets named by their BackendMsgID.
+// The store honours them as seam.Message's godoc says: a target that is not a
+// message of the topic, or a correction or retraction of someone else's
+// message, leaves the message plain (its relation fields cleared, its Content
+// kept), and it is stored and delivered all the same. A retraction's and a
+// reaction's Content is "". It returns the new message's id. Moderated
+// retractions are the store's own: sender is then the moderator, and the
+// target anyone's.
+func (s *Store) Say(topic seam.Topic, sender seam.Handle, m seam.Message) seam.BackendMsgID {
+	m.SenderHandle = sender
+	return s.add(topic, m)
+}
+
+// add stores a message and hands it to the topic's subscriptions. Both happen
 // under s.mu, so every subscription sees posts in archive order.
-func (s *Store) append(topic seam.Topic, sender seam.Handle, content string) seam.BackendMsgID {
+func (s *Store) add(topic seam.Topic, in seam.Message) seam.BackendMsgID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.topicLocked(topic)
 	key, pos := s.key(topic), len(t.msgs)+1
 	m := seam.Message{
 		Topic:        topic,
-		SenderHandle: sender,
-		Content:      content,
+		SenderHandle: in.SenderHandle,
+		Content:      in.Content,
 		Timestamp:    time.Now(),
 		BackendMsgID: seam.BackendMsgID(fmt.Sprintf("id-%s-%d", key, pos)),
 		Cursor:       cursorAt(key, pos),
-		Mentions:     seam.ParseMentions(content),
+		Attachments:  slices.Clone(in.Attachments),
 	}
+	target := func(id seam.BackendMsgID, own bool) bool {
+		for _, x := range t.msgs {
+			if x.BackendMsgID == id {
+				return !own || x.SenderHandle == in.SenderHandle || in.Moderated
+			}
+		}
+		return false
+	}
+	switch {
+	case in.Retracts != "":
+		if target(in.Retracts, true) {
+			m.Retracts, m.Moderated, m.Content = in.Retracts, in.Moderated, ""
+		}
+	case in.ReactsTo != "":
+		if target(in.ReactsTo, false) {
+			m.ReactsTo, m.Reactions, m.Content = in.ReactsTo, slices.Clone(in.Reactions), ""
+		}
+	default:
+		if in.Replaces != "" && target(in.Replaces, true) {
+			m.Replaces = in.Replaces
+		}
+		if in.InReplyTo != "" && target(in.InReplyTo, false) {
+			m.InReplyTo = in.InReplyTo
+		}
+	}
+	m.Mentions = seam.ParseMentions(m.Content)
 	t.msgs = append(t.msgs, m)
 	for sub := range t.subs {
 		sub.push(clone(m))
@@ -146,6 +188,8 @@ func (s *Store) page(topic seam.Topic, since *seam.Cursor, limit int) (r seam.Fe
 
 func clone(m seam.Message) seam.Message {
 	m.Mentions = slices.Clone(m.Mentions)
+	m.Reactions = slices.Clone(m.Reactions)
+	m.Attachments = slices.Clone(m.Attachments)
 	return m
 }
 
@@ -263,9 +307,9 @@ func (b *backend) check(ctx context.Context, topic seam.Topic) error {
 	return nil
 }
 
-func (b *backend) Post(ctx context.Context, topic seam.Topic, identity seam.Handle, content string, _ seam.PostOptions) (seam.BackendMsgID, error) {
-	// PostOptions.InReplyTo is accepted and not recorded: seam.Message has no field
-	// that would carry it back.
+func (b *backend) Post(ctx context.Context, topic seam.Topic, identity seam.Handle, content string, opts seam.PostOptions) (seam.BackendMsgID, error) {
+	// PostOptions.InReplyTo is recorded when it names a message of the topic
+	// (seam.Message.InReplyTo), like any reply (Say).
 	if err := b.check(ctx, topic); err != nil {
 		return "", err
 	}
@@ -275,7 +319,7 @@ func (b *backend) Post(ctx context.Context, topic seam.Topic, identity seam.Hand
 	if identity == "" {
 		identity = b.name
 	}
-	return b.store.append(topic, identity, content), nil
+	return b.store.add(topic, seam.Message{SenderHandle: identity, Content: content, InReplyTo: opts.InReplyTo}), nil
 }
 
 func (b *backend) FetchRecent(ctx context.Context, args seam.FetchRecentArgs) (seam.FetchRecentResult, error) {

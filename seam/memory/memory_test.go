@@ -36,6 +36,9 @@ func TestConformance(t *testing.T) {
 		Backend:    connected(t, store),
 		FreshTopic: func() seam.Topic { return seam.Topic(fmt.Sprintf("topic-%d", topics.Add(1))) },
 		NewBackend: func(t testing.TB) seam.Backend { return connected(t, store) },
+		Say: func(_ context.Context, topic seam.Topic, person string, m seam.Message) (seam.BackendMsgID, error) {
+			return store.Say(topic, seam.Handle(person), m), nil
+		},
 		Capabilities: conformance.Capabilities{
 			BlockingFetch:         true,
 			CarriesSenderIdentity: true,
