@@ -1,26 +1,30 @@
 // Package cluster runs serve's routes on several processes (nodes) at once:
-// each (route, topic) is a virtual actor of protoactor-go's cluster, placed by
-// rendezvous hashing over the members that etcd lists, and fenced by a lock in
-// etcd, so that a topic is delivered by one node at a time and moves to the
+// each (route, topic) is delivered by one node at a time, and moves to the
 // survivors when its node dies.
 //
-// Placement: every node runs a reconciler that touches every configured
-// (route, topic) at start, on every membership change and every lease TTL / 2,
-// so each is activated on the member that rendezvous hashing picks without
-// waiting for traffic. A membership change stops, on each node, the
-// activations that hashing now places elsewhere.
+// One membership truth: every node registers under
+// /parley-xmpp/<name>/nodes/<id>, a key bound to its own etcd lease (TTL
+// lease_ttl). Every node watches those keys, and places every configured
+// (route, topic) on one of the registered nodes by rendezvous hashing with
+// bounded loads (assign): each node computes the same placement from the
+// same registry and the same configuration, and runs the topics placed on
+// it. Nodes never talk to each other; everything goes through etcd.
 //
-// Fencing: placement alone can run two copies at once (a requester with a
-// stale member list activates an identity on the wrong node), so an activation
-// delivers nothing before it holds the (route, topic)'s lock: a key in etcd
-// created by the node's lease (one lease per node, TTL lease_ttl). The key's
-// create revision is the fencing token. Before each delivery the worker checks
-// in etcd that the key still has that revision, and after each delivery it
-// writes its cursor in a transaction that makes the same comparison; a refused
-// check or write stops the worker at once. A node that stops answering
-// (killed, paused, cut from etcd) loses its lease after lease_ttl: its keys are
-// deleted, another node takes them, and anything the old node still attempts
-// is refused.
+// Fencing: placement alone can run two copies at once for a moment (two
+// nodes that have not yet seen the same registry), so a node delivers a topic
+// only while it holds the (route, topic)'s lock: a key in etcd created by the
+// node's lease. The key's create revision is the fencing token. Before each
+// delivery the worker checks in etcd that the key still has that revision,
+// and after each delivery it writes its cursor in a transaction that makes
+// the same comparison; a refused check or write stops the worker at once. A
+// node that stops answering (killed, paused, cut from etcd) loses its lease
+// after lease_ttl: its registration and its locks are deleted, the others
+// place its topics among themselves and take the locks, and anything the old
+// node still attempts is refused.
+//
+// A node whose lease ended re-registers: a new lease, a new registration
+// (the others place topics on it again), new locks (new fencing tokens), its
+// topics' workers restarted.
 //
 // Guarantees (docs/cluster.md has the windows and the tests that prove them):
 // sinks get every message at least once, in archive order per topic; a
@@ -33,34 +37,27 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	pacluster "github.com/asynkron/protoactor-go/cluster"
-	etcdprovider "github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
-	"github.com/asynkron/protoactor-go/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/parley-go/parley-xmpp/config"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/serve"
 )
-
-// kind is the cluster kind of every (route, topic).
-const kind = "parley-route-topic"
 
 var errSessionLost = errors.New("the node's etcd lease ended")
 
@@ -78,16 +75,18 @@ type Options struct {
 type Node struct {
 	o      Options
 	id     string
+	addr   string // what cluster status shows beside the id: host name and pid
 	keys   keys
 	cli    *clientv3.Client
-	system *actor.ActorSystem
-	cl     *pacluster.Cluster
 	ttl    time.Duration
 	call   time.Duration
 	log    *slog.Logger
 	m      *nodeMetrics
+	topics []serve.Topic
+	idents []string
 
 	sess atomic.Pointer[nodeLease]
+	view atomic.Pointer[registry] // the registry as last read; nil before the first read
 
 	ctx     context.Context // ends at Stop: every owner's parent
 	cancel  context.CancelFunc
@@ -96,23 +95,37 @@ type Node struct {
 	owners  sync.WaitGroup
 	bg      sync.WaitGroup
 	kick    chan struct{}
-	round   atomic.Int64                         // bumped by every kick
-	placer  atomic.Pointer[pacluster.Rendezvous] // the latest topology's hashing; nil before the first
-	members atomic.Pointer[pacluster.Members]    // the latest topology's members
-	warmed  sync.Map                             // identity → struct{}: prepared as this node's backup
-	touches sync.WaitGroup                       // the reconciler's requests in flight
-	warming atomic.Bool                          // warmBackups is running
+	running map[string]*activation // identity → its owner; the reconciler's alone
+	warmed  sync.Map               // identity → struct{}: prepared as this node's backup
+	warming atomic.Bool            // warmBackups is running
 	ready   atomic.Bool
-	// dropped: this node was in its own member list and no longer is
-	// (protoactor's etcd provider, upstream #1133: see noteSelf).
-	dropped atomic.Bool
-	listed  atomic.Bool // it was in its own member list once
+	lost    chan struct{} // closed when the node's lease ended (not at Stop)
+}
+
+// ErrLeaseLost is why a node ends on its own: its etcd lease ended (a pause or
+// stall past lease_ttl, etcd unreachable for as long). serve exits non-zero
+// on it, for its supervisor to start a fresh process.
+var ErrLeaseLost = errors.New("this node's etcd lease ended (paused, stalled or cut off from etcd for lease_ttl): " +
+	"its topics moved to the other nodes; exiting so that a supervisor starts it afresh")
+
+// activation is one owner goroutine of a (route, topic) on this node.
+type activation struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the owner returned (its lock released)
+}
+
+// registry is the cluster's members as etcd lists them: node id → the lease
+// its registration is bound to.
+type registry struct {
+	leases map[string]clientv3.LeaseID
+	ids    []string // sorted
 }
 
 // nodeLease is the node's current etcd lease and its local validity.
 type nodeLease struct {
 	*concurrency.Session
 	clock *leaseClock
+	ended chan struct{} // closed when this node stops using the lease (Done, or its bound passed)
 }
 
 // Dial connects to the cluster's etcd and checks that it answers:
@@ -132,107 +145,68 @@ func Dial(ctx context.Context, c *config.Cluster) (*clientv3.Client, error) {
 	return cli, nil
 }
 
-// Start joins the cluster: it starts this node's member and its reconciler.
+// Start joins the cluster: it registers this node (once it has a lease),
+// watches the registry and runs the topics placed on this node.
 func Start(ctx context.Context, o Options) (*Node, error) {
 	c := o.Config
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	cli := o.Client
 	ttl := c.TTL()
-	n := &Node{o: o, keys: keysOf(c.Name), cli: cli, ttl: ttl, call: min(ttl/2, 5*time.Second), log: o.Logger,
-		m: newNodeMetrics(o.Registry), kick: make(chan struct{}, 1)}
-
-	host, portStr, err := net.SplitHostPort(c.ListenAddr())
-	if err != nil {
-		return nil, fmt.Errorf("%w: serve.cluster.listen: %v", config.ErrConfig, err)
+	host, _ := os.Hostname()
+	n := &Node{o: o, id: newNodeID(), addr: fmt.Sprintf("%s/%d", host, os.Getpid()), keys: keysOf(c.Name), cli: o.Client,
+		ttl: ttl, call: min(ttl/2, 5*time.Second), log: o.Logger, m: newNodeMetrics(o.Registry),
+		kick: make(chan struct{}, 1), running: map[string]*activation{}, lost: make(chan struct{})}
+	n.topics = o.Engine.Topics()
+	for _, t := range n.topics {
+		n.idents = append(n.idents, identity(t))
 	}
-	port, _ := strconv.Atoi(portStr)
-	if port == 0 {
-		// protoactor advertises the configured port: pick a free one first.
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("serve.cluster.listen: %w", err)
-		}
-		port = ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
+	if c.Listen != "" || c.Advertise != "" || c.TLS != nil {
+		n.log.Warn("cluster: serve.cluster.listen, advertise and tls are no longer used: nodes don't talk to each other, only to etcd (docs/cluster.md)")
 	}
-	ropts, err := remoteTLS(c)
-	if err != nil {
-		return nil, err
-	}
-	if c.Advertise != "" {
-		ropts = append(ropts, remote.WithAdvertisedHost(net.JoinHostPort(c.Advertise, strconv.Itoa(port))))
-	}
-	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger(o.Logger) }))
-	n.id = n.system.ID
-	provider, err := etcdprovider.NewWithConfig(n.keys.members(), mustEtcdConfig(c))
-	if err != nil {
-		return nil, fmt.Errorf("%w: serve.cluster.etcd: %v", config.ErrConfig, err)
-	}
-	props := actor.PropsFromProducer(func() actor.Actor { return &grain{n: n} })
-	cfg := pacluster.Configure(c.Name, provider, disthash.New(), remote.Configure(host, port, ropts...),
-		pacluster.WithKinds(pacluster.NewKind(kind, props)), pacluster.WithRequestTimeout(n.call))
-	n.cl = pacluster.New(n.system, cfg)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-
-	// Before StartMember: it publishes the first topology (the members etcd
-	// lists as it joins), which placedHere needs.
-	// The members gauge is set here too: the topologies StartMember publishes
-	// (every member already registered) come before any later subscriber, and
-	// a gauge set only from a later one stayed at 0 with three live nodes
-	// until the next membership change (issue 13).
-	n.system.EventStream.Subscribe(func(evt any) {
-		if t, ok := evt.(*pacluster.ClusterTopology); ok {
-			rdv := pacluster.NewRendezvous()
-			rdv.UpdateMembers(t.Members)
-			n.placer.Store(rdv)
-			ms := pacluster.Members(t.Members)
-			n.members.Store(&ms)
-			n.m.members.Set(float64(len(t.Members)))
-			ids := make([]string, 0, len(t.Members))
-			self := false
-			for _, m := range t.Members {
-				ids = append(ids, m.Id)
-				self = self || m.Address() == n.system.Address()
-			}
-			n.noteSelf(self)
-			n.log.Debug("cluster: topology", slog.Any("members", ids), slog.Int("joined", len(t.Joined)), slog.Int("left", len(t.Left)), slog.Any("blocked", t.Blocked))
-		}
-	})
-	n.cl.StartMember() // before keepSession: it gives the actor system its address, which keepSession records
 	n.bg.Go(n.keepSession)
-	// After StartMember: subscribers run in order, and disthash's (which
-	// StartMember adds) must place by the new topology before a round starts.
-	n.system.EventStream.Subscribe(func(evt any) {
-		if _, ok := evt.(*pacluster.ClusterTopology); ok {
-			n.kickReconciler()
-		}
-	})
+	n.bg.Go(n.watchRegistry)
 	n.bg.Go(n.reconcile)
-	n.say(fmt.Sprintf("cluster %s: node %s joined at %s", c.Name, n.id, n.system.Address()),
-		slog.String("cluster", c.Name), slog.String("node", n.id), slog.String("address", n.system.Address()))
+	n.say(fmt.Sprintf("cluster %s: node %s joined at %s", c.Name, n.id, n.addr),
+		slog.String("cluster", c.Name), slog.String("node", n.id), slog.String("address", n.addr))
 	return n, nil
 }
 
-// mustEtcdConfig is etcdConfig once NewEtcdClient accepted it.
-func mustEtcdConfig(c *config.Cluster) clientv3.Config {
-	cfg, _ := etcdConfig(c)
-	return cfg
-}
+// newNodeID is a fresh node id: 12 lower-case base32 characters (60 bits).
+func newNodeID() string { return strings.ToLower(rand.Text()[:12]) }
+
+// Lost is closed when this node's lease ended (ErrLeaseLost): it has stopped
+// every worker, and the process should exit non-zero.
+func (n *Node) Lost() <-chan struct{} { return n.lost }
 
 // ID is this node's member id.
 func (n *Node) ID() string { return n.id }
 
-// Ready says whether the node holds a live etcd lease, has joined, and is
-// still in its own member list.
+// Ready says whether the node holds a live etcd lease and its registry lists
+// it under that lease. A lease is live only while its local validity bound
+// (the last confirmed renewal's send time + TTL, on the monotonic clock) has
+// not passed: the etcd client's own view (Done) closes up to a second after
+// etcd expired the lease, and a node resumed after a pause past its lease
+// answered ready for ~50 ms (issue 20).
 func (n *Node) Ready() bool {
 	s := n.sess.Load()
-	if s == nil || !n.ready.Load() || n.dropped.Load() {
+	if s == nil || !n.ready.Load() || !s.live() {
+		return false
+	}
+	v := n.view.Load()
+	return v != nil && v.leases[n.id] == s.Lease()
+}
+
+// live: the lease is surely alive now.
+func (s *nodeLease) live() bool {
+	if s.clock.left() <= 0 {
 		return false
 	}
 	select {
 	case <-s.Done():
+		return false
+	case <-s.ended:
 		return false
 	default:
 		return true
@@ -240,7 +214,7 @@ func (n *Node) Ready() bool {
 }
 
 // Stop stops every worker of this node, releases their locks and leaves the
-// cluster.
+// cluster (revokes its lease, which deletes its registration).
 func (n *Node) Stop() {
 	n.mu.Lock()
 	n.closed = true
@@ -248,26 +222,10 @@ func (n *Node) Stop() {
 	n.cancel()
 	n.owners.Wait()
 	n.bg.Wait()
-	n.touches.Wait()
 	if s := n.sess.Load(); s != nil {
 		_ = s.Close() // revokes the lease (bounded by the TTL): nothing of ours lingers
 	}
-	// protoactor's shutdown deregisters from etcd without a deadline: with etcd
-	// away it would never return. The lease ends our membership anyway.
-	done := make(chan struct{})
-	go func() {
-		n.cl.Shutdown(true)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(shutdownWait):
-		n.log.Warn("cluster: leaving the cluster did not finish in time (is etcd reachable?); stopping anyway: the node's lease ends its membership")
-	}
 }
-
-// shutdownWait bounds leaving the cluster at Stop.
-const shutdownWait = 10 * time.Second
 
 // say reports progress: to Options.Progress as a line, or as an Info record
 // with attrs.
@@ -279,7 +237,13 @@ func (n *Node) say(line string, attrs ...slog.Attr) {
 	n.log.LogAttrs(context.Background(), slog.LevelInfo, line, attrs...)
 }
 
-// keepSession keeps this node's lease: a new one whenever the last ended.
+// keepSession gets this node's lease, registers under it and keeps it. When
+// the lease ends, the node stops for good (Lost): it doesn't register again in
+// the same process. A process stopped past its lease comes back with stale
+// state everywhere (its rooms' live buffers, its XMPP streams): issue 20 saw a
+// resumed node that re-registered take its topics back and deliver again up
+// to 15 messages per topic that the other node had delivered while it was
+// stopped. A fresh process starts clean.
 func (n *Node) keepSession() {
 	wait := 100 * time.Millisecond
 	for n.ctx.Err() == nil {
@@ -292,7 +256,7 @@ func (n *Node) keepSession() {
 			continue
 		}
 		wait = 100 * time.Millisecond
-		info, _ := json.Marshal(map[string]string{"id": n.id, "address": n.system.Address()})
+		info, _ := json.Marshal(map[string]string{"id": n.id, "address": n.addr})
 		pctx, cancel := context.WithTimeout(n.ctx, n.call)
 		_, err = n.cli.Put(pctx, n.keys.node(n.id), string(info), clientv3.WithLease(s.Lease()))
 		cancel()
@@ -300,44 +264,108 @@ func (n *Node) keepSession() {
 			_ = s.Close()
 			continue
 		}
-		nl := &nodeLease{Session: s, clock: newLeaseClock(asked, n.ttl)}
+		nl := &nodeLease{Session: s, clock: newLeaseClock(asked, n.ttl), ended: make(chan struct{})}
 		kctx, kcancel := context.WithCancel(n.ctx)
 		n.bg.Go(func() { nl.clock.keep(kctx, n.cli, s, n.ttl, n.call) })
 		n.sess.Store(nl)
 		n.ready.Store(true)
 		n.kickReconciler()
-		select {
-		case <-s.Done():
-			if n.ctx.Err() == nil {
-				n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stop until it gets a new one", n.id), slog.String("node", n.id))
+		// The bound passing is the end of this lease for this node, whether
+		// or not the etcd client has noticed (it checks once a second).
+		ended := false
+		for !ended {
+			select {
+			case <-s.Done():
+				ended = true
+			case <-n.ctx.Done():
+				ended = true
+			case <-time.After(max(nl.clock.left(), 10*time.Millisecond)):
+				if nl.clock.left() <= 0 {
+					ended = true
+				}
 			}
-		case <-n.ctx.Done():
 		}
+		close(nl.ended)
 		kcancel()
+		if n.ctx.Err() == nil {
+			n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stopped; the node stops", n.id), slog.String("node", n.id))
+			n.kickReconciler() // stops every owner: no live lease
+			// Revoke it, should it still live in etcd (the bound passed
+			// first): nothing of the old lease lingers. Not waited for: etcd
+			// may be away.
+			n.bg.Go(func() { _ = s.Close() })
+			close(n.lost)
+		}
+		return
 	}
 }
 
-// noteSelf records whether the latest topology lists this node. protoactor's
-// etcd provider registers each member under a key with a fixed 3 s lease
-// (whatever lease_ttl says); a node that stalls past it (paused, starved of
-// CPU, etcd slow) sees its own key deleted and removes itself from its member
-// list, and the other members block it: neither takes it back when it
-// registers again (upstream #1133; seen in issue 13 as a members gauge of 1
-// after a kill). Such a node holds and delivers nothing (every activation is
-// placed elsewhere) until it is restarted: it says so, and is not ready.
-func (n *Node) noteSelf(listed bool) {
-	if listed {
-		n.listed.Store(true)
-		return
+// watchRegistry keeps n.view: the registered nodes, read, then followed by
+// a watch, read again whenever the watch fails and every lease TTL.
+func (n *Node) watchRegistry() {
+	for n.ctx.Err() == nil {
+		gctx, cancel := context.WithTimeout(n.ctx, n.call)
+		resp, err := n.cli.Get(gctx, n.keys.nodes(), clientv3.WithPrefix())
+		cancel()
+		if err != nil {
+			sleep(n.ctx, n.call/4)
+			continue
+		}
+		leases := map[string]clientv3.LeaseID{}
+		for _, kv := range resp.Kvs {
+			leases[strings.TrimPrefix(string(kv.Key), n.keys.nodes())] = clientv3.LeaseID(kv.Lease)
+		}
+		n.setView(leases)
+		wctx, wcancel := context.WithTimeout(n.ctx, n.ttl)
+		wch := n.cli.Watch(clientv3.WithRequireLeader(wctx), n.keys.nodes(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		for wr := range wch {
+			if wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				id := strings.TrimPrefix(string(ev.Kv.Key), n.keys.nodes())
+				if ev.Type == clientv3.EventTypeDelete {
+					delete(leases, id)
+				} else {
+					leases[id] = clientv3.LeaseID(ev.Kv.Lease)
+				}
+			}
+			n.setView(leases)
+		}
+		wcancel()
 	}
-	if n.listed.Load() && n.ctx.Err() == nil && !n.dropped.Swap(true) {
-		n.log.Error(fmt.Sprintf("cluster: node %s was dropped from the cluster's member list (its membership key in etcd expired: "+
-			"a pause or stall of the process or of etcd); it takes no topics until it is restarted: restart it", n.id))
+}
+
+// setView publishes the registry (a copy of leases), and kicks the
+// reconciler when it changed.
+func (n *Node) setView(leases map[string]clientv3.LeaseID) {
+	v := &registry{leases: make(map[string]clientv3.LeaseID, len(leases))}
+	for id, l := range leases {
+		v.leases[id] = l
+		v.ids = append(v.ids, id)
 	}
+	slices.Sort(v.ids)
+	old := n.view.Swap(v)
+	n.m.members.Set(float64(len(v.ids)))
+	if old == nil || !maps2Equal(old.leases, v.leases) {
+		n.log.Debug("cluster: members", slog.Any("members", v.ids))
+		n.kickReconciler()
+	}
+}
+
+func maps2Equal(a, b map[string]clientv3.LeaseID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *Node) kickReconciler() {
-	n.round.Add(1) // a round in progress stops touching: the next one starts at once
 	select {
 	case n.kick <- struct{}{}:
 	default:
@@ -347,12 +375,8 @@ func (n *Node) kickReconciler() {
 // session waits for a live lease.
 func (n *Node) session(ctx context.Context) (*nodeLease, bool) {
 	for {
-		if s := n.sess.Load(); s != nil {
-			select {
-			case <-s.Done():
-			default:
-				return s, true
-			}
+		if s := n.sess.Load(); s != nil && s.live() {
+			return s, true
 		}
 		if !sleep(ctx, 100*time.Millisecond) {
 			return nil, false
@@ -360,15 +384,27 @@ func (n *Node) session(ctx context.Context) (*nodeLease, bool) {
 	}
 }
 
-// reconcile touches every (route, topic) at start, on membership changes and
-// every TTL/2, so each is activated where hashing places it.
+// reconcile runs the topics placed on this node and stops the others, on
+// every registry change, every lease change, and every TTL/2.
 func (n *Node) reconcile() {
 	t := time.NewTicker(n.ttl / 2)
 	defer t.Stop()
+	var placed *registry // the view the backups were prepared for
 	for {
-		n.touchAll()
+		v := n.apply()
+		if v != nil && v != placed && n.warming.CompareAndSwap(false, true) {
+			placed = v
+			go func() {
+				defer n.warming.Store(false)
+				n.warmBackups(v)
+			}()
+		}
 		select {
 		case <-n.ctx.Done():
+			for id, a := range n.running {
+				a.cancel()
+				delete(n.running, id)
+			}
 			return
 		case <-t.C:
 		case <-n.kick:
@@ -376,80 +412,67 @@ func (n *Node) reconcile() {
 	}
 }
 
-func (n *Node) touchAll() {
-	round := n.round.Load()
-	stale := func() bool { return n.ctx.Err() != nil || n.round.Load() != round }
-	// The slots are this round's: a request to a member that just died can
-	// take protoactor's own 5 s activation timeout (whatever WithTimeout
-	// says), and the round that follows the membership change must not wait
-	// for those (issue 13: takeovers started 5 s late). Stragglers of a stale
-	// round finish on their own (n.touches).
-	slots := make(chan struct{}, touchParallel)
-	var wg sync.WaitGroup
-	for _, t := range n.o.Engine.Topics() {
-		if stale() {
-			break // stopping, or the members changed: a fresh round follows
+// mine is what this node runs under the registry v: the identities assign
+// places on it, if v lists it under its live lease; else none.
+func (n *Node) mine(v *registry) map[string]bool {
+	s := n.sess.Load()
+	if v == nil || s == nil || !s.live() || v.leases[n.id] != s.Lease() {
+		return nil
+	}
+	out := map[string]bool{}
+	for id, m := range assign(v.ids, n.idents) {
+		if m == n.id {
+			out[id] = true
 		}
-		got := false
+	}
+	return out
+}
+
+// apply starts and stops owners to match the current placement, and answers
+// the registry it placed by.
+func (n *Node) apply() *registry {
+	v := n.view.Load()
+	want := n.mine(v)
+	for id, a := range n.running {
 		select {
-		case slots <- struct{}{}:
-			got = true
-		case <-n.kick:
-			n.kickReconciler() // for the loop: a fresh round follows at once
+		case <-a.done:
+			delete(n.running, id) // returned (stopped earlier): start anew if wanted
+			continue
+		default:
 		}
-		if !got || stale() {
-			if got {
-				<-slots
-			}
-			break
+		if !want[id] {
+			a.cancel() // the owner stops its worker and releases the lock
 		}
-		id := identity(t)
-		wg.Add(1)
-		n.touches.Add(1)
+	}
+	for i, id := range n.idents {
+		if !want[id] {
+			continue
+		}
+		if _, ok := n.running[id]; ok || !n.track() {
+			// Running, or still stopping: one owner per topic at a time on
+			// a node (its end kicks the reconciler).
+			continue
+		}
+		octx, cancel := context.WithCancel(n.ctx)
+		a := &activation{cancel: cancel, done: make(chan struct{})}
+		n.running[id] = a
 		go func() {
-			defer func() { <-slots; wg.Done(); n.touches.Done() }()
-			// Short and without retries: an identity placed on a member that
-			// just died times out, and must not hold up the others (the next
-			// round, on the membership change, places it anew).
-			_, err := n.cl.Request(id, kind, wrapperspb.String("touch"), pacluster.WithTimeout(touchTimeout), pacluster.WithRetryCount(1))
-			if err != nil && n.ctx.Err() == nil {
-				n.log.Debug("cluster: touching an identity failed; the next round retries", slog.String("identity", id), slog.Any("err", err))
-			}
+			defer n.kickReconciler()
+			defer close(a.done)
+			n.own(octx, n.topics[i])
 		}()
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	for waiting := true; waiting; {
-		select {
-		case <-done:
-			waiting = false
-		case <-time.After(50 * time.Millisecond):
-			if stale() {
-				return // the fresh round starts now; this one's stragglers end on their own
-			}
-		}
-	}
-	if n.warming.CompareAndSwap(false, true) { // never holds up the next round
-		go func() {
-			defer n.warming.Store(false)
-			n.warmBackups()
-		}()
-	}
+	return v
 }
 
 // warmBackups prepares, once each, the topics this node would take over if
-// their owner died (where hashing places them without the owner): joins
+// one other member died (where assign places them without that member): joins
 // their rooms and checks their archives ahead of time, so that a takeover
 // starts with the read after the cursor (issue 13: joining and checking ~100
-// rooms after the locks came took most of a failover). A member's death
-// makes this node the owner of exactly these topics.
-func (n *Node) warmBackups() {
-	rdv, ms := n.placer.Load(), n.members.Load()
-	if rdv == nil || ms == nil {
-		return
-	}
+// rooms after the locks came took most of a failover).
+func (n *Node) warmBackups(v *registry) {
 	var todo []serve.Topic
-	for _, t := range backups(rdv, *ms, n.system.Address(), n.o.Engine.Topics()) {
+	for _, t := range backups(v.ids, n.id, n.topics) {
 		if _, done := n.warmed.Load(identity(t)); !done {
 			todo = append(todo, t)
 		}
@@ -472,47 +495,40 @@ func (n *Node) warmBackups() {
 	_ = g.Wait()
 }
 
-// backups are the topics that rdv (the hashing over members) places on
-// another member and that the hashing over the members without that one
-// places on self: those self takes over if their owner dies.
-func backups(rdv *pacluster.Rendezvous, members pacluster.Members, self string, topics []serve.Topic) []serve.Topic {
-	if len(members) < 2 {
+// backups are the topics that assign over members places elsewhere than on
+// self and over members without one of the others on self: those self takes
+// over if that member dies.
+func backups(members []string, self string, topics []serve.Topic) []serve.Topic {
+	if len(members) < 2 || !slices.Contains(members, self) {
 		return nil
 	}
-	without := map[string]*pacluster.Rendezvous{} // by owner: hashing without it
-	var out []serve.Topic
-	for _, t := range topics {
-		ci := pacluster.NewClusterIdentity(identity(t), kind)
-		owner := rdv.GetByClusterIdentity(ci)
-		if owner == "" || owner == self {
+	idents := make([]string, len(topics))
+	for i, t := range topics {
+		idents[i] = identity(t)
+	}
+	now := assign(members, idents)
+	take := map[string]bool{}
+	for _, m := range members {
+		if m == self {
 			continue
 		}
-		next, ok := without[owner]
-		if !ok {
-			rest := pacluster.Members{}
-			for _, m := range members {
-				if m.Address() != owner {
-					rest = append(rest, m)
-				}
+		for id, owner := range assign(without(members, m), idents) {
+			if owner == self && now[id] != self {
+				take[id] = true
 			}
-			next = pacluster.NewRendezvous()
-			next.UpdateMembers(rest)
-			without[owner] = next
 		}
-		if next.GetByClusterIdentity(ci) == self {
+	}
+	var out []serve.Topic
+	for i, t := range topics {
+		if take[idents[i]] {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-// The reconciler's touches: how many at once, and how long each may take;
-// and how many backup topics it prepares at once.
-const (
-	touchParallel = 64
-	touchTimeout  = time.Second
-	warmParallel  = 16
-)
+// How many backup topics a node prepares at once.
+const warmParallel = 16
 
 // track counts an owner in, unless the node is stopping.
 func (n *Node) track() bool {
@@ -525,9 +541,9 @@ func (n *Node) track() bool {
 	return true
 }
 
-// own runs one (route, topic) while this node hosts its activation: take the
-// lock, run the worker with the cursor in etcd, release; again if the lease
-// was lost, until the activation stops (ctx).
+// own runs one (route, topic) while placement gives it to this node: take the
+// lock, run the worker with the cursor in etcd, release; again with the next
+// lease if the lease was lost, until the reconciler stops it (ctx).
 func (n *Node) own(ctx context.Context, t serve.Topic) {
 	defer n.owners.Done()
 	ident := identity(t)
@@ -564,7 +580,7 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		wctx, wcancel := context.WithCancel(ctx)
 		go func() {
 			select {
-			case <-sess.Done():
+			case <-sess.ended:
 				wcancel()
 			case <-wctx.Done():
 			}
@@ -574,7 +590,15 @@ func (n *Node) own(ctx context.Context, t serve.Topic) {
 		// (issue 13: a node paused with a post queued wrote it when resumed,
 		// after the new owner had looked for it and posted it).
 		err = n.o.Engine.RunTopic(runtime.WithPostFence(wctx, sess.clock.fence(postMargin(n.ttl), n.m.fenced.Inc)), t, saved, store)
-		lost := errors.Is(err, serve.ErrFenced) || (ctx.Err() == nil && wctx.Err() != nil)
+		leaseEnded := false
+		select {
+		case <-sess.ended:
+			leaseEnded = true
+		default:
+		}
+		// Lost: fenced, or the lease ended under it (whether or not the
+		// reconciler, seeing the same, stopped it too).
+		lost := errors.Is(err, serve.ErrFenced) || leaseEnded || (ctx.Err() == nil && wctx.Err() != nil)
 		wcancel()
 		l.release()
 		n.m.owned.Dec()
@@ -629,86 +653,4 @@ func (n *Node) loadCursor(ctx context.Context, ident string) (*serve.State, stri
 		return nil, "", err
 	}
 	return &c.State, c.Node, nil
-}
-
-// placedHere says whether this node's latest topology places the identity on
-// this node (true before the first topology: nothing to judge by).
-//
-// disthash's placement actor activates whatever it is asked for, and stops
-// activations that moved only when its own topology changes. A member with a
-// stale topology (it has not yet seen a node join) asks the old owner, which
-// then activates the identity anew after it stopped it for the move, and keeps
-// that activation: it holds the lock for good, and the identity's rightful
-// activation on the joined node waits for the lock for ever (issue 13:
-// TestNodeJoinRebalances). So a grain checks its placement itself.
-func (n *Node) placedHere(ident string) bool {
-	rdv := n.placer.Load()
-	if rdv == nil {
-		return true
-	}
-	owner := rdv.GetByClusterIdentity(pacluster.NewClusterIdentity(ident, kind))
-	return owner == "" || owner == n.system.Address()
-}
-
-// grain is the activation of one (route, topic) on this node.
-type grain struct {
-	n      *Node
-	ident  string
-	cancel context.CancelFunc
-	check  *time.Timer // sends placementCheck
-}
-
-// placementCheck: a grain looks whether its node still places it here.
-type placementCheck struct{}
-
-func (g *grain) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *pacluster.ClusterInit:
-		t, err := parseIdentity(msg.Identity.Identity)
-		if err != nil {
-			g.n.log.Error("cluster: bad identity", slog.Any("err", err))
-			return
-		}
-		g.ident = msg.Identity.Identity
-		if !g.n.placedHere(g.ident) {
-			// Asked by a member with a stale topology: stop at once, take
-			// no lock; the requester's next round asks the right member.
-			g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
-			ctx.Poison(ctx.Self())
-			return
-		}
-		if !g.n.track() {
-			return
-		}
-		octx, cancel := context.WithCancel(g.n.ctx)
-		g.cancel = cancel
-		go g.n.own(octx, t)
-		// A stray nobody touches must still stop: check again now and then.
-		// A timer of its own: protoactor's receive timeout races with the
-		// mailbox (the race detector failed TestGrainStrayStopsWhenIdle on it).
-		self, root := ctx.Self(), ctx.ActorSystem().Root
-		g.check = time.AfterFunc(g.n.ttl/2, func() { root.Send(self, placementCheck{}) })
-	case placementCheck:
-		g.check.Reset(g.n.ttl / 2)
-		g.stopIfElsewhere(ctx)
-	case *wrapperspb.StringValue:
-		ctx.Respond(wrapperspb.String(g.n.id))
-		g.stopIfElsewhere(ctx)
-	case *actor.Stopping:
-		if g.check != nil {
-			g.check.Stop()
-		}
-		if g.cancel != nil {
-			g.cancel() // the owner stops its worker and releases the lock
-		}
-	}
-}
-
-// stopIfElsewhere stops a stray: an activation that this node's topology
-// places elsewhere (disthash stops it only at the next topology change).
-func (g *grain) stopIfElsewhere(ctx actor.Context) {
-	if g.ident != "" && !g.n.placedHere(g.ident) {
-		g.n.log.Debug("cluster: activation placed elsewhere; stopping it", slog.String("identity", g.ident))
-		ctx.Poison(ctx.Self())
-	}
 }

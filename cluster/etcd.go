@@ -91,7 +91,6 @@ type keys struct{ prefix string }
 
 func keysOf(name string) keys { return keys{prefix: "/parley-xmpp/" + name + "/"} }
 
-func (k keys) members() string            { return k.prefix + "members" } // the protoactor provider's base key
 func (k keys) nodes() string              { return k.prefix + "nodes/" }
 func (k keys) node(id string) string      { return k.nodes() + id }
 func (k keys) locks() string              { return k.prefix + "locks/" }

@@ -2,7 +2,5 @@ package cluster
 
 import "github.com/parley-go/parley-xmpp/serve"
 
-// Kind and Identity give the tests a (route, topic)'s cluster identity.
-const Kind = kind
-
+// Identity gives the tests a (route, topic)'s cluster identity.
 func Identity(route, topic string) string { return identity(serve.Topic{Route: route, Topic: topic}) }

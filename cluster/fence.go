@@ -42,7 +42,12 @@ func acquire(ctx context.Context, cli *clientv3.Client, sess *concurrency.Sessio
 			return nil, errSessionLost
 		default:
 		}
-		cctx, cancel := context.WithTimeout(ctx, call)
+		// Not cancelled with ctx: a create that etcd applied but whose
+		// answer was dropped would leave a lock nobody releases until the
+		// lease ends (issue 20: a node that stopped an owner right after
+		// starting it, as a second node registered, kept that topic's lock,
+		// and the topic stayed undelivered).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), call)
 		resp, err := cli.Txn(cctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, owner, clientv3.WithLease(sess.Lease()))).
@@ -59,7 +64,20 @@ func acquire(ctx context.Context, cli *clientv3.Client, sess *concurrency.Sessio
 			continue
 		}
 		if resp.Succeeded {
-			return &lock{cli: cli, sess: sess, key: key, rev: resp.Header.Revision, owner: owner, call: call}, nil
+			l := &lock{cli: cli, sess: sess, key: key, rev: resp.Header.Revision, owner: owner, call: call}
+			if ctx.Err() != nil {
+				l.release()
+				return nil, ctx.Err()
+			}
+			return l, nil
+		}
+		// Held under this very lease: an earlier attempt of this owner whose
+		// answer was lost (a timeout). The node runs one owner per topic at a
+		// time, so it is this owner's: take it.
+		if rs := resp.Responses; len(rs) == 1 {
+			if kvs := rs[0].GetResponseRange().GetKvs(); len(kvs) == 1 && clientv3.LeaseID(kvs[0].Lease) == sess.Lease() && string(kvs[0].Value) == owner {
+				return &lock{cli: cli, sess: sess, key: key, rev: kvs[0].CreateRevision, owner: owner, call: call}, nil
+			}
 		}
 		// Held: wait for its deletion (a release or an expired lease), but
 		// look again now and then should the watch miss it.

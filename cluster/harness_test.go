@@ -12,17 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	pacluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/stretchr/testify/require"
 
-	"github.com/parley-go/parley-xmpp/cluster"
 	"github.com/parley-go/parley-xmpp/internal/etcdtest"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
@@ -120,7 +117,6 @@ serve:
     etcd:
       endpoints: [%q]
     lease_ttl: %s
-    listen: "127.0.0.1:0"
   routes:
     - name: out
       topics: [%s]
@@ -389,7 +385,10 @@ func (f *fixture) checkDeliveries() map[string]int {
 		}
 		sortRuns := func() {
 			for a := 1; a < len(runs); a++ {
-				for b := a; b > 0 && runs[b].start < runs[b-1].start; b-- {
+				// Same start: the shorter run first (a node that delivered
+				// the first message and handed over before its cursor
+				// write, then the next owner's run from that message).
+				for b := a; b > 0 && (runs[b].start < runs[b-1].start || (runs[b].start == runs[b-1].start && runs[b].end < runs[b-1].end)); b-- {
 					runs[b], runs[b-1] = runs[b-1], runs[b]
 				}
 			}
@@ -544,46 +543,6 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
-}
-
-// nodeAddr is the member address a node announced in its log.
-func (f *fixture) nodeAddr(n *node) string { return f.announced(n, " joined at ", "address") }
-
-// joinListen is a listen address for a node joining the members at addrs
-// that rendezvous hashing gives at least one of the fixture's identities:
-// with random ports, a third node gets none of 13 about once in 200 starts
-// (issue 13), and a test of rebalancing needs something to move.
-func (f *fixture) joinListen(addrs ...string) string {
-	f.t.Helper()
-	members := pacluster.Members{}
-	for _, a := range addrs {
-		members = append(members, member(f.t, a))
-	}
-	ids := []string{cluster.Identity("copy", f.topics[0])}
-	for _, tp := range f.topics {
-		ids = append(ids, cluster.Identity("out", tp))
-	}
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", etcdtest.FreePort(f.t))
-		rdv := pacluster.NewRendezvous()
-		rdv.UpdateMembers(append(members, member(f.t, addr)))
-		for _, id := range ids {
-			if rdv.GetByClusterIdentity(pacluster.NewClusterIdentity(id, cluster.Kind)) == addr {
-				return addr
-			}
-		}
-	}
-	f.t.Fatalf("no port of 100 gets a joining node any of %d identities", len(ids))
-	return ""
-}
-
-// member is a cluster member at addr (host:port) hosting the topics' kind.
-func member(t *testing.T, addr string) *pacluster.Member {
-	host, port, err := net.SplitHostPort(addr)
-	require.NoError(t, err)
-	p, err := strconv.Atoi(port)
-	require.NoError(t, err)
-	return &pacluster.Member{Id: addr, Host: host, Port: int32(p), Kinds: []string{cluster.Kind}}
 }
 
 // nodeID is the member id a node announced in its log.

@@ -1,118 +1,77 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
+	"slices"
 	"testing"
-	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	pacluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/types/known/wrapperspb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/parley-go/parley-xmpp/serve"
 )
 
-// placementNode is a Node with just what a grain needs before it owns
-// anything; its ctx is ended, so an owner that starts returns at once.
-func placementNode(t *testing.T) *Node {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	n := &Node{log: slog.New(slog.DiscardHandler), system: actor.NewActorSystem(), ttl: 400 * time.Millisecond, ctx: ctx}
-	t.Cleanup(n.system.Shutdown)
-	return n
-}
-
-// elsewhere places every identity on another member.
-func elsewhere() *pacluster.Rendezvous {
-	rdv := pacluster.NewRendezvous()
-	rdv.UpdateMembers(pacluster.Members{{Id: "other", Host: "127.0.0.1", Port: 1, Kinds: []string{kind}}})
-	return rdv
-}
-
-func activate(n *Node) *actor.PID {
-	pid := n.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &grain{n: n} }))
-	n.system.Root.Send(pid, &pacluster.ClusterInit{Identity: pacluster.NewClusterIdentity("out/t1", kind)})
-	return pid
-}
-
-func alive(n *Node, pid *actor.PID) bool {
-	_, err := n.system.Root.RequestFuture(pid, wrapperspb.String("touch"), time.Second).Result()
-	return err == nil
-}
-
-// Issue 13: a member with a stale topology asks this node to activate an
-// identity that this node's topology places elsewhere (a node joined): the
-// activation stops at once instead of holding the lock for good.
-func TestGrainPlacedElsewhereStops(t *testing.T) {
-	n := placementNode(t)
-	n.placer.Store(elsewhere())
-	pid := activate(n)
-	require.Eventually(t, func() bool { return !alive(n, pid) }, 5*time.Second, 50*time.Millisecond,
-		"an activation placed elsewhere stops")
-}
-
-// A stray that nobody touches stops too, when idle.
-func TestGrainStrayStopsWhenIdle(t *testing.T) {
-	n := placementNode(t)
-	pid := activate(n) // no topology yet: it stays
-	time.Sleep(n.ttl)
-	require.True(t, alive(n, pid), "an activation placed here stays")
-	n.placer.Store(elsewhere())
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, ok := n.system.ProcessRegistry.Get(pid); !ok {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // not touching it: only the idle check can stop it
-	}
-	require.False(t, alive(n, pid), "an idle stray stops")
-}
-
-// A node's backups are exactly the topics it takes over when their owner
-// dies: for every member that dies, the survivors' backups of its topics
-// partition them, and each lands where hashing over the survivors places it.
+// A node's backups cover every topic it takes over when another member dies:
+// for every member that dies, each topic that moves lands on a survivor that
+// had it among its backups.
 func TestBackupsAreWhatASurvivorTakesOver(t *testing.T) {
-	members := pacluster.Members{}
-	for _, port := range []int32{7001, 7002, 7003, 7004} {
-		members = append(members, &pacluster.Member{Id: fmt.Sprint(port), Host: "127.0.0.1", Port: port, Kinds: []string{kind}})
-	}
+	members := []string{"n7001", "n7002", "n7003", "n7004"}
 	var topics []serve.Topic
+	var idents []string
 	for i := range 200 {
-		topics = append(topics, serve.Topic{Route: "r", Topic: fmt.Sprintf("t%d", i)})
+		tp := serve.Topic{Route: "r", Topic: fmt.Sprintf("t%d", i)}
+		topics = append(topics, tp)
+		idents = append(idents, identity(tp))
 	}
-	all := pacluster.NewRendezvous()
-	all.UpdateMembers(members)
-	backupOf := map[serve.Topic]string{}
+	backupOf := map[string][]string{} // identity → the members it is a backup on
 	for _, m := range members {
-		for _, tp := range backups(all, members, m.Address(), topics) {
-			require.Empty(t, backupOf[tp], "%v is the backup of two members", tp)
-			backupOf[tp] = m.Address()
+		for _, tp := range backups(members, m, topics) {
+			backupOf[identity(tp)] = append(backupOf[identity(tp)], m)
 		}
 	}
+	all := assign(members, idents)
 	for _, dead := range members {
-		rest := pacluster.Members{}
-		for _, m := range members {
-			if m != dead {
-				rest = append(rest, m)
-			}
-		}
-		after := pacluster.NewRendezvous()
-		after.UpdateMembers(rest)
+		after := assign(without(members, dead), idents)
 		moved := 0
-		for _, tp := range topics {
-			ci := pacluster.NewClusterIdentity(identity(tp), kind)
-			if all.GetByClusterIdentity(ci) != dead.Address() {
+		for _, id := range idents {
+			if after[id] == all[id] {
 				continue
 			}
-			require.NotEqual(t, dead.Address(), backupOf[tp], "%v: a member is no backup of its own topic", tp)
 			moved++
-			require.Equal(t, after.GetByClusterIdentity(ci), backupOf[tp], "%v: taken over by its backup", tp)
+			require.NotEqual(t, dead, after[id])
+			require.True(t, slices.Contains(backupOf[id], after[id]), "%s: taken over by %s, which had not prepared it (backups %v)", id, after[id], backupOf[id])
 		}
 		require.Positive(t, moved)
 	}
-	require.Len(t, backupOf, len(topics), "every topic has a backup")
-	require.Nil(t, backups(all, members[:1], members[0].Address(), topics), "alone, no backups")
+	require.Nil(t, backups(members[:1], members[0], topics), "alone, no backups")
+	require.Nil(t, backups(members, "stranger", topics), "not a member, no backups")
+}
+
+// A node runs topics only while the registry lists it under its live lease:
+// not before it registered, not once its lease is gone or its bound passed
+// (a pause), and never under an old registration.
+func TestMineNeedsTheRegistrationUnderTheLiveLease(t *testing.T) {
+	n := &Node{id: "me"}
+	for i := range 30 {
+		tp := serve.Topic{Route: "r", Topic: fmt.Sprintf("t%d", i)}
+		n.topics = append(n.topics, tp)
+		n.idents = append(n.idents, identity(tp))
+	}
+	s := liveTestSession(t)
+	n.sess.Store(s)
+	reg := func(leases map[string]clientv3.LeaseID) *registry {
+		v := &registry{leases: leases}
+		for id := range leases {
+			v.ids = append(v.ids, id)
+		}
+		slices.Sort(v.ids)
+		return v
+	}
+	listed := reg(map[string]clientv3.LeaseID{"me": s.Lease(), "other": 7})
+	require.Len(t, n.mine(listed), 15, "half of 30 topics on 2 members")
+	require.Empty(t, n.mine(reg(map[string]clientv3.LeaseID{"other": 7})), "not registered")
+	require.Empty(t, n.mine(reg(map[string]clientv3.LeaseID{"me": s.Lease() + 1, "other": 7})), "registered under another lease")
+	require.Empty(t, n.mine(nil), "no registry read yet")
+	n.sess.Store(&nodeLease{Session: s.Session, clock: newLeaseClock(s.clock.base.Add(-10*n.ttlOr()), n.ttlOr()), ended: make(chan struct{})})
+	require.Empty(t, n.mine(listed), "the lease's bound passed")
 }

@@ -139,6 +139,10 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 	}
 	prog.info(fmt.Sprintf("serving %d routes as node %s of cluster %s", len(sv.Routes), node.ID(), sv.Cluster.Name),
 		slog.Int("routes", len(sv.Routes)), slog.String("node", node.ID()), slog.String("cluster", sv.Cluster.Name))
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-node.Lost():
+		return fmt.Errorf("cluster %s: node %s: %w", sv.Cluster.Name, node.ID(), cluster.ErrLeaseLost)
+	}
 }

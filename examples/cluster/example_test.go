@@ -76,6 +76,25 @@ func TestClusterExample(t *testing.T) {
 	defer cancel()
 	require.NoError(t, p.Connect(ctx))
 	defer p.Disconnect(context.Background())
+	// Post once the three nodes share the topics (status: 3 members, every
+	// topic owned, by 3 nodes): before that, the first node to start holds
+	// them all, and would print every message.
+	require.Eventually(t, func() bool {
+		out, err := exec.Command(bin, "--config", cfg, "cluster", "status").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "3 members") {
+			return false
+		}
+		owners := map[string]bool{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if fs := strings.Fields(line); len(fs) >= 4 && fs[0] == "topic" {
+				if fs[3] == "unowned" {
+					return false
+				}
+				owners[fs[3]] = true
+			}
+		}
+		return len(owners) == 3
+	}, time.Minute, 300*time.Millisecond, "the three nodes share the topics")
 	want := map[string]bool{}
 	for _, tp := range topics {
 		for range 2 {
@@ -109,12 +128,17 @@ func TestClusterExample(t *testing.T) {
 	for id, n := range count {
 		assert.Equal(t, 1, n, "message %s printed once", id)
 	}
+	// Placement bounds every node's load to ceil(6/3) = 2 topics once the
+	// three are registered (issue 20: plain hashing put all 6 on one node
+	// about once in 240 runs; CI saw it fail once). The messages were posted
+	// after the three started, but the first node holds every topic until
+	// the others register: so this holds once cluster status lists them.
 	assert.Greater(t, len(nodes), 1, "the topics are shared: more than one node printed")
 
 	status, err := exec.Command(bin, "--config", cfg, "cluster", "status").CombinedOutput()
 	require.NoError(t, err, string(status))
 	assert.Contains(t, string(status), "3 members", string(status))
 	for _, tp := range topics {
-		assert.Regexp(t, `topic\s+everything\s+`+tp+`\s+\S+ \(127\.0\.0\.1:\d+\)`, string(status))
+		assert.Regexp(t, `topic\s+everything\s+`+tp+`\s+\S+ \(\S+/\d+\)`, string(status))
 	}
 }
