@@ -69,6 +69,12 @@ type Options struct {
 	Logger   *slog.Logger     // nil → discard
 	Registry prometheus.Registerer
 	Progress func(line string) // nil → Info records with attributes (route, topic, node)
+	// Online reports whether every XMPP link the routes use is up (nil:
+	// always). A node whose links stay down for half its lease gives its
+	// topics up and ends (ErrLinkLost): cut off from the XMPP server while
+	// it keeps etcd, it would otherwise hold its topics' locks and deliver
+	// nothing.
+	Online func() bool
 }
 
 // Node is this process's member of the cluster.
@@ -99,7 +105,8 @@ type Node struct {
 	warmed  sync.Map               // identity → struct{}: prepared as this node's backup
 	warming atomic.Bool            // warmBackups is running
 	ready   atomic.Bool
-	lost    chan struct{} // closed when the node's lease ended (not at Stop)
+	lost    chan struct{} // closed when the node ended on its own (not at Stop)
+	why     error         // ErrLeaseLost or ErrLinkLost; set before lost is closed
 }
 
 // ErrLeaseLost is why a node ends on its own: its etcd lease ended (a pause or
@@ -107,6 +114,13 @@ type Node struct {
 // on it, for its supervisor to start a fresh process.
 var ErrLeaseLost = errors.New("this node's etcd lease ended (paused, stalled or cut off from etcd for lease_ttl): " +
 	"its topics moved to the other nodes; exiting so that a supervisor starts it afresh")
+
+// ErrLinkLost is the other reason a node ends on its own: its XMPP links
+// stayed down for half of lease_ttl while it kept its etcd lease (cut off
+// from the XMPP server). It revokes its lease first, so its topics move at
+// once; serve exits non-zero on it.
+var ErrLinkLost = errors.New("this node's XMPP links stayed down for half of lease_ttl: " +
+	"it gave its topics to the other nodes; exiting so that a supervisor starts it afresh once the server is reachable")
 
 // activation is one owner goroutine of a (route, topic) on this node.
 type activation struct {
@@ -176,9 +190,20 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 // newNodeID is a fresh node id: 12 lower-case base32 characters (60 bits).
 func newNodeID() string { return strings.ToLower(rand.Text()[:12]) }
 
-// Lost is closed when this node's lease ended (ErrLeaseLost): it has stopped
-// every worker, and the process should exit non-zero.
+// Lost is closed when this node ended on its own (Err says why): it has
+// stopped every worker, and the process should exit non-zero.
 func (n *Node) Lost() <-chan struct{} { return n.lost }
+
+// Err is why the node ended on its own, once Lost is closed: ErrLeaseLost or
+// ErrLinkLost (nil before).
+func (n *Node) Err() error {
+	select {
+	case <-n.lost:
+		return n.why
+	default:
+		return nil
+	}
+}
 
 // ID is this node's member id.
 func (n *Node) ID() string { return n.id }
@@ -271,24 +296,40 @@ func (n *Node) keepSession() {
 		n.ready.Store(true)
 		n.kickReconciler()
 		// The bound passing is the end of this lease for this node, whether
-		// or not the etcd client has noticed (it checks once a second).
-		ended := false
-		for !ended {
+		// or not the etcd client has noticed (it checks once a second). So
+		// are links down for half the lease: the node gives its topics up.
+		why := ErrLeaseLost
+		var down time.Time // since when a link is down; zero: all up
+		linkCheck := time.NewTicker(n.ttl / 10)
+		for ended := false; !ended; {
 			select {
 			case <-s.Done():
 				ended = true
 			case <-n.ctx.Done():
 				ended = true
 			case <-time.After(max(nl.clock.left(), 10*time.Millisecond)):
-				if nl.clock.left() <= 0 {
-					ended = true
+				ended = nl.clock.left() <= 0
+			case <-linkCheck.C:
+				switch {
+				case n.o.Online == nil || n.o.Online():
+					down = time.Time{}
+				case down.IsZero():
+					down = time.Now()
+				case time.Since(down) >= n.ttl/2:
+					why, ended = ErrLinkLost, true
 				}
 			}
 		}
+		linkCheck.Stop()
 		close(nl.ended)
 		kcancel()
 		if n.ctx.Err() == nil {
-			n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stopped; the node stops", n.id), slog.String("node", n.id))
+			if why == ErrLinkLost {
+				n.say(fmt.Sprintf("cluster: node %s: XMPP link down for %v: it gives its topics up and stops", n.id, n.ttl/2), slog.String("node", n.id))
+			} else {
+				n.say(fmt.Sprintf("cluster: node %s lost its etcd lease: its topics stopped; the node stops", n.id), slog.String("node", n.id))
+			}
+			n.why = why
 			n.kickReconciler() // stops every owner: no live lease
 			// Revoke it, should it still live in etcd (the bound passed
 			// first): nothing of the old lease lingers. Not waited for: etcd

@@ -121,7 +121,15 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 	if err := engine.Bind(backends); err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}
-	o := cluster.Options{Config: sv.Cluster, Client: cli, Engine: engine, Logger: a.log}
+	online := func() bool {
+		for _, rt := range rts {
+			if rt.State() != runtime.Online {
+				return false
+			}
+		}
+		return true
+	}
+	o := cluster.Options{Config: sv.Cluster, Client: cli, Engine: engine, Logger: a.log, Online: online}
 	if m != nil {
 		o.Registry = m.Registry()
 	}
@@ -143,6 +151,6 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 	case <-ctx.Done():
 		return nil
 	case <-node.Lost():
-		return fmt.Errorf("cluster %s: node %s: %w", sv.Cluster.Name, node.ID(), cluster.ErrLeaseLost)
+		return fmt.Errorf("cluster %s: node %s: %w", sv.Cluster.Name, node.ID(), node.Err())
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,6 +91,17 @@ file again and resumes where this one stopped.`,
 					c.Metrics = m.ForServer(serverLabel(name)) // series labelled server="default" or the name
 				}
 				c.Allow = sv.Allow(name)
+				if sv.Cluster != nil {
+					// A half-open link must be found within the lease, so
+					// that a node cut off from the server gives its topics
+					// up in time (cluster.ErrLinkLost): pings every quarter
+					// lease, dropped after another quarter of silence.
+					ttl := sv.Cluster.TTL()
+					if c.KeepAlive <= 0 || c.KeepAlive > ttl/4 {
+						c.KeepAlive = ttl / 4
+					}
+					c.KeepAliveTimeout = min(cmp.Or(c.KeepAliveTimeout, ttl/8), ttl/8)
+				}
 				// The link's state is logged by the runtime (c.Logger, with
 				// server): lost, each failed login and when the next comes,
 				// back and why it went.
