@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,7 +65,8 @@ type fixture struct {
 	ctx    context.Context
 	postMu sync.Mutex
 	mu     sync.Mutex
-	posted map[string][]string // topic → ids in archive order
+	posted map[string][]string  // topic → ids in archive order
+	sent   map[string]time.Time // id → when its post resolved
 }
 
 const leaseTTL = 3 * time.Second
@@ -78,7 +80,8 @@ func newFixture(t *testing.T, ntopics int) *fixture {
 // lease TTL.
 func newFixtureWith(t *testing.T, ntopics int, sinkYAML string, ttl time.Duration) *fixture {
 	if sinkYAML == "" {
-		sinkYAML = fmt.Sprintf(`exec: {command: ["sh", "-c", "cat >> \"$0\"; sleep %s", "OUTFILE"]}`, sinkDelay)
+		// Each line: the delivery's time (ns), then the message's JSON.
+		sinkYAML = fmt.Sprintf(`exec: {command: ["sh", "-c", "m=$(cat); printf '%%s %%s\\n' \"$(date +%%s%%N)\" \"$m\" >> \"$0\"; sleep %s", "OUTFILE"]}`, sinkDelay)
 	}
 	s := xmpptest.Require(t)
 	e := etcdtest.Start(t)
@@ -93,7 +96,7 @@ func newFixtureWith(t *testing.T, ntopics int, sinkYAML string, ttl time.Duratio
 		}
 		_ = os.RemoveAll(dir)
 	})
-	f := &fixture{t: t, s: s, etcd: e, dir: dir, posted: map[string][]string{}}
+	f := &fixture{t: t, s: s, etcd: e, dir: dir, posted: map[string][]string{}, sent: map[string]time.Time{}}
 	base := fmt.Sprintf("cl-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%1000000)
 	for i := range ntopics {
 		f.topics = append(f.topics, fmt.Sprintf("%s-t%d", base, i))
@@ -244,10 +247,11 @@ func (n *node) kill9(t *testing.T) {
 
 // record is a line of a node's sink file.
 type record struct {
-	Topic string `json:"topic"`
-	ID    string `json:"id"`
-	Node  string `json:"-"`
-	At    int    `json:"-"` // line number in its node's file
+	Topic string    `json:"topic"`
+	ID    string    `json:"id"`
+	Node  string    `json:"-"`
+	At    int       `json:"-"` // line number in its node's file
+	When  time.Time `json:"-"` // when the sink ran (zero for a sink that doesn't say)
 }
 
 func (n *node) records(t *testing.T) []record {
@@ -265,6 +269,11 @@ func (n *node) records(t *testing.T) []record {
 			continue // a line cut by kill -9
 		}
 		var r record
+		if stamp, rest, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "{") {
+			ns, err := strconv.ParseInt(stamp, 10, 64)
+			require.NoError(t, err, "%s: %q", n.name, line)
+			r.When, line = time.Unix(0, ns), rest
+		}
 		require.NoError(t, json.Unmarshal([]byte(line), &r), "%s: %q", n.name, line)
 		r.Node, r.At = n.name, i
 		out = append(out, r)
@@ -289,6 +298,7 @@ func (f *fixture) post(n int) {
 			}
 			f.mu.Lock()
 			f.posted[tp] = append(f.posted[tp], string(id))
+			f.sent[string(id)] = time.Now()
 			f.mu.Unlock()
 		}
 	}
@@ -303,6 +313,33 @@ func (f *fixture) delivered() map[string][]record {
 		}
 	}
 	return out
+}
+
+// slowest is the longest wait of a message between its post and its first
+// delivery, and the topic and id of that message: with a streamer posting to
+// every topic, a bound on how long a topic went undelivered (unowned, or
+// owned by a node that delivered nothing).
+func (f *fixture) slowest() (time.Duration, string) {
+	first := map[string]time.Time{}
+	for _, rs := range f.delivered() {
+		for _, r := range rs {
+			if t, ok := first[r.ID]; !r.When.IsZero() && (!ok || r.When.Before(t)) {
+				first[r.ID] = r.When
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var worst time.Duration
+	which := ""
+	for tp, ids := range f.posted {
+		for _, id := range ids {
+			if d := first[id].Sub(f.sent[id]); first[id].After(f.sent[id]) && d > worst {
+				worst, which = d, tp+":"+id
+			}
+		}
+	}
+	return worst, which
 }
 
 // waitAllDelivered waits until every posted message of every topic was
