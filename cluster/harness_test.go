@@ -176,6 +176,7 @@ type node struct {
 	metrics string // host:port of /metrics
 	exited  chan struct{}
 	state   *os.ProcessState // once exited is closed
+	handled bool             // the soak expected its end (it runs on the test's goroutine)
 }
 
 func (f *fixture) startNode(name string) *node {

@@ -197,3 +197,31 @@ func TestMessagesInDoubtShareOneRead(t *testing.T) {
 	assert.Len(t, r.st.fan.buffered, 3)
 	assert.Empty(t, r.queries(), "nothing read before the doubt has passed")
 }
+
+// A long-poll from a cursor the room never held (a reader that takes a topic
+// over, from a message before the room's join) is answered with what the room
+// fans out next, even while a catch-up for a stamp runs. Before, a room
+// catching up took any cursor it hadn't fanned out recently for one it held,
+// and the long-poll skipped everything until its time ran out (30 s in serve:
+// the cluster soak, issue 20).
+func TestLongPollFromACursorTheRoomNeverHeld(t *testing.T) {
+	r := joinedRig(t, nil)
+	r.st.stamps = stamps{} // nothing learned: s5 is held for its stamp
+	pid, caller := r.caller()
+	since := seam.Cursor("s4") // before the join: never live here
+	r.do(func(ctx actor.Context) {
+		r.st.onMessage(ctx, reflection("s5", "alice", "five"))
+		r.st.reads.startWaiter(ctx, &Fetch{Since: &since, Limit: 5, Block: time.Minute, until: time.Now().Add(time.Minute)}, pid)
+		var w *waiter
+		for _, w = range r.st.reads.waiters {
+		}
+		// The waiter's read ran before s5 was archived: nothing after s4.
+		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readWaiter, waiter: w, epoch: r.st.epoch}, res: &archive.Result{NextCursor: "s4"}})
+		at := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+		r.st.fan.onGap(ctx, &read{purpose: readGap, epoch: r.st.epoch}, &archive.Result{Entries: []archive.Entry{
+			{Message: seam.Message{BackendMsgID: "s5", Cursor: "s5", Content: "five", Timestamp: at}}}})
+	})
+	res := caller.wait(t, 1)[0].(*archive.Result)
+	require.Len(t, res.Entries, 1)
+	assert.Equal(t, seam.BackendMsgID("s5"), res.Entries[0].Message.BackendMsgID)
+}
