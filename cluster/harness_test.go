@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -343,6 +345,33 @@ func (f *fixture) slowest() (time.Duration, string) {
 	return worst, which
 }
 
+// longestStall is the longest time a topic delivered nothing while it had a
+// message waiting: per topic, between two deliveries (any node's, in time
+// order), counted from the earlier one or from the later message's post,
+// whichever came last. A failure of the topic's owner shows as one stall
+// (lease_ttl and the takeover), two failures of successive owners as two.
+func (f *fixture) longestStall() (time.Duration, string) {
+	f.mu.Lock()
+	sent := maps.Clone(f.sent)
+	f.mu.Unlock()
+	var worst time.Duration
+	which := ""
+	for tp, rs := range f.delivered() {
+		rs = slices.DeleteFunc(rs, func(r record) bool { return r.When.IsZero() })
+		slices.SortFunc(rs, func(a, b record) int { return a.When.Compare(b.When) })
+		for i := 1; i < len(rs); i++ {
+			from := rs[i-1].When
+			if at, ok := sent[rs[i].ID]; ok && at.After(from) {
+				from = at
+			}
+			if d := rs[i].When.Sub(from); d > worst {
+				worst, which = d, fmt.Sprintf("%s before %s on %s", tp, rs[i].ID, rs[i].Node)
+			}
+		}
+	}
+	return worst, which
+}
+
 // waitAllDelivered waits until every posted message of every topic was
 // delivered by some node.
 func (f *fixture) waitAllDelivered(within time.Duration) {
@@ -399,10 +428,27 @@ func (f *fixture) checkDeliveries() map[string]int {
 			start, end int // archive positions, inclusive
 		}
 		var runs []run
-		for _, r := range got[tp] {
+		// Records that say when they were delivered are taken in time order:
+		// a run goes on only while no other node delivered tp meanwhile (a
+		// node that handed a topic over and later took it back after the
+		// other's one message has two runs, not one around that message).
+		recs := got[tp]
+		timed := !slices.ContainsFunc(recs, func(r record) bool { return r.When.IsZero() })
+		if timed {
+			slices.SortStableFunc(recs, func(a, b record) int { return a.When.Compare(b.When) })
+		}
+		for _, r := range recs {
 			i, ok := index[r.ID]
 			if !ok {
 				t.Errorf("topic %s: node %s delivered %s, which was never posted", tp, r.Node, r.ID)
+				continue
+			}
+			if timed {
+				if n := len(runs); n > 0 && runs[n-1].node == r.Node && i == runs[n-1].end+1 {
+					runs[n-1].end = i
+				} else {
+					runs = append(runs, run{node: r.Node, start: i, end: i})
+				}
 				continue
 			}
 			if n := len(runs); n > 0 && runs[n-1].node == r.Node && i == runs[n-1].end+1 {
