@@ -248,8 +248,20 @@ func (n *Node) Stop() {
 	n.owners.Wait()
 	n.bg.Wait()
 	if s := n.sess.Load(); s != nil {
-		_ = s.Close() // revokes the lease (bounded by the TTL): nothing of ours lingers
+		n.revoke(s.Session) // nothing of ours lingers
 	}
+}
+
+// revoke ends lease s in etcd (its registration and locks go with it), within
+// a call's timeout. Not s.Close: that revokes with the session's context, the
+// node's, which has ended by Stop (the revocation was canceled before it was
+// sent: a stopped node's topics waited for its lease to expire, and so did
+// those of a node that gave them up on ErrLinkLost, as serve stops it at once).
+func (n *Node) revoke(s *concurrency.Session) {
+	s.Orphan()
+	ctx, cancel := context.WithTimeout(context.Background(), n.call)
+	defer cancel()
+	_, _ = n.cli.Revoke(ctx, s.Lease())
 }
 
 // say reports progress: to Options.Progress as a line, or as an Info record
@@ -331,10 +343,16 @@ func (n *Node) keepSession() {
 			}
 			n.why = why
 			n.kickReconciler() // stops every owner: no live lease
-			// Revoke it, should it still live in etcd (the bound passed
-			// first): nothing of the old lease lingers. Not waited for: etcd
-			// may be away.
-			n.bg.Go(func() { _ = s.Close() })
+			if why == ErrLinkLost {
+				// Revoked before the node reports its end: its topics move
+				// now, not when the lease would expire.
+				n.revoke(s)
+			} else {
+				// Revoke it, should it still live in etcd (the bound passed
+				// first): nothing of the old lease lingers. Not waited for:
+				// etcd may be away.
+				n.bg.Go(func() { n.revoke(s) })
+			}
 			close(n.lost)
 		}
 		return

@@ -193,10 +193,31 @@ func (f *fixture) startNodeAt(name, listen string) *node {
 // startNodeWith starts a node whose cluster member listens on listen and that
 // reaches the XMPP server at xmppAddr (host:port: the server, or a proxy).
 func (f *fixture) startNodeWith(name, listen, xmppAddr string) *node {
+	return f.startNodeOpts(name, nodeOpts{listen: listen, xmppAddr: xmppAddr})
+}
+
+// nodeOpts is how a node is started; zero fields take the fixture's own.
+type nodeOpts struct {
+	listen   string // the cluster member's listen address ("": 127.0.0.1:0)
+	xmppAddr string // host:port of the XMPP server, or of a proxy ("": the server)
+	etcd     string // the etcd endpoint ("": the test's etcd)
+	// metricsListen is the node's metrics listen address and metricsAddr
+	// where the test reaches it ("": both a free loopback port).
+	metricsListen, metricsAddr string
+	yaml                       string   // appended to the node's config (top-level keys)
+	prefix                     []string // the command runs under it (e.g. ip netns exec NS)
+}
+
+func (f *fixture) startNodeOpts(name string, o nodeOpts) *node {
 	t := f.t
 	n := &node{name: name, out: filepath.Join(f.dir, name+".jsonl"), exited: make(chan struct{})}
-	port := etcdtest.FreePort(t)
-	n.metrics = fmt.Sprintf("127.0.0.1:%d", port)
+	o.listen = cmp.Or(o.listen, "127.0.0.1:0")
+	o.xmppAddr = cmp.Or(o.xmppAddr, f.s.Addr)
+	if o.metricsListen == "" {
+		o.metricsListen = fmt.Sprintf("127.0.0.1:%d", etcdtest.FreePort(t))
+		o.metricsAddr = o.metricsListen
+	}
+	n.metrics = o.metricsAddr
 	outf, err := os.OpenFile(filepath.Join(f.dir, name+".stdout"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
 	errf, err := os.OpenFile(filepath.Join(f.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -204,11 +225,17 @@ func (f *fixture) startNodeWith(name, listen, xmppAddr string) *node {
 	tmpl, err := os.ReadFile(f.cfg)
 	require.NoError(t, err)
 	cfg := filepath.Join(f.dir, name+".yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer("METRICS", n.metrics, "OUTFILE", n.out, "NODE", n.name, `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", listen)).Replace(string(tmpl))), 0o600))
-	n.cmd = exec.Command(serveBinary(t), "--config", cfg, "--log-level", logLevel, "--log-format", logFormat, "serve")
+	r := []string{"METRICS", o.metricsListen, "OUTFILE", n.out, "NODE", n.name, `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", o.listen),
+		fmt.Sprintf(`service: "xmpp://%s"`, f.s.Addr), fmt.Sprintf(`service: "xmpp://%s"`, o.xmppAddr)}
+	if o.etcd != "" {
+		r = append(r, fmt.Sprintf("endpoints: [%q]", f.etcd.ClientURL), fmt.Sprintf("endpoints: [%q]", o.etcd))
+	}
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.NewReplacer(r...).Replace(string(tmpl))+o.yaml), 0o600))
+	args := append(append([]string(nil), o.prefix...), serveBinary(t), "--config", cfg, "--log-level", logLevel, "--log-format", logFormat, "serve")
+	n.cmd = exec.Command(args[0], args[1:]...)
 	// The binary is built with -race; protoactor itself has races (upstream),
 	// which must not change the exit status: ourRaces reads the reports.
-	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+xmppAddr,
+	n.cmd.Env = append(os.Environ(), "PARLEY_XMPP_PASS="+f.s.Accounts[0][1], "PARLEY_XMPP_SERVICE=xmpp://"+o.xmppAddr,
 		"GORACE=exitcode=0")
 	n.cmd.Stdout, n.cmd.Stderr = outf, errf
 	require.NoError(t, n.cmd.Start())

@@ -530,9 +530,19 @@ func EndedByServer(err error) bool {
 
 // fail records the first reason the connection ends and tears the link down so
 // both goroutines finish.
+//
+// The kernel drops whatever it still holds unsent (linger 0: a reset, not a
+// FIN after the queue): closed gracefully, it would go on retransmitting it,
+// and a path that heals after the link was given up would deliver a stanza
+// late. A cluster node cut off from the server had a relay post queued when
+// it gave its topics up; the next owner found it missing from the archive and
+// posted it, then the healed path delivered the old one too.
 func (c *Conn) fail(err error) {
 	c.errOnce.Do(func() { c.closeErr = err })
 	c.stopOnce.Do(func() { close(c.stop) })
+	if tc, ok := c.raw.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
 	_ = c.raw.Close()
 }
 
