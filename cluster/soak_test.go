@@ -16,8 +16,9 @@ import (
 
 // TestClusterSoak drives 3 to 5 nodes for a long while with random faults,
 // several at a time: kill -9, pauses past the lease and short ones, graceful
-// restarts, joins and leaves (and partitions where the partition harness
-// runs), while a writer posts to every topic. A node that ends (killed, or
+// restarts, joins and leaves, and partitions (about every other node runs in
+// network namespaces of its own, netns_test.go: its link to etcd or to the
+// XMPP server is cut), while a writer posts to every topic. A node that ends (killed, or
 // exiting after its lease or link was lost) is started again after a short
 // while, as its supervisor would. At the end it checks against the rooms'
 // archives: 0 lost, 0 reordered, duplicates only at handovers, the relay
@@ -48,7 +49,7 @@ func TestClusterSoak(t *testing.T) {
 	f := newFixtureWith(t, ntopics, "", ttl)
 	f.dumpLogsOnFailure()
 	s := &soak{f: f, t: t, ttl: ttl, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		busy: map[*node]bool{}, born: map[*node]time.Time{}, faults: map[string]int{}}
+		busy: map[*node]bool{}, born: map[*node]time.Time{}, paths: map[*node]*netPath{}, faults: map[string]int{}}
 	for range 3 {
 		s.start()
 	}
@@ -102,12 +103,16 @@ func TestClusterSoak(t *testing.T) {
 // (a pause's SIGCONT, a supervisor's restart) through due actions, all run
 // on the test's goroutine.
 type soak struct {
-	f      *fixture
-	t      *testing.T
-	ttl    time.Duration
-	rng    *rand.Rand
-	busy   map[*node]bool // nodes a fault is acting on
-	born   map[*node]time.Time
+	f    *fixture
+	t    *testing.T
+	ttl  time.Duration
+	rng  *rand.Rand
+	busy map[*node]bool // nodes a fault is acting on
+	born map[*node]time.Time
+	// paths: the isolated nodes' networks (netns_test.go), by node; free:
+	// those whose node has ended, healed, for the next isolated node.
+	paths  map[*node]*netPath
+	free   []*netPath
 	due    []action
 	faults map[string]int
 	count  int
@@ -176,7 +181,20 @@ func (s *soak) running() int {
 
 func (s *soak) start() *node {
 	s.count++
-	n := s.f.startNode(fmt.Sprintf("n%d", s.count))
+	name := fmt.Sprintf("n%d", s.count)
+	var n *node
+	if s.rng.IntN(2) == 0 { // every other node or so can be partitioned
+		var p *netPath
+		if k := len(s.free); k > 0 {
+			p, s.free = s.free[k-1], s.free[:k-1]
+		} else {
+			p = newNetPath(s.t, strings.TrimPrefix(s.f.etcd.ClientURL, "http://"), s.f.s.Addr)
+		}
+		n = s.f.startIsolated(name, p)
+		s.paths[n] = p
+	} else {
+		n = s.f.startNode(name)
+	}
 	s.born[n] = time.Now()
 	return n
 }
@@ -191,6 +209,12 @@ func (s *soak) restartAfter(n *node, d time.Duration) {
 		}
 		n.handled = true
 		delete(s.busy, n)
+		if p := s.paths[n]; p != nil {
+			p.heal(etcdLink)
+			p.heal(xmppLink)
+			s.free = append(s.free, p)
+			delete(s.paths, n)
+		}
 		s.start()
 	})
 }
@@ -210,6 +234,9 @@ func (s *soak) fault() {
 	}
 	if total > 3 {
 		kinds = append(kinds, "leave")
+	}
+	if s.paths[n] != nil {
+		kinds = append(kinds, "cut-etcd", "cut-xmpp")
 	}
 	kind := kinds[s.rng.IntN(len(kinds))]
 	s.faults[kind]++
@@ -243,6 +270,10 @@ func (s *soak) fault() {
 		s.busy[n] = true
 		n.signal(s.t, syscall.SIGTERM)
 		s.restartAfter(n, jitter(2*time.Second))
+	case "cut-etcd", "cut-xmpp": // the node ends on its own: lease lost, or its link down for half the lease
+		s.busy[n] = true
+		s.paths[n].cut(map[string]string{"cut-etcd": etcdLink, "cut-xmpp": xmppLink}[kind])
+		s.restartAfter(n, 0)
 	case "join":
 		s.start()
 	case "leave":
@@ -261,4 +292,8 @@ func (s *soak) leave(n *node) {
 	require.True(s.t, n.state.Success(), "node %s: SIGTERM exits 0: %v", n.name, n.state)
 	n.handled = true
 	delete(s.busy, n)
+	if p := s.paths[n]; p != nil {
+		s.free = append(s.free, p)
+		delete(s.paths, n)
+	}
 }
