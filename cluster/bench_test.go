@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -102,7 +104,11 @@ func TestFailoverBench(t *testing.T) {
 		return owners
 	}
 	f.post(1) // the poster joins every room now, not on the measured path
-	var samples []time.Duration
+	var samples, bares []time.Duration
+	before := map[string]string{} // topic → its last message
+	for _, tp := range f.topics {
+		before[tp] = f.posted[tp][len(f.posted[tp])-1]
+	}
 	for k := range kills {
 		owners := allOwned()
 		time.Sleep(2 * time.Second) // settle: handovers of the last join done
@@ -163,12 +169,49 @@ func TestFailoverBench(t *testing.T) {
 		t.Logf("kill %d: node %s with %d topics: all delivering again after %s (first %s, median %s; the probes were posted within %s)",
 			k, victim.name, len(moved), d.Round(time.Millisecond), each[0].Round(time.Millisecond), each[len(each)/2].Round(time.Millisecond),
 			posted.Round(time.Millisecond))
+		// The baseline, in the same round: a bare client does the XMPP reads
+		// a takeover does for the same rooms (the archive after the last
+		// message delivered: the probe's predecessor).
+		bare := bareTakeover(t, f, moved, before)
+		bares = append(bares, bare)
+		t.Logf("kill %d: bare client's join and archive read of the same %d rooms: %s", k, len(moved), bare.Round(time.Millisecond))
+		for i, tp := range moved {
+			before[tp] = ids[i]
+		}
 		f.startNode(fmt.Sprintf("n%d", nodes+k))
 	}
 	slices.Sort(samples)
-	pct := func(q float64) time.Duration { return samples[min(len(samples)-1, int(q*float64(len(samples))))] }
-	t.Logf("failover over %d kills, %d nodes x %d topics, lease_ttl %s: p50 %s, p99 %s, max %s",
-		len(samples), nodes, topics, ttl, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), samples[len(samples)-1].Round(time.Millisecond))
+	slices.Sort(bares)
+	pct := func(ds []time.Duration, q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	t.Logf("failover over %d kills, %d nodes x %d topics, lease_ttl %s: p50 %s, p99 %s, max %s; bare client's reads of the same rooms: p50 %s, p99 %s",
+		len(samples), nodes, topics, ttl, pct(samples, 0.5).Round(time.Millisecond), pct(samples, 0.99).Round(time.Millisecond),
+		samples[len(samples)-1].Round(time.Millisecond), pct(bares, 0.5).Round(time.Millisecond), pct(bares, 0.99).Round(time.Millisecond))
+}
+
+// bareTakeover times a bare client (a fresh connection, account 2, in the
+// rooms) reading each room's archive after before[topic], 16 at a time.
+func bareTakeover(t *testing.T, f *fixture, topics []string, before map[string]string) time.Duration {
+	cl, err := xmpptest.Dial(f.s, 2)
+	require.NoError(t, err)
+	defer cl.Close()
+	nick := "bare-" + strings.ToLower(rand.Text()[:6])
+	// Joined first, not timed: a survivor's backups are prepared ahead
+	// (joined), and its takeover reads the archive after the cursor.
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, tp := range topics {
+		g.Go(func() error { return cl.Join(tp+"@"+f.s.MUC, nick) })
+	}
+	require.NoError(t, g.Wait())
+	t0 := time.Now()
+	for _, tp := range topics {
+		g.Go(func() error {
+			_, _, _, err := cl.ArchivePage(tp+"@"+f.s.MUC, before[tp], 50)
+			return err
+		})
+	}
+	require.NoError(t, g.Wait())
+	return time.Since(t0)
 }
 
 func firstErr(errs ...error) error {
