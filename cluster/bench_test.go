@@ -174,7 +174,7 @@ func TestFailoverBench(t *testing.T) {
 		// message delivered: the probe's predecessor).
 		bare := bareTakeover(t, f, moved, before)
 		bares = append(bares, bare)
-		t.Logf("kill %d: bare client's join and archive read of the same %d rooms: %s", k, len(moved), bare.Round(time.Millisecond))
+		t.Logf("kill %d: bare client's archive reads of the same %d rooms: %s", k, len(moved), bare.Round(time.Millisecond))
 		for i, tp := range moved {
 			before[tp] = ids[i]
 		}
