@@ -41,9 +41,6 @@ type fanout struct {
 	recent     *idRing // the ids fanned out lately, to drop a second copy
 	buffered   []live  // live messages held while the position is unplaced or catching up
 	overflowed bool    // live messages were dropped from buffered: read the archive again
-	// dropped: since this catch-up began, a full buffer dropped live messages
-	// for the reads to find (holds can't name them).
-	dropped bool
 	// stampRead: a catch-up for messages held for their stamp is due (its
 	// read not sent yet): more such messages join it (fromArchive).
 	stampRead bool
@@ -76,7 +73,7 @@ func (f *fanout) hold() {
 	if f.stream == streaming {
 		f.stream = catchingUp
 	}
-	f.buffered, f.overflowed, f.stampRead, f.dropped = nil, false, false, false
+	f.buffered, f.overflowed, f.stampRead = nil, false, false
 }
 
 // release stops a catch-up cut short (a failed join, a lost occupancy): what
@@ -85,7 +82,7 @@ func (f *fanout) release() {
 	if f.stream == catchingUp {
 		f.stream = streaming
 	}
-	f.buffered, f.stampRead, f.dropped = nil, false, false
+	f.buffered, f.stampRead = nil, false
 }
 
 // place fixes where a first occupancy starts in the archive: the newest live
@@ -99,7 +96,7 @@ func (f *fanout) place(tail string) {
 			f.recent.add(string(l.msg.BackendMsgID))
 		}
 	}
-	f.stream, f.buffered, f.dropped = streaming, nil, false
+	f.stream, f.buffered = streaming, nil
 }
 
 // onLive takes a live reflection that carries the room's id: fanned out now,
@@ -108,7 +105,7 @@ func (f *fanout) onLive(ctx actor.Context, l live) {
 	if f.stream != streaming {
 		if len(f.buffered) >= f.s.cfg.MaxBuffered {
 			// They are in the archive: read it again once this catch-up ends.
-			f.buffered, f.overflowed, f.dropped = nil, true, true
+			f.buffered, f.overflowed = nil, true
 		}
 		f.buffered = append(f.buffered, l)
 		return
@@ -141,23 +138,14 @@ func (f *fanout) fromArchive(ctx actor.Context, l live, readAfter time.Duration)
 }
 
 // holds reports whether the message with cursor c may be held, not yet
-// fanned out, while a catch-up runs: a held live copy; or, once a full buffer
-// dropped messages for the reads to find, anything not fanned out recently.
-// Only that last guess can be wrong (a message older than the dedup window),
-// which costs a long-poll its live answer, not a duplicate. A cursor the room
-// never held (from before its join: a reader taking a topic over) is not
-// held: taking it for one made the long-poll skip every message until its
-// time ran out (issue 20's cluster soak).
+// fanned out: while a catch-up runs, anything not fanned out recently (a
+// held live copy, one a full buffer dropped for the read to find, or one
+// the catch-up reads). Wrong for a message the room will never fan out (one
+// older than the dedup window, or from before the room's join: a reader
+// taking a topic over); the long-polls it misleads are settled when the
+// catch-up ends (reads.settle).
 func (f *fanout) holds(c seam.Cursor) bool {
-	if f.stream != catchingUp {
-		return false
-	}
-	for _, l := range f.buffered {
-		if l.msg.Cursor == c {
-			return true
-		}
-	}
-	return f.dropped && !f.recent.has(string(c))
+	return f.stream == catchingUp && !f.recent.has(string(c))
 }
 
 // advance records a message as fanned out; false: it already was.
@@ -259,12 +247,13 @@ func (f *fanout) onGap(ctx actor.Context, r *read, res *archive.Result) {
 		f.readGap(ctx)
 		return
 	}
-	f.stream, f.dropped = streaming, false
+	f.stream = streaming
 	buffered := f.buffered
 	f.buffered = nil
 	for _, l := range buffered {
 		s.deliver(ctx, l)
 	}
+	s.reads.settle(ctx)
 	s.caughtUp(ctx)
 }
 

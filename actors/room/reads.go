@@ -39,9 +39,12 @@ type waiter struct {
 	expired  bool // its time ran out while its read was in flight
 	next     seam.Cursor
 	captured []seam.Message
-	// skipThrough: the room holds the waiter's own cursor, not yet fanned
-	// out (a live message whose stamp the archive is read for): what the room
-	// fans out up to and including it is not news to this waiter.
+	// skipThrough: the room may hold the waiter's own cursor, not yet
+	// fanned out (a live message whose stamp the archive is read for, or one
+	// a catch-up reads): what the room fans out up to and including it is
+	// not news to this waiter. Until the cursor goes by, what is fanned out
+	// is kept in captured, not answered: if the catch-up ends without it,
+	// the room never held it, and all of it is news (settle).
 	skipThrough seam.Cursor
 }
 
@@ -188,7 +191,9 @@ func (r *reads) offer(ctx actor.Context, msg seam.Message) {
 	for _, w := range r.waiters {
 		if w.skipThrough != "" {
 			if msg.Cursor == w.skipThrough {
-				w.skipThrough = ""
+				w.skipThrough, w.captured = "", nil // all of it was up to the cursor
+			} else if len(w.captured) < w.limit {
+				w.captured = append(w.captured, msg)
 			}
 			continue
 		}
@@ -212,7 +217,7 @@ func (r *reads) withhold(msg seam.Message) int {
 		switch {
 		case w.skipThrough != "":
 			if msg.Cursor == w.skipThrough {
-				w.skipThrough = ""
+				w.skipThrough, w.captured = "", nil
 			}
 		case w.phase == waitListening:
 			w.next = msg.Cursor
@@ -220,6 +225,23 @@ func (r *reads) withhold(msg seam.Message) int {
 		}
 	}
 	return n
+}
+
+// settle: a catch-up ended. A long-poll still waiting for its cursor to go
+// by waited for a message the room never held (from before its join, or
+// older than its dedup window): what it kept meanwhile is news. Before, it
+// skipped everything until its time ran out (issue 20: a node taking a topic
+// over waited 30 s).
+func (r *reads) settle(ctx actor.Context) {
+	for _, w := range r.waiters {
+		if w.skipThrough == "" {
+			continue
+		}
+		w.skipThrough = ""
+		if w.phase == waitListening && len(w.captured) > 0 {
+			r.answer(ctx, w, w.captured)
+		}
+	}
 }
 
 func (r *reads) onExpired(ctx actor.Context, id int) {
