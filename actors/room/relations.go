@@ -220,10 +220,15 @@ func (s *state) act(m *Post) (*stanza.Act, error) {
 	return &stanza.Act{Retract: origin, RetractSID: string(target)}, nil
 }
 
-// onSubject reports a subject change made while the runtime is in the room.
+// onSubject reports the room's subject when it differs from the one last
+// reported: a change made while the runtime is in the room, and the subject a
+// join shows (the first join: any subject set; a rejoin: one changed while
+// the runtime was away). An empty subject at the first join is no subject
+// set, not a change.
 func (s *state) onSubject(ctx actor.Context, m stanza.Message) {
-	if s.occ.phase != joined {
-		return // the subject a join shows
+	if m.Subject == s.occ.subject {
+		return
 	}
+	s.occ.subject = m.Subject
 	s.sendEvent(ctx, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: SubjectChanged, Subject: m.Subject, By: stanza.Resource(m.From), At: time.Now()})
 }

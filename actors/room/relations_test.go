@@ -307,3 +307,46 @@ func TestHeldRelationTheArchiveLacksGoesOutOnce(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	assert.Len(t, sub.all(), 1)
 }
+
+// The room's subject is reported when it differs from the one last reported:
+// the subject a first join shows (none: nothing), a change while in the
+// room, and on a rejoin only a subject changed while the room was away.
+func TestSubjectAtJoinAndAfter(t *testing.T) {
+	r := newRig(t, nil)
+	pid, events := r.caller()
+	r.st.cfg.Notify = pid
+	subject := func(phase phase, nick, text string) {
+		r.do(func(ctx actor.Context) {
+			r.st.occ.phase = phase
+			r.st.onMessage(ctx, stanza.Message{Type: "groupchat", From: "room@muc.example/" + nick, Subject: text, HasSubject: true})
+		})
+	}
+	reported := func() []string {
+		var out []string
+		for _, m := range events.all() {
+			if e, ok := m.(*Event); ok && e.Kind == SubjectChanged {
+				out = append(out, e.By+": "+e.Subject)
+			}
+		}
+		return out
+	}
+	subject(verifying, "alice", "the topic")    // the first join shows it
+	subject(joined, "bob", "a new topic")       // a change
+	subject(joined, "bob", "a new topic")       // the same again: no change
+	subject(replaying, "bob", "a new topic")    // a rejoin shows the same
+	subject(replaying, "carol", "changed away") // a rejoin shows a change
+	subject(joined, "carol", "changed away")    // nothing new
+	time.Sleep(20 * time.Millisecond)
+	assert.Equal(t, []string{"alice: the topic", "bob: a new topic", "carol: changed away"}, reported())
+
+	// A room without a subject shows an empty one at the first join: no event.
+	r2 := newRig(t, nil)
+	pid2, events2 := r2.caller()
+	r2.st.cfg.Notify = pid2
+	r2.do(func(ctx actor.Context) {
+		r2.st.occ.phase = verifying
+		r2.st.onMessage(ctx, stanza.Message{Type: "groupchat", From: "room@muc.example", HasSubject: true})
+	})
+	time.Sleep(20 * time.Millisecond)
+	assert.Empty(t, events2.all())
+}
