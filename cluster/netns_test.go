@@ -150,10 +150,14 @@ func (p *netPath) cut(link string) {
 	p.ip("-n", p.hub, "link", "set", link, "down")
 }
 
-// heal lets link carry packets again.
+// heal lets link carry packets again. The node side's neighbour entries
+// are flushed: those that failed while the link was down answer "no route
+// to host" for a few seconds (a node started right after a heal exited on
+// it in the soak).
 func (p *netPath) heal(link string) {
 	p.t.Helper()
 	p.ip("-n", p.hub, "link", "set", link, "up")
+	p.ip("-n", p.node, "neigh", "flush", "dev", strings.TrimSuffix(link, "h"))
 }
 
 // prefix is the command prefix that runs a command in the node's namespace.
