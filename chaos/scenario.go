@@ -116,6 +116,10 @@ type Report struct {
 	// server restarts, and links dropped for an unanswered keepalive:
 	// KeepaliveLosses of them).
 	LinkLosses, KeepaliveLosses int
+	// RoomsResumed and RoomsRejoined count the rooms' recoveries by path:
+	// a resumed link (XEP-0198: RoomResumed) or a full recovery
+	// (RoomRejoined), one per room each time.
+	RoomsResumed, RoomsRejoined int
 	// Recoveries holds, for each lost link, the time from the loss (the runtime
 	// reports Reconnecting) until every room of that runtime delivered a
 	// message again, after the runtime was back online (the end of the rejoin
@@ -203,6 +207,7 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "                    after a server restart: p50 %s, p99 %s over %d\n", ms(percentile(r.RestartRecoveries, 50)), ms(percentile(r.RestartRecoveries, 99)), len(r.RestartRecoveries))
 	}
 	fmt.Fprintf(&b, "  link losses       %d (%d for an unanswered keepalive; %d lost again before every room delivered)\n", r.LinkLosses, r.KeepaliveLosses, r.Interrupted)
+	fmt.Fprintf(&b, "  room recoveries   %d resumed (stream management), %d rejoined and replayed\n", r.RoomsResumed, r.RoomsRejoined)
 	fmt.Fprintf(&b, "  archives          read incrementally in %d MAM pages (%d rows answered twice and left out", r.ArchiveReads, r.ArchiveRepeats)
 	if r.ObserverMismatch > 0 {
 		fmt.Fprintf(&b, "; %d rooms differ when read whole", r.ObserverMismatch)
@@ -363,6 +368,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		if o.Tune != nil {
 			o.Tune(&cfg)
+		}
+		userEv := cfg.OnRoomEvent
+		cfg.OnRoomEvent = func(e runtime.RoomEvent) {
+			rec.roomEvent(e.Kind)
+			if userEv != nil {
+				userEv(e)
+			}
 		}
 		user := cfg.OnStateChange
 		cfg.OnStateChange = func(c runtime.StateChange) {
@@ -639,6 +651,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rec.mu.Lock()
 	rep.Recoveries, rep.RestartRecoveries = slices.Clone(rec.durations), slices.Clone(rec.restarts)
 	rep.LinkLosses, rep.KeepaliveLosses, rep.Interrupted = rec.losses, rec.keepalive, rec.interrupted
+	rep.RoomsResumed, rep.RoomsRejoined = rec.resumed, rec.rejoined
 	rec.mu.Unlock()
 	if len(rep.Recoveries) > 0 {
 		rep.LongestRecovery = slices.Max(rep.Recoveries)

@@ -279,6 +279,19 @@ type recovery struct {
 	losses      int
 	keepalive   int
 	interrupted int
+	resumed     int // rooms' RoomResumed events
+	rejoined    int // rooms' RoomRejoined events
+}
+
+func (r *recovery) roomEvent(k runtime.RoomEventKind) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch k {
+	case runtime.RoomResumed:
+		r.resumed++
+	case runtime.RoomRejoined:
+		r.rejoined++
+	}
 }
 
 type outage struct {

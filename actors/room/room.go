@@ -326,6 +326,10 @@ func (r *Room) Receive(ctx actor.Context) {
 	case *session.LinkUp:
 		s.wire.link = m.Link
 		s.linkUp(ctx)
+	case *session.LinkResumed:
+		if s.life != closing {
+			s.notify(ctx, Resumed, nil)
+		}
 	case *session.RejoinGo:
 		s.occ.onTurn(ctx)
 	case *session.Closing:
