@@ -347,7 +347,7 @@ func (c *Conn) writeLoop() {
 				continue // its fence ended while it was queued: never written
 			}
 			if !o.nonza {
-				ask = c.track(o.b)
+				ask = c.track(o.b, o.fence)
 			}
 			if !c.writeOn(t, o.b) {
 				return

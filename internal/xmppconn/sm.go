@@ -81,8 +81,9 @@ type SMState struct {
 }
 
 type tracked struct {
-	seq uint32
-	b   []byte
+	seq   uint32
+	b     []byte
+	fence func() error // SendFenced's (nil: none), asked again before a resend
 }
 
 // streamMgmt is a Conn's stream management. mu guards it; the writer waits
@@ -210,7 +211,7 @@ func (c *Conn) onSM(e *stanza.Element) {
 
 // track keeps a stanza about to be written until the server acknowledges it
 // (the writer's). ask: time to request an ack.
-func (c *Conn) track(b []byte) (ask bool) {
+func (c *Conn) track(b []byte, fence func() error) (ask bool) {
 	m := &c.sm
 	m.mu.Lock()
 	if !m.counting {
@@ -225,7 +226,7 @@ func (c *Conn) track(b []byte) (ask bool) {
 			// resumption rather than grow without bound.
 			m.resumable, m.unacked = false, nil
 		} else {
-			m.unacked = append(m.unacked, tracked{seq: m.out, b: b})
+			m.unacked = append(m.unacked, tracked{seq: m.out, b: b, fence: fence})
 		}
 	}
 	n := len(m.unacked)
@@ -411,18 +412,41 @@ func (c *Conn) resume(h Handler, lossErr error) bool {
 // resumedOn carries on over t after the server's <resumed h/>: what it
 // acknowledged is dropped, the rest written again in order, and the writer
 // let go.
+//
+// A fenced stanza (SendFenced) is written again only while its fence still
+// answers nil, as the runtime's own resend after a full recovery asks it: a
+// cluster node's relay post whose lease ended meanwhile may have been posted
+// by the next owner. One left out is not counted: the stanzas written again
+// are numbered from the server's h on. What the writer tracked while this
+// resent (it had taken the old link just before the loss) goes again too.
 func (c *Conn) resumedOn(t *transport, h uint32) error {
 	c.acked(h)
 	m := &c.sm
 	m.mu.Lock()
-	again := append([]tracked(nil), m.unacked...)
-	m.mu.Unlock()
-	for _, s := range again {
-		if err := writeDirect(t, s.b, c.wto); err != nil {
-			return err
+	kept := m.unacked[:0:0]
+	for _, s := range m.unacked {
+		if s.fence != nil && s.fence() != nil {
+			continue
 		}
+		s.seq = h + uint32(len(kept)) + 1
+		kept = append(kept, s)
 	}
-	m.mu.Lock()
+	m.unacked, m.out = kept, h+uint32(len(kept))
+	sent := 0
+	for {
+		again := append([]tracked(nil), m.unacked[min(sent, len(m.unacked)):]...)
+		if len(again) == 0 {
+			break
+		}
+		m.mu.Unlock()
+		for _, s := range again {
+			if err := writeDirect(t, s.b, c.wto); err != nil {
+				return err
+			}
+		}
+		sent += len(again)
+		m.mu.Lock()
+	}
 	defer m.mu.Unlock()
 	select {
 	case <-c.stop:

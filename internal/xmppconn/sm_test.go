@@ -212,7 +212,7 @@ func TestResumeResendsWhatTheServerNeverGot(t *testing.T) {
 	sc := dialSM(t, nil)
 	sc.chat(t, "w0")
 	require.Eventually(t, func() bool { return len(sc.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
-	sc.track(fmt.Appendf(nil, "<message to='%s' id='w1' type='chat'><body>w1</body></message>", sc.JID()))
+	sc.track(fmt.Appendf(nil, "<message to='%s' id='w1' type='chat'><body>w1</body></message>", sc.JID()), nil)
 	sc.proxy.SetSilent(true)
 	sc.proxy.SetSilent(false)
 	sc.chat(t, "w2")
@@ -220,6 +220,33 @@ func TestResumeResendsWhatTheServerNeverGot(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, want("w", 3), sc.got())
 	assert.Equal(t, 1, sc.SM().Resumes)
+}
+
+// A fenced stanza (SendFenced: a cluster node's relay post) that the server
+// never got is written again on the resumed link only while its fence still
+// answers nil: one whose fence ended meanwhile (the node's lease) is left
+// out, and what follows is numbered from the server's h, so everything sent
+// afterwards is still acknowledged.
+func TestResumeAsksTheFence(t *testing.T) {
+	sc := dialSM(t, nil)
+	sc.chat(t, "f0")
+	require.Eventually(t, func() bool { return len(sc.got()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	msg := func(body string) []byte {
+		return fmt.Appendf(nil, "<message to='%s' id='%s' type='chat'><body>%s</body></message>", sc.JID(), body, body)
+	}
+	// Written into the dead link (tracked as the writer does, the bytes gone).
+	sc.track(msg("f1"), func() error { return errors.New("the lease ended") })
+	sc.track(msg("f2"), func() error { return nil })
+	sc.proxy.SetSilent(true)
+	sc.proxy.SetSilent(false)
+	sc.chat(t, "f3")
+	require.Eventually(t, func() bool { return len(sc.got()) >= 3 }, 20*time.Second, 10*time.Millisecond, "got %v", sc.got())
+	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, []string{"f0", "f2", "f3"}, sc.got())
+	assert.Equal(t, 1, sc.SM().Resumes)
+	sc.chat(t, "f4")
+	require.Eventually(t, func() bool { _, _, n := sc.counts(); return n == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the server's h and ours agree: all acknowledged")
 }
 
 // Drop (the keepalive's verdict on a half-open link) resumes a resumable
