@@ -120,6 +120,12 @@ type Report struct {
 	// a resumed link (XEP-0198: RoomResumed) or a full recovery
 	// (RoomRejoined), one per room each time.
 	RoomsResumed, RoomsRejoined int
+	// ResumesRefused: lost links whose resumption the server refused (its
+	// session gone: it restarted, or the session timed out), ResumesRefusedRestart
+	// of them around a server restart; ResumeWindowPassed: lost links not
+	// resumed within the window (the server's timeout, at most 30 s). Each
+	// then recovered in full.
+	ResumesRefused, ResumesRefusedRestart, ResumeWindowPassed int
 	// Recoveries holds, for each lost link, the time from the loss (the runtime
 	// reports Reconnecting) until every room of that runtime delivered a
 	// message again, after the runtime was back online (the end of the rejoin
@@ -208,6 +214,8 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "  link losses       %d (%d for an unanswered keepalive; %d lost again before every room delivered)\n", r.LinkLosses, r.KeepaliveLosses, r.Interrupted)
 	fmt.Fprintf(&b, "  room recoveries   %d resumed (stream management), %d rejoined and replayed\n", r.RoomsResumed, r.RoomsRejoined)
+	fmt.Fprintf(&b, "  resumptions failed %d refused by the server (%d around a server restart), %d not resumed within the window: recovered in full\n",
+		r.ResumesRefused, r.ResumesRefusedRestart, r.ResumeWindowPassed)
 	fmt.Fprintf(&b, "  archives          read incrementally in %d MAM pages (%d rows answered twice and left out", r.ArchiveReads, r.ArchiveRepeats)
 	if r.ObserverMismatch > 0 {
 		fmt.Fprintf(&b, "; %d rooms differ when read whole", r.ObserverMismatch)
@@ -652,6 +660,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Recoveries, rep.RestartRecoveries = slices.Clone(rec.durations), slices.Clone(rec.restarts)
 	rep.LinkLosses, rep.KeepaliveLosses, rep.Interrupted = rec.losses, rec.keepalive, rec.interrupted
 	rep.RoomsResumed, rep.RoomsRejoined = rec.resumed, rec.rejoined
+	rep.ResumesRefused, rep.ResumesRefusedRestart, rep.ResumeWindowPassed = rec.refused, rec.refusedRestart, rec.windowPassed
 	rec.mu.Unlock()
 	if len(rep.Recoveries) > 0 {
 		rep.LongestRecovery = slices.Max(rep.Recoveries)
