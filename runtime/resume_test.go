@@ -168,8 +168,10 @@ func requireResumable(t *testing.T, s xmpptest.Server, proxy *cutProxy) {
 }
 
 // A killed link resumes: the rooms keep delivering (what was posted while
-// the link was down included), and nothing is rejoined or read from the
-// archive: no presence and no MAM query goes to the room after the kill.
+// the link was down included), and nothing is rejoined: no presence goes to
+// the room after the kill, and one archive read, after the room's last
+// message (the live order after a resumption can't be trusted: ejabberd
+// routes what reached the old stream late; room.afterResume), not a replay.
 // RoomResumed says so; no RoomRejoined.
 func TestResumeKeepsTheRoomsJoined(t *testing.T) {
 	s := xmpptest.Require(t)
@@ -206,13 +208,15 @@ func TestResumeKeepsTheRoomsJoined(t *testing.T) {
 	assert.Equal(t, first, ids[0])
 	assert.Equal(t, after, ids[2])
 	assert.False(t, ev.has(runtime.RoomRejoined), "no rejoin")
-	// No rejoin (a join presence) and no replay: the only archive reads
-	// Prosody may see are a stamp's (room/stamps.go), one per message at most.
+	// No rejoin (a join presence): one read after the room's last message;
+	// besides, Prosody may see a stamp's read (room/stamps.go), one per
+	// message at most.
 	p, q := toRoom(proxy.sent()[mark:], room)
 	assert.Zero(t, p, "no presence to the room after the kill")
-	assert.LessOrEqual(t, q, 2, "no replay after the kill: at most a stamp read for each of the two messages")
+	assert.GreaterOrEqual(t, q, 1, "the read after the resumption")
+	assert.LessOrEqual(t, q, 3, "no replay after the kill: the read after the resumption, at most a stamp read for each of the two messages")
 	if s.Name == "ejabberd" {
-		assert.Zero(t, q, "no archive query after the kill")
+		assert.Equal(t, 1, q, "one archive query after the kill: the read after the resumption")
 	}
 	assert.Contains(t, string(proxy.sent()[mark:]), "<resume xmlns='urn:xmpp:sm:3'")
 	// Embedders saw the link as it was: down, then back.
