@@ -461,42 +461,25 @@ func (f *fixture) checkDeliveries() map[string]int {
 			start, end int // archive positions, inclusive
 		}
 		var runs []run
-		// Records that say when they were delivered are taken in time order:
-		// a run goes on only while no other node delivered tp meanwhile (a
-		// node that handed a topic over and later took it back after the
-		// other's one message has two runs, not one around that message).
-		recs := got[tp]
-		timed := !slices.ContainsFunc(recs, func(r record) bool { return r.When.IsZero() })
-		if timed {
-			slices.SortStableFunc(recs, func(a, b record) int { return a.When.Compare(b.When) })
-		}
+		// Records are taken in the order they were delivered (the exec sink
+		// stamps each): a run goes on only while no other node delivered tp
+		// meanwhile (a node that handed a topic over and later took it back
+		// after the other's one message has two runs, not one around that
+		// message).
+		recs := slices.Clone(got[tp])
+		slices.SortStableFunc(recs, func(a, b record) int { return a.When.Compare(b.When) })
 		for _, r := range recs {
 			i, ok := index[r.ID]
 			if !ok {
 				t.Errorf("topic %s: node %s delivered %s, which was never posted", tp, r.Node, r.ID)
 				continue
 			}
-			if timed {
-				if n := len(runs); n > 0 && runs[n-1].node == r.Node && i == runs[n-1].end+1 {
-					runs[n-1].end = i
-				} else {
-					runs = append(runs, run{node: r.Node, start: i, end: i})
-				}
-				continue
+			if r.When.IsZero() {
+				t.Errorf("topic %s: node %s's record of %s has no delivery time (checkDeliveries needs the exec sink's stamps)", tp, r.Node, r.ID)
 			}
 			if n := len(runs); n > 0 && runs[n-1].node == r.Node && i == runs[n-1].end+1 {
 				runs[n-1].end = i
-				continue
-			}
-			merged := false
-			for k := range runs {
-				if runs[k].node == r.Node && i == runs[k].end+1 {
-					runs[k].end = i
-					merged = true
-					break
-				}
-			}
-			if !merged {
+			} else {
 				runs = append(runs, run{node: r.Node, start: i, end: i})
 			}
 		}
