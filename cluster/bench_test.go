@@ -80,12 +80,32 @@ func TestFailoverBench(t *testing.T) {
 	for i := range nodes {
 		f.startNode(fmt.Sprintf("n%d", i))
 	}
+	// Every (route, topic) owned, and spread over the live nodes as
+	// placement spreads it (at most 1.25:1), so that each kill is of a node
+	// holding its share of a full cluster: not of one of two, while the node
+	// started in place of the last victim has not registered yet.
 	allOwned := func() map[string]string {
+		var live []string
+		for _, n := range f.nodes {
+			if !exited(n) {
+				live = append(live, f.nodeID(n))
+			}
+		}
 		var owners map[string]string
 		require.Eventually(t, func() bool {
 			_, _, owners = f.status()
-			return len(owners) == topics+1
-		}, 5*time.Minute, 500*time.Millisecond, "every (route, topic) owned")
+			held := map[string]int{}
+			for key, id := range owners {
+				if strings.HasPrefix(key, "out ") {
+					held[id]++
+				}
+			}
+			least, most := topics, 0
+			for _, id := range live {
+				least, most = min(least, held[id]), max(most, held[id])
+			}
+			return len(owners) == topics+1 && len(held) == len(live) && 4*most <= 5*least
+		}, 5*time.Minute, 500*time.Millisecond, "every (route, topic) owned, spread over the %d live nodes", len(live))
 		// And every node prepared its backups: a kill right after a join
 		// measures the preparing, not the failover.
 		require.Eventually(t, func() bool {

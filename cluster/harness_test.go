@@ -66,6 +66,7 @@ type fixture struct {
 	etcd   *etcdtest.Server
 	dir    string
 	cfg    string
+	name   string // the cluster's name (its etcd keys' prefix)
 	topics []string
 	relay  string // the relay route's destination topic
 	nodes  []*node
@@ -106,6 +107,7 @@ func newFixtureWith(t *testing.T, ntopics int, sinkYAML string, ttl time.Duratio
 	})
 	f := &fixture{t: t, s: s, etcd: e, dir: dir, posted: map[string][]string{}, sent: map[string]time.Time{}}
 	base := fmt.Sprintf("cl-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%1000000)
+	f.name = base
 	for i := range ntopics {
 		f.topics = append(f.topics, fmt.Sprintf("%s-t%d", base, i))
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -349,8 +350,9 @@ func TestAllNodesRestart(t *testing.T) {
 // message twice). The relay's node reaches the XMPP server through a tap that
 // pauses it (SIGSTOP) as it sends the last query of its PostOnce archive check
 // for the relayed message (the check reads the page after the last relayed
-// id, then the newest row to verify that id), before the query reaches the
-// server: the answers say "not there", and the node reads them only when it
+// id, and the newest row to verify that id unless the node saw it lately:
+// the test counts the queries on a message relayed just before), before the
+// query reaches the server: the answers say "not there", and the node reads them only when it
 // runs again. Meanwhile the other node takes the relay over, finds nothing
 // either, and posts the message. Resumed, the paused node would post it
 // again: its lease's fence (runtime.WithPostFence) refuses the write.
@@ -368,13 +370,29 @@ func TestPausedRelayPostIsNotWrittenLate(t *testing.T) {
 	r := f.relayOwner()
 	local, err := runtime.RoomLocalpart(seam.Topic(f.relay))
 	require.NoError(t, err)
-	paused := make(chan struct{})
-	queries := 0
+	// How many archive queries the check sends depends on what the node's
+	// archive actor already knows (it verifies an id it has not seen lately
+	// with one more): count them on one more message relayed first, whose
+	// check starts, as the next one's will, from an id the node relayed.
+	var queries atomic.Int32
+	isQuery := func(b []byte) bool {
+		return strings.Contains(string(b), local+"@") && strings.Contains(string(b), "urn:xmpp:mam:2")
+	}
 	taps[r.name].onSend(func(b []byte) {
-		if !strings.Contains(string(b), local+"@") || !strings.Contains(string(b), "urn:xmpp:mam:2") {
-			return
+		if isQuery(b) {
+			queries.Add(1)
 		}
-		if queries++; queries == 2 {
+	})
+	f.post(1)
+	require.Eventually(t, func() bool { return f.relayedCount(fmt.Sprintf("%s message %d", f.topics[0], 2)) >= 1 }, within, 300*time.Millisecond,
+		"node %s relays a third message", r.name)
+	perCheck := queries.Load()
+	require.Positive(t, perCheck, "node %s checks the relay destination's archive before it posts", r.name)
+
+	paused := make(chan struct{})
+	queries.Store(0)
+	taps[r.name].onSend(func(b []byte) {
+		if isQuery(b) && queries.Add(1) == perCheck {
 			r.stop(t)
 			close(paused)
 			taps[r.name].onSend(nil)
@@ -385,9 +403,9 @@ func TestPausedRelayPostIsNotWrittenLate(t *testing.T) {
 	select {
 	case <-paused:
 	case <-time.After(within):
-		t.Fatalf("node %s did not check the relay destination's archive with two queries (%d seen)", r.name, queries)
+		t.Fatalf("node %s did not check the relay destination's archive with %d queries (%d seen)", r.name, perCheck, queries.Load())
 	}
-	want := fmt.Sprintf("%s message %d", f.topics[0], 2)
+	want := fmt.Sprintf("%s message %d", f.topics[0], 3)
 	require.Eventually(t, func() bool { return f.relayedCount(want) >= 1 }, within, 300*time.Millisecond,
 		"the other node took the relay over and posted %q", want)
 	r.signal(t, syscall.SIGCONT)
