@@ -59,7 +59,7 @@ type Result struct {
 }
 
 // Workloads names the workloads, in the order they run.
-var Workloads = []string{"post-sequential", "post-pipelined", "post-pipelined-100-rooms", "delivery", "fan-out", "replay", "joins", "recovery", "lagging-catch-up", "rejoin", "busy-room-heap"}
+var Workloads = []string{"post-sequential", "post-pipelined", "post-pipelined-100-rooms", "delivery", "fan-out", "replay", "joins", "recovery", "lagging-catch-up", "rejoin", "busy-room-heap", "resumed-recovery"}
 
 // ErrUnknownWorkload: Options.Only names a workload that doesn't exist.
 var ErrUnknownWorkload = errors.New("bench: unknown workload")
@@ -77,6 +77,7 @@ var workloads = map[string]workload{
 	"recovery":                 recovery,
 	"rejoin":                   rejoin,
 	"busy-room-heap":           busyRoomHeap,
+	"resumed-recovery":         resumedRecovery,
 }
 
 // run is one run's shared state.

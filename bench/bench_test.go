@@ -61,6 +61,7 @@ func BenchmarkRecovery(b *testing.B)              { benchmark(b, "recovery") }
 func BenchmarkLaggingCatchUp(b *testing.B)        { benchmark(b, "lagging-catch-up") }
 func BenchmarkRejoin(b *testing.B)                { benchmark(b, "rejoin") }
 func BenchmarkBusyRoomHeap(b *testing.B)          { benchmark(b, "busy-room-heap") }
+func BenchmarkResumedRecovery(b *testing.B)       { benchmark(b, "resumed-recovery") }
 
 // TestSmoke runs every workload at a hundredth of its size: the suite works end
 // to end and every figure is a number. It asserts no speed: speed is measured,

@@ -116,6 +116,16 @@ type Report struct {
 	// server restarts, and links dropped for an unanswered keepalive:
 	// KeepaliveLosses of them).
 	LinkLosses, KeepaliveLosses int
+	// RoomsResumed and RoomsRejoined count the rooms' recoveries by path:
+	// a resumed link (XEP-0198: RoomResumed) or a full recovery
+	// (RoomRejoined), one per room each time.
+	RoomsResumed, RoomsRejoined int
+	// ResumesRefused: lost links whose resumption the server refused (its
+	// session gone: it restarted, or the session timed out), ResumesRefusedRestart
+	// of them around a server restart; ResumeWindowPassed: lost links not
+	// resumed within the window (the server's timeout, at most 30 s). Each
+	// then recovered in full.
+	ResumesRefused, ResumesRefusedRestart, ResumeWindowPassed int
 	// Recoveries holds, for each lost link, the time from the loss (the runtime
 	// reports Reconnecting) until every room of that runtime delivered a
 	// message again, after the runtime was back online (the end of the rejoin
@@ -203,6 +213,9 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "                    after a server restart: p50 %s, p99 %s over %d\n", ms(percentile(r.RestartRecoveries, 50)), ms(percentile(r.RestartRecoveries, 99)), len(r.RestartRecoveries))
 	}
 	fmt.Fprintf(&b, "  link losses       %d (%d for an unanswered keepalive; %d lost again before every room delivered)\n", r.LinkLosses, r.KeepaliveLosses, r.Interrupted)
+	fmt.Fprintf(&b, "  room recoveries   %d resumed (stream management), %d rejoined and replayed\n", r.RoomsResumed, r.RoomsRejoined)
+	fmt.Fprintf(&b, "  resumptions failed %d refused by the server (%d around a server restart), %d not resumed within the window: recovered in full\n",
+		r.ResumesRefused, r.ResumesRefusedRestart, r.ResumeWindowPassed)
 	fmt.Fprintf(&b, "  archives          read incrementally in %d MAM pages (%d rows answered twice and left out", r.ArchiveReads, r.ArchiveRepeats)
 	if r.ObserverMismatch > 0 {
 		fmt.Fprintf(&b, "; %d rooms differ when read whole", r.ObserverMismatch)
@@ -363,6 +376,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		if o.Tune != nil {
 			o.Tune(&cfg)
+		}
+		userEv := cfg.OnRoomEvent
+		cfg.OnRoomEvent = func(e runtime.RoomEvent) {
+			rec.roomEvent(e.Kind)
+			if userEv != nil {
+				userEv(e)
+			}
 		}
 		user := cfg.OnStateChange
 		cfg.OnStateChange = func(c runtime.StateChange) {
@@ -639,6 +659,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rec.mu.Lock()
 	rep.Recoveries, rep.RestartRecoveries = slices.Clone(rec.durations), slices.Clone(rec.restarts)
 	rep.LinkLosses, rep.KeepaliveLosses, rep.Interrupted = rec.losses, rec.keepalive, rec.interrupted
+	rep.RoomsResumed, rep.RoomsRejoined = rec.resumed, rec.rejoined
+	rep.ResumesRefused, rep.ResumesRefusedRestart, rep.ResumeWindowPassed = rec.refused, rec.refusedRestart, rec.windowPassed
 	rec.mu.Unlock()
 	if len(rep.Recoveries) > 0 {
 		rep.LongestRecovery = slices.Max(rep.Recoveries)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -279,6 +280,39 @@ type recovery struct {
 	losses      int
 	keepalive   int
 	interrupted int
+	resumed     int // rooms' RoomResumed events
+	rejoined    int // rooms' RoomRejoined events
+	// Resumptions that failed (the runtime then recovered in full), by why:
+	// refused by the server (its session gone: restarted, or timed out),
+	// of which refusedRestart around a server restart; or no resumption
+	// within the window (the server's timeout, at most 30 s).
+	refused, refusedRestart, windowPassed int
+}
+
+// failedResumption classifies a Reconnecting → Reconnecting change: a link
+// whose resumption failed reports the loss's error with "(resumption: why)"
+// (internal/xmppconn); refused: the server answered <failed/>.
+func failedResumption(err error) (failed, refused bool) {
+	if err == nil {
+		return false, false
+	}
+	msg := err.Error()
+	i := strings.Index(msg, "(resumption: ")
+	if i < 0 {
+		return false, false
+	}
+	return true, strings.Contains(msg[i:], "refused to resume the session")
+}
+
+func (r *recovery) roomEvent(k runtime.RoomEventKind) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch k {
+	case runtime.RoomResumed:
+		r.resumed++
+	case runtime.RoomRejoined:
+		r.rejoined++
+	}
 }
 
 type outage struct {
@@ -295,6 +329,18 @@ func (r *recovery) state(rt int, c runtime.StateChange) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
+	case c.To == runtime.Reconnecting && c.From == runtime.Reconnecting:
+		if failed, refused := failedResumption(c.Err); failed {
+			switch {
+			case !refused:
+				r.windowPassed++
+			case r.restarting() || r.open[rt] != nil && r.open[rt].restart:
+				r.refused++
+				r.refusedRestart++
+			default:
+				r.refused++
+			}
+		}
 	case c.To == runtime.Reconnecting && c.From != runtime.Reconnecting:
 		r.losses++
 		if errors.Is(c.Err, runtime.ErrKeepAlive) {

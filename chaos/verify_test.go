@@ -150,6 +150,26 @@ func TestRecoveryNeedsEveryRoom(t *testing.T) {
 	assert.Equal(t, 1, r.interrupted)
 }
 
+// A failed resumption (Reconnecting again, with the loss's error and
+// "(resumption: why)") is counted by why; a failed login attempt is not.
+func TestFailedResumptionsCounted(t *testing.T) {
+	restarting := false
+	r := newRecovery(1, func() bool { return restarting })
+	again := func(err error) {
+		r.state(0, runtime.StateChange{From: runtime.Reconnecting, To: runtime.Reconnecting, At: time.Now(), Err: err})
+	}
+	r.state(0, runtime.StateChange{From: runtime.Online, To: runtime.Reconnecting, At: time.Now()})
+	again(errors.New("EOF (resumption: xmppconn: the server refused to resume the session (item-not-found))"))
+	again(errors.New("EOF (resumption: context deadline exceeded)"))
+	again(errors.New("xmppconn: login as a@b at c: dial tcp: connection refused"))
+	restarting = true
+	again(errors.New("read: connection reset by peer (resumption: xmppconn: the server refused to resume the session (item-not-found))"))
+	assert.Equal(t, 2, r.refused)
+	assert.Equal(t, 1, r.refusedRestart)
+	assert.Equal(t, 1, r.windowPassed)
+	assert.Equal(t, 1, r.losses)
+}
+
 func TestPercentile(t *testing.T) {
 	var ds []time.Duration
 	for i := 1; i <= 100; i++ {

@@ -126,6 +126,9 @@ type Runtime struct {
 	MaxInboundStanzaBytes int `yaml:"max_inbound_stanza_bytes"`
 	// RejoinConcurrency bounds the rooms rejoining at once after a reconnect [100].
 	RejoinConcurrency int `yaml:"rejoin_concurrency"`
+	// StreamManagement: XEP-0198 stream management with resumption, used
+	// whenever the server offers it [true]; false turns it off.
+	StreamManagement *bool `yaml:"stream_management"`
 }
 
 // Serve configures the fan-out engine.
@@ -556,7 +559,8 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		RingMessages: r.RingMessages, RingBytes: r.RingBytes, ArchiveWait: time.Duration(r.ArchiveWait),
 		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
 		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
-		RejoinConcurrency: r.RejoinConcurrency,
+		RejoinConcurrency:       r.RejoinConcurrency,
+		DisableStreamManagement: r.StreamManagement != nil && !*r.StreamManagement,
 	}, nil
 }
 

@@ -270,6 +270,20 @@ func TestFromEnv(t *testing.T) {
 	assert.Empty(t, c.Domain)
 }
 
+// stream_management: on unless set false (issue 22).
+func TestStreamManagementReachesTheRuntime(t *testing.T) {
+	clearEnv(t)
+	for body, disabled := range map[string]bool{
+		"runtime:\n  stream_management: false\n": true,
+		"runtime:\n  stream_management: true\n":  false,
+		"runtime:\n  keepalive: 30s\n":           false,
+	} {
+		f, err := Parse([]byte(body))
+		require.NoError(t, err)
+		assert.Equal(t, disabled, f.RuntimeConfig().DisableStreamManagement, body)
+	}
+}
+
 // A relative state_dir is relative to the configuration file's directory, as
 // password_file is, wherever the command runs; an absolute one stays.
 func TestStateDirIsRelativeToTheFile(t *testing.T) {

@@ -32,6 +32,8 @@ type Prometheus struct {
 	reg         *prometheus.Registry
 	state       *prometheus.GaugeVec
 	reconnects  *prometheus.CounterVec
+	resumes     *prometheus.CounterVec
+	unacked     *prometheus.GaugeVec
 	joined      *prometheus.GaugeVec
 	in, out     *prometheus.CounterVec
 	replayed    *prometheus.CounterVec
@@ -69,7 +71,11 @@ func New() *Prometheus {
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_connection_state",
 			Help: "1 for the server's connection's current state (connecting, online, reconnecting, closed), 0 for the others; all 0 before its first connect. One set per server (label server: its name under servers, \"default\" for backend_config)."}, []string{"server", "state"}),
 		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_reconnects_total",
-			Help: "Lost links to the server re-established."}, []string{"server"}),
+			Help: "Lost links to the server re-established, resumed ones (parley_xmpp_resumptions_total) included; the others were full recoveries (every room rejoined and replayed from the archive)."}, []string{"server"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_resumptions_total",
+			Help: "Lost links to the server resumed (XEP-0198 stream management): the server kept the session and the rooms' occupancy; no rejoin, no replay."}, []string{"server"}),
+		unacked: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_unacked_stanzas",
+			Help: "Stanzas sent to the server that it has not acknowledged yet (XEP-0198), kept to be sent again on a resumption."}, []string{"server"}),
 		joined: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_xmpp_room_joined",
 			Help: "1 while the topic's room on the server is joined."}, perTopic),
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_xmpp_messages_in_total",
@@ -107,7 +113,7 @@ func New() *Prometheus {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision}})
 	build.Set(1)
 	p.reg.MustRegister(p.gaps, p.dropped, p.skipped, p.notOwned, p.unmatched, build)
-	p.reg.MustRegister(p.state, p.reconnects, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
+	p.reg.MustRegister(p.state, p.reconnects, p.resumes, p.unacked, p.joined, p.in, p.out, p.replayed, p.pending, p.queued,
 		p.filtered, p.delivered, p.sinkFailure, p.loops, p.backlog, p.routeSkip, p.deadLetters, p.stopped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
@@ -138,13 +144,15 @@ var states = []observe.State{observe.Connecting, observe.Online, observe.Reconne
 
 // ForServer returns the measurements of the runtime connected to the named
 // server: its series carry server=name. Its connection-state series (all 0),
-// reconnect counter and skipped-element counters exist from this call on,
+// reconnect and resumption counters, unacked-stanza gauge and skipped-element
+// counters exist from this call on,
 // before the runtime's first event. One *Server per name.
 func (p *Prometheus) ForServer(name string) *Server {
 	if s, ok := p.servers.Load(name); ok {
 		return s.(*Server)
 	}
-	s := &Server{p: p, name: name, reconnects: p.reconnects.WithLabelValues(name)}
+	s := &Server{p: p, name: name, reconnects: p.reconnects.WithLabelValues(name),
+		resumes: p.resumes.WithLabelValues(name), unacked: p.unacked.WithLabelValues(name)}
 	for i, st := range states {
 		s.state[i] = p.state.WithLabelValues(name, st.String())
 	}
@@ -169,6 +177,12 @@ func (p *Prometheus) InboundSkipped(kind string) { p.unnamed().InboundSkipped(ki
 // Reconnected implements observe.Metrics, for server "".
 func (p *Prometheus) Reconnected() { p.unnamed().Reconnected() }
 
+// Resumed implements observe.StreamManager, for server "".
+func (p *Prometheus) Resumed() { p.unnamed().Resumed() }
+
+// UnackedStanzas implements observe.StreamManager, for server "".
+func (p *Prometheus) UnackedStanzas(n int) { p.unnamed().UnackedStanzas(n) }
+
 // Room implements observe.Metrics, for server "".
 func (p *Prometheus) Room(topic string) observe.Room { return p.unnamed().Room(topic) }
 
@@ -179,6 +193,8 @@ type Server struct {
 	name       string
 	state      [4]prometheus.Gauge // by states' order
 	reconnects prometheus.Counter
+	resumes    prometheus.Counter
+	unacked    prometheus.Gauge
 }
 
 // ConnectionState implements observe.Metrics.
@@ -197,6 +213,12 @@ func (s *Server) InboundSkipped(kind string) { s.p.skipped.WithLabelValues(s.nam
 
 // Reconnected implements observe.Metrics.
 func (s *Server) Reconnected() { s.reconnects.Inc() }
+
+// Resumed implements observe.StreamManager.
+func (s *Server) Resumed() { s.resumes.Inc() }
+
+// UnackedStanzas implements observe.StreamManager.
+func (s *Server) UnackedStanzas(n int) { s.unacked.Set(float64(n)) }
 
 // Room implements observe.Metrics: the topic's collectors on this server,
 // bound once (and so at 0 from the room's creation on).
@@ -304,6 +326,8 @@ var (
 	_ observe.Metrics           = (*Server)(nil)
 	_ observe.InboundSkipper    = (*Server)(nil)
 	_ observe.InboundSkipper    = (*Prometheus)(nil)
+	_ observe.StreamManager     = (*Server)(nil)
+	_ observe.StreamManager     = (*Prometheus)(nil)
 	_ observe.GapRecorder       = (*room)(nil)
 	_ observe.RowDropper        = (*room)(nil)
 	_ observe.OwnershipRecorder = (*room)(nil)

@@ -27,6 +27,8 @@ func TestMetricsAreExposed(t *testing.T) {
 	p := New()
 	p.ConnectionState(observe.State(1))
 	p.Reconnected()
+	p.Resumed()
+	p.UnackedStanzas(4)
 	r := p.Room("general")
 	r.Joined(true)
 	r.MessageIn()
@@ -54,6 +56,8 @@ func TestMetricsAreExposed(t *testing.T) {
 		`parley_xmpp_connection_state{server="",state="online"} 1`,
 		`parley_xmpp_connection_state{server="",state="reconnecting"} 0`,
 		`parley_xmpp_reconnects_total{server=""} 1`,
+		`parley_xmpp_resumptions_total{server=""} 1`,
+		`parley_xmpp_unacked_stanzas{server=""} 4`,
 		`parley_xmpp_room_joined{server="",topic="general"} 1`,
 		`parley_xmpp_messages_in_total{server="",topic="general"} 2`,
 		`parley_xmpp_messages_out_total{server="",topic="general"} 1`,
@@ -130,8 +134,8 @@ func gathered(t *testing.T, p *Prometheus) map[string]float64 {
 	return out
 }
 
-// Two servers' runtimes: each has its own connection state, reconnects and
-// skipped elements, and the same topic on both is two series.
+// Two servers' runtimes: each has its own connection state, reconnects,
+// resumptions, unacked stanzas and skipped elements, and the same topic on both is two series.
 func TestEveryServerHasItsOwnSeries(t *testing.T) {
 	p := New()
 	a, b := p.ForServer("default"), p.ForServer("remote")
@@ -140,6 +144,8 @@ func TestEveryServerHasItsOwnSeries(t *testing.T) {
 	b.ConnectionState(observe.Reconnecting)
 	a.ConnectionState(observe.Online) // the last writer does not erase the other server's state
 	b.Reconnected()
+	b.Resumed()
+	a.UnackedStanzas(7)
 	b.InboundSkipped(observe.SkipUnrouted)
 	a.Room("alerts").MessageIn()
 	b.Room("alerts").MessageOut()
@@ -153,6 +159,10 @@ func TestEveryServerHasItsOwnSeries(t *testing.T) {
 		`parley_xmpp_connection_state{server="remote",state="reconnecting"}`:  1,
 		`parley_xmpp_reconnects_total{server="default"}`:                      0,
 		`parley_xmpp_reconnects_total{server="remote"}`:                       1,
+		`parley_xmpp_resumptions_total{server="default"}`:                     0,
+		`parley_xmpp_resumptions_total{server="remote"}`:                      1,
+		`parley_xmpp_unacked_stanzas{server="default"}`:                       7,
+		`parley_xmpp_unacked_stanzas{server="remote"}`:                        0,
 		`parley_xmpp_inbound_skipped_total{kind="unrouted",server="remote"}`:  1,
 		`parley_xmpp_inbound_skipped_total{kind="unrouted",server="default"}`: 0,
 		`parley_xmpp_messages_in_total{server="default",topic="alerts"}`:      1,
@@ -172,7 +182,8 @@ func TestEveryServerHasItsOwnSeries(t *testing.T) {
 }
 
 // The series a rule watches exist before the first event: a server's
-// connection state and reconnects once it is bound, a route's failures,
+// connection state, reconnects, resumptions and unacked stanzas once it is
+// bound, a route's failures,
 // deliveries and backlog once declared, a room's once the runtime binds it.
 func TestSeriesExistFromTheStart(t *testing.T) {
 	p := New()
@@ -191,6 +202,8 @@ func TestSeriesExistFromTheStart(t *testing.T) {
 		`parley_xmpp_connection_state{server="default",state="reconnecting"}`,
 		`parley_xmpp_connection_state{server="default",state="closed"}`,
 		`parley_xmpp_reconnects_total{server="default"}`,
+		`parley_xmpp_resumptions_total{server="default"}`,
+		`parley_xmpp_unacked_stanzas{server="default"}`,
 		`parley_xmpp_inbound_skipped_total{kind="oversized-tree",server="default"}`,
 		`parley_xmpp_sink_failures_total{route="hook"}`,
 		`parley_xmpp_sink_deliveries_total{route="hook",topic="alerts"}`,

@@ -96,6 +96,17 @@ type RowDropper interface {
 	ArchiveRowsDropped(n int)
 }
 
+// StreamManager is an optional interface of Metrics (XEP-0198 stream
+// management): Resumed is called when a lost link was resumed (the rooms kept
+// their occupancy: no rejoin, no replay), after Reconnected, which counts
+// every re-established link; UnackedStanzas with the number of stanzas sent that the server
+// has not acknowledged yet, kept for a resumption, whenever it changes (from
+// the connection's goroutines). Metrics without it are not told.
+type StreamManager interface {
+	Resumed()
+	UnackedStanzas(n int)
+}
+
 // InboundSkipper is an optional interface of Metrics: InboundSkipped is called
 // for each element the connection read and passed over (not a stanza the
 // runtime handles, a request it could not answer), by kind: one of

@@ -153,6 +153,16 @@ type Config struct {
 	// backoff [1 MiB].
 	MaxInboundStanzaBytes int
 
+	// DisableStreamManagement turns XEP-0198 stream management off. By default
+	// (stream_management: true) it is enabled, with resumption, whenever the
+	// server offers it: the server acknowledges what the runtime sends, and a
+	// lost link is resumed within the server's resumption timeout (at most
+	// 30 s) with the rooms' occupancy kept: no rejoin, no replay, no archive
+	// lookups for posts in flight (RoomResumed). A resumption the server
+	// refuses (it restarted, the session timed out) recovers in full, as
+	// without it (RoomRejoined). See docs/reliability.md.
+	DisableStreamManagement bool
+
 	// Metrics receives the runtime's measurements (nil: none); package metrics
 	// has a Prometheus implementation.
 	Metrics observe.Metrics
@@ -315,6 +325,8 @@ func (r *resolved) connOptions() xmppconn.Options {
 		DialTimeout:     r.DialTimeout,
 		MaxStanzaBytes:  r.MaxStanzaBytes,
 		MaxInboundBytes: r.MaxInboundStanzaBytes,
+
+		DisableStreamManagement: r.DisableStreamManagement,
 	}
 }
 

@@ -99,6 +99,13 @@ const (
 	// itself) set the room's subject to RoomEvent.Subject while the runtime was
 	// in the room. The subject a join shows is not reported.
 	RoomSubjectChanged
+	// RoomResumed: the lost link was resumed (XEP-0198 stream management,
+	// stream_management): the server kept the session and the room's
+	// occupancy, and delivered what the link had missed; the room was not
+	// joined again and nothing was read from the archive. A link that could
+	// not be resumed (the server restarted, the resumption timed out) recovers
+	// in full: RoomRejoined.
+	RoomResumed
 )
 
 func (k RoomEventKind) String() string {
@@ -125,6 +132,8 @@ func (k RoomEventKind) String() string {
 		return "not-owned"
 	case RoomSubjectChanged:
 		return "subject-changed"
+	case RoomResumed:
+		return "resumed"
 	}
 	return fmt.Sprintf("RoomEventKind(%d)", int(k))
 }
@@ -180,6 +189,7 @@ var roomEventKinds = map[room.EventKind]RoomEventKind{
 	room.Failed:             RoomFailed,
 	room.NotOwned:           RoomNotOwned,
 	room.SubjectChanged:     RoomSubjectChanged,
+	room.Resumed:            RoomResumed,
 }
 
 func roomEventOf(e room.Event) RoomEvent {

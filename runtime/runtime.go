@@ -435,7 +435,8 @@ func (rt *Runtime) act(ctx context.Context, topic seam.Topic, p *room.Post, opts
 
 // WithPostFence answers a ctx under which Post and PostOnce write their message
 // only while fence answers nil. It is asked immediately before every write of
-// the message (its first, and a resend after a lost link), the last time by
+// the message (its first, a resend after a lost link, and the connection's
+// own resend when stream management resumes the link), the last time by
 // the connection's writer right before the write system call, so a post that
 // waited (for the room's archive check, for the post window, in the link's
 // queue) is checked when it actually goes out, not when it was asked for. A

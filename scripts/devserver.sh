@@ -113,8 +113,12 @@ sql = { driver = "SQLite3", database = "prosody.sqlite" }
 
 -- admin_shell: "prosodyctl --config FILE shell" over admin_socket, which the
 -- end-to-end tests use to remove an occupant without telling it (XEP-0410).
-modules_enabled = { "roster", "saslauth", "disco", "ping", "mam", "register", "time", "version", "admin_shell" }
+-- smacks: XEP-0198 stream management with resumption (issue 22). A dropped
+-- session, with its room occupancy, waits smacks_hibernation_time for a
+-- <resume/>.
+modules_enabled = { "roster", "saslauth", "disco", "ping", "mam", "register", "time", "version", "admin_shell", "smacks" }
 modules_disabled = { "s2s" }
+smacks_hibernation_time = 300
 admin_socket = "$data/prosody.sock"
 archive_expires_after = "never"
 max_archive_query_results = 50
@@ -276,6 +280,10 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_roster: {}
+  # XEP-0198 stream management with resumption (issue 22): a dropped session,
+  # with its room occupancy, waits resume_timeout for a <resume/>.
+  mod_stream_mgmt:
+    resume_timeout: 300
   mod_mam:
     db_type: sql
     assume_mam_usage: true

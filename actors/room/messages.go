@@ -145,6 +145,11 @@ const (
 	// set the room's subject to Event.Subject, while the runtime was in the
 	// room (the subject a join shows is not a change).
 	SubjectChanged
+	// Resumed: the lost link was resumed (XEP-0198): the server kept the
+	// session, with the room's occupancy, and delivered what the link had
+	// not; the room was not joined again and nothing was read from the
+	// archive. A link that could not be resumed recovers in full (Rejoined).
+	Resumed
 )
 
 func (k EventKind) String() string {
@@ -171,6 +176,8 @@ func (k EventKind) String() string {
 		return "not-owned"
 	case SubjectChanged:
 		return "subject-changed"
+	case Resumed:
+		return "resumed"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }

@@ -225,3 +225,42 @@ func TestLongPollFromACursorTheRoomNeverHeld(t *testing.T) {
 	require.Len(t, res.Entries, 1)
 	assert.Equal(t, seam.BackendMsgID("s5"), res.Entries[0].Message.BackendMsgID)
 }
+
+// After a resumption the room reads the archive after its last message,
+// holding live messages back: ejabberd routes what reached the old stream
+// late, after newer messages. A message that comes late is delivered in
+// archive order (from the read), its late live copy dropped, and a message
+// newer than the read after it.
+func TestResumptionReadsTheArchive(t *testing.T) {
+	r := joinedRig(t, nil)
+	sub := r.subscribe()
+	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, reflection("s1", "alice", "one")) })
+	sub.wait(t, 1)
+	r.do(func(ctx actor.Context) { r.st.afterResume(ctx) })
+	require.Eventually(t, func() bool { return len(r.queries()) == 1 }, time.Second, time.Millisecond)
+	require.Equal(t, catchingUp, r.st.fan.stream)
+	// The new stream: s3 routed to it at once, s2 late from the old one.
+	r.do(func(ctx actor.Context) {
+		r.st.onMessage(ctx, reflection("s3", "alice", "three"))
+		r.st.onMessage(ctx, reflection("s2", "alice", "two"))
+	})
+	time.Sleep(20 * time.Millisecond)
+	assert.Len(t, sub.all(), 1, "held while the archive is read")
+	at := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	r.do(func(ctx actor.Context) {
+		r.st.fan.onGap(ctx, &read{purpose: readGap, epoch: r.st.epoch}, &archive.Result{Entries: []archive.Entry{
+			{Message: seam.Message{BackendMsgID: "s2", Cursor: "s2", Content: "two", Timestamp: at}}}})
+	})
+	var ids []seam.BackendMsgID
+	for _, m := range sub.wait(t, 3) {
+		ids = append(ids, m.(*subscriber.Deliver).Msg.BackendMsgID)
+	}
+	assert.Equal(t, []seam.BackendMsgID{"s1", "s2", "s3"}, ids)
+	time.Sleep(20 * time.Millisecond)
+	assert.Len(t, sub.all(), 3, "each once")
+	assert.Equal(t, streaming, r.st.fan.stream)
+
+	// A resumption while a catch-up runs reads again after it.
+	r.do(func(ctx actor.Context) { r.st.fan.startCatchUp(ctx); r.st.afterResume(ctx) })
+	assert.True(t, r.st.fan.overflowed)
+}

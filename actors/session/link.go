@@ -142,6 +142,8 @@ type Session struct {
 	upAfter     int // the attempts the current link took
 	onlineSince time.Time
 	pingID      string
+	// suspended: the connection is resuming a lost link (XEP-0198).
+	suspended bool
 	// heard: a stanza came in since the ping in flight was sent. A link that
 	// delivers is alive, however late the ping's answer (it waits behind a long
 	// send queue on a busy link).
@@ -186,6 +188,13 @@ type (
 	connEnded  struct{}
 	retryNow   struct{ epoch int }
 	pingNow    struct{ epoch int }
+	// The link was lost and the connection is resuming it (XEP-0198), and
+	// it resumed.
+	linkSuspended struct {
+		epoch int
+		err   error
+	}
+	linkResumed struct{ epoch int }
 )
 
 // Props returns the session's props.
@@ -261,17 +270,35 @@ func (s *Session) Receive(ctx actor.Context) {
 		}
 	case *linkClosed:
 		if m.epoch == s.epoch && s.phase == online {
+			s.suspended = false
 			s.linkLost(ctx, m.err)
 		}
-	case *pingNow:
+	case *linkSuspended:
 		if m.epoch == s.epoch && s.phase == online {
+			s.onSuspended(ctx, m.err)
+		}
+	case *linkResumed:
+		if m.epoch == s.epoch && s.phase == online {
+			s.onResumed(ctx)
+		}
+	case *pingNow:
+		if m.epoch == s.epoch && s.phase == online && !s.suspended {
 			s.ping(ctx)
 		}
 	case *IQResult: // the answer to our own keepalive ping
 		if m.ID == s.pingID && s.phase == online {
 			s.pingID = ""
 			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) && !s.heard {
-				s.linkLost(ctx, fmt.Errorf("%w: nothing from the server for %s", ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond)))
+				err := fmt.Errorf("%w: nothing from the server for %s", ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond))
+				if s.conn.SM().Resumable {
+					// A half-open link: the connection drops it and resumes
+					// the session on a new one (Suspended, then Resumed or,
+					// refused, Closed and the full recovery).
+					s.log.Warn("keepalive unanswered; resuming the session on a new link", slog.Any("err", err))
+					s.conn.Drop(err)
+					return
+				}
+				s.linkLost(ctx, err)
 				return
 			}
 			if m.Err == nil {
@@ -366,15 +393,21 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	if s.phase == reconnecting {
 		s.cfg.Metrics.Reconnected()
 	}
-	s.conn, s.phase, s.lastErr = m.conn, online, nil
+	s.conn, s.phase, s.lastErr, s.suspended = m.conn, online, nil, false
 	s.onlineSince = time.Now()
 	s.pingWait, s.srtt = s.cfg.KeepAliveTimeout, 0
 	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
-	m.conn.Start(xmppconn.Handler{
-		Stanza:  func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
-		Skipped: skipCounter(s.cfg.Metrics),
-		Closed:  func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
-	})
+	h := xmppconn.Handler{
+		Stanza:    func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
+		Skipped:   skipCounter(s.cfg.Metrics),
+		Closed:    func(err error) { root.Send(self, &linkClosed{epoch: epoch, err: err}) },
+		Suspended: func(err error) { root.Send(self, &linkSuspended{epoch: epoch, err: err}) },
+		Resumed:   func() { root.Send(self, &linkResumed{epoch: epoch}) },
+	}
+	if sm, ok := s.cfg.Metrics.(observe.StreamManager); ok {
+		h.Unacked = sm.UnackedStanzas
+	}
+	m.conn.Start(h)
 	s.openConns++
 	if s.lostErr != nil {
 		// A reconnect says why it was needed: the cause of the outage, not
@@ -433,6 +466,43 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 	s.attempt = 0
 	s.announce(ctx, Reconnecting, err)
 	s.dial(ctx) // the first attempt at once (RetryIn 0): most losses are a single dropped link
+}
+
+// onSuspended: the link was lost and the connection is resuming it
+// (XEP-0198). The rooms are not told: the session on the server keeps their
+// occupancy, what they send waits in the connection's queue, and what was
+// sent to them the server delivers on the resumption. Keepalive pings wait
+// too (the connection bounds the resumption); the IQs in flight keep their
+// timeouts. A resumption that fails ends the link: linkClosed, a full
+// recovery.
+//
+// Embedders see the link as it is: Reconnecting (with the error), then
+// Online when it resumed. Requests keep queueing meanwhile (FailFast fails
+// them only once the link is given up for a full recovery).
+func (s *Session) onSuspended(ctx actor.Context, err error) {
+	s.log.Warn("connection lost; resuming the session", slog.Any("err", err))
+	s.suspended = true
+	s.announce(ctx, Reconnecting, err)
+	if s.pingTimer != nil {
+		s.pingTimer.Stop()
+	}
+	s.pingID = "" // the ping in flight, if any, proves nothing now
+}
+
+// onResumed: the connection resumed the session: the rooms hear of it
+// (RoomResumed), nothing else changes.
+func (s *Session) onResumed(ctx actor.Context) {
+	s.log.Info("session resumed", slog.String("jid", s.conn.JID()))
+	s.suspended = false
+	s.cfg.Metrics.Reconnected() // a lost link re-established, resumed
+	if sm, ok := s.cfg.Metrics.(observe.StreamManager); ok {
+		sm.Resumed()
+	}
+	s.announce(ctx, Online, nil)
+	for _, pid := range s.rooms {
+		ctx.Send(pid, &LinkResumed{})
+	}
+	s.schedulePing(ctx)
 }
 
 // flapWindow: a link lost sooner than this after its login counts as a failed

@@ -85,6 +85,10 @@ type (
 	// LinkUp: a new connection is logged in; rooms rejoin and replay. Every
 	// room answers *RejoinTurn (rejoin.go).
 	LinkUp struct{ Link Link }
+	// LinkResumed: the lost link was resumed (XEP-0198 stream management):
+	// the same link, the same session on the server, the room's occupancy
+	// kept; no LinkDown or LinkUp came, and none follows.
+	LinkResumed struct{}
 	// Closing: the runtime is disconnecting; the room stops next.
 	Closing struct{}
 )

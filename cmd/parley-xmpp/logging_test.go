@@ -227,7 +227,9 @@ func TestServeProgressIsLogRecords(t *testing.T) {
 		proxy := xmpptest.NewRecordingProxy(t, s.Addr)
 		via := s
 		via.Addr = proxy.Addr
-		lines := serveLogs(t, via, "runtime:\n  dial_timeout: 500ms\n  reconnect_wait: 200ms\n", func(stderr *syncBuffer) {
+		// Stream management off: a lost link logs in again (a resumption,
+		// the default where the server offers it, logs no failed login).
+		lines := serveLogs(t, via, "runtime:\n  dial_timeout: 500ms\n  reconnect_wait: 200ms\n  stream_management: false\n", func(stderr *syncBuffer) {
 			time.Sleep(1100 * time.Millisecond) // a link up for a second reconnects at once
 			proxy.SetSilent(true)
 			require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "login failed; retrying") }, 20*time.Second, 20*time.Millisecond,

@@ -96,6 +96,8 @@ func exported(t *testing.T) map[string]bool {
 	cluster.RegisterMetrics(p.Registry())
 	p.ConnectionState(observe.State(1))
 	p.Reconnected()
+	p.Resumed()
+	p.UnackedStanzas(1)
 	r := p.Room("t")
 	r.Joined(true)
 	r.MessageIn()

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -93,6 +94,7 @@ const (
 const (
 	CheckTLS         = "TLS"
 	CheckLogin       = "login"
+	CheckStreamMgmt  = "stream management"
 	CheckMUC         = "MUC service advertises MAM"
 	CheckRoom        = "room created, made persistent"
 	CheckMAM         = "MAM on for new rooms"
@@ -133,7 +135,7 @@ func Run(ctx context.Context, o Options) []Check {
 	if err != nil {
 		d.add(CheckTLS, Skip, "no connection", "")
 		d.add(CheckLogin, Fail, err.Error(), loginFix(err, o))
-		for _, n := range []string{CheckMUC, CheckRoom, CheckMAM, CheckStanzaSize, CheckPageCap, CheckRetention, CheckOwnership, CheckClockOffset} {
+		for _, n := range []string{CheckStreamMgmt, CheckMUC, CheckRoom, CheckMAM, CheckStanzaSize, CheckPageCap, CheckRetention, CheckOwnership, CheckClockOffset} {
 			d.add(n, Skip, "needs a login", "")
 		}
 		return d.report
@@ -142,6 +144,7 @@ func Run(ctx context.Context, o Options) []Check {
 	defer func() { d.c.close() }()
 	d.checkTLS()
 	d.add(CheckLogin, Pass, "logged in as "+c.conn.JID(), "")
+	d.checkStreamMgmt(ctx)
 	service, mamAdvertised := d.checkMUC(ctx)
 	joined := false
 	if service {
@@ -157,6 +160,42 @@ func Run(ctx context.Context, o Options) []Check {
 	d.checkStanzaSize(ctx, joined) // last: a server may end the stream over a stanza too large
 	d.cleanup(ctx)
 	return d.report
+}
+
+// checkStreamMgmt reports whether the server offers XEP-0198 stream
+// management with resumption, and its resumption timeout.
+func (d *doctor) checkStreamMgmt(ctx context.Context) {
+	// The server answers <enable/> before a ping sent after it, and the
+	// reader handles what it reads in order: once the ping is answered, the
+	// answer to <enable/> is in.
+	id := d.c.id("sm")
+	if _, err := d.c.iq(ctx, id, stanza.PingIQ(d.o.Probe.Domain, id), nil); err != nil && !errors.As(err, new(*stanza.Error)) {
+		d.add(CheckStreamMgmt, Skip, "no answer to a ping: "+err.Error(), "")
+		return
+	}
+	d.report = append(d.report, streamMgmtCheck(d.c.conn.SM(), d.o.Probe.Dial.DisableStreamManagement))
+}
+
+// smFix: how to turn stream management on.
+const smFix = "enable XEP-0198 stream management with resumption (Prosody: \"smacks\" in modules_enabled, smacks_hibernation_time; ejabberd: mod_stream_mgmt with resume_timeout): a lost link then resumes, rooms kept, instead of every room rejoining and replaying"
+
+func streamMgmtCheck(st xmppconn.SMState, disabled bool) Check {
+	c := Check{Name: CheckStreamMgmt}
+	switch {
+	case !st.Offered:
+		c.Status, c.Detail, c.Fix = Warn, "the server offers no stream management (XEP-0198): a lost link recovers in full (every room rejoins and replays)", smFix
+	case disabled:
+		c.Status, c.Detail = Pass, "offered (XEP-0198); turned off here (runtime.stream_management: false): a lost link recovers in full"
+	case !st.Enabled:
+		c.Status, c.Detail, c.Fix = Warn, "offered (XEP-0198), but the server refused <enable/>", smFix
+	case !st.Resumable:
+		c.Status, c.Detail, c.Fix = Warn, "enabled (XEP-0198), without resumption: a lost link recovers in full", smFix
+	case st.Max > 0:
+		c.Status, c.Detail = Pass, fmt.Sprintf("enabled with resumption (XEP-0198); the server keeps a lost session for %s", st.Max)
+	default:
+		c.Status, c.Detail = Pass, "enabled with resumption (XEP-0198); the server didn't say its resumption timeout"
+	}
+	return c
 }
 
 func loginFix(err error, o Options) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/runtime"
 )
 
@@ -84,6 +85,21 @@ func TestFormValues(t *testing.T) {
 	assert.Equal(t, "0", v["muc#roomconfig_persistentroom"])
 	assert.Contains(t, v, "muc#roomconfig_roomname")
 	assert.Empty(t, formValues([]byte("not xml")))
+}
+
+func TestStreamManagementCheck(t *testing.T) {
+	c := streamMgmtCheck(xmppconn.SMState{}, false)
+	assert.Equal(t, Warn, c.Status)
+	assert.Contains(t, c.Fix, "smacks")
+	assert.Contains(t, c.Fix, "mod_stream_mgmt")
+	c = streamMgmtCheck(xmppconn.SMState{Offered: true, Enabled: true, Resumable: true, Max: 300 * time.Second}, false)
+	assert.Equal(t, Pass, c.Status)
+	assert.Contains(t, c.Detail, "5m0s")
+	c = streamMgmtCheck(xmppconn.SMState{Offered: true, Enabled: true}, false)
+	assert.Equal(t, Warn, c.Status, "no resumption")
+	c = streamMgmtCheck(xmppconn.SMState{Offered: true}, true)
+	assert.Equal(t, Pass, c.Status)
+	assert.Contains(t, c.Detail, "turned off")
 }
 
 func TestPrintAndFailed(t *testing.T) {

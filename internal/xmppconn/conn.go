@@ -92,6 +92,16 @@ type Options struct {
 	// MaxInboundBytes caps one stanza the server sends; a larger one ends the
 	// link with ErrInboundTooLarge. 0: DefaultMaxInboundBytes.
 	MaxInboundBytes int
+	// DisableStreamManagement: never <enable/> XEP-0198 stream management,
+	// even when the server offers it (sm.go). Otherwise it is enabled, with
+	// resumption, whenever offered.
+	DisableStreamManagement bool
+	// SMQueue bounds the unacknowledged stanzas kept for a resumption (0:
+	// DefaultSMQueue); ResumeWithin bounds how long a lost link tries to
+	// resume (0: DefaultResumeWithin; the server's resumption timeout, when
+	// shorter, wins).
+	SMQueue      int
+	ResumeWithin time.Duration
 }
 
 // Size defaults. Prosody's default c2s stanza limit and ejabberd's usual
@@ -126,22 +136,29 @@ var (
 // Skipped (nil: not told) hears of every element read and passed over, by
 // kind (observe.SkipUnknown, SkipOversized or SkipReplyDropped). Closed is
 // called once, last, with the reason the connection ended.
+//
+// With stream management (sm.go): Suspended (nil: not told) hears that the
+// link was lost and the Conn is resuming (the error that lost it); Resumed
+// that it resumed (the same session: nothing was lost); a resumption that
+// fails ends in Closed. Unacked hears the number of stanzas the server has not
+// acknowledged yet whenever it changes (from the reader or the writer).
 type Handler struct {
-	Stanza  func(any)
-	Skipped func(kind string)
-	Closed  func(error)
+	Stanza    func(any)
+	Skipped   func(kind string)
+	Closed    func(error)
+	Suspended func(error)
+	Resumed   func()
+	Unacked   func(n int)
 }
 
 // Conn is a logged-in XMPP client stream.
 type Conn struct {
-	client *xmpp.Client
-	dec    *xml.Decoder // go-xmpp's decoder, positioned after the login
-	raw    net.Conn     // the TCP connection under any TLS
-	w      net.Conn     // what stanzas are written to (raw, or the TLS connection)
-	jid    string
-	wto    time.Duration
-	limit  int // outbound stanza limit
-	in     *inboundLimit
+	opts  Options
+	t     atomic.Pointer[transport] // the link now (a resumption replaces it)
+	jid   string
+	wto   time.Duration
+	limit int // outbound stanza limit
+	sm    streamMgmt
 
 	out chan outStanza
 	// writing is when the write in progress began (unix ns; 0: none); keeper
@@ -155,6 +172,16 @@ type Conn struct {
 	startOnce sync.Once
 	closeErr  error
 	errOnce   sync.Once
+}
+
+// transport is one TCP link of a Conn, logged in.
+type transport struct {
+	client  *xmpp.Client
+	dec     *xml.Decoder // go-xmpp's decoder, positioned after the login
+	raw     net.Conn     // the TCP connection under any TLS
+	w       net.Conn     // what stanzas are written to (raw, or the TLS connection)
+	in      *inboundLimit
+	lossErr atomic.Pointer[error] // the failed write that lost it, if one did
 }
 
 // Dial connects and logs in. It returns when logged in, or as soon as ctx ends
@@ -176,7 +203,6 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		_ = raw.Close()
 		return nil, errors.New("xmppconn: go-xmpp's client layout changed: can't take its decoder (pin go-xmpp v0.3.7)")
 	}
-	in.loggedIn()
 	wto := o.WriteTimeout
 	if wto <= 0 {
 		wto = 10 * time.Second
@@ -192,20 +218,31 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	if adv := client.LimitMaxBytes; adv > 0 && adv < limit {
 		limit = adv
 	}
-	return &Conn{
-		client:    client,
-		dec:       dec,
-		raw:       raw,
-		w:         w,
+	c := &Conn{
+		opts:      o,
 		jid:       client.JID(),
 		wto:       wto,
 		limit:     limit,
-		in:        in,
 		out:       make(chan outStanza, q),
 		stop:      make(chan struct{}),
 		readerEnd: make(chan struct{}),
 		writerEnd: make(chan struct{}),
-	}, nil
+	}
+	c.sm.init(o)
+	c.t.Store(&transport{client: client, dec: dec, raw: raw, w: w, in: in})
+	if offersSM(in.rec) {
+		c.sm.offered = true
+		if !o.DisableStreamManagement {
+			// Before anything else is written: every stanza from here counts.
+			if err := writeDirect(c.t.Load(), enableBytes, wto); err != nil {
+				_ = raw.Close()
+				return nil, fmt.Errorf("xmppconn: enabling stream management: %w", err)
+			}
+			c.sm.counting = true
+		}
+	}
+	in.loggedIn()
+	return c, nil
 }
 
 // scrub keeps a password out of an error that might quote it.
@@ -222,6 +259,7 @@ func (c *Conn) JID() string { return c.jid }
 // Start runs the reader and writer goroutines. h is called from the reader.
 func (c *Conn) Start(h Handler) {
 	c.startOnce.Do(func() {
+		c.sm.unackedN = h.Unacked
 		go c.readLoop(h)
 		go c.writeLoop()
 	})
@@ -260,10 +298,24 @@ func (c *Conn) SendFenced(stanza []byte, fence func() error) error {
 	}
 }
 
+// sendNonza queues what is not a stanza (stream management doesn't count it).
+func (c *Conn) sendNonza(b []byte) error {
+	select {
+	case <-c.stop:
+		return ErrClosed
+	case c.out <- outStanza{b: b, nonza: true}:
+		return nil
+	default:
+		return ErrSendQueueFull
+	}
+}
+
 // outStanza is a stanza queued for the writer, with its fence (nil: none).
+// nonza: not a stanza (the stream's end): stream management doesn't count it.
 type outStanza struct {
 	b     []byte
 	fence func() error
+	nonza bool
 }
 
 func (c *Conn) writeLoop() {
@@ -271,20 +323,56 @@ func (c *Conn) writeLoop() {
 	c.keeper = time.AfterFunc(time.Hour, c.keepWriting)
 	c.keeper.Stop()
 	defer c.keeper.Stop()
+	tick := time.NewTicker(ackInterval)
+	defer tick.Stop()
 	for {
+		var b []byte
+		ask := false
 		select {
 		case <-c.stop:
 			return
+		case <-c.sm.ackWanted:
+			b = ackBytes(c.sm.inH.Load())
+		case <-tick.C:
+			if !c.periodicRequest() {
+				continue
+			}
+			b = requestBytes
 		case o := <-c.out:
+			t := c.ready() // waits while a lost link resumes
+			if t == nil {
+				return
+			}
 			if o.fence != nil && o.fence() != nil {
 				continue // its fence ended while it was queued: never written
 			}
-			if err := c.write(o.b); err != nil {
-				c.fail(fmt.Errorf("xmppconn: write: %w", err))
+			if !o.nonza {
+				ask = c.track(o.b, o.fence)
+			}
+			if !c.writeOn(t, o.b) {
 				return
 			}
+			if !ask {
+				continue
+			}
+			b = requestBytes
+		}
+		t := c.ready()
+		if t == nil || !c.writeOn(t, b) {
+			return
 		}
 	}
+}
+
+// writeOn writes b on t; false: the Conn failed. A failed write on a
+// resumable session leaves the link to the reader's resumption (lostWrite).
+func (c *Conn) writeOn(t *transport, b []byte) bool {
+	err := c.write(t, b)
+	if err == nil || c.lostWrite(t, err) {
+		return true
+	}
+	c.fail(fmt.Errorf("xmppconn: write: %w", err))
+	return false
 }
 
 // write writes one stanza within WriteTimeout. A server that doesn't read what
@@ -296,16 +384,16 @@ func (c *Conn) writeLoop() {
 //
 // The deadline is cleared once the write is done: no stale deadline is left
 // on the socket for a later write (they all come through here anyway).
-func (c *Conn) write(b []byte) error {
+func (c *Conn) write(t *transport, b []byte) error {
 	now := time.Now()
 	c.writing.Store(now.UnixNano())
-	_ = c.raw.SetWriteDeadline(now.Add(c.wto))
+	_ = t.raw.SetWriteDeadline(now.Add(c.wto))
 	c.keeper.Reset(c.wto / 2)
-	_, err := c.w.Write(b)
+	_, err := t.w.Write(b)
 	c.writing.Store(0)
 	c.keeper.Stop()
 	if err == nil {
-		_ = c.raw.SetWriteDeadline(time.Time{})
+		_ = t.raw.SetWriteDeadline(time.Time{})
 	}
 	return err
 }
@@ -320,8 +408,9 @@ func (c *Conn) keepWriting() {
 		return
 	}
 	now := time.Now()
-	if now.Sub(time.Unix(0, c.in.heard.Load())) < c.wto && now.Sub(time.Unix(0, began)) < maxWriteStretch*c.wto {
-		_ = c.raw.SetWriteDeadline(now.Add(c.wto))
+	t := c.t.Load()
+	if now.Sub(time.Unix(0, t.in.heard.Load())) < c.wto && now.Sub(time.Unix(0, began)) < maxWriteStretch*c.wto {
+		_ = t.raw.SetWriteDeadline(now.Add(c.wto))
 	}
 	c.keeper.Reset(c.wto / 2)
 }
@@ -334,10 +423,17 @@ func (c *Conn) keepWriting() {
 func (c *Conn) readLoop(h Handler) {
 	defer close(c.readerEnd)
 	for {
-		v, skip, err := c.readOne()
+		v, skip, counted, err := c.readOne()
 		switch {
 		case err != nil:
+			if c.resumableLoss(err) && c.resume(h, err) {
+				continue
+			}
+			if p := c.t.Load().lossErr.Load(); p != nil { // a failed write, or Drop, lost it first
+				err = fmt.Errorf("%w (%v)", *p, err)
+			}
 			c.fail(err)
+			c.reportUnacked(0) // the queue goes with the Conn
 			h.Closed(c.reason())
 			return
 		case v != nil:
@@ -345,64 +441,80 @@ func (c *Conn) readLoop(h Handler) {
 		case skip != "" && h.Skipped != nil:
 			h.Skipped(skip)
 		}
+		if counted && c.sm.inCount {
+			c.sm.inH.Add(1) // handled: a resumption won't have it sent again
+		}
 	}
 }
 
 // readOne reads the next top-level element of the stream: a stanza for the
 // handler (v), or the kind of an element passed over (skip: observe.Skip*),
-// or neither (whitespace, a request answered here), or the error that ends
-// the link.
-func (c *Conn) readOne() (v any, skip string, err error) {
+// or neither (whitespace, a request answered here, stream management's
+// elements), or the error that ends the link. counted: the element was a
+// stanza (message, presence or iq), which stream management counts once
+// handled.
+func (c *Conn) readOne() (v any, skip string, counted bool, err error) {
 	defer func() {
 		// A bug in reading one stanza ends this link (the runtime
 		// reconnects), never the process: the reader runs for every
-		// stranger's stanza.
+		// stranger's stanza. Not a lost link: it is not resumed
+		// (resumableLoss), and the stanza is not counted.
 		if r := recover(); r != nil {
-			v, skip, err = nil, "", fmt.Errorf("%w: %v", ErrReaderPanicked, r)
+			v, skip, counted, err = nil, "", false, fmt.Errorf("%w: %v", ErrReaderPanicked, r)
 		}
 	}()
-	c.in.n.Store(0) // the cap counts each stanza's bytes from here
-	tok, err := c.dec.Token()
+	t := c.t.Load() // only the reader replaces it
+	t.in.n.Store(0) // the cap counts each stanza's bytes from here
+	tok, err := t.dec.Token()
 	if err != nil {
-		return nil, "", c.readError(err)
+		return nil, "", false, t.readError(err)
 	}
-	switch t := tok.(type) {
+	switch st := tok.(type) {
 	case xml.EndElement: // </stream:stream>
-		return nil, "", errors.New("server closed stream")
+		return nil, "", false, errors.New("server closed stream")
 	case xml.StartElement:
-		e, err := stanza.ReadElement(c.dec, t)
+		counted = isStanza(st.Name)
+		e, err := stanza.ReadElement(t.dec, st)
 		switch {
 		case errors.Is(err, stanza.ErrTooDeep) || errors.Is(err, stanza.ErrTooManyElements):
-			return nil, observe.SkipOversized, nil
+			return nil, observe.SkipOversized, counted, nil
 		case err != nil:
-			return nil, "", c.readError(err)
+			return nil, "", false, t.readError(err)
 		case e.Is(nsStream, "error"):
-			return nil, "", streamError(e)
+			return nil, "", false, streamError(e)
+		case e.Name.Space == NSStreamManagement:
+			c.onSM(e)
+			return nil, "", false, nil
 		}
 		v, _ := stanza.Parse(e)
 		switch v := v.(type) {
 		case stanza.Message:
 			v.Received = time.Now()
-			return v, "", nil
+			return v, "", counted, nil
 		case nil:
-			return nil, observe.SkipUnknown, nil
+			return nil, observe.SkipUnknown, counted, nil
 		case stanza.IQ:
 			if answered, queued := c.answer(v); answered {
 				if !queued {
-					return nil, observe.SkipReplyDropped, nil
+					return nil, observe.SkipReplyDropped, counted, nil
 				}
-				return nil, "", nil
+				return nil, "", counted, nil
 			}
 		}
-		return v, "", nil
+		return v, "", counted, nil
 	}
-	return nil, "", nil
+	return nil, "", false, nil
+}
+
+// isStanza: a top-level element stream management counts.
+func isStanza(n xml.Name) bool {
+	return n.Space == "jabber:client" && (n.Local == "message" || n.Local == "presence" || n.Local == "iq")
 }
 
 // readError names why a read failed: the inbound cap, or the stream's error.
-func (c *Conn) readError(err error) error {
-	if c.in.tripped.Load() {
-		return fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, c.in.max.Load(), err)
+func (t *transport) readError(err error) error {
+	if t.in.tripped.Load() {
+		return fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, t.in.max.Load(), err)
 	}
 	return err
 }
@@ -477,6 +589,23 @@ type inboundLimit struct {
 	stanzaMax int64
 	tripped   atomic.Bool
 	heard     atomic.Int64 // when the server last sent anything (unix ns)
+
+	// The login's own goroutine only, until loggedIn (stream management,
+	// sm.go): the stream headers go-xmpp sent, and what the server sent after
+	// the second (the stream that follows SASL: its features, and the bind's
+	// answer). stopAuth: stop go-xmpp's login at that header, before it
+	// binds (a resumption); authStopped: it was stopped there.
+	client      *xmpp.Client
+	headers     int
+	recording   bool
+	rec         []byte
+	stopAuth    bool
+	authStopped bool
+}
+
+// startLogin readies l for one login attempt by c.
+func (l *inboundLimit) startLogin(c *xmpp.Client) {
+	l.client, l.headers, l.recording, l.rec, l.authStopped = c, 0, false, nil, false
 }
 
 // loginBudget bounds what the server may send during a login, after the
@@ -495,11 +624,27 @@ func newInboundLimit(stanzaMax int) *inboundLimit {
 func (l *inboundLimit) loggedIn() {
 	l.max.Store(l.stanzaMax)
 	l.n.Store(0)
+	l.client, l.recording = nil, false
 }
 
 func (l *inboundLimit) Write(p []byte) (int, error) {
 	if !bytes.HasPrefix(p, []byte("RECV ")) {
+		if l.client != nil && bytes.HasPrefix(p, []byte("SEND ")) && bytes.Contains(p, []byte("<stream:stream")) {
+			l.headers++
+			if l.headers == 2 { // the stream after SASL
+				l.recording = true
+				if l.stopAuth && setShutdown(l.client) {
+					l.authStopped = true
+				}
+			}
+		}
 		return len(p), nil
+	}
+	if l.recording {
+		// go-xmpp's debug writer ends each chunk with a newline it adds
+		// unless the chunk had one: taking one off leaves the bytes read,
+		// less at most a newline between elements.
+		l.rec = append(l.rec, bytes.TrimSuffix(p[len("RECV "):], []byte("\n"))...)
 	}
 	l.heard.Store(time.Now().UnixNano())
 	if l.n.Add(int64(len(p)-len("RECV "))) > l.max.Load() {
@@ -539,11 +684,27 @@ func EndedByServer(err error) bool {
 // posted it, then the healed path delivered the old one too.
 func (c *Conn) fail(err error) {
 	c.errOnce.Do(func() { c.closeErr = err })
+	c.sm.mu.Lock()
 	c.stopOnce.Do(func() { close(c.stop) })
-	if tc, ok := c.raw.(*net.TCPConn); ok {
+	t := c.t.Load()
+	c.sm.cond.Broadcast() // a writer waiting for a resumption
+	c.sm.mu.Unlock()
+	t.reset()
+}
+
+// reset closes t's socket with linger 0: the kernel discards what it still
+// holds unsent and resets the connection. Every link given up goes this way,
+// the Conn's end (fail) and a link lost to a resumption (lostWrite, resume)
+// alike: a resumption writes the unacknowledged stanzas again itself, on the
+// new link, so a copy the old socket went on retransmitting could reach the
+// server after the new link's, out of order or twice.
+func (t *transport) reset() { resetConn(t.raw) }
+
+func resetConn(raw net.Conn) {
+	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
-	_ = c.raw.Close()
+	_ = raw.Close()
 }
 
 func (c *Conn) reason() error {
@@ -558,7 +719,7 @@ func (c *Conn) Abort() { c.fail(ErrClosed) }
 // until grace to close its side, then drops the link; it returns when both
 // goroutines have finished. It blocks: never call it from an actor's Receive.
 func (c *Conn) Close(grace time.Duration) {
-	if c.Send(StreamEndBytes) == nil {
+	if c.sendNonza(StreamEndBytes) == nil {
 		select {
 		case <-c.readerEnd:
 		case <-time.After(grace):

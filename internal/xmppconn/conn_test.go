@@ -308,11 +308,13 @@ func TestWriteLeavesNoDeadline(t *testing.T) {
 	defer b.Close()
 	go func() { _, _ = io.Copy(io.Discard, b) }()
 	rec := &deadlineConn{Conn: a}
-	c := &Conn{raw: rec, w: rec, wto: time.Second, in: newInboundLimit(0)}
+	c := &Conn{wto: time.Second}
+	tr := &transport{raw: rec, w: rec, in: newInboundLimit(0)}
+	c.t.Store(tr)
 	c.keeper = time.AfterFunc(time.Hour, c.keepWriting)
 	c.keeper.Stop()
 	for range 3 {
-		require.NoError(t, c.write([]byte("<presence/>")))
+		require.NoError(t, c.write(tr, []byte("<presence/>")))
 		rec.mu.Lock()
 		last := rec.deadlines[len(rec.deadlines)-1]
 		n := len(rec.deadlines)
@@ -331,7 +333,52 @@ func (panicReader) Read([]byte) (int, error) { panic("a bug in reading") }
 // never reaches the process.
 func TestReaderPanicEndsTheLinkNotTheProcess(t *testing.T) {
 	c := readerConn(t, nil)
-	c.dec = xml.NewDecoder(panicReader{})
-	_, _, err := c.readOne()
+	c.t.Load().dec = xml.NewDecoder(panicReader{})
+	_, _, counted, err := c.readOne()
 	require.ErrorIs(t, err, ErrReaderPanicked)
+	assert.False(t, counted)
+	// Not resumed, even on a resumable session: the server would send the
+	// stanza again, uncounted.
+	c.sm.resumable, c.sm.id = true, "s1"
+	assert.False(t, c.resumableLoss(err))
+}
+
+// Every link given up is reset (linger 0), the Conn's end and a link lost
+// to a resumption alike: the peer reads a reset, not an orderly end after
+// whatever the kernel still held.
+func TestGivenUpLinksAreReset(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		drop func(c *Conn, tr *transport)
+	}{
+		{"fail", func(c *Conn, _ *transport) { c.fail(ErrClosed) }},
+		{"lost to a resumption", func(c *Conn, tr *transport) {
+			c.sm.resumable, c.sm.id = true, "s1"
+			require.True(t, c.lostWrite(tr, errors.New("write: timeout")))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer l.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				s, err := l.Accept()
+				if err == nil {
+					accepted <- s
+				}
+			}()
+			raw, err := net.Dial("tcp", l.Addr().String())
+			require.NoError(t, err)
+			peer := <-accepted
+			defer peer.Close()
+			c := readerConn(t, nil)
+			tr := c.t.Load()
+			tr.raw, tr.w = raw, raw
+			tc.drop(c, tr)
+			_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = peer.Read(make([]byte, 1))
+			require.ErrorIs(t, err, syscall.ECONNRESET)
+		})
+	}
 }

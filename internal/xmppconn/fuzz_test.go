@@ -59,7 +59,10 @@ func readerConn(t testing.TB, body []byte) *Conn {
 	}
 	in := newInboundLimit(0)
 	in.loggedIn()
-	return &Conn{dec: d, in: in, limit: DefaultMaxStanzaBytes, out: make(chan outStanza, 1<<16), stop: make(chan struct{})}
+	c := &Conn{limit: DefaultMaxStanzaBytes, out: make(chan outStanza, 1<<16), stop: make(chan struct{})}
+	c.sm.init(Options{})
+	c.t.Store(&transport{dec: d, in: in})
+	return c
 }
 
 // read is what a stream yielded: the stanzas handed on, the kinds skipped, the
@@ -76,7 +79,7 @@ func readAll(t testing.TB, body []byte) read {
 	c := readerConn(t, body)
 	var r read
 	for range 100000 {
-		v, skip, err := c.readOne()
+		v, skip, _, err := c.readOne()
 		switch {
 		case err != nil:
 			r.end = err

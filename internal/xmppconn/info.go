@@ -17,7 +17,7 @@ var version = sync.OnceValue(func() string {
 // TLSState is the stream's TLS state, and whether it is encrypted at all
 // (xmpps:// or STARTTLS). For diagnostics (parley-xmpp doctor).
 func (c *Conn) TLSState() (tls.ConnectionState, bool) {
-	if tc, ok := c.w.(*tls.Conn); ok {
+	if tc, ok := c.t.Load().w.(*tls.Conn); ok {
 		return tc.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false
@@ -26,4 +26,4 @@ func (c *Conn) TLSState() (tls.ConnectionState, bool) {
 // AdvertisedMaxBytes is the stanza size limit the server advertised in its
 // stream features (XEP-0478 <limits><max-bytes/>), or 0 when it advertised
 // none.
-func (c *Conn) AdvertisedMaxBytes() int { return c.client.LimitMaxBytes }
+func (c *Conn) AdvertisedMaxBytes() int { return c.t.Load().client.LimitMaxBytes }

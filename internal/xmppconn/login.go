@@ -74,6 +74,19 @@ func setConn(c *xmpp.Client, nc net.Conn) bool {
 	return true
 }
 
+// setShutdown sets go-xmpp's shutdown flag, which its reader checks before
+// each element it reads: its login, stopped this way right after sending the
+// stream header that follows a SASL success, returns io.EOF before it binds
+// (resume.go). The field's type is checked like conn's.
+func setShutdown(c *xmpp.Client) bool {
+	f := reflect.ValueOf(c).Elem().FieldByName("shutdown")
+	if !f.IsValid() || f.Kind() != reflect.Bool {
+		return false
+	}
+	*(*bool)(unsafe.Pointer(f.UnsafeAddr())) = true
+	return true
+}
+
 // loginDecoder is go-xmpp's decoder of the stream, where its login left it:
 // the reader goes on with it, so nothing it has buffered is lost.
 func loginDecoder(c *xmpp.Client) (*xml.Decoder, bool) {
@@ -210,8 +223,19 @@ func attempt(ctx context.Context, o Options, in *inboundLimit, maxTLS uint16) (c
 		return nil, nil, nil, errors.New("xmppconn: go-xmpp's client layout changed: can't hand it a connection (pin go-xmpp v0.3.7)")
 	}
 	c.Options = &xo
+	in.startLogin(c)
 	if err = clientInit(c, &xo); err != nil {
+		if in.authStopped && errors.Is(err, io.EOF) {
+			// Authenticated, stopped before the bind (resume.go): the
+			// stream's new header is sent, the server's is unread.
+			return c, nc, tcp, nil
+		}
 		return nil, nil, nil, err
+	}
+	if in.stopAuth && !in.authStopped {
+		// A login that never restarted its stream (SASL2 with an inline
+		// bind) bound a fresh session: there is nothing to resume.
+		return nil, nil, nil, errBoundFresh
 	}
 	return c, nc, tcp, nil
 }

@@ -30,7 +30,7 @@ func assertEncryptedLogin(t *testing.T, c *Conn, err error) {
 	t.Helper()
 	require.NoError(t, err)
 	defer c.Close(time.Second)
-	assert.True(t, c.client.IsEncrypted(), "the login ran over TLS")
+	assert.True(t, c.t.Load().client.IsEncrypted(), "the login ran over TLS")
 	assert.Contains(t, c.JID(), "tlsuser@parley.local/")
 }
 
@@ -128,7 +128,7 @@ func TestTLSOnRealEjabberd(t *testing.T) {
 		c, err := Dial(context.Background(), o)
 		require.NoError(t, err)
 		defer c.Close(time.Second)
-		assert.True(t, strings.HasSuffix(c.client.Mechanism, "-PLUS"), "channel binding kept: %s", c.client.Mechanism)
+		assert.True(t, strings.HasSuffix(c.t.Load().client.Mechanism, "-PLUS"), "channel binding kept: %s", c.t.Load().client.Mechanism)
 	})
 	t.Run("direct", func(t *testing.T) { checkDirectTLS(t, p) })
 	t.Run("wrong CA", func(t *testing.T) { checkWrongCA(t, p) })

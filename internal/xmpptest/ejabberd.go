@@ -92,6 +92,10 @@ EJABBERD_PID_PATH=%s
 	if o.NoTLS {
 		certfiles, starttls, directListener, p.DirectTLS = "[]", "starttls: false", "", ""
 	}
+	sm := ""
+	if o.StreamManagement {
+		sm = fmt.Sprintf("\n  mod_stream_mgmt: {resume_timeout: %d}", o.resumeSeconds())
+	}
 	yml := fmt.Sprintf(`# A private ejabberd for one test (internal/xmpptest).
 hosts: [%q]
 loglevel: info
@@ -115,7 +119,7 @@ access_rules:
 modules:
   mod_disco: {}
   mod_ping: {}
-  mod_roster: {}
+  mod_roster: {}%s
   mod_mam: {db_type: mnesia, assume_mam_usage: true, default: always}
   mod_muc:
     host: %q
@@ -125,7 +129,7 @@ modules:
     access_persistent: all
     access_mam: all
     default_room_options: {mam: true, persistent: true}
-`, p.Domain, certfiles, c2s, starttls, directListener, p.MUC)
+`, p.Domain, certfiles, c2s, starttls, directListener, sm, p.MUC)
 	if err := os.WriteFile(filepath.Join(dir, "etc", "ejabberd.yml"), []byte(yml), 0o640); err != nil {
 		t.Fatal(err)
 	}

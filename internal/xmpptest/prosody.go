@@ -113,6 +113,19 @@ type PrivateOptions struct {
 	NoTLS bool
 	// Accounts to register: username → password.
 	Accounts map[string]string
+	// StreamManagement: XEP-0198 with resumption (Prosody's smacks,
+	// ejabberd's mod_stream_mgmt), as the dev servers have it; a lost session
+	// waits ResumeTimeout for its resumption (0: 300 s).
+	StreamManagement bool
+	ResumeTimeout    time.Duration
+}
+
+// resumeSeconds is o's resumption timeout, in whole seconds.
+func (o PrivateOptions) resumeSeconds() int {
+	if o.ResumeTimeout <= 0 {
+		return 300
+	}
+	return max(1, int(o.ResumeTimeout/time.Second))
 }
 
 // Private is a private server (Prosody or ejabberd) started by a test: its own
@@ -184,6 +197,11 @@ c2s_direct_tls_ssl = { certificate = %[2]q; key = %[3]q }
 		p.DirectTLS, tlsLines, vhostTLS = "", "", ""
 		modules = `"roster", "saslauth", "disco", "ping", "mam", "register"`
 	}
+	smLines := ""
+	if o.StreamManagement {
+		modules += `, "smacks"`
+		smLines = fmt.Sprintf("smacks_hibernation_time = %d\n", o.resumeSeconds())
+	}
 	cfg := fmt.Sprintf(`-- A private Prosody for one test (internal/xmpptest).
 daemonize = false
 run_as_root = true
@@ -203,7 +221,7 @@ authentication = "internal_hashed"
 storage = "internal"
 modules_enabled = { %[8]s }
 modules_disabled = { "s2s" }
-
+%[12]s
 VirtualHost %[10]q
 	%[9]s
 
@@ -217,7 +235,7 @@ Component %[11]q "muc"
 	muc_room_cache_size = 1000
 	%[9]s
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "prosody.log"), filepath.Join(dir, "prosody.err"),
-		c2s, tlsLines, o.RequireEncryption, modules, vhostTLS, p.Domain, p.MUC)
+		c2s, tlsLines, o.RequireEncryption, modules, vhostTLS, p.Domain, p.MUC, smLines)
 	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
