@@ -95,9 +95,13 @@ const (
 	// account the owner again; the metric parley_xmpp_rooms_not_owned_total
 	// counts it.
 	RoomNotOwned
-	// RoomSubjectChanged: an occupant (RoomEvent.By, its nick; "" for the room
-	// itself) set the room's subject to RoomEvent.Subject while the runtime was
-	// in the room. The subject a join shows is not reported.
+	// RoomSubjectChanged: the room's subject is RoomEvent.Subject, set by
+	// RoomEvent.By (an occupant's nick; "" for the room itself, or where the
+	// room doesn't say), and it differs from the one last reported for the
+	// room: a change made while the runtime is in the room, or the subject a
+	// join shows. So the first join reports the room's subject (if it has
+	// one), a rejoin only one changed while the runtime was away, and setting
+	// the same subject again reports nothing.
 	RoomSubjectChanged
 	// RoomResumed: the lost link was resumed (XEP-0198 stream management,
 	// stream_management): the server kept the session and the room's

@@ -343,3 +343,94 @@ func TestRelationsFromARealClient(t *testing.T) {
 		}
 	}
 }
+
+// TestRelationsToMessagesBeforeTheJoin: a person corrects, retracts and
+// reacts to messages sent before the bridge's runtime joined the room (issue
+// 23, item 2: the room looks the targets up in its archive), and the subject
+// set before the join reaches OnRoomEvent at the join, once (item 5). Live
+// and FetchRecent (of a page without the targets, on this runtime and a
+// fresh one) agree.
+func TestRelationsToMessagesBeforeTheJoin(t *testing.T) {
+	s := xmpptest.Require(t)
+	python := xmpptest.RequirePython(t, "/usr/bin/python3", "slixmpp", "python3-slixmpp")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	topic := freshTopic()
+	room := roomOf(t, s, topic)
+	maker := connected(t, newRuntime(t, s, 0, nil))
+	_, err := maker.Post(ctx, topic, "bridge", "the room is made", seam.PostOptions{})
+	require.NoError(t, err)
+	owner, err := xmpptest.Dial(s, 0)
+	require.NoError(t, err)
+	defer owner.Close()
+	require.NoError(t, owner.Admin(room, "http://jabber.org/protocol/muc#admin",
+		"<item affiliation='admin' jid='"+s.Accounts[1][0]+"@"+s.Domain+"'/>"))
+	alice := newPerson(t, python, s, 1, room, "alice")
+	orig := alice.do(map[string]any{"op": "send", "body": "written before the bridge joined"})
+	gone := alice.do(map[string]any{"op": "send", "body": "to be retracted"})
+	alice.do(map[string]any{"op": "subject", "subject": "set before the bridge joined"})
+	require.NoError(t, maker.Disconnect(ctx))
+
+	// The bridge joins now: its subscription is its first use of the room.
+	var evMu sync.Mutex
+	var subjects []runtime.RoomEvent
+	rt := connected(t, newRuntime(t, s, 0, func(c *runtime.Config) {
+		c.OnRoomEvent = func(e runtime.RoomEvent) {
+			if e.Kind == runtime.RoomSubjectChanged {
+				evMu.Lock()
+				subjects = append(subjects, e)
+				evMu.Unlock()
+			}
+		}
+	}))
+	live := &liveMessages{byID: map[seam.BackendMsgID]seam.Message{}}
+	sub, err := rt.Subscribe(ctx, topic, live.add)
+	require.NoError(t, err)
+	defer sub.Close()
+	require.Eventually(t, func() bool {
+		evMu.Lock()
+		defer evMu.Unlock()
+		return len(subjects) > 0
+	}, 15*time.Second, 20*time.Millisecond, "the subject the join showed reached OnRoomEvent")
+
+	fix := alice.do(map[string]any{"op": "correct", "id": orig.ID, "body": "corrected after the bridge joined"})
+	retract := alice.do(map[string]any{"op": "retract", "id": gone.ID})
+	react := alice.do(map[string]any{"op": "react", "id": orig.StanzaID, "reactions": []string{"👍"}})
+	after := alice.do(map[string]any{"op": "send", "body": "after"})
+	m := live.wait(t, fix.StanzaID)
+	assert.Equal(t, seam.BackendMsgID(orig.StanzaID), m.Replaces, "the correction names a message from before the join")
+	assert.Equal(t, "corrected after the bridge joined", m.Content)
+	m = live.wait(t, retract.StanzaID)
+	assert.Equal(t, seam.BackendMsgID(gone.StanzaID), m.Retracts, "the retraction too")
+	assert.Empty(t, m.Content)
+	m = live.wait(t, react.StanzaID)
+	assert.Equal(t, seam.BackendMsgID(orig.StanzaID), m.ReactsTo)
+	assert.Equal(t, []string{"👍"}, m.Reactions)
+	live.wait(t, after.StanzaID)
+	live.mu.Lock()
+	var order []string
+	for _, m := range live.all {
+		order = append(order, string(m.BackendMsgID))
+	}
+	live.mu.Unlock()
+	assert.Equal(t, []string{fix.StanzaID, retract.StanzaID, react.StanzaID, after.StanzaID}, order, "each once, in order")
+
+	evMu.Lock()
+	require.Len(t, subjects, 1, "the join's subject, once")
+	assert.Equal(t, "set before the bridge joined", subjects[0].Subject)
+	assert.Equal(t, "alice", subjects[0].By)
+	evMu.Unlock()
+
+	want := []string{fix.StanzaID, retract.StanzaID, react.StanzaID, after.StanzaID}
+	fresh := connected(t, newRuntime(t, s, 0, nil))
+	for name, b := range map[string]*runtime.Runtime{"this runtime": rt, "a fresh runtime": fresh} {
+		r, err := b.FetchRecent(ctx, seam.FetchRecentArgs{Topic: topic, Limit: len(want)})
+		require.NoError(t, err, name)
+		require.Len(t, r.Messages, len(want), "%s: the page holds the relations, not their targets", name)
+		for i, id := range want {
+			a, l := r.Messages[i], live.wait(t, id)
+			a.Timestamp, l.Timestamp = time.Time{}, time.Time{}
+			assert.Equal(t, l, a, "%s: FetchRecent and live agree on %s", name, id)
+		}
+	}
+}

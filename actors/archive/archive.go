@@ -91,12 +91,18 @@ type Config struct {
 // count as known, so the next read after one verifies it. No answer.
 type Forget struct{}
 
-// Query reads the archive. Since nil: the newest Limit messages. Since non-nil:
+// Query reads the archive. Since nil: the newest Limit messages (Before
+// non-nil: the newest Limit messages strictly before *Before). Since non-nil:
 // up to Limit messages strictly after *Since; "" is the start of the archive.
 // Answer: *Result.
 type Query struct {
 	Since *seam.Cursor
-	Limit int
+	// Before: with Since nil, where a read backwards starts (a room looking
+	// for a relation's target older than what it has seen). Not verified: an
+	// id the archive doesn't hold fails the read, or (ejabberd, whose ids are
+	// stamps) reads before the moment it names.
+	Before *seam.Cursor
+	Limit  int
 	// Trusted: Since is the room's own position (the id of a message it fanned
 	// out, from the room's reflection or an earlier read), not a caller's
 	// cursor. It is verified only when the first page is full: a server that
@@ -364,6 +370,9 @@ func (a *Archive) query(ctx actor.Context, m *Query, replyTo *actor.PID) {
 	q.maxPages = (m.Limit+a.cfg.PageSize-1)/a.cfg.PageSize + a.cfg.MaxExtraPages
 	if m.Since == nil {
 		q.backward = true
+		if m.Before != nil {
+			q.before = string(*m.Before)
+		}
 	} else {
 		q.after = string(*m.Since)
 		q.next = seam.Cursor(q.after)

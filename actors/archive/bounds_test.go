@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ type pagingSession struct {
 	page    func(n int) ([]stanza.MAMResult, string)
 	mu      sync.Mutex
 	queries int
+	sent    []string // the MAM queries, as sent
 }
 
 func (s *pagingSession) Receive(ctx actor.Context) {
@@ -41,6 +43,7 @@ func (s *pagingSession) Receive(ctx actor.Context) {
 	s.mu.Lock()
 	s.queries++
 	n := s.queries
+	s.sent = append(s.sent, string(iq.Stanza))
 	s.mu.Unlock()
 	rows, fin := s.page(n)
 	for _, r := range rows {
@@ -134,5 +137,30 @@ func TestAbandonedReadAsksNothing(t *testing.T) {
 	}
 	if n := s.count(); n != 0 {
 		t.Fatalf("%d queries, want none", n)
+	}
+}
+
+// A read backwards from Before asks for the page before it, and then the
+// pages before that, until its limit: the rows strictly before Before,
+// oldest first.
+func TestBackwardReadFromBefore(t *testing.T) {
+	s := &pagingSession{page: func(n int) ([]stanza.MAMResult, string) {
+		a, b := message(fmt.Sprintf("m%d", 20-2*n)), message(fmt.Sprintf("m%d", 21-2*n))
+		return []stanza.MAMResult{a, b}, more(a.ID, b.ID)
+	}}
+	before := seam.Cursor("m20")
+	res := read(t, s, func(c *Config) { c.PageSize = 2 }, &Query{Before: &before, Limit: 3})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	var got []string
+	for _, e := range res.Entries {
+		got = append(got, string(e.Message.BackendMsgID))
+	}
+	if fmt.Sprint(got) != "[m17 m18 m19]" {
+		t.Fatalf("entries %v, want [m17 m18 m19]", got)
+	}
+	if len(s.sent) != 2 || !strings.Contains(s.sent[0], "<before>m20</before>") || !strings.Contains(s.sent[1], "<before>m18</before>") {
+		t.Fatalf("queries %q: want before m20, then before m18", s.sent)
 	}
 }

@@ -65,6 +65,9 @@ type live struct {
 	// ours: the message may be this runtime's account's (see fromAccount): only
 	// then can its origin-id resolve a post.
 	ours bool
+	// rel: the relations of a message held while the archive is read for
+	// their target, applied when it goes out (nil: applied already).
+	rel *relation
 }
 
 // hold starts holding live messages back while the archive is read (a join

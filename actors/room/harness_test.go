@@ -108,7 +108,7 @@ func newRig(t testing.TB, tune func(*Config)) *rig {
 		IQTimeout: time.Second, JoinTimeout: time.Minute, PostTimeout: time.Minute,
 		PostWindow: 32, DefaultLimit: 10, MaxLimit: 100, PageSize: 50, DedupWindow: 64,
 		SubscriberBuffer: 8, RejoinMin: time.Second, RejoinMax: time.Minute, MaxBuffered: 100,
-		RingMessages: 64, RingBytes: 1 << 20, ArchiveWait: time.Second,
+		RingMessages: 64, RingBytes: 1 << 20, ArchiveWait: time.Second, TargetLookback: 100,
 	}
 	if tune != nil {
 		tune(&cfg)

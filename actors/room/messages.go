@@ -141,9 +141,11 @@ const (
 	// (Event.Affiliation): another account created the room first (squatting)
 	// and controls it. The room is used as it is; Err wraps ErrNotOwned.
 	NotOwned
-	// SubjectChanged: an occupant (Event.By, its nick; "" for the room itself)
-	// set the room's subject to Event.Subject, while the runtime was in the
-	// room (the subject a join shows is not a change).
+	// SubjectChanged: the room's subject is Event.Subject, set by Event.By (an
+	// occupant's nick; "" for the room itself, or where the room doesn't
+	// say), and it differs from the one last reported: a change made while
+	// the runtime is in the room, or the subject a join shows (the first
+	// join: any subject set; a rejoin: only one changed meanwhile).
 	SubjectChanged
 	// Resumed: the lost link was resumed (XEP-0198): the server kept the
 	// session, with the room's occupancy, and delivered what the link had

@@ -93,6 +93,9 @@ type occupancy struct {
 	// reported (NotOwned); "" while the room shows this account as its owner,
 	// or before it said.
 	notOwned string
+	// subject: the room's subject as last reported (SubjectChanged); a join
+	// that shows the same one reports nothing.
+	subject string
 }
 
 // turn is where the occupancy is with the session's rejoin turns.

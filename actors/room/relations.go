@@ -20,17 +20,41 @@ import (
 // reaction or a moderation). The room maps that to the target's
 // BackendMsgID through s.seen, the bounded record of the messages it has seen
 // on both paths (live, and every archive page it reads), with stanza.Apply,
-// the one function both paths use. A relation it can't honour (its target
-// not seen, or a correction or retraction by someone else than the target's
-// sender, or a moderation not from the room) leaves the message plain, with
-// its whole body, and is counted (observe.RelationRecorder), once per
-// message while the room remembers it.
+// the one function both paths use.
+//
+// A target older than that record (a message from before the runtime joined,
+// or one the record forgot) is looked for in the archive, on both paths the
+// same way: before the relations of an archive answer are applied, the
+// TargetLookback rows before the first of its rows whose relation names an
+// id the room doesn't know are read (readTargets) and learned, while the
+// answer waits; a live relation whose target the room doesn't know is held
+// and goes out from the archive, like a message whose stamp only the archive
+// knows (fanout.fromArchive), so that lookup serves it too, in archive order,
+// the fan-out holding what comes after it meanwhile. So a target within
+// TargetLookback rows before its relation is always found, live and in
+// FetchRecent; one further back may be found on one path (a page that holds
+// it) and not the other. A relation's rows are looked back for once, the
+// first time the room meets it.
+//
+// A relation it can't honour (its target not found, or a correction or
+// retraction by someone else than the target's sender, or a moderation not
+// from the room) leaves the message plain, with its whole body, and is
+// counted (observe.RelationRecorder), once per message while the room
+// remembers it.
+
+// relation is what a live message's relations are applied from, when that
+// waits for the archive (live.rel).
+type relation struct {
+	id, body string
+	rel      stanza.Relations
+	from     stanza.Sender
+}
 
 // relate applies a message's relations and remembers it. An unmatched
 // relation is counted once while the room remembers the message (the live
 // path and the archive reads of the same message count it once).
 func (s *state) relate(m seam.Message, id, body string, rel stanza.Relations, from stanza.Sender) seam.Message {
-	_, _, known := s.seen.Sent(m.BackendMsgID)
+	known := s.seen.Applied(m.BackendMsgID)
 	out, unmatched := stanza.Apply(m, body, rel, from, s.seen)
 	if unmatched != stanza.RelNone && !known {
 		if r, ok := s.cfg.Metrics.(observe.RelationRecorder); ok {
@@ -54,11 +78,86 @@ func (s *state) relateEntries(res *archive.Result) {
 	}
 	out := make([]archive.Entry, len(res.Entries))
 	for i, e := range res.Entries {
-		from := stanza.Sender{Nick: stanza.Resource(e.From), OccupantID: e.Rel.OccupantID, JID: stanza.SenderJID(e.RealJIDs)}
-		e.Message = s.relate(e.Message, e.ID, e.Body, e.Rel, from)
+		e.Message = s.relate(e.Message, e.ID, e.Body, e.Rel, entrySender(e))
 		out[i] = e
 	}
 	res.Entries = out
+}
+
+// targetUnseen reports whether a message met for the first time names, in
+// its relations, an id the room doesn't know: the archive is read back for it.
+func (s *state) targetUnseen(id seam.BackendMsgID, rel stanza.Relations) bool {
+	if s.seen.Applied(id) {
+		return false
+	}
+	return slices.ContainsFunc(rel.TargetIDs(), func(t string) bool { return !s.seen.Knows(t) })
+}
+
+// unknownTarget returns the cursor of the first of entries (oldest first)
+// whose relations name an id neither the room nor an earlier entry knows.
+func (s *state) unknownTarget(entries []archive.Entry) (seam.Cursor, bool) {
+	earlier := map[string]bool{}
+	unknown := func(t string) bool { return !earlier[t] && !s.seen.Knows(t) }
+	for _, e := range entries {
+		if !s.seen.Applied(e.Message.BackendMsgID) && slices.ContainsFunc(e.Rel.TargetIDs(), unknown) {
+			return e.Message.Cursor, true
+		}
+		earlier[string(e.Message.BackendMsgID)], earlier[e.ID], earlier[e.OriginID] = true, true, true
+	}
+	return "", false
+}
+
+// lookBack reads the TargetLookback rows before the cursor before for the
+// targets of held's relations; held waits for that answer (onTargets).
+func (s *state) lookBack(ctx actor.Context, before seam.Cursor, held *archiveAnswer) {
+	s.log.Debug("a relation names a message the room has not seen; reading the archive before it", "before", string(before), "rows", s.cfg.TargetLookback)
+	s.readArchive(ctx, &archive.Query{Before: &before, Limit: s.cfg.TargetLookback}, &read{purpose: readTargets, held: held})
+}
+
+// onTargets learns the rows read back for the targets of the answer that
+// waited for them, then serves that answer; should the read fail, its
+// relations are applied with what the room knows.
+func (s *state) onTargets(ctx actor.Context, a *archiveAnswer) {
+	held := a.read.held
+	if a.res.Err != nil {
+		s.log.Debug("reading the archive for a relation's target failed", "err", a.res.Err)
+	} else {
+		s.learnTargets(a.res.Entries, held.res.Entries)
+	}
+	held.lookedBack = true
+	s.onArchive(ctx, held)
+}
+
+// learnTargets records, oldest first, the rows read back that the relations
+// of entries name (only those: the room's record is bounded, and the rest
+// would push what it has seen out of it), with the content a reply to one of
+// them quotes.
+func (s *state) learnTargets(rows, entries []archive.Entry) {
+	named := map[string]bool{}
+	for _, e := range entries {
+		for _, t := range e.Rel.TargetIDs() {
+			named[t] = true
+		}
+	}
+	for _, e := range rows {
+		id := e.Message.BackendMsgID
+		if !named[string(id)] && !named[e.ID] && !named[e.OriginID] {
+			continue
+		}
+		if _, _, ok := s.seen.Sent(id); ok {
+			continue
+		}
+		from := entrySender(e)
+		out, _ := stanza.Apply(e.Message, e.Body, e.Rel, from, s.seen)
+		s.seen.Learn(id, from, e.ID, e.OriginID)
+		if !out.IsRelation() {
+			s.seen.Note(id, out.Content)
+		}
+	}
+}
+
+func entrySender(e archive.Entry) stanza.Sender {
+	return stanza.Sender{Nick: stanza.Resource(e.From), OccupantID: e.Rel.OccupantID, JID: stanza.SenderJID(e.RealJIDs)}
 }
 
 // reply is what a post answering parent says of it: the quote and to where
@@ -121,10 +220,15 @@ func (s *state) act(m *Post) (*stanza.Act, error) {
 	return &stanza.Act{Retract: origin, RetractSID: string(target)}, nil
 }
 
-// onSubject reports a subject change made while the runtime is in the room.
+// onSubject reports the room's subject when it differs from the one last
+// reported: a change made while the runtime is in the room, and the subject a
+// join shows (the first join: any subject set; a rejoin: one changed while
+// the runtime was away). An empty subject at the first join is no subject
+// set, not a change.
 func (s *state) onSubject(ctx actor.Context, m stanza.Message) {
-	if s.occ.phase != joined {
-		return // the subject a join shows
+	if m.Subject == s.occ.subject {
+		return
 	}
+	s.occ.subject = m.Subject
 	s.sendEvent(ctx, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: SubjectChanged, Subject: m.Subject, By: stanza.Resource(m.From), At: time.Now()})
 }

@@ -212,6 +212,10 @@ type Config struct {
 	RejoinMin, RejoinMax time.Duration
 	// MaxBuffered bounds the live messages held while the room catches up.
 	MaxBuffered int
+	// TargetLookback bounds the archive rows read back, before a relation,
+	// for a target the room has not seen [defaults.TargetLookback]
+	// (relations.go).
+	TargetLookback int
 	// Metrics receives the room's measurements (nil: none).
 	Metrics observe.Room
 	// PersistentRooms: a room this runtime creates is configured persistent, with
@@ -251,6 +255,9 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = observe.NopRoom{}
+	}
+	if cfg.TargetLookback <= 0 {
+		cfg.TargetLookback = defaults.TargetLookback
 	}
 	if cfg.IQTimeout <= 0 {
 		cfg.IQTimeout = defaults.IQTimeout
@@ -344,9 +351,21 @@ func (r *Room) Receive(ctx actor.Context) {
 }
 
 // onArchive routes the archive's answer to the machine that asked, after the
-// stamp rule learns from its rows.
+// relations of its rows are applied (once the rows before a relation whose
+// target the room doesn't know were read: relations.go) and the stamp rule
+// learns from them.
 func (s *state) onArchive(ctx actor.Context, a *archiveAnswer) {
+	if a.read.purpose == readTargets {
+		s.onTargets(ctx, a)
+		return
+	}
 	if a.res.Err == nil {
+		if !a.lookedBack {
+			if before, ok := s.unknownTarget(a.res.Entries); ok {
+				s.lookBack(ctx, before, a)
+				return
+			}
+		}
 		s.relateEntries(a.res)
 		s.stamps.learn(a.res.Entries)
 	}
@@ -480,8 +499,19 @@ func (s *state) onMessage(ctx actor.Context, m stanza.Message) {
 	// A live reflection shows no real JID; one from our own nick, while we
 	// hold it, is our account's.
 	l := live{msg: m.Seam(s.cfg.Topic, s.cfg.JID), origin: m.OriginID, ours: nick == s.occ.nick, jid: s.fan.occupants[nick]}
-	l.msg = s.relate(l.msg, m.ID, m.Body, m.Rel, stanza.Sender{Nick: nick, OccupantID: m.Rel.OccupantID, JID: l.jid})
+	from := stanza.Sender{Nick: nick, OccupantID: m.Rel.OccupantID, JID: l.jid}
 	stamp, exact, readAfter := s.stamps.live(m.StanzaID.ID, m.Received)
+	if s.targetUnseen(l.msg.BackendMsgID, m.Rel) {
+		// A relation to a message older than the room's record: it goes out
+		// from the archive, once the rows before it were read for its target
+		// (onArchive); the held copy, should the archive not have it,
+		// relates when it goes out (deliver).
+		l.msg.Timestamp = stamp
+		l.rel = &relation{id: m.ID, body: m.Body, rel: m.Rel, from: from}
+		s.fan.fromArchive(ctx, l, 0)
+		return
+	}
+	l.msg = s.relate(l.msg, m.ID, m.Body, m.Rel, from)
 	l.msg.Timestamp = stamp
 	if !exact {
 		// Only the archive knows the server's stamp of it (stamps.go): it is
@@ -507,6 +537,9 @@ func (s *state) deliver(ctx actor.Context, l live) {
 	}
 	if !s.fan.advance(&l) {
 		return
+	}
+	if r := l.rel; r != nil {
+		l.msg = s.relate(l.msg, r.id, r.body, r.rel, r.from)
 	}
 	if !s.fan.admits(l.msg.SenderHandle, l.jid) {
 		if n := s.fan.withhold() + s.reads.withhold(l.msg); n > 0 {

@@ -179,6 +179,7 @@ const (
 	readLookup                     // ledger: is an idempotent post already in the archive?
 	readWaiter                     // reads: a long-poll's read
 	readFetch                      // reads: a plain read
+	readTargets                    // relations: the rows before a relation, for its target
 )
 
 // read is a request to the archive, and the token its answer carries back.
@@ -190,12 +191,16 @@ type read struct {
 	waiter  *waiter      // readWaiter
 	fetch   *Fetch       // readFetch, with sender
 	sender  *actor.PID
+	held    *archiveAnswer // readTargets: the answer that waits for it
 }
 
 // archiveAnswer is the archive's answer to a read, delivered as a message.
 type archiveAnswer struct {
 	read *read
 	res  *archive.Result
+	// lookedBack: the rows before its relations were read for their targets
+	// (readTargets): its relations are applied as they stand.
+	lookedBack bool
 }
 
 // tailAnswer is the archive's answer to a Tail, delivered as a message.

@@ -60,6 +60,9 @@ const (
 	// while one of its subscribers lags (count; bytes of content).
 	RingMessages = 2048
 	RingBytes    = 1 << 20
+	// TargetLookback bounds the archive rows a room reads back, before a
+	// relation, for a target older than what it has seen (two MAM pages).
+	TargetLookback = 100
 )
 
 // Archive reads are bounded, so a server whose paging never ends (empty pages,

@@ -86,6 +86,21 @@ func (r Relations) IsZero() bool {
 	return r.Replace == "" && !r.HasReply && !r.HasReactions && r.Retract == "" && r.Moderation == nil && len(r.Attachments) == 0
 }
 
+// TargetIDs returns the ids r's relations name, as the sender wrote them
+// (none for a plain message or one with attachments only).
+func (r Relations) TargetIDs() []string {
+	var ids []string
+	for _, id := range []string{r.Replace, r.ReplyID, r.ReactTo, r.Retract} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if r.Moderation != nil && r.Moderation.Target != "" {
+		ids = append(ids, r.Moderation.Target)
+	}
+	return ids
+}
+
 // parseRelations reads e's relations. Every element is read by its namespace
 // and name; anything else is left out.
 func parseRelations(e *Element) Relations {

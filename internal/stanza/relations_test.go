@@ -177,3 +177,31 @@ func TestSeen(t *testing.T) {
 	assert.Equal(t, seam.BackendMsgID("s2"), id)
 	assert.Equal(t, 2, s.Len())
 }
+
+// A message learned as a possible target is found like one remembered, but
+// its own relations count as not applied until Remember says so.
+func TestSeenLearnAndKnows(t *testing.T) {
+	s := NewSeen(4)
+	s.Learn("s1", Sender{Nick: "a"}, "m1", "o1")
+	assert.True(t, s.Knows("s1"))
+	assert.True(t, s.Knows("o1"))
+	assert.False(t, s.Knows("o2"))
+	assert.False(t, s.Applied("s1"), "learned, not applied")
+	id, ok := s.Find("m1", &Sender{Nick: "a"})
+	require.True(t, ok)
+	assert.Equal(t, seam.BackendMsgID("s1"), id)
+	s.Remember("s1", Sender{Nick: "a"}, "m1", "o1")
+	assert.True(t, s.Applied("s1"))
+	s.Learn("s1", Sender{Nick: "a"})
+	assert.True(t, s.Applied("s1"), "learning it again takes nothing back")
+	assert.False(t, s.Applied("s9"))
+}
+
+// TargetIDs lists every id a message's relations name.
+func TestTargetIDs(t *testing.T) {
+	assert.Empty(t, Relations{Attachments: []Attachment{{URL: "u"}}}.TargetIDs())
+	assert.Equal(t, []string{"a", "b"}, Relations{Replace: "a", ReplyID: "b", HasReply: true}.TargetIDs())
+	assert.Equal(t, []string{"r"}, Relations{Retract: "r"}.TargetIDs())
+	assert.Equal(t, []string{"x"}, Relations{ReactTo: "x", HasReactions: true}.TargetIDs())
+	assert.Equal(t, []string{"m"}, Relations{Moderation: &Moderation{Target: "m"}}.TargetIDs())
+}

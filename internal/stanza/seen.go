@@ -8,8 +8,10 @@ import (
 
 // Seen is a bounded record of a room's recent messages, for Apply to map a
 // relation's target: each message's BackendMsgID, the ids its sender gave it
-// (its id attribute and origin-id) and its sender. The oldest is forgotten
-// first. Not safe for concurrent use (the room actor owns one).
+// (its id attribute and origin-id) and its sender, and whether its own
+// relations were applied (Remember) or it was only read as a possible target
+// (Learn). The oldest is forgotten first. Not safe for concurrent use (the
+// room actor owns one).
 type Seen struct {
 	max      int
 	order    []seam.BackendMsgID // a ring, next is the oldest once full
@@ -19,9 +21,10 @@ type Seen struct {
 }
 
 type seenMsg struct {
-	ids  []string
-	from Sender
-	text string // the start of its content, for a reply's quote
+	ids     []string
+	from    Sender
+	text    string // the start of its content, for a reply's quote
+	applied bool   // its own relations were applied (Remember, not Learn)
 }
 
 // NewSeen returns a Seen that remembers max messages (at least 1).
@@ -40,12 +43,36 @@ func maxInt(a, b int) int {
 // Len is how many messages s remembers.
 func (s *Seen) Len() int { return len(s.byID) }
 
-// Remember records a message (again: a second time changes nothing).
+// Remember records a message whose relations were applied (again: a second
+// time changes nothing but that).
 func (s *Seen) Remember(id seam.BackendMsgID, from Sender, senderIDs ...string) {
+	s.record(id, from, true, senderIDs)
+}
+
+// Learn records a message read only as a possible target (older than what
+// the room has seen): its own relations are still to be applied.
+func (s *Seen) Learn(id seam.BackendMsgID, from Sender, senderIDs ...string) {
+	s.record(id, from, false, senderIDs)
+}
+
+// Applied reports whether the relations of the message id were applied
+// (Remember) while s remembers it.
+func (s *Seen) Applied(id seam.BackendMsgID) bool { return s.byID[id].applied }
+
+// Knows reports whether id names a remembered message: its BackendMsgID or
+// an id its sender gave it.
+func (s *Seen) Knows(id string) bool {
+	_, ok := s.byID[seam.BackendMsgID(id)]
+	return ok || len(s.bySender[id]) > 0
+}
+
+func (s *Seen) record(id seam.BackendMsgID, from Sender, applied bool, senderIDs []string) {
 	if id == "" {
 		return
 	}
-	if _, ok := s.byID[id]; ok {
+	if m, ok := s.byID[id]; ok {
+		m.applied = m.applied || applied
+		s.byID[id] = m
 		return
 	}
 	if len(s.order) < s.max {
@@ -62,7 +89,7 @@ func (s *Seen) Remember(id seam.BackendMsgID, from Sender, senderIDs ...string) 
 			s.bySender[x] = append(s.bySender[x], id)
 		}
 	}
-	s.byID[id] = seenMsg{ids: ids, from: from}
+	s.byID[id] = seenMsg{ids: ids, from: from, applied: applied}
 }
 
 func contains(l []string, s string) bool {
