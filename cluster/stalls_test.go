@@ -14,20 +14,25 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/parley-go/parley-xmpp/cluster"
 )
 
 // Issue 20 item 2 bounds how long a topic stays unowned after a failure of
 // its owner. Measured per topic from its deliveries alone, a stall that spans
 // failures of successive owners (the owner paused past its lease, then the
 // node taking over cut off as it takes over) sums them. The soak measures
-// each failure on its own: it follows who held each topic's lock from etcd's
-// own history, knows when it struck which node, and splits a topic's stall at
-// each failure of a node holding that topic's lock. Each part must stay within
-// the bound, the part before the first failure included, so a stall no
-// failure explains is still caught whole.
+// each failure on its own: it follows, from etcd's own history, who held each
+// topic's lock and which node placement gave the topic to (the registry as
+// the nodes see it, and the nodes' own placement), knows when it struck which
+// node, and splits a topic's stall at each failure of a node that held the
+// topic or was given it. Each part must stay within the bound, the part
+// before the first failure included, so a stall no failure explains is still
+// caught whole.
 
-// holding is a node's hold of a topic's lock: from its creation to its
-// deletion (zero: still held at the end).
+// holding is a node's hold of a topic: of its lock, from its creation to its
+// deletion, or placement's giving it the topic, from the registry change that
+// did to the one that undid it (zero: still held at the end).
 type holding struct {
 	pid      int
 	from, to time.Time
@@ -42,9 +47,9 @@ type failure struct {
 }
 
 // failuresWithin are the times in (from, to) at which a topic's owner failed:
-// a fault on the node holding its lock, from the later of the fault's onset
-// and the node's taking the lock (a node that takes a topic over while cut
-// off fails it as it takes it), in time order.
+// a fault on a node holding it, from the later of the fault's onset and the
+// start of the hold (a node that is given a topic, or takes it over, while cut
+// off fails it then), in time order.
 func failuresWithin(from, to time.Time, held []holding, fails []failure) []time.Time {
 	var out []time.Time
 	for _, h := range held {
@@ -77,25 +82,34 @@ func longestPart(from, to time.Time, held []holding, fails []failure) time.Durat
 }
 
 // lockHistory follows the cluster's keys in etcd from the start: which node
-// (by pid, from its registry entry) held which topic's lock, and when (as
-// the test saw the event: within milliseconds on loopback).
+// (by pid, from its registry entry) held which topic's lock, and which node
+// placement gave it, and when (as the test saw the event: within
+// milliseconds on loopback).
 type lockHistory struct {
-	mu   sync.Mutex
-	pids map[string]int       // node id → pid
-	held map[string][]holding // topic → its holds, in order
-	open map[string]int       // topic → index of its hold in progress
-	odd  []string             // lock owners no registry entry named
-	stop context.CancelFunc
-	done chan struct{}
+	mu      sync.Mutex
+	topics  []string             // the out route's
+	idents  []string             // every (route, topic) identity, as the nodes place them
+	pids    map[string]int       // node id → pid
+	members map[string]bool      // the registry now
+	held    map[string][]holding // topic → its holds (locks and placement), in order
+	lock    map[string]int       // topic → index of its lock hold in progress
+	given   map[string]int       // topic → index of its placement hold in progress
+	odd     []string             // lock owners no registry entry named
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
-// watchLocks starts following the fixture's cluster in etcd; stop it with
-// its stop before reading it.
+// watchLocks starts following the fixture's cluster in etcd; holds ends it.
 func (f *fixture) watchLocks() *lockHistory {
 	cli := f.etcdClient()
 	prefix := "/parley-xmpp/" + f.name + "/"
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &lockHistory{pids: map[string]int{}, held: map[string][]holding{}, open: map[string]int{}, stop: cancel, done: make(chan struct{})}
+	h := &lockHistory{topics: f.topics, pids: map[string]int{}, members: map[string]bool{}, held: map[string][]holding{},
+		lock: map[string]int{}, given: map[string]int{}, stop: cancel, done: make(chan struct{})}
+	for _, tp := range f.topics {
+		h.idents = append(h.idents, cluster.Identity("out", tp))
+	}
+	h.idents = append(h.idents, cluster.Identity("copy", f.topics[0]))
 	f.t.Cleanup(func() { cancel(); <-h.done })
 	wch := cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(1))
 	go func() {
@@ -115,31 +129,60 @@ func (f *fixture) watchLocks() *lockHistory {
 func (h *lockHistory) apply(prefix string, ev *clientv3.Event, now time.Time) {
 	key := strings.TrimPrefix(string(ev.Kv.Key), prefix)
 	switch {
-	case strings.HasPrefix(key, "nodes/") && ev.Type == clientv3.EventTypePut:
-		var info struct{ ID, Address string }
-		if json.Unmarshal(ev.Kv.Value, &info) == nil {
-			_, pid, _ := strings.Cut(info.Address, "/")
-			h.pids[info.ID], _ = strconv.Atoi(pid)
+	case strings.HasPrefix(key, "nodes/"):
+		id := strings.TrimPrefix(key, "nodes/")
+		if ev.Type == clientv3.EventTypePut {
+			var info struct{ Address string }
+			if json.Unmarshal(ev.Kv.Value, &info) == nil {
+				_, pid, _ := strings.Cut(info.Address, "/")
+				h.pids[id], _ = strconv.Atoi(pid)
+			}
+			h.members[id] = true
+		} else {
+			delete(h.members, id)
 		}
+		h.place(now)
 	case strings.HasPrefix(key, "locks/out/"):
 		topic := strings.TrimPrefix(key, "locks/out/")
 		if ev.Type == clientv3.EventTypePut {
-			if _, ok := h.open[topic]; ok {
+			if _, ok := h.lock[topic]; ok {
 				return // a rewrite of a held lock
 			}
 			pid, ok := h.pids[string(ev.Kv.Value)]
 			if !ok {
 				h.odd = append(h.odd, string(ev.Kv.Value))
 			}
-			h.held[topic] = append(h.held[topic], holding{pid: pid, from: now})
-			h.open[topic] = len(h.held[topic]) - 1
+			h.lock[topic] = h.open(topic, pid, now)
 			return
 		}
-		if i, ok := h.open[topic]; ok {
+		if i, ok := h.lock[topic]; ok {
 			h.held[topic][i].to = now
-			delete(h.open, topic)
+			delete(h.lock, topic)
 		}
 	}
+}
+
+// place follows placement over the registry as it is now.
+func (h *lockHistory) place(now time.Time) {
+	placed := cluster.Assign(slices.Sorted(maps.Keys(h.members)), h.idents)
+	for _, tp := range h.topics {
+		pid := h.pids[placed[cluster.Identity("out", tp)]]
+		if i, ok := h.given[tp]; ok {
+			if h.held[tp][i].pid == pid {
+				continue
+			}
+			h.held[tp][i].to = now
+			delete(h.given, tp)
+		}
+		if pid != 0 {
+			h.given[tp] = h.open(tp, pid, now)
+		}
+	}
+}
+
+func (h *lockHistory) open(topic string, pid int, now time.Time) int {
+	h.held[topic] = append(h.held[topic], holding{pid: pid, from: now})
+	return len(h.held[topic]) - 1
 }
 
 // holds ends the watch and gives the holds by topic.
