@@ -23,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/parley-go/parley-xmpp/cluster"
 	"github.com/parley-go/parley-xmpp/internal/etcdtest"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
@@ -810,4 +811,30 @@ func (x *tap) forward(up, c net.Conn) {
 			return
 		}
 	}
+}
+
+// waitPlaced waits until every (route, topic) is held by the node placement
+// gives it among nodes, as cluster status shows the locks: a test that counts
+// handovers starts from there, not while a join still moves topics.
+func (f *fixture) waitPlaced(nodes ...*node) {
+	f.t.Helper()
+	ids := make([]string, len(nodes))
+	for i, n := range nodes {
+		ids[i] = f.nodeID(n)
+	}
+	slices.Sort(ids)
+	idents := map[string]string{"copy " + f.topics[0]: cluster.Identity("copy", f.topics[0])} // "route topic" → identity
+	for _, tp := range f.topics {
+		idents["out "+tp] = cluster.Identity("out", tp)
+	}
+	want := cluster.Assign(ids, slices.Collect(maps.Values(idents)))
+	require.Eventually(f.t, func() bool {
+		_, _, owners := f.status()
+		for key, ident := range idents {
+			if owners[key] != want[ident] {
+				return false
+			}
+		}
+		return true
+	}, within, 200*time.Millisecond, "every topic held where placement puts it among %v", ids)
 }

@@ -330,6 +330,7 @@ func TestAllNodesRestart(t *testing.T) {
 	f := newFixture(t, 4)
 	f.dumpLogsOnFailure()
 	a, b := f.startNode("a"), f.startNode("b")
+	f.waitPlaced(a, b) // else a topic b takes from a after a delivered is a handover too
 	f.post(3)
 	f.waitAllDelivered(60 * time.Second)
 	a.kill9(t)
