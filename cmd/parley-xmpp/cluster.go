@@ -104,20 +104,11 @@ func (a *app) serveCluster(ctx context.Context, sv config.Serve, names []string,
 	}
 	defer engine.Close()
 
-	backends := map[string]serve.Backend{}
-	var connected []*runtime.Runtime
-	defer func() {
-		for _, rt := range connected {
-			disconnect(rt)
-		}
-	}()
-	for i, name := range names {
-		if err := connect(ctx, rts[i]); err != nil {
-			return fmt.Errorf("server %s: %w", serverLabel(name), err)
-		}
-		connected = append(connected, rts[i])
-		backends[name] = rts[i]
+	backends, disconnectAll, err := connectAll(ctx, names, rts)
+	if err != nil {
+		return err
 	}
+	defer disconnectAll()
 	if err := engine.Bind(backends); err != nil {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}

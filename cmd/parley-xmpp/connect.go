@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/config"
 	"github.com/parley-go/parley-xmpp/runtime"
+	"github.com/parley-go/parley-xmpp/serve"
 )
 
 // loadConfig reads --config, if given; without one the PARLEY_XMPP_* variables
@@ -97,6 +98,29 @@ func connect(ctx context.Context, rt *runtime.Runtime) error {
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	return rt.Connect(cctx)
+}
+
+// connectAll connects each server's runtime (rts[i] is names[i]'s) and
+// answers them as the engine's backends, by server name, and a func that
+// disconnects those connected; on an error, those already connected are
+// disconnected and the error names the server.
+func connectAll(ctx context.Context, names []string, rts []*runtime.Runtime) (map[string]serve.Backend, func(), error) {
+	backends := make(map[string]serve.Backend, len(names))
+	var connected []*runtime.Runtime
+	done := func() {
+		for _, rt := range connected {
+			disconnect(rt)
+		}
+	}
+	for i, name := range names {
+		if err := connect(ctx, rts[i]); err != nil {
+			done()
+			return nil, nil, fmt.Errorf("server %s: %w", serverLabel(name), err)
+		}
+		connected = append(connected, rts[i])
+		backends[name] = rts[i]
+	}
+	return backends, done, nil
 }
 
 func disconnect(rt *runtime.Runtime) {

@@ -135,20 +135,11 @@ file again and resumes where this one stopped.`,
 				defer stop()
 			}
 
-			backends := map[string]serve.Backend{}
-			var connected []*runtime.Runtime
-			defer func() {
-				for _, rt := range connected {
-					disconnect(rt)
-				}
-			}()
-			for i, name := range names {
-				if err := connect(ctx, rts[i]); err != nil {
-					return fmt.Errorf("server %s: %w", serverLabel(name), err)
-				}
-				connected = append(connected, rts[i])
-				backends[name] = rts[i]
+			backends, disconnectAll, err := connectAll(ctx, names, rts)
+			if err != nil {
+				return err
 			}
+			defer disconnectAll()
 			prog.info(fmt.Sprintf("serving %d routes", len(sv.Routes)), slog.Int("routes", len(sv.Routes)))
 			err = engine.Run(ctx, backends)
 			prog.done()
