@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -145,6 +146,9 @@ func loopbackService(service string) bool {
 	if service == "" {
 		service = runtime.DefaultService
 	}
-	svc, err := runtime.ParseService(service)
-	return err == nil && svc.Loopback
+	if !strings.Contains(service, "://") {
+		service = "xmpp://" + service
+	}
+	u, err := url.Parse(service)
+	return err == nil && runtime.IsLoopback(u.Hostname())
 }

@@ -331,37 +331,17 @@ func (r *resolved) connOptions() xmppconn.Options {
 }
 
 func (r *resolved) parseService() error {
-	svc, err := ParseService(r.Service)
-	if err != nil {
-		return err
-	}
-	r.addr, r.directTLS, r.loopback = svc.Addr, svc.DirectTLS, svc.Loopback
-	return nil
-}
-
-// Service is a parsed Config.Service.
-type Service struct {
-	Addr      string // host:port, the port defaulted (5222, or 5223 for xmpps)
-	DirectTLS bool   // xmpps://: TLS from the first byte
-	Loopback  bool   // the host is this machine (IsLoopback)
-}
-
-// ParseService parses a Config.Service: "xmpp://host[:port]",
-// "xmpps://host[:port]", or a bare "host[:port]" (xmpp). Its errors wrap
-// ErrConfig and never repeat a password the URL might hold.
-func ParseService(service string) (Service, error) {
-	s := service
+	s := r.Service
 	if !strings.Contains(s, "://") {
 		s = "xmpp://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
-		return Service{}, fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, redact.URL(service))
+		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, redact.URL(r.Service))
 	}
 	if u.User != nil {
-		return Service{}, fmt.Errorf("%w: Service %q holds credentials: give the account as Username and Password instead", errConfig, redact.URL(service))
+		return fmt.Errorf("%w: Service %q holds credentials: give the account as Username and Password instead", errConfig, redact.URL(r.Service))
 	}
-	var svc Service
 	port := u.Port()
 	switch u.Scheme {
 	case "xmpp":
@@ -369,19 +349,20 @@ func ParseService(service string) (Service, error) {
 			port = "5222"
 		}
 	case "xmpps":
-		svc.DirectTLS = true
+		r.directTLS = true
 		if port == "" {
 			port = "5223"
 		}
 	default:
-		return Service{}, fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, redact.URL(service))
+		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, redact.URL(r.Service))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return Service{}, fmt.Errorf("%w: Service %q: bad port", errConfig, redact.URL(service))
+		return fmt.Errorf("%w: Service %q: bad port", errConfig, redact.URL(r.Service))
 	}
-	svc.Addr = net.JoinHostPort(u.Hostname(), port)
-	svc.Loopback = IsLoopback(u.Hostname())
-	return svc, nil
+	host := u.Hostname()
+	r.addr = net.JoinHostPort(host, port)
+	r.loopback = IsLoopback(host)
+	return nil
 }
 
 // IsLoopback says whether host (a name or an address, without a port) is this
