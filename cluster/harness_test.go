@@ -387,25 +387,7 @@ func (f *fixture) slowest() (time.Duration, string) {
 // whichever came last. A failure of the topic's owner shows as one stall
 // (lease_ttl and the takeover), two failures of successive owners as two.
 func (f *fixture) longestStall() (time.Duration, string) {
-	f.mu.Lock()
-	sent := maps.Clone(f.sent)
-	f.mu.Unlock()
-	var worst time.Duration
-	which := ""
-	for tp, rs := range f.delivered() {
-		rs = slices.DeleteFunc(rs, func(r record) bool { return r.When.IsZero() })
-		slices.SortFunc(rs, func(a, b record) int { return a.When.Compare(b.When) })
-		for i := 1; i < len(rs); i++ {
-			from := rs[i-1].When
-			if at, ok := sent[rs[i].ID]; ok && at.After(from) {
-				from = at
-			}
-			if d := rs[i].When.Sub(from); d > worst {
-				worst, which = d, fmt.Sprintf("%s before %s on %s", tp, rs[i].ID, rs[i].Node)
-			}
-		}
-	}
-	return worst, which
+	return f.longestStallPerFailure(nil, nil) // no failure splits a stall
 }
 
 // waitAllDelivered waits until every posted message of every topic was
