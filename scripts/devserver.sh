@@ -115,10 +115,14 @@ sql = { driver = "SQLite3", database = "prosody.sqlite" }
 -- end-to-end tests use to remove an occupant without telling it (XEP-0410).
 -- smacks: XEP-0198 stream management with resumption (issue 22). A dropped
 -- session, with its room occupancy, waits smacks_hibernation_time for a
--- <resume/>.
+-- <resume/>. smacks_max_unacked_stanzas: Prosody asks for an ack once 32
+-- stanzas are unacknowledged, not after every write burst (its default, 0):
+-- at a message per burst, that ack ping-pong slowed posting and delivery by
+-- up to a quarter (docs/performance.md).
 modules_enabled = { "roster", "saslauth", "disco", "ping", "mam", "register", "time", "version", "admin_shell", "smacks" }
 modules_disabled = { "s2s" }
 smacks_hibernation_time = 300
+smacks_max_unacked_stanzas = 32
 admin_socket = "$data/prosody.sock"
 archive_expires_after = "never"
 max_archive_query_results = 50

@@ -120,6 +120,13 @@ type PrivateOptions struct {
 	ResumeTimeout    time.Duration
 }
 
+// ProsodyAckEvery is the stanzas Prosody sends before it asks for an ack
+// (smacks_max_unacked_stanzas), as the dev server has it: its default, 0,
+// asks after every write burst, and the ack ping-pong that follows every
+// message slowed posting and delivery by up to a quarter
+// (docs/performance.md).
+const ProsodyAckEvery = 32
+
 // resumeSeconds is o's resumption timeout, in whole seconds.
 func (o PrivateOptions) resumeSeconds() int {
 	if o.ResumeTimeout <= 0 {
@@ -200,7 +207,7 @@ c2s_direct_tls_ssl = { certificate = %[2]q; key = %[3]q }
 	smLines := ""
 	if o.StreamManagement {
 		modules += `, "smacks"`
-		smLines = fmt.Sprintf("smacks_hibernation_time = %d\n", o.resumeSeconds())
+		smLines = fmt.Sprintf("smacks_hibernation_time = %d\nsmacks_max_unacked_stanzas = %d\n", o.resumeSeconds(), ProsodyAckEvery)
 	}
 	cfg := fmt.Sprintf(`-- A private Prosody for one test (internal/xmpptest).
 daemonize = false
