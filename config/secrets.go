@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -146,9 +145,8 @@ func loopbackService(service string) bool {
 	if service == "" {
 		service = runtime.DefaultService
 	}
-	if !strings.Contains(service, "://") {
-		service = "xmpp://" + service
-	}
-	u, err := url.Parse(service)
-	return err == nil && runtime.IsLoopback(u.Hostname())
+	// An invalid service is reported by its own check (validate), not as a
+	// missing password.
+	svc, err := runtime.ParseService(service)
+	return err != nil || svc.Loopback
 }

@@ -331,17 +331,42 @@ func (r *resolved) connOptions() xmppconn.Options {
 }
 
 func (r *resolved) parseService() error {
-	s := r.Service
+	svc, err := ParseService(r.Service)
+	if err != nil {
+		return err
+	}
+	if svc.UserInfo {
+		return fmt.Errorf("%w: Service %q holds credentials: give the account as Username and Password instead", errConfig, redact.URL(r.Service))
+	}
+	r.addr, r.directTLS, r.loopback = svc.Addr, svc.DirectTLS, svc.Loopback
+	return nil
+}
+
+// Service is a parsed Config.Service.
+type Service struct {
+	Addr      string // host:port, the port defaulted (5222, or 5223 for xmpps)
+	DirectTLS bool   // xmpps://: TLS from the first byte
+	Loopback  bool   // the host is this machine (IsLoopback)
+	// UserInfo: the URL holds a user or password, which Config refuses
+	// (credentials belong in Username and Password). Reported, not an
+	// error, so a caller can say first what else is wrong with the server.
+	UserInfo bool
+}
+
+// ParseService parses a Config.Service: "xmpp://host[:port]",
+// "xmpps://host[:port]", or a bare "host[:port]" (xmpp). Its errors wrap
+// ErrConfig and never repeat a password the URL might hold; user info in it
+// is reported (Service.UserInfo), and Config refuses it.
+func ParseService(service string) (Service, error) {
+	s := service
 	if !strings.Contains(s, "://") {
 		s = "xmpp://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
-		return fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, redact.URL(r.Service))
+		return Service{}, fmt.Errorf("%w: Service %q is not xmpp://host[:port] or xmpps://host[:port]", errConfig, redact.URL(service))
 	}
-	if u.User != nil {
-		return fmt.Errorf("%w: Service %q holds credentials: give the account as Username and Password instead", errConfig, redact.URL(r.Service))
-	}
+	svc := Service{UserInfo: u.User != nil}
 	port := u.Port()
 	switch u.Scheme {
 	case "xmpp":
@@ -349,20 +374,19 @@ func (r *resolved) parseService() error {
 			port = "5222"
 		}
 	case "xmpps":
-		r.directTLS = true
+		svc.DirectTLS = true
 		if port == "" {
 			port = "5223"
 		}
 	default:
-		return fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, redact.URL(r.Service))
+		return Service{}, fmt.Errorf("%w: Service %q: scheme must be xmpp or xmpps", errConfig, redact.URL(service))
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("%w: Service %q: bad port", errConfig, redact.URL(r.Service))
+		return Service{}, fmt.Errorf("%w: Service %q: bad port", errConfig, redact.URL(service))
 	}
-	host := u.Hostname()
-	r.addr = net.JoinHostPort(host, port)
-	r.loopback = IsLoopback(host)
-	return nil
+	svc.Addr = net.JoinHostPort(u.Hostname(), port)
+	svc.Loopback = IsLoopback(u.Hostname())
+	return svc, nil
 }
 
 // IsLoopback says whether host (a name or an address, without a port) is this

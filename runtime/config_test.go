@@ -187,3 +187,27 @@ func TestConfigIgnoresTheEnvironment(t *testing.T) {
 	assert.False(t, r.pinned)
 	assert.Equal(t, Config{Service: "xmpps://chat.example.org", Username: "envuser", Nick: "envnick"}, ConfigFromEnv())
 }
+
+// One parser reads a service URL for the runtime, the configuration's
+// password rule and the demo (issue 21).
+func TestParseService(t *testing.T) {
+	for in, want := range map[string]Service{
+		"xmpp://example.org":      {Addr: "example.org:5222"},
+		"xmpps://example.org":     {Addr: "example.org:5223", DirectTLS: true},
+		"example.org:5300":        {Addr: "example.org:5300"},
+		"xmpp://127.0.0.1:15222":  {Addr: "127.0.0.1:15222", Loopback: true},
+		"xmpp://[::1]":            {Addr: "[::1]:5222", Loopback: true},
+		"xmpps://localhost:5224/": {Addr: "localhost:5224", DirectTLS: true, Loopback: true},
+		"xmpp://u:pw@192.0.2.1":   {Addr: "192.0.2.1:5222", UserInfo: true},
+	} {
+		got, err := ParseService(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "http://example.org", "xmpp://example.org/path", "xmpp://example.org:0", "xmpp://example.org:x",
+		"xmpp://u:secret@example.org:x", "ftp://u:secret@127.0.0.1"} {
+		_, err := ParseService(in)
+		require.ErrorIs(t, err, ErrConfig, "%q", in)
+		assert.NotContains(t, err.Error(), "secret", "%q: the error repeats no password", in)
+	}
+}

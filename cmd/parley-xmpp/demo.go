@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,19 +190,11 @@ func or(v, def string) string {
 // plainAddr is the host:port of an xmpp:// service (the demo's proxy forwards
 // plain TCP; TLS would not match the proxy's address).
 func plainAddr(service string) (string, error) {
-	s := service
-	if !strings.Contains(s, "://") {
-		s = "xmpp://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "xmpp" || u.Host == "" {
+	svc, err := runtime.ParseService(service)
+	if err != nil || svc.DirectTLS {
 		return "", fmt.Errorf("%w: the demo and the benchmarks need an xmpp:// service, not %q", errUsage, redact.URL(service))
 	}
-	port := u.Port()
-	if port == "" {
-		port = "5222"
-	}
-	return net.JoinHostPort(u.Hostname(), port), nil
+	return svc.Addr, nil
 }
 
 func reachable(addr string) bool {
