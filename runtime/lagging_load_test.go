@@ -190,7 +190,7 @@ func TestLaggingSubscribersUnderLoadOnMnesiaEjabberd(t *testing.T) {
 	}
 	xmpptest.RequireEjabberd(t)
 	accounts := [][2]string{{"parley", "parleypass"}, {"parley2", "parleypass2"}, {"parley3", "parleypass3"}, {"observer", "observerpass"}}
-	o := xmpptest.PrivateOptions{NoTLS: true, Accounts: map[string]string{}}
+	o := xmpptest.PrivateOptions{NoTLS: true, Mnesia: true, Accounts: map[string]string{}}
 	for _, a := range accounts {
 		o.Accounts[a[0]] = a[1]
 	}

@@ -346,10 +346,16 @@ func (c *Conn) writeLoop() {
 			if o.fence != nil && o.fence() != nil {
 				continue // its fence ended while it was queued: never written
 			}
+			out := o.b
 			if !o.nonza {
 				ask = c.track(o.b, o.fence)
+			} else if c.smEnabled() {
+				// The stream's end: acknowledge what was handled first, or
+				// the server treats it as undelivered (Prosody stores chat
+				// messages offline and answers the rest with errors).
+				out = append(ackBytes(c.sm.inH.Load()), out...)
 			}
-			if !c.writeOn(t, o.b) {
+			if !c.writeOn(t, out) {
 				return
 			}
 			if !ask {

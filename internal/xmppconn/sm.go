@@ -265,6 +265,13 @@ func (c *Conn) reportUnacked(n int) {
 	}
 }
 
+// smEnabled: the server enabled stream management on this stream.
+func (c *Conn) smEnabled() bool {
+	c.sm.mu.Lock()
+	defer c.sm.mu.Unlock()
+	return c.sm.enabled
+}
+
 // periodicRequest: stanzas are unacknowledged, and none was requested since
 // the last tick.
 func (c *Conn) periodicRequest() bool {

@@ -45,7 +45,10 @@ func dialSM(t *testing.T, o func(*Options)) *smConn {
 	sc := &smConn{Conn: c, proxy: p, closed: make(chan error, 1)}
 	c.Start(Handler{
 		Stanza: func(v any) {
-			if m, ok := v.(stanza.Message); ok && m.Body != "" {
+			// Only what this Conn sent itself: a chat message another test's
+			// session left unacknowledged comes to the account's next login
+			// from the server's offline store.
+			if m, ok := v.(stanza.Message); ok && m.Body != "" && m.From == c.JID() {
 				sc.mu.Lock()
 				sc.bodies = append(sc.bodies, m.Body)
 				sc.mu.Unlock()
@@ -380,4 +383,20 @@ func TestResumeRefusedAfterTheTimeout(t *testing.T) {
 			assert.Equal(t, 0, c.SM().Resumes)
 		})
 	}
+}
+
+// Close acknowledges what the Conn handled before it ends the stream: the
+// server would take the unacknowledged stanzas for undelivered (Prosody
+// stores chat messages offline and answers the rest with errors).
+func TestCloseAcknowledgesFirst(t *testing.T) {
+	sc := dialSM(t, nil)
+	for i := range 3 {
+		sc.chat(t, fmt.Sprintf("c%d", i))
+	}
+	require.Eventually(t, func() bool { return len(sc.got()) == 3 }, 10*time.Second, 10*time.Millisecond)
+	sc.Close(5 * time.Second)
+	sent := string(sc.proxy.Sent())
+	h := sc.sm.inH.Load()
+	assert.GreaterOrEqual(t, h, uint32(3), "the three messages were counted")
+	assert.True(t, strings.HasSuffix(sent, fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/></stream:stream>", h)), "the stream ends with an ack of all it handled: ...%s", sent[max(0, len(sent)-120):])
 }

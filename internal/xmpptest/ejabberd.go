@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parley-go/parley-xmpp/internal/devconfig"
 )
 
 // RequireEjabberd says whether ejabberd is here (and can run as its user):
@@ -24,14 +26,17 @@ func RequireEjabberd(t testing.TB) {
 	if err == nil {
 		_, err = user.Lookup("ejabberd")
 	}
+	if err == nil {
+		err = debianPackage("erlang-p1-sqlite3") // the SQL storage (devconfig)
+	}
 	if err == nil && os.Geteuid() != 0 {
 		err = errors.New("ejabberdctl switches to user ejabberd: the tests must run as root")
 	}
 	if err != nil {
 		if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
-			t.Fatalf("ejabberd not installed (%v): CI must install it (apt-get install -y ejabberd)", err)
+			t.Fatalf("ejabberd not installed (%v): CI must install it (apt-get install -y ejabberd erlang-p1-sqlite3; scripts/devserver.sh start does)", err)
 		}
-		t.Skipf("ejabberd not installed (%v); apt-get install -y ejabberd (with CI=true this fails)", err)
+		t.Skipf("ejabberd not installed (%v); apt-get install -y ejabberd erlang-p1-sqlite3 (with CI=true this fails)", err)
 	}
 }
 
@@ -47,15 +52,18 @@ func StartEjabberd(t testing.TB, o PrivateOptions) *Private {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	p := &Private{Name: "ejabberd", Domain: "parley.local", MUC: "muc.parley.local", Dir: dir, CA: NewCA(t, "parley test CA")}
-	for _, d := range []string{"etc", "db", "log"} {
+	p := &Private{Name: "ejabberd", Domain: devconfig.Domain, MUC: devconfig.MUC, Dir: dir, CA: NewCA(t, "parley test CA")}
+	for _, d := range []string{"etc", "db", "log", "data"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o750); err != nil {
 			t.Fatal(err)
 		}
 	}
 	certPEM, keyPEM := p.CA.Issue(t, p.Domain, p.MUC)
-	pem := filepath.Join(dir, "etc", "server.pem")
-	if err := os.WriteFile(pem, append(certPEM, keyPEM...), 0o600); err != nil {
+	crt, key := filepath.Join(dir, "etc", "server.crt"), filepath.Join(dir, "etc", "server.key")
+	if err := os.WriteFile(crt, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	inetrc, err := os.ReadFile("/etc/ejabberd/inetrc")
@@ -65,72 +73,25 @@ func StartEjabberd(t testing.TB, o PrivateOptions) *Private {
 	if err := os.WriteFile(filepath.Join(dir, "etc", "inetrc"), inetrc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	node := "parleytest" + strings.ToLower(rand.Text()[:10])
 	pidFile := filepath.Join(dir, "ejabberd.pid")
-	ctl := fmt.Sprintf(`ERLANG_NODE=%s@localhost
-ERL_OPTIONS="-setcookie %s -env ERL_CRASH_DUMP_BYTES 0"
-export ERL_EPMD_ADDRESS=127.0.0.1
-INET_DIST_INTERFACE=127.0.0.1
-EJABBERD_CONFIG_PATH=%s
-EJABBERD_PID_PATH=%s
-`, node, strings.ToLower(rand.Text()), filepath.Join(dir, "etc", "ejabberd.yml"), pidFile)
-	if err := os.WriteFile(filepath.Join(dir, "etc", "ejabberdctl.cfg"), []byte(ctl), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	c2s, direct := freePort(t), freePort(t)
 	p.Addr = fmt.Sprintf("127.0.0.1:%d", c2s)
 	p.DirectTLS = fmt.Sprintf("127.0.0.1:%d", direct)
-	certfiles := fmt.Sprintf("[%q]", pem)
-	starttls := fmt.Sprintf("starttls: true\n    starttls_required: %v", o.RequireEncryption)
-	directListener := fmt.Sprintf(`  - port: %d
-    ip: "127.0.0.1"
-    module: ejabberd_c2s
-    tls: true
-    shaper: none
-    access: all
-`, direct)
+	srv := devconfig.Server{For: "a test's private ejabberd, internal/xmpptest", Dir: dir, Data: filepath.Join(dir, "data"),
+		Port: c2s, TLS: &devconfig.TLS{Cert: crt, Key: key}, DirectTLSPort: direct, RequireEncryption: o.RequireEncryption,
+		StreamManagement: o.StreamManagement, ResumeSeconds: o.resumeSeconds(),
+		Node: "parleytest" + strings.ToLower(rand.Text()[:10]), Cookie: strings.ToLower(rand.Text()), Mnesia: o.Mnesia}
 	if o.NoTLS {
-		certfiles, starttls, directListener, p.DirectTLS = "[]", "starttls: false", "", ""
+		p.DirectTLS, srv.TLS, srv.DirectTLSPort = "", nil, 0
 	}
-	sm := ""
-	if o.StreamManagement {
-		sm = fmt.Sprintf("\n  mod_stream_mgmt: {resume_timeout: %d}", o.resumeSeconds())
+	yml, ctl, err := devconfig.Ejabberd(srv)
+	if err != nil {
+		t.Fatal(err)
 	}
-	yml := fmt.Sprintf(`# A private ejabberd for one test (internal/xmpptest).
-hosts: [%q]
-loglevel: info
-log_rotate_count: 0
-certfiles: %s
-auth_method: internal
-listen:
-  - port: %d
-    ip: "127.0.0.1"
-    module: ejabberd_c2s
-    %s
-    max_stanza_size: 262144
-    shaper: none
-    access: all
-%sacl:
-  local:
-    user_regexp: ""
-access_rules:
-  local:
-    allow: local
-modules:
-  mod_disco: {}
-  mod_ping: {}
-  mod_roster: {}%s
-  mod_mam: {db_type: mnesia, assume_mam_usage: true, default: always}
-  mod_muc:
-    host: %q
-    db_type: mnesia
-    access: all
-    access_create: all
-    access_persistent: all
-    access_mam: all
-    default_room_options: {mam: true, persistent: true}
-`, p.Domain, certfiles, c2s, starttls, directListener, sm, p.MUC)
-	if err := os.WriteFile(filepath.Join(dir, "etc", "ejabberd.yml"), []byte(yml), 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "etc", "ejabberdctl.cfg"), ctl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc", "ejabberd.yml"), yml, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {

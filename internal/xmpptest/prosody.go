@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parley-go/parley-xmpp/internal/devconfig"
 )
 
 // CA is a certificate authority made up for one test.
@@ -118,14 +120,9 @@ type PrivateOptions struct {
 	// waits ResumeTimeout for its resumption (0: 300 s).
 	StreamManagement bool
 	ResumeTimeout    time.Duration
+	// Mnesia: ejabberd keeps rooms and archives in mnesia instead of SQLite.
+	Mnesia bool
 }
-
-// ProsodyAckEvery is the stanzas Prosody sends before it asks for an ack
-// (smacks_max_unacked_stanzas), as the dev server has it: its default, 0,
-// asks after every write burst, and the ack ping-pong that follows every
-// message slowed posting and delivery by up to a quarter
-// (docs/performance.md).
-const ProsodyAckEvery = 32
 
 // resumeSeconds is o's resumption timeout, in whole seconds.
 func (o PrivateOptions) resumeSeconds() int {
@@ -152,14 +149,29 @@ type Private struct {
 // fails in CI (CI=true or PARLEY_XMPP_REQUIRE_SERVER=1) and is skipped elsewhere.
 func RequireProsody(t testing.TB) {
 	t.Helper()
+	var err error
 	for _, bin := range []string{"prosody", "prosodyctl"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
-				t.Fatalf("%s not installed (%v): CI must install prosody (apt-get install -y prosody)", bin, err)
-			}
-			t.Skipf("%s not installed (%v); apt-get install -y prosody (with CI=true this fails)", bin, err)
+		if _, err = exec.LookPath(bin); err != nil {
+			break
 		}
 	}
+	if err == nil {
+		err = debianPackage("lua-dbi-sqlite3") // the SQL storage (devconfig)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" || os.Getenv("PARLEY_XMPP_REQUIRE_SERVER") == "1" {
+			t.Fatalf("prosody not installed (%v): CI must install it (apt-get install -y prosody lua-dbi-sqlite3; scripts/devserver.sh start does)", err)
+		}
+		t.Skipf("prosody not installed (%v); apt-get install -y prosody lua-dbi-sqlite3 (with CI=true this fails)", err)
+	}
+}
+
+// debianPackage: the package is installed (dpkg says so).
+func debianPackage(name string) error {
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", name).Output(); err != nil || !strings.HasSuffix(string(out), " installed") {
+		return fmt.Errorf("package %s is not installed", name)
+	}
+	return nil
 }
 
 func freePort(t testing.TB) int {
@@ -178,7 +190,7 @@ func StartProsody(t testing.TB, o PrivateOptions) *Private {
 	t.Helper()
 	RequireProsody(t)
 	dir := t.TempDir()
-	p := &Private{Name: "prosody", Domain: "parley.local", MUC: "muc.parley.local", Dir: dir, CA: NewCA(t, "parley test CA")}
+	p := &Private{Name: "prosody", Domain: devconfig.Domain, MUC: devconfig.MUC, Dir: dir, CA: NewCA(t, "parley test CA")}
 	certPEM, keyPEM := p.CA.Issue(t, p.Domain, p.MUC)
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	if err := os.WriteFile(crt, certPEM, 0o644); err != nil {
@@ -193,58 +205,18 @@ func StartProsody(t testing.TB, o PrivateOptions) *Private {
 	c2s, direct := freePort(t), freePort(t)
 	p.Addr = fmt.Sprintf("127.0.0.1:%d", c2s)
 	p.DirectTLS = fmt.Sprintf("127.0.0.1:%d", direct)
-	tlsLines := fmt.Sprintf(`c2s_direct_tls_ports = { %d }
-c2s_direct_tls_interfaces = { "127.0.0.1" }
-ssl = { certificate = %q; key = %q }
-c2s_direct_tls_ssl = { certificate = %[2]q; key = %[3]q }
-`, direct, crt, key)
-	vhostTLS := fmt.Sprintf("ssl = { certificate = %q; key = %q }", crt, key)
-	modules := `"roster", "saslauth", "tls", "disco", "ping", "mam", "register"`
+	srv := devconfig.Server{For: "a test's private Prosody, internal/xmpptest", Dir: dir, Data: filepath.Join(dir, "data"),
+		Port: c2s, TLS: &devconfig.TLS{Cert: crt, Key: key}, DirectTLSPort: direct, RequireEncryption: o.RequireEncryption,
+		StreamManagement: o.StreamManagement, ResumeSeconds: o.resumeSeconds()}
 	if o.NoTLS {
-		p.DirectTLS, tlsLines, vhostTLS = "", "", ""
-		modules = `"roster", "saslauth", "disco", "ping", "mam", "register"`
+		p.DirectTLS, srv.TLS, srv.DirectTLSPort = "", nil, 0
 	}
-	smLines := ""
-	if o.StreamManagement {
-		modules += `, "smacks"`
-		smLines = fmt.Sprintf("smacks_hibernation_time = %d\nsmacks_max_unacked_stanzas = %d\n", o.resumeSeconds(), ProsodyAckEvery)
+	cfg, err := devconfig.Prosody(srv)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`-- A private Prosody for one test (internal/xmpptest).
-daemonize = false
-run_as_root = true
-pidfile = %[1]q
-data_path = %[2]q
-log = { info = %[3]q; error = %[4]q }
-plugin_paths = {}
-c2s_ports = { %[5]d }
-c2s_interfaces = { "127.0.0.1" }
-%[6]ss2s_ports = {}
-http_ports = {}
-https_ports = {}
-component_ports = {}
-c2s_require_encryption = %[7]v
-allow_unencrypted_plain_auth = false
-authentication = "internal_hashed"
-storage = "internal"
-modules_enabled = { %[8]s }
-modules_disabled = { "s2s" }
-%[12]s
-VirtualHost %[10]q
-	%[9]s
-
-Component %[11]q "muc"
-	modules_enabled = { "muc_mam" }
-	restrict_room_creation = false
-	muc_room_default_persistent = true
-	muc_log_by_default = true
-	muc_log_all_rooms = true
-	muc_log_expires_after = "never"
-	muc_room_cache_size = 1000
-	%[9]s
-`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "prosody.log"), filepath.Join(dir, "prosody.err"),
-		c2s, tlsLines, o.RequireEncryption, modules, vhostTLS, p.Domain, p.MUC, smLines)
 	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for user, pass := range o.Accounts {
