@@ -1,36 +1,24 @@
 // Package observe is how the runtime reports what it does, for metrics: small
-// interfaces with no dependencies, so the runtime stays free of any metrics
-// library. Package metrics implements them with Prometheus.
+// interfaces with no dependency on a metrics library, so the runtime stays
+// free of one. Package metrics implements them with Prometheus.
 //
 // Implementations must be safe for concurrent use and quick: the actors call
 // them on their hot paths (a Room's MessageIn once per message fanned out).
 package observe
 
-// State is a connection state as the metrics see it. The session maps its own
-// states to these by name (not by number), so either enum may change order.
-type State int
+import "github.com/parley-go/parley-xmpp/internal/vocab"
+
+// State is the connection's state (runtime.State: one type, declared in the
+// runtime's vocabulary).
+type State = vocab.State
 
 // The connection states.
 const (
-	Connecting State = iota
-	Online
-	Reconnecting
-	Closed
+	Connecting   = vocab.Connecting
+	Online       = vocab.Online
+	Reconnecting = vocab.Reconnecting
+	Closed       = vocab.Closed
 )
-
-func (s State) String() string {
-	switch s {
-	case Connecting:
-		return "connecting"
-	case Online:
-		return "online"
-	case Reconnecting:
-		return "reconnecting"
-	case Closed:
-		return "closed"
-	}
-	return "unknown"
-}
 
 // Metrics receives a runtime's measurements.
 type Metrics interface {

@@ -69,11 +69,11 @@ func (rt *Runtime) CheckFetch(args seam.FetchRecentArgs) error {
 	}
 	switch {
 	case args.Limit < 0:
-		return fmt.Errorf("limit %d is negative", args.Limit)
+		return fmt.Errorf("%w: limit %d is negative", ErrInvalidArgument, args.Limit)
 	case args.Limit > rt.cfg.MaxFetchLimit:
-		return fmt.Errorf("limit %d is over the cap of %d (MaxFetchLimit)", args.Limit, rt.cfg.MaxFetchLimit)
+		return fmt.Errorf("%w: limit %d is over the cap of %d (MaxFetchLimit)", ErrInvalidArgument, args.Limit, rt.cfg.MaxFetchLimit)
 	case args.Block < 0:
-		return fmt.Errorf("block %s is negative", args.Block)
+		return fmt.Errorf("%w: block %s is negative", ErrInvalidArgument, args.Block)
 	}
 	if args.Since != nil {
 		return CheckCursor(*args.Since)
@@ -88,7 +88,7 @@ func CheckCursor(c seam.Cursor) error {
 		return nil
 	}
 	if err := stanza.CheckID(string(c)); err != nil {
-		return fmt.Errorf("not a cursor: %v", err)
+		return fmt.Errorf("%w: not a cursor: %v", ErrInvalidArgument, err)
 	}
 	return nil
 }

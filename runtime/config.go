@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-go/parley-xmpp/actors/room"
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/redact"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -290,13 +290,8 @@ func resolve(c Config) (*resolved, error) {
 // occupant nicks, or bare real JIDs where the room shows them (a non-anonymous
 // room, or to a moderator). A nick is only as good as the room's nick policy (in
 // an open room anyone may take a nick that is free); a JID is the server's word.
-type Allowlist struct {
-	Nicks []string // exact
-	JIDs  []string // bare, compared case-insensitively
-}
-
-// Check says what is wrong with the allowlist, if anything.
-func (a Allowlist) Check() error { return room.Allowlist(a).Check() }
+// Its Check says what is wrong with it, if anything.
+type Allowlist = vocab.Allowlist
 
 // orDefault sets an unset (zero or negative) setting to its default.
 func orDefault[T int | time.Duration](v *T, def T) {

@@ -1,8 +1,6 @@
 package runtime_test
 
 import (
-	"errors"
-	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -10,89 +8,88 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-go/parley-xmpp/actors/archive"
-	"github.com/parley-go/parley-xmpp/actors/room"
-	"github.com/parley-go/parley-xmpp/actors/session"
-	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 	"github.com/parley-go/parley-xmpp/supervision"
 )
 
-// sentinels are the runtime's names for the errors its insides return.
+// sentinels are the runtime's errors: each is the value declared once in the
+// runtime's vocabulary (internal/vocab), or seam's.
 var sentinels = []struct {
-	inside   string // package.Name where it is made
+	name     string // the runtime's name (vocab's too, for vocab's)
 	runtime  error
 	original error
 }{
-	{"room.ErrPostTimeout", runtime.ErrPostTimeout, room.ErrPostTimeout},
-	{"room.ErrPostRefused", runtime.ErrPostRefused, room.ErrPostRefused},
-	{"room.ErrNoStanzaID", runtime.ErrNoStanzaID, room.ErrNoStanzaID},
-	{"room.ErrFenced", runtime.ErrPostFenced, room.ErrFenced},
-	{"room.ErrJoin", runtime.ErrJoin, room.ErrJoin},
-	{"room.ErrJoinTimeout", runtime.ErrJoinTimeout, room.ErrJoinTimeout},
-	{"room.ErrLeft", runtime.ErrLeft, room.ErrLeft},
-	{"room.ErrBanned", runtime.ErrBanned, room.ErrBanned},
-	{"room.ErrFailed", runtime.ErrRoomFailed, room.ErrFailed},
-	{"room.ErrArchiveGap", runtime.ErrArchiveGap, room.ErrArchiveGap},
-	{"room.ErrUnknownTarget", runtime.ErrUnknownTarget, room.ErrUnknownTarget},
-	{"room.ErrNotOwnMessage", runtime.ErrNotOwnMessage, room.ErrNotOwnMessage},
-	{"room.ErrNotOwned", runtime.ErrRoomNotOwned, room.ErrNotOwned},
-	{"supervision.ErrActorFailed", runtime.ErrActorFailed, supervision.ErrActorFailed},
-	{"archive.ErrStalled", runtime.ErrArchiveStalled, archive.ErrStalled},
-	{"archive.ErrRunaway", runtime.ErrArchiveRunaway, archive.ErrRunaway},
-	{"session.ErrLinkLost", runtime.ErrLinkLost, session.ErrLinkLost},
-	{"session.ErrIQTimeout", runtime.ErrIQTimeout, session.ErrIQTimeout},
-	{"session.ErrKeepAlive", runtime.ErrKeepAlive, session.ErrKeepAlive},
-	{"session.ErrGaveUp", runtime.ErrGaveUp, session.ErrGaveUp},
-	{"xmppconn.ErrTLS", runtime.ErrTLS, xmppconn.ErrTLS},
-	{"xmppconn.ErrTLSRequired", runtime.ErrTLSRequired, xmppconn.ErrTLSRequired},
-	{"xmppconn.ErrInboundTooLarge", runtime.ErrInboundTooLarge, xmppconn.ErrInboundTooLarge},
-	{"xmppconn.ErrNegotiationTooLarge", runtime.ErrNegotiationTooLarge, xmppconn.ErrNegotiationTooLarge},
-	{"xmppconn.ErrReaderPanicked", runtime.ErrReaderPanicked, xmppconn.ErrReaderPanicked},
-	{"xmppconn.ErrSendQueueFull", runtime.ErrSendQueueFull, xmppconn.ErrSendQueueFull},
-	{"xmppconn.ErrStanzaTooLarge", runtime.ErrStanzaTooLarge, xmppconn.ErrStanzaTooLarge},
-	{"xmppconn.ErrClosed", runtime.ErrConnClosed, xmppconn.ErrClosed},
+	{"ErrPostTimeout", runtime.ErrPostTimeout, vocab.ErrPostTimeout},
+	{"ErrPostRefused", runtime.ErrPostRefused, vocab.ErrPostRefused},
+	{"ErrNoStanzaID", runtime.ErrNoStanzaID, vocab.ErrNoStanzaID},
+	{"ErrPostFenced", runtime.ErrPostFenced, vocab.ErrPostFenced},
+	{"ErrJoin", runtime.ErrJoin, vocab.ErrJoin},
+	{"ErrJoinTimeout", runtime.ErrJoinTimeout, vocab.ErrJoinTimeout},
+	{"ErrLeft", runtime.ErrLeft, vocab.ErrLeft},
+	{"ErrBanned", runtime.ErrBanned, vocab.ErrBanned},
+	{"ErrRoomFailed", runtime.ErrRoomFailed, vocab.ErrRoomFailed},
+	{"ErrArchiveGap", runtime.ErrArchiveGap, vocab.ErrArchiveGap},
+	{"ErrUnknownTarget", runtime.ErrUnknownTarget, vocab.ErrUnknownTarget},
+	{"ErrNotOwnMessage", runtime.ErrNotOwnMessage, vocab.ErrNotOwnMessage},
+	{"ErrRoomNotOwned", runtime.ErrRoomNotOwned, vocab.ErrRoomNotOwned},
+	{"ErrActorFailed", runtime.ErrActorFailed, vocab.ErrActorFailed},
+	{"ErrArchiveStalled", runtime.ErrArchiveStalled, vocab.ErrArchiveStalled},
+	{"ErrArchiveRunaway", runtime.ErrArchiveRunaway, vocab.ErrArchiveRunaway},
+	{"ErrLinkLost", runtime.ErrLinkLost, vocab.ErrLinkLost},
+	{"ErrIQTimeout", runtime.ErrIQTimeout, vocab.ErrIQTimeout},
+	{"ErrKeepAlive", runtime.ErrKeepAlive, vocab.ErrKeepAlive},
+	{"ErrGaveUp", runtime.ErrGaveUp, vocab.ErrGaveUp},
+	{"ErrTLS", runtime.ErrTLS, vocab.ErrTLS},
+	{"ErrTLSRequired", runtime.ErrTLSRequired, vocab.ErrTLSRequired},
+	{"ErrInboundTooLarge", runtime.ErrInboundTooLarge, vocab.ErrInboundTooLarge},
+	{"ErrNegotiationTooLarge", runtime.ErrNegotiationTooLarge, vocab.ErrNegotiationTooLarge},
+	{"ErrReaderPanicked", runtime.ErrReaderPanicked, vocab.ErrReaderPanicked},
+	{"ErrSendQueueFull", runtime.ErrSendQueueFull, vocab.ErrSendQueueFull},
+	{"ErrStanzaTooLarge", runtime.ErrStanzaTooLarge, vocab.ErrStanzaTooLarge},
+	{"ErrConnClosed", runtime.ErrConnClosed, vocab.ErrConnClosed},
+	{"ErrPostNotSent", runtime.ErrPostNotSent, vocab.ErrPostNotSent},
+	{"ErrConfig", runtime.ErrConfig, vocab.ErrConfig},
 	{"seam.ErrPostInDoubt", runtime.ErrPostInDoubt, seam.ErrPostInDoubt},
-	{"runtime.ErrPostNotSent", runtime.ErrPostNotSent, runtime.ErrPostNotSent},
-	{"runtime.ErrConfig", runtime.ErrConfig, runtime.ErrConfig},
 	{"seam.ErrInvalidArgument", runtime.ErrInvalidArgument, seam.ErrInvalidArgument},
 }
 
-// notReceivable are the insides' sentinels no caller can receive, and why.
+// notReceivable are the actors' own sentinels, which no caller can receive,
+// and why.
 var notReceivable = map[string]string{
 	"session.ErrDuplicateIQ": "IQ ids are random: only a bug in the runtime repeats one",
 	"archive.ErrAbandoned":   "it answers a read whose caller stopped waiting: the caller has its ctx.Err()",
 }
 
-// Every error the runtime's insides export is one the runtime exports too, as
-// the same value: errors.Is matches it by either name, wrapped either way.
-func TestEveryErrorIsExportedByRuntime(t *testing.T) {
+// Every sentinel is declared once, in internal/vocab, and the runtime exports
+// each under the same name as the same value; the actors declare none of
+// their own but those no caller receives (supervision.ErrActorFailed, public,
+// names vocab's).
+func TestEveryErrorIsDeclaredOnceAndExported(t *testing.T) {
 	seen := map[error]string{}
+	named := map[string]bool{}
 	for _, s := range sentinels {
-		if s.runtime == nil {
-			t.Fatalf("%s: nil", s.inside)
+		if s.runtime == nil || s.runtime != s.original {
+			t.Errorf("runtime.%s is not the value it names", s.name)
 		}
 		if other, dup := seen[s.runtime]; dup {
-			t.Errorf("%s and %s are one value", s.inside, other)
+			t.Errorf("%s and %s are one value", s.name, other)
 		}
-		seen[s.runtime] = s.inside
-		if !errors.Is(fmt.Errorf("call: %w", s.original), s.runtime) || !errors.Is(fmt.Errorf("call: %w", s.runtime), s.original) {
-			t.Errorf("%s: errors.Is does not match the runtime's name and the original both ways", s.inside)
+		seen[s.runtime], named[s.name] = s.name, true
+	}
+	for _, name := range exportedErrors(t, filepath.Join("..", "internal", "vocab")) {
+		if !named[name] {
+			t.Errorf("vocab.%s is not exported by package runtime (errors.go)", name)
 		}
 	}
-
-	// The insides' exported sentinels, read from their source: a new one must
-	// be added above (or to notReceivable, with the reason).
-	covered := map[string]bool{}
-	for _, s := range sentinels {
-		covered[s.inside] = true
+	if supervision.ErrActorFailed != vocab.ErrActorFailed {
+		t.Error("supervision.ErrActorFailed is a value of its own")
 	}
-	for _, dir := range []string{"actors/room", "actors/session", "actors/archive", "supervision", "internal/xmppconn"} {
+	for _, dir := range []string{"actors/room", "actors/session", "actors/archive", "internal/xmppconn"} {
 		for _, name := range exportedErrors(t, filepath.Join("..", dir)) {
-			key := filepath.Base(dir) + "." + name
-			if !covered[key] && notReceivable[key] == "" {
-				t.Errorf("%s is not exported by package runtime (errors.go)", key)
+			if key := filepath.Base(dir) + "." + name; notReceivable[key] == "" {
+				t.Errorf("%s is declared outside internal/vocab", key)
 			}
 		}
 	}
@@ -110,9 +107,6 @@ func exportedErrors(t *testing.T, dir string) []string {
 				}
 			}
 		}
-	}
-	if len(names) == 0 {
-		t.Fatalf("no errors found in %s", dir)
 	}
 	return names
 }
@@ -153,14 +147,23 @@ func goFiles(t *testing.T, dir string) []*ast.File {
 	return files
 }
 
-// Package runtime declares its own types: no exported alias of another type
-// (an actor's, say).
-func TestNoExportedAliases(t *testing.T) {
+// Package runtime's exported type aliases name the runtime's vocabulary
+// (internal/vocab), never an actor's type.
+func TestAliasesNameTheVocabulary(t *testing.T) {
+	n := 0
 	for _, g := range declarations(t, ".", token.TYPE) {
 		for _, spec := range g.Specs {
-			if ts := spec.(*ast.TypeSpec); ts.Assign.IsValid() && ts.Name.IsExported() {
-				t.Errorf("%s is an alias", ts.Name.Name)
+			ts := spec.(*ast.TypeSpec)
+			if !ts.Assign.IsValid() || !ts.Name.IsExported() {
+				continue
+			}
+			n++
+			if sel, ok := ts.Type.(*ast.SelectorExpr); !ok || sel.X.(*ast.Ident).Name != "vocab" {
+				t.Errorf("%s is an alias of something else than the vocabulary", ts.Name.Name)
 			}
 		}
+	}
+	if n == 0 {
+		t.Error("no alias found: the test reads the wrong files")
 	}
 }

@@ -12,8 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/parley-go/parley-xmpp/actors/archive"
-	"github.com/parley-go/parley-xmpp/actors/room"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -234,10 +233,10 @@ func TestHostileStalledPagingIsAnError(t *testing.T) {
 	since := seam.Cursor("c0")
 	stalledForward.Store(true)
 	_, err := rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic, Since: &since})
-	assert.ErrorIs(t, err, archive.ErrStalled)
+	assert.ErrorIs(t, err, vocab.ErrArchiveStalled)
 	stalledForward.Store(false)
 	_, err = rt.FetchRecent(ctx5(t), seam.FetchRecentArgs{Topic: hostileTopic})
-	assert.ErrorIs(t, err, archive.ErrStalled)
+	assert.ErrorIs(t, err, vocab.ErrArchiveStalled)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Less(t, pages, 10, "paging stopped instead of looping")
@@ -306,7 +305,7 @@ func TestHostilePostWithoutStanzaIDFails(t *testing.T) {
 	}
 	rt := hostileRuntime(t, f, nil)
 	_, err := rt.Post(ctx5(t), hostileTopic, "me", "hi", seam.PostOptions{})
-	assert.ErrorIs(t, err, room.ErrNoStanzaID)
+	assert.ErrorIs(t, err, vocab.ErrNoStanzaID)
 }
 
 // The room bouncing a post with an error (from its bare JID, with the post's
@@ -316,7 +315,7 @@ func TestHostilePostBouncedFails(t *testing.T) {
 		st.Send(`<message type='error' from='%s' to='%s' id='%s'><error type='cancel'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`, hostileRoom, st.JID, m.Get("id"))
 	}}, nil)
 	_, err := rt.Post(ctx5(t), hostileTopic, "me", "hi", seam.PostOptions{})
-	assert.ErrorIs(t, err, room.ErrPostRefused)
+	assert.ErrorIs(t, err, vocab.ErrPostRefused)
 	assert.ErrorContains(t, err, "forbidden")
 }
 

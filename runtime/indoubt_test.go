@@ -9,9 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/parley-go/parley-xmpp/actors/room"
-	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/chaos"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -84,12 +83,12 @@ func TestEveryInDoubtOutcomeIsErrPostInDoubt(t *testing.T) {
 			srv.Close()
 			err := wait(t, done)
 			inDoubt(t, err, seam.ErrNotConnected)
-			assert.ErrorIs(t, err, session.ErrGaveUp)
+			assert.ErrorIs(t, err, vocab.ErrGaveUp)
 		})
 		t.Run(name+": no reflection in time", func(t *testing.T) {
 			sent := make(chan struct{}, 1)
 			rt := hostileRuntime(t, swallow(sent), func(c *runtime.Config) { c.PostTimeout = 300 * time.Millisecond })
-			inDoubt(t, wait(t, post(rt, once)), room.ErrPostTimeout)
+			inDoubt(t, wait(t, post(rt, once)), vocab.ErrPostTimeout)
 		})
 	}
 	t.Run("never sent: Disconnect during an outage", func(t *testing.T) {
@@ -181,7 +180,7 @@ func TestPostInDoubtThroughASilentLink(t *testing.T) {
 				if how == "Disconnect" {
 					assert.ErrorIs(t, err, seam.ErrDisconnected)
 				} else {
-					assert.ErrorIs(t, err, session.ErrGaveUp)
+					assert.ErrorIs(t, err, vocab.ErrGaveUp)
 				}
 			case <-time.After(20 * time.Second):
 				t.Fatal("the post never resolved")

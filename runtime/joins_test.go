@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/parley-go/parley-xmpp/actors/room"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -46,7 +46,7 @@ func TestJoinGivesUpAtTheJoinTimeout(t *testing.T) {
 	}}, func(c *runtime.Config) { c.JoinTimeout = 500 * time.Millisecond })
 	start := time.Now()
 	_, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
-	assert.ErrorIs(t, err, room.ErrJoinTimeout)
+	assert.ErrorIs(t, err, vocab.ErrJoinTimeout)
 	assert.Less(t, time.Since(start), 3*time.Second)
 }
 
@@ -57,7 +57,7 @@ func TestJoinRefusedFailsAtOnce(t *testing.T) {
 		return true
 	}}, nil)
 	_, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
-	assert.ErrorIs(t, err, room.ErrJoin)
+	assert.ErrorIs(t, err, vocab.ErrJoin)
 	assert.ErrorContains(t, err, "forbidden")
 }
 
@@ -156,7 +156,7 @@ func TestBannedFromTheRoom(t *testing.T) {
 	}
 	rt := hostileRuntime(t, f, nil)
 	_, err := rt.Post(ctx5(t), hostileTopic, "me", "x", seam.PostOptions{})
-	assert.ErrorIs(t, err, room.ErrBanned)
+	assert.ErrorIs(t, err, vocab.ErrBanned)
 	time.Sleep(700 * time.Millisecond) // longer than the first rejoin wait
 	assert.Equal(t, int32(1), joins.Load(), "no rejoin after a ban")
 }

@@ -11,9 +11,10 @@
 // session actor owns the connection, one room actor per room owns its join
 // state, pending posts and subscribers, and each room's archive actor reads its
 // archive. Public calls cross into the actors and honour their context. The
-// runtime's types (State, StateChange, RoomEvent, Allowlist) are its own,
-// converted from the actors' at the boundary, and every error a call returns
-// matches a sentinel of this package (errors.go) or of package seam. The
+// runtime's types (State, StateChange, RoomEvent, Allowlist) are the actors'
+// own, declared once in the runtime's vocabulary (internal/vocab) and named
+// here, and every error a call returns matches a sentinel of this package
+// (errors.go) or of package seam. The
 // runtime reads no environment (see ConfigFromEnv). docs/architecture.md draws
 // the whole house.
 //
@@ -99,7 +100,7 @@ func (rt *Runtime) Nick() string { return rt.cfg.Nick }
 // drops), and once Disconnect has returned it is Closed. It does not wait for
 // OnStateChange: the callbacks run later, in order, on a goroutine of their
 // own.
-func (rt *Runtime) State() State { return stateOf(session.State(rt.state.Load())) }
+func (rt *Runtime) State() State { return State(rt.state.Load()) }
 
 // Connect dials the server and logs in; it returns once logged in. Rooms are
 // joined on first use. Calling Connect on a connected runtime does nothing.
@@ -151,10 +152,10 @@ func (rt *Runtime) start() error {
 	root := rt.system.Root
 	nc := notifier.Config{Logger: rt.log}
 	if f := c.OnStateChange; f != nil {
-		nc.OnStateChange = func(sc session.StateChange) { f(stateChangeOf(sc)) }
+		nc.OnStateChange = f
 	}
 	if f := c.OnRoomEvent; f != nil {
-		nc.OnRoomEvent = func(e room.Event) { f(roomEventOf(e)) }
+		nc.OnRoomEvent = f
 	}
 	rt.notifier = root.Spawn(notifier.Props(nc))
 	keepAlive := c.KeepAlive
@@ -187,8 +188,8 @@ func (rt *Runtime) start() error {
 	// runtime reports Closed) rather than restarting it without its rooms.
 	guardian := supervision.Policy{MaxFailures: 0, Report: func(f supervision.Failure) {
 		rt.log.Error("session actor failed; the runtime is closed", slog.String("failure", f.String()))
-		rt.state.Store(int32(session.Closed))
-		root.Send(rt.notifier, &session.StateChange{To: session.Closed, Err: fmt.Errorf("%w: %v", supervision.ErrActorFailed, f.Reason), At: time.Now()})
+		rt.state.Store(int32(Closed))
+		root.Send(rt.notifier, &StateChange{To: Closed, Err: fmt.Errorf("%w: %v", supervision.ErrActorFailed, f.Reason), At: time.Now()})
 	}}.Strategy()
 	rt.session = root.Spawn(props.Configure(actor.WithGuardian(guardian)))
 	return nil
@@ -213,10 +214,9 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 	})
 }
 
-func (c *resolved) allowFor(topic seam.Topic) *room.Allowlist {
+func (c *resolved) allowFor(topic seam.Topic) *Allowlist {
 	if a, ok := c.Allow[topic]; ok {
-		ra := room.Allowlist(a)
-		return &ra
+		return &a
 	}
 	return nil
 }
@@ -243,7 +243,7 @@ func (rt *Runtime) Disconnect(ctx context.Context) error {
 	// Closed once Disconnect returns, whatever the session said last (it
 	// says so itself before answering; a session that never ran, or didn't
 	// answer in time, says nothing).
-	defer rt.state.Store(int32(session.Closed))
+	defer rt.state.Store(int32(Closed))
 	if system == nil {
 		return nil
 	}
@@ -641,7 +641,7 @@ func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handl
 				slog.String("topic", string(topic)), slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r)),
 				slog.String("stack", string(debug.Stack())))
 		}
-		root.Send(notify, &room.Event{Topic: topic, Kind: room.SubscriberPanicked, Err: fmt.Errorf("handler panicked on %s: %v", m.BackendMsgID, r), At: time.Now()})
+		root.Send(notify, &RoomEvent{Topic: topic, Kind: RoomSubscriberPanicked, Err: fmt.Errorf("handler panicked on %s: %v", m.BackendMsgID, r), At: time.Now()})
 	}
 	res, err := rt.toRoom(ctx, topic, &room.Subscribe{Handler: h, OnPanic: onPanic})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parley-go/parley-xmpp/config"
-	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 	"github.com/parley-go/parley-xmpp/runtime"
 )
@@ -57,7 +57,7 @@ runtime: {dial_timeout: 5s}
 			rt, err = runtime.New(c)
 			require.NoError(t, err)
 			err = rt.Connect(ctx)
-			require.ErrorIs(t, err, xmppconn.ErrTLS)
+			require.ErrorIs(t, err, vocab.ErrTLS)
 			assert.NotContains(t, err.Error(), "cfg-Pw-31ab")
 			_ = rt.Disconnect(ctx)
 		})
@@ -79,7 +79,7 @@ func TestTLSConfigInsistsOnTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = rt.Connect(ctx)
-	require.ErrorIs(t, err, xmppconn.ErrTLSRequired)
+	require.ErrorIs(t, err, vocab.ErrTLSRequired)
 	_ = rt.Disconnect(ctx)
 	assert.NotContains(t, string(proxy.Sent()), "<auth")
 	for _, f := range xmpptest.SecretForms(s.Accounts[0][0], s.Domain, s.Accounts[0][1]) {

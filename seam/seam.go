@@ -114,6 +114,20 @@ type FetchRecentResult struct {
 	NextCursor Cursor    // replay verbatim as the next Since
 }
 
+// After is the cursor a reader that was at cur stands at once it has handled
+// the whole page: NextCursor, which also steps past rows the archive skipped
+// after the last message (so the next read doesn't return them again), or cur
+// when the page names none. Within a page, a reader that stops after a
+// message stands at that message's Cursor. serve and the tail command keep
+// their cursors by this one rule (the runtime's archive decides NextCursor
+// itself, in one place).
+func (r FetchRecentResult) After(cur Cursor) Cursor {
+	if r.NextCursor != "" {
+		return r.NextCursor
+	}
+	return cur
+}
+
 // Handler receives the messages of a subscription, one at a time, in order.
 type Handler func(Message)
 

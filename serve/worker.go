@@ -180,8 +180,8 @@ func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool 
 	}
 	// The archive may have skipped rows without a body after the last message:
 	// step past them too, or the next read would return them again.
-	if page.NextCursor != "" && page.NextCursor != w.state.Cursor {
-		w.state.Cursor = page.NextCursor
+	if next := page.After(w.state.Cursor); next != w.state.Cursor {
+		w.state.Cursor = next
 		if !w.save(ctx) {
 			return false
 		}

@@ -6,17 +6,18 @@
 package supervision
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 )
 
 // ErrActorFailed is what a request gets back when the actor serving it failed
 // while handling it: the request is not retried.
-var ErrActorFailed = errors.New("supervision: the actor handling this request failed")
+var ErrActorFailed = vocab.ErrActorFailed
 
 // Action is what the strategy did about a failure.
 type Action int

@@ -44,18 +44,10 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
-
-// ErrStalled: the archive answered a page that doesn't advance; paging stops
-// rather than loop.
-var ErrStalled = errors.New("archive: page did not advance")
-
-// ErrRunaway: a read went past one of its bounds (Config.MaxExtraPages,
-// MaxIdlePages, MaxNonMessageRows); paging stops rather than go on for as long
-// as a server keeps answering.
-var ErrRunaway = errors.New("archive: paging did not end")
 
 // ErrAbandoned: nobody waits for the read any more (Query.Done was closed); no
 // further page was asked for.
@@ -464,7 +456,7 @@ func (q *query) abandoned(ctx actor.Context) bool {
 
 // runaway fails the read for going past one of its bounds.
 func (q *query) runaway(ctx actor.Context, p stanza.Page, why string) {
-	err := fmt.Errorf("%w: %s: %s", ErrRunaway, q.a.cfg.Room, why)
+	err := fmt.Errorf("%w: %s: %s", vocab.ErrArchiveRunaway, q.a.cfg.Room, why)
 	q.a.cfg.Logger.Warn("archive: a read went past its bounds; stopped", "err", err)
 	q.fail(ctx, p, err)
 }
@@ -495,7 +487,7 @@ func (q *query) page(ctx actor.Context) {
 		}
 		sent := len(rows)
 		if rows = q.fresh(rows, p); sent > 0 && len(rows) == 0 && !fin.Complete {
-			q.fail(ctx, p, fmt.Errorf("%w: %s answered a page with only rows it had already sent", ErrStalled, q.a.cfg.Room))
+			q.fail(ctx, p, fmt.Errorf("%w: %s answered a page with only rows it had already sent", vocab.ErrArchiveStalled, q.a.cfg.Room))
 			return
 		}
 		if q.verify && q.trusted && sent < p.Max && (sent > 0 || fin.Count != 0) {
@@ -650,7 +642,7 @@ func (q *query) onForward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRes
 		last = rows[len(rows)-1].ID
 	}
 	if last == q.after {
-		q.fail(ctx, p, fmt.Errorf("%w: %s answered the page after %q with the same position", ErrStalled, q.a.cfg.Room, q.after))
+		q.fail(ctx, p, fmt.Errorf("%w: %s answered the page after %q with the same position", vocab.ErrArchiveStalled, q.a.cfg.Room, q.after))
 		return
 	}
 	q.after = last
@@ -690,7 +682,7 @@ func (q *query) onBackward(ctx actor.Context, p stanza.Page, rows []stanza.MAMRe
 		first = rows[0].ID
 	}
 	if first == q.before {
-		q.fail(ctx, p, fmt.Errorf("%w: %s answered the page before %q with the same position", ErrStalled, q.a.cfg.Room, q.before))
+		q.fail(ctx, p, fmt.Errorf("%w: %s answered the page before %q with the same position", vocab.ErrArchiveStalled, q.a.cfg.Room, q.before))
 		return
 	}
 	q.before = first

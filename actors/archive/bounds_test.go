@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -99,8 +100,8 @@ func TestReadEndsPastItsExtraPages(t *testing.T) {
 		return []stanza.MAMResult{message(id)}, more(id, id)
 	}}
 	res := read(t, s, func(c *Config) { c.PageSize, c.MaxExtraPages = 10, 5 }, &Query{Since: &start, Limit: 100})
-	if !errors.Is(res.Err, ErrRunaway) {
-		t.Fatalf("answer: %d entries, err %v; want ErrRunaway", len(res.Entries), res.Err)
+	if !errors.Is(res.Err, vocab.ErrArchiveRunaway) {
+		t.Fatalf("answer: %d entries, err %v; want vocab.ErrArchiveRunaway", len(res.Entries), res.Err)
 	}
 	if n := s.count(); n != 10+5 {
 		t.Fatalf("%d queries, want 15 (10 pages of 10 for the limit of 100, 5 more)", n)
@@ -118,8 +119,8 @@ func TestBackwardReadEndsAtMaxNonMessageRows(t *testing.T) {
 		return rows, more(rows[0].ID, rows[3].ID)
 	}}
 	res := read(t, s, func(c *Config) { c.MaxNonMessageRows = 10 }, &Query{Limit: 5})
-	if !errors.Is(res.Err, ErrRunaway) {
-		t.Fatalf("answer: %d entries, err %v; want ErrRunaway", len(res.Entries), res.Err)
+	if !errors.Is(res.Err, vocab.ErrArchiveRunaway) {
+		t.Fatalf("answer: %d entries, err %v; want vocab.ErrArchiveRunaway", len(res.Entries), res.Err)
 	}
 	if n := s.count(); n != 3 {
 		t.Fatalf("%d queries, want 3 (12 rows that aren't messages > 10)", n)

@@ -10,15 +10,14 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/parley-go/parley-xmpp/actors/room"
-	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 )
 
 // Config configures the notifier.
 type Config struct {
-	OnStateChange func(session.StateChange)
-	OnRoomEvent   func(room.Event)
+	OnStateChange func(vocab.StateChange)
+	OnRoomEvent   func(vocab.RoomEvent)
 	Logger        *slog.Logger
 }
 
@@ -34,11 +33,11 @@ func Props(cfg Config) *actor.Props {
 
 func (n *notifier) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *session.StateChange:
+	case *vocab.StateChange:
 		if n.cfg.OnStateChange != nil {
 			n.call(func() { n.cfg.OnStateChange(*m) })
 		}
-	case *room.Event:
+	case *vocab.RoomEvent:
 		n.cfg.Logger.Info("room event", slog.String("topic", string(m.Topic)), slog.String("room", m.Room), slog.String("kind", m.Kind.String()), slog.Any("err", m.Err))
 		if n.cfg.OnRoomEvent != nil {
 			n.call(func() { n.cfg.OnRoomEvent(*m) })

@@ -1,45 +1,13 @@
 package room
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
-
-// Allowlist admits the messages of the senders it names: occupant nicks, or
-// bare real JIDs where the room shows them (a non-anonymous room, or to a
-// moderator). A room with one delivers the other senders' messages to nobody
-// (subscribers, reads, long-polls), counts them (observe.Room.Filtered), and
-// moves every position past them, so no reader is held up. A nick is only as
-// good as the room's nick policy (in an open room anyone may take a nick that
-// is free); a JID is the server's word.
-type Allowlist struct {
-	Nicks []string // exact
-	JIDs  []string // bare, compared case-insensitively
-}
-
-// Check says what is wrong with the allowlist, if anything.
-func (a Allowlist) Check() error {
-	if len(a.Nicks) == 0 && len(a.JIDs) == 0 {
-		return errors.New("an allowlist without nicks or JIDs would withhold every message")
-	}
-	for _, n := range a.Nicks {
-		if n == "" || strings.TrimSpace(n) != n || strings.ContainsAny(n, "/\t\n") {
-			return fmt.Errorf("nick %q can't be a nick (empty, surrounding spaces, or a '/')", n)
-		}
-	}
-	for _, j := range a.JIDs {
-		local, domain, ok := strings.Cut(j, "@")
-		if !ok || local == "" || domain == "" || strings.ContainsAny(j, "/ \t\n") {
-			return fmt.Errorf("JID %q is not a bare JID (user@domain)", j)
-		}
-	}
-	return nil
-}
 
 // allowSet is an Allowlist ready for lookups.
 type allowSet struct {
@@ -47,7 +15,7 @@ type allowSet struct {
 	jids  map[string]bool // lower case
 }
 
-func newAllowSet(a *Allowlist) *allowSet {
+func newAllowSet(a *vocab.Allowlist) *allowSet {
 	if a == nil {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -222,20 +223,20 @@ func (f *fanout) onGap(ctx actor.Context, r *read, res *archive.Result) {
 		return
 	}
 	switch {
-	case res.Err != nil && errors.Is(res.Err, session.ErrLinkLost):
+	case res.Err != nil && errors.Is(res.Err, vocab.ErrLinkLost):
 		return // LinkDown follows; the rejoin reads again
 	case res.Err != nil && errors.Is(res.Err, seam.ErrUnknownCursor):
 		// The archive lost our place (expiry, or a room destroyed and made anew):
 		// everything it still holds is after it. Say so: messages may be gone.
 		s.log.Error("the archive no longer knows the room's cursor; replaying from its start", slog.Any("err", res.Err))
-		s.notify(ctx, HistoryGap, res.Err)
+		s.notify(ctx, vocab.RoomHistoryGap, res.Err)
 		s.occ.fallBack(ctx)
 		f.last = ""
 		f.readGap(ctx)
 		return
 	case res.Err != nil:
 		s.log.Error("reading what was missed failed; retrying", slog.Any("err", res.Err))
-		s.notify(ctx, ReplayFailed, res.Err)
+		s.notify(ctx, vocab.RoomReplayFailed, res.Err)
 		s.arm(ctx, time.Second, gapRetry)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 )
 
 // midSecond is when the tests' reflections arrive: well inside a second, so
@@ -81,7 +82,7 @@ func TestFanoutHoldPlaceRelease(t *testing.T) {
 // The allowlist withholds a message from everyone and moves the live
 // subscribers' positions past it.
 func TestFanoutAllowlist(t *testing.T) {
-	r := joinedRig(t, func(c *Config) { c.Allow = &Allowlist{Nicks: []string{"friend"}} })
+	r := joinedRig(t, func(c *Config) { c.Allow = &vocab.Allowlist{Nicks: []string{"friend"}} })
 	p := r.subscribe()
 	r.do(func(ctx actor.Context) {
 		r.st.onMessage(ctx, reflection("1", "stranger", "no"))

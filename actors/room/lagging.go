@@ -9,9 +9,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
-	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -101,7 +101,7 @@ var stallWaits = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 
 func (f *fanout) lag(ctx actor.Context, sub *sub) {
 	sub.phase = subLagging
 	f.ring.start(sub.cursor)
-	f.s.notify(ctx, SubscriberLagging, nil)
+	f.s.notify(ctx, vocab.RoomSubscriberLagging, nil)
 }
 
 // lagEnded empties the ring once no subscriber lags.
@@ -297,7 +297,7 @@ func (f *fanout) fromPage(ctx actor.Context, sub *sub) {
 			sub.after = ""
 			sub.ringAt, sub.skipTo = from, max(sub.skipTo, num-1)
 			if len(skipped) > 0 {
-				f.reportSkipped(ctx, sub, skipped, fmt.Errorf("%w: the archive went from %q to %q without %d message(s) the room fanned out in between", ErrArchiveGap, cursor, id, len(skipped)))
+				f.reportSkipped(ctx, sub, skipped, fmt.Errorf("%w: the archive went from %q to %q without %d message(s) the room fanned out in between", vocab.ErrArchiveGap, cursor, id, len(skipped)))
 			}
 			return
 		}
@@ -360,12 +360,12 @@ func (f *fanout) skipGap(ctx actor.Context, sub *sub) {
 		sub.cursor, sub.ringAt = r.at(k-1).id, k-1
 	}
 	sub.after, sub.stallSince = "", time.Time{}
-	f.reportSkipped(ctx, sub, skipped, fmt.Errorf("%w: nothing after %q in the archive for %s though the room fanned out %d message(s) after it%s", ErrArchiveGap, from, f.s.cfg.ArchiveWait, len(skipped), unknown))
+	f.reportSkipped(ctx, sub, skipped, fmt.Errorf("%w: nothing after %q in the archive for %s though the room fanned out %d message(s) after it%s", vocab.ErrArchiveGap, from, f.s.cfg.ArchiveWait, len(skipped), unknown))
 }
 
 func (f *fanout) reportSkipped(ctx actor.Context, _ *sub, ids []seam.BackendMsgID, err error) {
 	f.s.log.Error("a lagging subscriber skipped messages the archive never supplied", slog.Any("err", err), slog.Any("ids", ids))
-	f.s.event(ctx, HistoryGap, err, ids)
+	f.s.event(ctx, vocab.RoomHistoryGap, err, ids)
 }
 
 // onPage takes an archive page read for lagging subscribers and feeds every
@@ -376,7 +376,7 @@ func (f *fanout) onPage(ctx actor.Context, r *read, res *archive.Result) {
 		return
 	}
 	switch {
-	case res.Err != nil && errors.Is(res.Err, session.ErrLinkLost):
+	case res.Err != nil && errors.Is(res.Err, vocab.ErrLinkLost):
 		f.dropPage(p) // the rejoin feeds again
 		return
 	case res.Err != nil && errors.Is(res.Err, seam.ErrUnknownCursor):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -242,11 +243,11 @@ func TestLaggingArchiveNeverSuppliesReportsTheGap(t *testing.T) {
 	}
 	// The event reaches the notify probe through its own mailbox: it may come
 	// after the deliveries.
-	var gap *Event
+	var gap *vocab.RoomEvent
 	deadline := time.Now().Add(5 * time.Second)
 	for gap == nil && time.Now().Before(deadline) {
 		for _, m := range notified.all() {
-			if e, ok := m.(*Event); ok && e.Kind == HistoryGap {
+			if e, ok := m.(*vocab.RoomEvent); ok && e.Kind == vocab.RoomHistoryGap {
 				gap = e
 			}
 		}
@@ -254,8 +255,8 @@ func TestLaggingArchiveNeverSuppliesReportsTheGap(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if gap == nil || !slices.Equal(gap.Skipped, []seam.BackendMsgID{"3", "4"}) || !errors.Is(gap.Err, ErrArchiveGap) {
-		t.Fatalf("gap event %+v: want HistoryGap naming 3 and 4, ErrArchiveGap", gap)
+	if gap == nil || !slices.Equal(gap.Skipped, []seam.BackendMsgID{"3", "4"}) || !errors.Is(gap.Err, vocab.ErrArchiveGap) {
+		t.Fatalf("gap event %+v: want vocab.RoomHistoryGap naming 3 and 4, vocab.ErrArchiveGap", gap)
 	}
 	for g.gaps.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -345,7 +346,7 @@ func TestLaggingPageEndingOnRowsThatAreNotMessages(t *testing.T) {
 		t.Fatalf("delivered %v: more than once", got)
 	}
 	for _, m := range notified.all() {
-		if e, ok := m.(*Event); ok && e.Kind == HistoryGap {
+		if e, ok := m.(*vocab.RoomEvent); ok && e.Kind == vocab.RoomHistoryGap {
 			t.Fatalf("a gap reported: %+v", e)
 		}
 	}

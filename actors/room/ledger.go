@@ -11,7 +11,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
-	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -176,7 +176,7 @@ func (l *ledger) sendPost(ctx actor.Context, p *pendingPost) {
 	p.phase = postNew
 	if f := p.post.Fence; f != nil {
 		if err := f(); err != nil {
-			l.fail(ctx, p.post.Origin, fmt.Errorf("%w: %w", ErrFenced, err))
+			l.fail(ctx, p.post.Origin, fmt.Errorf("%w: %w", vocab.ErrPostFenced, err))
 			return
 		}
 	}
@@ -187,13 +187,13 @@ func (l *ledger) sendPost(ctx actor.Context, p *pendingPost) {
 	} else {
 		err = s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, reply), p.post.Fence)
 	}
-	if errors.Is(err, xmppconn.ErrStanzaTooLarge) && reply.Quote != "" && p.post.act == nil {
+	if errors.Is(err, vocab.ErrStanzaTooLarge) && reply.Quote != "" && p.post.act == nil {
 		// The quote made it too large (the runtime measured the post without
 		// one): the reply goes without its quote.
 		reply.Quote = ""
 		err = s.sendFenced(ctx, stanza.GroupchatMessage(s.cfg.JID, p.post.Origin, p.post.Content, reply), p.post.Fence)
 	}
-	if errors.Is(err, xmppconn.ErrStanzaTooLarge) {
+	if errors.Is(err, vocab.ErrStanzaTooLarge) {
 		// Nothing was sent, and nothing sent later will be smaller.
 		l.fail(ctx, p.post.Origin, fmt.Errorf("%w: %w: %v", seam.ErrContentTooLarge, seam.ErrInvalidContent, err))
 		return
@@ -290,7 +290,7 @@ func (l *ledger) fail(ctx actor.Context, origin string, err error) {
 func (l *ledger) onTimeout(ctx actor.Context, origin string) {
 	s := l.s
 	if p, ok := l.posts[origin]; ok && p.phase != postInDoubt && s.occ.phase == joined {
-		l.fail(ctx, origin, fmt.Errorf("%w: waited %s in %s (%w)", ErrPostTimeout, s.cfg.PostTimeout, s.cfg.JID, seam.ErrPostInDoubt))
+		l.fail(ctx, origin, fmt.Errorf("%w: waited %s in %s (%w)", vocab.ErrPostTimeout, s.cfg.PostTimeout, s.cfg.JID, seam.ErrPostInDoubt))
 	}
 }
 
@@ -314,7 +314,7 @@ func (l *ledger) onBounce(ctx actor.Context, m stanza.Message) {
 		s.log.Debug("ignoring the room's error message: no post on the wire has its id", "id", m.ID)
 		return
 	}
-	l.fail(ctx, m.ID, fmt.Errorf("%w: %s answered %v", ErrPostRefused, s.cfg.JID, m.Error))
+	l.fail(ctx, m.ID, fmt.Errorf("%w: %s answered %v", vocab.ErrPostRefused, s.cfg.JID, m.Error))
 }
 
 // answeredWithoutID: the room reflected our post origin without an id of its
@@ -331,7 +331,7 @@ func (l *ledger) answeredWithoutID(origin string) {
 func (l *ledger) failUnanswered(ctx actor.Context) {
 	for origin, p := range l.posts {
 		if p.answered {
-			l.fail(ctx, origin, fmt.Errorf("%w: %s", ErrNoStanzaID, l.s.cfg.JID))
+			l.fail(ctx, origin, fmt.Errorf("%w: %s", vocab.ErrNoStanzaID, l.s.cfg.JID))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -91,8 +92,8 @@ func TestLedgerBounceAndCancel(t *testing.T) {
 		t.Fatalf("cancel of a waiting post: %+v", f)
 	}
 	r.do(func(ctx actor.Context) { r.st.onMessage(ctx, bounce("room@muc.example", "a")) })
-	if got := caller.wait(t, 1)[0].(*Posted); !errors.Is(got.Err, ErrPostRefused) {
-		t.Fatalf("a answered %v, want ErrPostRefused", got.Err)
+	if got := caller.wait(t, 1)[0].(*Posted); !errors.Is(got.Err, vocab.ErrPostRefused) {
+		t.Fatalf("a answered %v, want vocab.ErrPostRefused", got.Err)
 	}
 	if len(l.posts) != 0 || len(r.link.sent) != 1 {
 		t.Fatalf("%d posts pending, %d sent; want none pending and only a sent", len(l.posts), len(r.link.sent))
@@ -164,8 +165,8 @@ func TestLedgerBounceFromTheRoomInOtherCaseFails(t *testing.T) {
 		r.st.onMessage(ctx, bounce("Room@MUC.example", "b"))
 	})
 	got := caller.wait(t, 1)[0].(*Posted)
-	if !errors.Is(got.Err, ErrPostRefused) {
-		t.Fatalf("b answered %v, want ErrPostRefused", got.Err)
+	if !errors.Is(got.Err, vocab.ErrPostRefused) {
+		t.Fatalf("b answered %v, want vocab.ErrPostRefused", got.Err)
 	}
 	if _, pending := l.posts["b"]; pending || l.posts["a"] == nil {
 		t.Fatal("the bounce settled a post other than b")

@@ -15,6 +15,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 )
 
@@ -257,7 +258,7 @@ func (o *occupancy) onIQResult(ctx actor.Context, res *session.IQResult) bool {
 // one.
 func (o *occupancy) onCheck(ctx actor.Context, res *session.IQResult) {
 	s := o.s
-	if o.phase != checking || res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
+	if o.phase != checking || res.Err != nil && errors.Is(res.Err, vocab.ErrLinkLost) {
 		return // LinkDown follows
 	}
 	switch res.ID {
@@ -292,7 +293,7 @@ func (o *occupancy) configure(ctx actor.Context) {
 
 func (o *occupancy) onConfigStep(ctx actor.Context, res *session.IQResult) {
 	s := o.s
-	if res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
+	if res.Err != nil && errors.Is(res.Err, vocab.ErrLinkLost) {
 		return
 	}
 	step := o.config.step
@@ -333,7 +334,7 @@ func (o *occupancy) sendJoin(ctx actor.Context) {
 func (o *occupancy) onTimeout(ctx actor.Context) {
 	if o.phase != idle && o.phase != joined {
 		s := o.s
-		s.failJoin(ctx, fmt.Errorf("%w: %s did not let %q in within %s", ErrJoinTimeout, s.cfg.JID, o.nick, s.cfg.JoinTimeout))
+		s.failJoin(ctx, fmt.Errorf("%w: %s did not let %q in within %s", vocab.ErrJoinTimeout, s.cfg.JID, o.nick, s.cfg.JoinTimeout))
 	}
 }
 
@@ -387,13 +388,13 @@ func (o *occupancy) checkOwner(ctx actor.Context, aff string) {
 		return // reported
 	}
 	o.notOwned = aff
-	err := fmt.Errorf("%w: %s existed before this join and gives %s the affiliation %q, not owner: another account created it", ErrNotOwned, s.cfg.JID, s.cfg.Account, aff)
+	err := fmt.Errorf("%w: %s existed before this join and gives %s the affiliation %q, not owner: another account created it", vocab.ErrRoomNotOwned, s.cfg.JID, s.cfg.Account, aff)
 	s.log.Warn("the topic's room is owned by another account (squatting: see docs/security.md)", slog.String("affiliation", aff))
 	if m, ok := s.cfg.Metrics.(observe.OwnershipRecorder); ok {
 		m.RoomNotOwned()
 	}
 	if s.cfg.Notify != nil {
-		ctx.Send(s.cfg.Notify, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: NotOwned, Err: err, Affiliation: aff, At: time.Now()})
+		ctx.Send(s.cfg.Notify, &vocab.RoomEvent{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: vocab.RoomNotOwned, Err: err, Affiliation: aff, At: time.Now()})
 	}
 }
 
@@ -422,15 +423,15 @@ func (o *occupancy) onJoinError(ctx actor.Context, p stanza.Presence) {
 		s.log.Warn("random nick taken; drew another", slog.String("nick", o.nick))
 		o.sendJoin(ctx)
 	case "forbidden":
-		s.failJoin(ctx, fmt.Errorf("%w: %w: %s answered the join with %v", ErrJoin, ErrBanned, s.cfg.JID, p.Error))
+		s.failJoin(ctx, fmt.Errorf("%w: %w: %s answered the join with %v", vocab.ErrJoin, vocab.ErrBanned, s.cfg.JID, p.Error))
 	default:
 		if o.banned != nil && cond == "undefined-condition" {
 			// go-xmpp hides the condition of an error with a text (ejabberd's
 			// forbidden): after a ban, that refusal is the ban.
-			s.failJoin(ctx, fmt.Errorf("%w: %w", ErrJoin, o.banned))
+			s.failJoin(ctx, fmt.Errorf("%w: %w", vocab.ErrJoin, o.banned))
 			return
 		}
-		s.failJoin(ctx, fmt.Errorf("%w: %s answered the join with %v", ErrJoin, s.cfg.JID, p.Error))
+		s.failJoin(ctx, fmt.Errorf("%w: %s answered the join with %v", vocab.ErrJoin, s.cfg.JID, p.Error))
 	}
 }
 
@@ -472,7 +473,7 @@ func (o *occupancy) onProbe(ctx actor.Context, res *session.IQResult) {
 		o.startSettling(ctx)
 		return
 	}
-	if res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
+	if res.Err != nil && errors.Is(res.Err, vocab.ErrLinkLost) {
 		return // the link went down; LinkDown handles it
 	}
 	s.send(ctx, stanza.LeavePresence(s.cfg.JID, o.nick))
@@ -529,7 +530,7 @@ func (o *occupancy) onTail(ctx actor.Context, a *tailAnswer) {
 		return
 	}
 	if t := a.res; t.Err != nil {
-		if errors.Is(t.Err, session.ErrLinkLost) {
+		if errors.Is(t.Err, vocab.ErrLinkLost) {
 			return
 		}
 		s.send(ctx, stanza.LeavePresence(s.cfg.JID, o.nick))
@@ -584,8 +585,8 @@ func (o *occupancy) failed(ctx actor.Context, err error) {
 	// The epoch first: the retry's timer carries the epoch it is armed in (armed
 	// before the bump, it was stale and a failed rejoin was never retried).
 	s.epoch++
-	if o.kind == rejoin && !errors.Is(err, ErrBanned) {
-		s.notify(ctx, RejoinFailed, err)
+	if o.kind == rejoin && !errors.Is(err, vocab.ErrBanned) {
+		s.notify(ctx, vocab.RoomRejoinFailed, err)
 		s.arm(ctx, o.rejoinWait.NextBackOff(), rejoinNow)
 	}
 	o.kind, o.lean = firstJoin, false
@@ -639,9 +640,9 @@ func (o *occupancy) onSelfPingAnswer(ctx actor.Context, res *session.IQResult) {
 			// The room no longer counts us as an occupant, and said nothing.
 			s.leave(ctx)
 			o.forget()
-			err := fmt.Errorf("%w: self-ping of %s answered %v", ErrLeft, s.cfg.JID, e)
+			err := fmt.Errorf("%w: self-ping of %s answered %v", vocab.ErrLeft, s.cfg.JID, e)
 			s.log.Warn("silently removed from the room; rejoining", slog.Any("err", err))
-			s.notify(ctx, Removed, err)
+			s.notify(ctx, vocab.RoomRemoved, err)
 			o.startRejoin(ctx)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -71,8 +72,8 @@ func TestOccupancyJoinErrors(t *testing.T) {
 		o.onPresence(ctx, stanza.Presence{From: "room@muc.example/" + o.nick, Type: "error", Error: &stanza.Error{Condition: "forbidden"}})
 	})
 	got := caller.wait(t, 1)[0].(*Posted)
-	if !errors.Is(got.Err, ErrBanned) || o.phase != idle || len(o.queued) != 0 {
-		t.Fatalf("answered %v, phase %v: want ErrBanned and idle", got.Err, o.phase)
+	if !errors.Is(got.Err, vocab.ErrBanned) || o.phase != idle || len(o.queued) != 0 {
+		t.Fatalf("answered %v, phase %v: want vocab.ErrBanned and idle", got.Err, o.phase)
 	}
 }
 
@@ -147,10 +148,10 @@ func TestOccupancyReportsARoomItDoesNotOwn(t *testing.T) {
 			o.onPresence(ctx, stanza.Presence{From: "room@muc.example/" + o.nick, Affiliation: aff, Role: "participant"})
 		})
 	}
-	notOwned := func() []*Event {
-		var es []*Event
+	notOwned := func() []*vocab.RoomEvent {
+		var es []*vocab.RoomEvent
 		for _, msg := range notify.all() {
-			if e, ok := msg.(*Event); ok && e.Kind == NotOwned {
+			if e, ok := msg.(*vocab.RoomEvent); ok && e.Kind == vocab.RoomNotOwned {
 				es = append(es, e)
 			}
 		}
@@ -173,8 +174,8 @@ func TestOccupancyReportsARoomItDoesNotOwn(t *testing.T) {
 	if len(es) != 1 || m.count() != 1 {
 		t.Fatalf("a squatted room: %d events, metric %d; want 1 and 1", len(es), m.count())
 	}
-	if e := es[0]; e.Affiliation != "none" || e.Room != "room@muc.example" || e.Topic != "topic" || !errors.Is(e.Err, ErrNotOwned) {
-		t.Fatalf("event %+v: want the room, its topic, affiliation none and ErrNotOwned", e)
+	if e := es[0]; e.Affiliation != "none" || e.Room != "room@muc.example" || e.Topic != "topic" || !errors.Is(e.Err, vocab.ErrRoomNotOwned) {
+		t.Fatalf("event %+v: want the room, its topic, affiliation none and vocab.ErrRoomNotOwned", e)
 	}
 	join("owner") // the account owns it now (the squatter handed it over)
 	join("member")

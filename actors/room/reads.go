@@ -8,7 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
-	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -77,7 +77,7 @@ func (r *reads) fetch(ctx actor.Context, m *Fetch, sender *actor.PID) {
 
 // onFetched answers a plain read; the archive's NextCursor passes through.
 func (r *reads) onFetched(ctx actor.Context, rd *read, res *archive.Result) {
-	if res.Err != nil && errors.Is(res.Err, session.ErrLinkLost) {
+	if res.Err != nil && errors.Is(res.Err, vocab.ErrLinkLost) {
 		r.fetch(ctx, rd.fetch, rd.sender) // the link went down under it: wait for the next
 		return
 	}
@@ -119,7 +119,7 @@ func (r *reads) onWaiterRead(ctx actor.Context, rd *read, a *archive.Result) {
 		r.notNews(w)
 	}
 	switch {
-	case a.Err != nil && errors.Is(a.Err, session.ErrLinkLost):
+	case a.Err != nil && errors.Is(a.Err, vocab.ErrLinkLost):
 		// Read again after the rejoin.
 		if w.expired {
 			r.answerErr(ctx, w, fmt.Errorf("%w: the link is down", seam.ErrNotConnected))

@@ -14,6 +14,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -48,7 +49,7 @@ func TestReadsLongPollListensThenAnswers(t *testing.T) {
 // the allowlist withholds entries; a read the lost link cut short waits for
 // the next link.
 func TestReadsFetchPassesNextCursor(t *testing.T) {
-	r := newRig(t, func(c *Config) { c.Allow = &Allowlist{Nicks: []string{"friend"}} })
+	r := newRig(t, func(c *Config) { c.Allow = &vocab.Allowlist{Nicks: []string{"friend"}} })
 	pid, caller := r.caller()
 	m := &Fetch{Limit: 5}
 	stranger := archive.Entry{Message: seam.Message{SenderHandle: "stranger", Cursor: "4"}}
@@ -56,7 +57,7 @@ func TestReadsFetchPassesNextCursor(t *testing.T) {
 		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readFetch, fetch: m, sender: pid}, res: &archive.Result{Entries: []archive.Entry{stranger}, NextCursor: "the-archive's"}})
 		r.st.wire.state = linkDown
 		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readFetch, fetch: m, sender: pid}, res: &archive.Result{Err: errors.New("refused")}})
-		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readFetch, fetch: m, sender: pid}, res: &archive.Result{Err: fmt.Errorf("x: %w", session.ErrLinkLost)}})
+		r.st.onArchive(ctx, &archiveAnswer{read: &read{purpose: readFetch, fetch: m, sender: pid}, res: &archive.Result{Err: fmt.Errorf("x: %w", vocab.ErrLinkLost)}})
 	})
 	res := caller.wait(t, 2)
 	if a := res[0].(*archive.Result); a.NextCursor != "the-archive's" || len(a.Entries) != 0 {

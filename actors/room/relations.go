@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -183,7 +184,7 @@ func (s *state) ownID(origin string) *OwnIDResult {
 			return &OwnIDResult{ID: id}
 		}
 	}
-	return &OwnIDResult{Err: fmt.Errorf("%w: no message of this account with that origin-id", ErrUnknownTarget)}
+	return &OwnIDResult{Err: fmt.Errorf("%w: no message of this account with that origin-id", vocab.ErrUnknownTarget)}
 }
 
 // ours says whether a message's sender is this account: the nick the room
@@ -202,16 +203,16 @@ func (s *state) act(m *Post) (*stanza.Act, error) {
 	}
 	if target == "" {
 		if _, _, ok := s.seen.Sent(m.ReactsTo); !ok {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, m.ReactsTo)
+			return nil, fmt.Errorf("%w: %s", vocab.ErrUnknownTarget, m.ReactsTo)
 		}
 		return &stanza.Act{React: string(m.ReactsTo), Reactions: slices.Clone(m.Reactions)}, nil
 	}
 	from, ids, ok := s.seen.Sent(target)
 	if !ok || len(ids) == 0 {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, target)
+		return nil, fmt.Errorf("%w: %s", vocab.ErrUnknownTarget, target)
 	}
 	if !s.ours(from) {
-		return nil, fmt.Errorf("%w: %s", ErrNotOwnMessage, target)
+		return nil, fmt.Errorf("%w: %s", vocab.ErrNotOwnMessage, target)
 	}
 	origin := ids[len(ids)-1] // the origin-id (remembered after the id attribute)
 	if m.Replaces != "" {
@@ -230,5 +231,5 @@ func (s *state) onSubject(ctx actor.Context, m stanza.Message) {
 		return
 	}
 	s.occ.subject = m.Subject
-	s.sendEvent(ctx, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: SubjectChanged, Subject: m.Subject, By: stanza.Resource(m.From), At: time.Now()})
+	s.sendEvent(ctx, &vocab.RoomEvent{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: vocab.RoomSubjectChanged, Subject: m.Subject, By: stanza.Resource(m.From), At: time.Now()})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/archive"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -324,7 +325,7 @@ func TestSubjectAtJoinAndAfter(t *testing.T) {
 	reported := func() []string {
 		var out []string
 		for _, m := range events.all() {
-			if e, ok := m.(*Event); ok && e.Kind == SubjectChanged {
+			if e, ok := m.(*vocab.RoomEvent); ok && e.Kind == vocab.RoomSubjectChanged {
 				out = append(out, e.By+": "+e.Subject)
 			}
 		}

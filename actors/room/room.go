@@ -109,46 +109,10 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
-)
-
-// Errors a room answers with (besides seam's sentinels).
-var (
-	// ErrJoin: the room refused the join.
-	ErrJoin = errors.New("room: join refused")
-	// ErrJoinTimeout: the join didn't complete in time.
-	ErrJoinTimeout = errors.New("room: join timed out")
-	// ErrPostTimeout: no reflection came in time; the message may still land.
-	ErrPostTimeout = errors.New("room: no reflection in time (the message may still have landed)")
-	// ErrFenced: the post's Fence refused it; it was not sent.
-	ErrFenced = errors.New("room: the post's fence refused it; it was not sent")
-	// ErrPostRefused: the room bounced the post with an error (from its bare
-	// JID, with the post's id: see ledger.onBounce).
-	ErrPostRefused = errors.New("room: post refused")
-	// ErrNoStanzaID: the room reflected the post without an XEP-0359 stanza-id of
-	// its own and the archive doesn't hold it either.
-	ErrNoStanzaID = errors.New("room: reflection without the room's stanza-id")
-	// ErrLeft: the room removed this connection while the request was in flight.
-	ErrLeft = errors.New("room: no longer in the room")
-	// ErrBanned: the room banned this connection.
-	ErrBanned = errors.New("room: banned from the room")
-	// ErrFailed: the room actor failed too often and was stopped.
-	ErrFailed = errors.New("room: the room's actor failed and was stopped")
-	// ErrArchiveGap: a lagging subscriber skipped messages the room fanned out
-	// because the archive never supplied them (HistoryGap, Event.Skipped).
-	ErrArchiveGap = errors.New("room: the archive never supplied messages the room fanned out; a lagging subscriber skipped them")
-	// ErrUnknownTarget: an edit, retraction or reaction names a message the
-	// room has not seen (not among its recent messages, live or read from
-	// the archive: a FetchRecent that reads it makes it known).
-	ErrUnknownTarget = errors.New("room: the message named is not one the room has seen")
-	// ErrNotOwnMessage: an edit or retraction names a message this account
-	// did not send.
-	ErrNotOwnMessage = errors.New("room: the message named is not this account's")
-	// ErrNotOwned: the topic's room exists and this account is not its owner:
-	// another account created it first (NotOwned).
-	ErrNotOwned = errors.New("room: the topic's room is owned by another account")
 )
 
 // NickConflictError: the pinned nick is in use by another connection. It
@@ -226,7 +190,7 @@ type Config struct {
 	// shows another real JID is never one of its posts.
 	Account string
 	// Allow, when set, delivers only its senders' messages (see Allowlist).
-	Allow *Allowlist
+	Allow *vocab.Allowlist
 }
 
 // Room is the room actor: it routes each message to the machine it is for.
@@ -335,7 +299,7 @@ func (r *Room) Receive(ctx actor.Context) {
 		s.linkUp(ctx)
 	case *session.LinkResumed:
 		if s.life != closing {
-			s.notify(ctx, Resumed, nil)
+			s.notify(ctx, vocab.RoomResumed, nil)
 			s.afterResume(ctx)
 		}
 	case *session.RejoinGo:
@@ -432,8 +396,8 @@ func (s *state) start(ctx actor.Context) {
 func (s *state) stop(ctx actor.Context) {
 	err := error(seam.ErrDisconnected)
 	if s.life != closing {
-		err = ErrFailed
-		s.notify(ctx, Failed, err)
+		err = vocab.ErrRoomFailed
+		s.notify(ctx, vocab.RoomFailed, err)
 	}
 	s.fan.stopAll(ctx)
 	s.failWaiting(ctx, err)
@@ -582,7 +546,7 @@ func (s *state) joinDone(ctx actor.Context) {
 	s.cfg.Metrics.Joined(true)
 	s.disarm(joinTimeout)
 	if replayed {
-		s.notify(ctx, Rejoined, nil)
+		s.notify(ctx, vocab.RoomRejoined, nil)
 	}
 	s.ledger.resendInDoubt(ctx)
 	s.reads.resume(ctx, false)
@@ -601,7 +565,7 @@ func (s *state) failJoin(ctx actor.Context, err error) {
 	s.occ.failed(ctx, err)
 	s.fan.release()
 	s.occ.answerQueued(ctx, err)
-	if errors.Is(err, ErrBanned) {
+	if errors.Is(err, vocab.ErrBanned) {
 		s.failPending(ctx, err)
 	}
 }
@@ -613,20 +577,20 @@ func (s *state) removed(ctx actor.Context, p stanza.Presence) {
 	s.leave(ctx)
 	s.occ.forget()
 	if p.Affiliation == "outcast" {
-		err := fmt.Errorf("%w: %s", ErrBanned, s.cfg.JID)
+		err := fmt.Errorf("%w: %s", vocab.ErrBanned, s.cfg.JID)
 		s.occ.banned = err
 		s.log.Warn("banned from the room", slog.Any("err", err))
-		s.notify(ctx, Banned, err)
+		s.notify(ctx, vocab.RoomBanned, err)
 		s.failPending(ctx, err)
 		s.occ.answerQueued(ctx, err)
 		return
 	}
-	err := fmt.Errorf("%w: %s removed %q (kicked, or the room was destroyed)", ErrLeft, s.cfg.JID, s.occ.nick)
+	err := fmt.Errorf("%w: %s removed %q (kicked, or the room was destroyed)", vocab.ErrLeft, s.cfg.JID, s.occ.nick)
 	s.log.Warn("removed from the room; rejoining", slog.Any("err", err))
 	// A destroyed room may be made anew, with an archive of its own: the
 	// replay must verify its cursor there, not trust what the old one showed.
 	ctx.Send(s.archive, &archive.Forget{})
-	s.notify(ctx, Removed, err)
+	s.notify(ctx, vocab.RoomRemoved, err)
 	s.arm(ctx, s.occ.rejoinWait.NextBackOff(), rejoinNow)
 }
 
@@ -683,18 +647,20 @@ func (s *state) failPending(ctx actor.Context, err error) {
 	s.reads.failAll(ctx, err)
 }
 
-func (s *state) notify(ctx actor.Context, kind EventKind, err error) { s.event(ctx, kind, err, nil) }
+func (s *state) notify(ctx actor.Context, kind vocab.RoomEventKind, err error) {
+	s.event(ctx, kind, err, nil)
+}
 
 // event reports an event; skipped names the messages a HistoryGap skipped,
 // where the room knows them.
-func (s *state) event(ctx actor.Context, kind EventKind, err error, skipped []seam.BackendMsgID) {
-	if g, ok := s.cfg.Metrics.(observe.GapRecorder); ok && kind == HistoryGap {
+func (s *state) event(ctx actor.Context, kind vocab.RoomEventKind, err error, skipped []seam.BackendMsgID) {
+	if g, ok := s.cfg.Metrics.(observe.GapRecorder); ok && kind == vocab.RoomHistoryGap {
 		g.HistoryGap()
 	}
-	s.sendEvent(ctx, &Event{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: kind, Err: err, Skipped: skipped, At: time.Now()})
+	s.sendEvent(ctx, &vocab.RoomEvent{Topic: s.cfg.Topic, Room: s.cfg.JID, Kind: kind, Err: err, Skipped: skipped, At: time.Now()})
 }
 
-func (s *state) sendEvent(ctx actor.Context, e *Event) {
+func (s *state) sendEvent(ctx actor.Context, e *vocab.RoomEvent) {
 	if s.cfg.Notify != nil {
 		ctx.Send(s.cfg.Notify, e)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/ask"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
-	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -128,16 +128,16 @@ func (s *state) sendFenced(ctx actor.Context, b []byte, fence func() error) erro
 	}
 	if len(w.outbox) > 0 {
 		if len(b) > w.link.MaxStanza() {
-			return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", xmppconn.ErrStanzaTooLarge, len(b), w.link.MaxStanza())
+			return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", vocab.ErrStanzaTooLarge, len(b), w.link.MaxStanza())
 		}
 		w.outbox = append(w.outbox, outStanza{b: b, fence: fence})
 		return nil
 	}
 	switch err := w.link.SendFenced(b, fence); {
-	case errors.Is(err, xmppconn.ErrSendQueueFull):
+	case errors.Is(err, vocab.ErrSendQueueFull):
 		w.outbox = append(w.outbox, outStanza{b: b, fence: fence})
 		s.arm(ctx, 20*time.Millisecond, sendRetry)
-	case errors.Is(err, xmppconn.ErrStanzaTooLarge):
+	case errors.Is(err, vocab.ErrStanzaTooLarge):
 		return err
 	}
 	// Any other error means the link is gone: so is the stanza, and LinkDown
@@ -149,7 +149,7 @@ func (s *state) flushOutbox(ctx actor.Context) {
 	w := &s.wire
 	for len(w.outbox) > 0 && w.link != nil {
 		err := w.link.SendFenced(w.outbox[0].b, w.outbox[0].fence)
-		if errors.Is(err, xmppconn.ErrSendQueueFull) {
+		if errors.Is(err, vocab.ErrSendQueueFull) {
 			s.arm(ctx, 20*time.Millisecond, sendRetry)
 			return
 		}

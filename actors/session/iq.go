@@ -11,7 +11,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
-	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -66,7 +66,7 @@ func (s *Session) onIQTimer(ctx actor.Context, id string) {
 		return
 	}
 	s.takeIQ(id)
-	ctx.Send(p.replyTo, &IQResult{ID: id, Err: fmt.Errorf("%w: IQ to %q after %s", ErrIQTimeout, p.req.To, time.Since(p.sent).Round(time.Millisecond))})
+	ctx.Send(p.replyTo, &IQResult{ID: id, Err: fmt.Errorf("%w: IQ to %q after %s", vocab.ErrIQTimeout, p.req.To, time.Since(p.sent).Round(time.Millisecond))})
 }
 
 // takeIQ removes the IQ in flight with id, and its query id.
@@ -92,7 +92,7 @@ func (s *Session) failIQs(ctx actor.Context, err error) {
 
 func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
 	if s.phase != online {
-		err := fmt.Errorf("%w: %w", ErrLinkLost, seam.ErrNotConnected)
+		err := fmt.Errorf("%w: %w", vocab.ErrLinkLost, seam.ErrNotConnected)
 		if s.phase >= closing {
 			err = seam.ErrDisconnected
 		}
@@ -116,7 +116,7 @@ func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
 	if m.QueryID != "" {
 		s.queries[m.QueryID] = m.ID
 	}
-	if err := s.write(m.Stanza); errors.Is(err, xmppconn.ErrSendQueueFull) || errors.Is(err, xmppconn.ErrStanzaTooLarge) {
+	if err := s.write(m.Stanza); errors.Is(err, vocab.ErrSendQueueFull) || errors.Is(err, vocab.ErrStanzaTooLarge) {
 		s.takeIQ(m.ID)
 		ctx.Send(p.replyTo, &IQResult{ID: m.ID, Err: fmt.Errorf("session: IQ to %q not sent (the link is fine; retry later): %w", m.To, err)})
 	}

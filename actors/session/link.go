@@ -28,27 +28,15 @@ import (
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
-// Errors the session answers with.
-var (
-	// ErrLinkLost: the connection ended while the request was in flight, or is
-	// down now.
-	ErrLinkLost = errors.New("session: connection lost")
-	// ErrIQTimeout: no answer within the IQ's timeout.
-	ErrIQTimeout = errors.New("session: no answer in time")
-	// ErrDuplicateIQ: an IQ id already in flight.
-	ErrDuplicateIQ = errors.New("session: duplicate IQ id")
-	// ErrKeepAlive: the server neither answered a keepalive ping nor sent
-	// anything else within the silence bound: the link is taken for dead (a
-	// half-open connection).
-	ErrKeepAlive = errors.New("session: keepalive ping unanswered")
-	// ErrGaveUp: reconnecting stopped after the configured number of attempts.
-	ErrGaveUp = errors.New("session: gave up reconnecting")
-)
+// ErrDuplicateIQ: an IQ id already in flight. (The session's other errors
+// are the runtime's: internal/vocab.)
+var ErrDuplicateIQ = errors.New("session: duplicate IQ id")
 
 // Reconnect is the reconnection policy.
 type Reconnect struct {
@@ -127,7 +115,7 @@ type Session struct {
 	cfg   Config
 	log   *slog.Logger
 	phase phase
-	state State // last state announced
+	state vocab.State // last state announced
 
 	epoch      int // the connection's staleness token (the room's word too): events of older connections are ignored
 	conn       *xmppconn.Conn
@@ -288,8 +276,8 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *IQResult: // the answer to our own keepalive ping
 		if m.ID == s.pingID && s.phase == online {
 			s.pingID = ""
-			if m.Err != nil && errors.Is(m.Err, ErrIQTimeout) && !s.heard {
-				err := fmt.Errorf("%w: nothing from the server for %s", ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond))
+			if m.Err != nil && errors.Is(m.Err, vocab.ErrIQTimeout) && !s.heard {
+				err := fmt.Errorf("%w: nothing from the server for %s", vocab.ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond))
 				if s.conn.SM().Resumable {
 					// A half-open link: the connection drops it and resumes
 					// the session on a new one (Suspended, then Resumed or,
@@ -352,7 +340,7 @@ func (s *Session) connect(ctx actor.Context) {
 	case idle:
 		s.connectors = append(s.connectors, ctx.Sender())
 		s.phase = dialing
-		s.announce(ctx, Connecting, nil)
+		s.announce(ctx, vocab.Connecting, nil)
 		s.dial(ctx)
 	}
 }
@@ -382,7 +370,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	if m.err != nil {
 		if s.phase == dialing { // the first Connect reports its failure
 			s.phase = idle
-			s.announce(ctx, Closed, m.err)
+			s.announce(ctx, vocab.Closed, m.err)
 			s.answerConnectors(ctx, m.err)
 			return
 		}
@@ -419,7 +407,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 		s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
 	}
 	s.upAfter, s.attempt = s.attempt, 0
-	s.announce(ctx, Online, nil)
+	s.announce(ctx, vocab.Online, nil)
 	s.answerConnectors(ctx, nil)
 	s.gatherTurns(ctx, len(s.rooms))
 	for _, pid := range s.rooms {
@@ -441,7 +429,7 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 	s.reapWhenDone(ctx, conn)
 	s.stopTimers()
 	s.dropTurns()
-	s.failIQs(ctx, fmt.Errorf("%w: %v", ErrLinkLost, err))
+	s.failIQs(ctx, fmt.Errorf("%w: %v", vocab.ErrLinkLost, err))
 	for _, pid := range s.rooms {
 		ctx.Send(pid, &LinkDown{Err: err})
 	}
@@ -464,7 +452,7 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 		return
 	}
 	s.attempt = 0
-	s.announce(ctx, Reconnecting, err)
+	s.announce(ctx, vocab.Reconnecting, err)
 	s.dial(ctx) // the first attempt at once (RetryIn 0): most losses are a single dropped link
 }
 
@@ -482,7 +470,7 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 func (s *Session) onSuspended(ctx actor.Context, err error) {
 	s.log.Warn("connection lost; resuming the session", slog.Any("err", err))
 	s.suspended = true
-	s.announce(ctx, Reconnecting, err)
+	s.announce(ctx, vocab.Reconnecting, err)
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
@@ -498,7 +486,7 @@ func (s *Session) onResumed(ctx actor.Context) {
 	if sm, ok := s.cfg.Metrics.(observe.StreamManager); ok {
 		sm.Resumed()
 	}
-	s.announce(ctx, Online, nil)
+	s.announce(ctx, vocab.Online, nil)
 	for _, pid := range s.rooms {
 		ctx.Send(pid, &LinkResumed{})
 	}
@@ -517,12 +505,12 @@ const flapWindow = time.Second
 func (s *Session) retryLater(ctx actor.Context, err error, lost bool) {
 	if max := s.cfg.Reconnect.MaxAttempts; max > 0 && s.attempt >= max {
 		if lost {
-			s.announce(ctx, Reconnecting, err)
+			s.announce(ctx, vocab.Reconnecting, err)
 		}
 		s.phase = idle
-		s.lastErr = fmt.Errorf("%w after %d attempts: %v", ErrGaveUp, s.attempt, err)
+		s.lastErr = fmt.Errorf("%w after %d attempts: %v", vocab.ErrGaveUp, s.attempt, err)
 		s.log.Error("reconnecting gave up", slog.Any("err", s.lastErr))
-		s.announce(ctx, Closed, s.lastErr)
+		s.announce(ctx, vocab.Closed, s.lastErr)
 		s.answerConnectors(ctx, s.lastErr)
 		for _, pid := range s.rooms {
 			ctx.Send(pid, &LinkDown{Err: s.lastErr, GaveUp: true})
@@ -533,7 +521,7 @@ func (s *Session) retryLater(ctx actor.Context, err error, lost bool) {
 	if !lost {
 		s.log.Info("login failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait), slog.Int("attempt", s.attempt))
 	}
-	s.announceRetry(ctx, Reconnecting, err, wait)
+	s.announceRetry(ctx, vocab.Reconnecting, err, wait)
 	epoch := s.epoch
 	s.retryTimer = s.after(ctx, wait, &retryNow{epoch: epoch})
 }
@@ -604,23 +592,23 @@ func (s *Session) reap(ctx actor.Context, conn *xmppconn.Conn, grace time.Durati
 	}()
 }
 
-func (s *Session) announce(ctx actor.Context, to State, err error) {
+func (s *Session) announce(ctx actor.Context, to vocab.State, err error) {
 	s.announceRetry(ctx, to, err, 0)
 }
 
 // announceRetry announces a State (Reconnecting to Reconnecting: a failed
 // login attempt) with the wait before the next login attempt.
-func (s *Session) announceRetry(ctx actor.Context, to State, err error, retryIn time.Duration) {
+func (s *Session) announceRetry(ctx actor.Context, to vocab.State, err error, retryIn time.Duration) {
 	from := s.state
 	s.state = to
 	if s.cfg.State != nil {
 		s.cfg.State.Store(int32(to))
 	}
-	if from != Reconnecting || to != Reconnecting { // not a failed attempt
-		s.cfg.Metrics.ConnectionState(metricState(to))
+	if from != vocab.Reconnecting || to != vocab.Reconnecting { // not a failed attempt
+		s.cfg.Metrics.ConnectionState(to)
 	}
 	if s.cfg.Notify != nil {
-		ctx.Send(s.cfg.Notify, &StateChange{From: from, To: to, Err: err, Attempt: s.attempt, RetryIn: retryIn, At: time.Now()})
+		ctx.Send(s.cfg.Notify, &vocab.StateChange{From: from, To: to, Err: err, Attempt: s.attempt, RetryIn: retryIn, At: time.Now()})
 	}
 }
 
@@ -692,7 +680,7 @@ func (s *Session) maybeDone(ctx actor.Context) {
 	}
 	if s.phase == closing {
 		s.phase = closed
-		s.announce(ctx, Closed, nil)
+		s.announce(ctx, vocab.Closed, nil)
 	}
 	for _, pid := range s.disconnectors {
 		ctx.Send(pid, &Disconnected{})
@@ -704,18 +692,4 @@ func (s *Session) maybeDone(ctx actor.Context) {
 func (s *Session) after(ctx actor.Context, d time.Duration, msg any) *time.Timer {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	return time.AfterFunc(d, func() { root.Send(self, msg) })
-}
-
-// metricState maps a State to the metrics' own, by name.
-func metricState(s State) observe.State {
-	switch s {
-	case Online:
-		return observe.Online
-	case Reconnecting:
-		return observe.Reconnecting
-	case Closed:
-		return observe.Closed
-	default:
-		return observe.Connecting
-	}
 }

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -92,41 +91,6 @@ type (
 	// Closing: the runtime is disconnecting; the room stops next.
 	Closing struct{}
 )
-
-// State is the connection's state, as embedders observe it.
-type State int
-
-const (
-	// Connecting: the first login is in progress.
-	Connecting State = iota
-	// Online: logged in.
-	Online
-	// Reconnecting: the link was lost; the session is dialing again with backoff.
-	Reconnecting
-	// Closed: Disconnect was called, or reconnecting gave up (StateChange.Err).
-	Closed
-)
-
-func (s State) String() string {
-	if s < Connecting || s > Closed {
-		return fmt.Sprintf("State(%d)", int(s))
-	}
-	return metricState(s).String() // one list of names
-}
-
-// StateChange is sent to Config.Notify on every change of State.
-type StateChange struct {
-	From, To State
-	// Err: why the link was lost (to Reconnecting), why a login attempt failed
-	// (Reconnecting to Reconnecting), or why reconnecting gave up (to Closed).
-	Err error
-	// Attempt counts the login attempts of this outage (1 is the first).
-	Attempt int
-	// RetryIn: to Reconnecting, how long until the next login attempt (0: at
-	// once).
-	RetryIn time.Duration
-	At      time.Time
-}
 
 // RoomSpec is what the session passes to the room factory.
 type RoomSpec struct {

@@ -47,7 +47,7 @@ func TestErrorsNameKeysAndFlagsOnce(t *testing.T) {
 		{"stanza over the cap", nil, strings.Repeat("&", 60*1024), []string{"post", "general"}, 2,
 			[]string{"runtime.max_stanza_bytes in a --config file"}},
 		{"limit over the configured cap", nil, "", []string{"--config", small, "fetch", "--limit", "21", "general"}, 2,
-			[]string{"--limit: limit 21 is over the cap of 20 (runtime.max_fetch_limit)"}},
+			[]string{"--limit: invalid argument: limit 21 is over the cap of 20 (runtime.max_fetch_limit)"}},
 		{"a nick in the file", nil, "", []string{"--config", badNick, "post", "general", "hi"}, 2,
 			[]string{badNick + `: backend_config.nick "a/b" holds characters a nick can't`}},
 		{"a named server", nil, "", []string{"--config", badServer, "--server", "two", "fetch", "general"}, 2,

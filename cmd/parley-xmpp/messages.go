@@ -515,8 +515,13 @@ func tailTopic(ctx context.Context, rt *runtime.Runtime, topic seam.Topic, start
 				return nil
 			}
 		}
-		if len(res.Messages) == 0 {
-			cur = res.NextCursor
+		// Past the rows the archive skipped after the last message too: the
+		// next read would return them again (the same rule as serve's).
+		if next := res.After(cur); next != cur {
+			cur = next
+			if err := saved.set(string(topic), cur); err != nil {
+				return fmt.Errorf("--state %s: saving the cursor after the page (%s): %w", saved.path, cur, err)
+			}
 		}
 	}
 	return nil

@@ -59,6 +59,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/observe"
 )
 
@@ -110,24 +111,6 @@ type Options struct {
 const (
 	DefaultMaxStanzaBytes  = defaults.MaxStanzaBytes
 	DefaultMaxInboundBytes = defaults.MaxInboundStanzaBytes
-)
-
-// Errors the adapter reports.
-var (
-	// ErrClosed: the connection was closed (by Close or Abort, or after a failure).
-	ErrClosed = errors.New("xmppconn: connection closed")
-	// ErrSendQueueFull: the writer is this far behind; the stanza was not queued
-	// and the link is untouched: try again when the writer has caught up.
-	ErrSendQueueFull = errors.New("xmppconn: send queue full")
-	// ErrStanzaTooLarge: the stanza is over the link's limit (MaxStanza); it was
-	// not sent, and the link is untouched.
-	ErrStanzaTooLarge = errors.New("xmppconn: stanza too large")
-	// ErrReaderPanicked: reading a stanza panicked (a bug); the link was
-	// closed, and the process goes on.
-	ErrReaderPanicked = errors.New("xmppconn: reading a stanza panicked")
-	// ErrInboundTooLarge: the server sent a stanza over MaxInboundBytes; the link
-	// was closed.
-	ErrInboundTooLarge = errors.New("xmppconn: the server sent a stanza over the inbound limit")
 )
 
 // Handler receives what a connection reads, on the reader goroutine. Stanza gets
@@ -284,17 +267,17 @@ func (c *Conn) Send(stanza []byte) error { return c.SendFenced(stanza, nil) }
 func (c *Conn) SendFenced(stanza []byte, fence func() error) error {
 	select {
 	case <-c.stop:
-		return ErrClosed
+		return vocab.ErrConnClosed
 	default:
 	}
 	if len(stanza) > c.limit {
-		return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", ErrStanzaTooLarge, len(stanza), c.limit)
+		return fmt.Errorf("%w: %d bytes, over the link's %d-byte limit", vocab.ErrStanzaTooLarge, len(stanza), c.limit)
 	}
 	select {
 	case c.out <- outStanza{b: stanza, fence: fence}:
 		return nil
 	default:
-		return ErrSendQueueFull
+		return vocab.ErrSendQueueFull
 	}
 }
 
@@ -302,11 +285,11 @@ func (c *Conn) SendFenced(stanza []byte, fence func() error) error {
 func (c *Conn) sendNonza(b []byte) error {
 	select {
 	case <-c.stop:
-		return ErrClosed
+		return vocab.ErrConnClosed
 	case c.out <- outStanza{b: b, nonza: true}:
 		return nil
 	default:
-		return ErrSendQueueFull
+		return vocab.ErrSendQueueFull
 	}
 }
 
@@ -466,7 +449,7 @@ func (c *Conn) readOne() (v any, skip string, counted bool, err error) {
 		// stranger's stanza. Not a lost link: it is not resumed
 		// (resumableLoss), and the stanza is not counted.
 		if r := recover(); r != nil {
-			v, skip, counted, err = nil, "", false, fmt.Errorf("%w: %v", ErrReaderPanicked, r)
+			v, skip, counted, err = nil, "", false, fmt.Errorf("%w: %v", vocab.ErrReaderPanicked, r)
 		}
 	}()
 	t := c.t.Load() // only the reader replaces it
@@ -520,7 +503,7 @@ func isStanza(n xml.Name) bool {
 // readError names why a read failed: the inbound cap, or the stream's error.
 func (t *transport) readError(err error) error {
 	if t.in.tripped.Load() {
-		return fmt.Errorf("%w (%d bytes): %v", ErrInboundTooLarge, t.in.max.Load(), err)
+		return fmt.Errorf("%w (%d bytes): %v", vocab.ErrInboundTooLarge, t.in.max.Load(), err)
 	}
 	return err
 }
@@ -655,7 +638,7 @@ func (l *inboundLimit) Write(p []byte) (int, error) {
 	l.heard.Store(time.Now().UnixNano())
 	if l.n.Add(int64(len(p)-len("RECV "))) > l.max.Load() {
 		l.tripped.Store(true)
-		return 0, ErrInboundTooLarge
+		return 0, vocab.ErrInboundTooLarge
 	}
 	return len(p), nil
 }
@@ -714,12 +697,12 @@ func resetConn(raw net.Conn) {
 }
 
 func (c *Conn) reason() error {
-	c.errOnce.Do(func() { c.closeErr = ErrClosed })
+	c.errOnce.Do(func() { c.closeErr = vocab.ErrConnClosed })
 	return c.closeErr
 }
 
 // Abort drops the link at once. It doesn't block.
-func (c *Conn) Abort() { c.fail(ErrClosed) }
+func (c *Conn) Abort() { c.fail(vocab.ErrConnClosed) }
 
 // Close ends the stream politely: it sends </stream:stream>, gives the server
 // until grace to close its side, then drops the link; it returns when both
@@ -731,7 +714,7 @@ func (c *Conn) Close(grace time.Duration) {
 		case <-time.After(grace):
 		}
 	}
-	c.fail(ErrClosed)
+	c.fail(vocab.ErrConnClosed)
 	c.Wait()
 }
 

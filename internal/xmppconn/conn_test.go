@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 )
 
@@ -93,7 +94,7 @@ func TestDialReadsAndWritesStanzas(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Closed was not reported")
 	}
-	assert.ErrorIs(t, c.Send([]byte("<presence/>")), ErrClosed)
+	assert.ErrorIs(t, c.Send([]byte("<presence/>")), vocab.ErrConnClosed)
 }
 
 // Abort returns at once and the goroutines end even when the server never
@@ -153,7 +154,7 @@ func TestInboundStanzaOverTheLimitClosesTheLink(t *testing.T) {
 	})
 	select {
 	case err := <-closed:
-		assert.ErrorIs(t, err, ErrInboundTooLarge)
+		assert.ErrorIs(t, err, vocab.ErrInboundTooLarge)
 	case <-time.After(5 * time.Second):
 		t.Fatal("the link stayed up")
 	}
@@ -180,11 +181,11 @@ func TestSendRefusesWithoutDroppingTheLink(t *testing.T) {
 	closed := make(chan error, 1)
 	c.Start(Handler{Stanza: func(any) {}, Closed: func(err error) { closed <- err }})
 	assert.Equal(t, 1000, c.MaxStanza())
-	assert.ErrorIs(t, c.Send([]byte("<message>"+strings.Repeat("x", 1000)+"</message>")), ErrStanzaTooLarge)
+	assert.ErrorIs(t, c.Send([]byte("<message>"+strings.Repeat("x", 1000)+"</message>")), vocab.ErrStanzaTooLarge)
 	full := false
 	for range 100000 { // the socket's buffers fill, then the queue
 		if err := c.Send([]byte("<presence>" + strings.Repeat("y", 900) + "</presence>")); err != nil {
-			require.ErrorIs(t, err, ErrSendQueueFull)
+			require.ErrorIs(t, err, vocab.ErrSendQueueFull)
 			full = true
 			break
 		}
@@ -208,7 +209,7 @@ func TestEndedByServer(t *testing.T) {
 		errors.New("stream error: Server is shutting down"):  false,
 		errors.New("unexpected EOF"):                         false,
 		fmt.Errorf("%w: after 10s", errors.New("keepalive")): false,
-		ErrClosed: false,
+		vocab.ErrConnClosed:                                  false,
 	} {
 		assert.Equal(t, want, EndedByServer(err), "%v", err)
 	}
@@ -335,7 +336,7 @@ func TestReaderPanicEndsTheLinkNotTheProcess(t *testing.T) {
 	c := readerConn(t, nil)
 	c.t.Load().dec = xml.NewDecoder(panicReader{})
 	_, _, counted, err := c.readOne()
-	require.ErrorIs(t, err, ErrReaderPanicked)
+	require.ErrorIs(t, err, vocab.ErrReaderPanicked)
 	assert.False(t, counted)
 	// Not resumed, even on a resumable session: the server would send the
 	// stanza again, uncounted.
@@ -351,7 +352,7 @@ func TestGivenUpLinksAreReset(t *testing.T) {
 		name string
 		drop func(c *Conn, tr *transport)
 	}{
-		{"fail", func(c *Conn, _ *transport) { c.fail(ErrClosed) }},
+		{"fail", func(c *Conn, _ *transport) { c.fail(vocab.ErrConnClosed) }},
 		{"lost to a resumption", func(c *Conn, tr *transport) {
 			c.sm.resumable, c.sm.id = true, "s1"
 			require.True(t, c.lostWrite(tr, errors.New("write: timeout")))

@@ -16,18 +16,11 @@ import (
 	"unsafe"
 
 	xmpp "github.com/xmppo/go-xmpp"
+
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 )
 
 // Errors of the login.
-var (
-	// ErrTLSRequired: TLS was required (RequireTLS, a TLSConfig, or a server that
-	// is not on loopback) and the server doesn't offer STARTTLS. Nothing about
-	// the account was sent.
-	ErrTLSRequired = errors.New("xmppconn: the server offers no STARTTLS and TLS is required")
-	// ErrTLS: the TLS handshake failed (an untrusted certificate, a wrong name).
-	// Nothing about the account was sent.
-	ErrTLS = errors.New("xmppconn: TLS handshake failed")
-)
 
 // LoginGate lets one login at a time through: a runtime shares one among all its
 // dials, so an abandoned login is over before the next one starts.
@@ -103,10 +96,6 @@ func loginDecoder(c *xmpp.Client) (*xml.Decoder, bool) {
 // few hundred bytes.
 const maxNegotiationBytes = 64 << 10
 
-// ErrNegotiationTooLarge: the server sent more than maxNegotiationBytes
-// before TLS.
-var ErrNegotiationTooLarge = fmt.Errorf("xmppconn: the server's stream header and features are over %d KiB", maxNegotiationBytes>>10)
-
 // cappedReader fails a read past its budget.
 type cappedReader struct {
 	r    io.Reader
@@ -115,7 +104,7 @@ type cappedReader struct {
 
 func (c *cappedReader) Read(p []byte) (int, error) {
 	if c.left <= 0 {
-		return 0, ErrNegotiationTooLarge
+		return 0, vocab.ErrNegotiationTooLarge
 	}
 	if len(p) > c.left {
 		p = p[:c.left]
@@ -214,7 +203,7 @@ func attempt(ctx context.Context, o Options, in *inboundLimit, maxTLS uint16) (c
 	}
 	if _, encrypted := nc.(*tls.Conn); !encrypted {
 		if !o.AllowPlaintext { // negotiate allows this only when the caller does
-			return nil, nil, nil, ErrTLSRequired
+			return nil, nil, nil, vocab.ErrTLSRequired
 		}
 		xo.InsecureAllowUnencryptedAuth = true
 	}
@@ -243,7 +232,7 @@ func attempt(ctx context.Context, o Options, in *inboundLimit, maxTLS uint16) (c
 func handshake(ctx context.Context, raw net.Conn, cfg *tls.Config) (*tls.Conn, error) {
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("%w with %s (certificate checked for %q): %v (a private CA: trust it with tls.ca_file, or TLSConfig.RootCAs)", ErrTLS, raw.RemoteAddr(), cfg.ServerName, err)
+		return nil, fmt.Errorf("%w with %s (certificate checked for %q): %v (a private CA: trust it with tls.ca_file, or TLSConfig.RootCAs)", vocab.ErrTLS, raw.RemoteAddr(), cfg.ServerName, err)
 	}
 	return tc, nil
 }
@@ -271,7 +260,7 @@ func negotiate(ctx context.Context, raw net.Conn, domain string, cfg *tls.Config
 	}
 	if f.StartTLS == nil {
 		if insist {
-			return nil, fmt.Errorf("%w (%s)", ErrTLSRequired, raw.RemoteAddr())
+			return nil, fmt.Errorf("%w (%s)", vocab.ErrTLSRequired, raw.RemoteAddr())
 		}
 		return &replayConn{Conn: raw, pending: rec.buf, dropWrite: true}, nil
 	}
@@ -290,13 +279,13 @@ func negotiate(ctx context.Context, raw net.Conn, domain string, cfg *tls.Config
 		}
 	}
 	if answer.Name.Space != nsTLS || answer.Name.Local != "proceed" {
-		return nil, fmt.Errorf("%w: the server answered STARTTLS with <%s>", ErrTLS, answer.Name.Local)
+		return nil, fmt.Errorf("%w: the server answered STARTTLS with <%s>", vocab.ErrTLS, answer.Name.Local)
 	}
 	if err := dec.Skip(); err != nil {
 		return nil, err
 	}
 	if br.Buffered() > 0 {
-		return nil, fmt.Errorf("%w: the server sent data in the clear after <proceed/>", ErrTLS)
+		return nil, fmt.Errorf("%w: the server sent data in the clear after <proceed/>", vocab.ErrTLS)
 	}
 	return handshake(ctx, raw, cfg)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 )
 
@@ -89,7 +90,7 @@ func TestNegotiationReadIsCapped(t *testing.T) {
 		_, _ = c.Write([]byte(hostileHeader + `<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>`))
 	}, "PLAIN")
 	_, err := Dial(context.Background(), opts(addr))
-	require.ErrorIs(t, err, ErrNegotiationTooLarge)
+	require.ErrorIs(t, err, vocab.ErrNegotiationTooLarge)
 	assert.Less(t, sent(), int64(8<<20), "bytes the server got to send before the client hung up (socket buffers included)")
 }
 
@@ -108,6 +109,6 @@ func TestLoginReadIsCapped(t *testing.T) {
 		_, _ = c.Write([]byte(`<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`))
 	}, "AAAA")
 	_, err := Dial(context.Background(), opts(addr))
-	require.ErrorIs(t, err, ErrInboundTooLarge)
+	require.ErrorIs(t, err, vocab.ErrInboundTooLarge)
 	assert.Less(t, sent(), int64(8<<20))
 }

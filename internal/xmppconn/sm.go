@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 )
 
 // XEP-0198 stream management, the connection's part (issue 22).
@@ -343,7 +344,7 @@ func (c *Conn) resumableLoss(err error) bool {
 	}
 	// A stanza over the cap, or one whose reading panicked, would come
 	// again with the resumption (it was not counted): the Conn ends.
-	if errors.Is(err, ErrInboundTooLarge) || errors.Is(err, ErrReaderPanicked) || errors.Is(err, ErrClosed) {
+	if errors.Is(err, vocab.ErrInboundTooLarge) || errors.Is(err, vocab.ErrReaderPanicked) || errors.Is(err, vocab.ErrConnClosed) {
 		return false
 	}
 	// The server ended the stream itself (a stream error, </stream:stream>):
@@ -457,7 +458,7 @@ func (c *Conn) resumedOn(t *transport, h uint32) error {
 	defer m.mu.Unlock()
 	select {
 	case <-c.stop:
-		return ErrClosed
+		return vocab.ErrConnClosed
 	default:
 	}
 	c.t.Store(t)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/internal/xmpptest"
 )
 
@@ -71,7 +72,7 @@ func checkDirectTLS(t *testing.T, p *xmpptest.Private) {
 	// A certificate that doesn't name the domain fails.
 	o.TLSConfig.ServerName = "other.example"
 	_, err = Dial(context.Background(), o)
-	require.ErrorIs(t, err, ErrTLS)
+	require.ErrorIs(t, err, vocab.ErrTLS)
 }
 
 // A certificate from a CA the client doesn't trust fails the handshake, and
@@ -91,7 +92,7 @@ func checkWrongCA(t *testing.T, p *xmpptest.Private) {
 			o := tlsOpts(p, proxy.Addr)
 			o.DirectTLS, o.TLSConfig, o.AllowPlaintext = direct, wrong.Clone(), true
 			_, err := Dial(context.Background(), o)
-			require.ErrorIs(t, err, ErrTLS)
+			require.ErrorIs(t, err, vocab.ErrTLS)
 			assert.NotContains(t, err.Error(), tlsPass)
 			assertNothingInClear(t, proxy.Sent())
 		})
