@@ -544,24 +544,12 @@ func (f *File) ServerConfig(name string) (runtime.Config, error) {
 		}
 		b = srv.Backend
 	}
-	r := f.Runtime
-	return runtime.Config{
+	c := runtime.Config{
 		Service: b.Service, Domain: b.Domain, MUCService: b.MUCService,
-		Username: b.Username, Password: b.Password, Nick: b.Nick,
-		AllowPlaintext: r.AllowPlaintext, TLSConfig: b.tlsConfig,
-		DialTimeout: time.Duration(r.DialTimeout), RequestTimeout: time.Duration(r.RequestTimeout),
-		JoinTimeout: time.Duration(r.JoinTimeout), PostTimeout: time.Duration(r.PostTimeout),
-		ReconnectWait: time.Duration(r.ReconnectWait), MaxReconnectWait: time.Duration(r.MaxReconnectWait),
-		MaxReconnects: r.MaxReconnects, StableAfter: time.Duration(r.StableAfter),
-		KeepAlive: time.Duration(r.KeepAlive), KeepAliveTimeout: time.Duration(r.KeepAliveTimeout),
-		SelfPing: time.Duration(r.SelfPing), FailFast: r.FailFast, PersistentRooms: r.PersistentRooms,
-		SubscriberBuffer: r.SubscriberBuffer, FetchLimit: r.FetchLimit, MaxFetchLimit: r.MaxFetchLimit,
-		RingMessages: r.RingMessages, RingBytes: r.RingBytes, ArchiveWait: time.Duration(r.ArchiveWait),
-		MAMPageSize: r.MAMPageSize, MaxContentBytes: r.MaxContentBytes,
-		MaxStanzaBytes: r.MaxStanzaBytes, MaxInboundStanzaBytes: r.MaxInboundStanzaBytes,
-		RejoinConcurrency:       r.RejoinConcurrency,
-		DisableStreamManagement: r.StreamManagement != nil && !*r.StreamManagement,
-	}, nil
+		Username: b.Username, Password: b.Password, Nick: b.Nick, TLSConfig: b.tlsConfig,
+	}
+	f.Runtime.apply(&c)
+	return c, nil
 }
 
 // readDotEnv reads KEY=VALUE lines (# comments, optional quotes) from path; a

@@ -35,21 +35,6 @@ type explained struct {
 func (e *explained) Error() string { return e.msg }
 func (e *explained) Unwrap() error { return e.err }
 
-// runtimeKeys: runtime.Config's fields set from the runtime block.
-var runtimeKeys = map[string]string{
-	"MaxContentBytes":       "max_content_bytes",
-	"MaxStanzaBytes":        "max_stanza_bytes",
-	"MaxInboundStanzaBytes": "max_inbound_stanza_bytes",
-	"MaxFetchLimit":         "max_fetch_limit",
-	"FetchLimit":            "fetch_limit",
-	"MaxReconnects":         "max_reconnects",
-	"MAMPageSize":           "mam_page_size",
-	"SubscriberBuffer":      "subscriber_buffer",
-	"RingMessages":          "ring_messages",
-	"RingBytes":             "ring_bytes",
-	"RejoinConcurrency":     "rejoin_concurrency",
-}
-
 // backendKeys: runtime.Config's fields set from backend_config, with the
 // variable that sets each without a file.
 var backendKeys = map[string]struct{ key, env string }{

@@ -21,17 +21,8 @@ func (f *File) validate() error {
 		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
 	}
 	r := f.Runtime
-	for key, v := range map[string]int{
-		"runtime.max_reconnects": r.MaxReconnects, "runtime.subscriber_buffer": r.SubscriberBuffer,
-		"runtime.ring_messages": r.RingMessages, "runtime.ring_bytes": r.RingBytes,
-		"runtime.fetch_limit": r.FetchLimit, "runtime.max_fetch_limit": r.MaxFetchLimit,
-		"runtime.mam_page_size": r.MAMPageSize, "runtime.max_content_bytes": r.MaxContentBytes,
-		"runtime.max_stanza_bytes": r.MaxStanzaBytes, "runtime.max_inbound_stanza_bytes": r.MaxInboundStanzaBytes,
-		"runtime.rejoin_concurrency": r.RejoinConcurrency,
-	} {
-		if v < 0 {
-			return bad(key, "must not be negative, got %d", v)
-		}
+	if keys, values := r.negativeInts(); len(keys) > 0 {
+		return bad(keys[0], "must not be negative, got %d", values[0])
 	}
 	if r.MaxFetchLimit > 0 {
 		switch {
@@ -44,26 +35,11 @@ func (f *File) validate() error {
 	names := map[string]bool{}
 	for i, rt := range f.Serve.Routes {
 		key := fmt.Sprintf("serve.routes[%d]", i)
-		switch {
-		case rt.Name == "":
-			return bad(key+".name", "every route needs a name (it names its saved cursors)")
-		case names[rt.Name]:
-			return bad(key+".name", "%q is used by another route", rt.Name)
-		case len(rt.Topics) == 0:
-			return bad(key+".topics", "a route needs at least one topic")
-		case rt.Start != "" && rt.Start != "newest" && rt.Start != "start":
-			return bad(key+".start", "%q is neither newest nor start", rt.Start)
-		case rt.Batch < 0:
-			return bad(key+".batch", "must not be negative, got %d", rt.Batch)
-		}
-		if rt.Name == "." || rt.Name == ".." || strings.ContainsAny(rt.Name, `/\`+"\x00") || len(rt.Name) > maxRouteName {
-			return bad(key+".name", "%.60q can't name a directory (it names the route's saved cursors; at most %d bytes)", rt.Name, maxRouteName)
-		}
-		if rt.RetryWait > 0 && rt.MaxRetryWait > 0 && rt.RetryWait > rt.MaxRetryWait {
-			return bad(key+".retry_wait", "%s is longer than max_retry_wait %s", time.Duration(rt.RetryWait), time.Duration(rt.MaxRetryWait))
-		}
-		if err := checkPolicy(key, rt); err != nil {
+		if err := rt.Check(i); err != nil {
 			return err
+		}
+		if names[rt.Name] {
+			return bad(key+".name", "%q is used by another route", rt.Name)
 		}
 		names[rt.Name] = true
 		if rt.Server != "" {
@@ -71,20 +47,7 @@ func (f *File) validate() error {
 				return bad(key+".server", "no server %q under servers", rt.Server)
 			}
 		}
-		seen := map[string]bool{}
-		for j, t := range rt.Topics {
-			if _, err := runtime.RoomLocalpart(seam.Topic(t)); err != nil {
-				return bad(fmt.Sprintf("%s.topics[%d]", key, j), "%v", err)
-			}
-			if seen[t] {
-				return bad(fmt.Sprintf("%s.topics[%d]", key, j), "%q is listed twice", t)
-			}
-			seen[t] = true
-		}
 		s := rt.Sink
-		if err := checkSink(key+".sink", s); err != nil {
-			return err
-		}
 		switch {
 		case s.Relay != nil:
 			if s.Relay.Server != "" {
@@ -118,6 +81,47 @@ func (f *File) validate() error {
 		return err
 	}
 	return f.checkRelayLoops()
+}
+
+// Check checks route i on its own, as far as it can without the rest of the
+// file (its servers, the other routes): its name, start, batch, retry waits,
+// topics, sink and exhaustion policy. It is the one route validator: the
+// file's validation and serve's engine both call it.
+func (rt Route) Check(i int) error {
+	key := fmt.Sprintf("serve.routes[%d]", i)
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case rt.Name == "":
+		return bad(key+".name", "every route needs a name (it names its saved cursors)")
+	case len(rt.Topics) == 0:
+		return bad(key+".topics", "a route needs at least one topic")
+	case rt.Start != "" && rt.Start != "newest" && rt.Start != "start":
+		return bad(key+".start", "%q is neither newest nor start", rt.Start)
+	case rt.Batch < 0:
+		return bad(key+".batch", "must not be negative, got %d", rt.Batch)
+	}
+	if !RouteNameOK(rt.Name) {
+		return bad(key+".name", "%.60q can't name a directory (it names the route's saved cursors; at most %d bytes)", rt.Name, MaxRouteName)
+	}
+	if rt.RetryWait > 0 && rt.MaxRetryWait > 0 && rt.RetryWait > rt.MaxRetryWait {
+		return bad(key+".retry_wait", "%s is longer than max_retry_wait %s", time.Duration(rt.RetryWait), time.Duration(rt.MaxRetryWait))
+	}
+	if err := checkPolicy(key, rt); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for j, t := range rt.Topics {
+		if _, err := runtime.RoomLocalpart(seam.Topic(t)); err != nil {
+			return bad(fmt.Sprintf("%s.topics[%d]", key, j), "%v", err)
+		}
+		if seen[t] {
+			return bad(fmt.Sprintf("%s.topics[%d]", key, j), "%q is listed twice", t)
+		}
+		seen[t] = true
+	}
+	return checkSink(key+".sink", rt.Sink)
 }
 
 // checkSink checks what a sink at key needs, whatever its route: exactly one
@@ -182,9 +186,15 @@ func checkPolicy(key string, rt Route) error {
 	return checkSink(dl, *o.DeadLetter)
 }
 
-// maxRouteName bounds a route's name, which names its state directory (file
+// MaxRouteName bounds a route's name, which names its state directory (file
 // systems take 255 bytes; serve keeps its names under 200).
-const maxRouteName = 200
+const MaxRouteName = 200
+
+// RouteNameOK says whether name can name a route's state directory: one path
+// element, not empty, "." or "..", at most MaxRouteName bytes.
+func RouteNameOK(name string) bool {
+	return name != "" && len(name) <= MaxRouteName && name != "." && name != ".." && !strings.ContainsAny(name, `/\`+"\x00")
+}
 
 // checkRelayLoops refuses relays that lead back to where they started: a
 // message would go round forever. Topics are compared by their rooms' JIDs

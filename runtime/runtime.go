@@ -50,6 +50,7 @@ import (
 	"github.com/parley-go/parley-xmpp/actors/session"
 	"github.com/parley-go/parley-xmpp/actors/subscriber"
 	"github.com/parley-go/parley-xmpp/internal/ask"
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/observe"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -181,6 +182,8 @@ func (rt *Runtime) start() error {
 		KeepAliveTimeout: c.KeepAliveTimeout,
 		LoginTimeout:     c.DialTimeout,
 		RejoinInFlight:   c.RejoinConcurrency,
+		RejoinLease:      defaults.RejoinLease,
+		CloseGrace:       defaults.CloseGrace,
 		Metrics:          c.Metrics,
 	})
 	// A top-level actor ignores its own props' supervisor; the guardian decides.
@@ -208,6 +211,8 @@ func (rt *Runtime) roomProps(spec session.RoomSpec) *actor.Props {
 		DefaultLimit: c.FetchLimit, MaxLimit: c.MaxFetchLimit, PageSize: c.MAMPageSize,
 		SubscriberBuffer: c.SubscriberBuffer, SelfPing: selfPing, PersistentRooms: c.PersistentRooms,
 		RingMessages: c.RingMessages, RingBytes: c.RingBytes, ArchiveWait: c.ArchiveWait,
+		DedupWindow: defaults.DedupWindow, RejoinMin: defaults.RejoinMin, RejoinMax: defaults.RejoinMax,
+		MaxBuffered: defaults.MaxBuffered, TargetLookback: defaults.TargetLookback, PostWindow: defaults.PostWindow,
 		Metrics: rt.roomMetrics(spec.Topic),
 		Account: c.Username + "@" + c.Domain,
 		Allow:   c.allowFor(spec.Topic),

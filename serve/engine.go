@@ -64,7 +64,7 @@ func NewEngine(o Options, relaySecret []byte) (*Engine, error) {
 			e.Close()
 			return nil, fmt.Errorf("serve.routes[%d]: two routes are named %q (the name keys their saved cursors)", i, r.Name)
 		}
-		if err := checkRoute(i, r); err != nil {
+		if err := r.Check(i); err != nil {
 			e.Close()
 			return nil, err
 		}

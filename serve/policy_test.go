@@ -63,7 +63,9 @@ func policyWorker(t *testing.T, r config.Route, main, dl sink) (*worker, *fakeRe
 	r.Name, r.Topics = "r", []string{"T"}
 	r.RetryWait, r.MaxRetryWait = config.Duration(time.Millisecond), config.Duration(2*time.Millisecond)
 	r = withRouteDefaults(r)
-	require.NoError(t, checkRoute(0, r))
+	checked := r
+	checked.Sink = config.Sink{Stdout: &config.StdoutSink{}} // the worker gets main instead
+	require.NoError(t, checked.Check(0))
 	log, logged := testLogger(t)
 	rec := newFakeRecorder()
 	w := newWorker(withDefaults(Options{Logger: log, Metrics: rec}), r, "T", topicState{Topic: "T"}, true)

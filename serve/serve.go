@@ -60,7 +60,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -309,7 +308,7 @@ func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
 	fail := func(format string, a ...any) (preparedRoute, error) {
 		return preparedRoute{}, fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
 	}
-	if err := checkRoute(i, r); err != nil {
+	if err := r.Check(i); err != nil {
 		return preparedRoute{}, err
 	}
 	dir := filepath.Join(o.StateDir, r.Name)
@@ -347,54 +346,6 @@ func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
 	return pr, nil
 }
 
-// checkRoute checks route i as far as it can wherever its cursors live.
-func checkRoute(i int, r config.Route) error {
-	fail := func(format string, a ...any) error {
-		return fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
-	}
-	if !isDirName(r.Name) {
-		return fail("name: must be usable as a directory name under the state dir (no '/', not '.' or '..', at most %d bytes)", maxStateName)
-	}
-	switch r.Start {
-	case "", "newest", "start":
-	default:
-		return fail("start %q is neither newest nor start", r.Start)
-	}
-	if len(r.Topics) == 0 {
-		return fail("no topics")
-	}
-	if r.MaxAttempts < 0 {
-		return fail("max_attempts: must not be negative, got %d", r.MaxAttempts)
-	}
-	switch r.OnExhausted.Action {
-	case "", config.ExhaustedStop, config.ExhaustedSkip:
-	case config.ExhaustedDeadLetter:
-		if dl := r.OnExhausted.DeadLetter; dl == nil || dl.Relay != nil {
-			return fail("on_exhausted.dead_letter: a dead-letter sink is stdout, exec or webhook")
-		}
-	default:
-		return fail("on_exhausted %q is none of stop, skip or dead_letter", r.OnExhausted.Action)
-	}
-	if rl := r.Sink.Relay; rl != nil {
-		switch rl.Oversize {
-		case "", config.OversizeExhausted, config.OversizeSplit, config.OversizeTruncate:
-		default:
-			return fail("sink.relay.oversize %q is none of split, truncate or on_exhausted", rl.Oversize)
-		}
-	}
-	seen := map[string]bool{}
-	for j, t := range r.Topics {
-		if seen[t] {
-			return fail("topics[%d]: topic %q is listed twice", j, t)
-		}
-		seen[t] = true
-		if _, err := runtime.RoomLocalpart(seam.Topic(t)); err != nil {
-			return fail("topics[%d]: %v", j, err)
-		}
-	}
-	return nil
-}
-
 // newWorker makes the worker of one topic of r; its caller gives it where its
 // state lives, and Run or RunTopic its source (and the route's sink).
 func newWorker(o Options, r config.Route, topic string, saved topicState, found bool) *worker {
@@ -417,12 +368,6 @@ func backendNamed(backends map[string]Backend, name string) (Backend, error) {
 		return nil, fmt.Errorf("the backend for server %q is nil", name)
 	}
 	return b, nil
-}
-
-// isDirName says whether a route name can name its state directory: one path
-// element, so that a name can't reach outside the state dir.
-func isDirName(name string) bool {
-	return name != "" && len(name) <= maxStateName && name != "." && name != ".." && !strings.ContainsAny(name, `/\`+"\x00")
 }
 
 type noRecorder struct{}

@@ -117,7 +117,7 @@ func TestSetupErrors(t *testing.T) {
 			Sink: config.Sink{Relay: &config.RelaySink{Server: "elsewhere", Topic: "u"}}}}},
 			[]string{"relay", `server "elsewhere"`}},
 		{"route name outside the state dir", Options{StateDir: t.TempDir(), Routes: []config.Route{stdoutRoute("../up", topic, "")}},
-			[]string{`route "../up"`, "directory name"}},
+			[]string{`serve.routes[0].name: "../up"`, "can't name a directory"}},
 		{"two routes with one name", Options{StateDir: t.TempDir(), Routes: []config.Route{route, route}},
 			[]string{`"r"`, "two routes"}},
 		{"exec command not found", Options{StateDir: t.TempDir(), Routes: []config.Route{{Name: "r", Topics: []string{"t"},

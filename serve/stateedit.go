@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/parley-go/parley-xmpp/config"
 	"github.com/parley-go/parley-xmpp/runtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
@@ -22,7 +23,7 @@ var ErrNoState = errors.New("serve: no saved state")
 // serve names it (see stateFileName). Errors name what is wrong with route or
 // topic.
 func StateFile(stateDir, route, topic string) (string, error) {
-	if !isDirName(route) {
+	if !config.RouteNameOK(route) {
 		return "", fmt.Errorf("route %q can't name a state directory", route)
 	}
 	local, err := runtime.RoomLocalpart(seam.Topic(topic))

@@ -67,7 +67,7 @@ type Config struct {
 	// ceil(Limit/PageSize) its limit needs; MaxIdlePages the pages in a row
 	// that bring no new row though the server says there is more;
 	// MaxNonMessageRows the rows one read passes over that aren't messages.
-	// Past any of them the read fails with ErrRunaway (defaults: the
+	// Past any of them the read fails with ErrRunaway (the room passes the
 	// internal/defaults MaxArchive* constants).
 	MaxExtraPages     int
 	MaxIdlePages      int
@@ -216,24 +216,7 @@ const knownFor = 10 * time.Minute
 
 // Props returns an archive actor's props.
 func Props(cfg Config) *actor.Props {
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = defaults.MAMPageSize
-	}
-	if cfg.IQTimeout <= 0 {
-		cfg.IQTimeout = defaults.IQTimeout
-	}
-	if cfg.MaxResults <= 0 {
-		cfg.MaxResults = defaults.MaxMAMResults
-	}
-	if cfg.MaxExtraPages <= 0 {
-		cfg.MaxExtraPages = defaults.MaxArchiveExtraPages
-	}
-	if cfg.MaxIdlePages <= 0 {
-		cfg.MaxIdlePages = defaults.MaxArchiveIdlePages
-	}
-	if cfg.MaxNonMessageRows <= 0 {
-		cfg.MaxNonMessageRows = defaults.MaxArchiveNonMessageRows
-	}
+	defaults.MustBeSet(cfg, "PageSize", "IQTimeout", "MaxResults", "MaxExtraPages", "MaxIdlePages", "MaxNonMessageRows")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

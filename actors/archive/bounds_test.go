@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parley-go/parley-xmpp/actors/session"
+	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/seam"
@@ -78,7 +79,9 @@ func read(t *testing.T, s *pagingSession, tune func(*Config), q *Query) *Result 
 	t.Helper()
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	t.Cleanup(sys.Shutdown)
-	cfg := Config{Room: testRoom, Topic: "topic", Session: sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return s })), IQTimeout: time.Second}
+	cfg := Config{Room: testRoom, Topic: "topic", Session: sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return s })), IQTimeout: time.Second,
+		PageSize: defaults.MAMPageSize, MaxResults: defaults.MaxMAMResults, MaxExtraPages: defaults.MaxArchiveExtraPages,
+		MaxIdlePages: defaults.MaxArchiveIdlePages, MaxNonMessageRows: defaults.MaxArchiveNonMessageRows}
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -133,7 +133,10 @@ func TestArchiveReadStopsWithTheRoom(t *testing.T) {
 	cfg := Config{
 		JID: "room@muc.example", Topic: "topic", Nick: "me", Online: true, Link: &fakeLink{},
 		Session: sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return srv })),
-		Metrics: observe.NopRoom{}, IQTimeout: time.Second, DefaultLimit: 10, MaxLimit: 100, PageSize: 50,
+		Metrics: observe.NopRoom{}, IQTimeout: time.Second, JoinTimeout: time.Minute, PostTimeout: time.Minute,
+		DefaultLimit: 10, MaxLimit: 100, PageSize: 50, DedupWindow: 64, SubscriberBuffer: 8, RejoinMin: time.Second,
+		RejoinMax: time.Minute, MaxBuffered: 100, TargetLookback: 100, PostWindow: 32, RingMessages: 64, RingBytes: 1 << 20,
+		ArchiveWait: time.Second,
 	}
 	room := sys.Root.Spawn(Props(cfg))
 	since := seam.Cursor("")

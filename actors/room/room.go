@@ -202,45 +202,12 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.DedupWindow <= 0 {
-		cfg.DedupWindow = 4096
-	}
-	if cfg.SubscriberBuffer <= 0 {
-		cfg.SubscriberBuffer = 1024
-	}
-	if cfg.RejoinMin <= 0 {
-		cfg.RejoinMin = 500 * time.Millisecond
-	}
-	if cfg.RejoinMax <= 0 {
-		cfg.RejoinMax = time.Minute
-	}
-	if cfg.MaxBuffered <= 0 {
-		cfg.MaxBuffered = 10000
-	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = observe.NopRoom{}
 	}
-	if cfg.TargetLookback <= 0 {
-		cfg.TargetLookback = defaults.TargetLookback
-	}
-	if cfg.IQTimeout <= 0 {
-		cfg.IQTimeout = defaults.IQTimeout
-	}
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = defaults.MAMPageSize
-	}
-	if cfg.PostWindow <= 0 {
-		cfg.PostWindow = defaults.PostWindow
-	}
-	if cfg.RingMessages <= 0 {
-		cfg.RingMessages = defaults.RingMessages
-	}
-	if cfg.RingBytes <= 0 {
-		cfg.RingBytes = defaults.RingBytes
-	}
-	if cfg.ArchiveWait <= 0 {
-		cfg.ArchiveWait = defaults.ArchiveWait
-	}
+	defaults.MustBeSet(cfg, "IQTimeout", "JoinTimeout", "PostTimeout", "DefaultLimit", "MaxLimit", "PageSize",
+		"DedupWindow", "SubscriberBuffer", "RejoinMin", "RejoinMax", "MaxBuffered", "TargetLookback",
+		"PostWindow", "RingMessages", "RingBytes", "ArchiveWait")
 	st := newState(cfg)
 	return actor.PropsFromProducer(func() actor.Actor { return &Room{st: st} }, actor.WithMailbox(mailbox.Unbounded()))
 }
@@ -366,7 +333,8 @@ func (s *state) start(ctx actor.Context) {
 	s.archive = ctx.Spawn(archive.Props(archive.Config{
 		Room: s.cfg.JID, Topic: s.cfg.Topic, Session: s.cfg.Session,
 		IQTimeout: s.cfg.IQTimeout, PageSize: s.cfg.PageSize, Logger: s.log,
-		Metrics: s.cfg.Metrics,
+		Metrics: s.cfg.Metrics, MaxResults: defaults.MaxMAMResults, MaxExtraPages: defaults.MaxArchiveExtraPages,
+		MaxIdlePages: defaults.MaxArchiveIdlePages, MaxNonMessageRows: defaults.MaxArchiveNonMessageRows,
 	}))
 	if s.life == unstarted {
 		s.life = running

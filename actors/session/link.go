@@ -193,31 +193,8 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Dial == nil {
 		cfg.Dial = xmppconn.Dial
 	}
-	if cfg.CloseGrace <= 0 {
-		cfg.CloseGrace = defaults.CloseGrace
-	}
-	if cfg.LoginTimeout <= 0 {
-		cfg.LoginTimeout = defaults.DialTimeout
-	}
-	if cfg.KeepAliveTimeout <= 0 {
-		cfg.KeepAliveTimeout = defaults.KeepAliveTimeout
-	}
-	if cfg.RejoinInFlight <= 0 {
-		cfg.RejoinInFlight = defaults.RejoinInFlight
-	}
-	if cfg.RejoinLease <= 0 {
-		cfg.RejoinLease = defaults.RejoinLease
-	}
-	r := &cfg.Reconnect
-	if r.InitialInterval <= 0 {
-		r.InitialInterval = defaults.ReconnectWait
-	}
-	if r.MaxInterval <= 0 {
-		r.MaxInterval = defaults.MaxReconnectWait
-	}
-	if r.StableAfter <= 0 {
-		r.StableAfter = defaults.StableAfter
-	}
+	defaults.MustBeSet(cfg, "CloseGrace", "LoginTimeout", "KeepAliveTimeout", "RejoinInFlight", "RejoinLease")
+	defaults.MustBeSet(cfg.Reconnect, "InitialInterval", "MaxInterval", "StableAfter")
 	if cfg.Rooms == nil {
 		cfg.Rooms = actor.DefaultSupervisorStrategy()
 	}

@@ -1,10 +1,16 @@
 // Package defaults is the one table of parley-xmpp's default settings. The
-// runtime fills an unset Config field from here, and an actor built without a
-// runtime (in a test) falls back to the same values, so each default is stated
-// once. runtime.Config documents them to users.
+// runtime fills an unset Config field from here and hands the actors every
+// setting resolved; an actor fills none (MustBeSet), so each default is
+// stated once and nothing can disagree with it. runtime.Config documents them
+// to users.
 package defaults
 
-import "time"
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
 
 // The connection's account and server (the dev server's, see scripts/devserver.sh).
 const (
@@ -104,3 +110,34 @@ const (
 	EnvPassword   = "PARLEY_XMPP_PASS"
 	EnvNick       = "PARLEY_XMPP_NICK"
 )
+
+// A room's own bounds (not settings an embedder sets; the runtime passes
+// these to every room).
+const (
+	DedupWindow = 4096                   // ids a room remembers, to drop a second copy
+	RejoinMin   = 500 * time.Millisecond // a removed room's first rejoin wait
+	RejoinMax   = time.Minute            // … and its longest
+	MaxBuffered = 10000                  // live messages held while a room catches up
+)
+
+// MustBeSet panics unless each named field of cfg (a struct) is positive.
+// An actor's Props takes its settings as the runtime resolved them: it never
+// fills a default of its own, which could silently disagree with the
+// runtime's. A zero here is a bug in whoever built cfg (a test, or the
+// runtime forgetting a field), and the panic names it.
+func MustBeSet(cfg any, names ...string) {
+	v := reflect.ValueOf(cfg)
+	var unset []string
+	for _, n := range names {
+		f := v.FieldByName(n)
+		if !f.IsValid() {
+			panic(fmt.Sprintf("%s has no field %s", v.Type(), n))
+		}
+		if f.Int() <= 0 {
+			unset = append(unset, n)
+		}
+	}
+	if len(unset) > 0 {
+		panic(fmt.Sprintf("%s: %s unset: the runtime resolves every setting (internal/defaults); an actor fills none", v.Type(), strings.Join(unset, ", ")))
+	}
+}
