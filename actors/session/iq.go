@@ -26,16 +26,80 @@ type pendingIQ struct {
 	sent    time.Time
 }
 
-// iqDeadline is when an IQ times out. Its own Timeout, on a server that
-// answers promptly; on a loaded one, whose answers take long (the smoothed
-// round trip, srtt), four round trips, up to MaxIQStretch × Timeout: an answer
-// that is only slow is waited for, while one a prompt server never sends still
-// times out in Timeout. The keepalive ping keeps its own deadline (ping).
-func (s *Session) iqDeadline(p *pendingIQ) time.Time {
-	if p.req.ID == s.pingID {
+// iqTable is the IQs in flight: by id, the MAM queries among them by query
+// id, and the smoothed round trip of those the server answered (srtt), which
+// gives a loaded server's IQs more time. It knows nothing of actors: the
+// session starts and stops the timers it holds.
+type iqTable struct {
+	byID    map[string]*pendingIQ
+	byQuery map[string]string // query id → IQ id
+	srtt    time.Duration
+}
+
+func newIQTable() iqTable {
+	return iqTable{byID: map[string]*pendingIQ{}, byQuery: map[string]string{}}
+}
+
+// add records p, unless its id or its query id is in flight already (the
+// error says which).
+func (t *iqTable) add(p *pendingIQ) error {
+	if _, dup := t.byID[p.req.ID]; dup {
+		return fmt.Errorf("%w: %q", ErrDuplicateIQ, p.req.ID)
+	}
+	if _, dup := t.byQuery[p.req.QueryID]; dup && p.req.QueryID != "" {
+		return fmt.Errorf("%w: query id %q", ErrDuplicateIQ, p.req.QueryID)
+	}
+	t.byID[p.req.ID] = p
+	if p.req.QueryID != "" {
+		t.byQuery[p.req.QueryID] = p.req.ID
+	}
+	return nil
+}
+
+func (t *iqTable) get(id string) (*pendingIQ, bool) {
+	p, ok := t.byID[id]
+	return p, ok
+}
+
+// forQuery is the IQ in flight whose MAM query id is qid.
+func (t *iqTable) forQuery(qid string) (*pendingIQ, bool) { return t.get(t.byQuery[qid]) }
+
+// take removes the IQ with id (and its query id), stopping its timer.
+func (t *iqTable) take(id string) (*pendingIQ, bool) {
+	p, ok := t.byID[id]
+	if !ok {
+		return nil, false
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	delete(t.byID, id)
+	if p.req.QueryID != "" {
+		delete(t.byQuery, p.req.QueryID)
+	}
+	return p, true
+}
+
+// takeAll removes every IQ in flight.
+func (t *iqTable) takeAll() []*pendingIQ {
+	all := make([]*pendingIQ, 0, len(t.byID))
+	for id := range t.byID {
+		p, _ := t.take(id)
+		all = append(all, p)
+	}
+	return all
+}
+
+// deadline is when p times out. Its own Timeout, on a server that answers
+// promptly; on a loaded one, whose answers take long (srtt), four round
+// trips, up to MaxIQStretch × Timeout: an answer that is only slow is waited
+// for, while one a prompt server never sends still times out in Timeout.
+// fixed: p keeps its own deadline (the keepalive ping).
+func (t *iqTable) deadline(p *pendingIQ, fixed bool) time.Time {
+	if fixed {
 		return p.sent.Add(p.req.Timeout)
 	}
-	return p.sent.Add(min(MaxIQStretch*p.req.Timeout, max(p.req.Timeout, 4*s.srtt)))
+	return p.sent.Add(min(MaxIQStretch*p.req.Timeout, max(p.req.Timeout, 4*t.srtt)))
 }
 
 // MaxIQStretch bounds how far a loaded server stretches an IQ's timeout, in
@@ -43,55 +107,44 @@ func (s *Session) iqDeadline(p *pendingIQ) time.Time {
 // for it.
 const MaxIQStretch = 3
 
-// answered takes the round trip of an answered IQ into srtt (weight 1/8, as
-// TCP smooths its own).
-func (s *Session) answered(p *pendingIQ) {
-	rtt := time.Since(p.sent)
-	if s.srtt == 0 {
-		s.srtt = rtt
+// answered takes the round trip of an answered IQ (now - p.sent) into srtt
+// (weight 1/8, as TCP smooths its own).
+func (t *iqTable) answered(p *pendingIQ, now time.Time) {
+	rtt := now.Sub(p.sent)
+	if t.srtt == 0 {
+		t.srtt = rtt
 		return
 	}
-	s.srtt += (rtt - s.srtt) / 8
+	t.srtt += (rtt - t.srtt) / 8
 }
+
+// newLink forgets the round trips of the link before (a new link, a new
+// server load).
+func (t *iqTable) newLink() { t.srtt = 0 }
 
 // onIQTimer: an IQ's timer fired; it times out unless the server's load gave
 // it more time.
 func (s *Session) onIQTimer(ctx actor.Context, id string) {
-	p, ok := s.iqs[id]
+	p, ok := s.iqs.get(id)
 	if !ok {
 		return
 	}
-	if left := time.Until(s.iqDeadline(p)); left > 0 {
+	if left := time.Until(s.iqs.deadline(p, id == s.pingID)); left > 0 {
 		p.timer = s.after(ctx, left, &iqTimedOut{id: id})
 		return
 	}
-	s.takeIQ(id)
+	s.iqs.take(id)
 	ctx.Send(p.replyTo, &IQResult{ID: id, Err: fmt.Errorf("%w: IQ to %q after %s", vocab.ErrIQTimeout, p.req.To, time.Since(p.sent).Round(time.Millisecond))})
 }
 
-// takeIQ removes the IQ in flight with id, and its query id.
-func (s *Session) takeIQ(id string) (*pendingIQ, bool) {
-	p, ok := s.iqs[id]
-	if !ok {
-		return nil, false
-	}
-	p.timer.Stop()
-	delete(s.iqs, id)
-	if p.req.QueryID != "" {
-		delete(s.queries, p.req.QueryID)
-	}
-	return p, true
-}
-
 func (s *Session) failIQs(ctx actor.Context, err error) {
-	for id := range s.iqs {
-		p, _ := s.takeIQ(id)
-		ctx.Send(p.replyTo, &IQResult{ID: id, Err: err})
+	for _, p := range s.iqs.takeAll() {
+		ctx.Send(p.replyTo, &IQResult{ID: p.req.ID, Err: err})
 	}
 }
 
 func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
-	if s.phase != online {
+	if !s.linked() {
 		err := fmt.Errorf("%w: %w", vocab.ErrLinkLost, seam.ErrNotConnected)
 		if s.phase >= closing {
 			err = seam.ErrDisconnected
@@ -99,25 +152,17 @@ func (s *Session) sendIQ(ctx actor.Context, m *IQ) {
 		ctx.Send(replyTo(ctx), &IQResult{ID: m.ID, Err: err})
 		return
 	}
-	if _, dup := s.iqs[m.ID]; dup {
-		ctx.Send(replyTo(ctx), &IQResult{ID: m.ID, Err: fmt.Errorf("%w: %q", ErrDuplicateIQ, m.ID)})
-		return
-	}
-	if _, dup := s.queries[m.QueryID]; dup && m.QueryID != "" {
-		ctx.Send(replyTo(ctx), &IQResult{ID: m.ID, Err: fmt.Errorf("%w: query id %q", ErrDuplicateIQ, m.QueryID)})
-		return
-	}
 	if m.Timeout <= 0 {
 		m.Timeout = defaults.IQTimeout
 	}
 	p := &pendingIQ{req: *m, replyTo: replyTo(ctx), sent: time.Now()}
-	p.timer = s.after(ctx, m.Timeout, &iqTimedOut{id: m.ID})
-	s.iqs[m.ID] = p
-	if m.QueryID != "" {
-		s.queries[m.QueryID] = m.ID
+	if err := s.iqs.add(p); err != nil {
+		ctx.Send(p.replyTo, &IQResult{ID: m.ID, Err: err})
+		return
 	}
+	p.timer = s.after(ctx, m.Timeout, &iqTimedOut{id: m.ID})
 	if err := s.write(m.Stanza); errors.Is(err, vocab.ErrSendQueueFull) || errors.Is(err, vocab.ErrStanzaTooLarge) {
-		s.takeIQ(m.ID)
+		s.iqs.take(m.ID)
 		ctx.Send(p.replyTo, &IQResult{ID: m.ID, Err: fmt.Errorf("session: IQ to %q not sent (the link is fine; retry later): %w", m.To, err)})
 	}
 }
@@ -131,7 +176,7 @@ func replyTo(ctx actor.Context) *actor.PID {
 }
 
 func (s *Session) onMAMResult(ctx actor.Context, m stanza.Message) {
-	p, ok := s.iqs[s.queries[m.MAM.QueryID]]
+	p, ok := s.iqs.forQuery(m.MAM.QueryID)
 	if !ok || !stanza.SameBare(m.From, p.req.To) || stanza.Resource(m.From) != "" {
 		s.log.Debug("dropped a MAM result no query of ours asked for", slog.String("from", m.From), slog.String("queryid", m.MAM.QueryID))
 		return
@@ -149,13 +194,13 @@ func (s *Session) onMAMResult(ctx actor.Context, m stanza.Message) {
 func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
 	switch iq.Type {
 	case "result", "error":
-		p, ok := s.iqs[iq.ID]
+		p, ok := s.iqs.get(iq.ID)
 		if !ok || !s.answersTo(iq.From, p.req.To) {
 			s.log.Debug("dropped an IQ answer nobody waits for", slog.String("id", iq.ID), slog.String("from", iq.From))
 			return
 		}
-		s.takeIQ(iq.ID)
-		s.answered(p)
+		s.iqs.take(iq.ID)
+		s.iqs.answered(p, time.Now())
 		ctx.Send(p.replyTo, &IQResult{ID: iq.ID, IQ: iq})
 	case "get", "set":
 		// A request from a room occupant is the room's business (its nick probe

@@ -105,10 +105,17 @@ const (
 	idle phase = iota
 	dialing
 	online
+	// resuming: the link was lost and the connection is resuming the session
+	// (XEP-0198): the rooms stay joined, writes and IQs queue in the
+	// connection, keepalive pings wait.
+	resuming
 	reconnecting
 	closing
 	closed
 )
+
+// linked: the session has a connection, up or resuming.
+func (s *Session) linked() bool { return s.phase == online || s.phase == resuming }
 
 // Session is the session actor.
 type Session struct {
@@ -130,8 +137,6 @@ type Session struct {
 	upAfter     int // the attempts the current link took
 	onlineSince time.Time
 	pingID      string
-	// suspended: the connection is resuming a lost link (XEP-0198).
-	suspended bool
 	// heard: a stanza came in since the ping in flight was sent. A link that
 	// delivers is alive, however late the ping's answer (it waits behind a long
 	// send queue on a busy link).
@@ -143,15 +148,11 @@ type Session struct {
 	// server whose answers come late (twice the last round trip, up to
 	// keepAliveMaxWait times KeepAliveTimeout).
 	pingWait time.Duration
-	// srtt is the smoothed round trip of the IQs the server answered: a loaded
-	// server's IQs get more time (iqDeadline).
-	srtt time.Duration
 
 	rooms    map[string]*actor.PID // by lower-case bare JID
 	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
-	iqs      map[string]*pendingIQ
-	queries  map[string]string // the IQ ids of MAM queries in flight, by query id
-	turns    turns             // the rooms' rejoin turns (rejoin.go)
+	iqs      iqTable               // the IQs in flight (iq.go)
+	turns    turns                 // the rooms' rejoin turns (rejoin.go)
 
 	disconnectors []*actor.PID
 	openConns     int // connections whose goroutines haven't ended yet
@@ -202,7 +203,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.Metrics = observe.Nop{}
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, roomKeys: map[string]string{}, iqs: map[string]*pendingIQ{}, queries: map[string]string{}}
+		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, roomKeys: map[string]string{}, iqs: newIQTable()}
 	}, actor.WithMailbox(mailbox.Unbounded()))
 }
 
@@ -216,61 +217,23 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *Connect:
 		s.connect(ctx)
 	case *AbortConnect:
-		if s.phase == dialing {
-			s.cancelDial()
-			s.epoch++ // the login's result, when it comes, is stale
-			s.phase = idle
-			s.answerConnectors(ctx, context.Canceled)
-		}
+		s.abortConnect(ctx)
 	case *dialed:
 		s.onDialed(ctx, m)
 	case *retryNow:
-		if m.epoch == s.epoch && s.phase == reconnecting {
-			s.dial(ctx)
-		}
+		s.onRetry(ctx, m)
 	case *inbound:
-		if m.epoch == s.epoch && s.phase == online {
-			s.heard = true
-			s.onStanza(ctx, m.s)
-		}
+		s.onInbound(ctx, m)
 	case *linkClosed:
-		if m.epoch == s.epoch && s.phase == online {
-			s.suspended = false
-			s.linkLost(ctx, m.err)
-		}
+		s.onLinkClosed(ctx, m)
 	case *linkSuspended:
-		if m.epoch == s.epoch && s.phase == online {
-			s.onSuspended(ctx, m.err)
-		}
+		s.onSuspended(ctx, m)
 	case *linkResumed:
-		if m.epoch == s.epoch && s.phase == online {
-			s.onResumed(ctx)
-		}
+		s.onResumed(ctx, m)
 	case *pingNow:
-		if m.epoch == s.epoch && s.phase == online && !s.suspended {
-			s.ping(ctx)
-		}
+		s.onPingNow(ctx, m)
 	case *IQResult: // the answer to our own keepalive ping
-		if m.ID == s.pingID && s.phase == online {
-			s.pingID = ""
-			if m.Err != nil && errors.Is(m.Err, vocab.ErrIQTimeout) && !s.heard {
-				err := fmt.Errorf("%w: nothing from the server for %s", vocab.ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond))
-				if s.conn.SM().Resumable {
-					// A half-open link: the connection drops it and resumes
-					// the session on a new one (Suspended, then Resumed or,
-					// refused, Closed and the full recovery).
-					s.log.Warn("keepalive unanswered; resuming the session on a new link", slog.Any("err", err))
-					s.conn.Drop(err)
-					return
-				}
-				s.linkLost(ctx, err)
-				return
-			}
-			if m.Err == nil {
-				s.pinged(time.Since(s.pingSent))
-			}
-			s.schedulePing(ctx)
-		}
+		s.onPingAnswer(ctx, m)
 	case *Send:
 		_ = s.write(m.Stanza)
 	case *IQ:
@@ -292,23 +255,94 @@ func (s *Session) Receive(ctx actor.Context) {
 	case *Disconnect:
 		s.disconnect(ctx)
 	case *connEnded:
-		s.openConns--
-		s.maybeDone(ctx)
+		s.onConnEnded(ctx)
 	case *actor.Terminated:
-		s.forgetRoom(m.Who)
-		s.maybeDone(ctx)
+		s.onTerminated(ctx, m)
 	case *actor.Stopping:
-		s.failIQs(ctx, seam.ErrDisconnected)
-		s.stopTimers()
-		s.dropTurns()
+		s.onStopping(ctx)
 	}
+}
+
+func (s *Session) abortConnect(ctx actor.Context) {
+	if s.phase == dialing {
+		s.cancelDial()
+		s.epoch++ // the login's result, when it comes, is stale
+		s.phase = idle
+		s.answerConnectors(ctx, context.Canceled)
+	}
+}
+
+func (s *Session) onRetry(ctx actor.Context, m *retryNow) {
+	if m.epoch == s.epoch && s.phase == reconnecting {
+		s.dial(ctx)
+	}
+}
+
+func (s *Session) onInbound(ctx actor.Context, m *inbound) {
+	if m.epoch == s.epoch && s.linked() {
+		s.heard = true
+		s.onStanza(ctx, m.s)
+	}
+}
+
+func (s *Session) onLinkClosed(ctx actor.Context, m *linkClosed) {
+	if m.epoch == s.epoch && s.linked() {
+		s.linkLost(ctx, m.err)
+	}
+}
+
+func (s *Session) onPingNow(ctx actor.Context, m *pingNow) {
+	if m.epoch == s.epoch && s.phase == online {
+		s.ping(ctx)
+	}
+}
+
+// onPingAnswer takes the answer to the session's own keepalive ping.
+func (s *Session) onPingAnswer(ctx actor.Context, m *IQResult) {
+	if m.ID != s.pingID || s.phase != online {
+		return
+	}
+	s.pingID = ""
+	if m.Err != nil && errors.Is(m.Err, vocab.ErrIQTimeout) && !s.heard {
+		err := fmt.Errorf("%w: nothing from the server for %s", vocab.ErrKeepAlive, time.Since(s.pingSent).Round(time.Millisecond))
+		if s.conn.SM().Resumable {
+			// A half-open link: the connection drops it and resumes the
+			// session on a new one (Suspended, then Resumed or, refused,
+			// Closed and the full recovery).
+			s.log.Warn("keepalive unanswered; resuming the session on a new link", slog.Any("err", err))
+			s.conn.Drop(err)
+			return
+		}
+		s.linkLost(ctx, err)
+		return
+	}
+	if m.Err == nil {
+		s.pinged(time.Since(s.pingSent))
+	}
+	s.schedulePing(ctx)
+}
+
+func (s *Session) onConnEnded(ctx actor.Context) {
+	s.openConns--
+	s.maybeDone(ctx)
+}
+
+func (s *Session) onTerminated(ctx actor.Context, m *actor.Terminated) {
+	s.forgetRoom(m.Who)
+	s.maybeDone(ctx)
+}
+
+func (s *Session) onStopping(ctx actor.Context) {
+	s.failIQs(ctx, seam.ErrDisconnected)
+	s.stopTimers()
+	s.dropTurns()
 }
 
 // ---- the link ----
 
 func (s *Session) connect(ctx actor.Context) {
 	switch s.phase {
-	case online:
+	case online, resuming:
 		ctx.Respond(&Connected{})
 	case closing, closed:
 		ctx.Respond(&Connected{Err: seam.ErrDisconnected})
@@ -358,9 +392,10 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	if s.phase == reconnecting {
 		s.cfg.Metrics.Reconnected()
 	}
-	s.conn, s.phase, s.lastErr, s.suspended = m.conn, online, nil, false
+	s.conn, s.phase, s.lastErr = m.conn, online, nil
 	s.onlineSince = time.Now()
-	s.pingWait, s.srtt = s.cfg.KeepAliveTimeout, 0
+	s.pingWait = s.cfg.KeepAliveTimeout
+	s.iqs.newLink()
 	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
 	h := xmppconn.Handler{
 		Stanza:    func(v any) { root.Send(self, &inbound{epoch: epoch, s: v}) },
@@ -444,10 +479,13 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 // Embedders see the link as it is: Reconnecting (with the error), then
 // Online when it resumed. Requests keep queueing meanwhile (FailFast fails
 // them only once the link is given up for a full recovery).
-func (s *Session) onSuspended(ctx actor.Context, err error) {
-	s.log.Warn("connection lost; resuming the session", slog.Any("err", err))
-	s.suspended = true
-	s.announce(ctx, vocab.Reconnecting, err)
+func (s *Session) onSuspended(ctx actor.Context, m *linkSuspended) {
+	if m.epoch != s.epoch || s.phase != online {
+		return
+	}
+	s.log.Warn("connection lost; resuming the session", slog.Any("err", m.err))
+	s.phase = resuming
+	s.announce(ctx, vocab.Reconnecting, m.err)
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
@@ -456,9 +494,12 @@ func (s *Session) onSuspended(ctx actor.Context, err error) {
 
 // onResumed: the connection resumed the session: the rooms hear of it
 // (RoomResumed), nothing else changes.
-func (s *Session) onResumed(ctx actor.Context) {
+func (s *Session) onResumed(ctx actor.Context, m *linkResumed) {
+	if m.epoch != s.epoch || s.phase != resuming {
+		return
+	}
 	s.log.Info("session resumed", slog.String("jid", s.conn.JID()))
-	s.suspended = false
+	s.phase = online
 	s.cfg.Metrics.Reconnected() // a lost link re-established, resumed
 	if sm, ok := s.cfg.Metrics.(observe.StreamManager); ok {
 		sm.Resumed()
@@ -602,7 +643,7 @@ func (s *Session) answerConnectors(ctx actor.Context, err error) {
 // link as it is (the error says so); any other error means the link is gone,
 // and its reader reports linkClosed.
 func (s *Session) write(b []byte) error {
-	if s.phase != online {
+	if !s.linked() {
 		return nil
 	}
 	err := s.conn.Send(b)

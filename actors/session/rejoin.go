@@ -71,7 +71,7 @@ func (s *Session) gatherTurns(ctx actor.Context, n int) {
 }
 
 func (s *Session) onRejoinTurn(ctx actor.Context, m *RejoinTurn) {
-	if s.phase != online {
+	if !s.linked() {
 		return // LinkDown is on its way to the room; it answers the next LinkUp
 	}
 	if m.Need {
@@ -88,7 +88,7 @@ func (s *Session) onRejoinTurn(ctx actor.Context, m *RejoinTurn) {
 }
 
 func (s *Session) onTurnsOpen(ctx actor.Context, m *turnsOpen) {
-	if m.epoch == s.epoch && s.phase == online && !s.turns.open {
+	if m.epoch == s.epoch && s.linked() && !s.turns.open {
 		s.turns.open = true
 		s.grantTurns(ctx)
 	}

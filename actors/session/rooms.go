@@ -87,7 +87,7 @@ func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
 	key := strings.ToLower(m.Room)
 	pid, ok := s.rooms[key]
 	if !ok {
-		spec := RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.phase == online}
+		spec := RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.linked()}
 		if spec.Online {
 			spec.Link = s.conn
 		}
