@@ -205,7 +205,7 @@ func (s *Session) onIQ(ctx actor.Context, iq stanza.IQ) {
 	case "get", "set":
 		// A request from a room occupant is the room's business (its nick probe
 		// among them); anything else the runtime doesn't serve.
-		if pid, ok := s.rooms[strings.ToLower(stanza.Bare(iq.From))]; ok {
+		if pid, ok := s.rooms.of(iq.From); ok {
 			ctx.Send(pid, iq)
 			return
 		}

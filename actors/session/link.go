@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/cenkalti/backoff/v4"
 
 	"github.com/parley-go/parley-xmpp/internal/defaults"
 	"github.com/parley-go/parley-xmpp/internal/mailbox"
@@ -132,11 +131,8 @@ type Session struct {
 	lostErr    error        // why the link was lost, for the reconnect's log line
 	lostAt     time.Time
 
-	backoff     *backoff.ExponentialBackOff
-	attempt     int // login attempts in this outage
-	upAfter     int // the attempts the current link took
-	onlineSince time.Time
-	pingID      string
+	policy linkPolicy // backoff, flap damping, the keepalive's wait (policy.go)
+	pingID string
 	// heard: a stanza came in since the ping in flight was sent. A link that
 	// delivers is alive, however late the ping's answer (it waits behind a long
 	// send queue on a busy link).
@@ -144,15 +140,10 @@ type Session struct {
 	retryTimer *time.Timer
 	pingTimer  *time.Timer
 	pingSent   time.Time
-	// pingWait is when a ping counts as late: KeepAliveTimeout, or more on a
-	// server whose answers come late (twice the last round trip, up to
-	// keepAliveMaxWait times KeepAliveTimeout).
-	pingWait time.Duration
 
-	rooms    map[string]*actor.PID // by lower-case bare JID
-	roomKeys map[string]string     // rooms' keys by actor id: forgetting a room is O(1)
-	iqs      iqTable               // the IQs in flight (iq.go)
-	turns    turns                 // the rooms' rejoin turns (rejoin.go)
+	rooms roomRegistry // the room actors (rooms.go)
+	iqs   iqTable      // the IQs in flight (iq.go)
+	turns turns        // the rooms' rejoin turns (rejoin.go)
 
 	disconnectors []*actor.PID
 	openConns     int // connections whose goroutines haven't ended yet
@@ -203,13 +194,10 @@ func Props(cfg Config) *actor.Props {
 		cfg.Metrics = observe.Nop{}
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Session{cfg: cfg, log: cfg.Logger, rooms: map[string]*actor.PID{}, roomKeys: map[string]string{}, iqs: newIQTable()}
+		return &Session{cfg: cfg, log: cfg.Logger, rooms: newRoomRegistry(), iqs: newIQTable(),
+			policy: newLinkPolicy(cfg.Reconnect, cfg.KeepAliveTimeout)}
 	}, actor.WithMailbox(mailbox.Unbounded()))
 }
-
-// HandleFailure supervises the session's children (rooms and subscribers) with
-// Config.Rooms. It runs on the session's own goroutine, so when the policy stops
-// a room the session forgets it at once: the next request for that room gets a
 
 // Receive handles one message.
 func (s *Session) Receive(ctx actor.Context) {
@@ -359,7 +347,7 @@ func (s *Session) connect(ctx actor.Context) {
 // dial starts a login on its own goroutine; its result comes back as *dialed.
 func (s *Session) dial(ctx actor.Context) {
 	s.epoch++
-	s.attempt++
+	s.policy.dialing()
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoginTimeout)
 	s.cancelDial = cancel
 	epoch, self, root, dial, opts := s.epoch, ctx.Self(), ctx.ActorSystem().Root, s.cfg.Dial, s.cfg.Conn
@@ -393,8 +381,7 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 		s.cfg.Metrics.Reconnected()
 	}
 	s.conn, s.phase, s.lastErr = m.conn, online, nil
-	s.onlineSince = time.Now()
-	s.pingWait = s.cfg.KeepAliveTimeout
+	s.policy.loggedIn(time.Now())
 	s.iqs.newLink()
 	epoch, self, root := s.epoch, ctx.Self(), ctx.ActorSystem().Root
 	h := xmppconn.Handler{
@@ -412,17 +399,16 @@ func (s *Session) onDialed(ctx actor.Context, m *dialed) {
 	if s.lostErr != nil {
 		// A reconnect says why it was needed: the cause of the outage, not
 		// the last failed attempt's.
-		s.log.Info("reconnected", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt),
+		s.log.Info("reconnected", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.policy.upAfter),
 			slog.Any("cause", s.lostErr), slog.Duration("down", time.Since(s.lostAt).Round(time.Millisecond)))
 		s.lostErr = nil
 	} else {
-		s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.attempt))
+		s.log.Info("online", slog.String("jid", m.conn.JID()), slog.Int("attempt", s.policy.upAfter))
 	}
-	s.upAfter, s.attempt = s.attempt, 0
 	s.announce(ctx, vocab.Online, nil)
 	s.answerConnectors(ctx, nil)
-	s.gatherTurns(ctx, len(s.rooms))
-	for _, pid := range s.rooms {
+	s.gatherTurns(ctx, s.rooms.len())
+	for _, pid := range s.rooms.each() {
 		ctx.Send(pid, &LinkUp{Link: m.conn})
 	}
 	s.schedulePing(ctx)
@@ -442,28 +428,18 @@ func (s *Session) linkLost(ctx actor.Context, err error) {
 	s.stopTimers()
 	s.dropTurns()
 	s.failIQs(ctx, fmt.Errorf("%w: %v", vocab.ErrLinkLost, err))
-	for _, pid := range s.rooms {
+	for _, pid := range s.rooms.each() {
 		ctx.Send(pid, &LinkDown{Err: err})
 	}
-	if time.Since(s.onlineSince) >= s.cfg.Reconnect.StableAfter || s.backoff == nil {
-		s.backoff = backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(s.cfg.Reconnect.InitialInterval),
-			backoff.WithMaxInterval(s.cfg.Reconnect.MaxInterval),
-			backoff.WithRandomizationFactor(0.5),
-			backoff.WithMaxElapsedTime(0),
-		)
-	}
 	s.phase = reconnecting
-	if up := time.Since(s.onlineSince); up < min(s.cfg.Reconnect.StableAfter, flapWindow) {
+	if flapped, up := s.policy.lost(time.Now()); flapped {
 		// The link died within seconds of coming up: whatever the cause (a
 		// stanza the server won't take, a server that drops every new stream),
 		// the login counts as failed, and the next waits its backoff.
-		s.attempt = s.upAfter
-		s.log.Warn("the link died soon after login; counted as a failed attempt", slog.Duration("up", up), slog.Int("attempt", s.attempt))
+		s.log.Warn("the link died soon after login; counted as a failed attempt", slog.Duration("up", up), slog.Int("attempt", s.policy.attempt))
 		s.retryLater(ctx, err, true)
 		return
 	}
-	s.attempt = 0
 	s.announce(ctx, vocab.Reconnecting, err)
 	s.dial(ctx) // the first attempt at once (RetryIn 0): most losses are a single dropped link
 }
@@ -505,39 +481,33 @@ func (s *Session) onResumed(ctx actor.Context, m *linkResumed) {
 		sm.Resumed()
 	}
 	s.announce(ctx, vocab.Online, nil)
-	for _, pid := range s.rooms {
+	for _, pid := range s.rooms.each() {
 		ctx.Send(pid, &LinkResumed{})
 	}
 	s.schedulePing(ctx)
 }
 
-// flapWindow: a link lost sooner than this after its login counts as a failed
-// login attempt (capped by Reconnect.StableAfter), so that whatever kills new
-// links, logins never come faster than about one a second; a link that lived
-// longer is reconnected at once, as a single dropped link should be.
-const flapWindow = time.Second
-
 // retryLater schedules the next login attempt, or gives up, and says so:
 // lost, the link was just lost (Online to Reconnecting); otherwise a login
 // attempt failed (Reconnecting to Reconnecting).
 func (s *Session) retryLater(ctx actor.Context, err error, lost bool) {
-	if max := s.cfg.Reconnect.MaxAttempts; max > 0 && s.attempt >= max {
+	wait, giveUp := s.policy.next()
+	if giveUp {
 		if lost {
 			s.announce(ctx, vocab.Reconnecting, err)
 		}
 		s.phase = idle
-		s.lastErr = fmt.Errorf("%w after %d attempts: %v", vocab.ErrGaveUp, s.attempt, err)
+		s.lastErr = fmt.Errorf("%w after %d attempts: %v", vocab.ErrGaveUp, s.policy.attempt, err)
 		s.log.Error("reconnecting gave up", slog.Any("err", s.lastErr))
 		s.announce(ctx, vocab.Closed, s.lastErr)
 		s.answerConnectors(ctx, s.lastErr)
-		for _, pid := range s.rooms {
+		for _, pid := range s.rooms.each() {
 			ctx.Send(pid, &LinkDown{Err: s.lastErr, GaveUp: true})
 		}
 		return
 	}
-	wait := s.backoff.NextBackOff()
 	if !lost {
-		s.log.Info("login failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait), slog.Int("attempt", s.attempt))
+		s.log.Info("login failed; retrying", slog.Any("err", err), slog.Duration("retry_in", wait), slog.Int("attempt", s.policy.attempt))
 	}
 	s.announceRetry(ctx, vocab.Reconnecting, err, wait)
 	epoch := s.epoch
@@ -560,26 +530,16 @@ func (s *Session) schedulePing(ctx actor.Context) {
 func (s *Session) ping(ctx actor.Context) {
 	s.pingID, s.heard, s.pingSent = "ping-"+randID(), false, time.Now()
 	domain := s.cfg.Conn.User[strings.IndexByte(s.cfg.Conn.User, '@')+1:]
-	s.sendIQ(ctx, &IQ{ID: s.pingID, To: "", Stanza: stanza.PingIQ(domain, s.pingID), Timeout: keepAliveGrace * s.pingWait})
+	s.sendIQ(ctx, &IQ{ID: s.pingID, To: "", Stanza: stanza.PingIQ(domain, s.pingID), Timeout: s.policy.pingTimeout()})
 }
 
-// pinged takes a ping's round trip: the next pings wait twice as long as it
-// took, from KeepAliveTimeout up to keepAliveMaxWait × KeepAliveTimeout.
+// pinged takes a ping's round trip (linkPolicy.pinged).
 func (s *Session) pinged(rtt time.Duration) {
-	wait := min(max(2*rtt, s.cfg.KeepAliveTimeout), keepAliveMaxWait*s.cfg.KeepAliveTimeout)
-	if rtt > s.pingWait {
+	if wait, late := s.policy.pinged(rtt); late {
 		s.log.Warn("the server answered a keepalive ping late; the link is kept and the wait extended",
 			slog.Duration("took", rtt.Round(time.Millisecond)), slog.Duration("wait", wait))
 	}
-	s.pingWait = wait
 }
-
-// keepAliveGrace: a ping with nothing heard for this many times its wait
-// drops the link; keepAliveMaxWait caps the wait, in KeepAliveTimeouts.
-const (
-	keepAliveGrace   = 2
-	keepAliveMaxWait = 4
-)
 
 func (s *Session) stopTimers() {
 	for _, t := range []*time.Timer{s.retryTimer, s.pingTimer} {
@@ -626,7 +586,7 @@ func (s *Session) announceRetry(ctx actor.Context, to vocab.State, err error, re
 		s.cfg.Metrics.ConnectionState(to)
 	}
 	if s.cfg.Notify != nil {
-		ctx.Send(s.cfg.Notify, &vocab.StateChange{From: from, To: to, Err: err, Attempt: s.attempt, RetryIn: retryIn, At: time.Now()})
+		ctx.Send(s.cfg.Notify, &vocab.StateChange{From: from, To: to, Err: err, Attempt: s.policy.attempt, RetryIn: retryIn, At: time.Now()})
 	}
 }
 
@@ -668,14 +628,14 @@ func (s *Session) disconnect(ctx actor.Context) {
 	s.dropTurns()
 	s.answerConnectors(ctx, seam.ErrDisconnected)
 	s.failIQs(ctx, seam.ErrDisconnected)
-	for _, pid := range s.rooms {
+	for _, pid := range s.rooms.each() {
 		// Closing first, then a poison pill behind it: the room tells what it
 		// answers that the runtime is closing, not failing.
 		ctx.Send(pid, &Closing{})
 		ctx.Poison(pid)
 	}
 	for _, pid := range ctx.Children() {
-		if _, room := s.roomKeys[pid.Id]; !room {
+		if !s.rooms.isRoom(pid) {
 			ctx.Stop(pid) // subscribers
 		}
 	}

@@ -14,7 +14,52 @@ import (
 // The room registry: one room actor per room, spawned on first use and
 // supervised here, and the routing of each inbound stanza to its room.
 
-// fresh room actor instead of going down with the stopping one.
+// roomRegistry is the room actors by room (the lower-case bare JID), and the
+// rooms by actor id, so that forgetting a stopped room is O(1).
+type roomRegistry struct {
+	byRoom  map[string]*actor.PID
+	byActor map[string]string
+}
+
+func newRoomRegistry() roomRegistry {
+	return roomRegistry{byRoom: map[string]*actor.PID{}, byActor: map[string]string{}}
+}
+
+// of is the room actor of the room jid is in (any resource, any case).
+func (r *roomRegistry) of(jid string) (*actor.PID, bool) {
+	pid, ok := r.byRoom[strings.ToLower(stanza.Bare(jid))]
+	return pid, ok
+}
+
+func (r *roomRegistry) add(room string, pid *actor.PID) {
+	key := strings.ToLower(stanza.Bare(room))
+	r.byRoom[key], r.byActor[pid.Id] = pid, key
+}
+
+// forget drops pid, if it is a room's actor.
+func (r *roomRegistry) forget(pid *actor.PID) {
+	if k, ok := r.byActor[pid.Id]; ok {
+		delete(r.byActor, pid.Id)
+		delete(r.byRoom, k)
+	}
+}
+
+// isRoom: pid is a room's actor (not a subscriber's).
+func (r *roomRegistry) isRoom(pid *actor.PID) bool {
+	_, ok := r.byActor[pid.Id]
+	return ok
+}
+
+func (r *roomRegistry) len() int { return len(r.byRoom) }
+
+// each is every room actor, in no order.
+func (r *roomRegistry) each() map[string]*actor.PID { return r.byRoom }
+
+// HandleFailure supervises the session's children (rooms and subscribers)
+// with Config.Rooms. It runs on the session's own goroutine, so when the
+// policy stops a room the session forgets it at once: the next request for
+// that room gets a fresh room actor instead of going down with the stopping
+// one.
 func (s *Session) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
 	s.cfg.Rooms.HandleFailure(system, forgetting{Supervisor: sup, s: s}, child, rs, reason, message)
 }
@@ -31,12 +76,7 @@ func (f forgetting) StopChildren(pids ...*actor.PID) {
 	f.Supervisor.StopChildren(pids...)
 }
 
-func (s *Session) forgetRoom(pid *actor.PID) {
-	if k, ok := s.roomKeys[pid.Id]; ok {
-		delete(s.roomKeys, pid.Id)
-		delete(s.rooms, k)
-	}
-}
+func (s *Session) forgetRoom(pid *actor.PID) { s.rooms.forget(pid) }
 
 func (s *Session) onStanza(ctx actor.Context, v any) {
 	switch st := v.(type) {
@@ -61,7 +101,7 @@ func (s *Session) onStanza(ctx actor.Context, v any) {
 // route hands a stanza to the room it comes from; one from no room the
 // runtime is in is counted and dropped.
 func (s *Session) route(ctx actor.Context, from string, v any) {
-	if pid, ok := s.rooms[strings.ToLower(stanza.Bare(from))]; ok {
+	if pid, ok := s.rooms.of(from); ok {
 		ctx.Send(pid, v)
 		return
 	}
@@ -84,16 +124,14 @@ func (s *Session) toRoom(ctx actor.Context, m *ToRoom) {
 		ctx.Respond(fmt.Errorf("%w: reconnecting (%v)", seam.ErrNotConnected, s.lastErr))
 		return
 	}
-	key := strings.ToLower(m.Room)
-	pid, ok := s.rooms[key]
+	pid, ok := s.rooms.of(m.Room)
 	if !ok {
 		spec := RoomSpec{JID: m.Room, Topic: m.Topic, Session: ctx.Self(), Online: s.linked()}
 		if spec.Online {
 			spec.Link = s.conn
 		}
 		pid = ctx.Spawn(s.cfg.NewRoom(spec))
-		s.rooms[key] = pid
-		s.roomKeys[pid.Id] = key
+		s.rooms.add(m.Room, pid)
 	}
 	ctx.RequestWithCustomSender(pid, m.Msg, ctx.Sender())
 }
