@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
+	"github.com/parley-go/parley-xmpp/internal/ctxtime"
 	"github.com/parley-go/parley-xmpp/serve"
 )
 
@@ -177,14 +178,5 @@ func (s *etcdStore) Save(ctx context.Context, st serve.State) error {
 	return nil
 }
 
-// sleep waits d, or less if ctx ends first; it says whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// sleep is ctxtime.Sleep.
+var sleep = ctxtime.Sleep

@@ -24,9 +24,9 @@ type State struct {
 	RelayLast seam.BackendMsgID `json:"relay_last"`
 }
 
-// Store keeps one (route, topic)'s State somewhere other than the state dir
-// (in a cluster: etcd, fenced by the topic's lock). Its methods are called by
-// the topic's worker only, one at a time.
+// Store keeps one (route, topic)'s State: a state file under the state dir
+// when serve runs alone (Prepare), etcd in a cluster (fenced by the topic's
+// lock). Its methods are called by the topic's worker only, one at a time.
 type Store interface {
 	// Save records st; it is called after every delivery and before the next
 	// one. ErrFenced stops the worker; another error is retried.
@@ -37,8 +37,8 @@ type Store interface {
 }
 
 // Engine runs the routes one (route, topic) at a time, each with a Store of
-// the caller's: the cluster's building block. Run is the single-process
-// engine, with state files.
+// the caller's. It is the one engine: Prepare runs every topic on it with
+// state files, a cluster node the topics placed on it with etcd.
 type Engine struct {
 	o        Options
 	routes   map[string]preparedRoute
@@ -77,6 +77,7 @@ func NewEngine(o Options, relaySecret []byte) (*Engine, error) {
 			e.Close()
 			return nil, fmt.Errorf("serve.routes[%d] (route %q): %v", i, r.Name, err)
 		}
+		pr.index = i
 		e.routes[r.Name] = pr
 		for _, t := range r.Topics {
 			e.order = append(e.order, Topic{Route: r.Name, Topic: t})
@@ -93,8 +94,11 @@ func (e *Engine) Bind(backends map[string]Backend) error {
 			continue
 		}
 		r := e.routes[t.Route]
+		if _, err := backendNamed(backends, r.route.Server); err != nil {
+			return fmt.Errorf("serve.routes[%d] (route %q): %w", r.index, t.Route, err)
+		}
 		if err := r.bind(backends); err != nil {
-			return fmt.Errorf("route %q: %w", t.Route, err)
+			return fmt.Errorf("serve.routes[%d] (route %q): %w", r.index, t.Route, err)
 		}
 	}
 	e.backends = backends
@@ -121,9 +125,9 @@ func (e *Engine) RunTopic(ctx context.Context, t Topic, saved *State, st Store) 
 	if err != nil {
 		return fmt.Errorf("serve: route %q: %w (Bind first)", t.Route, err)
 	}
-	state := topicState{Topic: t.Topic}
+	var state State
 	if saved != nil {
-		state.Cursor, state.RelayLast = saved.Cursor, saved.RelayLast
+		state = *saved
 	}
 	fs := &fencedStore{st: st}
 	w := newWorker(e.o, pr.route, t.Topic, state, saved != nil)
@@ -176,11 +180,9 @@ type fencedStore struct {
 	fenced bool
 }
 
-func (f *fencedStore) save(ctx context.Context, st topicState) error {
-	return f.note(f.st.Save(ctx, State{Cursor: st.Cursor, RelayLast: st.RelayLast}))
-}
+func (f *fencedStore) Save(ctx context.Context, st State) error { return f.note(f.st.Save(ctx, st)) }
 
-func (f *fencedStore) check(ctx context.Context) error { return f.note(f.st.Check(ctx)) }
+func (f *fencedStore) Check(ctx context.Context) error { return f.note(f.st.Check(ctx)) }
 
 func (f *fencedStore) note(err error) error {
 	if errors.Is(err, ErrFenced) {

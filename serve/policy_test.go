@@ -68,8 +68,8 @@ func policyWorker(t *testing.T, r config.Route, main, dl sink) (*worker, *fakeRe
 	require.NoError(t, checked.Check(0))
 	log, logged := testLogger(t)
 	rec := newFakeRecorder()
-	w := newWorker(withDefaults(Options{Logger: log, Metrics: rec}), r, "T", topicState{Topic: "T"}, true)
-	w.file = stateFile{path: filepath.Join(t.TempDir(), "T.json")}
+	w := newWorker(withDefaults(Options{Logger: log, Metrics: rec}), r, "T", State{}, true)
+	w.store = fileStore{file: stateFile{path: filepath.Join(t.TempDir(), "T.json")}, topic: "T"}
 	w.sink, w.deadLetter = main, dl
 	return w, rec, logged
 }
@@ -87,7 +87,7 @@ func page() seam.FetchRecentResult {
 
 func savedCursor(t *testing.T, w *worker) seam.Cursor {
 	t.Helper()
-	st, found, err := w.file.load()
+	st, found, err := w.store.(fileStore).file.load()
 	require.NoError(t, err)
 	require.True(t, found)
 	return st.Cursor

@@ -166,15 +166,23 @@ func Run(ctx context.Context, o Options) error {
 // so that bad input is reported before any network. Run it once, or Close it.
 type Prepared struct {
 	unlock  func()
-	routes  []preparedRoute
+	engine  *Engine
+	topics  []fileTopic
 	closing sync.Once
 }
 
+// fileTopic is a topic Prepare found, with its state file as its Store.
+type fileTopic struct {
+	t     Topic
+	saved *State // nil: no state file yet
+	store fileStore
+}
+
 type preparedRoute struct {
+	index      int // in Options.Routes
 	route      config.Route
 	sink       sink
 	deadLetter sink // nil unless on_exhausted is dead_letter
-	workers    []*worker
 }
 
 // close closes the route's sinks.
@@ -187,7 +195,8 @@ func (r preparedRoute) close() {
 
 // Prepare checks o and takes the state dir's lock; o.Backends is not used
 // (Prepared.Run takes them). Its errors name the key at fault
-// (serve.state_dir, serve.routes[i]...).
+// (serve.state_dir, serve.routes[i]...). It is the Engine, with a state file
+// for each topic.
 func Prepare(o Options) (*Prepared, error) {
 	o = withDefaults(o)
 	unlock, err := lockStateDir(o.StateDir)
@@ -195,24 +204,22 @@ func Prepare(o Options) (*Prepared, error) {
 		return nil, err
 	}
 	p := &Prepared{unlock: unlock}
-	if o.secret, err = loadSecret(o.StateDir); err != nil {
+	secret, err := loadSecret(o.StateDir)
+	if err != nil {
 		p.Close()
 		return nil, err
 	}
-	routeNames := map[string]bool{}
+	if p.engine, err = NewEngine(o, secret); err != nil {
+		p.Close()
+		return nil, err
+	}
 	for i := range o.Routes {
-		r := withRouteDefaults(o.Routes[i])
-		if routeNames[r.Name] {
-			p.Close()
-			return nil, fmt.Errorf("serve.routes[%d]: two routes are named %q (the name keys their saved cursors)", i, r.Name)
-		}
-		routeNames[r.Name] = true
-		pr, err := setUpRoute(o, i, r)
+		topics, err := loadRoute(o, i, withRouteDefaults(o.Routes[i]))
 		if err != nil {
 			p.Close()
 			return nil, err
 		}
-		p.routes = append(p.routes, pr)
+		p.topics = append(p.topics, topics...)
 	}
 	return p, nil
 }
@@ -221,8 +228,8 @@ func Prepare(o Options) (*Prepared, error) {
 // closes them itself.
 func (p *Prepared) Close() {
 	p.closing.Do(func() {
-		for _, r := range p.routes {
-			r.close()
+		if p.engine != nil {
+			p.engine.Close()
 		}
 		p.unlock()
 	})
@@ -233,32 +240,23 @@ func (p *Prepared) Close() {
 // ends; see the package Run.
 func (p *Prepared) Run(ctx context.Context, backends map[string]Backend) error {
 	defer p.Close()
-	var workers []*worker
-	for i, r := range p.routes {
-		if err := r.bind(backends); err != nil {
-			return fmt.Errorf("serve.routes[%d] (route %q): %w", i, r.route.Name, err)
-		}
-		workers = append(workers, r.workers...)
+	if err := p.engine.Bind(backends); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
-	for _, w := range workers {
-		wg.Go(func() { w.run(ctx) })
+	for _, ft := range p.topics {
+		// A topic that stops (on_exhausted: stop) has said so; the others go on.
+		wg.Go(func() { _ = p.engine.RunTopic(ctx, ft.t, ft.saved, ft.store) })
 	}
 	<-ctx.Done() // also with no routes: Run lasts as long as ctx
 	wg.Wait()
 	return nil
 }
 
-// bind gives a route's workers their source and a relay its destination.
+// bind gives a relay its destination.
 func (r preparedRoute) bind(backends map[string]Backend) error {
-	source, err := backendNamed(backends, r.route.Server)
-	if err != nil {
-		return err
-	}
-	for _, w := range r.workers {
-		w.source = source
-	}
 	if rs, ok := r.sink.(*relaySink); ok {
+		var err error
 		if rs.dest, err = backendNamed(backends, r.route.Sink.Relay.Server); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
@@ -301,54 +299,42 @@ func withRouteDefaults(r config.Route) config.Route {
 	return r
 }
 
-// setUpRoute checks route i, prepares its state dir and loads its topics'
-// saved state: everything that can fail before a worker starts and needs no
-// server.
-func setUpRoute(o Options, i int, r config.Route) (preparedRoute, error) {
-	fail := func(format string, a ...any) (preparedRoute, error) {
-		return preparedRoute{}, fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
-	}
-	if err := r.Check(i); err != nil {
-		return preparedRoute{}, err
+// loadRoute prepares route i's state dir and reads its topics' state files:
+// everything about its state that can fail before a worker starts.
+func loadRoute(o Options, i int, r config.Route) ([]fileTopic, error) {
+	fail := func(format string, a ...any) ([]fileTopic, error) {
+		return nil, fmt.Errorf("serve.routes[%d] (route %q): %s", i, r.Name, fmt.Sprintf(format, a...))
 	}
 	dir := filepath.Join(o.StateDir, r.Name)
 	if err := prepareStateDir(dir); err != nil {
 		return fail("%v", err)
 	}
-	var workers []*worker
+	var topics []fileTopic
 	for j, t := range r.Topics {
 		local, err := runtime.RoomLocalpart(seam.Topic(t))
 		if err != nil {
 			return fail("topics[%d]: %v", j, err)
 		}
 		file := stateFile{path: filepath.Join(dir, stateFileName(local))}
-		saved, found, err := file.load()
+		st, found, err := file.load()
 		if err != nil {
 			return fail("topics[%d]: %v", j, err)
 		}
-		if found && saved.Topic != "" && saved.Topic != t {
-			return fail("topics[%d]: %s holds the state of topic %q, not %q", j, file.path, saved.Topic, t)
+		if found && st.Topic != "" && st.Topic != t {
+			return fail("topics[%d]: %s holds the state of topic %q, not %q", j, file.path, st.Topic, t)
 		}
-		saved.Topic = t
-		w := newWorker(o, r, t, saved, found)
-		w.file = file
-		workers = append(workers, w)
+		ft := fileTopic{t: Topic{Route: r.Name, Topic: t}, store: fileStore{file: file, topic: t}}
+		if found {
+			ft.saved = &State{Cursor: st.Cursor, RelayLast: st.RelayLast}
+		}
+		topics = append(topics, ft)
 	}
-
-	pr, err := newSinks(o, r)
-	if err != nil {
-		return fail("%v", err)
-	}
-	for _, w := range workers {
-		w.sink, w.deadLetter = pr.sink, pr.deadLetter
-	}
-	pr.workers = workers
-	return pr, nil
+	return topics, nil
 }
 
 // newWorker makes the worker of one topic of r; its caller gives it where its
 // state lives, and Run or RunTopic its source (and the route's sink).
-func newWorker(o Options, r config.Route, topic string, saved topicState, found bool) *worker {
+func newWorker(o Options, r config.Route, topic string, saved State, found bool) *worker {
 	return &worker{
 		route: r, topic: seam.Topic(topic), state: saved, resumed: found,
 		wait: o.Wait, metrics: o.Metrics, progress: o.Progress,

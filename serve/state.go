@@ -54,15 +54,6 @@ type topicState struct {
 	RelayLast seam.BackendMsgID `json:"relay_last"`
 }
 
-// store is where a worker's topicState lives: a state file when serve runs
-// alone, etcd in a cluster.
-type store interface {
-	// save records st before the next delivery; ErrFenced stops the worker.
-	save(ctx context.Context, st topicState) error
-	// check says whether the worker may deliver now; ErrFenced stops it.
-	check(ctx context.Context) error
-}
-
 // maxStateName bounds the names the engine gives files and directories under
 // the state dir: a route's directory and a topic's state file. File systems
 // take 255 bytes (some fewer); a temp file's name adds about 16 to a state
@@ -87,13 +78,19 @@ func stateFileName(local string) string {
 // stateFile is where a topicState lives when serve runs alone.
 type stateFile struct{ path string }
 
-// fileStore is a stateFile as a worker's store.
-type fileStore struct{ stateFile }
+// fileStore is a topic's state file as its Store: nothing fences it (the
+// state dir's lock keeps other processes out).
+type fileStore struct {
+	file  stateFile
+	topic string
+}
 
-var _ store = fileStore{}
+var _ Store = fileStore{}
 
-func (f fileStore) save(_ context.Context, st topicState) error { return f.stateFile.save(st) }
-func (fileStore) check(context.Context) error                   { return nil }
+func (f fileStore) Save(_ context.Context, st State) error {
+	return f.file.save(topicState{Topic: f.topic, Cursor: st.Cursor, RelayLast: st.RelayLast})
+}
+func (fileStore) Check(context.Context) error { return nil }
 
 // tempMark is in the name of every temp file of an atomic write
 // (".<localpart>.json.tmp-<random>"), so leftovers of a crash can be found.

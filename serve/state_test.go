@@ -208,10 +208,10 @@ func TestLongTopicsGetSafeStateFileNames(t *testing.T) {
 	p, err := Prepare(Options{StateDir: dir, Routes: []config.Route{{Name: "r", Topics: topics, Sink: config.Sink{Stdout: &config.StdoutSink{}}}}})
 	require.NoError(t, err)
 	defer p.Close()
-	for i, w := range p.routes[0].workers {
-		assert.LessOrEqual(t, len(filepath.Base(w.file.path)), maxStateName)
-		require.NoError(t, w.file.save(topicState{Topic: topics[i], Cursor: "c"}))
-		st, found, err := w.file.load()
+	for i, ft := range p.topics {
+		assert.LessOrEqual(t, len(filepath.Base(ft.store.file.path)), maxStateName)
+		require.NoError(t, ft.store.Save(context.Background(), State{Cursor: "c"}))
+		st, found, err := ft.store.file.load()
 		require.NoError(t, err)
 		require.True(t, found)
 		assert.Equal(t, topics[i], st.Topic)
@@ -219,8 +219,8 @@ func TestLongTopicsGetSafeStateFileNames(t *testing.T) {
 	p.Close()
 	p, err = Prepare(Options{StateDir: dir, Routes: []config.Route{{Name: "r", Topics: topics, Sink: config.Sink{Stdout: &config.StdoutSink{}}}}})
 	require.NoError(t, err, "prepared again: every state file is found and is its own topic's")
-	for _, w := range p.routes[0].workers {
-		assert.True(t, w.resumed)
+	for _, ft := range p.topics {
+		assert.NotNil(t, ft.saved, "%s: its state is found", ft.t.Topic)
 	}
 	p.Close()
 }

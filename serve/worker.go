@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/parley-go/parley-xmpp/config"
+	"github.com/parley-go/parley-xmpp/internal/ctxtime"
 	"github.com/parley-go/parley-xmpp/seam"
 )
 
@@ -21,10 +22,9 @@ type worker struct {
 	sink   sink
 	// deadLetter takes what the sink gave up on (on_exhausted: dead_letter).
 	deadLetter sink
-	file       stateFile // where the state is saved when store is nil
-	store      store     // where the state is saved (a cluster's etcd); nil: file
-	state      topicState
-	resumed    bool // state was read from the file or the store
+	store      Store // where the state is saved: a state file, or a cluster's etcd
+	state      State
+	resumed    bool // state was read from the store
 
 	wait     time.Duration
 	metrics  Recorder
@@ -199,7 +199,7 @@ func (w *worker) forward(ctx context.Context, page seam.FetchRecentResult) bool 
 func (w *worker) save(ctx context.Context) bool {
 	retry := w.newBackOff()
 	for {
-		err := w.cursors().save(ctx, w.state)
+		err := w.store.Save(ctx, w.state)
 		if err == nil {
 			return true
 		}
@@ -215,20 +215,12 @@ func (w *worker) save(ctx context.Context) bool {
 	}
 }
 
-// cursors is where the worker's state lives.
-func (w *worker) cursors() store {
-	if w.store != nil {
-		return w.store
-	}
-	return fileStore{w.file}
-}
-
 // mayDeliver asks the store whether this worker may deliver now, retrying
 // while the store can't tell; false when it may never (fenced) or ctx ended.
 func (w *worker) mayDeliver(ctx context.Context) bool {
 	retry := w.newBackOff()
 	for {
-		err := w.cursors().check(ctx)
+		err := w.store.Check(ctx)
 		if err == nil {
 			return true
 		}
@@ -274,14 +266,5 @@ func describeCursor(c seam.Cursor) string {
 	return "cursor " + string(c)
 }
 
-// sleep waits d, or less if ctx ends first; it says whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// sleep is ctxtime.Sleep.
+var sleep = ctxtime.Sleep
