@@ -76,6 +76,16 @@ var (
 	// each claim more; 10000 rows that aren't messages); reading stopped
 	// rather than page for as long as the server keeps answering.
 	ErrArchiveRunaway = vocab.ErrArchiveRunaway
+	// ErrArchiveRefused: the server answered a request about the room's
+	// archive (its disco#info, a MAM query) with an error other than "no
+	// archive here" (seam.ErrNoArchive).
+	ErrArchiveRefused = vocab.ErrArchiveRefused
+	// ErrArchiveGarbled: the server's archive answer can't be used: a row
+	// without an id, an id that can't be a cursor.
+	ErrArchiveGarbled = vocab.ErrArchiveGarbled
+	// ErrHandlerPanicked: a subscription's handler panicked
+	// (RoomSubscriberPanicked's Err); the subscription continues.
+	ErrHandlerPanicked = vocab.ErrHandlerPanicked
 
 	// The connection.
 

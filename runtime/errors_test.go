@@ -1,12 +1,15 @@
 package runtime_test
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/parley-go/parley-xmpp/internal/vocab"
 	"github.com/parley-go/parley-xmpp/runtime"
@@ -37,6 +40,9 @@ var sentinels = []struct {
 	{"ErrActorFailed", runtime.ErrActorFailed, vocab.ErrActorFailed},
 	{"ErrArchiveStalled", runtime.ErrArchiveStalled, vocab.ErrArchiveStalled},
 	{"ErrArchiveRunaway", runtime.ErrArchiveRunaway, vocab.ErrArchiveRunaway},
+	{"ErrArchiveRefused", runtime.ErrArchiveRefused, vocab.ErrArchiveRefused},
+	{"ErrArchiveGarbled", runtime.ErrArchiveGarbled, vocab.ErrArchiveGarbled},
+	{"ErrHandlerPanicked", runtime.ErrHandlerPanicked, vocab.ErrHandlerPanicked},
 	{"ErrLinkLost", runtime.ErrLinkLost, vocab.ErrLinkLost},
 	{"ErrIQTimeout", runtime.ErrIQTimeout, vocab.ErrIQTimeout},
 	{"ErrKeepAlive", runtime.ErrKeepAlive, vocab.ErrKeepAlive},
@@ -165,5 +171,59 @@ func TestAliasesNameTheVocabulary(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no alias found: the test reads the wrong files")
+	}
+}
+
+// sentinelFree are the error paths in the runtime and the actors that wrap no
+// sentinel, on purpose, and why.
+var sentinelFree = map[string]string{}
+
+// Every error the runtime and its actors make wraps a sentinel (%w): an error
+// made in a function with fmt.Errorf without %w, or with errors.New, is one a
+// caller can't tell apart with errors.Is.
+func TestEveryErrorPathWrapsASentinel(t *testing.T) {
+	for _, dir := range []string{".", "../actors/room", "../actors/session", "../actors/archive", "../actors/subscriber", "../actors/notifier", "../supervision"} {
+		fset := token.NewFileSet()
+		paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		require.NoError(t, err)
+		for _, path := range paths {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			require.NoError(t, err)
+			for _, d := range f.Decls {
+				fn, ok := d.(*ast.FuncDecl)
+				if !ok || fn.Body == nil {
+					continue
+				}
+				ast.Inspect(fn.Body, func(n ast.Node) bool {
+					call, ok := n.(*ast.CallExpr)
+					if !ok {
+						return true
+					}
+					sel, ok := call.Fun.(*ast.SelectorExpr)
+					if !ok {
+						return true
+					}
+					pkg, _ := sel.X.(*ast.Ident)
+					if pkg == nil {
+						return true
+					}
+					where := fmt.Sprintf("%s:%d", filepath.Base(path), fset.Position(call.Pos()).Line)
+					switch {
+					case pkg.Name == "errors" && sel.Sel.Name == "New":
+						if sentinelFree[where] == "" {
+							t.Errorf("%s: errors.New in a function wraps no sentinel", where)
+						}
+					case pkg.Name == "fmt" && sel.Sel.Name == "Errorf" && len(call.Args) > 0:
+						if lit, ok := call.Args[0].(*ast.BasicLit); ok && !strings.Contains(lit.Value, "%w") && sentinelFree[where] == "" {
+							t.Errorf("%s: fmt.Errorf(%s) wraps no sentinel", where, lit.Value)
+						}
+					}
+					return true
+				})
+			}
+		}
 	}
 }

@@ -646,7 +646,7 @@ func (rt *Runtime) Subscribe(ctx context.Context, topic seam.Topic, h seam.Handl
 				slog.String("topic", string(topic)), slog.String("id", string(m.BackendMsgID)), slog.String("panic", fmt.Sprint(r)),
 				slog.String("stack", string(debug.Stack())))
 		}
-		root.Send(notify, &RoomEvent{Topic: topic, Kind: RoomSubscriberPanicked, Err: fmt.Errorf("handler panicked on %s: %v", m.BackendMsgID, r), At: time.Now()})
+		root.Send(notify, &RoomEvent{Topic: topic, Kind: RoomSubscriberPanicked, Err: fmt.Errorf("%w on %s: %v", ErrHandlerPanicked, m.BackendMsgID, r), At: time.Now()})
 	}
 	res, err := rt.toRoom(ctx, topic, &room.Subscribe{Handler: h, OnPanic: onPanic})
 	if err != nil {

@@ -329,7 +329,7 @@ func (a *Archive) disco(ctx actor.Context, to string, then func([]string, error)
 		case res.IQ.Error != nil && res.IQ.Error.Condition == "item-not-found":
 			then(nil, errMissing)
 		case res.IQ.Error != nil || res.IQ.Type == "error":
-			then(nil, fmt.Errorf("archive: disco#info of %s: %v", to, res.IQ.Error))
+			then(nil, fmt.Errorf("%w: disco#info of %s: %v", vocab.ErrArchiveRefused, to, res.IQ.Error))
 		default:
 			then(res.IQ.Features, nil)
 		}
@@ -746,12 +746,12 @@ func (a *Archive) onIQResult(res *session.IQResult) {
 	delete(a.queries, p.queryID)
 	res.MAM = p.rows
 	if p.tooMany && res.Err == nil {
-		res.Err = fmt.Errorf("archive: %s sent more than %d results for one query", p.to, a.cfg.MaxResults)
+		res.Err = fmt.Errorf("%w: %s sent more than %d results for one query", vocab.ErrArchiveRunaway, p.to, a.cfg.MaxResults)
 	}
 	p.then(res)
 }
 
-var errMissing = errors.New("archive: item-not-found")
+var errMissing = fmt.Errorf("%w: item-not-found", vocab.ErrArchiveRefused)
 
 // check turns an IQ answer into the page's rows and <fin/>, or an error.
 func (a *Archive) check(res *session.IQResult) ([]stanza.MAMResult, stanza.Fin, error) {
@@ -768,26 +768,26 @@ func (a *Archive) check(res *session.IQResult) ([]stanza.MAMResult, stanza.Fin, 
 		case "service-unavailable", "feature-not-implemented":
 			return nil, stanza.Fin{}, fmt.Errorf("%w: %s refused a MAM query (%v); enable MAM for the MUC service (Prosody: muc_mam; ejabberd: mod_mam)", seam.ErrNoArchive, a.cfg.Room, e)
 		default:
-			return nil, stanza.Fin{}, fmt.Errorf("archive: %s refused a MAM query: %v", a.cfg.Room, e)
+			return nil, stanza.Fin{}, fmt.Errorf("%w: %s refused a MAM query: %v", vocab.ErrArchiveRefused, a.cfg.Room, e)
 		}
 	}
 	fin, err := stanza.ParseFin(res.IQ.Payload)
 	if err != nil {
-		return nil, stanza.Fin{}, fmt.Errorf("archive: answer of %s: %w", a.cfg.Room, err)
+		return nil, stanza.Fin{}, fmt.Errorf("%w: answer of %s: %w", vocab.ErrArchiveGarbled, a.cfg.Room, err)
 	}
 	for _, r := range res.MAM {
 		if r.ID == "" {
-			return nil, stanza.Fin{}, fmt.Errorf("archive: %s sent an unreadable or id-less result", a.cfg.Room)
+			return nil, stanza.Fin{}, fmt.Errorf("%w: %s sent an unreadable or id-less result", vocab.ErrArchiveGarbled, a.cfg.Room)
 		}
 		// The id becomes a message's id and cursor, which callers save and
 		// give back: one that can't be given back is refused here.
 		if err := stanza.CheckID(r.ID); err != nil {
-			return nil, stanza.Fin{}, fmt.Errorf("archive: %s sent a result whose id can't be a cursor: %v", a.cfg.Room, err)
+			return nil, stanza.Fin{}, fmt.Errorf("%w: %s sent a result whose id can't be a cursor: %v", vocab.ErrArchiveGarbled, a.cfg.Room, err)
 		}
 	}
 	for _, id := range []string{fin.First, fin.Last} {
 		if err := stanza.CheckID(id); id != "" && err != nil {
-			return nil, stanza.Fin{}, fmt.Errorf("archive: %s ended a page with an id that can't be a cursor: %v", a.cfg.Room, err)
+			return nil, stanza.Fin{}, fmt.Errorf("%w: %s ended a page with an id that can't be a cursor: %v", vocab.ErrArchiveGarbled, a.cfg.Room, err)
 		}
 	}
 	return res.MAM, fin, nil

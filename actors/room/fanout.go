@@ -285,7 +285,7 @@ func (f *fanout) subscribe(ctx actor.Context, m *Subscribe, sender *actor.PID) {
 
 func (f *fanout) onSpawned(ctx actor.Context, m *spawned) {
 	if m.pid == nil {
-		ctx.Send(m.sender, &Subscribed{Err: fmt.Errorf("room: starting a subscriber: %v", m.err)})
+		ctx.Send(m.sender, &Subscribed{Err: fmt.Errorf("%w: room: starting a subscriber: %v", vocab.ErrActorFailed, m.err)})
 		return
 	}
 	f.subs = append(f.subs, &sub{pid: m.pid, gate: m.gate, cursor: f.last})

@@ -71,7 +71,7 @@ type ledger struct {
 
 func (l *ledger) onPost(ctx actor.Context, m *Post, sender *actor.PID) {
 	if _, dup := l.posts[m.Origin]; dup {
-		ctx.Send(sender, &Posted{Err: fmt.Errorf("room: origin-id %q already in flight", m.Origin)})
+		ctx.Send(sender, &Posted{Err: fmt.Errorf("%w: room: origin-id %q already in flight", seam.ErrInvalidArgument, m.Origin)})
 		return
 	}
 	l.s.occ.whenJoined(ctx, m, sender)

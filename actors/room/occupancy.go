@@ -518,7 +518,7 @@ func (o *occupancy) startSettling(ctx actor.Context) {
 	s.ask(ctx, s.archive, &archive.Tail{}, 3*session.MaxIQStretch*s.cfg.IQTimeout+5*time.Second, func(res any, err error) any {
 		t, ok := res.(*archive.TailResult)
 		if !ok {
-			t = &archive.TailResult{Err: fmt.Errorf("room: archive tail of %s: %v", s.cfg.JID, err)}
+			t = &archive.TailResult{Err: fmt.Errorf("%w: room: archive tail of %s: no answer from the archive actor (%v)", vocab.ErrActorFailed, s.cfg.JID, err)}
 		}
 		return &tailAnswer{epoch: epoch, res: t}
 	})

@@ -249,7 +249,7 @@ func (s *state) readArchive(ctx actor.Context, q *archive.Query, r *read) {
 	s.ask(ctx, s.archive, q, time.Duration(pages)*session.MaxIQStretch*s.cfg.IQTimeout, func(res any, err error) any {
 		a, ok := res.(*archive.Result)
 		if !ok {
-			a = &archive.Result{Err: fmt.Errorf("room: reading the archive of %s: %v", s.cfg.JID, err)}
+			a = &archive.Result{Err: fmt.Errorf("%w: room: reading the archive of %s: no answer from the archive actor (%v)", vocab.ErrActorFailed, s.cfg.JID, err)}
 		}
 		return &archiveAnswer{read: r, res: a}
 	})

@@ -29,6 +29,11 @@ var (
 	// An archive read's.
 	ErrArchiveStalled = errors.New("archive: page did not advance")
 	ErrArchiveRunaway = errors.New("archive: paging did not end")
+	ErrArchiveRefused = errors.New("archive: the server refused the request")
+	ErrArchiveGarbled = errors.New("archive: the server's answer can't be used")
+
+	// A subscriber's handler's.
+	ErrHandlerPanicked = errors.New("parley-xmpp: the handler panicked")
 
 	// Supervision's.
 	ErrActorFailed = errors.New("supervision: the actor handling this request failed")
