@@ -306,21 +306,26 @@ func orDefault[T int | time.Duration](v *T, def T) {
 // anywhere else TLS is required (STARTTLS, or xmpps:// from the first byte).
 // One login at a time: the runtime's dials share a gate.
 func (r *resolved) connOptions() xmppconn.Options {
-	plaintextOK := (r.loopback || r.AllowPlaintext) && r.TLSConfig == nil
-	return xmppconn.Options{
-		Logins:          xmppconn.NewLoginGate(),
-		Addr:            r.addr,
-		User:            r.Username + "@" + r.Domain,
-		Password:        r.Password,
-		Resource:        "parley-" + strings.ToLower(rand.Text()[:8]),
-		DirectTLS:       r.directTLS,
-		RequireTLS:      !r.directTLS && !plaintextOK,
-		AllowPlaintext:  plaintextOK,
-		TLSConfig:       r.TLSConfig,
-		DialTimeout:     r.DialTimeout,
-		MaxStanzaBytes:  r.MaxStanzaBytes,
-		MaxInboundBytes: r.MaxInboundStanzaBytes,
+	o := xmppconn.OptionsFor(r.dialPlan())
+	o.Logins = xmppconn.NewLoginGate()
+	return o
+}
 
+// dialPlan is how the runtime logs in (connOptions, and ProbeConfig.Dial).
+func (r *resolved) dialPlan() DialPlan {
+	plaintextOK := (r.loopback || r.AllowPlaintext) && r.TLSConfig == nil
+	return DialPlan{
+		Addr:                    r.addr,
+		User:                    r.Username + "@" + r.Domain,
+		Password:                r.Password,
+		Resource:                "parley-" + strings.ToLower(rand.Text()[:8]),
+		DirectTLS:               r.directTLS,
+		RequireTLS:              !r.directTLS && !plaintextOK,
+		AllowPlaintext:          plaintextOK,
+		TLSConfig:               r.TLSConfig,
+		DialTimeout:             r.DialTimeout,
+		MaxStanzaBytes:          r.MaxStanzaBytes,
+		MaxInboundBytes:         r.MaxInboundStanzaBytes,
 		DisableStreamManagement: r.DisableStreamManagement,
 	}
 }

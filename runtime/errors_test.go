@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path/filepath"
+	goreflect "reflect"
 	"strings"
 	"testing"
 
@@ -224,6 +225,19 @@ func TestEveryErrorPathWrapsASentinel(t *testing.T) {
 					return true
 				})
 			}
+		}
+	}
+}
+
+// ProbeConfig shows no internal type but the vocabulary's, which runtime
+// names (DialPlan): doctor reads it without reaching into the runtime's
+// insides.
+func TestProbeConfigExposesNoInternalType(t *testing.T) {
+	pt := goreflect.TypeFor[runtime.ProbeConfig]()
+	for i := range pt.NumField() {
+		f := pt.Field(i)
+		if p := f.Type.PkgPath(); strings.Contains(p, "/internal/") && !strings.HasSuffix(p, "/internal/vocab") {
+			t.Errorf("ProbeConfig.%s is a %s", f.Name, f.Type)
 		}
 	}
 }

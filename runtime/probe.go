@@ -3,7 +3,7 @@ package runtime
 import (
 	"time"
 
-	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/internal/vocab"
 )
 
 // ProbeConfig is a Config resolved as New resolves it (environment, defaults),
@@ -18,8 +18,11 @@ type ProbeConfig struct {
 	MAMPageSize     int
 	RequestTimeout  time.Duration
 	// Dial is how the runtime logs in: address, TLS policy, credentials.
-	Dial xmppconn.Options
+	Dial DialPlan
 }
+
+// DialPlan is how the runtime logs in: where, with which TLS policy, as whom.
+type DialPlan = vocab.DialPlan
 
 // Probe resolves c for a diagnosis; it fails as New does on a bad Config.
 func Probe(c Config) (ProbeConfig, error) {
@@ -30,6 +33,6 @@ func Probe(c Config) (ProbeConfig, error) {
 	return ProbeConfig{
 		Service: r.Service, Domain: r.Domain, MUCService: r.MUCService, Username: r.Username,
 		Loopback: r.loopback, MaxContentBytes: r.MaxContentBytes, MAMPageSize: r.MAMPageSize,
-		RequestTimeout: r.RequestTimeout, Dial: r.connOptions(),
+		RequestTimeout: r.RequestTimeout, Dial: r.dialPlan(),
 	}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-go/parley-xmpp/internal/stanza"
 	"github.com/parley-go/parley-xmpp/internal/xmppconn"
+	"github.com/parley-go/parley-xmpp/runtime"
 )
 
 // errLinkLost: the server ended the stream while the doctor waited.
@@ -31,8 +32,8 @@ type client struct {
 	once    sync.Once
 }
 
-func dial(ctx context.Context, o xmppconn.Options, timeout time.Duration) (*client, error) {
-	conn, err := xmppconn.Dial(ctx, o)
+func dial(ctx context.Context, p runtime.DialPlan, timeout time.Duration) (*client, error) {
+	conn, err := xmppconn.Dial(ctx, xmppconn.OptionsFor(p))
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@
 package vocab
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -157,4 +158,21 @@ func (a Allowlist) Check() error {
 		}
 	}
 	return nil
+}
+
+// DialPlan is how the runtime logs in: where, with which TLS policy, as whom
+// (runtime.ProbeConfig shows it to parley-xmpp doctor, which logs in the same
+// way).
+type DialPlan struct {
+	Addr           string // host:port
+	DirectTLS      bool   // TLS from the first byte (xmpps://)
+	RequireTLS     bool   // STARTTLS, or no login
+	AllowPlaintext bool   // the password may go over an unencrypted stream (a loopback server, or Config.AllowPlaintext)
+	TLSConfig      *tls.Config
+	// User is the account's bare JID; Resource the one the login asks for.
+	User, Password, Resource string
+	DialTimeout              time.Duration
+	MaxStanzaBytes           int // outbound
+	MaxInboundBytes          int
+	DisableStreamManagement  bool
 }

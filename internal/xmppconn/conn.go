@@ -105,6 +105,17 @@ type Options struct {
 	ResumeWithin time.Duration
 }
 
+// OptionsFor is the Options of a login planned as p (the runtime's and
+// doctor's one way from a DialPlan to a login); Logins is left to the caller.
+func OptionsFor(p vocab.DialPlan) Options {
+	return Options{
+		Addr: p.Addr, User: p.User, Password: p.Password, Resource: p.Resource,
+		DirectTLS: p.DirectTLS, RequireTLS: p.RequireTLS, AllowPlaintext: p.AllowPlaintext, TLSConfig: p.TLSConfig,
+		DialTimeout: p.DialTimeout, MaxStanzaBytes: p.MaxStanzaBytes, MaxInboundBytes: p.MaxInboundBytes,
+		DisableStreamManagement: p.DisableStreamManagement,
+	}
+}
+
 // Size defaults. Prosody's default c2s stanza limit and ejabberd's usual
 // max_stanza_size are 256 KiB; the outbound default stays below that, with room
 // for a server that counts a little more than the bytes we write.
