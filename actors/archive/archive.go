@@ -72,7 +72,7 @@ type Config struct {
 	MaxExtraPages     int
 	MaxIdlePages      int
 	MaxNonMessageRows int
-	Logger            *slog.Logger
+	Logger            *slog.Logger // the room's, which names the room and topic: the archive adds neither
 	// Metrics, when it implements observe.RowDropper, counts the rows a read
 	// dropped as sent again (nil: not counted).
 	Metrics observe.Room
@@ -432,7 +432,7 @@ func (q *query) abandoned(ctx actor.Context) bool {
 	default:
 		return false
 	}
-	q.a.cfg.Logger.Debug("archive: read abandoned by its caller; paging stops", "room", q.a.cfg.Room, "pages", q.pages)
+	q.a.cfg.Logger.Debug("archive: read abandoned by its caller; paging stops", "pages", q.pages) // the room's logger names the room
 	ctx.Send(q.replyTo, &Result{Err: fmt.Errorf("%w (after %d pages of %s)", ErrAbandoned, q.pages, q.a.cfg.Room)})
 	return true
 }
@@ -506,7 +506,7 @@ func (q *query) fresh(rows []stanza.MAMResult, p stanza.Page) []stanza.MAMResult
 		out = append(out, r)
 	}
 	if n := len(rows) - len(out); n > 0 {
-		q.a.cfg.Logger.Debug("archive: dropped rows sent again", "room", q.a.cfg.Room, "rows", n)
+		q.a.cfg.Logger.Debug("archive: dropped rows sent again", "rows", n)
 		if d, ok := q.a.cfg.Metrics.(observe.RowDropper); ok {
 			d.ArchiveRowsDropped(n)
 		}
