@@ -94,9 +94,6 @@ func (e *Engine) Bind(backends map[string]Backend) error {
 			continue
 		}
 		r := e.routes[t.Route]
-		if _, err := backendNamed(backends, r.route.Server); err != nil {
-			return fmt.Errorf("serve.routes[%d] (route %q): %w", r.index, t.Route, err)
-		}
 		if err := r.bind(backends); err != nil {
 			return fmt.Errorf("serve.routes[%d] (route %q): %w", r.index, t.Route, err)
 		}

@@ -253,8 +253,12 @@ func (p *Prepared) Run(ctx context.Context, backends map[string]Backend) error {
 	return nil
 }
 
-// bind gives a relay its destination.
+// bind checks that the route's server has a backend (each topic's worker
+// reads from it: RunTopic) and gives a relay its destination.
 func (r preparedRoute) bind(backends map[string]Backend) error {
+	if _, err := backendNamed(backends, r.route.Server); err != nil {
+		return err
+	}
 	if rs, ok := r.sink.(*relaySink); ok {
 		var err error
 		if rs.dest, err = backendNamed(backends, r.route.Sink.Relay.Server); err != nil {

@@ -25,7 +25,7 @@
 //     not seen before in this read".
 //   - A read is bounded (Config.MaxExtraPages, MaxIdlePages,
 //     MaxNonMessageRows): a server whose paging never ends fails it with
-//     ErrRunaway. And it stops as soon as nobody waits for it (Query.Done):
+//     vocab.ErrArchiveRunaway. And it stops as soon as nobody waits for it (Query.Done):
 //     no page is asked for after.
 package archive
 
@@ -67,7 +67,7 @@ type Config struct {
 	// ceil(Limit/PageSize) its limit needs; MaxIdlePages the pages in a row
 	// that bring no new row though the server says there is more;
 	// MaxNonMessageRows the rows one read passes over that aren't messages.
-	// Past any of them the read fails with ErrRunaway (the room passes the
+	// Past any of them the read fails with vocab.ErrArchiveRunaway (the room passes the
 	// internal/defaults MaxArchive* constants).
 	MaxExtraPages     int
 	MaxIdlePages      int

@@ -75,7 +75,7 @@ const (
 // each with a fresh RSM <last/> and complete=false) can't keep a read, and the
 // link, busy for ever. Each read of the archive (one FetchRecent, one replay
 // after a rejoin, one page for lagging subscribers) stops with
-// archive.ErrRunaway past any of these.
+// vocab.ErrArchiveRunaway past any of these.
 const (
 	// MaxArchiveExtraPages: MAM queries a read may send beyond those its
 	// limit needs at MAMPageSize rows a page (so a larger MaxFetchLimit or a
